@@ -1,0 +1,60 @@
+//! The output directory: results are written into a hidden staging directory inside it and
+//! moved into place only when everything succeeded, so a failed run leaves no partial
+//! results (the staging directory is removed when dropped).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// A staging area whose files become the output directory's on [`Staging::commit`].
+pub struct Staging {
+    dir: PathBuf,
+    staging: tempfile::TempDir,
+    files: Vec<String>,
+}
+
+impl Staging {
+    /// Prepares `dir` (created if missing). Refuses when any of `names` already exists
+    /// there, unless `force`.
+    pub fn new(dir: &Path, names: &[&str], force: bool) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the output directory", dir.display()))?;
+        if !force {
+            let existing: Vec<&str> = names.iter().copied().filter(|n| dir.join(n).exists()).collect();
+            if !existing.is_empty() {
+                bail!(
+                    "{}: already holds results ({}); pass --force to overwrite",
+                    dir.display(),
+                    existing.join(", ")
+                );
+            }
+        }
+        let staging = tempfile::Builder::new()
+            .prefix(".unmix-staging-")
+            .tempdir_in(dir)
+            .with_context(|| format!("{}: cannot write to the output directory", dir.display()))?;
+        Ok(Self { dir: dir.to_path_buf(), staging, files: Vec::new() })
+    }
+
+    /// Path in the staging area of output file `name`; remembered for [`commit`](Self::commit).
+    pub fn path(&mut self, name: &str) -> PathBuf {
+        if !self.files.iter().any(|f| f == name) {
+            self.files.push(name.to_string());
+        }
+        self.staging.path().join(name)
+    }
+
+    /// Moves every staged file into the output directory.
+    pub fn commit(self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for name in &self.files {
+            let from = self.staging.path().join(name);
+            if !from.exists() {
+                continue;
+            }
+            let to = self.dir.join(name);
+            std::fs::rename(&from, &to).with_context(|| format!("{}: cannot move result into place", to.display()))?;
+            out.push(to);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,221 @@
+//! PNG plots of a separation, after the paper's figures: training curves (Figures 2/7),
+//! each source's histogram with its learned GMM density (Figures 4–6), and true versus
+//! estimated sources with the posterior uncertainty band (Figure 3).
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use unmix_core::Recording;
+use unmix_dsp::metrics::Score;
+use unmix_format::ModelWeights;
+use unmix_model::TrainingHistory;
+
+/// The bundled font (DejaVu Sans, see data/fonts/LICENSE-DejaVu.txt): plots look the same
+/// on every machine and need no system font library.
+static FONT: &[u8] = include_bytes!("../../data/fonts/DejaVuSans.ttf");
+
+fn register_font() -> Result<()> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        result = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+            .map_err(|_| anyhow!("the bundled plot font could not be loaded"));
+    });
+    result
+}
+
+fn err<E: std::fmt::Debug>(path: &Path) -> impl FnOnce(E) -> anyhow::Error + '_ {
+    move |e| anyhow!("{}: cannot draw plot: {e:?}", path.display())
+}
+
+type Series = (String, Vec<(f64, f64)>);
+
+/// One panel of line series with a title and axis labels.
+fn line_panel(area: &DrawingArea<BitMapBackend, Shift>, title: &str, x_label: &str, series: &[Series]) -> Result<()> {
+    let points = series.iter().flat_map(|s| s.1.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in points.filter(|p| p.1.is_finite()) {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        return Ok(());
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-9);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(55)
+        .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
+        .map_err(|e| anyhow!("{e:?}"))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .label_style(("sans-serif", 12))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    for (i, (name, pts)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], color.stroke_width(2)));
+    }
+    if series.len() > 1 && series.len() <= 8 {
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 11))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+    }
+    Ok(())
+}
+
+/// Training curves: loss, its parts, posterior variances and every GMM parameter per epoch.
+pub fn training_curves(path: &Path, history: &TrainingHistory) -> Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (1400, 900)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let panels = root.split_evenly((2, 3));
+    let epochs = &history.epochs;
+    let curve = |f: &dyn Fn(&unmix_model::EpochRecord) -> f64| -> Vec<(f64, f64)> {
+        epochs.iter().map(|e| (e.epoch as f64, f(e))).collect()
+    };
+    let n = epochs.first().map_or(0, |e| e.posterior_var.len());
+    let k = epochs.first().and_then(|e| e.prior_means.first()).map_or(0, Vec::len);
+    let per_component = |f: &dyn Fn(&unmix_model::EpochRecord, usize, usize) -> f64| -> Vec<Series> {
+        (0..n)
+            .flat_map(|j| (0..k).map(move |c| (j, c)))
+            .map(|(j, c)| (format!("s{} k{}", j + 1, c + 1), curve(&|e| f(e, j, c))))
+            .collect()
+    };
+    line_panel(&panels[0], "total loss", "epoch", &[("loss".into(), curve(&|e| e.loss))])?;
+    line_panel(
+        &panels[1],
+        "reconstruction and KL",
+        "epoch",
+        &[("reconstruction".into(), curve(&|e| e.reconstruction)), ("KL (unweighted)".into(), curve(&|e| e.kl))],
+    )?;
+    let var_series: Vec<Series> =
+        (0..n).map(|j| (format!("σ²{}", j + 1), curve(&|e| e.posterior_var[j]))).collect();
+    line_panel(&panels[2], "posterior variances σ²", "epoch", &var_series)?;
+    line_panel(&panels[3], "GMM means", "epoch", &per_component(&|e, j, c| e.prior_means[j][c]))?;
+    line_panel(&panels[4], "GMM variances", "epoch", &per_component(&|e, j, c| e.prior_vars[j][c]))?;
+    line_panel(&panels[5], "GMM weights", "epoch", &per_component(&|e, j, c| e.prior_weights[j][c]))?;
+    root.present().map_err(err(path))?;
+    Ok(())
+}
+
+/// Each estimated source's histogram (posterior means on the training segment) with the
+/// learned GMM prior density over it.
+pub fn priors(path: &Path, sources: &Recording, weights: &ModelWeights) -> Result<()> {
+    register_font()?;
+    let n = sources.channels();
+    let cols = n.min(3);
+    let rows = n.div_ceil(cols);
+    let root = BitMapBackend::new(path, (480 * cols as u32, 360 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let panels = root.split_evenly((rows, cols));
+    for j in 0..n {
+        let values = sources.channel(j);
+        let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let (lo, hi) = (f64::from(lo), f64::from(hi).max(f64::from(lo) + 1e-6));
+        const BINS: usize = 60;
+        let width = (hi - lo) / BINS as f64;
+        let mut counts = [0usize; BINS];
+        for &v in &values {
+            counts[((f64::from(v) - lo) / width).floor().clamp(0.0, (BINS - 1) as f64) as usize] += 1;
+        }
+        let density: Vec<f64> = counts.iter().map(|&c| c as f64 / (values.len() as f64 * width)).collect();
+        let gmm: Vec<(f64, f64)> = (0..=200)
+            .map(|i| {
+                let x = lo + (hi - lo) * i as f64 / 200.0;
+                (x, f64::from(weights.prior.density(j, x as f32)))
+            })
+            .collect();
+        let top = density.iter().copied().chain(gmm.iter().map(|p| p.1)).fold(0.0f64, f64::max) * 1.1;
+        let mut chart = ChartBuilder::on(&panels[j])
+            .caption(format!("source {}: histogram and learned GMM prior", j + 1), ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(lo..hi, 0.0..top.max(1e-6))
+            .map_err(err(path))?;
+        chart.configure_mesh().label_style(("sans-serif", 12)).y_desc("density").draw().map_err(err(path))?;
+        chart
+            .draw_series(density.iter().enumerate().map(|(b, &d)| {
+                let x = lo + b as f64 * width;
+                Rectangle::new([(x, 0.0), (x + width, d)], BLUE.mix(0.35).filled())
+            }))
+            .map_err(err(path))?;
+        chart.draw_series(LineSeries::new(gmm, RED.stroke_width(2))).map_err(err(path))?;
+    }
+    root.present().map_err(err(path))?;
+    Ok(())
+}
+
+/// True sources against their matched estimates (z-scored, sign fixed) over the first
+/// frames, with the posterior ±σ band in the same units.
+pub fn truth_vs_estimate(
+    path: &Path,
+    truth: &Recording,
+    estimates: &Recording,
+    score: &Score,
+    posterior_std: &[f32],
+) -> Result<()> {
+    register_font()?;
+    const FRAMES: usize = 300;
+    let shown = truth.frames().min(estimates.frames()).min(FRAMES);
+    let n = truth.channels();
+    let root = BitMapBackend::new(path, (1200, 220 * n as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let panels = root.split_evenly((n, 1));
+    let zscore = |v: &[f32]| -> (Vec<f64>, f64) {
+        let m = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+        let sd = (v.iter().map(|&x| (f64::from(x) - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt().max(1e-12);
+        (v.iter().map(|&x| (f64::from(x) - m) / sd).collect(), sd)
+    };
+    for s in &score.sources {
+        let (t, _) = zscore(&truth.channel(s.truth));
+        let (e, sd) = zscore(&estimates.channel(s.estimate));
+        let band = f64::from(posterior_std.get(s.estimate).copied().unwrap_or(0.0)) / sd;
+        let e: Vec<f64> = e.iter().map(|v| v * s.sign).collect();
+        let mut chart = ChartBuilder::on(&panels[s.truth])
+            .caption(
+                format!("source {} vs estimate {} (|corr| {:.4})", s.truth + 1, s.estimate + 1, s.abs_corr),
+                ("sans-serif", 15),
+            )
+            .margin(6)
+            .x_label_area_size(22)
+            .y_label_area_size(40)
+            .build_cartesian_2d(0.0..shown as f64, -4.0..4.0)
+            .map_err(err(path))?;
+        chart.configure_mesh().label_style(("sans-serif", 11)).draw().map_err(err(path))?;
+        let upper: Vec<(f64, f64)> = (0..shown).map(|i| (i as f64, e[i] + band)).collect();
+        let lower: Vec<(f64, f64)> = (0..shown).rev().map(|i| (i as f64, e[i] - band)).collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new([upper, lower].concat(), RED.mix(0.2).filled())))
+            .map_err(err(path))?;
+        chart
+            .draw_series(LineSeries::new((0..shown).map(|i| (i as f64, t[i])), BLACK.stroke_width(1)))
+            .map_err(err(path))?
+            .label("true");
+        chart
+            .draw_series(LineSeries::new((0..shown).map(|i| (i as f64, e[i])), RED.stroke_width(1)))
+            .map_err(err(path))?
+            .label("estimate ± σ");
+    }
+    root.present().map_err(err(path))?;
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! `unmix separate`: train on a segment of the input, separate all of it, and write the
+//! sources, the model, a report and plots.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use unmix_core::Recording;
+use unmix_dsp::metrics::Score;
+use unmix_format::ModelFile;
+use unmix_infer::Separator;
+use unmix_io::{WavBlockReader, read_csv};
+use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig, TrainingHistory};
+use unmix_separate::{DEFAULT_MAX_TRAIN_FRAMES, SeparateConfig};
+
+use crate::apply::{apply_file, apply_recording, write_sources};
+use crate::output::Staging;
+use crate::{plot, score};
+
+/// Activation between hidden layers.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ActivationArg {
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Rectified linear unit.
+    Relu,
+    /// Leaky ReLU (slope 0.01).
+    LeakyRelu,
+    /// SiLU (swish).
+    Silu,
+}
+
+/// Arguments of `unmix separate`.
+#[derive(Args, Debug, Clone)]
+pub struct SeparateArgs {
+    /// Input recording: WAV (8/16/24/32-bit integer or float, any rate) or CSV (numeric
+    /// columns, optional header).
+    pub input: PathBuf,
+    /// Number of sources to separate (at most the number of channels).
+    #[arg(short = 'n', long = "sources")]
+    pub sources: usize,
+    /// Output directory: sources.wav (+ sources.csv for CSV input), model.unmix,
+    /// report.json and plots.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// True sources (WAV or CSV) to score against and plot.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Train on the first this many seconds of the input.
+    #[arg(long, conflicts_with = "train_samples")]
+    pub train_seconds: Option<f64>,
+    /// Train on the first this many frames of the input.
+    #[arg(long)]
+    pub train_samples: Option<usize>,
+    /// Cap on the training segment, in frames, when neither of the above is given.
+    #[arg(long, default_value_t = DEFAULT_MAX_TRAIN_FRAMES)]
+    pub max_train_samples: usize,
+    /// Keep all channels instead of PCA-whitening them to the number of sources (only
+    /// matters when there are more channels than sources).
+    #[arg(long)]
+    pub no_whiten: bool,
+    /// Gaussian components per source prior (K).
+    #[arg(long, default_value_t = 4)]
+    pub components: usize,
+    /// Hidden layer widths of the encoder and decoder, comma-separated; "" for linear.
+    #[arg(long, default_value = "32", value_delimiter = ',')]
+    pub hidden: Vec<String>,
+    /// Activation between hidden layers.
+    #[arg(long, value_enum, default_value_t = ActivationArg::Tanh)]
+    pub activation: ActivationArg,
+    /// Weight β of the KL term.
+    #[arg(long, default_value_t = 0.01)]
+    pub beta: f64,
+    /// Weight λ of the auxiliary reconstruction of the posterior mean (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub lambda: f64,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr: f64,
+    /// Maximum number of epochs (training stops earlier when the loss plateaus).
+    #[arg(long, default_value_t = 400)]
+    pub epochs: usize,
+    /// Frames per minibatch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Seed of initialisation, shuffling and sampling noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// burn CPU backend.
+    #[arg(long, default_value = "flex")]
+    pub backend: String,
+    /// Sample rate given to CSV input (CSV carries none), in Hz.
+    #[arg(long, default_value_t = 1)]
+    pub csv_rate: u32,
+    /// Skip the PNG plots.
+    #[arg(long)]
+    pub no_plots: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Overwrite results already in the output directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl SeparateArgs {
+    /// The defaults of every option, for `demo` and tests.
+    pub fn defaults(input: PathBuf, sources: usize, output: PathBuf) -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: SeparateArgs,
+        }
+        let n = sources.to_string();
+        let (i, o) = (input.to_string_lossy().into_owned(), output.to_string_lossy().into_owned());
+        Wrapper::parse_from(["separate", i.as_str(), "-n", n.as_str(), "-o", o.as_str()]).args
+    }
+
+    /// Turns the options into a checked separation configuration.
+    fn config(&self, sample_rate_hz: u32) -> Result<SeparateConfig> {
+        let hidden: Vec<usize> = self
+            .hidden
+            .iter()
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| h.trim().parse::<usize>().with_context(|| format!("--hidden: '{h}' is not a layer width")))
+            .collect::<Result<_>>()?;
+        let activation = match self.activation {
+            ActivationArg::Tanh => Activation::Tanh,
+            ActivationArg::Relu => Activation::Relu,
+            ActivationArg::LeakyRelu => Activation::LeakyRelu,
+            ActivationArg::Silu => Activation::Silu,
+        };
+        // inputs/sources are placeholders here; `unmix_separate::fit` fills them in.
+        let model = PdgmmVaeConfig::new(self.sources.max(1), self.sources.max(1))
+            .with_components(self.components)
+            .with_encoder_hidden(hidden.clone())
+            .with_decoder_hidden(hidden)
+            .with_activation(activation);
+        let training = TrainingConfig::new(model)
+            .with_beta(self.beta)
+            .with_lambda(self.lambda)
+            .with_learning_rate(self.lr)
+            .with_max_epochs(self.epochs)
+            .with_min_epochs(30.min(self.epochs))
+            .with_batch_size(self.batch_size)
+            .with_seed(self.seed);
+        training.check()?;
+        let max_train_frames = match (self.train_seconds, self.train_samples) {
+            (Some(s), _) if !(s.is_finite() && s > 0.0) => bail!("--train-seconds must be positive"),
+            (Some(s), _) => (s * f64::from(sample_rate_hz)).round() as usize,
+            (None, Some(n)) => n,
+            (None, None) => self.max_train_samples,
+        };
+        Ok(SeparateConfig {
+            sources: self.sources,
+            max_train_frames,
+            whiten: !self.no_whiten,
+            training,
+            backend: Backend::from_name(&self.backend)?,
+        })
+    }
+}
+
+/// What a separation produced.
+pub struct Outcome {
+    /// Scores against `--truth`, if given.
+    pub score: Option<Score>,
+}
+
+pub fn run(args: SeparateArgs) -> Result<Outcome> {
+    execute(&args)
+}
+
+const OUTPUTS: [&str; 7] =
+    ["sources.wav", "sources.csv", "model.unmix", "report.json", "training.png", "priors.png", "truth.png"];
+
+fn is_csv(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// Runs a whole separation job.
+pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
+    let started = Instant::now();
+    let input = &args.input;
+    if args.sources == 0 {
+        bail!("-n/--sources must be at least 1");
+    }
+    // 1. The training segment (the whole file for CSV, only the head for WAV).
+    let (segment, total_frames) = if is_csv(input) {
+        let rec = read_csv(input, args.csv_rate)?;
+        let frames = rec.frames();
+        (rec, frames)
+    } else {
+        let mut reader = WavBlockReader::open(input)?;
+        let config = args.config(reader.sample_rate_hz())?;
+        let mut head = Vec::new();
+        reader.read_block(&mut head, config.max_train_frames)?;
+        let total = reader.frames_total();
+        (Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), head)?, total)
+    };
+    let config = args.config(segment.sample_rate_hz())?;
+    if segment.channels() < args.sources {
+        bail!(
+            "{}: {} channels cannot be separated into {} sources (need at least as many channels as sources)",
+            input.display(),
+            segment.channels(),
+            args.sources
+        );
+    }
+    let mut out = Staging::new(&args.output, &OUTPUTS, args.force)?;
+    let read_s = started.elapsed().as_secs_f64();
+
+    // 2. Training.
+    let segment = segment.head(config.max_train_frames);
+    let bar = progress_bar(args.quiet, config.training.max_epochs);
+    let train_started = Instant::now();
+    let fitted = unmix_separate::fit(&segment, &config, &mut |e| {
+        bar.set_position(e.epoch as u64);
+        bar.set_message(format!("loss {:.4}  rec {:.4}  kl {:.3}", e.loss, e.reconstruction, e.kl));
+    });
+    bar.finish_and_clear();
+    let (model, history) = fitted.with_context(|| input.display().to_string())?;
+    let train_s = train_started.elapsed().as_secs_f64();
+    report_convergence(&history, args.quiet);
+
+    // 3. Separation of the whole input, streamed.
+    let apply_started = Instant::now();
+    let sources_path = out.path("sources.wav");
+    apply_file(&model, input, &sources_path, args.csv_rate)?;
+    if is_csv(input) {
+        let csv_path = out.path("sources.csv");
+        let rec = read_csv(input, args.csv_rate)?;
+        let mut separator = Separator::new(&model);
+        write_sources(&csv_path, &apply_recording(&mut separator, &rec)?)?;
+    }
+    let apply_s = apply_started.elapsed().as_secs_f64();
+    model.save(&out.path("model.unmix"))?;
+
+    // 4. Scores against the truth, on the whole input.
+    let score = match &args.truth {
+        Some(truth) => Some(score::score_files(truth, &sources_path, args.csv_rate)?),
+        None => None,
+    };
+
+    // 5. Plots.
+    if !args.no_plots {
+        let mut separator = Separator::new(&model);
+        let segment_sources = apply_recording(&mut separator, &segment)?;
+        plot::training_curves(&out.path("training.png"), &history)?;
+        plot::priors(&out.path("priors.png"), &segment_sources, &model.weights)?;
+        if let (Some(truth), Some(score)) = (&args.truth, &score) {
+            let truth = unmix_io::read_recording(truth, args.csv_rate)?;
+            let estimates = unmix_io::read_wav(&sources_path)?;
+            plot::truth_vs_estimate(&out.path("truth.png"), &truth, &estimates, score, &model.weights.posterior_std())?;
+        }
+    }
+
+    // 6. Report.
+    let report = serde_json::json!({
+        "input": input.display().to_string(),
+        "frames": total_frames,
+        "channels": model.header.channels,
+        "sample_rate_hz": model.header.sample_rate_hz,
+        "sources": model.header.sources,
+        "training_frames": history.summary.frames,
+        "config": model.header.training_config,
+        "training": history.summary,
+        "timings_s": { "read": read_s, "train": train_s, "apply": apply_s, "total": started.elapsed().as_secs_f64() },
+        "normalisation": {
+            "whitened": model.header.normaliser.whitening.is_some(),
+            "eigenvalues": model.header.normaliser.eigenvalues,
+        },
+        "priors": priors_json(&model),
+        "score": score,
+        "history": history.epochs,
+    });
+    let report_path = out.path("report.json");
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("{}: cannot write", report_path.display()))?;
+    let written = out.commit()?;
+
+    if !args.quiet {
+        println!(
+            "separated {total_frames} frames of {} channels into {} sources (trained on {} frames, {} epochs, {:.1} s)",
+            model.header.channels,
+            model.header.sources,
+            history.summary.frames,
+            history.summary.epochs,
+            train_s
+        );
+        if let Some(s) = &score {
+            print!("{}", score::table(s));
+        }
+        for w in written {
+            println!("  {}", w.display());
+        }
+    }
+    Ok(Outcome { score })
+}
+
+fn progress_bar(quiet: bool, epochs: usize) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(epochs as u64);
+    if let Ok(style) = ProgressStyle::with_template("training {bar:30} {pos:>4}/{len} epochs  {msg}  [{elapsed}]") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Says how training ended; a run that hit the epoch cap is always reported.
+fn report_convergence(history: &TrainingHistory, quiet: bool) {
+    let s = &history.summary;
+    if s.converged {
+        if !quiet {
+            println!(
+                "training converged after {} epochs: loss {:.5} (last improvement {:.2e} < tolerance {:.0e})",
+                s.epochs, s.final_loss, s.remaining_relative_improvement, s.plateau_tolerance
+            );
+        }
+    } else {
+        eprintln!(
+            "warning: training stopped at the epoch cap ({} epochs) before the loss plateaued: it was still improving by {:.2e} (tolerance {:.0e}); raise --epochs",
+            s.epochs, s.remaining_relative_improvement, s.plateau_tolerance
+        );
+    }
+}
+
+fn priors_json(model: &ModelFile) -> serde_json::Value {
+    let w = &model.weights;
+    let k = w.prior.components;
+    let sd = w.posterior_std();
+    let per_source: Vec<serde_json::Value> = (0..w.sources())
+        .map(|j| {
+            serde_json::json!({
+                "source": j + 1,
+                "posterior_std": sd[j],
+                "weights": w.prior.weights(j),
+                "means": &w.prior.means[j * k..(j + 1) * k],
+                "variances": w.prior.log_vars[j * k..(j + 1) * k].iter().map(|v| v.exp()).collect::<Vec<f32>>(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(per_source)
+}

@@ -1,0 +1,11 @@
+//! Signal processing for unmix: per-channel normalisation and PCA whitening fitted on a
+//! training segment, the small dense linear algebra they need, and the separation metrics
+//! (|corr| after optimal matching, SI-SDR) used to score estimated sources.
+
+mod error;
+pub mod linalg;
+pub mod metrics;
+mod normalise;
+
+pub use error::{Error, Result};
+pub use normalise::{Normaliser, NormaliserConfig};

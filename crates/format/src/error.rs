@@ -1,0 +1,39 @@
+//! Errors reading or writing a model file.
+
+use std::path::PathBuf;
+
+/// What is wrong with a model file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The magic bytes are missing.
+    #[error("not an unmix model file (bad magic bytes)")]
+    NotAModel,
+    /// Written by a newer unmix.
+    #[error("model file format version {found} is newer than this unmix reads (up to {supported}); upgrade unmix")]
+    NewerVersion {
+        /// Version in the file.
+        found: u32,
+        /// Newest version this build reads.
+        supported: u32,
+    },
+    /// The file ends early.
+    #[error("model file is truncated")]
+    Truncated,
+    /// The bytes are damaged.
+    #[error("model file is corrupt: {0}")]
+    Corrupt(String),
+    /// The content is inconsistent.
+    #[error("model file is inconsistent: {0}")]
+    Invalid(String),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

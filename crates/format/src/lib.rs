@@ -1,0 +1,218 @@
+//! The unmix model file (`*.unmix`): everything needed to apply a trained PDGMM-VAE, in
+//! one file that is readable without burn (the real-time inference path must not depend
+//! on the training framework).
+//!
+//! # Layout (all integers little-endian)
+//! | bytes | content |
+//! |---|---|
+//! | 8 | magic `UNMIXMDL` |
+//! | 4 | format version (`u32`) |
+//! | 8 | header length `h` (`u64`) |
+//! | h | header, UTF-8 JSON ([`ModelHeader`]) |
+//! | 8 | weights length `w` in bytes (`u64`) |
+//! | w | weights: `f32` values in the order of [`ModelWeights::flatten`] |
+//! | 4 | CRC-32 of every byte before it |
+//!
+//! Weights are stored as raw `f32`, so a save → load round trip is bit-exact, and their
+//! shapes follow from the header, so the file cannot describe a model it does not hold.
+
+mod error;
+mod weights;
+
+pub use error::{Error, Result};
+pub use weights::{Activation, DenseLayer, GmmParams, ModelWeights};
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use unmix_dsp::Normaliser;
+
+/// Magic bytes at the start of every model file.
+pub const MAGIC: &[u8; 8] = b"UNMIXMDL";
+/// The format version this build writes; it reads this one and older.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Everything about a trained model except its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelHeader {
+    /// Version of unmix that wrote the file.
+    pub unmix_version: String,
+    /// Channels the model expects at its input (before normalisation).
+    pub channels: usize,
+    /// Sample rate of the training data, in Hz.
+    pub sample_rate_hz: u32,
+    /// Number of sources (latent dimensions).
+    pub sources: usize,
+    /// Normalisation fitted on the training segment.
+    pub normaliser: Normaliser,
+    /// Full training configuration (burn `Config` JSON of the model crate).
+    pub training_config: serde_json::Value,
+    /// Training summary (epochs, final loss, convergence).
+    pub training_summary: serde_json::Value,
+}
+
+/// A model file in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFile {
+    /// Header.
+    pub header: ModelHeader,
+    /// Weights.
+    pub weights: ModelWeights,
+}
+
+impl ModelFile {
+    /// Serialises to bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let header = serde_json::to_vec(&HeaderOnDisk { header: self.header.clone(), layout: self.weights.layout() })
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let values = self.weights.flatten();
+        let mut out = Vec::with_capacity(32 + header.len() + 4 * values.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&((values.len() * 4) as u64).to_le_bytes());
+        for v in values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        Ok(out)
+    }
+
+    /// Parses bytes, checking magic, version, lengths, checksum and shapes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(Error::NotAModel);
+        }
+        let mut cursor = Cursor { bytes, at: MAGIC.len() };
+        let version = u32::from_le_bytes(cursor.take(4)?.try_into().map_err(|_| Error::Truncated)?);
+        if version > FORMAT_VERSION {
+            return Err(Error::NewerVersion { found: version, supported: FORMAT_VERSION });
+        }
+        if version == 0 {
+            return Err(Error::Corrupt("format version 0 does not exist".into()));
+        }
+        let header_len = cursor.u64_len()?;
+        let header_bytes = cursor.take(header_len)?;
+        let weights_len = cursor.u64_len()?;
+        let weight_bytes = cursor.take(weights_len)?;
+        let crc_at = cursor.at;
+        let stored = u32::from_le_bytes(cursor.take(4)?.try_into().map_err(|_| Error::Truncated)?);
+        if cursor.at != bytes.len() {
+            return Err(Error::Corrupt(format!("{} unexpected bytes after the checksum", bytes.len() - cursor.at)));
+        }
+        if crc32fast::hash(&bytes[..crc_at]) != stored {
+            return Err(Error::Corrupt("checksum mismatch".into()));
+        }
+        let on_disk: HeaderOnDisk =
+            serde_json::from_slice(header_bytes).map_err(|e| Error::Corrupt(format!("header: {e}")))?;
+        if weight_bytes.len() % 4 != 0 {
+            return Err(Error::Corrupt("weights are not a whole number of f32 values".into()));
+        }
+        let values: Vec<f32> =
+            weight_bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let weights = ModelWeights::unflatten(&on_disk.layout, &values)?;
+        let file = ModelFile { header: on_disk.header, weights };
+        file.check()?;
+        Ok(file)
+    }
+
+    /// Checks that header and weights describe the same model.
+    pub fn check(&self) -> Result<()> {
+        self.weights.check()?;
+        let h = &self.header;
+        if h.normaliser.input_channels() != h.channels {
+            return Err(Error::Invalid(format!(
+                "normaliser expects {} channels, header says {}",
+                h.normaliser.input_channels(),
+                h.channels
+            )));
+        }
+        if self.weights.inputs() != h.normaliser.output_dims() {
+            return Err(Error::Invalid(format!(
+                "encoder takes {} inputs, normaliser gives {}",
+                self.weights.inputs(),
+                h.normaliser.output_dims()
+            )));
+        }
+        if self.weights.sources() != h.sources {
+            return Err(Error::Invalid(format!(
+                "encoder gives {} sources, header says {}",
+                self.weights.sources(),
+                h.sources
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the file atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile_in(dir).map_err(io)?;
+        tmp.1.write_all(&bytes).map_err(io)?;
+        tmp.1.sync_all().map_err(io)?;
+        drop(tmp.1);
+        std::fs::rename(&tmp.0, path).map_err(|source| {
+            let _ = std::fs::remove_file(&tmp.0);
+            Error::Io { path: path.to_path_buf(), source }
+        })
+    }
+
+    /// Reads and validates a model file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        Self::from_bytes(&bytes)
+    }
+}
+
+/// Creates a fresh, uniquely named file in `dir` for an atomic write.
+fn tempfile_in(dir: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    let pid = std::process::id();
+    for attempt in 0..1000u32 {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let path = dir.join(format!(".unmix-{pid}-{nanos}-{attempt}.part"));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("could not create a temporary file"))
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderOnDisk {
+    header: ModelHeader,
+    layout: weights::Layout,
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or(Error::Truncated)?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn u64_len(&mut self) -> Result<usize> {
+        let v = u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| Error::Truncated)?);
+        usize::try_from(v).map_err(|_| Error::Truncated)
+    }
+}
+
+#[cfg(test)]
+mod tests;

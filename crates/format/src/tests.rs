@@ -1,0 +1,82 @@
+use super::*;
+mod fixture {
+    use super::*;
+    use unmix_dsp::NormaliserConfig;
+
+    pub fn model() -> ModelFile {
+        let layer = |inputs: usize, outputs: usize, base: f32| DenseLayer {
+            inputs,
+            outputs,
+            weight: (0..inputs * outputs).map(|i| base + i as f32 * 0.01).collect(),
+            bias: (0..outputs).map(|i| -(i as f32) * 0.1).collect(),
+        };
+        let samples: Vec<f32> = (0..200).map(|i| ((i * 37) % 11) as f32 + (i % 2) as f32 * 0.3).collect();
+        let rec = unmix_dsp_recording(&samples);
+        let normaliser = Normaliser::fit(&rec, NormaliserConfig { whiten_to: None }).unwrap();
+        ModelFile {
+            header: ModelHeader {
+                unmix_version: "test".into(),
+                channels: 2,
+                sample_rate_hz: 8000,
+                sources: 2,
+                normaliser,
+                training_config: serde_json::json!({"beta": 0.01}),
+                training_summary: serde_json::json!({"epochs": 3}),
+            },
+            weights: ModelWeights {
+                activation: Activation::Tanh,
+                encoder: vec![layer(2, 4, 0.1), layer(4, 2, -0.2)],
+                decoder: vec![layer(2, 2, 0.3)],
+                posterior_log_var: vec![-3.0, -2.5],
+                prior: GmmParams {
+                    components: 3,
+                    logits: vec![0.1, 0.2, 0.3, -0.1, 0.0, 0.5],
+                    means: vec![-1.0, 0.0, 1.0, -2.0, 0.5, 1.5],
+                    log_vars: vec![-1.0, -0.5, 0.0, -0.2, -0.3, -0.4],
+                },
+            },
+        }
+    }
+
+    fn unmix_dsp_recording(samples: &[f32]) -> unmix_core::Recording {
+        unmix_core::Recording::from_interleaved(8000, 2, samples.to_vec()).unwrap()
+    }
+}
+
+#[test]
+fn round_trip_is_bit_exact() {
+    let m = fixture::model();
+    let bytes = m.to_bytes().unwrap();
+    assert_eq!(ModelFile::from_bytes(&bytes).unwrap(), m);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.unmix");
+    m.save(&path).unwrap();
+    assert_eq!(ModelFile::load(&path).unwrap(), m);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+}
+
+#[test]
+fn every_truncation_is_detected() {
+    let bytes = fixture::model().to_bytes().unwrap();
+    for cut in 0..bytes.len() {
+        assert!(ModelFile::from_bytes(&bytes[..cut]).is_err(), "cut at {cut} accepted");
+    }
+}
+
+#[test]
+fn a_flipped_byte_is_detected() {
+    let bytes = fixture::model().to_bytes().unwrap();
+    for at in (8..bytes.len()).step_by(7) {
+        let mut b = bytes.clone();
+        b[at] ^= 0x20;
+        assert!(ModelFile::from_bytes(&b).is_err(), "flip at {at} accepted");
+    }
+}
+
+#[test]
+fn newer_version_and_foreign_file_are_named() {
+    let mut bytes = fixture::model().to_bytes().unwrap();
+    bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    assert!(matches!(ModelFile::from_bytes(&bytes), Err(Error::NewerVersion { .. })));
+    assert!(matches!(ModelFile::from_bytes(b"RIFF....WAVEfmt "), Err(Error::NotAModel)));
+}

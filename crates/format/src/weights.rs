@@ -1,0 +1,232 @@
+//! PDGMM-VAE parameters as plain arrays: what the model file stores and what the
+//! inference engine computes with.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Nonlinearity between hidden layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// Hyperbolic tangent (the default: smooth, odd, matches the tanh mixtures).
+    Tanh,
+    /// Rectified linear unit.
+    Relu,
+    /// Leaky ReLU with slope 0.01 below zero.
+    LeakyRelu,
+    /// SiLU / swish, `x · sigmoid(x)`.
+    Silu,
+}
+
+impl Activation {
+    /// Applies the activation to one value.
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Tanh => x.tanh(),
+            Activation::Relu => x.max(0.0),
+            Activation::LeakyRelu => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    0.01 * x
+                }
+            }
+            Activation::Silu => x / (1.0 + (-x).exp()),
+        }
+    }
+}
+
+/// A dense layer `y = x W + b` with `W` stored row-major as `[inputs, outputs]` (burn's
+/// `Linear` layout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseLayer {
+    /// Input width.
+    pub inputs: usize,
+    /// Output width.
+    pub outputs: usize,
+    /// `weight[i * outputs + o]`.
+    pub weight: Vec<f32>,
+    /// `bias[o]`.
+    pub bias: Vec<f32>,
+}
+
+/// The learned Gaussian-mixture priors, one mixture per source, row-major `[sources, K]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GmmParams {
+    /// Components per source `K`.
+    pub components: usize,
+    /// Softmax logits `α`.
+    pub logits: Vec<f32>,
+    /// Component means.
+    pub means: Vec<f32>,
+    /// Component log-variances `η`.
+    pub log_vars: Vec<f32>,
+}
+
+impl GmmParams {
+    /// Mixture weights `π_j = softmax(α_j)` of source `j`.
+    pub fn weights(&self, j: usize) -> Vec<f32> {
+        let k = self.components;
+        let a = &self.logits[j * k..(j + 1) * k];
+        let max = a.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = a.iter().map(|v| (v - max).exp()).collect();
+        let s: f32 = e.iter().sum();
+        e.iter().map(|v| v / s).collect()
+    }
+
+    /// Density of source `j`'s prior at `z`.
+    pub fn density(&self, j: usize, z: f32) -> f32 {
+        let k = self.components;
+        let w = self.weights(j);
+        (0..k)
+            .map(|c| {
+                let var = self.log_vars[j * k + c].exp();
+                let d = z - self.means[j * k + c];
+                w[c] * (-0.5 * d * d / var).exp() / (std::f32::consts::TAU * var).sqrt()
+            })
+            .sum()
+    }
+}
+
+/// All parameters of a trained PDGMM-VAE.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelWeights {
+    /// Activation between hidden layers.
+    pub activation: Activation,
+    /// Encoder layers, input first; the last gives the posterior means.
+    pub encoder: Vec<DenseLayer>,
+    /// Decoder layers, latent first; the last gives the reconstruction.
+    pub decoder: Vec<DenseLayer>,
+    /// Posterior log-variance `ω_j`, one per source.
+    pub posterior_log_var: Vec<f32>,
+    /// Per-source GMM priors.
+    pub prior: GmmParams,
+}
+
+/// Shapes, stored in the header so the weights blob can be cut back into arrays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Layout {
+    activation: Activation,
+    encoder: Vec<[usize; 2]>,
+    decoder: Vec<[usize; 2]>,
+    sources: usize,
+    components: usize,
+}
+
+impl ModelWeights {
+    /// Input width of the encoder.
+    pub fn inputs(&self) -> usize {
+        self.encoder.first().map_or(0, |l| l.inputs)
+    }
+
+    /// Number of sources (latent dimensions).
+    pub fn sources(&self) -> usize {
+        self.posterior_log_var.len()
+    }
+
+    /// Posterior standard deviations `σ_j = exp(ω_j / 2)`.
+    pub fn posterior_std(&self) -> Vec<f32> {
+        self.posterior_log_var.iter().map(|w| (0.5 * w).exp()).collect()
+    }
+
+    pub(crate) fn layout(&self) -> Layout {
+        Layout {
+            activation: self.activation,
+            encoder: self.encoder.iter().map(|l| [l.inputs, l.outputs]).collect(),
+            decoder: self.decoder.iter().map(|l| [l.inputs, l.outputs]).collect(),
+            sources: self.sources(),
+            components: self.prior.components,
+        }
+    }
+
+    /// All values in file order: encoder layers (weight, bias), decoder layers, posterior
+    /// log-variances, prior logits, means, log-variances.
+    pub fn flatten(&self) -> Vec<f32> {
+        let mut out = Vec::new();
+        for l in self.encoder.iter().chain(&self.decoder) {
+            out.extend_from_slice(&l.weight);
+            out.extend_from_slice(&l.bias);
+        }
+        out.extend_from_slice(&self.posterior_log_var);
+        out.extend_from_slice(&self.prior.logits);
+        out.extend_from_slice(&self.prior.means);
+        out.extend_from_slice(&self.prior.log_vars);
+        out
+    }
+
+    pub(crate) fn unflatten(layout: &Layout, values: &[f32]) -> Result<Self> {
+        let mut at = 0usize;
+        let mut take = |n: usize| -> Result<Vec<f32>> {
+            let end = at.checked_add(n).filter(|&e| e <= values.len()).ok_or_else(|| {
+                Error::Corrupt(format!("weights hold {} values, the layout needs more", values.len()))
+            })?;
+            let v = values[at..end].to_vec();
+            at = end;
+            Ok(v)
+        };
+        let mut layers = |shapes: &[[usize; 2]]| -> Result<Vec<DenseLayer>> {
+            shapes
+                .iter()
+                .map(|&[inputs, outputs]| {
+                    let n = inputs.checked_mul(outputs).ok_or_else(|| Error::Corrupt("layer too large".into()))?;
+                    Ok(DenseLayer { inputs, outputs, weight: take(n)?, bias: take(outputs)? })
+                })
+                .collect()
+        };
+        let encoder = layers(&layout.encoder)?;
+        let decoder = layers(&layout.decoder)?;
+        let nk = layout.sources.checked_mul(layout.components).ok_or_else(|| Error::Corrupt("prior too large".into()))?;
+        let posterior_log_var = take(layout.sources)?;
+        let prior = GmmParams { components: layout.components, logits: take(nk)?, means: take(nk)?, log_vars: take(nk)? };
+        if at != values.len() {
+            return Err(Error::Corrupt(format!("{} weight values left over", values.len() - at)));
+        }
+        let w = ModelWeights { activation: layout.activation, encoder, decoder, posterior_log_var, prior };
+        w.check()?;
+        Ok(w)
+    }
+
+    /// Checks that the layers chain and the sizes agree.
+    pub fn check(&self) -> Result<()> {
+        let chain = |layers: &[DenseLayer], what: &str| -> Result<()> {
+            if layers.is_empty() {
+                return Err(Error::Invalid(format!("{what} has no layers")));
+            }
+            for l in layers {
+                if l.weight.len() != l.inputs * l.outputs || l.bias.len() != l.outputs {
+                    return Err(Error::Invalid(format!("{what} layer arrays do not match their shape")));
+                }
+            }
+            for pair in layers.windows(2) {
+                if pair[0].outputs != pair[1].inputs {
+                    return Err(Error::Invalid(format!("{what} layers do not chain")));
+                }
+            }
+            Ok(())
+        };
+        chain(&self.encoder, "encoder")?;
+        chain(&self.decoder, "decoder")?;
+        let n = self.sources();
+        let enc_out = self.encoder.last().map_or(0, |l| l.outputs);
+        let dec_in = self.decoder.first().map_or(0, |l| l.inputs);
+        let dec_out = self.decoder.last().map_or(0, |l| l.outputs);
+        if enc_out != n || dec_in != n || dec_out != self.inputs() {
+            return Err(Error::Invalid("encoder, decoder and latent sizes disagree".into()));
+        }
+        let nk = n * self.prior.components;
+        if self.prior.components == 0
+            || self.prior.logits.len() != nk
+            || self.prior.means.len() != nk
+            || self.prior.log_vars.len() != nk
+        {
+            return Err(Error::Invalid("prior arrays do not match sources × components".into()));
+        }
+        if self.flatten().iter().any(|v| !v.is_finite()) {
+            return Err(Error::Invalid("weights hold NaN or infinite values".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,35 @@
+//! Whole-or-nothing file writes: write to a temporary file beside the target, flush, then
+//! rename over it. A crash or error midway leaves the old file (or none), never half of one.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use crate::error::io_error;
+use crate::{Error, Result};
+
+/// Writes `path` through `write`, atomically.
+///
+/// The closure receives a buffered writer on a temporary file in the same directory (so
+/// the final rename never crosses file systems). On error the temporary file is deleted.
+pub fn write_atomically<F>(path: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(&mut BufWriter<&mut std::fs::File>) -> Result<()>,
+{
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".unmix-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(io_error(path))?;
+    {
+        let mut w = BufWriter::new(tmp.as_file_mut());
+        write(&mut w)?;
+        w.flush().map_err(io_error(path))?;
+    }
+    tmp.as_file().sync_all().map_err(io_error(path))?;
+    tmp.persist(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e.error })?;
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! File input and output for unmix.
+//!
+//! - [`read_wav`]: any WAV `hound` reads (8/16/24/32-bit integer PCM, 32-bit float), any
+//!   sample rate and channel count, scaled to `[-1, 1)` floats.
+//! - [`read_csv`]: numeric columns, one row per frame, an optional header row; every bad
+//!   cell is reported with its line and column.
+//! - [`write_wav_f32`], [`write_csv`]: written to a temporary file in the destination
+//!   directory and renamed into place, so a failure never leaves half a file.
+
+mod error;
+mod csv_file;
+mod wav;
+mod atomic;
+
+pub use atomic::write_atomically;
+pub use csv_file::{read_csv, write_csv};
+pub use error::{Error, Result};
+pub use wav::{WavBlockReader, WavStreamWriter, read_wav, write_wav_f32};
+
+use std::path::Path;
+use unmix_core::Recording;
+
+/// Reads a recording, choosing the format by extension (`.csv` is CSV, anything else WAV).
+///
+/// `csv_sample_rate_hz` is the sample rate given to CSV input, which carries none.
+pub fn read_recording(path: &Path, csv_sample_rate_hz: u32) -> Result<Recording> {
+    let is_csv = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv { read_csv(path, csv_sample_rate_hz) } else { read_wav(path) }
+}

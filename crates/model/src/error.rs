@@ -1,0 +1,27 @@
+//! Errors of model construction and training.
+
+/// What went wrong building or training a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The training data do not fit the model.
+    #[error("training data: {0}")]
+    Data(String),
+    /// The loss became NaN or infinite.
+    #[error("training diverged at epoch {epoch} (loss is not finite); try a lower learning rate")]
+    Diverged {
+        /// Epoch (1-based) at which it happened.
+        epoch: usize,
+    },
+    /// Weights could not be moved in or out of burn.
+    #[error("weights: {0}")]
+    Weights(String),
+    /// The requested backend is not compiled in.
+    #[error("backend '{0}' is not compiled into this build (enable its cargo feature)")]
+    Backend(String),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
