@@ -36,15 +36,22 @@ fn main() -> Result<()> {
         i += 1;
     }
     for kind in kinds {
-        println!("\n{kind:?} mixing, 3 sources, T = 10 000 (paper: {})", match kind {
-            MixKind::Linear => "0.9988 / 0.9963 / 0.9907",
-            MixKind::Nonlinear => "0.9943 / 0.9693 / 0.9593",
-        });
-        println!("{:>4}  {:>7} {:>7} {:>7}  {:>7} {:>7}  {:>8}  {:>6}  {:>6}", "seed", "|c|1", "|c|2", "|c|3", "mean", "min", "SI-SDR", "epochs", "wall s");
+        println!(
+            "\n{kind:?} mixing, 3 sources, T = 10 000 (paper: {})",
+            match kind {
+                MixKind::Linear => "0.9988 / 0.9963 / 0.9907",
+                MixKind::Nonlinear => "0.9943 / 0.9693 / 0.9593",
+            }
+        );
+        println!(
+            "{:>4}  {:>7} {:>7} {:>7}  {:>7} {:>7}  {:>8}  {:>6}  {:>6}",
+            "seed", "|c|1", "|c|2", "|c|3", "mean", "min", "SI-SDR", "epochs", "wall s"
+        );
         let mut means = Vec::new();
         for &seed in &seeds {
             let data = generate(&SynthConfig::paper(kind, seed))?;
             let mut training = TrainingConfig::new(PdgmmVaeConfig::new(3, 3));
+            let mut whiten = true;
             for (name, value) in &overrides {
                 match name.as_str() {
                     "beta" => training.beta = *value,
@@ -57,16 +64,30 @@ fn main() -> Result<()> {
                         training.model.encoder_hidden = if h == 0 { vec![] } else { vec![h] };
                         training.model.decoder_hidden = training.model.encoder_hidden.clone();
                     }
+                    "hidden2" => {
+                        let h = *value as usize;
+                        training.model.encoder_hidden = vec![h, h];
+                        training.model.decoder_hidden = vec![h, h];
+                    }
+                    "act" => {
+                        training.model.activation = match *value as usize {
+                            0 => unmix_model::Activation::Tanh,
+                            1 => unmix_model::Activation::Relu,
+                            2 => unmix_model::Activation::LeakyRelu,
+                            _ => unmix_model::Activation::Silu,
+                        }
+                    }
                     "max-epochs" => training.max_epochs = *value as usize,
                     "tol" => training.plateau_tolerance = *value,
                     "omega" => training.model.initial_posterior_log_var = *value,
+                    "whiten" => whiten = *value != 0.0,
                     other => anyhow::bail!("unknown override --{other}"),
                 }
             }
             let config = SeparateConfig {
                 sources: 3,
                 max_train_frames: DEFAULT_MAX_TRAIN_FRAMES,
-                whiten: false,
+                whiten,
                 training,
                 backend: Backend::default_compiled()?,
             };

@@ -1,1 +1,9 @@
+//! Integration tests of unmix: the real binary on real files written by hound.
+//!
+//! One harness (`cargo test --workspace` runs it), one module per area.
 
+mod util;
+
+mod bad_input;
+mod cli;
+mod paper;

@@ -53,11 +53,7 @@ fn is_csv(path: &Path) -> bool {
 
 fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()> {
     if channels != model.header.channels {
-        bail!(
-            "{}: has {channels} channels, but the model was trained on {}",
-            input.display(),
-            model.header.channels
-        );
+        bail!("{}: has {channels} channels, but the model was trained on {}", input.display(), model.header.channels);
     }
     Ok(())
 }

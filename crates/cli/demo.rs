@@ -21,13 +21,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let Some(dir) = candidates.iter().find(|d| d.join("mixture.wav").exists()) else {
         bail!("data/demo/mixture.wav: not found; run the demo from the unmix repository");
     };
-    println!("unmix demo: separating {} (3 sources, linear mixture made by `unmix synth`)", dir.join("mixture.wav").display());
+    println!(
+        "unmix demo: separating {} (3 sources, linear mixture made by `unmix synth`)",
+        dir.join("mixture.wav").display()
+    );
     let mut separate_args = SeparateArgs::defaults(dir.join("mixture.wav"), 3, args.output.clone());
     separate_args.truth = Some(dir.join("truth.wav"));
     separate_args.force = true;
     let outcome = separate::execute(&separate_args)?;
     let Some(score) = outcome.score else { bail!("demo produced no score") };
-    println!("\nmean |corr| {:.4}, min |corr| {:.4}, mean SI-SDR {:.1} dB", score.mean_abs_corr, score.min_abs_corr, score.mean_si_sdr_db);
+    println!(
+        "\nmean |corr| {:.4}, min |corr| {:.4}, mean SI-SDR {:.1} dB",
+        score.mean_abs_corr, score.min_abs_corr, score.mean_si_sdr_db
+    );
     println!("results, model, report and plots: {}", args.output.display());
     Ok(())
 }

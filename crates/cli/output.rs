@@ -17,15 +17,12 @@ impl Staging {
     /// Prepares `dir` (created if missing). Refuses when any of `names` already exists
     /// there, unless `force`.
     pub fn new(dir: &Path, names: &[&str], force: bool) -> Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the output directory", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the output directory", dir.display()))?;
         if !force {
             let existing: Vec<&str> = names.iter().copied().filter(|n| dir.join(n).exists()).collect();
             if !existing.is_empty() {
-                bail!(
-                    "{}: already holds results ({}); pass --force to overwrite",
-                    dir.display(),
-                    existing.join(", ")
-                );
+                bail!("{}: already holds results ({}); pass --force to overwrite", dir.display(), existing.join(", "));
             }
         }
         let staging = tempfile::Builder::new()

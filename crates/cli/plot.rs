@@ -107,8 +107,7 @@ pub fn training_curves(path: &Path, history: &TrainingHistory) -> Result<()> {
         "epoch",
         &[("reconstruction".into(), curve(&|e| e.reconstruction)), ("KL (unweighted)".into(), curve(&|e| e.kl))],
     )?;
-    let var_series: Vec<Series> =
-        (0..n).map(|j| (format!("σ²{}", j + 1), curve(&|e| e.posterior_var[j]))).collect();
+    let var_series: Vec<Series> = (0..n).map(|j| (format!("σ²{}", j + 1), curve(&|e| e.posterior_var[j]))).collect();
     line_panel(&panels[2], "posterior variances σ²", "epoch", &var_series)?;
     line_panel(&panels[3], "GMM means", "epoch", &per_component(&|e, j, c| e.prior_means[j][c]))?;
     line_panel(&panels[4], "GMM variances", "epoch", &per_component(&|e, j, c| e.prior_vars[j][c]))?;
@@ -127,7 +126,7 @@ pub fn priors(path: &Path, sources: &Recording, weights: &ModelWeights) -> Resul
     let root = BitMapBackend::new(path, (480 * cols as u32, 360 * rows as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(err(path))?;
     let panels = root.split_evenly((rows, cols));
-    for j in 0..n {
+    for (j, panel) in panels.iter().enumerate().take(n) {
         let values = sources.channel(j);
         let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         let (lo, hi) = (f64::from(lo), f64::from(hi).max(f64::from(lo) + 1e-6));
@@ -145,7 +144,7 @@ pub fn priors(path: &Path, sources: &Recording, weights: &ModelWeights) -> Resul
             })
             .collect();
         let top = density.iter().copied().chain(gmm.iter().map(|p| p.1)).fold(0.0f64, f64::max) * 1.1;
-        let mut chart = ChartBuilder::on(&panels[j])
+        let mut chart = ChartBuilder::on(panel)
             .caption(format!("source {}: histogram and learned GMM prior", j + 1), ("sans-serif", 16))
             .margin(8)
             .x_label_area_size(30)

@@ -42,7 +42,12 @@ pub fn score_files(truth: &Path, est: &Path, csv_rate: u32) -> Result<Score> {
         bail!("{}: {} frames, but {} has {}", est.display(), e.frames(), truth.display(), t.frames());
     }
     if e.channels() < t.channels() {
-        bail!("{}: {} estimated sources cannot be matched to {} true sources", est.display(), e.channels(), t.channels());
+        bail!(
+            "{}: {} estimated sources cannot be matched to {} true sources",
+            est.display(),
+            e.channels(),
+            t.channels()
+        );
     }
     let tc: Vec<Vec<f32>> = (0..t.channels()).map(|c| t.channel(c)).collect();
     let ec: Vec<Vec<f32>> = (0..e.channels()).map(|c| e.channel(c)).collect();

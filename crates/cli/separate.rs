@@ -285,11 +285,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     if !args.quiet {
         println!(
             "separated {total_frames} frames of {} channels into {} sources (trained on {} frames, {} epochs, {:.1} s)",
-            model.header.channels,
-            model.header.sources,
-            history.summary.frames,
-            history.summary.epochs,
-            train_s
+            model.header.channels, model.header.sources, history.summary.frames, history.summary.epochs, train_s
         );
         if let Some(s) = &score {
             print!("{}", score::table(s));

@@ -21,7 +21,7 @@ impl Recording {
         if sample_rate_hz == 0 {
             return Err(Error::ZeroSampleRate);
         }
-        if samples.len() % channels != 0 {
+        if !samples.len().is_multiple_of(channels) {
             return Err(Error::RaggedFrames { samples: samples.len(), channels });
         }
         Ok(Self { sample_rate_hz, channels, samples })
@@ -31,10 +31,7 @@ impl Recording {
     pub fn from_channels(sample_rate_hz: u32, channels: &[Vec<f32>]) -> Result<Self> {
         let frames = channels.first().map_or(0, Vec::len);
         if channels.iter().any(|c| c.len() != frames) {
-            return Err(Error::RaggedFrames {
-                samples: channels.iter().map(Vec::len).sum(),
-                channels: channels.len(),
-            });
+            return Err(Error::RaggedFrames { samples: channels.iter().map(Vec::len).sum(), channels: channels.len() });
         }
         let mut samples = Vec::with_capacity(frames * channels.len());
         for t in 0..frames {
@@ -115,10 +112,7 @@ mod tests {
 
     #[test]
     fn ragged_input_is_an_error() {
-        assert!(matches!(
-            Recording::from_interleaved(8000, 2, vec![0.0; 3]),
-            Err(Error::RaggedFrames { .. })
-        ));
+        assert!(matches!(Recording::from_interleaved(8000, 2, vec![0.0; 3]), Err(Error::RaggedFrames { .. })));
         assert!(matches!(Recording::from_interleaved(8000, 0, vec![]), Err(Error::NoChannels)));
         assert!(matches!(Recording::from_interleaved(0, 1, vec![]), Err(Error::ZeroSampleRate)));
     }

@@ -175,8 +175,7 @@ pub fn score(truth: &[Vec<f32>], estimates: &[Vec<f32>]) -> Result<Score> {
     if truth.iter().chain(estimates).any(|c| c.len() != frames) {
         return Err(Error::Shape("true and estimated sources differ in length".into()));
     }
-    let corr: Vec<Vec<f64>> =
-        truth.iter().map(|t| estimates.iter().map(|e| pearson(t, e)).collect()).collect();
+    let corr: Vec<Vec<f64>> = truth.iter().map(|t| estimates.iter().map(|e| pearson(t, e)).collect()).collect();
     let cost: Vec<Vec<f64>> = corr.iter().map(|row| row.iter().map(|c| 1.0 - c.abs()).collect()).collect();
     let assignment = hungarian_min_cost(&cost);
     let sources: Vec<SourceScore> = assignment

@@ -76,7 +76,7 @@ impl Normaliser {
             let sd = cov[(c, c)].sqrt();
             // Relative threshold: a channel whose spread is at rounding level of its own
             // magnitude is constant for all purposes (an exact zero is caught too).
-            if !(sd > 1e-7 * max_abs[c]) || sd == 0.0 {
+            if sd <= 1e-7 * max_abs[c] {
                 return Err(Error::ConstantChannel { channel: c });
             }
             scale[c] = sd;

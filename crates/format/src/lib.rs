@@ -109,7 +109,7 @@ impl ModelFile {
         }
         let on_disk: HeaderOnDisk =
             serde_json::from_slice(header_bytes).map_err(|e| Error::Corrupt(format!("header: {e}")))?;
-        if weight_bytes.len() % 4 != 0 {
+        if !weight_bytes.len().is_multiple_of(4) {
             return Err(Error::Corrupt("weights are not a whole number of f32 values".into()));
         }
         let values: Vec<f32> =

@@ -178,9 +178,11 @@ impl ModelWeights {
         };
         let encoder = layers(&layout.encoder)?;
         let decoder = layers(&layout.decoder)?;
-        let nk = layout.sources.checked_mul(layout.components).ok_or_else(|| Error::Corrupt("prior too large".into()))?;
+        let nk =
+            layout.sources.checked_mul(layout.components).ok_or_else(|| Error::Corrupt("prior too large".into()))?;
         let posterior_log_var = take(layout.sources)?;
-        let prior = GmmParams { components: layout.components, logits: take(nk)?, means: take(nk)?, log_vars: take(nk)? };
+        let prior =
+            GmmParams { components: layout.components, logits: take(nk)?, means: take(nk)?, log_vars: take(nk)? };
         if at != values.len() {
             return Err(Error::Corrupt(format!("{} weight values left over", values.len() - at)));
         }

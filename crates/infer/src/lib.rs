@@ -72,8 +72,16 @@ impl Separator {
     /// wide) into `sources_out` (interleaved, `sources` wide).
     pub fn process(&mut self, frames_in: &[f32], sources_out: &mut [f32]) -> Result<(), Error> {
         let (m, n) = (self.channels(), self.sources());
-        if frames_in.len() % m != 0 || sources_out.len() % n != 0 || frames_in.len() / m != sources_out.len() / n {
-            return Err(Error::BlockShape { input: frames_in.len(), output: sources_out.len(), channels: m, sources: n });
+        if !frames_in.len().is_multiple_of(m)
+            || !sources_out.len().is_multiple_of(n)
+            || frames_in.len() / m != sources_out.len() / n
+        {
+            return Err(Error::BlockShape {
+                input: frames_in.len(),
+                output: sources_out.len(),
+                channels: m,
+                sources: n,
+            });
         }
         let last = self.layers.len() - 1;
         for (frame, out) in frames_in.chunks_exact(m).zip(sources_out.chunks_exact_mut(n)) {

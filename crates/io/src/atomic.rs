@@ -19,11 +19,9 @@ where
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".unmix-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(io_error(path))?;
+    let mut tmp =
+        tempfile::Builder::new().prefix(".unmix-").suffix(".part").tempfile_in(dir).map_err(io_error(path))?;
+    make_readable(tmp.as_file()).map_err(io_error(path))?;
     {
         let mut w = BufWriter::new(tmp.as_file_mut());
         write(&mut w)?;
@@ -31,5 +29,18 @@ where
     }
     tmp.as_file().sync_all().map_err(io_error(path))?;
     tmp.persist(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e.error })?;
+    Ok(())
+}
+
+/// Temporary files are created private (0600); results are ordinary files (0644 less the
+/// umask is what `File::create` would give, and 0644 is its usual outcome).
+pub(crate) fn make_readable(file: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    #[cfg(not(unix))]
+    let _ = file;
     Ok(())
 }

@@ -7,10 +7,10 @@
 //! - [`write_wav_f32`], [`write_csv`]: written to a temporary file in the destination
 //!   directory and renamed into place, so a failure never leaves half a file.
 
-mod error;
-mod csv_file;
-mod wav;
 mod atomic;
+mod csv_file;
+mod error;
+mod wav;
 
 pub use atomic::write_atomically;
 pub use csv_file::{read_csv, write_csv};

@@ -34,7 +34,7 @@ pub fn read_wav(path: &Path) -> Result<Recording> {
                 .map_err(wav_err)?
         }
     };
-    if samples.len() < expected || samples.len() % channels.max(1) != 0 {
+    if samples.len() < expected || !samples.len().is_multiple_of(channels.max(1)) {
         return Err(Error::Wav {
             path: path.to_path_buf(),
             detail: format!("truncated: header promises {expected} samples, file holds {}", samples.len()),
@@ -185,6 +185,7 @@ impl WavStreamWriter {
             .suffix(".part")
             .tempfile_in(dir)
             .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        crate::atomic::make_readable(tmp.as_file()).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         let (file, tmp) = tmp.into_parts();
         let spec = WavSpec {
             channels: u16::try_from(channels).map_err(|_| Error::Wav {
@@ -203,7 +204,8 @@ impl WavStreamWriter {
     /// Appends interleaved samples (whole frames).
     pub fn write(&mut self, samples: &[f32]) -> Result<()> {
         let path = &self.path;
-        let w = self.writer.as_mut().ok_or_else(|| Error::Wav { path: path.clone(), detail: "already finished".into() })?;
+        let w =
+            self.writer.as_mut().ok_or_else(|| Error::Wav { path: path.clone(), detail: "already finished".into() })?;
         for &s in samples {
             w.write_sample(s).map_err(|e| Error::Wav { path: path.clone(), detail: e.to_string() })?;
         }
@@ -232,7 +234,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for bits in [8u16, 16, 24, 32] {
             let path = dir.path().join(format!("pcm{bits}.wav"));
-            let spec = WavSpec { channels: 2, sample_rate: 44_100, bits_per_sample: bits, sample_format: SampleFormat::Int };
+            let spec =
+                WavSpec { channels: 2, sample_rate: 44_100, bits_per_sample: bits, sample_format: SampleFormat::Int };
             let mut w = WavWriter::create(&path, spec).unwrap();
             let full = 1i64 << (bits - 1);
             for v in [full / 2, -full / 4, -full, 0] {

@@ -36,7 +36,10 @@ impl PdgmmVaeConfig {
             return Err(ConfigError::Config("inputs and sources must be at least 1".into()));
         }
         if self.sources > self.inputs {
-            return Err(ConfigError::Config(format!("{} sources cannot be recovered from {} inputs", self.sources, self.inputs)));
+            return Err(ConfigError::Config(format!(
+                "{} sources cannot be recovered from {} inputs",
+                self.sources, self.inputs
+            )));
         }
         if self.components == 0 {
             return Err(ConfigError::Config("the prior needs at least one component".into()));
@@ -95,7 +98,11 @@ impl TrainingConfig {
     pub fn check(&self) -> crate::Result<()> {
         self.model.check()?;
         let positive = |v: f64, name: &str| {
-            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(ConfigError::Config(format!("{name} must be positive, got {v}"))) }
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Config(format!("{name} must be positive, got {v}")))
+            }
         };
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(ConfigError::Config(format!("beta must be ≥ 0, got {}", self.beta)));

@@ -68,7 +68,8 @@ impl GmmPrior {
     /// Builds the prior from stored parameters.
     pub fn from_params(p: &GmmParams, sources: usize, device: &Device) -> Self {
         let k = p.components;
-        let param = |v: &[f32]| Param::from_tensor(Tensor::from_data(TensorData::new(v.to_vec(), [sources, k]), device));
+        let param =
+            |v: &[f32]| Param::from_tensor(Tensor::from_data(TensorData::new(v.to_vec(), [sources, k]), device));
         Self { logits: param(&p.logits), means: param(&p.means), log_vars: param(&p.log_vars) }
     }
 

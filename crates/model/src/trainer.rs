@@ -159,7 +159,7 @@ impl Trainer {
         let c = &self.config;
         let inputs = c.model.inputs;
         let sources = c.model.sources;
-        if data.is_empty() || data.len() % inputs != 0 {
+        if data.is_empty() || !data.len().is_multiple_of(inputs) {
             return Err(Error::Data(format!("{} values are not whole frames of {inputs} inputs", data.len())));
         }
         let frames = data.len() / inputs;

@@ -144,12 +144,8 @@ impl PdgmmVae {
     pub fn from_weights(weights: &ModelWeights, device: &Device) -> Result<Self> {
         weights.check().map_err(|e| Error::Weights(e.to_string()))?;
         let n = weights.sources();
-        let log_vars: Vec<f32> = weights
-            .prior
-            .log_vars
-            .iter()
-            .map(|&v| v.clamp(LOG_VAR_RANGE.0 as f32, LOG_VAR_RANGE.1 as f32))
-            .collect();
+        let log_vars: Vec<f32> =
+            weights.prior.log_vars.iter().map(|&v| v.clamp(LOG_VAR_RANGE.0 as f32, LOG_VAR_RANGE.1 as f32)).collect();
         let prior = unmix_format::GmmParams { log_vars, ..weights.prior.clone() };
         Ok(Self {
             encoder: weights.encoder.iter().map(|l| linear_from(l, device)).collect(),

@@ -199,9 +199,8 @@ pub fn generate(config: &SynthConfig) -> Result<Synth, Error> {
                 .collect()
         }
     };
-    let to_f32 = |chs: &[Vec<f64>]| -> Vec<Vec<f32>> {
-        chs.iter().map(|c| c.iter().map(|&v| v as f32).collect()).collect()
-    };
+    let to_f32 =
+        |chs: &[Vec<f64>]| -> Vec<Vec<f32>> { chs.iter().map(|c| c.iter().map(|&v| v as f32).collect()).collect() };
     let rate = config.sample_rate_hz;
     let bad = |e: unmix_core::Error| Error::Invalid(e.to_string());
     Ok(Synth {
@@ -258,9 +257,7 @@ fn well_conditioned(rng: &mut StdRng, rows: usize, cols: usize) -> Matrix {
 
 fn apply(a: &Matrix, x: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let t = x[0].len();
-    (0..a.rows)
-        .map(|r| (0..t).map(|i| (0..a.cols).map(|c| a[(r, c)] * x[c][i]).sum()).collect())
-        .collect()
+    (0..a.rows).map(|r| (0..t).map(|i| (0..a.cols).map(|c| a[(r, c)] * x[c][i]).sum()).collect()).collect()
 }
 
 /// Scales each row of `a` so that `a · x` has standard deviation [`TANH_INPUT_STD`] on

@@ -1,0 +1,133 @@
+//! Every kind of bad input gets one clear error line naming the file and the problem, a
+//! non-zero exit, no panic, and no partial output.
+
+use crate::util::*;
+use unmix_synth::MixKind;
+
+fn separate(input: &std::path::Path, n: &str, out: &std::path::Path) -> std::process::Output {
+    let mut args = vec!["separate", input.to_str().unwrap(), "-n", n, "-o", out.to_str().unwrap()];
+    args.extend_from_slice(QUICK);
+    unmix(&args)
+}
+
+#[test]
+fn not_a_wav() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("notes.wav");
+    std::fs::write(&input, "this is not audio\n").unwrap();
+    let out = dir.path().join("out");
+    assert_clean_failure(&separate(&input, "2", &out), "notes.wav", "not a readable WAV");
+    assert!(files_in(&out).is_empty());
+}
+
+#[test]
+fn truncated_wav() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 2, 2, 2000, 1);
+    let bytes = std::fs::read(&mix).unwrap();
+    std::fs::write(&mix, &bytes[..bytes.len() / 2 + 3]).unwrap();
+    let out = dir.path().join("out");
+    assert_clean_failure(&separate(&mix, "2", &out), "mixture.wav", "truncated");
+    assert!(files_in(&out).is_empty());
+}
+
+#[test]
+fn csv_with_a_non_numeric_cell_names_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("sensors.csv");
+    let mut text = String::from("a,b\n");
+    for i in 0..400 {
+        text += &format!("{},{}\n", (i as f32 * 0.1).sin(), (i as f32 * 0.37).cos());
+    }
+    text += "0.5,n/a\n";
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("out");
+    assert_clean_failure(&separate(&input, "2", &out), "sensors.csv", "line 402, column 2");
+    assert!(files_in(&out).is_empty());
+}
+
+#[test]
+fn nan_in_a_wav_and_inf_in_a_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut samples: Vec<f32> = (0..2000).map(|i| (i as f32 * 0.01).sin()).collect();
+    samples[777] = f32::NAN;
+    let input = dir.path().join("nan.wav");
+    write_wav(&input, 2, &samples);
+    assert_clean_failure(&separate(&input, "2", &dir.path().join("o1")), "nan.wav", "not a finite number");
+    let csv = dir.path().join("inf.csv");
+    std::fs::write(&csv, "1,2\n3,inf\n").unwrap();
+    assert_clean_failure(&separate(&csv, "2", &dir.path().join("o2")), "inf.csv", "line 2, column 2");
+}
+
+#[test]
+fn fewer_channels_than_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 2, 2, 2000, 1);
+    let out = dir.path().join("out");
+    assert_clean_failure(&separate(&mix, "3", &out), "mixture.wav", "2 channels cannot be separated into 3 sources");
+    assert!(files_in(&out).is_empty());
+}
+
+#[test]
+fn constant_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples: Vec<f32> = (0..4000).map(|i| if i % 2 == 0 { (i as f32 * 0.01).sin() } else { 0.25 }).collect();
+    let input = dir.path().join("silent.wav");
+    write_wav(&input, 2, &samples);
+    let out = dir.path().join("out");
+    assert_clean_failure(&separate(&input, "2", &out), "silent.wav", "channel 1 is constant");
+    assert!(files_in(&out).is_empty());
+}
+
+#[test]
+fn too_few_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 2, 2, 100, 1);
+    assert_clean_failure(&separate(&mix, "2", &dir.path().join("out")), "mixture.wav", "only 100 frames");
+}
+
+#[test]
+fn corrupt_model_file_and_wrong_channel_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 2, 2, 2000, 1);
+    let out = dir.path().join("out");
+    assert!(separate(&mix, "2", &out).status.success());
+    let model = out.join("model.unmix");
+
+    // A flipped byte in the weights.
+    let mut bytes = std::fs::read(&model).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x55;
+    let bad = dir.path().join("bad.unmix");
+    std::fs::write(&bad, &bytes).unwrap();
+    let result = dir.path().join("r.wav");
+    let o = unmix(&["apply", bad.to_str().unwrap(), mix.to_str().unwrap(), "-o", result.to_str().unwrap()]);
+    assert_clean_failure(&o, "bad.unmix", "corrupt");
+    // A truncated model.
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    let o = unmix(&["apply", bad.to_str().unwrap(), mix.to_str().unwrap(), "-o", result.to_str().unwrap()]);
+    assert_clean_failure(&o, "bad.unmix", "truncated");
+    assert!(!result.exists());
+
+    // The good model on a 3-channel input.
+    let three = dir.path().join("three");
+    std::fs::create_dir(&three).unwrap();
+    let (mix3, _) = synth_wavs(&three, MixKind::Linear, 3, 3, 2000, 1);
+    let o = unmix(&["apply", model.to_str().unwrap(), mix3.to_str().unwrap(), "-o", result.to_str().unwrap()]);
+    assert_clean_failure(&o, "mixture.wav", "has 3 channels, but the model was trained on 2");
+    assert!(!result.exists());
+}
+
+#[test]
+fn existing_results_need_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 2, 2, 2000, 1);
+    let out = dir.path().join("out");
+    assert!(separate(&mix, "2", &out).status.success());
+    let before = std::fs::read(out.join("sources.wav")).unwrap();
+    assert_clean_failure(&separate(&mix, "2", &out), "out", "already holds results");
+    assert_eq!(std::fs::read(out.join("sources.wav")).unwrap(), before, "results were touched");
+    let mut args = vec!["separate", mix.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap(), "--force"];
+    args.extend_from_slice(QUICK);
+    assert!(unmix(&args).status.success());
+}
