@@ -78,6 +78,7 @@ fn main() -> Result<()> {
                         }
                     }
                     "max-epochs" => training.max_epochs = *value as usize,
+                    "min-epochs" => training.min_epochs = *value as usize,
                     "tol" => training.plateau_tolerance = *value,
                     "omega" => training.model.initial_posterior_log_var = *value,
                     "whiten" => whiten = *value != 0.0,
