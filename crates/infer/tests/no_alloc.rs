@@ -1,0 +1,108 @@
+//! `Separator::process` allocates nothing after construction: a counting global allocator
+//! watches this thread while blocks of every size go through.
+
+#![allow(unsafe_code)] // a global allocator is unsafe by nature
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use unmix_core::Recording;
+use unmix_dsp::{Normaliser, NormaliserConfig};
+use unmix_format::{Activation, DenseLayer, GmmParams, ModelFile, ModelHeader, ModelWeights};
+use unmix_infer::Separator;
+
+thread_local! {
+    // `const` initialisation: no lazy set-up and no destructor, so the allocator may use it.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+struct Counting;
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn model(m: usize, n: usize, hidden: &[usize], whiten: bool) -> ModelFile {
+    let frames = 1000;
+    let samples: Vec<f32> = (0..frames * m).map(|i| ((i * 7919 % 1013) as f32 / 500.0 - 1.0) * (1 + i % m) as f32).collect();
+    let rec = Recording::from_interleaved(8000, m, samples).unwrap();
+    let normaliser = Normaliser::fit(&rec, NormaliserConfig { whiten_to: whiten.then_some(n) }).unwrap();
+    let d = normaliser.output_dims();
+    let layer = |inputs: usize, outputs: usize| DenseLayer {
+        inputs,
+        outputs,
+        weight: (0..inputs * outputs).map(|i| ((i * 31 % 17) as f32 - 8.0) / 20.0).collect(),
+        bias: vec![0.05; outputs],
+    };
+    let mut widths = vec![d];
+    widths.extend_from_slice(hidden);
+    widths.push(n);
+    let encoder: Vec<DenseLayer> = widths.windows(2).map(|w| layer(w[0], w[1])).collect();
+    let decoder = vec![layer(n, d)];
+    ModelFile {
+        header: ModelHeader {
+            unmix_version: "test".into(),
+            channels: m,
+            sample_rate_hz: 8000,
+            sources: n,
+            normaliser,
+            training_config: serde_json::Value::Null,
+            training_summary: serde_json::Value::Null,
+        },
+        weights: ModelWeights {
+            activation: Activation::Tanh,
+            encoder,
+            decoder,
+            posterior_log_var: vec![-3.0; n],
+            prior: GmmParams { components: 1, logits: vec![0.0; n], means: vec![0.0; n], log_vars: vec![0.0; n] },
+        },
+    }
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let before = allocations();
+    let v: Vec<u64> = std::hint::black_box(Vec::with_capacity(16));
+    assert!(allocations() > before);
+    drop(v);
+}
+
+#[test]
+fn process_allocates_nothing() {
+    for (m, n, hidden, whiten) in [(8, 8, vec![64, 64], false), (6, 3, vec![32], true), (3, 3, vec![], false)] {
+        let model = model(m, n, &hidden, whiten);
+        let mut separator = Separator::new(&model);
+        let input: Vec<f32> = (0..5000 * m).map(|i| (i as f32 * 0.013).sin()).collect();
+        let mut output = vec![0.0f32; 5000 * n];
+        let before = allocations();
+        for frames in [1usize, 3, 4, 127, 128, 129, 256, 4096, 5000] {
+            separator.process(&input[..frames * m], &mut output[..frames * n]).unwrap();
+        }
+        // A malformed block is an error value, not an allocation or a panic.
+        assert!(separator.process(&input[..m + 1], &mut output[..n]).is_err());
+        assert_eq!(allocations() - before, 0, "m={m} n={n} hidden={hidden:?}");
+    }
+}
