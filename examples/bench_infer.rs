@@ -28,7 +28,8 @@ fn layer(inputs: usize, outputs: usize, seed: usize) -> DenseLayer {
 fn model(m: usize, hidden: &[usize]) -> Result<ModelFile> {
     let frames = 4096;
     let samples: Vec<f32> = (0..frames * m).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) + (i % m) as f32).collect();
-    let normaliser = Normaliser::fit(&Recording::from_interleaved(48_000, m, samples)?, NormaliserConfig { whiten_to: None })?;
+    let normaliser =
+        Normaliser::fit(&Recording::from_interleaved(48_000, m, samples)?, NormaliserConfig { whiten_to: None })?;
     let mut widths = vec![m];
     widths.extend_from_slice(hidden);
     widths.push(m);
@@ -72,7 +73,10 @@ fn main() -> Result<()> {
     let mut separator = Separator::new(&model);
     let device = Backend::default_compiled()?.device()?;
     let burn_model = PdgmmVae::from_weights(&model.weights, &device)?;
-    println!("inference engine, kernel {}, m = n = {m}, hidden {hidden:?}, 10 240 flop/frame, one thread", separator.kernel_name());
+    println!(
+        "inference engine, kernel {}, m = n = {m}, hidden {hidden:?}, 10 240 flop/frame, one thread",
+        separator.kernel_name()
+    );
     println!("{:<34} {:>14} {:>10}", "bench id", "frames/s", "GFLOP/s");
     for frames in [256usize, 4096] {
         let input: Vec<f32> = (0..frames * m).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1 + (i % m) as f32).collect();
@@ -85,8 +89,18 @@ fn main() -> Result<()> {
             let y = Tensor::<2>::from_data(TensorData::new(normalised.clone(), [frames, m]), &device);
             black_box(burn_model.encode(y).into_data());
         }) * frames as f64;
-        println!("{:<34} {:>14.0} {:>10.2}", format!("encoder/m8_n8_h64x64/frame{frames}"), ours, ours * 10_240.0 / 1e9);
-        println!("{:<34} {:>14.0} {:>10.2}", format!("burn-forward/m8_n8_h64x64/frame{frames}"), theirs, theirs * 10_240.0 / 1e9);
+        println!(
+            "{:<34} {:>14.0} {:>10.2}",
+            format!("encoder/m8_n8_h64x64/frame{frames}"),
+            ours,
+            ours * 10_240.0 / 1e9
+        );
+        println!(
+            "{:<34} {:>14.0} {:>10.2}",
+            format!("burn-forward/m8_n8_h64x64/frame{frames}"),
+            theirs,
+            theirs * 10_240.0 / 1e9
+        );
         println!("{:<34} {:>13.1}×", "speed-up", ours / theirs);
     }
     Ok(())

@@ -7,6 +7,8 @@
 
 mod error;
 mod recording;
+mod stage;
 
 pub use error::{Error, Result};
 pub use recording::Recording;
+pub use stage::{BoxError, Processor, Sink, Source};

@@ -264,7 +264,11 @@ mod kernel_tests {
                                 Some(a) => f64::from(a.apply(want as f32)),
                             };
                             let got = f64::from(out[f * stride + o]);
-                            assert!((got - want).abs() < 1e-5 * (1.0 + want.abs()), "{} {inputs}x{outputs} f{f} o{o}: {got} vs {want}", kernel.name());
+                            assert!(
+                                (got - want).abs() < 1e-5 * (1.0 + want.abs()),
+                                "{} {inputs}x{outputs} f{f} o{o}: {got} vs {want}",
+                                kernel.name()
+                            );
                         }
                     }
                 }

@@ -129,7 +129,12 @@ impl Separator {
             || !sources_out.len().is_multiple_of(n)
             || frames_in.len() / m != sources_out.len() / n
         {
-            return Err(Error::BlockShape { input: frames_in.len(), output: sources_out.len(), channels: m, sources: n });
+            return Err(Error::BlockShape {
+                input: frames_in.len(),
+                output: sources_out.len(),
+                channels: m,
+                sources: n,
+            });
         }
         for (input, output) in frames_in.chunks(BLOCK_FRAMES * m).zip(sources_out.chunks_mut(BLOCK_FRAMES * n)) {
             self.process_block(input, output);
@@ -194,4 +199,18 @@ fn fold_normaliser(norm: &Normaliser, layer: &DenseLayer) -> (Vec<f64>, Vec<f64>
 
 fn widen(layer: &DenseLayer) -> (Vec<f64>, Vec<f64>) {
     (layer.weight.iter().map(|&v| f64::from(v)).collect(), layer.bias.iter().map(|&v| f64::from(v)).collect())
+}
+
+impl unmix_core::Processor for Separator {
+    fn input_channels(&self) -> usize {
+        self.channels
+    }
+
+    fn output_channels(&self) -> usize {
+        self.sources
+    }
+
+    fn process(&mut self, input: &[f32], output: &mut [f32]) -> Result<(), unmix_core::BoxError> {
+        Ok(Separator::process(self, input, output)?)
+    }
 }

@@ -47,7 +47,8 @@ fn allocations() -> usize {
 
 fn model(m: usize, n: usize, hidden: &[usize], whiten: bool) -> ModelFile {
     let frames = 1000;
-    let samples: Vec<f32> = (0..frames * m).map(|i| ((i * 7919 % 1013) as f32 / 500.0 - 1.0) * (1 + i % m) as f32).collect();
+    let samples: Vec<f32> =
+        (0..frames * m).map(|i| ((i * 7919 % 1013) as f32 / 500.0 - 1.0) * (1 + i % m) as f32).collect();
     let rec = Recording::from_interleaved(8000, m, samples).unwrap();
     let normaliser = Normaliser::fit(&rec, NormaliserConfig { whiten_to: whiten.then_some(n) }).unwrap();
     let d = normaliser.output_dims();
