@@ -46,7 +46,7 @@ fn model(m: usize, hidden: &[usize]) -> Result<ModelFile> {
             training_summary: serde_json::Value::Null,
         },
         weights: ModelWeights {
-            activation: Activation::Tanh,
+            activation: if std::env::args().any(|a| a == "relu") { Activation::Relu } else { Activation::Tanh },
             encoder,
             decoder,
             posterior_log_var: vec![-3.0; m],

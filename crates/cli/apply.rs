@@ -5,13 +5,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use indicatif::ProgressBar;
 use unmix_core::Recording;
 use unmix_format::ModelFile;
 use unmix_infer::Separator;
-use unmix_io::{WavBlockReader, WavStreamWriter, read_csv, write_csv, write_wav_f32};
-
-/// Frames per block when streaming a file through the encoder.
-const BLOCK_FRAMES: usize = 16_384;
+use unmix_io::{WavBlockReader, WavStreamWriter, write_csv, write_wav_f32};
+use unmix_stream::{Pipeline, PipelineConfig, PipelineReport};
 
 /// Arguments of `unmix apply`.
 #[derive(Args, Debug)]
@@ -29,6 +28,12 @@ pub struct ApplyArgs {
     /// Overwrite an existing output file.
     #[arg(long)]
     force: bool,
+    /// Print per-stage statistics (frames, ring high-water marks, waits, time per frame).
+    #[arg(long)]
+    stats: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 pub fn run(args: ApplyArgs) -> Result<()> {
@@ -37,14 +42,48 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         bail!("{}: already exists; pass --force to overwrite", args.output.display());
     }
     let started = Instant::now();
-    let frames = apply_file(&model, &args.input, &args.output, args.csv_rate)?;
+    let applied = apply_file(&model, &args.input, &args.output, args.csv_rate, !args.quiet)?;
+    let wall = started.elapsed().as_secs_f64();
+    let seconds = applied.frames as f64 / f64::from(model.header.sample_rate_hz.max(1));
     println!(
-        "separated {frames} frames into {} sources in {:.2} s → {}",
+        "separated {} frames into {} sources in {wall:.2} s ({:.0}× real time) → {}",
+        applied.frames,
         model.header.sources,
-        started.elapsed().as_secs_f64(),
+        seconds / wall.max(1e-9),
         args.output.display()
     );
+    if let (true, Some(report)) = (args.stats, &applied.pipeline) {
+        print!("{}", stats_table(report));
+    }
     Ok(())
+}
+
+/// What applying a model to a file did.
+pub struct Applied {
+    /// Frames processed.
+    pub frames: usize,
+    /// Pipeline counters, when the input was streamed.
+    pub pipeline: Option<PipelineReport>,
+}
+
+/// Per-stage and per-ring statistics as a terminal table.
+pub fn stats_table(r: &PipelineReport) -> String {
+    let mut out = String::from("stage       frames in   frames out   blocks    busy s   ns/frame\n");
+    for s in &r.stages {
+        out += &format!(
+            "{:<10} {:>10} {:>12} {:>8} {:>9.3} {:>10.1}\n",
+            s.stage, s.frames_in, s.frames_out, s.blocks, s.busy_s, s.ns_per_frame
+        );
+    }
+    out += "ring               high-water   dropped  underruns  full-waits\n";
+    for ring in &r.rings {
+        out += &format!(
+            "{:<18} {:>10} {:>9} {:>10} {:>11}\n",
+            ring.ring, ring.high_water_frames, ring.dropped_frames, ring.underruns, ring.full_waits
+        );
+    }
+    out += &format!("wall {:.3} s\n", r.wall_s);
+    out
 }
 
 fn is_csv(path: &Path) -> bool {
@@ -59,42 +98,35 @@ fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()
 }
 
 /// Applies `model` to `input` and writes the sources to `output` (WAV, or CSV by
-/// extension). WAV input is streamed block by block, so memory stays constant whatever
-/// the file's length. Returns the number of frames processed.
-pub fn apply_file(model: &ModelFile, input: &Path, output: &Path, csv_rate: u32) -> Result<usize> {
+/// extension). WAV to WAV streams through the pipeline (reader, separator and writer on
+/// their own threads), so memory stays constant whatever the file's length.
+pub fn apply_file(model: &ModelFile, input: &Path, output: &Path, csv_rate: u32, progress: bool) -> Result<Applied> {
     let mut separator = Separator::new(model);
-    let n = separator.sources();
-    if is_csv(input) {
-        let rec = read_csv(input, csv_rate)?;
+    if is_csv(input) || is_csv(output) {
+        // CSV is for sensor-sized data: read whole, write whole.
+        let rec = unmix_io::read_recording(input, csv_rate)?;
         check_channels(model, input, rec.channels())?;
         let sources = apply_recording(&mut separator, &rec)?;
         write_sources(output, &sources)?;
-        return Ok(rec.frames());
+        return Ok(Applied { frames: rec.frames(), pipeline: None });
     }
-    let mut reader = WavBlockReader::open(input)?;
+    let reader = WavBlockReader::open(input)?;
     check_channels(model, input, reader.channels())?;
-    if is_csv(output) {
-        // CSV output is for sensor-sized data: read whole, write whole.
-        let rec = unmix_io::read_wav(input)?;
-        let sources = apply_recording(&mut separator, &rec)?;
-        write_sources(output, &sources)?;
-        return Ok(rec.frames());
+    let total = reader.frames_total();
+    let writer = WavStreamWriter::create(output, separator.sources(), reader.sample_rate_hz())?;
+    let pipeline = Pipeline::start(Box::new(reader), Box::new(separator), Box::new(writer), PipelineConfig::file())?;
+    let bar = if progress {
+        crate::progress::frames_bar(total as u64, model.header.sample_rate_hz)
+    } else {
+        ProgressBar::hidden()
+    };
+    while !pipeline.is_finished() {
+        bar.set_position(pipeline.frames_out());
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let mut writer = WavStreamWriter::create(output, n, reader.sample_rate_hz())?;
-    let mut block = Vec::with_capacity(BLOCK_FRAMES * reader.channels());
-    let mut out = vec![0.0f32; BLOCK_FRAMES * n];
-    let mut frames = 0usize;
-    loop {
-        let got = reader.read_block(&mut block, BLOCK_FRAMES)?;
-        if got == 0 {
-            break;
-        }
-        separator.process(&block, &mut out[..got * n])?;
-        writer.write(&out[..got * n])?;
-        frames += got;
-    }
-    writer.finish()?;
-    Ok(frames)
+    bar.finish_and_clear();
+    let report = pipeline.wait()?;
+    Ok(Applied { frames: report.frames_out as usize, pipeline: Some(report) })
 }
 
 /// Applies the separator to a recording held in memory.

@@ -7,6 +7,7 @@ mod apply;
 mod demo;
 mod output;
 mod plot;
+mod progress;
 mod score;
 mod separate;
 mod synth;

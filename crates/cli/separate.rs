@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
@@ -103,6 +103,9 @@ pub struct SeparateArgs {
     /// Overwrite results already in the output directory.
     #[arg(long)]
     pub force: bool,
+    /// Print per-stage statistics of the separation stream.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 impl SeparateArgs {
@@ -215,7 +218,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
 
     // 2. Training.
     let segment = segment.head(config.max_train_frames);
-    let bar = progress_bar(args.quiet, config.training.max_epochs);
+    let bar = if args.quiet { ProgressBar::hidden() } else { crate::progress::epochs_bar(config.training.max_epochs) };
     let train_started = Instant::now();
     let fitted = unmix_separate::fit(&segment, &config, &mut |e| {
         bar.set_position(e.epoch as u64);
@@ -229,7 +232,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // 3. Separation of the whole input, streamed.
     let apply_started = Instant::now();
     let sources_path = out.path("sources.wav");
-    apply_file(&model, input, &sources_path, args.csv_rate)?;
+    let applied = apply_file(&model, input, &sources_path, args.csv_rate, !args.quiet)?;
     if is_csv(input) {
         let csv_path = out.path("sources.csv");
         let rec = read_csv(input, args.csv_rate)?;
@@ -269,6 +272,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "config": model.header.training_config,
         "training": history.summary,
         "timings_s": { "read": read_s, "train": train_s, "apply": apply_s, "total": started.elapsed().as_secs_f64() },
+        "pipeline": applied.pipeline,
         "normalisation": {
             "whitened": model.header.normaliser.whitening.is_some(),
             "eigenvalues": model.header.normaliser.eigenvalues,
@@ -294,18 +298,10 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
             println!("  {}", w.display());
         }
     }
+    if let (true, Some(report)) = (args.stats, &applied.pipeline) {
+        print!("{}", crate::apply::stats_table(report));
+    }
     Ok(Outcome { score })
-}
-
-fn progress_bar(quiet: bool, epochs: usize) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(epochs as u64);
-    if let Ok(style) = ProgressStyle::with_template("training {bar:30} {pos:>4}/{len} epochs  {msg}  [{elapsed}]") {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// Says how training ended; a run that hit the epoch cap is always reported.
