@@ -17,6 +17,7 @@ pub const TANH_MAX_ABS_ERROR: f32 = 5e-7;
 
 /// `tanh` as a [7/6] rational function on `[-7.9, 7.9]` (the coefficients of Eigen's
 /// `generic_fast_tanh_float`), saturating beyond; branch-free, so it vectorises.
+#[allow(clippy::excessive_precision)] // coefficients quoted as published
 #[inline(always)]
 pub fn fast_tanh(x: f32) -> f32 {
     const CLAMP: f32 = 7.905_311;
@@ -184,10 +185,10 @@ fn dense_generic(
             for ((((w_row, &v0), &v1), &v2), &v3) in weight.chunks_exact(padded).zip(x0).zip(x1).zip(x2).zip(x3) {
                 let w = &w_row[oc..oc + LANES];
                 for l in 0..LANES {
-                    acc[0][l] = v0 * w[l] + acc[0][l];
-                    acc[1][l] = v1 * w[l] + acc[1][l];
-                    acc[2][l] = v2 * w[l] + acc[2][l];
-                    acc[3][l] = v3 * w[l] + acc[3][l];
+                    acc[0][l] += v0 * w[l];
+                    acc[1][l] += v1 * w[l];
+                    acc[2][l] += v2 * w[l];
+                    acc[3][l] += v3 * w[l];
                 }
             }
             for (r, acc_row) in acc.iter().enumerate().take(rows) {

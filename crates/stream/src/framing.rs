@@ -116,8 +116,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Whole frames, and the zero-padded tail frame with its count of real frames.
+    type Frames = (Vec<Vec<f32>>, Option<(Vec<f32>, usize)>);
+
     /// Offline framing of a whole signal, the reference.
-    fn offline(data: &[f32], ch: usize, frame_len: usize, hop: usize) -> (Vec<Vec<f32>>, Option<(Vec<f32>, usize)>) {
+    fn offline(data: &[f32], ch: usize, frame_len: usize, hop: usize) -> Frames {
         let frames = data.len() / ch;
         let mut out = Vec::new();
         let mut start = 0;

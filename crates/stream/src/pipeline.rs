@@ -341,12 +341,12 @@ fn run_processor(
             return Ok(());
         };
         let t0 = Instant::now();
-        if frames > 0 {
-            if let Err(e) = processor.process(&frames_in[..frames * m], &mut frames_out[..frames * n]) {
-                input.abort();
-                output.abort();
-                return Err(Error::Processor(e));
-            }
+        if frames > 0
+            && let Err(e) = processor.process(&frames_in[..frames * m], &mut frames_out[..frames * n])
+        {
+            input.abort();
+            output.abort();
+            return Err(Error::Processor(e));
         }
         counters.stages[1].add(frames, frames, t0.elapsed().as_nanos() as u64);
         if frames > 0 && !output.push_all(&frames_out[..frames * n], Policy::Backpressure) {

@@ -84,10 +84,10 @@ impl RingWriter {
         let pushed = self.prod.push_slice(&samples[..frames * ch]) / ch;
         let queued = (self.prod.occupied_len() / ch) as u64;
         self.shared.stats.high_water_frames.fetch_max(queued, Ordering::Relaxed);
-        if pushed > 0 {
-            if let Some(t) = self.shared.consumer.get() {
-                t.unpark();
-            }
+        if pushed > 0
+            && let Some(t) = self.shared.consumer.get()
+        {
+            t.unpark();
         }
         pushed
     }
@@ -166,10 +166,10 @@ impl RingReader {
         let ch = self.shared.channels;
         let frames = (self.cons.occupied_len() / ch).min(out.len() / ch);
         let popped = self.cons.pop_slice(&mut out[..frames * ch]) / ch;
-        if popped > 0 {
-            if let Some(t) = self.shared.producer.get() {
-                t.unpark();
-            }
+        if popped > 0
+            && let Some(t) = self.shared.producer.get()
+        {
+            t.unpark();
         }
         popped
     }
