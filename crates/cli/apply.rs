@@ -7,9 +7,10 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::ProgressBar;
 use unmix_core::Recording;
+use unmix_core::{Sink, Source};
 use unmix_format::ModelFile;
 use unmix_infer::Separator;
-use unmix_io::{WavBlockReader, WavStreamWriter, write_csv, write_wav_f32};
+use unmix_io::{CsvBlockReader, CsvStreamWriter, WavBlockReader, WavStreamWriter};
 use unmix_stream::{Pipeline, PipelineConfig, PipelineReport};
 
 /// Arguments of `unmix apply`.
@@ -97,28 +98,32 @@ fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()
     Ok(())
 }
 
-/// Applies `model` to `input` and writes the sources to `output` (WAV, or CSV by
-/// extension). WAV to WAV streams through the pipeline (reader, separator and writer on
-/// their own threads), so memory stays constant whatever the file's length.
+/// Applies `model` to `input` (WAV or CSV) and writes the sources to `output` (CSV by
+/// extension, else a float WAV), streaming through the pipeline — reader, separator and
+/// writer on their own threads — so memory stays constant whatever the input's length.
 pub fn apply_file(model: &ModelFile, input: &Path, output: &Path, csv_rate: u32, progress: bool) -> Result<Applied> {
-    let mut separator = Separator::new(model);
-    if is_csv(input) || is_csv(output) {
-        // CSV is for sensor-sized data: read whole, write whole.
-        let rec = unmix_io::read_recording(input, csv_rate)?;
-        check_channels(model, input, rec.channels())?;
-        let sources = apply_recording(&mut separator, &rec)?;
-        write_sources(output, &sources)?;
-        return Ok(Applied { frames: rec.frames(), pipeline: None });
-    }
-    let reader = WavBlockReader::open(input)?;
-    check_channels(model, input, reader.channels())?;
-    let total = reader.frames_total();
-    let writer = WavStreamWriter::create(output, separator.sources(), reader.sample_rate_hz())?;
-    let pipeline = Pipeline::start(Box::new(reader), Box::new(separator), Box::new(writer), PipelineConfig::file())?;
-    let bar = if progress {
-        crate::progress::frames_bar(total as u64, model.header.sample_rate_hz)
+    let separator = Separator::new(model);
+    let n = separator.sources();
+    let (source, total, rate): (Box<dyn Source>, Option<usize>, u32) = if is_csv(input) {
+        let reader = CsvBlockReader::open(input, csv_rate)?;
+        check_channels(model, input, reader.channels())?;
+        (Box::new(reader), None, csv_rate)
     } else {
-        ProgressBar::hidden()
+        let reader = WavBlockReader::open(input)?;
+        check_channels(model, input, reader.channels())?;
+        let (total, rate) = (reader.frames_total(), reader.sample_rate_hz());
+        (Box::new(reader), Some(total), rate)
+    };
+    let sink: Box<dyn Sink> = if is_csv(output) {
+        let names: Vec<String> = (1..=n).map(|j| format!("source{j}")).collect();
+        Box::new(CsvStreamWriter::create(output, &names)?)
+    } else {
+        Box::new(WavStreamWriter::create(output, n, rate)?)
+    };
+    let pipeline = Pipeline::start(source, Box::new(separator), sink, PipelineConfig::file())?;
+    let bar = match (progress, total) {
+        (true, Some(total)) => crate::progress::frames_bar(total as u64, rate),
+        _ => ProgressBar::hidden(),
     };
     while !pipeline.is_finished() {
         bar.set_position(pipeline.frames_out());
@@ -135,15 +140,4 @@ pub fn apply_recording(separator: &mut Separator, rec: &Recording) -> Result<Rec
     let mut out = vec![0.0f32; rec.frames() * n];
     separator.process(rec.interleaved(), &mut out)?;
     Ok(Recording::from_interleaved(rec.sample_rate_hz(), n, out)?)
-}
-
-/// Writes sources as WAV or CSV by the path's extension.
-pub fn write_sources(path: &Path, sources: &Recording) -> Result<()> {
-    if is_csv(path) {
-        let names: Vec<String> = (1..=sources.channels()).map(|j| format!("source{j}")).collect();
-        write_csv(path, sources, &names)?;
-    } else {
-        write_wav_f32(path, sources)?;
-    }
-    Ok(())
 }

@@ -15,7 +15,7 @@ use unmix_io::{WavBlockReader, read_csv};
 use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig, TrainingHistory};
 use unmix_separate::{DEFAULT_MAX_TRAIN_FRAMES, SeparateConfig};
 
-use crate::apply::{apply_file, apply_recording, write_sources};
+use crate::apply::{apply_file, apply_recording};
 use crate::output::Staging;
 use crate::{plot, score};
 
@@ -234,10 +234,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let sources_path = out.path("sources.wav");
     let applied = apply_file(&model, input, &sources_path, args.csv_rate, !args.quiet)?;
     if is_csv(input) {
-        let csv_path = out.path("sources.csv");
-        let rec = read_csv(input, args.csv_rate)?;
-        let mut separator = Separator::new(&model);
-        write_sources(&csv_path, &apply_recording(&mut separator, &rec)?)?;
+        apply_file(&model, input, &out.path("sources.csv"), args.csv_rate, false)?;
     }
     let apply_s = apply_started.elapsed().as_secs_f64();
     model.save(&out.path("model.unmix"))?;

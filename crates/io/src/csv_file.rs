@@ -7,58 +7,202 @@ use unmix_core::Recording;
 use crate::error::io_error;
 use crate::{Error, Result, write_atomically};
 
-/// Reads a CSV of numbers into a recording at `sample_rate_hz`.
+/// Reads a sensor CSV block by block, so memory does not grow with the file's length.
 ///
-/// The first row is a header when any of its cells is not a number. Cells may carry
-/// surrounding spaces. An empty, non-numeric, NaN or infinite cell is an error naming its
-/// line and column; so is a row of a different width.
-pub fn read_csv(path: &Path, sample_rate_hz: u32) -> Result<Recording> {
-    let file = std::fs::File::open(path).map_err(io_error(path))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(file);
-    let mut samples = Vec::new();
-    let mut width = None;
-    for (index, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| Error::Csv { path: path.to_path_buf(), detail: e.to_string() })?;
-        let line = record.position().map_or(index as u64 + 1, |p| p.line());
-        let parsed: Vec<std::result::Result<f32, usize>> = record
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| cell.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or(c))
-            .collect();
-        if index == 0 && parsed.iter().any(|p| p.is_err()) && record.iter().all(|c| c.parse::<f32>().is_err()) {
-            // A header row: every cell is a name, not a value.
-            width = Some(record.len());
-            continue;
+/// The first row is a header when every one of its cells is not a number. Cells may carry
+/// surrounding spaces; `#` starts a comment line. An empty, non-numeric, NaN or infinite
+/// cell is an error naming its line and column; so is a row of a different width.
+pub struct CsvBlockReader {
+    path: std::path::PathBuf,
+    reader: csv::Reader<std::io::BufReader<std::fs::File>>,
+    record: csv::StringRecord,
+    /// The first data row, read while looking for a header.
+    pending: Option<csv::StringRecord>,
+    channels: usize,
+    sample_rate_hz: u32,
+}
+
+impl CsvBlockReader {
+    /// Opens `path`, reading rows as frames at `sample_rate_hz`.
+    pub fn open(path: &Path, sample_rate_hz: u32) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(io_error(path))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .comment(Some(b'#'))
+            .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+        let mut first = csv::StringRecord::new();
+        let has_first = reader
+            .read_record(&mut first)
+            .map_err(|e| Error::Csv { path: path.to_path_buf(), detail: e.to_string() })?;
+        if !has_first {
+            return Err(Error::Empty { path: path.to_path_buf() });
         }
-        let expected = *width.get_or_insert(record.len());
-        if record.len() != expected {
-            return Err(Error::CsvWidth { path: path.to_path_buf(), line, got: record.len(), expected });
-        }
-        for p in parsed {
-            match p {
-                Ok(v) => samples.push(v),
-                Err(c) => {
-                    return Err(Error::CsvCell {
-                        path: path.to_path_buf(),
-                        line,
-                        column: c + 1,
-                        cell: record.get(c).unwrap_or_default().to_string(),
-                    });
+        let is_header = first.iter().all(|c| c.parse::<f32>().is_err());
+        let channels = first.len();
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader,
+            record: csv::StringRecord::new(),
+            pending: (!is_header).then_some(first),
+            channels,
+            sample_rate_hz,
+        })
+    }
+
+    /// Channels per frame (columns).
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// The sample rate given at opening.
+    pub fn sample_rate_hz(&self) -> u32 {
+        self.sample_rate_hz
+    }
+
+    /// Reads up to `max_frames` rows into `out` (cleared first); returns the frames read,
+    /// 0 at the end.
+    pub fn read_block(&mut self, out: &mut Vec<f32>, max_frames: usize) -> Result<usize> {
+        out.clear();
+        let mut frames = 0;
+        while frames < max_frames {
+            let record = match self.pending.take() {
+                Some(r) => r,
+                None => {
+                    let more = self
+                        .reader
+                        .read_record(&mut self.record)
+                        .map_err(|e| Error::Csv { path: self.path.clone(), detail: e.to_string() })?;
+                    if !more {
+                        break;
+                    }
+                    std::mem::take(&mut self.record)
+                }
+            };
+            let line = record.position().map_or(0, csv::Position::line);
+            if record.len() != self.channels {
+                return Err(Error::CsvWidth {
+                    path: self.path.clone(),
+                    line,
+                    got: record.len(),
+                    expected: self.channels,
+                });
+            }
+            for (c, cell) in record.iter().enumerate() {
+                match cell.parse::<f32>() {
+                    Ok(v) if v.is_finite() => out.push(v),
+                    _ => {
+                        return Err(Error::CsvCell {
+                            path: self.path.clone(),
+                            line,
+                            column: c + 1,
+                            cell: cell.to_string(),
+                        });
+                    }
                 }
             }
+            self.record = record;
+            frames += 1;
         }
+        Ok(frames)
     }
-    let channels = width.unwrap_or(0);
+}
+
+impl unmix_core::Source for CsvBlockReader {
+    fn channels(&self) -> usize {
+        self.channels
+    }
+
+    fn sample_rate_hz(&self) -> u32 {
+        self.sample_rate_hz
+    }
+
+    fn frames_total(&self) -> Option<usize> {
+        None
+    }
+
+    fn read(&mut self, out: &mut Vec<f32>, max_frames: usize) -> std::result::Result<usize, unmix_core::BoxError> {
+        Ok(self.read_block(out, max_frames)?)
+    }
+}
+
+/// Reads a whole CSV of numbers into a recording at `sample_rate_hz` (see [`CsvBlockReader`]).
+pub fn read_csv(path: &Path, sample_rate_hz: u32) -> Result<Recording> {
+    let mut reader = CsvBlockReader::open(path, sample_rate_hz)?;
+    let mut samples = Vec::new();
+    let mut block = Vec::new();
+    while reader.read_block(&mut block, 1 << 14)? > 0 {
+        samples.extend_from_slice(&block);
+    }
     if samples.is_empty() {
         return Err(Error::Empty { path: path.to_path_buf() });
     }
-    Recording::from_interleaved(sample_rate_hz, channels, samples)
+    Recording::from_interleaved(sample_rate_hz, reader.channels(), samples)
         .map_err(|source| Error::Shape { path: path.to_path_buf(), source })
+}
+
+/// Writes CSV rows as blocks arrive, into a temporary file that becomes `path` only on
+/// [`finish`](Self::finish); dropped unfinished, it leaves nothing behind.
+pub struct CsvStreamWriter {
+    path: std::path::PathBuf,
+    writer: csv::Writer<std::io::BufWriter<std::fs::File>>,
+    tmp: tempfile::TempPath,
+    channels: usize,
+    row: Vec<String>,
+}
+
+impl CsvStreamWriter {
+    /// Starts a CSV with one column per name.
+    pub fn create(path: &Path, names: &[String]) -> Result<Self> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp =
+            tempfile::Builder::new().prefix(".unmix-").suffix(".part").tempfile_in(dir).map_err(io_error(path))?;
+        crate::atomic::make_readable(tmp.as_file()).map_err(io_error(path))?;
+        let (file, tmp) = tmp.into_parts();
+        let mut writer = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, file));
+        writer.write_record(names).map_err(|e| Error::Csv { path: path.to_path_buf(), detail: e.to_string() })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer,
+            tmp,
+            channels: names.len().max(1),
+            row: Vec::with_capacity(names.len()),
+        })
+    }
+
+    /// Appends interleaved samples (whole frames), one row per frame.
+    pub fn write(&mut self, samples: &[f32]) -> Result<()> {
+        for frame in samples.chunks_exact(self.channels) {
+            self.row.clear();
+            self.row.extend(frame.iter().map(|v| v.to_string()));
+            self.writer
+                .write_record(&self.row)
+                .map_err(|e| Error::Csv { path: self.path.clone(), detail: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and renames the file into place.
+    pub fn finish(mut self) -> Result<()> {
+        self.writer.flush().map_err(io_error(&self.path))?;
+        drop(self.writer);
+        self.tmp.persist(&self.path).map_err(|e| Error::Io { path: self.path.clone(), source: e.error })?;
+        Ok(())
+    }
+}
+
+impl unmix_core::Sink for CsvStreamWriter {
+    fn write(&mut self, samples: &[f32]) -> std::result::Result<(), unmix_core::BoxError> {
+        Ok(CsvStreamWriter::write(self, samples)?)
+    }
+
+    fn finish(self: Box<Self>) -> std::result::Result<(), unmix_core::BoxError> {
+        Ok(CsvStreamWriter::finish(*self)?)
+    }
 }
 
 /// Writes a recording as CSV with a header of `names` (one per channel), atomically.
