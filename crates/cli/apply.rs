@@ -6,11 +6,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::ProgressBar;
-use unmix_core::Recording;
 use unmix_core::{Sink, Source};
 use unmix_format::ModelFile;
 use unmix_infer::Separator;
-use unmix_io::{CsvBlockReader, CsvStreamWriter, WavBlockReader, WavStreamWriter};
+use unmix_io::{CsvBlockReader, CsvStreamWriter, WavBlockReader, WavStreamWriter, is_csv};
 use unmix_stream::{Pipeline, PipelineConfig, PipelineReport};
 
 /// Arguments of `unmix apply`.
@@ -87,10 +86,6 @@ pub fn stats_table(r: &PipelineReport) -> String {
     out
 }
 
-fn is_csv(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-}
-
 fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()> {
     if channels != model.header.channels {
         bail!("{}: has {channels} channels, but the model was trained on {}", input.display(), model.header.channels);
@@ -132,12 +127,4 @@ pub fn apply_file(model: &ModelFile, input: &Path, output: &Path, csv_rate: u32,
     bar.finish_and_clear();
     let report = pipeline.wait()?;
     Ok(Applied { frames: report.frames_out as usize, pipeline: Some(report) })
-}
-
-/// Applies the separator to a recording held in memory.
-pub fn apply_recording(separator: &mut Separator, rec: &Recording) -> Result<Recording> {
-    let n = separator.sources();
-    let mut out = vec![0.0f32; rec.frames() * n];
-    separator.process(rec.interleaved(), &mut out)?;
-    Ok(Recording::from_interleaved(rec.sample_rate_hz(), n, out)?)
 }

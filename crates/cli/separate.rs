@@ -1,7 +1,7 @@
 //! `unmix separate`: train on a segment of the input, separate all of it, and write the
 //! sources, the model, a report and plots.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -10,12 +10,11 @@ use indicatif::ProgressBar;
 use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
-use unmix_infer::Separator;
-use unmix_io::{WavBlockReader, read_csv};
+use unmix_io::{WavBlockReader, is_csv, read_csv};
 use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig, TrainingHistory};
 use unmix_separate::{DEFAULT_MAX_TRAIN_FRAMES, SeparateConfig};
 
-use crate::apply::{apply_file, apply_recording};
+use crate::apply::apply_file;
 use crate::output::Staging;
 use crate::{plot, score};
 
@@ -180,10 +179,6 @@ pub fn run(args: SeparateArgs) -> Result<Outcome> {
 const OUTPUTS: [&str; 7] =
     ["sources.wav", "sources.csv", "model.unmix", "report.json", "training.png", "priors.png", "truth.png"];
 
-fn is_csv(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-}
-
 /// Runs a whole separation job.
 pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let started = Instant::now();
@@ -247,8 +242,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
 
     // 5. Plots.
     if !args.no_plots {
-        let mut separator = Separator::new(&model);
-        let segment_sources = apply_recording(&mut separator, &segment)?;
+        let segment_sources = unmix_separate::apply(&model, &segment)?;
         plot::training_curves(&out.path("training.png"), &history)?;
         plot::priors(&out.path("priors.png"), &segment_sources, &model.weights)?;
         if let (Some(truth), Some(score)) = (&args.truth, &score) {

@@ -23,6 +23,8 @@ pub use error::{Error, Result};
 pub use weights::{Activation, DenseLayer, GmmParams, ModelWeights};
 
 use std::io::Write;
+#[cfg(unix)]
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -148,7 +150,7 @@ impl ModelFile {
         Ok(())
     }
 
-    /// Writes the file atomically (temporary file, then rename).
+    /// Writes the file atomically (temporary file beside it, then rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes()?;
         let io = |source| Error::Io { path: path.to_path_buf(), source };
@@ -156,14 +158,16 @@ impl ModelFile {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let mut tmp = tempfile_in(dir).map_err(io)?;
-        tmp.1.write_all(&bytes).map_err(io)?;
-        tmp.1.sync_all().map_err(io)?;
-        drop(tmp.1);
-        std::fs::rename(&tmp.0, path).map_err(|source| {
-            let _ = std::fs::remove_file(&tmp.0);
-            Error::Io { path: path.to_path_buf(), source }
-        })
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".unmix-").suffix(".part");
+        // Temporary files are private by default; the model is an ordinary file.
+        #[cfg(unix)]
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+        let mut tmp = builder.tempfile_in(dir).map_err(io)?;
+        tmp.write_all(&bytes).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(path).map_err(|e| io(e.error))?;
+        Ok(())
     }
 
     /// Reads and validates a model file.
@@ -171,21 +175,6 @@ impl ModelFile {
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         Self::from_bytes(&bytes)
     }
-}
-
-/// Creates a fresh, uniquely named file in `dir` for an atomic write.
-fn tempfile_in(dir: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
-    let pid = std::process::id();
-    for attempt in 0..1000u32 {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let path = dir.join(format!(".unmix-{pid}-{nanos}-{attempt}.part"));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(f) => return Ok((path, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other("could not create a temporary file"))
 }
 
 #[derive(Serialize, Deserialize)]

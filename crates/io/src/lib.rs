@@ -24,6 +24,10 @@ use unmix_core::Recording;
 ///
 /// `csv_sample_rate_hz` is the sample rate given to CSV input, which carries none.
 pub fn read_recording(path: &Path, csv_sample_rate_hz: u32) -> Result<Recording> {
-    let is_csv = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if is_csv { read_csv(path, csv_sample_rate_hz) } else { read_wav(path) }
+    if is_csv(path) { read_csv(path, csv_sample_rate_hz) } else { read_wav(path) }
+}
+
+/// Whether a path names a CSV file (by its extension); everything else is taken as WAV.
+pub fn is_csv(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"))
 }
