@@ -1,9 +1,12 @@
 //! A lock-free SPSC ring of interleaved samples, sized and counted in frames.
 //!
 //! # Real-time safety
-//! The storage is allocated by [`FrameRing::new`]; afterwards [`RingWriter::push`] and
-//! [`RingReader::pop`] never allocate, lock or block: a full or empty ring is a short
-//! count. Only the explicit `*_blocking` calls (for file pipelines) wait, by parking.
+//! The storage is allocated by [`FrameRing::new`]; afterwards [`RingWriter::push`],
+//! [`RingWriter::push_or_drop`] and [`RingReader::pop`] never allocate, lock, block or make
+//! a system call: a full or empty ring is a short count. Only the waiting calls
+//! ([`RingWriter::push_all`] under backpressure, [`RingReader::pop_exact_blocking`]) park,
+//! and only they wake the other side; a parked side also looks again every
+//! 2 ms, so a real-time producer that never wakes anyone is still heard.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +29,7 @@ pub enum Policy {
 }
 
 /// How long a waiting side sleeps before looking again, if nobody wakes it first.
-const PARK: Duration = Duration::from_millis(2);
+pub(crate) const PARK: Duration = Duration::from_millis(2);
 
 struct Shared {
     channels: usize,
@@ -77,47 +80,56 @@ impl RingWriter {
     }
 
     /// Pushes as many whole frames of `samples` as fit; returns the frames pushed. Never
-    /// waits.
+    /// waits and wakes nobody (real-time safe).
     pub fn push(&mut self, samples: &[f32]) -> usize {
         let ch = self.shared.channels;
         let frames = (self.prod.vacant_len() / ch).min(samples.len() / ch);
         let pushed = self.prod.push_slice(&samples[..frames * ch]) / ch;
         let queued = (self.prod.occupied_len() / ch) as u64;
         self.shared.stats.high_water_frames.fetch_max(queued, Ordering::Relaxed);
-        if pushed > 0
-            && let Some(t) = self.shared.consumer.get()
-        {
-            t.unpark();
+        pushed
+    }
+
+    /// Pushes what fits and counts the rest as dropped; returns the frames pushed. The
+    /// live-input policy: never waits, wakes nobody (real-time safe).
+    pub fn push_or_drop(&mut self, samples: &[f32]) -> usize {
+        let ch = self.shared.channels;
+        let pushed = self.push(samples);
+        let dropped = samples.len() / ch - pushed;
+        if dropped > 0 {
+            self.shared.stats.dropped_frames.fetch_add(dropped as u64, Ordering::Relaxed);
         }
         pushed
     }
 
-    /// Pushes every frame, under `policy`: waits for room (backpressure) or drops and
-    /// counts what does not fit. Returns `false` if the consumer has aborted.
+    /// Pushes every frame, under `policy`: waits for room, parked, and wakes the reader
+    /// (backpressure), or drops and counts what does not fit (drop-and-count, as
+    /// [`push_or_drop`](Self::push_or_drop)). Returns `false` if the consumer has aborted.
     pub fn push_all(&mut self, samples: &[f32], policy: Policy) -> bool {
-        let _ = self.shared.producer.set(std::thread::current());
+        if self.shared.aborted.load(Ordering::Acquire) {
+            return false;
+        }
+        if policy == Policy::DropAndCount {
+            self.push_or_drop(samples);
+            return true;
+        }
         let ch = self.shared.channels;
         let mut done = 0;
-        while done < samples.len() {
+        loop {
+            done += self.push(&samples[done..]) * ch;
+            if let Some(t) = self.shared.consumer.get() {
+                t.unpark();
+            }
+            if done >= samples.len() {
+                return true;
+            }
             if self.shared.aborted.load(Ordering::Acquire) {
                 return false;
             }
-            done += self.push(&samples[done..]) * ch;
-            if done < samples.len() {
-                match policy {
-                    Policy::DropAndCount => {
-                        let dropped = (samples.len() - done) / ch;
-                        self.shared.stats.dropped_frames.fetch_add(dropped as u64, Ordering::Relaxed);
-                        return true;
-                    }
-                    Policy::Backpressure => {
-                        self.shared.stats.full_waits.fetch_add(1, Ordering::Relaxed);
-                        std::thread::park_timeout(PARK);
-                    }
-                }
-            }
+            self.shared.stats.full_waits.fetch_add(1, Ordering::Relaxed);
+            let _ = self.shared.producer.set(std::thread::current());
+            std::thread::park_timeout(PARK);
         }
-        true
     }
 
     /// Marks the end of the stream: the reader sees it after the last pushed frame.
@@ -161,24 +173,18 @@ impl RingReader {
         self.cons.occupied_len() / self.shared.channels
     }
 
-    /// Pops up to `out.len() / channels` whole frames; returns the frames popped. Never waits.
+    /// Pops up to `out.len() / channels` whole frames; returns the frames popped. Never
+    /// waits and wakes nobody (real-time safe).
     pub fn pop(&mut self, out: &mut [f32]) -> usize {
         let ch = self.shared.channels;
         let frames = (self.cons.occupied_len() / ch).min(out.len() / ch);
-        let popped = self.cons.pop_slice(&mut out[..frames * ch]) / ch;
-        if popped > 0
-            && let Some(t) = self.shared.producer.get()
-        {
-            t.unpark();
-        }
-        popped
+        self.cons.pop_slice(&mut out[..frames * ch]) / ch
     }
 
     /// Waits until `out` is full of frames or the stream has ended, then pops. Returns the
     /// frames popped (fewer than asked only at the end of the stream), or `None` if the
     /// producer aborted.
     pub fn pop_exact_blocking(&mut self, out: &mut [f32]) -> Option<usize> {
-        let _ = self.shared.consumer.set(std::thread::current());
         let ch = self.shared.channels;
         let want = out.len() / ch;
         let mut got = 0;
@@ -189,10 +195,15 @@ impl RingReader {
             // Read `closed` before popping: if it was set, every frame is already visible.
             let closed = self.shared.closed.load(Ordering::Acquire);
             got += self.pop(&mut out[got * ch..want * ch]);
+            // Room was made: wake a producer waiting under backpressure.
+            if let Some(t) = self.shared.producer.get() {
+                t.unpark();
+            }
             if got == want || (closed && self.cons.occupied_len() < ch) {
                 return Some(got);
             }
             self.shared.stats.underruns.fetch_add(1, Ordering::Relaxed);
+            let _ = self.shared.consumer.set(std::thread::current());
             std::thread::park_timeout(PARK);
         }
     }
