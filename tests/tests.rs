@@ -7,3 +7,4 @@ mod util;
 mod bad_input;
 mod cli;
 mod paper;
+mod pipeline;

@@ -63,6 +63,20 @@ impl Marginal {
         Marginal::SkewedMixture,
     ];
 
+    /// Mean and variance of the distribution as drawn (before standardisation).
+    pub fn moments(self) -> (f64, f64) {
+        match self {
+            Marginal::Uniform => (0.0, 1.0 / 3.0),
+            Marginal::Laplace => (0.0, 2.0),
+            Marginal::Exponential => (1.0, 1.0),
+            Marginal::Bimodal => (0.0, 1.0 + 0.3 * 0.3),
+            Marginal::StudentT5 => (0.0, 5.0 / 3.0),
+            Marginal::Sinusoid => (0.0, 0.5),
+            // 0.8·N(−0.5, 0.25) + 0.2·N(2, 0.25): mean 0, E[x²] = 0.8·0.5 + 0.2·4.25.
+            Marginal::SkewedMixture => (0.0, 1.25),
+        }
+    }
+
     fn draw(self, rng: &mut StdRng) -> f64 {
         match self {
             Marginal::Uniform => rng.random_range(-1.0..1.0),
@@ -283,6 +297,146 @@ fn rows(a: &Matrix) -> Vec<Vec<f64>> {
     (0..a.rows).map(|r| a.row(r).to_vec()).collect()
 }
 
+/// The benchmark as an endless (or bounded) stream, for pipeline tests and benches.
+///
+/// Frames are drawn one at a time, each source standardised with its marginal's exact
+/// moments ([`Marginal::moments`]) rather than the data's, so the output does not depend on
+/// how reads are chunked. Mixing matrices are drawn as in [`generate`]; the nonlinear
+/// second layer is scaled on a pilot sample drawn at construction.
+pub struct SynthStream {
+    rng: StdRng,
+    marginals: Vec<Marginal>,
+    kind: MixKind,
+    a1: Matrix,
+    a2: Option<Matrix>,
+    noise_sd: Option<Vec<f64>>,
+    frames_left: usize,
+    sample_rate_hz: u32,
+    s: Vec<f64>,
+    h: Vec<f64>,
+}
+
+impl SynthStream {
+    /// A stream of `config.frames` frames (use `usize::MAX` for an endless one).
+    pub fn new(config: &SynthConfig) -> Result<Self, Error> {
+        let SynthConfig { kind, sources: n, sensors: m, frames, seed, sample_rate_hz, snr_db } = *config;
+        if n == 0 || m < n || sample_rate_hz == 0 {
+            return Err(Error::Invalid(format!("need sources ≥ 1, sensors ≥ sources, sample rate > 0 (got {n}, {m})")));
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let marginals: Vec<Marginal> = (0..n).map(|j| Marginal::ALL[j % Marginal::ALL.len()]).collect();
+        // Per-sensor signal power, for the noise level: linear rows have unit norm and the
+        // sources unit variance, so every sensor has power 1; through tanh it is measured.
+        let (a1, a2, power) = match kind {
+            MixKind::Linear => (well_conditioned(&mut rng, m, n), None, vec![1.0; m]),
+            MixKind::Nonlinear => {
+                // Unit-variance independent sources: a row of norm 1.5 gives std 1.5 exactly.
+                let mut a1 = gaussian_matrix(&mut rng, m, n);
+                for r in 0..m {
+                    let norm = a1.row(r).iter().map(|v| v * v).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+                    for c in 0..n {
+                        a1[(r, c)] *= TANH_INPUT_STD / norm;
+                    }
+                }
+                // The second layer is scaled on a pilot sample from its own generator.
+                let mut a2 = gaussian_matrix(&mut rng, m, m);
+                let mut pilot_rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+                let pilot: Vec<Vec<f64>> = (0..n)
+                    .map(|j| (0..20_000).map(|_| standard_draw(marginals[j], &mut pilot_rng)).collect())
+                    .collect();
+                let h: Vec<Vec<f64>> =
+                    apply(&a1, &pilot).into_iter().map(|r| r.into_iter().map(f64::tanh).collect()).collect();
+                let pre = scale_rows_to_std(&mut a2, &h);
+                let power =
+                    pre.iter().map(|r| r.iter().map(|v| v.tanh().powi(2)).sum::<f64>() / r.len() as f64).collect();
+                (a1, Some(a2), power)
+            }
+        };
+        let noise_sd = snr_db.map(|snr| power.iter().map(|p| (p / 10f64.powf(snr / 10.0)).sqrt()).collect());
+        Ok(Self {
+            rng,
+            marginals,
+            kind,
+            a1,
+            a2,
+            noise_sd,
+            frames_left: frames,
+            sample_rate_hz,
+            s: vec![0.0; n],
+            h: vec![0.0; m],
+        })
+    }
+
+    /// Mixing kind.
+    pub fn kind(&self) -> MixKind {
+        self.kind
+    }
+
+    /// Sources per frame.
+    pub fn sources(&self) -> usize {
+        self.marginals.len()
+    }
+
+    /// Draws up to `max_frames` frames: the mixture into `mixture` and, if given, the true
+    /// sources into `truth` (both cleared first). Returns the frames drawn.
+    pub fn draw(&mut self, mixture: &mut Vec<f32>, mut truth: Option<&mut Vec<f32>>, max_frames: usize) -> usize {
+        mixture.clear();
+        if let Some(t) = truth.as_deref_mut() {
+            t.clear();
+        }
+        let frames = max_frames.min(self.frames_left);
+        let m = self.a1.rows;
+        for _ in 0..frames {
+            for (s, &marginal) in self.s.iter_mut().zip(&self.marginals) {
+                *s = standard_draw(marginal, &mut self.rng);
+            }
+            for r in 0..m {
+                let v: f64 = self.a1.row(r).iter().zip(&self.s).map(|(a, s)| a * s).sum();
+                self.h[r] = if self.a2.is_some() { v.tanh() } else { v };
+            }
+            for r in 0..m {
+                let mut x = match &self.a2 {
+                    None => self.h[r],
+                    Some(a2) => a2.row(r).iter().zip(&self.h).map(|(a, h)| a * h).sum::<f64>().tanh(),
+                };
+                if let Some(sd) = &self.noise_sd {
+                    x += sd[r] * self.rng.sample::<f64, _>(StandardNormal);
+                }
+                mixture.push(x as f32);
+            }
+            if let Some(t) = truth.as_deref_mut() {
+                t.extend(self.s.iter().map(|&v| v as f32));
+            }
+        }
+        self.frames_left -= frames;
+        frames
+    }
+}
+
+/// One draw of a marginal, standardised with its exact moments.
+fn standard_draw(marginal: Marginal, rng: &mut StdRng) -> f64 {
+    let (mean, var) = marginal.moments();
+    (marginal.draw(rng) - mean) / var.sqrt()
+}
+
+impl unmix_core::Source for SynthStream {
+    fn channels(&self) -> usize {
+        self.a1.rows
+    }
+
+    fn sample_rate_hz(&self) -> u32 {
+        self.sample_rate_hz
+    }
+
+    fn frames_total(&self) -> Option<usize> {
+        (self.frames_left != usize::MAX).then_some(self.frames_left)
+    }
+
+    fn read(&mut self, out: &mut Vec<f32>, max_frames: usize) -> Result<usize, unmix_core::BoxError> {
+        Ok(self.draw(out, None, max_frames))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +474,44 @@ mod tests {
             let sd = (pre.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
             assert!((sd - TANH_INPUT_STD).abs() < 1e-2, "channel {c}: {sd}");
         }
+    }
+
+    #[test]
+    fn marginal_moments_are_exact() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for marginal in Marginal::ALL {
+            let (mean, var) = marginal.moments();
+            let n = 400_000;
+            let draws: Vec<f64> = (0..n).map(|_| marginal.draw(&mut rng)).collect();
+            let m = draws.iter().sum::<f64>() / n as f64;
+            let v = draws.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+            assert!((m - mean).abs() < 0.02, "{marginal:?} mean {m} vs {mean}");
+            assert!((v / var - 1.0).abs() < 0.03, "{marginal:?} var {v} vs {var}");
+        }
+    }
+
+    #[test]
+    fn stream_is_seeded_and_independent_of_chunking() {
+        let config = SynthConfig { frames: 5000, ..SynthConfig::paper(MixKind::Nonlinear, 4) };
+        let mut whole = SynthStream::new(&config).unwrap();
+        let (mut a, mut ta) = (Vec::new(), Vec::new());
+        assert_eq!(whole.draw(&mut a, Some(&mut ta), 10_000), 5000);
+        let mut chunked = SynthStream::new(&config).unwrap();
+        let (mut b, mut tb, mut block, mut tblock) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for size in [1, 7, 100, 3333, 10_000].iter().cycle() {
+            if chunked.draw(&mut block, Some(&mut tblock), *size) == 0 {
+                break;
+            }
+            b.extend_from_slice(&block);
+            tb.extend_from_slice(&tblock);
+        }
+        assert_eq!(a, b);
+        assert_eq!(ta, tb);
+        // Nonlinear outputs are tanh values; the truth is standardised.
+        assert!(a.iter().all(|v| v.abs() < 1.0));
+        let src0: Vec<f64> = ta.iter().step_by(3).map(|&v| f64::from(v)).collect();
+        let mean = src0.iter().sum::<f64>() / src0.len() as f64;
+        assert!(mean.abs() < 0.05);
     }
 
     #[test]
