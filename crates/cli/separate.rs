@@ -187,19 +187,21 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         bail!("-n/--sources must be at least 1");
     }
     // 1. The training segment (the whole file for CSV, only the head for WAV).
-    let (segment, total_frames) = if is_csv(input) {
+    // The configuration needs the sample rate (for --train-seconds), so it is made once the
+    // header is known.
+    let (segment, total_frames, config) = if is_csv(input) {
         let rec = read_csv(input, args.csv_rate)?;
+        let config = args.config(rec.sample_rate_hz())?;
         let frames = rec.frames();
-        (rec, frames)
+        (rec, frames, config)
     } else {
         let mut reader = WavBlockReader::open(input)?;
         let config = args.config(reader.sample_rate_hz())?;
         let mut head = Vec::new();
         reader.read_block(&mut head, config.max_train_frames)?;
         let total = reader.frames_total();
-        (Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), head)?, total)
+        (Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), head)?, total, config)
     };
-    let config = args.config(segment.sample_rate_hz())?;
     if segment.channels() < args.sources {
         bail!(
             "{}: {} channels cannot be separated into {} sources (need at least as many channels as sources)",

@@ -15,13 +15,7 @@ pub fn write_atomically<F>(path: &Path, write: F) -> Result<()>
 where
     F: FnOnce(&mut BufWriter<&mut std::fs::File>) -> Result<()>,
 {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp =
-        tempfile::Builder::new().prefix(".unmix-").suffix(".part").tempfile_in(dir).map_err(io_error(path))?;
-    make_readable(tmp.as_file()).map_err(io_error(path))?;
+    let mut tmp = temp_beside(path)?;
     {
         let mut w = BufWriter::new(tmp.as_file_mut());
         write(&mut w)?;
@@ -32,9 +26,21 @@ where
     Ok(())
 }
 
+/// A readable temporary file in `path`'s directory (so the final rename never crosses
+/// file systems), deleted if dropped before it is persisted.
+pub(crate) fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new().prefix(".unmix-").suffix(".part").tempfile_in(dir).map_err(io_error(path))?;
+    make_readable(tmp.as_file()).map_err(io_error(path))?;
+    Ok(tmp)
+}
+
 /// Temporary files are created private (0600); results are ordinary files (0644 less the
 /// umask is what `File::create` would give, and 0644 is its usual outcome).
-pub(crate) fn make_readable(file: &std::fs::File) -> std::io::Result<()> {
+fn make_readable(file: &std::fs::File) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

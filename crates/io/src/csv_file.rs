@@ -155,14 +155,7 @@ pub struct CsvStreamWriter {
 impl CsvStreamWriter {
     /// Starts a CSV with one column per name.
     pub fn create(path: &Path, names: &[String]) -> Result<Self> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp =
-            tempfile::Builder::new().prefix(".unmix-").suffix(".part").tempfile_in(dir).map_err(io_error(path))?;
-        crate::atomic::make_readable(tmp.as_file()).map_err(io_error(path))?;
-        let (file, tmp) = tmp.into_parts();
+        let (file, tmp) = crate::atomic::temp_beside(path)?.into_parts();
         let mut writer = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, file));
         writer.write_record(names).map_err(|e| Error::Csv { path: path.to_path_buf(), detail: e.to_string() })?;
         Ok(Self {

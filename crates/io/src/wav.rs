@@ -216,12 +216,7 @@ impl WavStreamWriter {
     /// Starts a float WAV of `channels` at `sample_rate_hz`.
     pub fn create(path: &Path, channels: usize, sample_rate_hz: u32) -> Result<Self> {
         let io = |source| Error::Io { path: path.to_path_buf(), source };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new().prefix(".unmix-").suffix(".part").tempfile_in(dir).map_err(io)?;
-        crate::atomic::make_readable(tmp.as_file()).map_err(io)?;
+        let tmp = crate::atomic::temp_beside(path)?;
         let spec = WavSpec {
             channels: u16::try_from(channels).map_err(|_| Error::Wav {
                 path: path.to_path_buf(),
