@@ -67,6 +67,10 @@ fn separate_then_apply_gives_identical_sources() {
     assert_eq!(report["priors"].as_array().unwrap().len(), 2);
     assert!(report["score"]["mean_abs_corr"].as_f64().unwrap() > 0.0);
     assert!(stderr(&o).contains("warning: training stopped at the epoch cap"), "{}", stderr(&o));
+    assert_eq!(report["restarts"]["config"]["candidates"], 4);
+    assert!(report["restarts"]["final_validation_loss"].as_f64().unwrap().is_finite());
+    assert_eq!(report["ordering"]["signs"].as_array().unwrap().len(), 2);
+    assert!(report["linear_ica"]["iterations"].as_u64().unwrap() > 0);
 
     let applied = dir.path().join("applied.wav");
     let o = unmix(&[
@@ -190,4 +194,29 @@ fn truncated_input_mid_stream_leaves_no_output() {
     assert_clean_failure(&o, "cut.wav", "truncated");
     assert!(!result.exists());
     assert_eq!(files_in(dir.path()).iter().filter(|f| f.ends_with(".part")).count(), 0, "temporary file left behind");
+}
+
+/// `-n auto` reports its evidence and honours `--max-sources`; a bad `-n` is refused.
+#[test]
+fn auto_source_count_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 3, 4, 3000, 8);
+    let out = dir.path().join("out");
+    let mut args =
+        vec!["separate", mix.to_str().unwrap(), "-n", "auto", "--max-sources", "2", "-o", out.to_str().unwrap()];
+    args.extend_from_slice(QUICK);
+    let o = unmix(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["sources"], 2);
+    assert_eq!(report["source_count"]["cap"], 2);
+    assert_eq!(report["source_count"]["mdl"].as_array().unwrap().len(), 4);
+    assert_eq!(read(&out.join("sources.wav")).channels(), 2);
+
+    let o = unmix(&["separate", mix.to_str().unwrap(), "-n", "some", "-o", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("neither a number of sources nor 'auto'"), "{}", stderr(&o));
+    let o = unmix(&["separate", mix.to_str().unwrap(), "-n", "2", "--max-sources", "2", "-o", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--max-sources only applies to -n auto"), "{}", stderr(&o));
 }

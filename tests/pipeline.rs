@@ -5,7 +5,7 @@ use unmix_core::Recording;
 use unmix_infer::Separator;
 use unmix_io::WavStreamWriter;
 use unmix_model::{Backend, PdgmmVaeConfig, TrainingConfig};
-use unmix_separate::{SeparateConfig, apply, fit};
+use unmix_separate::{ConsensusConfig, SeparateConfig, SourceCount, apply, fit};
 use unmix_stream::{Pipeline, PipelineConfig, Policy};
 use unmix_synth::{MixKind, SynthConfig, SynthStream};
 
@@ -20,13 +20,15 @@ fn synthetic_stream_through_the_pipeline_equals_offline_separation() {
     SynthStream::new(&config).unwrap().draw(&mut offline, None, frames);
     let recording = Recording::from_interleaved(8000, 4, offline).unwrap();
     let separate = SeparateConfig {
-        sources: 3,
+        sources: SourceCount::Fixed(3),
         max_train_frames: 4000,
         whiten: true,
+        warm_start: false,
+        restarts: ConsensusConfig::single(),
         training: TrainingConfig::new(PdgmmVaeConfig::new(1, 1)).with_max_epochs(3).with_min_epochs(3),
         backend: Backend::default_compiled().unwrap(),
     };
-    let (model, _) = fit(&recording, &separate, &mut |_| {}).unwrap();
+    let model = fit(&recording, &separate, &mut |_| {}).unwrap().model;
     let want = apply(&model, &recording).unwrap();
 
     let dir = tempfile::tempdir().unwrap();

@@ -25,7 +25,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "unmix demo: separating {} (3 sources, linear mixture made by `unmix synth`)",
         dir.join("mixture.wav").display()
     );
-    let mut separate_args = SeparateArgs::defaults(dir.join("mixture.wav"), 3, args.output.clone());
+    let mut separate_args = SeparateArgs::defaults(dir.join("mixture.wav"), "3", args.output.clone());
     separate_args.truth = Some(dir.join("truth.wav"));
     separate_args.force = true;
     let outcome = separate::execute(&separate_args)?;

@@ -11,8 +11,11 @@ use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
 use unmix_io::{WavBlockReader, is_csv, read_csv};
-use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig, TrainingHistory};
-use unmix_separate::{DEFAULT_MAX_TRAIN_FRAMES, SeparateConfig};
+use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig};
+use unmix_separate::{
+    ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, Progress, SeparateConfig,
+    SourceCount,
+};
 
 use crate::apply::apply_file;
 use crate::output::Staging;
@@ -37,9 +40,14 @@ pub struct SeparateArgs {
     /// Input recording: WAV (8/16/24/32-bit integer or float, any rate) or CSV (numeric
     /// columns, optional header).
     pub input: PathBuf,
-    /// Number of sources to separate (at most the number of channels).
-    #[arg(short = 'n', long = "sources")]
-    pub sources: usize,
+    /// Number of sources to separate (at most the number of channels), or `auto` to
+    /// estimate it (MDL on the channels' eigenvalues, then pruning of latents that carry
+    /// no information; the evidence goes to report.json).
+    #[arg(short = 'n', long = "sources", value_parser = parse_sources)]
+    pub sources: SourceCount,
+    /// With `-n auto`: never more than this many sources.
+    #[arg(long)]
+    pub max_sources: Option<usize>,
     /// Output directory: sources.wav (+ sources.csv for CSV input), model.unmix,
     /// report.json and plots.
     #[arg(short, long)]
@@ -75,6 +83,20 @@ pub struct SeparateArgs {
     /// Weight λ of the auxiliary reconstruction of the posterior mean (0 = off).
     #[arg(long, default_value_t = 0.0)]
     pub lambda: f64,
+    /// Consensus restarts: candidates trained side by side with different prior
+    /// initialisations, the best on held-out frames kept and finished (1 = a single run).
+    #[arg(long, default_value_t = ConsensusConfig::default().candidates)]
+    pub restarts: usize,
+    /// Selection rounds of the restarts.
+    #[arg(long, default_value_t = ConsensusConfig::default().rounds)]
+    pub restart_rounds: usize,
+    /// Epochs every candidate trains per round.
+    #[arg(long, default_value_t = ConsensusConfig::default().epochs_per_round)]
+    pub restart_epochs: usize,
+    /// Start from random weights instead of the linear ICA solution (FastICA on the
+    /// whitened channels, distilled into the encoder and decoder).
+    #[arg(long)]
+    pub no_warm_start: bool,
     /// Adam learning rate.
     #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
@@ -109,16 +131,16 @@ pub struct SeparateArgs {
 
 impl SeparateArgs {
     /// The defaults of every option, for `demo` and tests.
-    pub fn defaults(input: PathBuf, sources: usize, output: PathBuf) -> Self {
+    pub fn defaults(input: PathBuf, sources: &str, output: PathBuf) -> Self {
         use clap::Parser;
         #[derive(Parser)]
         struct Wrapper {
             #[command(flatten)]
             args: SeparateArgs,
         }
-        let n = sources.to_string();
+        let n = sources;
         let (i, o) = (input.to_string_lossy().into_owned(), output.to_string_lossy().into_owned());
-        Wrapper::parse_from(["separate", i.as_str(), "-n", n.as_str(), "-o", o.as_str()]).args
+        Wrapper::parse_from(["separate", i.as_str(), "-n", n, "-o", o.as_str()]).args
     }
 
     /// Turns the options into a checked separation configuration.
@@ -136,7 +158,7 @@ impl SeparateArgs {
             ActivationArg::Silu => Activation::Silu,
         };
         // inputs/sources are placeholders here; `unmix_separate::fit` fills them in.
-        let model = PdgmmVaeConfig::new(self.sources.max(1), self.sources.max(1))
+        let model = PdgmmVaeConfig::new(1, 1)
             .with_components(self.components)
             .with_encoder_hidden(hidden.clone())
             .with_decoder_hidden(hidden)
@@ -156,10 +178,32 @@ impl SeparateArgs {
             (None, Some(n)) => n,
             (None, None) => self.max_train_samples,
         };
+        let sources = match self.sources {
+            SourceCount::Auto { .. } => SourceCount::Auto { max: self.max_sources },
+            fixed => fixed,
+        };
+        if self.max_sources.is_some() && matches!(sources, SourceCount::Fixed(_)) {
+            bail!("--max-sources only applies to -n auto");
+        }
+        let restarts = if self.restarts <= 1 {
+            ConsensusConfig::single()
+        } else {
+            ConsensusConfig {
+                candidates: self.restarts,
+                rounds: self.restart_rounds,
+                epochs_per_round: self.restart_epochs,
+                ..ConsensusConfig::default()
+            }
+        };
+        if self.restarts == 0 {
+            bail!("--restarts must be at least 1");
+        }
         Ok(SeparateConfig {
-            sources: self.sources,
+            sources,
             max_train_frames,
             whiten: !self.no_whiten,
+            warm_start: !self.no_warm_start && !self.no_whiten,
+            restarts,
             training,
             backend: Backend::from_name(&self.backend)?,
         })
@@ -183,9 +227,6 @@ const OUTPUTS: [&str; 7] =
 pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let started = Instant::now();
     let input = &args.input;
-    if args.sources == 0 {
-        bail!("-n/--sources must be at least 1");
-    }
     // 1. The training segment (the whole file for CSV, only the head for WAV).
     // The configuration needs the sample rate (for --train-seconds), so it is made once the
     // header is known.
@@ -202,12 +243,13 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         let total = reader.frames_total();
         (Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), head)?, total, config)
     };
-    if segment.channels() < args.sources {
+    if let SourceCount::Fixed(n) = args.sources
+        && segment.channels() < n
+    {
         bail!(
-            "{}: {} channels cannot be separated into {} sources (need at least as many channels as sources)",
+            "{}: {} channels cannot be separated into {n} sources (need at least as many channels as sources)",
             input.display(),
             segment.channels(),
-            args.sources
         );
     }
     let mut out = Staging::new(&args.output, &OUTPUTS, args.force)?;
@@ -217,21 +259,31 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let segment = segment.head(config.max_train_frames);
     let bar = if args.quiet { ProgressBar::hidden() } else { crate::progress::epochs_bar(config.training.max_epochs) };
     let train_started = Instant::now();
-    let fitted = unmix_separate::fit(&segment, &config, &mut |e| {
-        bar.set_position(e.epoch as u64);
-        bar.set_message(format!("loss {:.4}  rec {:.4}  kl {:.3}", e.loss, e.reconstruction, e.kl));
+    let fitted = unmix_separate::fit(&segment, &config, &mut |p| match p {
+        Progress::WarmStart { epoch, epochs, encoder_mismatch } => {
+            bar.set_message(format!("warm start {epoch}/{epochs}: mismatch to linear ICA {encoder_mismatch:.4}"));
+        }
+        Progress::Candidate { round, rounds, candidate, record } => {
+            bar.set_position(record.epoch as u64);
+            bar.set_message(format!("round {round}/{rounds}, candidate {}: loss {:.4}", candidate + 1, record.loss));
+        }
+        Progress::Final(e) => {
+            bar.set_position(e.epoch as u64);
+            bar.set_message(format!("loss {:.4}  rec {:.4}  kl {:.3}", e.loss, e.reconstruction, e.kl));
+        }
     });
     bar.finish_and_clear();
-    let (model, history) = fitted.with_context(|| input.display().to_string())?;
+    let fitted = fitted.with_context(|| input.display().to_string())?;
     let train_s = train_started.elapsed().as_secs_f64();
-    report_convergence(&history, args.quiet);
+    report_fit(&fitted, args.quiet);
+    let (model, history) = (&fitted.model, &fitted.history);
 
     // 3. Separation of the whole input, streamed.
     let apply_started = Instant::now();
     let sources_path = out.path("sources.wav");
-    let applied = apply_file(&model, input, &sources_path, args.csv_rate, !args.quiet)?;
+    let applied = apply_file(model, input, &sources_path, args.csv_rate, !args.quiet)?;
     if is_csv(input) {
-        apply_file(&model, input, &out.path("sources.csv"), args.csv_rate, false)?;
+        apply_file(model, input, &out.path("sources.csv"), args.csv_rate, false)?;
     }
     let apply_s = apply_started.elapsed().as_secs_f64();
     model.save(&out.path("model.unmix"))?;
@@ -244,8 +296,8 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
 
     // 5. Plots.
     if !args.no_plots {
-        let segment_sources = unmix_separate::apply(&model, &segment)?;
-        plot::training_curves(&out.path("training.png"), &history)?;
+        let segment_sources = unmix_separate::apply(model, &segment)?;
+        plot::training_curves(&out.path("training.png"), history)?;
         plot::priors(&out.path("priors.png"), &segment_sources, &model.weights)?;
         if let (Some(truth), Some(score)) = (&args.truth, &score) {
             let truth = unmix_io::read_recording(truth, args.csv_rate)?;
@@ -270,7 +322,12 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
             "whitened": model.header.normaliser.whitening.is_some(),
             "eigenvalues": model.header.normaliser.eigenvalues,
         },
-        "priors": priors_json(&model),
+        "source_count": fitted.count,
+        "latents": fitted.latents,
+        "ordering": fitted.ordering,
+        "linear_ica": fitted.ica,
+        "restarts": fitted.consensus,
+        "priors": priors_json(model),
         "score": score,
         "history": history.epochs,
     });
@@ -297,9 +354,29 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     Ok(Outcome { score })
 }
 
-/// Says how training ended; a run that hit the epoch cap is always reported.
-fn report_convergence(history: &TrainingHistory, quiet: bool) {
-    let s = &history.summary;
+/// Says how training ended — the source count, the restarts and the chosen run's
+/// convergence; a run that hit the epoch cap is always reported, quiet or not.
+fn report_fit(fitted: &Fitted, quiet: bool) {
+    if let (Some(count), false) = (&fitted.count, quiet) {
+        println!("-n auto: {} sources ({})", fitted.model.header.sources, count.reason);
+        let dropped = fitted.latents.iter().filter(|l| !l.kept).count();
+        if dropped > 0 {
+            println!("  {dropped} latent(s) carried < {MIN_LATENT_INFORMATION_NATS} nats and were pruned");
+        }
+    }
+    let c = &fitted.consensus;
+    if !quiet && c.config.candidates > 1 {
+        println!(
+            "restarts: {} candidates × {} rounds of {} epochs; chose candidate {} (held-out loss {:.5}, {:.5} at the end)",
+            c.config.candidates,
+            c.config.rounds,
+            c.config.epochs_per_round,
+            c.chosen + 1,
+            c.chosen_validation_loss,
+            c.final_validation_loss
+        );
+    }
+    let s = &fitted.history.summary;
     if s.converged {
         if !quiet {
             println!(
@@ -312,6 +389,18 @@ fn report_convergence(history: &TrainingHistory, quiet: bool) {
             "warning: training stopped at the epoch cap ({} epochs) before the loss plateaued: it was still improving by {:.2e} (tolerance {:.0e}); raise --epochs",
             s.epochs, s.remaining_relative_improvement, s.plateau_tolerance
         );
+    }
+}
+
+/// `-n`: a count or `auto`.
+fn parse_sources(s: &str) -> std::result::Result<SourceCount, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(SourceCount::Auto { max: None });
+    }
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(SourceCount::Fixed(n)),
+        Err(_) => Err(format!("'{s}' is neither a number of sources nor 'auto'")),
     }
 }
 

@@ -1,8 +1,12 @@
 //! Signal processing for unmix: per-channel normalisation and PCA whitening fitted on a
 //! training segment, the small dense linear algebra they need, and the separation metrics
-//! (|corr| after optimal matching, SI-SDR) used to score estimated sources.
+//! (|corr| after optimal matching, SI-SDR) used to score estimated sources; linear ICA
+//! (FastICA) for warm starts and the source-count estimate (MDL).
 
+pub mod count;
 mod error;
+pub mod gmm;
+pub mod ica;
 pub mod linalg;
 pub mod metrics;
 mod normalise;

@@ -80,3 +80,51 @@ fn newer_version_and_foreign_file_are_named() {
     assert!(matches!(ModelFile::from_bytes(&bytes), Err(Error::NewerVersion { .. })));
     assert!(matches!(ModelFile::from_bytes(b"RIFF....WAVEfmt "), Err(Error::NotAModel)));
 }
+
+/// Reference forward pass of a layer stack (activation between layers, none after the last).
+fn forward(layers: &[DenseLayer], activation: Activation, x: &[f32]) -> Vec<f32> {
+    let mut x = x.to_vec();
+    for (li, l) in layers.iter().enumerate() {
+        let mut y = l.bias.clone();
+        for (i, xi) in x.iter().enumerate() {
+            for (o, yo) in y.iter_mut().enumerate() {
+                *yo += xi * l.weight[i * l.outputs + o];
+            }
+        }
+        if li + 1 < layers.len() {
+            y.iter_mut().for_each(|v| *v = activation.apply(*v));
+        }
+        x = y;
+    }
+    x
+}
+
+#[test]
+fn relabelling_permutes_and_flips_the_latent_axes_only() {
+    let before = fixture::model().weights;
+    let mut after = before.clone();
+    after.relabel_sources(&[1, 0], &[-1.0, 1.0]).unwrap();
+    let y = [0.3f32, -1.2];
+    let (mu, mu2) = (forward(&before.encoder, before.activation, &y), forward(&after.encoder, after.activation, &y));
+    assert!((mu2[0] + mu[1]).abs() < 1e-6 && (mu2[1] - mu[0]).abs() < 1e-6);
+    // The decoder sees the same latent point, relabelled.
+    let (d, d2) = (forward(&before.decoder, before.activation, &mu), forward(&after.decoder, after.activation, &mu2));
+    assert!(d.iter().zip(&d2).all(|(a, b)| (a - b).abs() < 1e-6));
+    assert_eq!(after.posterior_log_var, vec![-2.5, -3.0]);
+    assert_eq!(&after.prior.means[..3], &[2.0, -0.5, -1.5]);
+    assert_eq!(&after.prior.logits[3..], &before.prior.logits[..3]);
+    assert!(after.relabel_sources(&[0, 0], &[1.0, 1.0]).is_err());
+    assert!(after.relabel_sources(&[0, 1], &[1.0, 0.5]).is_err());
+}
+
+#[test]
+fn pruning_a_latent_fills_it_with_its_mean_in_the_decoder() {
+    let before = fixture::model().weights;
+    let mut after = before.clone();
+    after.select_sources(&[1], &[1.0], &[0.7, 0.0]).unwrap();
+    assert_eq!(after.sources(), 1);
+    let z = [0.7f32, -0.4];
+    let (d, d2) = (forward(&before.decoder, before.activation, &z), forward(&after.decoder, after.activation, &z[1..]));
+    assert!(d.iter().zip(&d2).all(|(a, b)| (a - b).abs() < 1e-6), "{d:?} vs {d2:?}");
+    assert!(after.clone().select_sources(&[3], &[1.0], &[0.0]).is_err());
+}

@@ -191,6 +191,73 @@ impl ModelWeights {
         Ok(w)
     }
 
+    /// Reorders and re-signs the sources: new source `j` is old source `order[j]` times
+    /// `signs[j]` (±1). The encoder's last layer, the decoder's first layer, the posterior
+    /// variances and the priors change together, so the model is the same model with its
+    /// latent axes relabelled (the decoder sees exactly the latents it saw before).
+    pub fn relabel_sources(&mut self, order: &[usize], signs: &[f32]) -> Result<()> {
+        let n = self.sources();
+        let mut seen = vec![false; n];
+        if order.len() != n
+            || signs.len() != n
+            || order.iter().any(|&j| j >= n || std::mem::replace(&mut seen[j], true))
+        {
+            return Err(Error::Invalid(format!("{order:?} is not a permutation of {n} sources")));
+        }
+        if signs.iter().any(|s| s.abs() != 1.0) {
+            return Err(Error::Invalid("source signs must be ±1".into()));
+        }
+        self.select_sources(order, signs, &vec![0.0; n])
+    }
+
+    /// Keeps the sources `keep` (in that order, times `signs`) and drops the others, each
+    /// dropped latent replaced in the decoder by the constant `fill[j]` (its mean value):
+    /// how a latent that carries no information is pruned without changing the decoder's
+    /// output for it.
+    pub fn select_sources(&mut self, keep: &[usize], signs: &[f32], fill: &[f32]) -> Result<()> {
+        let n = self.sources();
+        if keep.is_empty() || keep.len() != signs.len() || fill.len() != n || keep.iter().any(|&j| j >= n) {
+            return Err(Error::Invalid(format!("cannot keep sources {keep:?} of {n}")));
+        }
+        let k = self.prior.components;
+        let enc = self.encoder.last_mut().ok_or_else(|| Error::Invalid("encoder has no layers".into()))?;
+        let (inputs, new_n) = (enc.inputs, keep.len());
+        let mut weight = Vec::with_capacity(inputs * new_n);
+        for i in 0..inputs {
+            weight.extend(keep.iter().zip(signs).map(|(&j, s)| s * enc.weight[i * n + j]));
+        }
+        enc.bias = keep.iter().zip(signs).map(|(&j, s)| s * enc.bias[j]).collect();
+        enc.weight = weight;
+        enc.outputs = new_n;
+        let dec = self.decoder.first_mut().ok_or_else(|| Error::Invalid("decoder has no layers".into()))?;
+        let out = dec.outputs;
+        for j in (0..n).filter(|j| !keep.contains(j)) {
+            for o in 0..out {
+                dec.bias[o] += fill[j] * dec.weight[j * out + o];
+            }
+        }
+        dec.weight = keep
+            .iter()
+            .zip(signs)
+            .flat_map(|(&j, &s)| dec.weight[j * out..(j + 1) * out].iter().map(move |w| s * w).collect::<Vec<_>>())
+            .collect();
+        dec.inputs = new_n;
+        self.posterior_log_var = keep.iter().map(|&j| self.posterior_log_var[j]).collect();
+        let rows = |v: &[f32], sign: bool| -> Vec<f32> {
+            keep.iter()
+                .zip(signs)
+                .flat_map(|(&j, &s)| v[j * k..(j + 1) * k].iter().map(move |x| if sign { s * x } else { *x }))
+                .collect()
+        };
+        self.prior = GmmParams {
+            components: k,
+            logits: rows(&self.prior.logits, false),
+            means: rows(&self.prior.means, true),
+            log_vars: rows(&self.prior.log_vars, false),
+        };
+        self.check()
+    }
+
     /// Checks that the layers chain and the sizes agree.
     pub fn check(&self) -> Result<()> {
         let chain = |layers: &[DenseLayer], what: &str| -> Result<()> {

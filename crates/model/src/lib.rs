@@ -6,7 +6,8 @@
 //! - [`loss()`]: the paper's objective `L_rec + β (log q − log p)/(T m)` (Algorithm 1), plus
 //!   the optional λ auxiliary reconstruction of the noiseless mean.
 //! - [`Trainer`]: Adam on minibatches drawn by a [`BatchPlan`], with a plateau stopping
-//!   rule and a full training history.
+//!   rule and a full training history; [`consensus`]: restarts with selection on held-out
+//!   frames and an optional warm start distilled from a linear solution.
 //! - [`PdgmmVae::export`]: the weights as plain arrays for the model file and the
 //!   burn-free inference engine.
 //!
@@ -14,6 +15,7 @@
 
 mod backend;
 mod config;
+pub mod consensus;
 mod error;
 mod loss;
 mod prior;
@@ -24,7 +26,10 @@ pub use backend::Backend;
 pub use config::{PdgmmVaeConfig, TrainingConfig};
 pub use error::{Error, Result};
 pub use loss::{LossParts, loss};
-pub use prior::{GmmPrior, LatentPrior};
-pub use trainer::{BatchPlan, EpochRecord, ShuffledRows, StopReason, Trainer, TrainingHistory, TrainingSummary};
+pub use prior::{GmmPrior, LatentPrior, initial_params};
+pub use trainer::{
+    BatchPlan, EpochRecord, Run, ShuffledRows, Start, StopReason, Trainer, TrainingData, TrainingHistory,
+    TrainingSummary, Validation,
+};
 pub use unmix_format::Activation;
 pub use vae::PdgmmVae;

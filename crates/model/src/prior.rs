@@ -46,23 +46,7 @@ impl GmmPrior {
     /// from 0.8 to 1.6 across sources, jittered; variances drawn in `[0.3, 0.7]`; logits
     /// drawn from `N(0, 0.5²)`. All draws come from `rng`.
     pub fn init(sources: usize, components: usize, rng: &mut StdRng, device: &Device) -> Self {
-        let (n, k) = (sources, components);
-        let mut means = Vec::with_capacity(n * k);
-        let mut log_vars = Vec::with_capacity(n * k);
-        let mut logits = Vec::with_capacity(n * k);
-        for j in 0..n {
-            let spread = 0.8 + 0.8 * j as f64 / (n.max(2) - 1) as f64;
-            for c in 0..k {
-                let base = if k == 1 { 0.0 } else { -1.5 + 3.0 * c as f64 / (k - 1) as f64 };
-                let jitter: f64 = rng.sample(StandardNormal);
-                means.push((spread * base + 0.1 * jitter) as f32);
-                log_vars.push(rng.random_range(0.3f64..0.7).ln() as f32);
-                let a: f64 = rng.sample(StandardNormal);
-                logits.push((0.5 * a) as f32);
-            }
-        }
-        let param = |v: Vec<f32>| Param::from_tensor(Tensor::from_data(TensorData::new(v, [n, k]), device));
-        Self { logits: param(logits), means: param(means), log_vars: param(log_vars) }
+        Self::from_params(&initial_params(sources, components, rng), sources, device)
     }
 
     /// Builds the prior from stored parameters.
@@ -83,6 +67,27 @@ impl GmmPrior {
             log_vars: to_vec(self.log_vars.val().clamp(LOG_VAR_RANGE.0, LOG_VAR_RANGE.1)),
         }
     }
+}
+
+/// The initial prior parameters of [`GmmPrior::init`], as plain arrays (for re-seeding
+/// restart candidates with a different prior without a device).
+pub fn initial_params(sources: usize, components: usize, rng: &mut StdRng) -> GmmParams {
+    let (n, k) = (sources, components);
+    let mut means = Vec::with_capacity(n * k);
+    let mut log_vars = Vec::with_capacity(n * k);
+    let mut logits = Vec::with_capacity(n * k);
+    for j in 0..n {
+        let spread = 0.8 + 0.8 * j as f64 / (n.max(2) - 1) as f64;
+        for c in 0..k {
+            let base = if k == 1 { 0.0 } else { -1.5 + 3.0 * c as f64 / (k - 1) as f64 };
+            let jitter: f64 = rng.sample(StandardNormal);
+            means.push((spread * base + 0.1 * jitter) as f32);
+            log_vars.push(rng.random_range(0.3f64..0.7).ln() as f32);
+            let a: f64 = rng.sample(StandardNormal);
+            logits.push((0.5 * a) as f32);
+        }
+    }
+    GmmParams { components: k, logits, means, log_vars }
 }
 
 impl LatentPrior for GmmPrior {

@@ -13,13 +13,15 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
+
+use unmix_format::ModelWeights;
 
 use crate::{Backend, Error, PdgmmVae, Result, TrainingConfig, loss};
 
@@ -121,6 +123,84 @@ pub struct TrainingHistory {
     pub summary: TrainingSummary,
 }
 
+/// Where a run's parameters start.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// A fresh initialisation from this seed (PyTorch-style dense layers, heterogeneous priors).
+    Seed(u64),
+    /// These weights (a warm start, or a candidate re-seeded near a survivor).
+    Weights(Box<ModelWeights>),
+}
+
+/// The training segment, moved to the training device once.
+#[derive(Debug, Clone)]
+pub struct TrainingData {
+    all: Tensor<2>,
+    frames: usize,
+    inputs: usize,
+}
+
+impl TrainingData {
+    /// Frames in the segment.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+}
+
+/// Held-out frames and fixed reparameterisation noise: every candidate is judged on the
+/// same frames with the same noise (common random numbers), so differences in validation
+/// loss are differences between models, not between draws.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    y: Tensor<2>,
+    eps: Tensor<2>,
+}
+
+/// A training run in progress: model, optimiser state, schedule and history. Runs can be
+/// advanced a few epochs at a time, compared, re-seeded and finished ([`crate::consensus`]).
+#[derive(Clone)]
+pub struct Run {
+    model: PdgmmVae,
+    optim: ModuleOptimizer,
+    rng: StdRng,
+    epochs: Vec<EpochRecord>,
+    learning_rate: f64,
+    decays_left: usize,
+    window_start: usize,
+    steps: usize,
+    stop: Option<StopReason>,
+    remaining: f64,
+    wall_s: f64,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("epochs", &self.epochs.len())
+            .field("learning_rate", &self.learning_rate)
+            .field("steps", &self.steps)
+            .field("stop", &self.stop)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Run {
+    /// Epoch records so far.
+    pub fn epochs(&self) -> &[EpochRecord] {
+        &self.epochs
+    }
+
+    /// Whether the stopping rule has ended this run.
+    pub fn stopped(&self) -> bool {
+        self.stop.is_some()
+    }
+
+    /// The current parameters as plain arrays.
+    pub fn export(&self) -> ModelWeights {
+        self.model.export()
+    }
+}
+
 /// Fits a PDGMM-VAE.
 #[derive(Debug, Clone)]
 pub struct Trainer {
@@ -146,19 +226,10 @@ impl Trainer {
         self.backend.device()
     }
 
-    /// Trains on `data`, interleaved `frames × inputs` normalised frames.
-    ///
-    /// `on_epoch` sees every epoch's record as it ends (for progress display). Returns the
-    /// trained model (on the plain, non-autodiff device) and the history.
-    pub fn fit(
-        &self,
-        data: &[f32],
-        plan: &mut dyn BatchPlan,
-        on_epoch: &mut dyn FnMut(&EpochRecord),
-    ) -> Result<(PdgmmVae, TrainingHistory)> {
-        let c = &self.config;
-        let inputs = c.model.inputs;
-        let sources = c.model.sources;
+    /// Checks `data` (interleaved `frames × inputs` normalised frames) and moves it to the
+    /// training device.
+    pub fn data(&self, data: &[f32]) -> Result<TrainingData> {
+        let inputs = self.config.model.inputs;
         if data.is_empty() || !data.len().is_multiple_of(inputs) {
             return Err(Error::Data(format!("{} values are not whole frames of {inputs} inputs", data.len())));
         }
@@ -169,24 +240,97 @@ impl Trainer {
         if data.iter().any(|v| !v.is_finite()) {
             return Err(Error::Data("training data hold NaN or infinite values".into()));
         }
-        let started = Instant::now();
         let device = self.backend.device()?.autodiff();
-        let mut model = c.model.init(c.seed, &device)?;
-        let mut optim = AdamConfig::new().init();
-        // One stream for shuffling and noise, separate from the initialisation stream.
-        let mut rng = StdRng::seed_from_u64(c.seed ^ 0x9e37_79b9_7f4a_7c15);
-        let all = Tensor::<2>::from_data(TensorData::new(data.to_vec(), [frames, inputs]), &device);
+        Ok(TrainingData {
+            all: Tensor::from_data(TensorData::new(data.to_vec(), [frames, inputs]), &device),
+            frames,
+            inputs,
+        })
+    }
 
-        let mut epochs: Vec<EpochRecord> = Vec::new();
-        let mut learning_rate = c.learning_rate;
-        let mut decays_left = c.lr_decays;
-        let mut window_start = 0usize; // epoch index where the current judging window began
-        let mut steps = 0usize;
-        let mut stop = StopReason::EpochCap;
-        let mut remaining = f64::NAN;
+    /// Held-out frames for [`Trainer::validation_loss`], with noise drawn from `seed`.
+    pub fn validation(&self, data: &[f32], seed: u64) -> Result<Validation> {
+        let checked = self.data(data)?;
+        let device = self.backend.device()?;
+        let n = self.config.model.sources;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let eps: Vec<f32> = (0..checked.frames * n).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+        Ok(Validation {
+            y: Tensor::from_data(TensorData::new(data.to_vec(), [checked.frames, checked.inputs]), &device),
+            eps: Tensor::from_data(TensorData::new(eps, [checked.frames, n]), &device),
+        })
+    }
 
-        for epoch in 1..=c.max_epochs {
-            let batches = plan.epoch(frames, &mut rng);
+    /// A new run from `start`, its shuffling and noise drawn from `stream`.
+    pub fn start(&self, start: &Start, stream: u64) -> Result<Run> {
+        let device = self.backend.device()?.autodiff();
+        let model = match start {
+            Start::Seed(seed) => self.config.model.init(*seed, &device)?,
+            Start::Weights(w) => {
+                if w.inputs() != self.config.model.inputs || w.sources() != self.config.model.sources {
+                    return Err(Error::Weights(format!(
+                        "start weights are {} → {}, the configuration is {} → {}",
+                        w.inputs(),
+                        w.sources(),
+                        self.config.model.inputs,
+                        self.config.model.sources
+                    )));
+                }
+                PdgmmVae::from_weights(w, &device)?
+            }
+        };
+        Ok(Run {
+            model,
+            optim: AdamConfig::new().init(),
+            // One stream for shuffling and noise, separate from the initialisation stream.
+            rng: StdRng::seed_from_u64(stream ^ 0x9e37_79b9_7f4a_7c15),
+            epochs: Vec::new(),
+            learning_rate: self.config.learning_rate,
+            decays_left: self.config.lr_decays,
+            window_start: 0,
+            steps: 0,
+            stop: None,
+            remaining: f64::NAN,
+            wall_s: 0.0,
+        })
+    }
+
+    /// Replaces a run's parameters (re-seeding a candidate near a survivor) and its
+    /// shuffling/noise stream, keeping its schedule and history; the optimiser starts
+    /// afresh, since its moments belong to the old parameters.
+    pub fn reset(&self, run: &mut Run, weights: &ModelWeights, stream: u64) -> Result<()> {
+        let device = self.backend.device()?.autodiff();
+        run.model = PdgmmVae::from_weights(weights, &device)?;
+        run.optim = AdamConfig::new().init();
+        run.rng = StdRng::seed_from_u64(stream ^ 0x9e37_79b9_7f4a_7c15);
+        Ok(())
+    }
+
+    /// Advances `run` by up to `epochs` epochs (fewer if the stopping rule ends it).
+    ///
+    /// `on_epoch` sees every epoch's record as it ends (for progress display).
+    pub fn train(
+        &self,
+        run: &mut Run,
+        data: &TrainingData,
+        plan: &mut dyn BatchPlan,
+        epochs: usize,
+        on_epoch: &mut dyn FnMut(&EpochRecord),
+    ) -> Result<()> {
+        let c = &self.config;
+        let sources = c.model.sources;
+        let device = data.all.device();
+        let started = Instant::now();
+        for _ in 0..epochs {
+            if run.stop.is_some() {
+                break;
+            }
+            let epoch = run.epochs.len() + 1;
+            if epoch > c.max_epochs {
+                run.stop = Some(StopReason::EpochCap);
+                break;
+            }
+            let batches = plan.epoch(data.frames, &mut run.rng);
             let zero = || Tensor::<1>::zeros([1], &device);
             let (mut sum_total, mut sum_rec, mut sum_kl, mut sum_aux) = (zero(), zero(), zero(), zero());
             let mut weight_sum = 0.0f64;
@@ -194,10 +338,10 @@ impl Trainer {
                 let b = batch.len();
                 let ids: Vec<i64> = batch.iter().map(|&i| i as i64).collect();
                 let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [b]), &device);
-                let y = all.clone().select(0, ids);
-                let eps: Vec<f32> = (0..b * sources).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+                let y = data.all.clone().select(0, ids);
+                let eps: Vec<f32> = (0..b * sources).map(|_| run.rng.sample::<f32, _>(StandardNormal)).collect();
                 let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, sources]), &device);
-                let parts = loss(&model, y, eps, c.beta, c.lambda);
+                let parts = loss(&run.model, y, eps, c.beta, c.lambda);
                 // Epoch means weight each batch by its size, so a short last batch counts less.
                 let w = b as f64;
                 sum_total = sum_total + parts.total.clone().detach() * w;
@@ -205,9 +349,9 @@ impl Trainer {
                 sum_kl = sum_kl + parts.kl.detach() * w;
                 sum_aux = sum_aux + parts.auxiliary.detach() * w;
                 weight_sum += w;
-                let grads = GradientsParams::from_grads(parts.total.backward(), &model);
-                model = optim.step(learning_rate, model, grads);
-                steps += 1;
+                let grads = GradientsParams::from_grads(parts.total.backward(), &run.model);
+                run.model = run.optim.step(run.learning_rate, run.model.clone(), grads);
+                run.steps += 1;
             }
             let scalar = |t: Tensor<1>| f64::from(t.into_scalar::<f32>()) / weight_sum;
             let record = EpochRecord {
@@ -216,55 +360,147 @@ impl Trainer {
                 reconstruction: scalar(sum_rec),
                 kl: scalar(sum_kl),
                 auxiliary: scalar(sum_aux),
-                learning_rate,
-                elapsed_s: started.elapsed().as_secs_f64(),
-                ..snapshot(&model)
+                learning_rate: run.learning_rate,
+                elapsed_s: run.wall_s + started.elapsed().as_secs_f64(),
+                ..snapshot(&run.model)
             };
             if !record.loss.is_finite() {
                 return Err(Error::Diverged { epoch });
             }
             on_epoch(&record);
-            epochs.push(record);
+            run.epochs.push(record);
+            self.judge(run);
+        }
+        run.wall_s += started.elapsed().as_secs_f64();
+        Ok(())
+    }
 
-            // Plateau test over the window [len - patience, len) against everything before it
-            // (since the current learning rate took effect).
-            let len = epochs.len();
-            if len >= c.min_epochs && len >= window_start + 2 * c.patience {
-                let split = len - c.patience;
-                let before = best(&epochs[window_start..split]);
-                let recent = best(&epochs[split..]);
-                remaining = (before - recent) / before.abs().max(f64::MIN_POSITIVE);
-                if remaining < c.plateau_tolerance {
-                    if decays_left == 0 {
-                        stop = StopReason::Plateau;
-                        break;
-                    }
-                    decays_left -= 1;
-                    learning_rate /= c.lr_decay_factor;
-                    window_start = len;
+    /// The plateau test over the window `[len − patience, len)` against everything before
+    /// it since the current learning rate took effect.
+    fn judge(&self, run: &mut Run) {
+        let c = &self.config;
+        let len = run.epochs.len();
+        if len >= c.min_epochs && len >= run.window_start + 2 * c.patience {
+            let split = len - c.patience;
+            let before = best(&run.epochs[run.window_start..split]);
+            let recent = best(&run.epochs[split..]);
+            run.remaining = (before - recent) / before.abs().max(f64::MIN_POSITIVE);
+            if run.remaining < c.plateau_tolerance {
+                if run.decays_left == 0 {
+                    run.stop = Some(StopReason::Plateau);
+                    return;
                 }
+                run.decays_left -= 1;
+                run.learning_rate /= c.lr_decay_factor;
+                run.window_start = len;
             }
         }
+        if len >= c.max_epochs {
+            run.stop = Some(StopReason::EpochCap);
+        }
+    }
+
+    /// The loss of `run`'s current model on held-out frames (mean per frame and input,
+    /// as the training loss).
+    pub fn validation_loss(&self, run: &Run, held: &Validation) -> f64 {
+        let model = run.model.clone().valid();
+        let parts = loss(&model, held.y.clone(), held.eps.clone(), self.config.beta, self.config.lambda);
+        f64::from(parts.total.into_scalar::<f32>())
+    }
+
+    /// Fits the encoder to `targets` (interleaved `frames × sources`) and the decoder to
+    /// map them back to the data, by least squares for `epochs` epochs: a warm start that
+    /// puts the network on a known solution (e.g. linear ICA) before the VAE objective
+    /// takes over. Returns the final relative mismatch of encoder and decoder
+    /// (`‖f(y) − s‖² / ‖s‖²`, `‖g(s) − y‖² / ‖y‖²`).
+    pub fn distil(
+        &self,
+        run: &mut Run,
+        data: &TrainingData,
+        targets: &[f32],
+        epochs: usize,
+        on_epoch: &mut dyn FnMut(usize, f64),
+    ) -> Result<(f64, f64)> {
+        let n = self.config.model.sources;
+        if targets.len() != data.frames * n {
+            return Err(Error::Data(format!(
+                "{} target values for {} frames of {n} sources",
+                targets.len(),
+                data.frames
+            )));
+        }
+        let device = data.all.device();
+        let s_all = Tensor::<2>::from_data(TensorData::new(targets.to_vec(), [data.frames, n]), &device);
+        let mut optim = AdamConfig::new().init();
+        let mut plan = ShuffledRows { batch_size: self.config.batch_size };
+        let mut mismatch = (f64::NAN, f64::NAN);
+        for epoch in 1..=epochs {
+            let zero = || Tensor::<1>::zeros([1], &device);
+            let (mut enc_sum, mut dec_sum) = (zero(), zero());
+            for batch in plan.epoch(data.frames, &mut run.rng) {
+                let b = batch.len();
+                let ids: Vec<i64> = batch.iter().map(|&i| i as i64).collect();
+                let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [b]), &device);
+                let y = data.all.clone().select(0, ids.clone());
+                let s = s_all.clone().select(0, ids);
+                let enc = (run.model.encode(y.clone()) - s.clone()).square().sum();
+                let dec = (run.model.decode(s) - y).square().sum();
+                enc_sum = enc_sum + enc.clone().detach();
+                dec_sum = dec_sum + dec.clone().detach();
+                let total = (enc + dec) / (b as f64);
+                let grads = GradientsParams::from_grads(total.backward(), &run.model);
+                run.model = optim.step(self.config.learning_rate, run.model.clone(), grads);
+            }
+            // Targets and data are standardised, so their total energy is frames × width.
+            let enc = f64::from(enc_sum.into_scalar::<f32>()) / (data.frames * n) as f64;
+            let dec = f64::from(dec_sum.into_scalar::<f32>()) / (data.frames * data.inputs) as f64;
+            mismatch = (enc, dec);
+            on_epoch(epoch, enc);
+        }
+        Ok(mismatch)
+    }
+
+    /// Ends a run: the model on the plain device and its history.
+    pub fn finish(&self, run: Run, frames: usize) -> (PdgmmVae, TrainingHistory) {
+        let stop = run.stop.unwrap_or(StopReason::EpochCap);
+        let mut remaining = run.remaining;
         if stop == StopReason::EpochCap && remaining.is_nan() {
             // Too few epochs for even one judging window: report the improvement over the run.
-            let first = epochs.first().map_or(f64::NAN, |e| e.loss);
-            let last = epochs.last().map_or(f64::NAN, |e| e.loss);
+            let first = run.epochs.first().map_or(f64::NAN, |e| e.loss);
+            let last = run.epochs.last().map_or(f64::NAN, |e| e.loss);
             remaining = (first - last) / first.abs().max(f64::MIN_POSITIVE);
         }
         let summary = TrainingSummary {
-            epochs: epochs.len(),
-            steps,
+            epochs: run.epochs.len(),
+            steps: run.steps,
             frames,
             stop_reason: stop,
             converged: stop == StopReason::Plateau,
             remaining_relative_improvement: remaining,
-            plateau_tolerance: c.plateau_tolerance,
-            final_loss: epochs.last().map_or(f64::NAN, |e| e.loss),
-            best_loss: best(&epochs),
-            wall_s: started.elapsed().as_secs_f64(),
+            plateau_tolerance: self.config.plateau_tolerance,
+            final_loss: run.epochs.last().map_or(f64::NAN, |e| e.loss),
+            best_loss: best(&run.epochs),
+            wall_s: run.wall_s,
             backend: self.backend,
         };
-        Ok((model.valid(), TrainingHistory { epochs, summary }))
+        (run.model.valid(), TrainingHistory { epochs: run.epochs, summary })
+    }
+
+    /// Trains on `data`, interleaved `frames × inputs` normalised frames, from the
+    /// configured seed until the stopping rule ends it: one plain run.
+    ///
+    /// `on_epoch` sees every epoch's record as it ends (for progress display). Returns the
+    /// trained model (on the plain, non-autodiff device) and the history.
+    pub fn fit(
+        &self,
+        data: &[f32],
+        plan: &mut dyn BatchPlan,
+        on_epoch: &mut dyn FnMut(&EpochRecord),
+    ) -> Result<(PdgmmVae, TrainingHistory)> {
+        let data = self.data(data)?;
+        let mut run = self.start(&Start::Seed(self.config.seed), self.config.seed)?;
+        self.train(&mut run, &data, plan, self.config.max_epochs, on_epoch)?;
+        Ok(self.finish(run, data.frames))
     }
 }
 

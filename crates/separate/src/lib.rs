@@ -5,11 +5,17 @@
 //! Sources written at the end of training and sources from `unmix apply` come from the
 //! same exported weights and the same code, so they are identical bit for bit.
 
+use serde::{Deserialize, Serialize};
 use unmix_core::Recording;
+use unmix_dsp::count::{SourceCount as CountEstimate, estimate_sources};
+use unmix_dsp::gmm::fit_1d;
+use unmix_dsp::ica::{FastIcaConfig, fast_ica};
 use unmix_dsp::{Normaliser, NormaliserConfig};
-use unmix_format::{ModelFile, ModelHeader};
+use unmix_format::{GmmParams, ModelFile, ModelHeader};
 use unmix_infer::Separator;
-use unmix_model::{Backend, EpochRecord, ShuffledRows, Trainer, TrainingConfig, TrainingHistory};
+pub use unmix_model::consensus::{ConsensusConfig, ConsensusReport, Progress};
+use unmix_model::consensus::{WarmStart, fit_with_restarts};
+use unmix_model::{Backend, PdgmmVaeConfig, Trainer, TrainingConfig, TrainingHistory};
 
 /// Fewest frames a training segment may have.
 pub const MIN_TRAIN_FRAMES: usize = 256;
@@ -60,40 +66,154 @@ pub enum Error {
     /// The sources do not form a recording.
     #[error(transparent)]
     Recording(#[from] unmix_core::Error),
+    /// Settings that do not go together.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// How many sources to separate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceCount {
+    /// Exactly this many.
+    Fixed(usize),
+    /// Estimate it (MDL on the correlation eigenvalues, then pruning of latents that carry
+    /// no information), at most `max` if given.
+    Auto {
+        /// Upper bound (`--max-sources`).
+        max: Option<usize>,
+    },
+}
+
 /// Settings of a separation job.
 #[derive(Debug, Clone)]
 pub struct SeparateConfig {
-    /// Number of sources `n`.
-    pub sources: usize,
+    /// Number of sources `n`, or how to find it.
+    pub sources: SourceCount,
     /// Train on at most this many frames from the start of the input.
     pub max_train_frames: usize,
     /// Whiten (PCA) to `n` dimensions before the model: decorrelates the channels (and
     /// reduces them to `n` when `m > n`), leaving the model a rotation to find.
     pub whiten: bool,
+    /// Distil a linear ICA solution (FastICA on the whitened data) into the encoder and
+    /// decoder, and fit the first candidate's prior to it, before the VAE objective takes
+    /// over. Needs `whiten`.
+    pub warm_start: bool,
+    /// Consensus restarts ([`ConsensusConfig::single`] for one plain run).
+    pub restarts: ConsensusConfig,
     /// Training settings; `model.inputs` and `model.sources` are filled in by [`fit`].
     pub training: TrainingConfig,
     /// burn backend.
     pub backend: Backend,
 }
 
-/// Trains a model on the head of `recording`.
-pub fn fit(
-    recording: &Recording,
-    config: &SeparateConfig,
-    on_epoch: &mut dyn FnMut(&EpochRecord),
-) -> Result<(ModelFile, TrainingHistory)> {
-    let (m, n) = (recording.channels(), config.sources);
-    if n == 0 || m < n {
-        return Err(Error::TooFewChannels { channels: m, sources: n });
+impl SeparateConfig {
+    /// The defaults of `unmix separate` for `sources`: whitening, warm start, consensus
+    /// restarts, the default model and training settings, the default compiled backend.
+    pub fn new(sources: SourceCount) -> Result<Self> {
+        let n = match sources {
+            SourceCount::Fixed(n) => n.max(1),
+            SourceCount::Auto { .. } => 1,
+        };
+        Ok(Self {
+            sources,
+            max_train_frames: DEFAULT_MAX_TRAIN_FRAMES,
+            whiten: true,
+            warm_start: true,
+            restarts: ConsensusConfig::default(),
+            training: TrainingConfig::new(PdgmmVaeConfig::new(n, n)),
+            backend: Backend::default_compiled()?,
+        })
     }
+}
+
+/// Least-squares epochs of the warm start's distillation: enough to bring the encoder's
+/// mismatch to the ICA solution below 1 % on the paper's problems (README).
+pub const WARM_START_EPOCHS: usize = 20;
+
+/// A latent carrying less than this much information about the input (nats, Gaussian
+/// estimate `½ ln(1 + var μ_j / σ_j²)`) is uninformative: its posterior is as wide as
+/// its spread. Only `-n auto` prunes such latents.
+pub const MIN_LATENT_INFORMATION_NATS: f64 = 0.1;
+
+/// Evidence about one latent dimension of the trained model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatentEvidence {
+    /// Variance of the posterior mean over the training segment.
+    pub mean_variance: f64,
+    /// Posterior variance `σ_j²`.
+    pub posterior_variance: f64,
+    /// `½ ln(1 + mean_variance / posterior_variance)`, nats.
+    pub information_nats: f64,
+    /// Whether the latent was kept.
+    pub kept: bool,
+}
+
+/// How the output order and signs were fixed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ordering {
+    /// The rule, in words.
+    pub rule: String,
+    /// Fraction of the standardised input variance each output source explains, in output order.
+    pub explained_variance: Vec<f64>,
+    /// Which trained latent became each output source.
+    pub from_latent: Vec<usize>,
+    /// Sign applied to each (±1).
+    pub signs: Vec<f32>,
+}
+
+/// The linear ICA used for the warm start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IcaSummary {
+    /// FastICA iterations.
+    pub iterations: usize,
+    /// Whether FastICA converged.
+    pub converged: bool,
+}
+
+/// Everything a fit produced.
+#[derive(Debug)]
+pub struct Fitted {
+    /// The model, ready to save and apply (sources in their deterministic order and sign).
+    pub model: ModelFile,
+    /// The chosen candidate's training history.
+    pub history: TrainingHistory,
+    /// Restarts, candidates, validation losses.
+    pub consensus: ConsensusReport,
+    /// The source-count estimate, for `-n auto`.
+    pub count: Option<CountEstimate>,
+    /// The warm start's linear ICA, if used.
+    pub ica: Option<IcaSummary>,
+    /// Per latent of the trained model (before pruning and ordering).
+    pub latents: Vec<LatentEvidence>,
+    /// How the output order and signs were chosen.
+    pub ordering: Ordering,
+}
+
+/// Trains a model on the head of `recording`.
+pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Fitted> {
+    let m = recording.channels();
     let segment = recording.head(config.max_train_frames);
     if segment.frames() < MIN_TRAIN_FRAMES {
         return Err(Error::TooShort { frames: segment.frames() });
+    }
+    let (n, count) = match config.sources {
+        SourceCount::Fixed(n) => (n, None),
+        SourceCount::Auto { max } => {
+            let probe = Normaliser::fit(&segment, NormaliserConfig { whiten_to: None })?;
+            let eig: Vec<f64> = probe.eigenvalues.iter().map(|&v| f64::from(v)).collect();
+            let est = estimate_sources(&eig, segment.frames(), max);
+            (est.sources, Some(est))
+        }
+    };
+    if n == 0 || m < n {
+        return Err(Error::TooFewChannels { channels: m, sources: n });
+    }
+    if config.warm_start && !config.whiten {
+        return Err(Error::Config("the warm start needs whitening (drop --no-whiten or use --no-warm-start)".into()));
     }
     let whiten_to = config.whiten.then_some(n);
     let normaliser = Normaliser::fit(&segment, NormaliserConfig { whiten_to })?;
@@ -102,9 +222,18 @@ pub fn fit(
     training.model.inputs = normaliser.output_dims();
     training.model.sources = n;
     let trainer = Trainer::new(training.clone(), config.backend)?;
-    let mut plan = ShuffledRows { batch_size: training.batch_size };
-    let (model, history) = trainer.fit(&data, &mut plan, on_epoch)?;
-    let file = ModelFile {
+
+    let (warm, ica) = if config.warm_start {
+        let ica = fast_ica(&data, n, &FastIcaConfig { seed: training.seed, ..FastIcaConfig::default() })?;
+        let targets = ica.apply(&data);
+        let prior = warm_prior(&targets, n, training.model.components);
+        let summary = IcaSummary { iterations: ica.iterations, converged: ica.converged };
+        (Some(WarmStart { targets, prior: Some(prior), epochs: WARM_START_EPOCHS }), Some(summary))
+    } else {
+        (None, None)
+    };
+    let fitted = fit_with_restarts(&trainer, &data, warm.as_ref(), &config.restarts, progress)?;
+    let mut file = ModelFile {
         header: ModelHeader {
             unmix_version: env!("CARGO_PKG_VERSION").to_string(),
             channels: m,
@@ -112,12 +241,117 @@ pub fn fit(
             sources: n,
             normaliser,
             training_config: serde_json::to_value(&training).unwrap_or_default(),
-            training_summary: serde_json::to_value(&history.summary).unwrap_or_default(),
+            training_summary: serde_json::to_value(&fitted.history.summary).unwrap_or_default(),
         },
-        weights: model.export(),
+        weights: fitted.model.export(),
     };
     file.check()?;
-    Ok((file, history))
+
+    // Evidence per latent; `-n auto` drops the uninformative ones.
+    let latents = latent_evidence(&file, &segment)?;
+    if count.is_some() && latents.iter().any(|l| !l.kept) {
+        let keep: Vec<usize> = (0..n).filter(|&j| latents[j].kept).collect();
+        let fill = latent_means(&file, &segment)?;
+        file.weights.select_sources(&keep, &vec![1.0; keep.len()], &fill)?;
+        file.header.sources = keep.len();
+    }
+    let ordering = fix_order_and_sign(&mut file, &segment)?;
+    Ok(Fitted { model: file, history: fitted.history, consensus: fitted.consensus, count, ica, latents, ordering })
+}
+
+/// One GMM per ICA source, as the model's prior parameters (log-variances clamped to the
+/// model's range).
+fn warm_prior(targets: &[f32], n: usize, components: usize) -> GmmParams {
+    let (mut logits, mut means, mut log_vars) = (Vec::new(), Vec::new(), Vec::new());
+    for j in 0..n {
+        let column: Vec<f32> = targets.iter().skip(j).step_by(n).copied().collect();
+        let g = fit_1d(&column, components, 200);
+        logits.extend(g.weights.iter().map(|w| w.ln() as f32));
+        means.extend(g.means.iter().map(|&v| v as f32));
+        log_vars.extend(g.variances.iter().map(|v| v.ln().clamp(-9.0, 4.0) as f32));
+    }
+    GmmParams { components, logits, means, log_vars }
+}
+
+/// The posterior means of the model on `segment`, as columns.
+fn latent_columns(file: &ModelFile, segment: &Recording) -> Result<Vec<Vec<f32>>> {
+    let sources = apply(file, segment)?;
+    Ok((0..sources.channels()).map(|j| sources.channel(j)).collect())
+}
+
+fn mean_and_variance(x: &[f32]) -> (f64, f64) {
+    let t = x.len().max(1) as f64;
+    let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / t;
+    (mean, x.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / t)
+}
+
+fn latent_means(file: &ModelFile, segment: &Recording) -> Result<Vec<f32>> {
+    Ok(latent_columns(file, segment)?.iter().map(|c| mean_and_variance(c).0 as f32).collect())
+}
+
+fn latent_evidence(file: &ModelFile, segment: &Recording) -> Result<Vec<LatentEvidence>> {
+    let columns = latent_columns(file, segment)?;
+    let posterior: Vec<f64> = file.weights.posterior_log_var.iter().map(|w| f64::from(*w).exp()).collect();
+    Ok(columns
+        .iter()
+        .zip(posterior)
+        .map(|(c, posterior_variance)| {
+            let mean_variance = mean_and_variance(c).1;
+            let information_nats = 0.5 * (1.0 + mean_variance / posterior_variance.max(f64::MIN_POSITIVE)).ln();
+            LatentEvidence {
+                mean_variance,
+                posterior_variance,
+                information_nats,
+                kept: information_nats >= MIN_LATENT_INFORMATION_NATS,
+            }
+        })
+        .collect())
+}
+
+/// The documented output order and sign, applied to the model itself (so `apply` and
+/// every later use agree):
+///
+/// - **order**: by the fraction of the standardised input variance each source explains,
+///   `Σ_i cov(x̃_i, s_j)² / var(s_j) / m`, largest first — the loudest source is channel 1;
+/// - **sign**: the channel with the largest |covariance| with the source gets a positive
+///   one (the source's largest mixing weight is positive).
+///
+/// Both are properties of the recording and the separated source, not of the seed or the
+/// latent the source happened to land in, so runs with different seeds agree.
+fn fix_order_and_sign(file: &mut ModelFile, segment: &Recording) -> Result<Ordering> {
+    let columns = latent_columns(file, segment)?;
+    let (m, t) = (segment.channels(), segment.frames());
+    let norm = &file.header.normaliser;
+    let standardised: Vec<Vec<f64>> = (0..m)
+        .map(|i| {
+            let (mu, sd) = (f64::from(norm.mean[i]), f64::from(norm.scale[i]));
+            segment.channel(i).iter().map(|&v| (f64::from(v) - mu) / sd).collect()
+        })
+        .collect();
+    let mut explained = Vec::with_capacity(columns.len());
+    let mut signs = Vec::with_capacity(columns.len());
+    for s in &columns {
+        let (mean, var) = mean_and_variance(s);
+        let cov: Vec<f64> = standardised
+            .iter()
+            .map(|x| x.iter().zip(s).map(|(a, &b)| a * (f64::from(b) - mean)).sum::<f64>() / t as f64)
+            .collect();
+        explained.push(cov.iter().map(|c| c * c).sum::<f64>() / var.max(f64::MIN_POSITIVE) / m as f64);
+        let pivot = cov.iter().copied().fold(0.0f64, |a, b| if b.abs() > a.abs() { b } else { a });
+        signs.push(if pivot < 0.0 { -1.0f32 } else { 1.0 });
+    }
+    let mut order: Vec<usize> = (0..columns.len()).collect();
+    order.sort_by(|&a, &b| explained[b].total_cmp(&explained[a]));
+    let signs: Vec<f32> = order.iter().map(|&j| signs[j]).collect();
+    file.weights.relabel_sources(&order, &signs)?;
+    file.check()?;
+    Ok(Ordering {
+        rule: "by explained variance of the standardised channels, largest first; sign: largest mixing weight positive"
+            .into(),
+        explained_variance: order.iter().map(|&j| explained[j]).collect(),
+        from_latent: order,
+        signs,
+    })
 }
 
 /// Applies a model's encoder to every frame of `recording`: the posterior means.
@@ -142,9 +376,11 @@ mod tests {
     fn quick_config(sources: usize, hidden: Vec<usize>) -> SeparateConfig {
         let model = PdgmmVaeConfig::new(1, 1).with_encoder_hidden(hidden.clone()).with_decoder_hidden(hidden);
         SeparateConfig {
-            sources,
+            sources: SourceCount::Fixed(sources),
             max_train_frames: 2000,
             whiten: true,
+            warm_start: false,
+            restarts: ConsensusConfig::single(),
             training: TrainingConfig::new(model).with_max_epochs(3).with_min_epochs(3),
             backend: Backend::default_compiled().unwrap(),
         }
@@ -157,7 +393,7 @@ mod tests {
         for (sensors, hidden) in [(3, vec![16, 8]), (5, vec![]), (3, vec![32])] {
             let data =
                 generate(&SynthConfig { sensors, frames: 3000, ..SynthConfig::paper(MixKind::Nonlinear, 2) }).unwrap();
-            let (model, _) = fit(&data.mixture, &quick_config(3, hidden), &mut |_| {}).unwrap();
+            let model = fit(&data.mixture, &quick_config(3, hidden), &mut |_| {}).unwrap().model;
             let ours = apply(&model, &data.mixture).unwrap();
             let device = Backend::default_compiled().unwrap().device().unwrap();
             let burn_model = PdgmmVae::from_weights(&model.weights, &device).unwrap();
@@ -180,7 +416,7 @@ mod tests {
         ));
         let short = data.mixture.head(100);
         assert!(matches!(fit(&short, &quick_config(3, vec![]), &mut |_| {}), Err(Error::TooShort { frames: 100 })));
-        let (model, _) = fit(&data.mixture, &quick_config(2, vec![]), &mut |_| {}).unwrap();
+        let model = fit(&data.mixture, &quick_config(2, vec![]), &mut |_| {}).unwrap().model;
         let two = Recording::from_interleaved(8000, 2, vec![0.0; 20]).unwrap();
         assert!(matches!(apply(&model, &two), Err(Error::ChannelMismatch { expected: 3, got: 2 })));
     }
@@ -188,8 +424,13 @@ mod tests {
     #[test]
     fn seeded_training_is_reproducible() {
         let data = generate(&SynthConfig { frames: 2000, ..SynthConfig::paper(MixKind::Linear, 3) }).unwrap();
-        let (a, _) = fit(&data.mixture, &quick_config(3, vec![8]), &mut |_| {}).unwrap();
-        let (b, _) = fit(&data.mixture, &quick_config(3, vec![8]), &mut |_| {}).unwrap();
-        assert_eq!(a.weights, b.weights);
+        let mut config = quick_config(3, vec![8]);
+        config.warm_start = true;
+        config.restarts =
+            ConsensusConfig { candidates: 3, rounds: 2, epochs_per_round: 1, ..ConsensusConfig::default() };
+        let a = fit(&data.mixture, &config, &mut |_| {}).unwrap();
+        let b = fit(&data.mixture, &config, &mut |_| {}).unwrap();
+        assert_eq!(a.model.weights, b.model.weights);
+        assert_eq!(a.consensus, b.consensus);
     }
 }
