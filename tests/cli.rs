@@ -220,3 +220,15 @@ fn auto_source_count_on_the_command_line() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--max-sources only applies to -n auto"), "{}", stderr(&o));
 }
+
+/// Without the `live` feature, `unmix live` and `unmix devices` say how to get it.
+#[cfg(not(feature = "live"))]
+#[test]
+fn live_without_the_feature_says_how_to_enable_it() {
+    for args in [&["devices"][..], &["live", "--channels", "2", "-n", "2"][..]] {
+        let o = unmix(args);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("--features live"), "{}", stderr(&o));
+        assert!(stderr(&o).contains("libasound2-dev"), "{}", stderr(&o));
+    }
+}

@@ -6,6 +6,8 @@ mod util;
 
 mod bad_input;
 mod cli;
+#[cfg(feature = "live")]
+mod live;
 mod paper;
 mod pipeline;
 mod training;

@@ -5,6 +5,7 @@
 
 mod apply;
 mod demo;
+mod live;
 mod output;
 mod plot;
 mod progress;
@@ -37,6 +38,10 @@ enum Command {
     Score(score::ScoreArgs),
     /// Separate the bundled demo mixture (data/demo) and print the scores.
     Demo(demo::DemoArgs),
+    /// List audio hosts and devices with their channels, rates and formats (`live` feature).
+    Devices(live::DevicesArgs),
+    /// Separate a live multichannel audio input as it arrives (`live` feature).
+    Live(live::LiveArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,8 @@ fn main() -> ExitCode {
         Command::Apply(a) => apply::run(a),
         Command::Score(a) => score::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Devices(a) => live::devices(a),
+        Command::Live(a) => live::live(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -78,10 +78,11 @@ pub struct SeparateArgs {
     #[arg(long, value_enum, default_value_t = ActivationArg::Tanh)]
     pub activation: ActivationArg,
     /// Weight β of the KL term.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
-    /// Weight λ of the auxiliary reconstruction of the posterior mean (0 = off).
-    #[arg(long, default_value_t = 0.0)]
+    /// Weight λ of the auxiliary reconstruction of the posterior mean (0 = off); λ = 1
+    /// makes the result insensitive to β up to β = 1 (README).
+    #[arg(long, default_value_t = 1.0)]
     pub lambda: f64,
     /// Consensus restarts: candidates trained side by side with different prior
     /// initialisations, the best on held-out frames kept and finished (1 = a single run).

@@ -56,12 +56,14 @@ impl PdgmmVaeConfig {
 pub struct TrainingConfig {
     /// Architecture.
     pub model: PdgmmVaeConfig,
-    /// Weight `β` of the KL term. On standardised data `β = 1` treats half the signal
-    /// as noise; 0.01 was measured best on the paper's problems (README).
-    #[config(default = 0.01)]
+    /// Weight `β` of the KL term. With `λ = 1` separation is flat for β from 0.001 to 1;
+    /// 0.1 measured best on the linear and noisy problems (README). Without λ, β ≥ 1
+    /// treats part of the signal as noise.
+    #[config(default = 0.1)]
     pub beta: f64,
-    /// Weight `λ` of the auxiliary reconstruction of the noiseless mean (0 = off).
-    #[config(default = 0.0)]
+    /// Weight `λ` of the auxiliary reconstruction of the noiseless mean (0 = off). λ = 1
+    /// keeps separation good for β up to 1 (without it, only up to 0.1; README).
+    #[config(default = 1.0)]
     pub lambda: f64,
     /// Adam learning rate.
     #[config(default = 3e-3)]

@@ -10,6 +10,7 @@ use unmix_core::Recording;
 use unmix_dsp::count::{SourceCount as CountEstimate, estimate_sources};
 use unmix_dsp::gmm::fit_1d;
 use unmix_dsp::ica::{FastIcaConfig, fast_ica};
+use unmix_dsp::metrics::{hungarian_min_cost, pearson};
 use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_format::{GmmParams, ModelFile, ModelHeader};
 use unmix_infer::Separator;
@@ -354,6 +355,29 @@ fn fix_order_and_sign(file: &mut ModelFile, segment: &Recording) -> Result<Order
     })
 }
 
+/// Relabels `model`'s sources so that output `k` is the source `reference` gave as
+/// output `k`, with the same sign: both models separate `segment`, the sources are paired
+/// by the assignment that maximises the total |correlation|, and each pair's sign is made
+/// positive. Returns the correlation of each pair after relabelling (for reporting how
+/// well a refit agrees with its predecessor).
+///
+/// This is how a model re-fitted in the background replaces its predecessor without
+/// output channels changing places or polarity.
+pub fn align_to(reference: &ModelFile, model: &mut ModelFile, segment: &Recording) -> Result<Vec<f64>> {
+    let n = model.header.sources;
+    if reference.header.sources != n {
+        return Err(Error::Config(format!("cannot align {n} sources to a model with {}", reference.header.sources)));
+    }
+    let old = latent_columns(reference, segment)?;
+    let new = latent_columns(model, segment)?;
+    let corr: Vec<Vec<f64>> = old.iter().map(|a| new.iter().map(|b| pearson(a, b)).collect()).collect();
+    let cost: Vec<Vec<f64>> = corr.iter().map(|row| row.iter().map(|c| -c.abs()).collect()).collect();
+    let order = hungarian_min_cost(&cost);
+    let signs: Vec<f32> = order.iter().enumerate().map(|(j, &k)| if corr[j][k] < 0.0 { -1.0 } else { 1.0 }).collect();
+    model.weights.relabel_sources(&order, &signs)?;
+    Ok(order.iter().enumerate().map(|(j, &k)| corr[j][k].abs()).collect())
+}
+
 /// Applies a model's encoder to every frame of `recording`: the posterior means.
 pub fn apply(model: &ModelFile, recording: &Recording) -> Result<Recording> {
     if recording.channels() != model.header.channels {
@@ -419,6 +443,21 @@ mod tests {
         let model = fit(&data.mixture, &quick_config(2, vec![]), &mut |_| {}).unwrap().model;
         let two = Recording::from_interleaved(8000, 2, vec![0.0; 20]).unwrap();
         assert!(matches!(apply(&model, &two), Err(Error::ChannelMismatch { expected: 3, got: 2 })));
+    }
+
+    /// A model aligned to a relabelled copy of itself undoes the relabelling exactly.
+    #[test]
+    fn alignment_restores_order_and_sign() {
+        let data = generate(&SynthConfig { frames: 2000, ..SynthConfig::paper(MixKind::Linear, 5) }).unwrap();
+        let model = fit(&data.mixture, &quick_config(3, vec![8]), &mut |_| {}).unwrap().model;
+        let mut shuffled = model.clone();
+        shuffled.weights.relabel_sources(&[2, 0, 1], &[-1.0, 1.0, -1.0]).unwrap();
+        let corr = align_to(&model, &mut shuffled, &data.mixture).unwrap();
+        assert!(corr.iter().all(|&c| c > 0.999_999), "{corr:?}");
+        let (a, b) = (apply(&model, &data.mixture).unwrap(), apply(&shuffled, &data.mixture).unwrap());
+        for (x, y) in a.interleaved().iter().zip(b.interleaved()) {
+            assert!((x - y).abs() <= 1e-6 * x.abs().max(1.0), "{x} vs {y}");
+        }
     }
 
     #[test]

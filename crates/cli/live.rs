@@ -1,0 +1,329 @@
+//! `unmix devices` and `unmix live`: live demixing of a multichannel audio input.
+//!
+//! Both need the `live` cargo feature (cpal, ALSA headers); without it they say how to
+//! enable it and exit non-zero.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Arguments of `unmix devices`.
+#[derive(Args, Debug, Clone)]
+pub struct DevicesArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `unmix live`.
+#[derive(Args, Debug, Clone)]
+pub struct LiveArgs {
+    /// Input device: `default`, an id from `unmix devices` (`alsa:hw:1,0`), or the part
+    /// after the host (`hw:1,0`).
+    #[arg(long, default_value = "default")]
+    pub input: String,
+    /// Input channels M.
+    #[arg(long)]
+    pub channels: usize,
+    /// Sources N to separate.
+    #[arg(short = 'n', long = "sources")]
+    pub sources: usize,
+    /// Seconds of input buffered and fitted before separating (output is silence until then).
+    #[arg(long, default_value = "10s", value_parser = parse_seconds)]
+    pub warmup: f64,
+    /// Start separating at once with this model (from `unmix separate`).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Keep re-fitting on the latest warm-up-long segment every this many seconds; each
+    /// new model keeps the previous one's channel order and signs.
+    #[arg(long, value_parser = parse_seconds)]
+    pub refit: Option<f64>,
+    /// Stop after this much input (`30s`, `2m`, or seconds); default: until Ctrl-C.
+    #[arg(long, value_parser = parse_seconds)]
+    pub duration: Option<f64>,
+    /// Output device for the sources.
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Play only source K (1-based) on every output channel.
+    #[arg(long, requires = "output")]
+    pub listen: Option<usize>,
+    /// Record the sources to this WAV (32-bit float), finalised at the end.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Write the sources as raw interleaved f32 little-endian to stdout (`--raw -`).
+    #[arg(long)]
+    pub raw: Option<String>,
+    /// Sample rate, Hz (default: the device's default rate).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Device buffer, frames (default: the device's choice).
+    #[arg(long)]
+    pub buffer: Option<u32>,
+    /// Frames processed at a time.
+    #[arg(long, default_value_t = 256)]
+    pub frame: usize,
+    /// Capacity of the input ring, seconds (overruns are dropped and counted).
+    #[arg(long, default_value_t = 2.0)]
+    pub ring_seconds: f64,
+    /// End the session when the input delivers nothing for this many seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub stall_seconds: f64,
+    /// No status line.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the per-stage statistics at the end (processing load among them).
+    #[arg(long)]
+    pub stats: bool,
+    /// Write the session report as JSON here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// `30s`, `2m`, `1.5`, `250ms` → seconds.
+pub fn parse_seconds(s: &str) -> std::result::Result<f64, String> {
+    let t = s.trim();
+    let (number, scale) = if let Some(v) = t.strip_suffix("ms") {
+        (v, 1e-3)
+    } else if let Some(v) = t.strip_suffix('s') {
+        (v, 1.0)
+    } else if let Some(v) = t.strip_suffix('m') {
+        (v, 60.0)
+    } else if let Some(v) = t.strip_suffix('h') {
+        (v, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v * scale),
+        _ => Err(format!("'{s}' is not a positive duration (e.g. 10s, 1.5m, 250ms)")),
+    }
+}
+
+#[cfg(not(feature = "live"))]
+const NOT_BUILT: &str = "live audio is not compiled into this build: install the ALSA headers \
+     (apt install libasound2-dev) and rebuild with `cargo build --release --features live` \
+     (add `--features jack` for JACK)";
+
+#[cfg(not(feature = "live"))]
+pub fn devices(_args: DevicesArgs) -> anyhow::Result<()> {
+    anyhow::bail!(NOT_BUILT)
+}
+
+#[cfg(not(feature = "live"))]
+pub fn live(_args: LiveArgs) -> anyhow::Result<()> {
+    anyhow::bail!(NOT_BUILT)
+}
+
+#[cfg(feature = "live")]
+pub use enabled::{devices, live};
+
+#[cfg(feature = "live")]
+mod enabled {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use anyhow::{Context, Result, bail};
+    use unmix_format::ModelFile;
+    use unmix_live::{EndReason, InputSpec, LiveConfig, LiveSession, Status};
+    use unmix_separate::{ConsensusConfig, SeparateConfig, SourceCount};
+
+    use super::{DevicesArgs, LiveArgs};
+
+    pub fn devices(args: DevicesArgs) -> Result<()> {
+        let hosts = unmix_live::devices::list()?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&hosts)?);
+            return Ok(());
+        }
+        for host in hosts {
+            println!(
+                "{} (default input: {}, default output: {})",
+                host.name,
+                host.default_input.as_deref().unwrap_or("none"),
+                host.default_output.as_deref().unwrap_or("none")
+            );
+            for d in host.devices {
+                println!("  {}  {}", d.id, d.description);
+                for (what, ranges, default) in
+                    [("in ", &d.inputs, &d.default_input), ("out", &d.outputs, &d.default_output)]
+                {
+                    if ranges.is_empty() {
+                        continue;
+                    }
+                    let mut channels: Vec<u16> = ranges.iter().map(|r| r.channels).collect();
+                    channels.sort_unstable();
+                    channels.dedup();
+                    let mut formats: Vec<&str> = ranges.iter().map(|r| r.sample_format.as_str()).collect();
+                    formats.sort_unstable();
+                    formats.dedup();
+                    let lo = ranges.iter().map(|r| r.min_sample_rate_hz).min().unwrap_or(0);
+                    let hi = ranges.iter().map(|r| r.max_sample_rate_hz).max().unwrap_or(0);
+                    let channels = match (channels.first(), channels.last()) {
+                        (Some(a), Some(b)) if a != b => format!("{a}–{b}"),
+                        (Some(a), _) => a.to_string(),
+                        _ => "?".into(),
+                    };
+                    let default =
+                        default.as_ref().map(|(c, r, f)| format!("; default {c} ch, {r} Hz, {f}")).unwrap_or_default();
+                    println!("    {what} {channels} channels, {lo}–{hi} Hz, {}{default}", formats.join("/"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn live(args: LiveArgs) -> Result<()> {
+        let model = match &args.model {
+            Some(path) => Some(ModelFile::load(path).with_context(|| path.display().to_string())?),
+            None => None,
+        };
+        if args.raw.as_deref().is_some_and(|r| r != "-") {
+            bail!("--raw takes only '-' (stdout)");
+        }
+        if let Some(k) = args.listen
+            && (k == 0 || k > args.sources)
+        {
+            bail!("--listen {k}: sources are numbered 1 to {}", args.sources);
+        }
+        if !(args.ring_seconds.is_finite() && args.ring_seconds > 0.0) {
+            bail!("--ring-seconds must be positive");
+        }
+        // The ring and the duration are sized at the requested (or a nominal) rate; the
+        // session reports the negotiated one.
+        let nominal_rate = f64::from(args.rate.unwrap_or(48_000));
+        // `separate`'s defaults, but one run instead of restarts: the warm-up fit is waited
+        // for live (the warm start from linear ICA keeps the single run reliable).
+        let mut separate = SeparateConfig::new(SourceCount::Fixed(args.sources))?;
+        separate.restarts = ConsensusConfig::single();
+        let config = LiveConfig {
+            input: InputSpec {
+                device: args.input.clone(),
+                channels: args.channels,
+                sample_rate_hz: args.rate,
+                buffer_frames: args.buffer,
+                ring_frames: (args.ring_seconds * nominal_rate) as usize,
+                stop_after_frames: args.duration.map(|d| (d * nominal_rate).round() as u64),
+            },
+            sources: args.sources,
+            warmup_s: args.warmup,
+            model,
+            refit_s: args.refit,
+            frame_len: args.frame,
+            output: args.output.clone().map(|d| (d, args.listen.map(|k| k - 1))),
+            record: args.record.clone(),
+            raw_stdout: args.raw.is_some(),
+            stall_timeout: Duration::from_secs_f64(args.stall_seconds.max(0.1)),
+            separate,
+        };
+        let session = LiveSession::start(config).with_context(|| format!("live input '{}'", args.input))?;
+        let n = session.negotiated();
+        if args.rate.is_none() && args.duration.is_some() && f64::from(n.sample_rate_hz) != nominal_rate {
+            eprintln!(
+                "note: --duration was counted at {nominal_rate} Hz; the device runs at {} Hz (give --rate to match)",
+                n.sample_rate_hz
+            );
+        }
+        eprintln!(
+            "input {}: {} channels, {} Hz, {}, buffer {}",
+            n.device,
+            n.channels,
+            n.sample_rate_hz,
+            n.sample_format,
+            n.buffer_frames.map_or("device default".into(), |b| format!("{b} frames"))
+        );
+        for note in &n.notes {
+            eprintln!("  {note}");
+        }
+        if let Some((device, channels)) = session.output_device() {
+            eprintln!("output {device}: {channels} channels");
+        }
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = interrupted.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::Release)).context("installing the Ctrl-C handler")?;
+        let mut last_status = std::time::Instant::now();
+        while !session.is_finished() {
+            std::thread::sleep(Duration::from_millis(20));
+            if interrupted.swap(false, Ordering::AcqRel) {
+                session.stop();
+            }
+            if !args.quiet && last_status.elapsed() >= Duration::from_secs(1) {
+                last_status = std::time::Instant::now();
+                eprintln!("{}", status_line(&session.status()));
+            }
+        }
+        let report = session.wait()?;
+        if !args.quiet {
+            eprintln!("{}", status_line(&report.status));
+        }
+        let what = match report.end {
+            EndReason::Duration => "reached --duration".to_string(),
+            EndReason::Stopped => "stopped".to_string(),
+            EndReason::Stalled => format!("the input delivered nothing for {} s", args.stall_seconds),
+            EndReason::DeviceError => {
+                format!("the input device failed: {}", report.device_error.as_deref().unwrap_or("unknown error"))
+            }
+            EndReason::Running => "ended".to_string(),
+        };
+        eprintln!(
+            "{what}: {} frames in, {} out, {} dropped",
+            report.status.frames_in, report.status.frames_out, report.status.dropped_frames
+        );
+        if let Some(path) = &args.record {
+            eprintln!("recorded {}", path.display());
+        }
+        if let Some(e) = &report.fit_error {
+            eprintln!("warning: a fit failed: {e}");
+        }
+        if args.stats {
+            print_stats(&report);
+        }
+        if let Some(path) = &args.report {
+            std::fs::write(path, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+        if report.end == EndReason::DeviceError {
+            bail!("input '{}': {what} (the recording was finalised)", args.input);
+        }
+        Ok(())
+    }
+
+    fn status_line(s: &Status) -> String {
+        let levels: Vec<String> = s.input_peak_dbfs.iter().map(|d| format!("{d:.0}")).collect();
+        format!(
+            "[{:6.1} s] in {} dBFS | latency {:.1} ms | load {:.2} % | drops {} | underruns {} | model {:?} ({} swaps)",
+            s.elapsed_s,
+            levels.join(" "),
+            s.latency_ms,
+            100.0 * s.load,
+            s.dropped_frames,
+            s.output_underrun_frames,
+            s.model,
+            s.swaps
+        )
+    }
+
+    fn print_stats(report: &unmix_live::LiveReport) {
+        let p = &report.pipeline;
+        println!("{:<10} {:>12} {:>12} {:>10} {:>12}", "stage", "frames in", "frames out", "busy s", "ns/frame");
+        for s in &p.stages {
+            println!(
+                "{:<10} {:>12} {:>12} {:>10.3} {:>12.1}",
+                s.stage, s.frames_in, s.frames_out, s.busy_s, s.ns_per_frame
+            );
+        }
+        for r in &p.rings {
+            println!(
+                "ring {:<18} high water {:>8} frames, dropped {:>8}, underruns {:>8}",
+                r.ring, r.high_water_frames, r.dropped_frames, r.underruns
+            );
+        }
+        let s = &report.status;
+        println!(
+            "processing load: {:.3} % of one core at {} Hz (frames of {})",
+            100.0 * s.load,
+            report.input.sample_rate_hz,
+            p.config.frame_len
+        );
+    }
+}

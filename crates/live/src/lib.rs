@@ -1,0 +1,26 @@
+//! Live demixing: a multichannel audio input (cpal) is separated as it arrives.
+//!
+//! - `devices` (feature `cpal`): hosts, devices, configurations, defaults (`unmix devices`).
+//! - [`input`]: negotiation (rate, format, buffer, with fallbacks) and the audio callback,
+//!   which only converts and pushes into a lock-free ring.
+//! - [`output`]: an output device fed from a ring (silence on underrun), and the sinks.
+//! - [`session`]: the whole session — pipeline threads, warm-up trainer, hot swap of
+//!   encoders, refits aligned to their predecessor, status, clean shutdown.
+//!
+//! Nothing that runs in an audio callback or in the inference stage allocates, locks or
+//! waits; see each module's `# Real-time safety`.
+
+#[cfg(feature = "cpal")]
+pub mod devices;
+mod error;
+pub mod input;
+pub mod output;
+pub mod session;
+
+pub use error::{Error, Result};
+
+#[cfg(test)]
+#[path = "../../../tests/support/counting_alloc.rs"]
+mod counting_alloc;
+pub use input::{InputSpec, Negotiated};
+pub use session::{EndReason, LiveConfig, LiveReport, LiveSession, ModelState, Status};

@@ -1,0 +1,230 @@
+//! Live output: a device fed from a ring (silence and a count on underrun), and the sinks
+//! the processor's sources go to (device, WAV recording, raw stdout).
+//!
+//! # Real-time safety
+//! The output callback pops what the ring holds, fills the rest with silence and counts
+//! the underrun; it converts `f32` to the device's format in place. Nothing else.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+#[cfg(feature = "cpal")]
+use std::sync::atomic::Ordering;
+
+#[cfg(feature = "cpal")]
+use cpal::traits::{DeviceTrait, StreamTrait};
+#[cfg(feature = "cpal")]
+use cpal::{FromSample, SampleFormat, SizedSample};
+use unmix_core::{BoxError, Sink};
+use unmix_stream::RingWriter;
+#[cfg(feature = "cpal")]
+use unmix_stream::{FrameRing, RingReader};
+
+#[cfg(feature = "cpal")]
+use crate::devices::{device_id, find};
+#[cfg(feature = "cpal")]
+use crate::error::{Error, Result, backend};
+
+/// Counters of the output device.
+#[derive(Debug, Default)]
+pub struct OutputMeter {
+    /// Frames played from the ring.
+    pub frames_played: AtomicU64,
+    /// Frames of silence played because the ring was empty.
+    pub underrun_frames: AtomicU64,
+    /// Largest callback, frames.
+    pub max_callback_frames: AtomicU64,
+}
+
+/// An open output device (the sink that feeds it is returned beside it).
+pub struct LiveOutput {
+    /// Keeps the stream alive.
+    pub keep_alive: Box<dyn std::any::Any + Send>,
+    /// Counters.
+    pub meter: Arc<OutputMeter>,
+    /// Device id.
+    pub device: String,
+    /// Channels of the device stream.
+    pub channels: usize,
+}
+
+#[cfg(feature = "cpal")]
+/// Opens `device` at `sample_rate_hz` with the fewest channels ≥ `channels` it offers,
+/// and returns it with the sink that feeds it. Each sink frame of `sources` values is
+/// spread over the device channels by `route` (see [`OutputSink`]).
+pub fn open_output(
+    device: &str,
+    sources: usize,
+    listen: Option<usize>,
+    sample_rate_hz: u32,
+    ring_frames: usize,
+) -> Result<(LiveOutput, OutputSink)> {
+    let dev = find(device, false)?;
+    let name = device_id(&dev);
+    let configs: Vec<cpal::SupportedStreamConfigRange> =
+        dev.supported_output_configs().map_err(|e| backend(format!("output configurations of '{name}'"), e))?.collect();
+    // --listen K plays one source on (up to) two speakers; otherwise every source needs a channel.
+    let wanted = if listen.is_some() { 1 } else { sources };
+    let at_rate =
+        |c: &&cpal::SupportedStreamConfigRange| (c.min_sample_rate()..=c.max_sample_rate()).contains(&sample_rate_hz);
+    let mut usable: Vec<&cpal::SupportedStreamConfigRange> =
+        configs.iter().filter(|c| usize::from(c.channels()) >= wanted).filter(at_rate).collect();
+    if usable.is_empty() {
+        let most = configs.iter().map(|c| c.channels()).max().unwrap_or(0);
+        if usize::from(most) < wanted {
+            return Err(Error::Channels {
+                direction: "output",
+                device: name,
+                channels: wanted,
+                supported: format!("at most {most} channels"),
+            });
+        }
+        return Err(Error::SampleRate { direction: "output", device: name, sample_rate_hz, channels: wanted });
+    }
+    // Prefer stereo for --listen, the exact count otherwise; then float.
+    let target = if listen.is_some() { 2 } else { wanted };
+    usable.sort_by_key(|c| {
+        (usize::from(c.channels()).abs_diff(target), c.sample_format() != SampleFormat::F32, c.channels())
+    });
+    let chosen = usable[0];
+    let channels = usize::from(chosen.channels());
+    let config = cpal::StreamConfig {
+        channels: chosen.channels(),
+        sample_rate: sample_rate_hz,
+        buffer_size: cpal::BufferSize::Default,
+    };
+    let (writer, reader) = FrameRing::new(channels, ring_frames);
+    let meter = Arc::new(OutputMeter::default());
+    let on_error = |_e: cpal::StreamError| {};
+    let m = meter.clone();
+    let stream = match chosen.sample_format() {
+        SampleFormat::F32 => dev.build_output_stream(&config, play::<f32>(reader, m), on_error, None),
+        SampleFormat::I16 => dev.build_output_stream(&config, play::<i16>(reader, m), on_error, None),
+        SampleFormat::I32 => dev.build_output_stream(&config, play::<i32>(reader, m), on_error, None),
+        SampleFormat::U16 => dev.build_output_stream(&config, play::<u16>(reader, m), on_error, None),
+        SampleFormat::F64 => dev.build_output_stream(&config, play::<f64>(reader, m), on_error, None),
+        other => return Err(Error::Config(format!("output '{name}' offers only {other} samples"))),
+    }
+    .map_err(|e| backend(format!("opening output '{name}'"), e))?;
+    stream.play().map_err(|e| backend(format!("starting output '{name}'"), e))?;
+    let sink = OutputSink::new(writer, sources, listen);
+    Ok((LiveOutput { keep_alive: Box::new(stream), meter, device: name, channels }, sink))
+}
+
+/// The output callback: ring → device, silence on underrun.
+#[cfg(feature = "cpal")]
+fn play<T>(mut reader: RingReader, meter: Arc<OutputMeter>) -> impl FnMut(&mut [T], &cpal::OutputCallbackInfo) + Send
+where
+    T: SizedSample + FromSample<f32>,
+{
+    const SCRATCH_SAMPLES: usize = 4096;
+    let channels = reader.channels();
+    let mut scratch = [0.0f32; SCRATCH_SAMPLES];
+    move |data: &mut [T], _info| {
+        let frames = data.len() / channels;
+        meter.max_callback_frames.fetch_max(frames as u64, Ordering::Relaxed);
+        let chunk_frames = (SCRATCH_SAMPLES / channels).max(1);
+        let (mut played, mut silent) = (0u64, 0u64);
+        for chunk in data.chunks_mut(chunk_frames * channels) {
+            let got = reader.pop(&mut scratch[..chunk.len()]);
+            played += got as u64;
+            silent += (chunk.len() / channels - got) as u64;
+            for (i, o) in chunk.iter_mut().enumerate() {
+                let v = if i < got * channels { scratch[i] } else { 0.0 };
+                *o = T::from_sample_(v);
+            }
+        }
+        meter.frames_played.fetch_add(played, Ordering::Relaxed);
+        if silent > 0 {
+            meter.underrun_frames.fetch_add(silent, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Routes source frames to the output device's ring: all sources to the first channels
+/// (the rest silent), or with `--listen K` source `K` on every channel. Runs on the sink
+/// thread, never in a callback; a full ring drops and counts (the device is the clock).
+pub struct OutputSink {
+    writer: RingWriter,
+    sources: usize,
+    listen: Option<usize>,
+    scratch: Vec<f32>,
+}
+
+impl OutputSink {
+    /// Routes `sources`-wide frames into `writer` (device channels wide); `listen` picks
+    /// one source (0-based) for every channel.
+    pub fn new(writer: RingWriter, sources: usize, listen: Option<usize>) -> Self {
+        Self { writer, sources, listen, scratch: Vec::new() }
+    }
+}
+
+impl Sink for OutputSink {
+    fn write(&mut self, samples: &[f32]) -> std::result::Result<(), BoxError> {
+        let channels = self.writer.channels();
+        let frames = samples.len() / self.sources;
+        self.scratch.clear();
+        self.scratch.resize(frames * channels, 0.0);
+        for (src, dst) in samples.chunks_exact(self.sources).zip(self.scratch.chunks_exact_mut(channels)) {
+            match self.listen {
+                Some(k) => dst.fill(src[k]),
+                None => dst[..self.sources].copy_from_slice(src),
+            }
+        }
+        self.writer.push_or_drop(&self.scratch);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> std::result::Result<(), BoxError> {
+        self.writer.close();
+        Ok(())
+    }
+}
+
+/// Interleaved little-endian `f32` to stdout (`--raw -`), for piping into other tools.
+pub struct RawSink {
+    out: std::io::BufWriter<std::io::Stdout>,
+    bytes: Vec<u8>,
+}
+
+impl RawSink {
+    /// A sink on this process's stdout.
+    pub fn stdout() -> Self {
+        Self { out: std::io::BufWriter::new(std::io::stdout()), bytes: Vec::new() }
+    }
+}
+
+impl Sink for RawSink {
+    fn write(&mut self, samples: &[f32]) -> std::result::Result<(), BoxError> {
+        self.bytes.clear();
+        self.bytes.extend(samples.iter().flat_map(|v| v.to_le_bytes()));
+        self.out.write_all(&self.bytes)?;
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> std::result::Result<(), BoxError> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// Several sinks fed the same frames; all are finished at the end.
+pub struct TeeSink(pub Vec<Box<dyn Sink>>);
+
+impl Sink for TeeSink {
+    fn write(&mut self, samples: &[f32]) -> std::result::Result<(), BoxError> {
+        self.0.iter_mut().try_for_each(|s| s.write(samples))
+    }
+
+    fn finish(self: Box<Self>) -> std::result::Result<(), BoxError> {
+        let mut first = Ok(());
+        for s in self.0 {
+            if let Err(e) = s.finish()
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
+    }
+}
