@@ -77,6 +77,20 @@ pub struct LiveArgs {
     /// Write the session report as JSON here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Save the model in use at the end (the warm-up fit or the last refit) here, to start
+    /// the next session at once with `--model`.
+    #[arg(long)]
+    pub save_model: Option<PathBuf>,
+}
+
+/// Arguments of `unmix play`.
+#[derive(Args, Debug, Clone)]
+pub struct PlayArgs {
+    /// WAV file to play (its channel count and rate are used as they are).
+    pub input: PathBuf,
+    /// Output device (`unmix devices`).
+    #[arg(long, default_value = "default")]
+    pub output: String,
 }
 
 /// `30s`, `2m`, `1.5`, `250ms` → seconds.
@@ -114,8 +128,13 @@ pub fn live(_args: LiveArgs) -> anyhow::Result<()> {
     anyhow::bail!(NOT_BUILT)
 }
 
+#[cfg(not(feature = "live"))]
+pub fn play(_args: PlayArgs) -> anyhow::Result<()> {
+    anyhow::bail!(NOT_BUILT)
+}
+
 #[cfg(feature = "live")]
-pub use enabled::{devices, live};
+pub use enabled::{devices, live, play};
 
 #[cfg(feature = "live")]
 mod enabled {
@@ -128,7 +147,14 @@ mod enabled {
     use unmix_live::{EndReason, InputSpec, LiveConfig, LiveSession, Status};
     use unmix_separate::{ConsensusConfig, SeparateConfig, SourceCount};
 
-    use super::{DevicesArgs, LiveArgs};
+    use super::{DevicesArgs, LiveArgs, PlayArgs};
+
+    pub fn play(args: PlayArgs) -> Result<()> {
+        let (frames, underruns) = unmix_live::output::play_wav(&args.input, &args.output)
+            .with_context(|| format!("{} on '{}'", args.input.display(), args.output))?;
+        eprintln!("played {frames} frames on {} ({underruns} frames of silence while starting)", args.output);
+        Ok(())
+    }
 
     pub fn devices(args: DevicesArgs) -> Result<()> {
         let hosts = unmix_live::devices::list()?;
@@ -189,9 +215,6 @@ mod enabled {
         if !(args.ring_seconds.is_finite() && args.ring_seconds > 0.0) {
             bail!("--ring-seconds must be positive");
         }
-        // The ring and the duration are sized at the requested (or a nominal) rate; the
-        // session reports the negotiated one.
-        let nominal_rate = f64::from(args.rate.unwrap_or(48_000));
         // `separate`'s defaults, but one run instead of restarts: the warm-up fit is waited
         // for live (the warm start from linear ICA keeps the single run reliable).
         let mut separate = SeparateConfig::new(SourceCount::Fixed(args.sources))?;
@@ -202,8 +225,8 @@ mod enabled {
                 channels: args.channels,
                 sample_rate_hz: args.rate,
                 buffer_frames: args.buffer,
-                ring_frames: (args.ring_seconds * nominal_rate) as usize,
-                stop_after_frames: args.duration.map(|d| (d * nominal_rate).round() as u64),
+                ring_s: args.ring_seconds,
+                stop_after_s: args.duration,
             },
             sources: args.sources,
             warmup_s: args.warmup,
@@ -218,12 +241,6 @@ mod enabled {
         };
         let session = LiveSession::start(config).with_context(|| format!("live input '{}'", args.input))?;
         let n = session.negotiated();
-        if args.rate.is_none() && args.duration.is_some() && f64::from(n.sample_rate_hz) != nominal_rate {
-            eprintln!(
-                "note: --duration was counted at {nominal_rate} Hz; the device runs at {} Hz (give --rate to match)",
-                n.sample_rate_hz
-            );
-        }
         eprintln!(
             "input {}: {} channels, {} Hz, {}, buffer {}",
             n.device,
@@ -278,6 +295,15 @@ mod enabled {
         if args.stats {
             print_stats(&report);
         }
+        if let Some(path) = &args.save_model {
+            match &report.model {
+                Some(model) => {
+                    model.save(path).with_context(|| path.display().to_string())?;
+                    eprintln!("saved the model to {}", path.display());
+                }
+                None => eprintln!("warning: no finished model to save (the session ended before a fit completed)"),
+            }
+        }
         if let Some(path) = &args.report {
             std::fs::write(path, serde_json::to_string_pretty(&report)?)
                 .with_context(|| format!("{}: cannot write", path.display()))?;
@@ -289,14 +315,16 @@ mod enabled {
     }
 
     fn status_line(s: &Status) -> String {
-        let levels: Vec<String> = s.input_peak_dbfs.iter().map(|d| format!("{d:.0}")).collect();
+        let levels: Vec<String> =
+            s.input_peak_dbfs.iter().map(|d| if *d < -150.0 { "-inf".into() } else { format!("{d:.0}") }).collect();
         format!(
-            "[{:6.1} s] in {} dBFS | latency {:.1} ms | load {:.2} % | drops {} | underruns {} | model {:?} ({} swaps)",
+            "[{:6.1} s] in {} dBFS | latency {:.1} ms | load {:.2} % | drops {} | xruns {} | underruns {} | model {:?} ({} swaps)",
             s.elapsed_s,
             levels.join(" "),
             s.latency_ms,
             100.0 * s.load,
             s.dropped_frames,
+            s.device_xruns,
             s.output_underrun_frames,
             s.model,
             s.swaps

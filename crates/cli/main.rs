@@ -42,6 +42,9 @@ enum Command {
     Devices(live::DevicesArgs),
     /// Separate a live multichannel audio input as it arrives (`live` feature).
     Live(live::LiveArgs),
+    /// Play a multichannel WAV on an output device (`live` feature), e.g. to feed a
+    /// mixture into a session through JACK.
+    Play(live::PlayArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Devices(a) => live::devices(a),
         Command::Live(a) => live::live(a),
+        Command::Play(a) => live::play(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -93,12 +93,24 @@ pub fn device_id(d: &cpal::Device) -> String {
     d.id().map(|i| i.to_string()).unwrap_or_else(|_| "unknown".into())
 }
 
-/// Finds a device by id (`alsa:filecap`), by the part after the host (`filecap`), or by
-/// `default`; over every available host.
+/// Finds a device: `default` (the default host's default device), a full id
+/// (`alsa:hw:1,0`, `jack:cpal_client_in`: only that host is asked), or a bare name
+/// (`hw:1,0`, `filecap`: every host but JACK is asked). JACK is only touched when named:
+/// creating its host opens clients on the server (and prints to stdout when none runs).
 pub(crate) fn find(name: &str, input: bool) -> Result<cpal::Device> {
     let direction = if input { "input" } else { "output" };
     let mut available = Vec::new();
-    for id in cpal::available_hosts() {
+    let host_named = name
+        .split_once(':')
+        .and_then(|(prefix, _)| cpal::available_hosts().into_iter().find(|h| h.name().eq_ignore_ascii_case(prefix)));
+    let hosts: Vec<cpal::HostId> = if name == "default" {
+        vec![cpal::default_host().id()]
+    } else if let Some(host) = host_named {
+        vec![host]
+    } else {
+        cpal::available_hosts().into_iter().filter(|h| !h.name().eq_ignore_ascii_case("jack")).collect()
+    };
+    for id in hosts {
         let Ok(host) = cpal::host_from_id(id) else { continue };
         if name == "default" {
             let d = if input { host.default_input_device() } else { host.default_output_device() };

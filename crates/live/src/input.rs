@@ -59,10 +59,11 @@ pub struct InputSpec {
     pub sample_rate_hz: Option<u32>,
     /// Device buffer in frames; `None` leaves it to the device.
     pub buffer_frames: Option<u32>,
-    /// Capacity of the callback's ring, frames.
-    pub ring_frames: usize,
-    /// Stop capturing after this many frames (`--duration`), if set.
-    pub stop_after_frames: Option<u64>,
+    /// Capacity of the callback's ring, seconds (frames at the negotiated rate).
+    pub ring_s: f64,
+    /// Stop capturing after this many seconds of input (`--duration`), counted in frames
+    /// at the negotiated rate, if set.
+    pub stop_after_s: Option<f64>,
 }
 
 /// What was negotiated with the device.
@@ -85,7 +86,7 @@ pub struct Negotiated {
 /// Counters shared by the callback and everyone else.
 #[derive(Debug)]
 pub struct InputMeter {
-    /// Frames the device delivered (and we kept: at most `stop_after_frames`).
+    /// Frames the device delivered (and we kept: at most the duration).
     pub frames_captured: AtomicU64,
     /// Callbacks run.
     pub callbacks: AtomicU64,
@@ -95,9 +96,12 @@ pub struct InputMeter {
     /// (for non-negative floats the bit patterns order as the values do, so `fetch_max`
     /// on the bits is a max on the values).
     peaks: Vec<AtomicU32>,
-    /// The device reported an error (unplugged, stopped).
+    /// The device reported a fatal error (unplugged, stream invalidated).
     pub device_error: AtomicBool,
-    /// `stop_after_frames` was reached.
+    /// Over- and underruns the device reported (counted, never fatal; the stream is not
+    /// rebuilt), and other non-fatal backend errors.
+    pub device_xruns: AtomicU64,
+    /// The duration was reached.
     pub ended: AtomicBool,
 }
 
@@ -110,6 +114,7 @@ impl InputMeter {
             max_callback_frames: AtomicU64::new(0),
             peaks: (0..channels).map(|_| AtomicU32::new(0)).collect(),
             device_error: AtomicBool::new(false),
+            device_xruns: AtomicU64::new(0),
             ended: AtomicBool::new(false),
         }
     }
@@ -149,14 +154,29 @@ pub fn open_input(spec: &InputSpec) -> Result<LiveInput> {
         .collect();
     let (config, negotiated) = negotiate(&name, &configs, device.default_input_config().ok(), spec)?;
     let meter = Arc::new(InputMeter::new(spec.channels));
-    let (writer, reader) = FrameRing::new(spec.channels, spec.ring_frames);
+    let rate = f64::from(negotiated.sample_rate_hz);
+    let (writer, reader) = FrameRing::new(spec.channels, ((spec.ring_s * rate) as usize).max(1024));
     let (error_tx, error) = crossbeam_channel::bounded(1);
     let err_meter = meter.clone();
-    let on_error = move |e: cpal::StreamError| {
-        err_meter.device_error.store(true, Ordering::Release);
-        let _ = error_tx.try_send(e.to_string());
+    // An xrun (or another passing backend complaint, e.g. JACK changing its buffer size) is
+    // counted; a device that is gone or a stream that must be rebuilt ends the session. A
+    // device that dies without saying so is caught by the stall timeout.
+    let on_error = move |e: cpal::StreamError| match e {
+        cpal::StreamError::DeviceNotAvailable | cpal::StreamError::StreamInvalidated => {
+            err_meter.device_error.store(true, Ordering::Release);
+            let _ = error_tx.try_send(e.to_string());
+        }
+        _ => {
+            err_meter.device_xruns.fetch_add(1, Ordering::Relaxed);
+        }
     };
-    let ctx = Capture { writer, meter: meter.clone(), channels: spec.channels, stop_after: spec.stop_after_frames };
+    let ctx = Capture {
+        writer,
+        meter: meter.clone(),
+        channels: spec.channels,
+        device_channels: usize::from(config.channels),
+        stop_after: spec.stop_after_s.map(|s| (s * rate).round() as u64),
+    };
     let format = FORMAT_PREFERENCE
         .iter()
         .copied()
@@ -193,8 +213,17 @@ fn negotiate(
     spec: &InputSpec,
 ) -> Result<(cpal::StreamConfig, Negotiated)> {
     let m = spec.channels;
-    let with_channels: Vec<&SupportedStreamConfigRange> =
+    let mut notes = Vec::new();
+    let mut with_channels: Vec<&SupportedStreamConfigRange> =
         configs.iter().filter(|c| usize::from(c.channels()) == m).collect();
+    if with_channels.is_empty() {
+        // No exact match: open the fewest channels above M and keep the first M (JACK, for
+        // one, offers only 1, 2, 4, 6, 8, … channels).
+        if let Some(wider) = configs.iter().map(|c| usize::from(c.channels())).filter(|&c| c > m).min() {
+            with_channels = configs.iter().filter(|c| usize::from(c.channels()) == wider).collect();
+            notes.push(format!("no {m}-channel input: opened {wider} channels, using the first {m}"));
+        }
+    }
     if with_channels.is_empty() {
         let mut counts: Vec<u16> = configs.iter().map(|c| c.channels()).collect();
         counts.sort_unstable();
@@ -204,7 +233,6 @@ fn negotiate(
     }
     let supports =
         |rate: u32| with_channels.iter().any(|c| (c.min_sample_rate()..=c.max_sample_rate()).contains(&rate));
-    let mut notes = Vec::new();
     let rate = match spec.sample_rate_hz {
         Some(r) if supports(r) => r,
         Some(r) => {
@@ -248,7 +276,7 @@ fn negotiate(
         cpal::BufferSize::Fixed(b) => Some(b),
         cpal::BufferSize::Default => None,
     };
-    let config = cpal::StreamConfig { channels: m as u16, sample_rate: rate, buffer_size };
+    let config = cpal::StreamConfig { channels: chosen.channels(), sample_rate: rate, buffer_size };
     let negotiated = Negotiated {
         device: name.into(),
         channels: m,
@@ -282,8 +310,10 @@ pub struct Capture {
     pub writer: RingWriter,
     /// Counters shared with the session.
     pub meter: Arc<InputMeter>,
-    /// Channels per frame.
+    /// Channels kept per frame (the first `channels` of the device's).
     pub channels: usize,
+    /// Channels per frame as the device delivers them (≥ `channels`).
+    pub device_channels: usize,
     /// Keep at most this many frames.
     pub stop_after: Option<u64>,
 }
@@ -296,12 +326,13 @@ impl Capture {
         T: Sample + Send + 'static,
         f32: FromSample<T>,
     {
-        let Capture { mut writer, meter, channels, stop_after } = self;
+        let Capture { mut writer, meter, channels, device_channels, stop_after } = self;
+        let device_channels = device_channels.max(channels).max(1);
         let mut scratch = [0.0f32; SCRATCH_SAMPLES];
-        let chunk_frames = (SCRATCH_SAMPLES / channels.max(1)).max(1);
+        let chunk_frames = (SCRATCH_SAMPLES / device_channels).max(1);
         move |data: &[T]| {
             meter.callbacks.fetch_add(1, Ordering::Relaxed);
-            let mut frames = data.len() / channels;
+            let mut frames = data.len() / device_channels;
             meter.max_callback_frames.fetch_max(frames as u64, Ordering::Relaxed);
             if let Some(limit) = stop_after {
                 let captured = meter.frames_captured.load(Ordering::Relaxed);
@@ -312,10 +343,12 @@ impl Capture {
                 }
             }
             let mut peaks = [0.0f32; MAX_CHANNELS];
-            for chunk in data[..frames * channels].chunks(chunk_frames * channels) {
-                let out = &mut scratch[..chunk.len()];
-                for (o, &s) in out.iter_mut().zip(chunk) {
-                    *o = f32::from_sample_(s);
+            for chunk in data[..frames * device_channels].chunks(chunk_frames * device_channels) {
+                let out = &mut scratch[..chunk.len() / device_channels * channels];
+                for (o, frame) in out.chunks_exact_mut(channels).zip(chunk.chunks_exact(device_channels)) {
+                    for (o, &s) in o.iter_mut().zip(frame) {
+                        *o = f32::from_sample_(s);
+                    }
                 }
                 for frame in out.chunks_exact(channels) {
                     for (p, v) in peaks.iter_mut().zip(frame) {
@@ -358,8 +391,8 @@ mod tests {
             channels,
             sample_rate_hz: rate,
             buffer_frames: buffer,
-            ring_frames: 1024,
-            stop_after_frames: None,
+            ring_s: 1.0,
+            stop_after_s: None,
         }
     }
 
@@ -395,7 +428,7 @@ mod tests {
         let channels = 3;
         let (writer, mut reader) = unmix_stream::FrameRing::new(channels, 5000);
         let meter = Arc::new(InputMeter::new(channels));
-        let ctx = Capture { writer, meter: meter.clone(), channels, stop_after: Some(6000) };
+        let ctx = Capture { writer, meter: meter.clone(), channels, device_channels: channels, stop_after: Some(6000) };
         let mut callback = ctx.into_fn::<i16>();
         let data: Vec<i16> = (0..7000 * channels).map(|i| (i % 30_000) as i16).collect();
         let before = crate::counting_alloc::allocations();
@@ -426,6 +459,13 @@ mod tests {
     fn refuses_what_the_device_cannot_do() {
         let configs = [range(1, 8000, 48_000, SampleFormat::F32), range(2, 8000, 48_000, SampleFormat::F32)];
         let e = negotiate("mic", &configs, None, &spec(8, None, None)).unwrap_err();
+        // Fewer channels than the device's next count: open more, keep the first M.
+        let (config, n) = negotiate("mic", &configs, None, &spec(1, None, None)).unwrap();
+        assert_eq!((config.channels, n.channels), (1, 1));
+        let jack_like = [range(2, 48_000, 48_000, SampleFormat::F32), range(4, 48_000, 48_000, SampleFormat::F32)];
+        let (config, n) = negotiate("jack", &jack_like, None, &spec(3, None, None)).unwrap();
+        assert_eq!((config.channels, n.channels), (4, 3));
+        assert!(n.notes[0].contains("opened 4 channels, using the first 3"), "{:?}", n.notes);
         assert_eq!(e.to_string(), "input device 'mic' does not support 8 channels (it supports 1–2 channels)");
         assert_eq!(runs(&[1, 2, 3, 6, 8, 9]), "1–3, 6, 8–9");
         let e = negotiate("mic", &configs, None, &spec(2, Some(96_000), None)).unwrap_err();

@@ -149,13 +149,42 @@ pub struct OutputSink {
     sources: usize,
     listen: Option<usize>,
     scratch: Vec<f32>,
+    /// Drop-and-count for live sessions (the device is the clock); backpressure to play a file.
+    policy: unmix_stream::Policy,
+}
+
+/// Plays a WAV file on `device` at the file's rate and channel count, waiting while the
+/// device's ring is full (the device is the clock), until every frame has been played.
+/// Returns the frames played and the underrun frames (silence the device played because
+/// the ring ran dry: only at start-up, if ever).
+#[cfg(feature = "cpal")]
+pub fn play_wav(path: &std::path::Path, device: &str) -> Result<(u64, u64)> {
+    let mut reader = unmix_io::WavBlockReader::open(path)?;
+    let (channels, rate) = (reader.channels(), reader.sample_rate_hz());
+    // A device with more channels than the file plays silence on the extra ones.
+    let (output, mut sink) = open_output(device, channels, None, rate, rate as usize)?;
+    sink.policy = unmix_stream::Policy::Backpressure;
+    let mut block = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let frames = reader.read_block(&mut block, 4096)?;
+        if frames == 0 {
+            break;
+        }
+        total += frames as u64;
+        sink.write(&block[..frames * channels]).map_err(|e| Error::Config(e.to_string()))?;
+    }
+    while output.meter.frames_played.load(Ordering::Relaxed) < total {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok((total, output.meter.underrun_frames.load(Ordering::Relaxed)))
 }
 
 impl OutputSink {
     /// Routes `sources`-wide frames into `writer` (device channels wide); `listen` picks
     /// one source (0-based) for every channel.
     pub fn new(writer: RingWriter, sources: usize, listen: Option<usize>) -> Self {
-        Self { writer, sources, listen, scratch: Vec::new() }
+        Self { writer, sources, listen, scratch: Vec::new(), policy: unmix_stream::Policy::DropAndCount }
     }
 }
 
@@ -171,7 +200,7 @@ impl Sink for OutputSink {
                 None => dst[..self.sources].copy_from_slice(src),
             }
         }
-        self.writer.push_or_drop(&self.scratch);
+        self.writer.push_all(&self.scratch, self.policy);
         Ok(())
     }
 

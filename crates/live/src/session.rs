@@ -154,6 +154,8 @@ pub struct Status {
     pub dropped_frames: u64,
     /// Output frames played as silence (underruns).
     pub output_underrun_frames: u64,
+    /// Over- and underruns the input device reported.
+    pub device_xruns: u64,
     /// Model state.
     pub model: ModelState,
     /// Models swapped in so far.
@@ -430,6 +432,7 @@ fn status_from(
         load: ns_per_frame * 1e-9 * rate,
         dropped_frames: pipeline.rings.iter().map(|r| r.dropped_frames).sum::<u64>(),
         output_underrun_frames: output.map_or(0, |o| o.underrun_frames.load(Ordering::Relaxed)),
+        device_xruns: input.device_xruns.load(Ordering::Relaxed),
         model: ModelState::from_u8(shared.state.load(Ordering::Relaxed)),
         swaps: shared.swaps.load(Ordering::Relaxed),
     }
@@ -691,7 +694,8 @@ mod tests {
         let (writer, reader) = FrameRing::new(m, rate as usize * 2);
         let meter = Arc::new(InputMeter::new(m));
         let mut callback =
-            Capture { writer, meter: meter.clone(), channels: m, stop_after: Some(stop_after) }.into_fn::<f32>();
+            Capture { writer, meter: meter.clone(), channels: m, device_channels: m, stop_after: Some(stop_after) }
+                .into_fn::<f32>();
         let samples = mixture.interleaved().to_vec();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -751,8 +755,8 @@ mod tests {
                 channels: 3,
                 sample_rate_hz: Some(rate as u32),
                 buffer_frames: None,
-                ring_frames: rate * 2,
-                stop_after_frames: Some(total),
+                ring_s: 2.0,
+                stop_after_s: Some(seconds as f64),
             },
             sources: 3,
             warmup_s: 2.0,
