@@ -284,3 +284,45 @@ fn live_through_jack_warms_up_and_separates_what_it_hears() {
     let s = unmix_dsp::metrics::score(&truth, &est).unwrap();
     assert!(s.min_abs_corr >= 0.99, "{s:?}");
 }
+
+/// Ctrl-C (SIGINT) ends a session that has no `--duration` (here on the paced JACK
+/// server, so the recording stays small): every thread joins, the recording is a valid
+/// WAV, the statistics are printed, the exit is clean.
+#[cfg(feature = "jack")]
+#[test]
+fn ctrl_c_stops_a_live_session_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(&SynthConfig { frames: 4000, ..SynthConfig::paper(MixKind::Linear, 3) }).unwrap();
+    let mixture = dir.path().join("mixture.wav");
+    unmix_io::write_wav_f32(&mixture, &data.mixture).unwrap();
+    let model = separate_model(dir.path(), &mixture);
+    let record = dir.path().join("live.wav");
+    let jack = JackServer::start();
+    let child = jack.unmix(&[
+        "live",
+        "--input",
+        "jack:cpal_client_in",
+        "--channels",
+        "3",
+        "-n",
+        "3",
+        "--quiet",
+        "--stats",
+        "--model",
+        model.to_str().unwrap(),
+        "--record",
+        record.to_str().unwrap(),
+    ]);
+    jack.wait_for_port("cpal_client_in:in_2");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stopped:"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("processing load"));
+    let recorded = read(&record);
+    assert_eq!(recorded.channels(), 3);
+    assert!(recorded.frames() > 10_000, "{} frames in about a second at 48 kHz", recorded.frames());
+}

@@ -728,6 +728,48 @@ mod tests {
         }
     }
 
+    /// An input that stops delivering (a device that died without an error) ends the
+    /// session cleanly after the stall timeout, with every captured frame recorded.
+    #[test]
+    fn a_silent_device_ends_the_session_cleanly() {
+        let data =
+            generate(&SynthConfig { frames: 4000, sample_rate_hz: 8000, ..SynthConfig::paper(MixKind::Linear, 2) })
+                .unwrap();
+        let model = fit(&data.mixture, &quick(3), &mut |_| {}).unwrap().model;
+        let dir = std::env::temp_dir().join(format!("unmix-live-stall-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let record = dir.join("sources.wav");
+        let config = LiveConfig {
+            input: InputSpec {
+                device: "paced".into(),
+                channels: 3,
+                sample_rate_hz: Some(8000),
+                buffer_frames: None,
+                ring_s: 1.0,
+                stop_after_s: None,
+            },
+            sources: 3,
+            warmup_s: 1.0,
+            model: Some(model.clone()),
+            refit_s: None,
+            frame_len: 256,
+            output: None,
+            record: Some(record.clone()),
+            raw_stdout: false,
+            stall_timeout: Duration::from_millis(300),
+            separate: quick(0),
+        };
+        // The feeder plays half a second, then nothing: no error, no end of stream.
+        let input = paced_input(&data.mixture, u64::MAX);
+        let session = LiveSession::start_with(config, input, None).unwrap();
+        let report = session.wait().unwrap();
+        assert_eq!(report.end, EndReason::Stalled);
+        assert_eq!(report.status.frames_out, 4000);
+        let recorded = unmix_io::read_wav(&record).unwrap();
+        assert_eq!(recorded, apply(&model, &data.mixture).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// A whole session on a real-time paced input: silence during the warm-up, the first
     /// model swapped in while audio flows, refits aligned to their predecessors, and the
     /// recording (finalised at `--duration`) separating the sources from the first model

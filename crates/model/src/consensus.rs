@@ -124,6 +124,9 @@ pub struct CandidateRound {
     pub training_loss: f64,
     /// Relative decrease of the training loss over the round (how far from a plateau).
     pub round_improvement: f64,
+    /// Whether the plateau rule already judged this candidate converged (candidates are
+    /// usually still improving: the rounds are short by design).
+    pub converged: bool,
     /// Whether it survived the selection.
     pub survived: bool,
     /// The survivor it was re-seeded from, if it lost.
@@ -290,6 +293,7 @@ pub fn fit_with_restarts(
                 validation_loss: trainer.validation_loss(run, &held),
                 training_loss: last,
                 round_improvement: (first - last) / first.abs().max(f64::MIN_POSITIVE),
+                converged: run.stop_reason() == Some(crate::StopReason::Plateau),
                 survived: true,
                 reseeded_from: None,
             });

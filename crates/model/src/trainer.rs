@@ -195,6 +195,11 @@ impl Run {
         self.stop.is_some()
     }
 
+    /// Why the run ended, if it has.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop
+    }
+
     /// The current parameters as plain arrays.
     pub fn export(&self) -> ModelWeights {
         self.model.export()
