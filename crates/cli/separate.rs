@@ -207,6 +207,7 @@ impl SeparateArgs {
             restarts,
             training,
             backend: Backend::from_name(&self.backend)?,
+            cancel: None,
         })
     }
 }

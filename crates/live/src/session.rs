@@ -125,6 +125,9 @@ impl EndReason {
 #[derive(Debug)]
 struct Shared {
     stop: AtomicBool,
+    /// Set once the pipeline has ended: a fit still running stops at its next epoch, so
+    /// the trainer thread joins promptly.
+    cancel_training: Arc<AtomicBool>,
     end: AtomicU8,
     state: AtomicU8,
     swaps: AtomicU64,
@@ -226,6 +229,7 @@ impl LiveSession {
         let rate = input.negotiated.sample_rate_hz;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
+            cancel_training: Arc::new(AtomicBool::new(false)),
             end: AtomicU8::new(0),
             state: AtomicU8::new(if config.model.is_some() { 2 } else { 0 }),
             swaps: AtomicU64::new(0),
@@ -326,11 +330,11 @@ impl LiveSession {
     pub fn wait(self) -> Result<LiveReport> {
         let LiveSession { input, output, pipeline, trainer, shared, started, frame_len } = self;
         let report = pipeline.wait();
+        // A trainer waiting for frames sees `stop`; one in the middle of a fit sees the
+        // cancel flag at its next epoch (tens of milliseconds) and gives up that fit.
         shared.stop.store(true, Ordering::Release);
-        // A trainer in the middle of a fit cannot be interrupted; the session does not wait
-        // for it (the process ends it). One that is waiting for frames sees `stop` and returns.
-        std::thread::sleep(Duration::from_millis(20));
-        let model = if trainer.is_finished() { trainer.join().ok().flatten() } else { None };
+        shared.cancel_training.store(true, Ordering::Release);
+        let model = trainer.join().ok().flatten();
         let report = report?;
         let view = StatusView { started, frame_len, negotiated: &input.negotiated };
         let status = status_from(&input.meter, output.as_ref().map(|o| &*o.meter), &report, &shared, &view);
@@ -598,6 +602,7 @@ fn trainer_loop(
     let ended = || shared.end.load(Ordering::Acquire) != 0;
     let mut separate = config.separate.clone();
     separate.sources = SourceCount::Fixed(config.sources);
+    separate.cancel = Some(shared.cancel_training.clone());
     let mut segment: Vec<f32> = Vec::with_capacity(warm_frames * m);
     let fit_on = |segment: &[f32], state: u8| -> Option<(ModelFile, Recording)> {
         shared.state.store(state, Ordering::Relaxed);
@@ -608,6 +613,8 @@ fn trainer_loop(
         let recording = Recording::from_interleaved(rate, m, frames).ok()?;
         match fit(&recording, &separate, &mut |_| {}) {
             Ok(fitted) => Some((fitted.model, recording)),
+            // Cancelled at shutdown: not a failure.
+            Err(unmix_separate::Error::Model(unmix_model::Error::Cancelled)) => None,
             Err(e) => {
                 if let Ok(mut slot) = shared.fit_error.lock() {
                     *slot = Some(e.to_string());
@@ -770,6 +777,50 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A session that ends while its warm-up fit is running cancels the fit and joins the
+    /// trainer: no model, no error, the recording finalised (all silence: no model yet).
+    #[test]
+    fn ending_during_the_warm_up_fit_cancels_it() {
+        let data =
+            generate(&SynthConfig { frames: 12_000, sample_rate_hz: 8000, ..SynthConfig::paper(MixKind::Linear, 2) })
+                .unwrap();
+        let dir = std::env::temp_dir().join(format!("unmix-live-cancel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let record = dir.join("sources.wav");
+        let mut separate = quick(0);
+        separate.training.max_epochs = 400;
+        separate.training.min_epochs = 400;
+        let config = LiveConfig {
+            input: InputSpec {
+                device: "paced".into(),
+                channels: 3,
+                sample_rate_hz: Some(8000),
+                buffer_frames: None,
+                ring_s: 1.0,
+                stop_after_s: Some(1.5),
+            },
+            sources: 3,
+            warmup_s: 1.0,
+            model: None,
+            refit_s: None,
+            frame_len: 256,
+            output: None,
+            record: Some(record.clone()),
+            raw_stdout: false,
+            stall_timeout: Duration::from_secs(5),
+            separate,
+        };
+        let session = LiveSession::start_with(config, paced_input(&data.mixture, 12_000), None).unwrap();
+        let report = session.wait().unwrap();
+        assert_eq!(report.end, EndReason::Duration);
+        assert!(report.model.is_none() && report.fit_error.is_none(), "{:?}", report.fit_error);
+        assert_eq!(report.first_model_frame, None);
+        let recorded = unmix_io::read_wav(&record).unwrap();
+        assert_eq!(recorded.frames(), 12_000);
+        assert!(recorded.interleaved().iter().all(|&v| v == 0.0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// A whole session on a real-time paced input: silence during the warm-up, the first
     /// model swapped in while audio flows, refits aligned to their predecessors, and the
     /// recording (finalised at `--duration`) separating the sources from the first model
@@ -833,6 +884,7 @@ mod tests {
     fn shared() -> Arc<Shared> {
         Arc::new(Shared {
             stop: AtomicBool::new(false),
+            cancel_training: Arc::new(AtomicBool::new(false)),
             end: AtomicU8::new(0),
             state: AtomicU8::new(2),
             swaps: AtomicU64::new(0),

@@ -18,6 +18,9 @@ pub enum Error {
     /// Weights could not be moved in or out of burn.
     #[error("weights: {0}")]
     Weights(String),
+    /// Training was cancelled (its cancel flag was set).
+    #[error("training was cancelled")]
+    Cancelled,
     /// The requested backend is not compiled in.
     #[error("backend '{0}' is not compiled into this build (enable its cargo feature)")]
     Backend(String),

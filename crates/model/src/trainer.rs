@@ -10,6 +10,8 @@
 //! Reaching `max_epochs` first stops it as *not converged*, and the summary says how
 //! much the loss was still improving.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -211,6 +213,7 @@ impl Run {
 pub struct Trainer {
     config: TrainingConfig,
     backend: Backend,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Trainer {
@@ -218,7 +221,21 @@ impl Trainer {
     pub fn new(config: TrainingConfig, backend: Backend) -> Result<Self> {
         config.check()?;
         backend.device()?;
-        Ok(Self { config, backend })
+        Ok(Self { config, backend, cancel: None })
+    }
+
+    /// Makes training stop with [`Error::Cancelled`] at the next epoch once `flag` is set
+    /// (a live session shutting down while a fit runs in the background).
+    pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    fn check_cancelled(&self) -> Result<()> {
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::Acquire) => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
     }
 
     /// The configuration.
@@ -327,6 +344,7 @@ impl Trainer {
         let device = data.all.device();
         let started = Instant::now();
         for _ in 0..epochs {
+            self.check_cancelled()?;
             if run.stop.is_some() {
                 break;
             }
@@ -440,6 +458,7 @@ impl Trainer {
         let mut plan = ShuffledRows { batch_size: self.config.batch_size };
         let mut mismatch = (f64::NAN, f64::NAN);
         for epoch in 1..=epochs {
+            self.check_cancelled()?;
             let zero = || Tensor::<1>::zeros([1], &device);
             let (mut enc_sum, mut dec_sum) = (zero(), zero());
             for batch in plan.epoch(data.frames, &mut run.rng) {

@@ -5,6 +5,9 @@
 //! Sources written at the end of training and sources from `unmix apply` come from the
 //! same exported weights and the same code, so they are identical bit for bit.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use serde::{Deserialize, Serialize};
 use unmix_core::Recording;
 use unmix_dsp::count::{SourceCount as CountEstimate, estimate_sources};
@@ -109,6 +112,8 @@ pub struct SeparateConfig {
     pub training: TrainingConfig,
     /// burn backend.
     pub backend: Backend,
+    /// Setting this flag stops a running fit at its next epoch with a `Cancelled` error.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl SeparateConfig {
@@ -127,6 +132,7 @@ impl SeparateConfig {
             restarts: ConsensusConfig::default(),
             training: TrainingConfig::new(PdgmmVaeConfig::new(n, n)),
             backend: Backend::default_compiled()?,
+            cancel: None,
         })
     }
 }
@@ -222,7 +228,10 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
     let mut training = config.training.clone();
     training.model.inputs = normaliser.output_dims();
     training.model.sources = n;
-    let trainer = Trainer::new(training.clone(), config.backend)?;
+    let mut trainer = Trainer::new(training.clone(), config.backend)?;
+    if let Some(flag) = &config.cancel {
+        trainer = trainer.with_cancel(flag.clone());
+    }
 
     let (warm, ica) = if config.warm_start {
         let ica = fast_ica(&data, n, &FastIcaConfig { seed: training.seed, ..FastIcaConfig::default() })?;
@@ -407,6 +416,7 @@ mod tests {
             restarts: ConsensusConfig::single(),
             training: TrainingConfig::new(model).with_max_epochs(3).with_min_epochs(3),
             backend: Backend::default_compiled().unwrap(),
+            cancel: None,
         }
     }
 
@@ -458,6 +468,16 @@ mod tests {
         for (x, y) in a.interleaved().iter().zip(b.interleaved()) {
             assert!((x - y).abs() <= 1e-6 * x.abs().max(1.0), "{x} vs {y}");
         }
+    }
+
+    /// A set cancel flag stops a fit with a `Cancelled` error instead of a model.
+    #[test]
+    fn a_cancelled_fit_says_so() {
+        let data = generate(&SynthConfig { frames: 2000, ..SynthConfig::paper(MixKind::Linear, 2) }).unwrap();
+        let mut config = quick_config(3, vec![8]);
+        config.cancel = Some(Arc::new(AtomicBool::new(true)));
+        let e = fit(&data.mixture, &config, &mut |_| {}).unwrap_err();
+        assert!(matches!(e, Error::Model(unmix_model::Error::Cancelled)), "{e}");
     }
 
     #[test]
