@@ -139,16 +139,23 @@ fn live_refuses_what_cannot_work() {
 }
 
 /// A JACK server of the test's own (dummy driver, real-time paced), stopped on drop.
+/// One at a time: JACK servers started side by side in one process trip over each other.
 #[cfg(feature = "jack")]
 struct JackServer {
     name: String,
     child: std::process::Child,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
 
 #[cfg(feature = "jack")]
 impl JackServer {
     fn start() -> Self {
-        let name = format!("unmix-test-{}", std::process::id());
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let guard = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Named apart all the same, so a server that is slow to go away is never reused.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("unmix-test-{}-{n}", std::process::id());
         let child = Command::new("jackd")
             .args(["-n", &name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"])
             .env("JACK_NO_AUDIO_RESERVATION", "1")
@@ -156,7 +163,7 @@ impl JackServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("jackd runs (apt install jackd2)");
-        let server = Self { name, child };
+        let server = Self { name, child, _one_at_a_time: guard };
         server.wait_for_port("system:playback_1");
         server
     }
@@ -189,7 +196,16 @@ impl JackServer {
 
 #[cfg(feature = "jack")]
 impl Drop for JackServer {
+    /// SIGTERM first, so the server removes its shared memory and semaphores; SIGKILL only
+    /// if it does not go.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

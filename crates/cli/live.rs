@@ -293,7 +293,13 @@ mod enabled {
             eprintln!("warning: a fit failed: {e}");
         }
         if args.stats {
-            print_stats(&report);
+            // With `--raw -` stdout carries the samples: the table goes to stderr.
+            let table = stats_table(&report);
+            if args.raw.is_some() {
+                eprint!("{table}");
+            } else {
+                print!("{table}");
+            }
         }
         if let Some(path) = &args.save_model {
             match &report.model {
@@ -331,27 +337,34 @@ mod enabled {
         )
     }
 
-    fn print_stats(report: &unmix_live::LiveReport) {
+    fn stats_table(report: &unmix_live::LiveReport) -> String {
+        use std::fmt::Write;
         let p = &report.pipeline;
-        println!("{:<10} {:>12} {:>12} {:>10} {:>12}", "stage", "frames in", "frames out", "busy s", "ns/frame");
+        let mut t = String::new();
+        let _ =
+            writeln!(t, "{:<10} {:>12} {:>12} {:>10} {:>12}", "stage", "frames in", "frames out", "busy s", "ns/frame");
         for s in &p.stages {
-            println!(
+            let _ = writeln!(
+                t,
                 "{:<10} {:>12} {:>12} {:>10.3} {:>12.1}",
                 s.stage, s.frames_in, s.frames_out, s.busy_s, s.ns_per_frame
             );
         }
         for r in &p.rings {
-            println!(
+            let _ = writeln!(
+                t,
                 "ring {:<18} high water {:>8} frames, dropped {:>8}, underruns {:>8}",
                 r.ring, r.high_water_frames, r.dropped_frames, r.underruns
             );
         }
         let s = &report.status;
-        println!(
+        let _ = writeln!(
+            t,
             "processing load: {:.3} % of one core at {} Hz (frames of {})",
             100.0 * s.load,
             report.input.sample_rate_hz,
             p.config.frame_len
         );
+        t
     }
 }
