@@ -265,6 +265,8 @@ impl LiveSession {
             models: models_rx,
             retired: retired_tx,
             tap: needs_trainer.then_some(tap_writer),
+            tap_after_first_model: config.refit_s.is_some(),
+            tap_active: needs_trainer,
             frames_done: 0,
             shared: shared.clone(),
         };
@@ -516,6 +518,9 @@ struct LiveProcessor {
     models: Receiver<Separator>,
     retired: Sender<Separator>,
     tap: Option<RingWriter>,
+    /// Keep feeding the tap after the first model (only `--refit` reads it then).
+    tap_after_first_model: bool,
+    tap_active: bool,
     frames_done: u64,
     shared: Arc<Shared>,
 }
@@ -538,10 +543,15 @@ impl Processor for LiveProcessor {
                 }
             } else {
                 self.shared.first_model_frame.store(self.frames_done, Ordering::Relaxed);
+                if !self.tap_after_first_model {
+                    // Without `--refit` nobody reads the tap any more: stop copying into it
+                    // (the ring itself is freed with the session, not on this thread).
+                    self.tap_active = false;
+                }
             }
             self.shared.swaps.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(tap) = &mut self.tap {
+        if let (Some(tap), true) = (&mut self.tap, self.tap_active) {
             let frames = input.len() / self.m;
             let pushed = tap.push_or_drop(input);
             self.shared.tap_dropped.fetch_add((frames - pushed) as u64, Ordering::Relaxed);
@@ -636,7 +646,7 @@ fn trainer_loop(
         current = Some(model);
     }
     let Some(refit_s) = config.refit_s else {
-        // Keep freeing nothing and reading nothing: the tap is no longer fed.
+        // Without refits the processor stops feeding the tap at the first swap.
         return current;
     };
     let refit_frames = ((refit_s * f64::from(rate)).round() as usize).max(1);
@@ -927,6 +937,8 @@ mod tests {
             models: models_rx,
             retired: retired_tx,
             tap: Some(tap),
+            tap_after_first_model: true,
+            tap_active: true,
             frames_done: 0,
             shared: counters.clone(),
         };
