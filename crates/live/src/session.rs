@@ -138,6 +138,23 @@ struct Shared {
     last_alignment: std::sync::Mutex<Vec<f64>>,
 }
 
+impl Shared {
+    /// Fresh state; with a model given up front the session separates from frame 0.
+    fn new(model_given: bool) -> Self {
+        Self {
+            stop: AtomicBool::new(false),
+            cancel_training: Arc::new(AtomicBool::new(false)),
+            end: AtomicU8::new(0),
+            state: AtomicU8::new(if model_given { 2 } else { 0 }),
+            swaps: AtomicU64::new(0),
+            first_model_frame: AtomicU64::new(if model_given { 0 } else { u64::MAX }),
+            tap_dropped: AtomicU64::new(0),
+            fit_error: std::sync::Mutex::new(None),
+            last_alignment: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
 /// One status reading (the CLI prints one a second).
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -227,17 +244,7 @@ impl LiveSession {
         let LiveInput { keep_alive, reader, meter, negotiated, error } = input;
         let input = InputHalf { _keep_alive: keep_alive, meter, negotiated, error };
         let rate = input.negotiated.sample_rate_hz;
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            cancel_training: Arc::new(AtomicBool::new(false)),
-            end: AtomicU8::new(0),
-            state: AtomicU8::new(if config.model.is_some() { 2 } else { 0 }),
-            swaps: AtomicU64::new(0),
-            first_model_frame: AtomicU64::new(if config.model.is_some() { 0 } else { u64::MAX }),
-            tap_dropped: AtomicU64::new(0),
-            fit_error: std::sync::Mutex::new(None),
-            last_alignment: std::sync::Mutex::new(Vec::new()),
-        });
+        let shared = Arc::new(Shared::new(config.model.is_some()));
 
         // Sinks.
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
@@ -756,26 +763,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("unmix-live-stall-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let record = dir.join("sources.wav");
-        let config = LiveConfig {
-            input: InputSpec {
-                device: "paced".into(),
-                channels: 3,
-                sample_rate_hz: Some(8000),
-                buffer_frames: None,
-                ring_s: 1.0,
-                stop_after_s: None,
-            },
-            sources: 3,
-            warmup_s: 1.0,
-            model: Some(model.clone()),
-            refit_s: None,
-            frame_len: 256,
-            output: None,
-            record: Some(record.clone()),
-            raw_stdout: false,
-            stall_timeout: Duration::from_millis(300),
-            separate: quick(0),
-        };
+        let config =
+            LiveConfig { stall_timeout: Duration::from_millis(300), ..paced_config(&record, 1.0, Some(model.clone())) };
         // The feeder plays half a second, then nothing: no error, no end of stream.
         let input = paced_input(&data.mixture, u64::MAX);
         let session = LiveSession::start_with(config, input, None).unwrap();
@@ -800,26 +789,7 @@ mod tests {
         let mut separate = quick(0);
         separate.training.max_epochs = 400;
         separate.training.min_epochs = 400;
-        let config = LiveConfig {
-            input: InputSpec {
-                device: "paced".into(),
-                channels: 3,
-                sample_rate_hz: Some(8000),
-                buffer_frames: None,
-                ring_s: 1.0,
-                stop_after_s: Some(1.5),
-            },
-            sources: 3,
-            warmup_s: 1.0,
-            model: None,
-            refit_s: None,
-            frame_len: 256,
-            output: None,
-            record: Some(record.clone()),
-            raw_stdout: false,
-            stall_timeout: Duration::from_secs(5),
-            separate,
-        };
+        let config = LiveConfig { separate, ..paced_config(&record, 1.0, None) };
         let session = LiveSession::start_with(config, paced_input(&data.mixture, 12_000), None).unwrap();
         let report = session.wait().unwrap();
         assert_eq!(report.end, EndReason::Duration);
@@ -852,26 +822,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let record = dir.join("sources.wav");
         let total = (rate * seconds) as u64;
-        let config = LiveConfig {
-            input: InputSpec {
-                device: "paced".into(),
-                channels: 3,
-                sample_rate_hz: Some(rate as u32),
-                buffer_frames: None,
-                ring_s: 2.0,
-                stop_after_s: Some(seconds as f64),
-            },
-            sources: 3,
-            warmup_s: 2.0,
-            model: None,
-            refit_s: Some(3.0),
-            frame_len: 256,
-            output: None,
-            record: Some(record.clone()),
-            raw_stdout: false,
-            stall_timeout: Duration::from_secs(5),
-            separate: quick(0),
-        };
+        let config = LiveConfig { refit_s: Some(3.0), ..paced_config(&record, 2.0, None) };
         let session = LiveSession::start_with(config, paced_input(&data.mixture, total), None).unwrap();
         let report = session.wait().unwrap();
         assert_eq!(report.end, EndReason::Duration);
@@ -892,17 +843,31 @@ mod tests {
     }
 
     fn shared() -> Arc<Shared> {
-        Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            cancel_training: Arc::new(AtomicBool::new(false)),
-            end: AtomicU8::new(0),
-            state: AtomicU8::new(2),
-            swaps: AtomicU64::new(0),
-            first_model_frame: AtomicU64::new(u64::MAX),
-            tap_dropped: AtomicU64::new(0),
-            fit_error: std::sync::Mutex::new(None),
-            last_alignment: std::sync::Mutex::new(Vec::new()),
-        })
+        Arc::new(Shared::new(false))
+    }
+
+    /// A 3-channel, 3-source session on the paced 8 kHz feeder, recording to `record`.
+    fn paced_config(record: &std::path::Path, warmup_s: f64, model: Option<ModelFile>) -> LiveConfig {
+        LiveConfig {
+            input: InputSpec {
+                device: "paced".into(),
+                channels: 3,
+                sample_rate_hz: Some(8000),
+                buffer_frames: None,
+                ring_s: 2.0,
+                stop_after_s: None,
+            },
+            sources: 3,
+            warmup_s,
+            model,
+            refit_s: None,
+            frame_len: 256,
+            output: None,
+            record: Some(record.to_path_buf()),
+            raw_stdout: false,
+            stall_timeout: Duration::from_secs(5),
+            separate: quick(0),
+        }
     }
 
     fn quick(seed: u64) -> SeparateConfig {
