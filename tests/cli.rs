@@ -33,6 +33,42 @@ fn synth_writes_mixture_truth_and_meta() {
     assert_eq!(std::fs::read(out.join("mixture.wav")).unwrap(), std::fs::read(again.join("mixture.wav")).unwrap());
 }
 
+/// Long benchmarks are drawn as a stream: the files hold exactly what `SynthStream` draws
+/// for the same configuration, and `meta.json` describes that stream.
+#[test]
+fn long_synth_output_is_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("long");
+    let frames = (1usize << 22) + 1;
+    let o = unmix(&[
+        "synth",
+        "linear",
+        "--sources",
+        "2",
+        "--samples",
+        &frames.to_string(),
+        "--seed",
+        "9",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = unmix_synth::SynthConfig {
+        sources: 2,
+        sensors: 2,
+        frames,
+        ..unmix_synth::SynthConfig::paper(MixKind::Linear, 9)
+    };
+    let mut stream = unmix_synth::SynthStream::new(&config).unwrap();
+    let (mut want_mix, mut want_truth) = (Vec::new(), Vec::new());
+    stream.draw(&mut want_mix, Some(&mut want_truth), frames);
+    let (mix, truth) = (read(&out.join("mixture.wav")), read(&out.join("truth.wav")));
+    assert_eq!(mix.frames(), frames);
+    assert!(mix.interleaved() == &want_mix[..] && truth.interleaved() == &want_truth[..]);
+    let meta: unmix_synth::SynthMeta = serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta, stream.meta());
+}
+
 /// `separate` writes every output, and `apply` with the saved model reproduces the
 /// sources bit for bit (the model file round trip is exact).
 #[test]

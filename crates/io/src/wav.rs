@@ -1,11 +1,14 @@
-//! WAV input (every format `hound` reads) and 32-bit float WAV output.
+//! WAV input (every format `hound` reads, and RF64) and 32-bit float WAV output (RF64
+//! beyond 4 GiB).
 
 use std::path::Path;
 
-use hound::{SampleFormat, WavReader, WavSpec, WavWriter};
+use hound::{SampleFormat, WavReader, WavSpec};
 use unmix_core::Recording;
 
-use crate::{Error, Result, write_atomically};
+use crate::{Error, Result};
+
+mod rf64;
 
 /// Reads a whole WAV file into a recording of `f32` samples in `[-1, 1)`.
 ///
@@ -22,26 +25,13 @@ pub fn read_wav(path: &Path) -> Result<Recording> {
         .map_err(|source| Error::Shape { path: path.to_path_buf(), source })
 }
 
-/// Writes a recording as a 32-bit float WAV, atomically.
+/// Writes a recording as a 32-bit float WAV (RF64 beyond 4 GiB), atomically.
 pub fn write_wav_f32(path: &Path, recording: &Recording) -> Result<()> {
-    let channels = u16::try_from(recording.channels()).map_err(|_| Error::Wav {
-        path: path.to_path_buf(),
-        detail: format!("{} channels is more than WAV allows", recording.channels()),
-    })?;
-    let spec = WavSpec {
-        channels,
-        sample_rate: recording.sample_rate_hz(),
-        bits_per_sample: 32,
-        sample_format: SampleFormat::Float,
-    };
-    let wav_err = |e: hound::Error| Error::Wav { path: path.to_path_buf(), detail: e.to_string() };
-    write_atomically(path, |w| {
-        let mut writer = WavWriter::new(w, spec).map_err(wav_err)?;
-        for &s in recording.interleaved() {
-            writer.write_sample(s).map_err(wav_err)?;
-        }
-        writer.finalize().map_err(wav_err)
-    })
+    let mut writer = WavStreamWriter::create(path, recording.channels(), recording.sample_rate_hz())?;
+    for block in recording.interleaved().chunks(recording.channels() * 65_536) {
+        writer.write(block)?;
+    }
+    writer.finish()
 }
 
 /// Size of the byte buffers between the file and the sample conversion.
@@ -79,12 +69,22 @@ impl WavBlockReader {
     pub fn open(path: &Path) -> Result<Self> {
         let wav_err = |detail: String| Error::Wav { path: path.to_path_buf(), detail };
         let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        // hound parses the header and leaves the reader at the first byte of the samples.
-        let reader = WavReader::new(std::io::BufReader::with_capacity(IO_BUFFER_BYTES, file))
-            .map_err(|e| wav_err(e.to_string()))?;
-        let spec = reader.spec();
-        let samples_total = reader.len() as usize;
-        let file = reader.into_inner();
+        let mut file = std::io::BufReader::with_capacity(IO_BUFFER_BYTES, file);
+        let is_rf64 = std::io::BufRead::fill_buf(&mut file)
+            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?
+            .starts_with(b"RF64");
+        // Either parser leaves the reader at the first byte of the samples: hound for RIFF,
+        // our own for RF64 (which hound does not read).
+        let (spec, samples_total, file) = if is_rf64 {
+            let (spec, samples) = rf64::read_header(&mut file).map_err(wav_err)?;
+            (spec, samples, file)
+        } else {
+            let reader = WavReader::new(file).map_err(|e| wav_err(e.to_string()))?;
+            let spec = reader.spec();
+            let samples = reader.len() as u64;
+            (spec, samples, reader.into_inner())
+        };
+        let samples_total = usize::try_from(samples_total).map_err(|_| wav_err("too large for this machine".into()))?;
         let channels = usize::from(spec.channels);
         // Containers are as wide as the sample (hound's own rule when it writes).
         let bytes_per_sample = usize::from(spec.bits_per_sample).div_ceil(8);
@@ -200,8 +200,12 @@ fn convert(encoding: Encoding, bytes: &[u8], out: &mut Vec<f32>) {
 /// Writes a 32-bit float WAV as blocks arrive, into a temporary file that becomes `path`
 /// only on [`finish`](Self::finish); dropped unfinished, it leaves nothing behind.
 ///
-/// The header is hound's; the samples are written as raw little-endian bytes and the
-/// header's sizes are patched on `finish`.
+/// The header is hound's with a 28-byte `JUNK` chunk reserved after `WAVE`; the samples
+/// are written as raw little-endian bytes and the sizes are patched on `finish`. A file
+/// that outgrows RIFF's 32-bit sizes (4 GiB: 46 minutes of 8 float channels at 48 kHz)
+/// becomes RF64 (EBU Tech 3306) there: `RIFF` → `RF64`, `JUNK` → `ds64` holding the 64-bit
+/// sizes, the 32-bit fields set to `0xFFFFFFFF`. Smaller files stay plain WAV that every
+/// reader takes (they skip `JUNK`).
 pub struct WavStreamWriter {
     path: std::path::PathBuf,
     file: std::io::BufWriter<std::fs::File>,
@@ -210,6 +214,8 @@ pub struct WavStreamWriter {
     data_bytes: u64,
     channels: usize,
     bytes: Vec<u8>,
+    /// Largest RIFF size written as plain WAV (`u32::MAX`; lowered by tests).
+    riff_limit: u64,
 }
 
 impl WavStreamWriter {
@@ -226,7 +232,7 @@ impl WavStreamWriter {
             bits_per_sample: 32,
             sample_format: SampleFormat::Float,
         };
-        let header = spec.into_header_for_infinite_file();
+        let header = rf64::reserve_ds64(spec.into_header_for_infinite_file());
         let (file, tmp) = tmp.into_parts();
         let mut file = std::io::BufWriter::with_capacity(IO_BUFFER_BYTES, file);
         std::io::Write::write_all(&mut file, &header).map_err(io)?;
@@ -238,6 +244,7 @@ impl WavStreamWriter {
             data_bytes: 0,
             channels,
             bytes: Vec::new(),
+            riff_limit: u64::from(u32::MAX),
         })
     }
 
@@ -264,18 +271,20 @@ impl WavStreamWriter {
         use std::io::{Seek, SeekFrom, Write};
         let path = self.path;
         let io = |source| Error::Io { path: path.clone(), source };
-        let riff = (self.header_len - 8).checked_add(self.data_bytes).filter(|&v| v <= u64::from(u32::MAX));
-        let Some(riff) = riff else {
-            return Err(Error::Wav {
-                path: path.clone(),
-                detail: "more than 4 GiB of samples: too large for WAV".into(),
-            });
-        };
+        let riff = self.header_len - 8 + self.data_bytes;
         let mut file = self.file.into_inner().map_err(|e| io(e.into_error()))?;
-        file.seek(SeekFrom::Start(4)).map_err(io)?;
-        file.write_all(&(riff as u32).to_le_bytes()).map_err(io)?;
-        file.seek(SeekFrom::Start(self.header_len - 4)).map_err(io)?;
-        file.write_all(&(self.data_bytes as u32).to_le_bytes()).map_err(io)?;
+        if riff <= self.riff_limit {
+            file.seek(SeekFrom::Start(4)).map_err(io)?;
+            file.write_all(&(riff as u32).to_le_bytes()).map_err(io)?;
+            file.seek(SeekFrom::Start(self.header_len - 4)).map_err(io)?;
+            file.write_all(&(self.data_bytes as u32).to_le_bytes()).map_err(io)?;
+        } else {
+            let frames = self.data_bytes / 4 / self.channels as u64;
+            file.seek(SeekFrom::Start(0)).map_err(io)?;
+            file.write_all(&rf64::promote(riff, self.data_bytes, frames)).map_err(io)?;
+            file.seek(SeekFrom::Start(self.header_len - 4)).map_err(io)?;
+            file.write_all(&u32::MAX.to_le_bytes()).map_err(io)?;
+        }
         // No fsync: the rename below is what makes the result appear whole, and waiting for
         // the disk would cost more than the separation itself on long files.
         drop(file);
@@ -314,6 +323,8 @@ impl unmix_core::Sink for WavStreamWriter {
 
 #[cfg(test)]
 mod tests {
+    use hound::WavWriter;
+
     use super::*;
 
     #[test]
@@ -385,6 +396,9 @@ mod tests {
         let back = read_wav(&path).unwrap();
         assert_eq!((back.channels(), back.sample_rate_hz()), (2, 16_000));
         assert_eq!(back.interleaved(), &samples[..]);
+        // Under 4 GiB it stays plain WAV: hound itself reads it (skipping the reserved JUNK).
+        let by_hound: Vec<f32> = WavReader::open(&path).unwrap().samples::<f32>().map(|v| v.unwrap()).collect();
+        assert_eq!(by_hound, samples);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         // Dropped unfinished: no file, no temporary left.
         let mut w = WavStreamWriter::create(&dir.path().join("never.wav"), 1, 8000).unwrap();
@@ -402,5 +416,105 @@ mod tests {
         assert_eq!(read_wav(&path).unwrap(), rec);
         // Nothing but the file itself is left in the directory.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    fn le_u32(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    fn le_u64(b: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn stream_writer_becomes_rf64_beyond_the_riff_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.wav");
+        let samples: Vec<f32> = (0..3 * 1000).map(|i| (i as f32 * 0.11).sin()).collect();
+        let mut w = WavStreamWriter::create(&path, 3, 48_000).unwrap();
+        // As if 4 GiB had been reached: the promotion path, on a small file.
+        w.riff_limit = 1000;
+        for chunk in samples.chunks(3 * 77) {
+            w.write(chunk).unwrap();
+        }
+        w.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[0..4], b"RF64");
+        assert_eq!(le_u32(&bytes, 4), u32::MAX);
+        assert_eq!(&bytes[12..16], b"ds64");
+        assert_eq!(le_u64(&bytes, 20), bytes.len() as u64 - 8, "ds64 RIFF size");
+        assert_eq!(le_u64(&bytes, 28), 4 * 3000, "ds64 data size");
+        assert_eq!(le_u64(&bytes, 36), 1000, "ds64 sample count per channel");
+        let data_at = bytes.windows(4).position(|w| w == b"data").unwrap();
+        assert_eq!(le_u32(&bytes, data_at + 4), u32::MAX);
+        let mut reader = WavBlockReader::open(&path).unwrap();
+        assert_eq!((reader.channels(), reader.sample_rate_hz(), reader.frames_total()), (3, 48_000, 1000));
+        let (mut all, mut block) = (Vec::new(), Vec::new());
+        while reader.read_block(&mut block, 300).unwrap() > 0 {
+            all.extend_from_slice(&block);
+        }
+        assert_eq!(all, samples);
+        assert_eq!(read_wav(&path).unwrap().interleaved(), &samples[..]);
+    }
+
+    /// Another writer's RF64 of hound's integer formats (plain PCM and
+    /// WAVE_FORMAT_EXTENSIBLE): the RIFF file with `RF64`/`ds64` in front of it.
+    fn to_rf64(riff: &[u8]) -> Vec<u8> {
+        let data_at = riff.windows(4).position(|w| w == b"data").unwrap();
+        let data_size = u64::from(le_u32(riff, data_at + 4));
+        let mut out = rf64::promote(0, data_size, 0).to_vec();
+        out.extend_from_slice(&riff[12..]);
+        let data_at = data_at + rf64::PROMOTED_HEADER - 12;
+        out[data_at + 4..data_at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let riff_size = out.len() as u64 - 8;
+        out[20..28].copy_from_slice(&riff_size.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn rf64_integer_files_read_like_their_riff_twins() {
+        let dir = tempfile::tempdir().unwrap();
+        for (channels, bits) in [(2u16, 16u16), (3, 24)] {
+            let riff_path = dir.path().join(format!("r{bits}.wav"));
+            let spec =
+                WavSpec { channels, sample_rate: 32_000, bits_per_sample: bits, sample_format: SampleFormat::Int };
+            let mut w = WavWriter::create(&riff_path, spec).unwrap();
+            let full = 1i64 << (bits - 1);
+            for i in 0..(600 * i64::from(channels)) {
+                w.write_sample((((i * 7919) % (2 * full)) - full) as i32).unwrap();
+            }
+            w.finalize().unwrap();
+            let rf64_path = dir.path().join(format!("f{bits}.wav"));
+            std::fs::write(&rf64_path, to_rf64(&std::fs::read(&riff_path).unwrap())).unwrap();
+            let (a, b) = (read_wav(&riff_path).unwrap(), read_wav(&rf64_path).unwrap());
+            assert_eq!(a, b, "{channels} channels, {bits} bits");
+            assert_eq!(b.frames(), 600);
+        }
+    }
+
+    #[test]
+    fn broken_rf64_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.wav");
+        let mut w = WavStreamWriter::create(&good, 2, 8000).unwrap();
+        w.riff_limit = 0;
+        w.write(&[0.25; 2 * 100]).unwrap();
+        w.finish().unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let check = |name: &str, bytes: &[u8], want: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let err = read_wav(&path).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(want), "{name}: {err}");
+        };
+        check("header.wav", &bytes[..30], "truncated");
+        check("samples.wav", &bytes[..bytes.len() - 10], "truncated");
+        let mut no_ds64 = bytes.clone();
+        no_ds64[12..16].copy_from_slice(b"JUNK");
+        check("nods64.wav", &no_ds64, "ds64");
+        let mut alaw = bytes.clone();
+        let fmt_at = alaw.windows(4).position(|w| w == b"fmt ").unwrap();
+        alaw[fmt_at + 8..fmt_at + 10].copy_from_slice(&6u16.to_le_bytes());
+        check("alaw.wav", &alaw, "format tag");
     }
 }

@@ -312,6 +312,7 @@ pub struct SynthStream {
     noise_sd: Option<Vec<f64>>,
     frames_left: usize,
     sample_rate_hz: u32,
+    config: SynthConfig,
     s: Vec<f64>,
     h: Vec<f64>,
 }
@@ -362,6 +363,7 @@ impl SynthStream {
             noise_sd,
             frames_left: frames,
             sample_rate_hz,
+            config: *config,
             s: vec![0.0; n],
             h: vec![0.0; m],
         })
@@ -375,6 +377,22 @@ impl SynthStream {
     /// Sources per frame.
     pub fn sources(&self) -> usize {
         self.marginals.len()
+    }
+
+    /// What this stream generates, for `meta.json` (`frames` as configured).
+    pub fn meta(&self) -> SynthMeta {
+        SynthMeta {
+            kind: self.kind,
+            seed: self.config.seed,
+            sources: self.config.sources,
+            sensors: self.config.sensors,
+            frames: self.config.frames,
+            sample_rate_hz: self.sample_rate_hz,
+            marginals: self.marginals.clone(),
+            mixing: rows(&self.a1),
+            mixing2: self.a2.as_ref().map(rows),
+            snr_db: self.config.snr_db,
+        }
     }
 
     /// Draws up to `max_frames` frames: the mixture into `mixture` and, if given, the true
