@@ -1,6 +1,7 @@
 //! Throughput of the inference engine (`unmix-infer`) against burn's own forward pass on
 //! the same model and frames: m = n = 8, encoder 8 → 64 → 64 → 8, 10 240 flop per frame,
-//! blocks of 256 and 4096 frames, one thread; the engine with tanh and with ReLU.
+//! blocks of 256 and 4096 frames, one thread; the engine with tanh, with ReLU, and with
+//! the per-frame monitoring scores (`process_scored`).
 //!
 //! Run: `cargo bench --bench inference` (criterion; throughput is in frames per second,
 //! one frame being one time sample of all 8 channels).
@@ -80,6 +81,21 @@ fn encoders(c: &mut Criterion) {
                 b.iter(|| separator.process(black_box(&input), black_box(&mut output)).expect("shapes fit"));
             });
         }
+    }
+    // With the monitoring scores: one decoder pass (as large as the encoder) more.
+    let mut separator = Separator::new(&model(CHANNELS, &HIDDEN, Activation::Tanh));
+    for frames in [256usize, 4096] {
+        let input = input(frames);
+        let (mut output, mut log_prior, mut error) =
+            (vec![0.0f32; frames * CHANNELS], vec![0.0; frames], vec![0.0; frames]);
+        group.throughput(Throughput::Elements(frames as u64));
+        group.bench_with_input(BenchmarkId::new("unmix-infer/tanh+scores", frames), &frames, |b, _| {
+            b.iter(|| {
+                separator
+                    .process_scored(black_box(&input), black_box(&mut output), &mut log_prior, &mut error)
+                    .expect("shapes fit")
+            });
+        });
     }
     // burn's forward pass as a user of burn would call it: normalised frames into a
     // tensor, the encoder, the result back out.

@@ -12,10 +12,19 @@ use unmix_synth::{MixKind, SynthConfig, generate};
 
 use crate::util::*;
 
+/// Device tests run one at a time: a JACK server starved by an unpaced ALSA session
+/// beside it (or by a second server) misses its deadlines, and the paced test then sees
+/// repeated periods or a stall that have nothing to do with unmix.
+fn one_device_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A temporary ALSA setup whose `filecap` device plays `mixture` (interleaved f32).
 struct FileCapture {
     _dir: tempfile::TempDir,
     config: PathBuf,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
 
 impl FileCapture {
@@ -33,7 +42,7 @@ impl FileCapture {
             ),
         )
         .unwrap();
-        Self { _dir: dir, config }
+        Self { _dir: dir, config, _one_at_a_time: one_device_test_at_a_time() }
     }
 
     fn unmix(&self, args: &[&str]) -> Output {
@@ -140,6 +149,20 @@ fn live_refuses_what_cannot_work() {
 
 /// A JACK server of the test's own (dummy driver, real-time paced), stopped on drop.
 /// One at a time: JACK servers started side by side in one process trip over each other.
+/// The paper's linear 3 × 3 benchmark, `seconds` long at 48 kHz, as `dir/mixture.wav`.
+#[cfg(feature = "jack")]
+fn jack_mixture(dir: &Path, seconds: usize, seed: u64) -> (unmix_synth::Synth, PathBuf) {
+    let data = generate(&SynthConfig {
+        frames: 48_000 * seconds,
+        sample_rate_hz: 48_000,
+        ..SynthConfig::paper(MixKind::Linear, seed)
+    })
+    .unwrap();
+    let mixture = dir.join("mixture.wav");
+    unmix_io::write_wav_f32(&mixture, &data.mixture).unwrap();
+    (data, mixture)
+}
+
 /// Frames per JACK period in the tests' servers.
 #[cfg(feature = "jack")]
 const JACK_PERIOD: usize = 256;
@@ -156,15 +179,28 @@ struct JackServer {
 #[cfg(feature = "jack")]
 impl JackServer {
     fn start() -> Self {
-        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let guard = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = one_device_test_at_a_time();
         // Named apart all the same, so a server that is slow to go away is never reused.
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("unmix-test-{}-{n}", std::process::id());
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new("jackd")
-            .args(["-n", &name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", &JACK_PERIOD.to_string()])
+            // A client timeout of 5 s instead of 0.5 s: a client slowed down by a busy machine
+            // is reported as an xrun, not thrown out of the graph.
+            .args([
+                "-n",
+                &name,
+                "--no-realtime",
+                "-t",
+                "5000",
+                "-d",
+                "dummy",
+                "-r",
+                "48000",
+                "-p",
+                &JACK_PERIOD.to_string(),
+            ])
             .env("JACK_NO_AUDIO_RESERVATION", "1")
             .stdout(log.reopen().unwrap())
             .stderr(log.reopen().unwrap())
@@ -181,6 +217,28 @@ impl JackServer {
     fn xruns(&self) -> usize {
         let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
         log.lines().filter(|l| l.contains("XRun")).count()
+    }
+
+    /// Starts `unmix live` on this server's input ports, three channels into three
+    /// sources, with `args` added.
+    fn live(&self, args: &[&str]) -> std::process::Child {
+        let mut all = vec!["live", "--input", "jack:cpal_client_in", "--channels", "3", "-n", "3"];
+        all.extend_from_slice(args);
+        self.unmix(&all)
+    }
+
+    /// Starts `unmix play` on `mixture` (three channels) and connects it to the three input
+    /// ports of the `unmix live` already running on this server.
+    fn play_into_live(&self, mixture: &Path) -> std::process::Child {
+        self.wait_for_port("cpal_client_in:in_2");
+        let player = self.unmix(&["play", mixture.to_str().unwrap(), "--output", "jack:cpal_client_out"]);
+        self.wait_for_port("cpal_client_out:out_2");
+        for i in 0..3 {
+            let o =
+                self.tool("jack_connect", &[&format!("cpal_client_out:out_{i}"), &format!("cpal_client_in:in_{i}")]);
+            assert!(o.status.success(), "jack_connect: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        player
     }
 
     fn tool(&self, program: &str, args: &[&str]) -> Output {
@@ -211,9 +269,19 @@ impl JackServer {
 
 #[cfg(feature = "jack")]
 impl Drop for JackServer {
-    /// SIGTERM first, so the server removes its shared memory and semaphores; SIGKILL only
-    /// if it does not go.
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(feature = "jack")]
+impl JackServer {
+    /// SIGTERM first, so the server removes its shared memory and semaphores; SIGKILL only
+    /// if it does not go. Nothing if it has already gone.
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         for _ in 0..100 {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -236,25 +304,11 @@ impl Drop for JackServer {
 fn live_through_jack_warms_up_and_separates_what_it_hears() {
     let dir = tempfile::tempdir().unwrap();
     let rate = 48_000usize;
-    let data = generate(&SynthConfig {
-        frames: rate * 40,
-        sample_rate_hz: rate as u32,
-        ..SynthConfig::paper(MixKind::Linear, 4)
-    })
-    .unwrap();
-    let mixture = dir.path().join("mixture.wav");
-    unmix_io::write_wav_f32(&mixture, &data.mixture).unwrap();
+    let (data, mixture) = jack_mixture(dir.path(), 40, 4);
     let (record, model, report) = (dir.path().join("live.wav"), dir.path().join("m.unmix"), dir.path().join("r.json"));
 
     let jack = JackServer::start();
-    let mut live = jack.unmix(&[
-        "live",
-        "--input",
-        "jack:cpal_client_in",
-        "--channels",
-        "3",
-        "-n",
-        "3",
+    let mut live = jack.live(&[
         "--warmup",
         "3s",
         "--duration",
@@ -269,13 +323,7 @@ fn live_through_jack_warms_up_and_separates_what_it_hears() {
         report.to_str().unwrap(),
         "--quiet",
     ]);
-    jack.wait_for_port("cpal_client_in:in_2");
-    let mut player = jack.unmix(&["play", mixture.to_str().unwrap(), "--output", "jack:cpal_client_out"]);
-    jack.wait_for_port("cpal_client_out:out_2");
-    for i in 0..3 {
-        let o = jack.tool("jack_connect", &[&format!("cpal_client_out:out_{i}"), &format!("cpal_client_in:in_{i}")]);
-        assert!(o.status.success(), "jack_connect: {}", String::from_utf8_lossy(&o.stderr));
-    }
+    let mut player = jack.play_into_live(&mixture);
     let started = std::time::Instant::now();
     let status = loop {
         if let Some(status) = live.try_wait().unwrap() {
@@ -340,21 +388,8 @@ fn ctrl_c_stops_a_live_session_cleanly() {
     let model = separate_model(dir.path(), &mixture);
     let record = dir.path().join("live.wav");
     let jack = JackServer::start();
-    let child = jack.unmix(&[
-        "live",
-        "--input",
-        "jack:cpal_client_in",
-        "--channels",
-        "3",
-        "-n",
-        "3",
-        "--quiet",
-        "--stats",
-        "--model",
-        model.to_str().unwrap(),
-        "--record",
-        record.to_str().unwrap(),
-    ]);
+    let child =
+        jack.live(&["--quiet", "--stats", "--model", model.to_str().unwrap(), "--record", record.to_str().unwrap()]);
     jack.wait_for_port("cpal_client_in:in_2");
     std::thread::sleep(std::time::Duration::from_millis(1000));
     let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -367,4 +402,34 @@ fn ctrl_c_stops_a_live_session_cleanly() {
     let recorded = read(&record);
     assert_eq!(recorded.channels(), 3);
     assert!(recorded.frames() > 10_000, "{} frames in about a second at 48 kHz", recorded.frames());
+}
+
+/// The JACK server going away in the middle of a session (JACK's unplug) ends `unmix live`
+/// and `unmix play` with a one-line error naming the device, a non-zero exit and — for
+/// live — the recording finalised as a valid WAV; neither waits forever.
+#[cfg(feature = "jack")]
+#[test]
+fn a_vanishing_jack_server_ends_live_and_play_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mixture) = jack_mixture(dir.path(), 60, 2);
+    let record = dir.path().join("live.wav");
+    let mut jack = JackServer::start();
+    let live = jack.live(&["--warmup", "2s", "--record", record.to_str().unwrap(), "--quiet"]);
+    let player = jack.play_into_live(&mixture);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let stopped = std::time::Instant::now();
+    jack.stop();
+    let (live, player) = (live.wait_with_output().unwrap(), player.wait_with_output().unwrap());
+    assert!(stopped.elapsed().as_secs() < 30, "the sessions took {:?} to end", stopped.elapsed());
+    for (what, out, device) in [("live", &live, "jack:cpal_client_in"), ("play", &player, "jack:cpal_client_out")] {
+        assert!(!out.status.success(), "{what} exited cleanly after losing its device");
+        let err = stderr(out);
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.starts_with("error:") && last.contains(device) && last.contains("shut down"), "{what}: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+    }
+    assert!(stderr(&live).contains("recording was finalised"));
+    let recorded = read(&record);
+    assert_eq!(recorded.channels(), 3);
+    assert!(recorded.frames() >= 48_000, "{} frames recorded", recorded.frames());
 }

@@ -278,7 +278,7 @@ mod enabled {
             EndReason::Stopped => "stopped".to_string(),
             EndReason::Stalled => format!("the input delivered nothing for {} s", args.stall_seconds),
             EndReason::DeviceError => {
-                format!("the input device failed: {}", report.device_error.as_deref().unwrap_or("unknown error"))
+                format!("a device failed: {}", report.device_error.as_deref().unwrap_or("unknown error"))
             }
             EndReason::Running => "ended".to_string(),
         };
@@ -315,7 +315,8 @@ mod enabled {
                 .with_context(|| format!("{}: cannot write", path.display()))?;
         }
         if report.end == EndReason::DeviceError {
-            bail!("input '{}': {what} (the recording was finalised)", args.input);
+            let kept = if args.record.is_some() { " (the recording was finalised)" } else { "" };
+            bail!("{}{kept}", report.device_error.as_deref().unwrap_or("a device failed"));
         }
         Ok(())
     }

@@ -5,9 +5,14 @@
 //! a block of frames at a time, with a register-blocked dense kernel compiled for AVX2+FMA
 //! when the processor has it (chosen once, at construction) and a fast rational `tanh`.
 //!
+//! [`Separator::process_scored`] also scores every frame for monitoring: its log-density
+//! under the learned per-source priors and how well the decoder reconstructs it from the
+//! sources (both in the model's normalised units), beside the constant posterior standard
+//! deviations `σ_j` ([`Separator::posterior_std`]) that give each source its uncertainty band.
+//!
 //! # Real-time safety
-//! All buffers are allocated in [`Separator::new`]. [`Separator::process`] allocates
-//! nothing, takes no lock, makes no system call and does not panic on data: a slice of the
+//! All buffers are allocated in [`Separator::new`]. [`Separator::process`] and
+//! [`Separator::process_scored`] allocate nothing, takes no lock, makes no system call and does not panic on data: a slice of the
 //! wrong length is reported as an [`Error`] value. Its cost is linear in the number of
 //! frames, so a block of `B` frames always takes about the same time.
 
@@ -40,6 +45,18 @@ pub enum Error {
         /// Sources per output frame.
         sources: usize,
     },
+    /// A score slice does not hold one value per frame.
+    #[error(
+        "{frames} frames need {frames} scores each, got {log_prior} log-priors and {reconstruction} reconstruction errors"
+    )]
+    ScoreShape {
+        /// Frames in the block.
+        frames: usize,
+        /// Log-prior slots given.
+        log_prior: usize,
+        /// Reconstruction-error slots given.
+        reconstruction: usize,
+    },
 }
 
 /// A dense layer with its output width padded to the kernel's lane multiple.
@@ -70,6 +87,16 @@ impl PackedLayer {
     }
 }
 
+/// One Gaussian of a source's prior, ready for `log π + log N(μ; mean, var)`.
+#[derive(Debug, Clone, Copy)]
+struct PriorComponent {
+    mean: f32,
+    /// `1 / (2 var)`.
+    half_precision: f32,
+    /// `log π − ½ log(2π var)`.
+    log_scale: f32,
+}
+
 /// Applies a trained encoder to blocks of frames.
 #[derive(Debug, Clone)]
 pub struct Separator {
@@ -77,8 +104,19 @@ pub struct Separator {
     sources: usize,
     activation: Activation,
     layers: Vec<PackedLayer>,
+    /// The normalisation alone (`channels → dims`), for the reconstruction error.
+    normalise: PackedLayer,
+    /// Normalised dimensions the decoder reconstructs.
+    dims: usize,
+    decoder: Vec<PackedLayer>,
+    /// `[source][component]`.
+    prior: Vec<PriorComponent>,
+    components: usize,
+    posterior_std: Vec<f32>,
     /// Two `[BLOCK_FRAMES][widest]` buffers, ping-ponged between layers.
     buffers: [Vec<f32>; 2],
+    /// `[BLOCK_FRAMES][widest]`: the normalised input while scoring.
+    normalised: Vec<f32>,
     widest: usize,
     kernel: kernel::Kernel,
 }
@@ -94,16 +132,48 @@ impl Separator {
             let inputs = if index == 0 { normaliser.input_channels() } else { layer.inputs };
             layers.push(PackedLayer::pack(inputs, layer.outputs, &w, &b));
         }
-        let widest = layers.iter().map(|l| l.padded.max(l.inputs)).max().unwrap_or(0);
+        let dims = normaliser.output_dims();
+        let identity = DenseLayer {
+            inputs: dims,
+            outputs: dims,
+            weight: (0..dims * dims).map(|i| f32::from(u8::from(i % (dims + 1) == 0))).collect(),
+            bias: vec![0.0; dims],
+        };
+        let (w, b) = fold_normaliser(normaliser, &identity);
+        let normalise = PackedLayer::pack(normaliser.input_channels(), dims, &w, &b);
+        let decoder: Vec<PackedLayer> = weights
+            .decoder
+            .iter()
+            .map(|layer| {
+                let (w, b) = widen(layer);
+                PackedLayer::pack(layer.inputs, layer.outputs, &w, &b)
+            })
+            .collect();
+        let widest =
+            layers.iter().chain(&decoder).chain([&normalise]).map(|l| l.padded.max(l.inputs)).max().unwrap_or(0);
+        let prior = prior_components(&weights.prior);
         Self {
             channels: normaliser.input_channels(),
             sources: weights.sources(),
             activation: weights.activation,
             layers,
+            normalise,
+            dims,
+            decoder,
+            prior,
+            components: weights.prior.components,
+            posterior_std: weights.posterior_std(),
             buffers: [vec![0.0; BLOCK_FRAMES * widest], vec![0.0; BLOCK_FRAMES * widest]],
+            normalised: vec![0.0; BLOCK_FRAMES * widest],
             widest,
             kernel: kernel::Kernel::detect(),
         }
+    }
+
+    /// Posterior standard deviation `σ_j` of every source: the half-width of its
+    /// one-sigma uncertainty band, the same for every frame (the model shares it).
+    pub fn posterior_std(&self) -> &[f32] {
+        &self.posterior_std
     }
 
     /// Channels per input frame.
@@ -124,6 +194,51 @@ impl Separator {
     /// Computes the posterior means of every frame in `frames_in` (interleaved, `channels`
     /// wide) into `sources_out` (interleaved, `sources` wide).
     pub fn process(&mut self, frames_in: &[f32], sources_out: &mut [f32]) -> Result<(), Error> {
+        self.check_shape(frames_in, sources_out)?;
+        let (m, n) = (self.channels, self.sources);
+        for (input, output) in frames_in.chunks(BLOCK_FRAMES * m).zip(sources_out.chunks_mut(BLOCK_FRAMES * n)) {
+            self.encode_block(input, output);
+        }
+        Ok(())
+    }
+
+    /// [`process`](Self::process), and for every frame `t` also
+    /// - `log_prior[t] = Σ_j log p_j(μ_tj)`, the log-density of its sources under the
+    ///   learned priors (in nats, normalised units): low for frames unlike the training data;
+    /// - `reconstruction_error[t] = ‖g(μ_t) − y_t‖² / d`, the decoder's mean squared error
+    ///   on the normalised frame `y_t` (`d` its dimensions): high when the mixing changed.
+    ///
+    /// This costs one decoder pass more than `process`.
+    pub fn process_scored(
+        &mut self,
+        frames_in: &[f32],
+        sources_out: &mut [f32],
+        log_prior: &mut [f32],
+        reconstruction_error: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check_shape(frames_in, sources_out)?;
+        let frames = sources_out.len() / self.sources;
+        if log_prior.len() != frames || reconstruction_error.len() != frames {
+            return Err(Error::ScoreShape {
+                frames,
+                log_prior: log_prior.len(),
+                reconstruction: reconstruction_error.len(),
+            });
+        }
+        let (m, n) = (self.channels, self.sources);
+        for (((input, output), lp), re) in frames_in
+            .chunks(BLOCK_FRAMES * m)
+            .zip(sources_out.chunks_mut(BLOCK_FRAMES * n))
+            .zip(log_prior.chunks_mut(BLOCK_FRAMES))
+            .zip(reconstruction_error.chunks_mut(BLOCK_FRAMES))
+        {
+            self.encode_block(input, output);
+            self.score_block(input, output, lp, re);
+        }
+        Ok(())
+    }
+
+    fn check_shape(&self, frames_in: &[f32], sources_out: &[f32]) -> Result<(), Error> {
         let (m, n) = (self.channels, self.sources);
         if !frames_in.len().is_multiple_of(m)
             || !sources_out.len().is_multiple_of(n)
@@ -136,31 +251,102 @@ impl Separator {
                 sources: n,
             });
         }
-        for (input, output) in frames_in.chunks(BLOCK_FRAMES * m).zip(sources_out.chunks_mut(BLOCK_FRAMES * n)) {
-            self.process_block(input, output);
-        }
         Ok(())
     }
 
-    fn process_block(&mut self, input: &[f32], output: &mut [f32]) {
-        let frames = input.len() / self.channels;
+    fn encode_block(&mut self, input: &[f32], output: &mut [f32]) {
         let stride = self.widest;
         let [a, b] = &mut self.buffers;
         // Frames are laid out with row stride `widest`; the input layer reads `channels`.
-        for (f, frame) in input.chunks_exact(self.channels).enumerate() {
-            a[f * stride..f * stride + self.channels].copy_from_slice(frame);
-        }
-        let (mut cur, mut next) = (a, b);
+        scatter(input, self.channels, a, stride);
         let last = self.layers.len() - 1;
-        for (index, layer) in self.layers.iter().enumerate() {
-            let activation = (index != last).then_some(self.activation);
-            self.kernel.dense(cur, next, stride, frames, layer, activation);
-            std::mem::swap(&mut cur, &mut next);
+        let out = run_layers(self.kernel, &self.layers, a, b, stride, input.len() / self.channels, |i| {
+            (i != last).then_some(self.activation)
+        });
+        gather(out, stride, output, self.sources);
+    }
+
+    /// Scores a block whose sources `mu` [`encode_block`](Self::encode_block) computed.
+    fn score_block(&mut self, input: &[f32], mu: &[f32], log_prior: &mut [f32], reconstruction_error: &mut [f32]) {
+        let (stride, frames, dims) = (self.widest, log_prior.len(), self.dims);
+        let [a, b] = &mut self.buffers;
+        scatter(input, self.channels, a, stride);
+        self.kernel.dense(a, &mut self.normalised, stride, frames, &self.normalise, None);
+        scatter(mu, self.sources, a, stride);
+        let last = self.decoder.len() - 1;
+        let decoded =
+            run_layers(self.kernel, &self.decoder, a, b, stride, frames, |i| (i != last).then_some(self.activation));
+        for (f, error) in reconstruction_error.iter_mut().enumerate() {
+            let (y_hat, y) = (&decoded[f * stride..f * stride + dims], &self.normalised[f * stride..f * stride + dims]);
+            *error = y_hat.iter().zip(y).map(|(p, q)| (p - q) * (p - q)).sum::<f32>() / dims as f32;
         }
-        for (f, out) in output.chunks_exact_mut(self.sources).enumerate() {
-            out.copy_from_slice(&cur[f * stride..f * stride + self.sources]);
+        let k = self.components;
+        for (frame, lp) in mu.chunks_exact(self.sources).zip(log_prior.iter_mut()) {
+            *lp = frame
+                .iter()
+                .zip(self.prior.chunks_exact(k))
+                .map(|(&z, components)| {
+                    // log Σ_k exp(t_k), shifted by the largest term.
+                    let term = |c: &PriorComponent| c.log_scale - (z - c.mean) * (z - c.mean) * c.half_precision;
+                    let top = components.iter().map(term).fold(f32::NEG_INFINITY, f32::max);
+                    top + components.iter().map(|c| (term(c) - top).exp()).sum::<f32>().ln()
+                })
+                .sum();
         }
     }
+}
+
+/// Copies interleaved frames of `width` into rows of `stride`.
+fn scatter(frames: &[f32], width: usize, rows: &mut [f32], stride: usize) {
+    for (f, frame) in frames.chunks_exact(width).enumerate() {
+        rows[f * stride..f * stride + width].copy_from_slice(frame);
+    }
+}
+
+/// Copies the first `width` values of each row of `stride` out as interleaved frames.
+fn gather(rows: &[f32], stride: usize, frames: &mut [f32], width: usize) {
+    for (f, frame) in frames.chunks_exact_mut(width).enumerate() {
+        frame.copy_from_slice(&rows[f * stride..f * stride + width]);
+    }
+}
+
+/// Runs `layers` from `a`, ping-ponging with `b`; returns the buffer holding the result.
+fn run_layers<'a>(
+    kernel: kernel::Kernel,
+    layers: &[PackedLayer],
+    a: &'a mut [f32],
+    b: &'a mut [f32],
+    stride: usize,
+    frames: usize,
+    activation: impl Fn(usize) -> Option<Activation>,
+) -> &'a [f32] {
+    let (mut cur, mut next) = (a, b);
+    for (index, layer) in layers.iter().enumerate() {
+        kernel.dense(cur, next, stride, frames, layer, activation(index));
+        std::mem::swap(&mut cur, &mut next);
+    }
+    cur
+}
+
+/// The priors as [`PriorComponent`]s, `[source][component]`, weights by a stable softmax.
+fn prior_components(prior: &unmix_format::GmmParams) -> Vec<PriorComponent> {
+    let k = prior.components;
+    let mut out = Vec::with_capacity(prior.logits.len());
+    for ((logits, means), log_vars) in
+        prior.logits.chunks_exact(k).zip(prior.means.chunks_exact(k)).zip(prior.log_vars.chunks_exact(k))
+    {
+        let top = logits.iter().fold(f64::NEG_INFINITY, |a, &l| a.max(f64::from(l)));
+        let log_total = top + logits.iter().map(|&l| (f64::from(l) - top).exp()).sum::<f64>().ln();
+        for ((&logit, &mean), &log_var) in logits.iter().zip(means).zip(log_vars) {
+            let var = f64::from(log_var).exp();
+            out.push(PriorComponent {
+                mean,
+                half_precision: (0.5 / var) as f32,
+                log_scale: (f64::from(logit) - log_total - 0.5 * (std::f64::consts::TAU * var).ln()) as f32,
+            });
+        }
+    }
+    out
 }
 
 /// The first layer with the normalisation folded in, in `f64`:

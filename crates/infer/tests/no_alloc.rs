@@ -1,5 +1,5 @@
-//! `Separator::process` allocates nothing after construction: a counting global allocator
-//! watches this thread while blocks of every size go through.
+//! `Separator::process` and `process_scored` allocate nothing after construction: a
+//! counting global allocator watches this thread while blocks of every size go through.
 
 #[path = "../../../tests/support/counting_alloc.rs"]
 mod counting_alloc;
@@ -55,12 +55,22 @@ fn process_allocates_nothing() {
         let mut separator = Separator::new(&model);
         let input: Vec<f32> = (0..5000 * m).map(|i| (i as f32 * 0.013).sin()).collect();
         let mut output = vec![0.0f32; 5000 * n];
+        let (mut log_prior, mut error) = (vec![0.0f32; 5000], vec![0.0f32; 5000]);
         let before = allocations();
         for frames in [1usize, 3, 4, 127, 128, 129, 256, 4096, 5000] {
             separator.process(&input[..frames * m], &mut output[..frames * n]).unwrap();
+            separator
+                .process_scored(
+                    &input[..frames * m],
+                    &mut output[..frames * n],
+                    &mut log_prior[..frames],
+                    &mut error[..frames],
+                )
+                .unwrap();
         }
         // A malformed block is an error value, not an allocation or a panic.
         assert!(separator.process(&input[..m + 1], &mut output[..n]).is_err());
+        assert!(separator.process_scored(&input[..m], &mut output[..n], &mut log_prior[..2], &mut error[..1]).is_err());
         assert_eq!(allocations() - before, 0, "m={m} n={n} hidden={hidden:?}");
     }
 }

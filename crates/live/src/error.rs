@@ -45,6 +45,9 @@ pub enum Error {
         /// The backend's words.
         message: String,
     },
+    /// A device went away while in use (unplugged, its server shut down).
+    #[error("{0} (the device went away)")]
+    DeviceLost(String),
     /// Settings that do not go together.
     #[error("{0}")]
     Config(String),

@@ -161,12 +161,12 @@ pub fn open_input(spec: &InputSpec) -> Result<LiveInput> {
     // An xrun (or another passing backend complaint, e.g. JACK changing its buffer size) is
     // counted; a device that is gone or a stream that must be rebuilt ends the session. A
     // device that dies without saying so is caught by the stall timeout.
-    let on_error = move |e: cpal::StreamError| match e {
-        cpal::StreamError::DeviceNotAvailable | cpal::StreamError::StreamInvalidated => {
+    let device_name = name.clone();
+    let on_error = move |e: cpal::StreamError| {
+        if is_fatal(&e) {
             err_meter.device_error.store(true, Ordering::Release);
-            let _ = error_tx.try_send(e.to_string());
-        }
-        _ => {
+            let _ = error_tx.try_send(format!("input '{device_name}': {e}"));
+        } else {
             err_meter.device_xruns.fetch_add(1, Ordering::Relaxed);
         }
     };
@@ -195,6 +195,19 @@ pub fn open_input(spec: &InputSpec) -> Result<LiveInput> {
     .map_err(|e| backend(format!("opening input '{name}'"), e))?;
     stream.play().map_err(|e| backend(format!("starting input '{name}'"), e))?;
     Ok(LiveInput { keep_alive: Box::new(stream), reader, meter, negotiated, error })
+}
+
+/// Whether a stream error means the device is gone (unplugged, its server shut down) or the
+/// stream must be rebuilt, rather than a passing glitch. cpal's JACK host reports a server
+/// that shut down — JACK's form of an unplug — only as a backend-specific message, so that
+/// message is recognised by its wording.
+#[cfg(feature = "cpal")]
+pub(crate) fn is_fatal(e: &cpal::StreamError) -> bool {
+    match e {
+        cpal::StreamError::DeviceNotAvailable | cpal::StreamError::StreamInvalidated => true,
+        cpal::StreamError::BackendSpecific { err } => err.description.contains("was shut down"),
+        cpal::StreamError::BufferUnderrun => false,
+    }
 }
 
 /// Adapts a capture function to cpal's callback signature.
@@ -372,6 +385,21 @@ impl Capture {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lost device (or JACK server) ends a session; glitches and passing complaints do not.
+    #[cfg(feature = "cpal")]
+    #[test]
+    fn only_a_lost_device_is_fatal() {
+        let backend = |description: &str| cpal::StreamError::BackendSpecific {
+            err: cpal::BackendSpecificError { description: description.into() },
+        };
+        assert!(is_fatal(&cpal::StreamError::DeviceNotAvailable));
+        assert!(is_fatal(&cpal::StreamError::StreamInvalidated));
+        // cpal's JACK host, when the server goes away.
+        assert!(is_fatal(&backend("JACK was shut down for reason: server is exiting")));
+        assert!(!is_fatal(&cpal::StreamError::BufferUnderrun));
+        assert!(!is_fatal(&backend("buffer size changed")));
+    }
 
     #[cfg(feature = "cpal")]
     fn range(channels: u16, min: u32, max: u32, format: SampleFormat) -> SupportedStreamConfigRange {

@@ -7,9 +7,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-#[cfg(feature = "cpal")]
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 #[cfg(feature = "cpal")]
 use cpal::traits::{DeviceTrait, StreamTrait};
@@ -25,6 +23,10 @@ use crate::devices::{device_id, find};
 #[cfg(feature = "cpal")]
 use crate::error::{Error, Result, backend};
 
+/// How long a device may take no samples at all before a blocking write gives it up for
+/// lost (its callback runs every few milliseconds while it lives).
+const DEVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Counters of the output device.
 #[derive(Debug, Default)]
 pub struct OutputMeter {
@@ -34,6 +36,8 @@ pub struct OutputMeter {
     pub underrun_frames: AtomicU64,
     /// Largest callback, frames.
     pub max_callback_frames: AtomicU64,
+    /// The device reported a fatal error (unplugged, its server shut down).
+    pub device_error: AtomicBool,
 }
 
 /// An open output device (the sink that feeds it is returned beside it).
@@ -44,6 +48,8 @@ pub struct LiveOutput {
     pub meter: Arc<OutputMeter>,
     /// Device id.
     pub device: String,
+    /// The device's fatal error, if it reported one (set from its error callback).
+    pub error: crossbeam_channel::Receiver<String>,
     /// Channels of the device stream.
     pub channels: usize,
 }
@@ -95,7 +101,15 @@ pub fn open_output(
     };
     let (writer, reader) = FrameRing::new(channels, ring_frames);
     let meter = Arc::new(OutputMeter::default());
-    let on_error = |_e: cpal::StreamError| {};
+    let (error_tx, error) = crossbeam_channel::bounded(1);
+    let (err_meter, device_name) = (meter.clone(), name.clone());
+    // Underruns are counted by the callback itself; only a lost device matters here.
+    let on_error = move |e: cpal::StreamError| {
+        if crate::input::is_fatal(&e) {
+            err_meter.device_error.store(true, Ordering::Release);
+            let _ = error_tx.try_send(format!("output '{device_name}': {e}"));
+        }
+    };
     let m = meter.clone();
     let stream = match chosen.sample_format() {
         SampleFormat::F32 => dev.build_output_stream(&config, play::<f32>(reader, m), on_error, None),
@@ -107,8 +121,8 @@ pub fn open_output(
     }
     .map_err(|e| backend(format!("opening output '{name}'"), e))?;
     stream.play().map_err(|e| backend(format!("starting output '{name}'"), e))?;
-    let sink = OutputSink::new(writer, sources, listen);
-    Ok((LiveOutput { keep_alive: Box::new(stream), meter, device: name, channels }, sink))
+    let sink = OutputSink::new(writer, sources, listen, meter.clone());
+    Ok((LiveOutput { keep_alive: Box::new(stream), meter, device: name, channels, error }, sink))
 }
 
 /// The output callback: ring → device, silence on underrun.
@@ -151,6 +165,9 @@ pub struct OutputSink {
     scratch: Vec<f32>,
     /// Drop-and-count for live sessions (the device is the clock); backpressure to play a file.
     policy: unmix_stream::Policy,
+    /// The device's counters: a lost device ends a backpressured write instead of
+    /// leaving it waiting for space that never comes.
+    meter: Arc<OutputMeter>,
 }
 
 /// Plays a WAV file on `device` at the file's rate and channel count, waiting while the
@@ -166,16 +183,36 @@ pub fn play_wav(path: &std::path::Path, device: &str) -> Result<(u64, u64)> {
     sink.policy = unmix_stream::Policy::Backpressure;
     let mut block = Vec::new();
     let mut total = 0u64;
+    let lost = |output: &LiveOutput| {
+        Error::DeviceLost(
+            output
+                .error
+                .try_recv()
+                .unwrap_or_else(|_| format!("output '{}': it stopped taking samples", output.device)),
+        )
+    };
     loop {
         let frames = reader.read_block(&mut block, 4096)?;
         if frames == 0 {
             break;
         }
         total += frames as u64;
-        sink.write(&block[..frames * channels]).map_err(|e| Error::Config(e.to_string()))?;
+        if sink.write(&block[..frames * channels]).is_err() {
+            return Err(lost(&output));
+        }
     }
-    while output.meter.frames_played.load(Ordering::Relaxed) < total {
+    // The rest plays out; a device that stops taking samples (without saying why) for
+    // DEVICE_TIMEOUT counts as lost too, so this never waits forever.
+    let (mut played, mut progress) = (0, std::time::Instant::now());
+    while played < total {
+        if output.meter.device_error.load(Ordering::Acquire) || progress.elapsed() >= DEVICE_TIMEOUT {
+            return Err(lost(&output));
+        }
         std::thread::sleep(std::time::Duration::from_millis(5));
+        let now = output.meter.frames_played.load(Ordering::Relaxed);
+        if now > played {
+            (played, progress) = (now, std::time::Instant::now());
+        }
     }
     Ok((total, output.meter.underrun_frames.load(Ordering::Relaxed)))
 }
@@ -183,8 +220,8 @@ pub fn play_wav(path: &std::path::Path, device: &str) -> Result<(u64, u64)> {
 impl OutputSink {
     /// Routes `sources`-wide frames into `writer` (device channels wide); `listen` picks
     /// one source (0-based) for every channel.
-    pub fn new(writer: RingWriter, sources: usize, listen: Option<usize>) -> Self {
-        Self { writer, sources, listen, scratch: Vec::new(), policy: unmix_stream::Policy::DropAndCount }
+    pub fn new(writer: RingWriter, sources: usize, listen: Option<usize>, meter: Arc<OutputMeter>) -> Self {
+        Self { writer, sources, listen, scratch: Vec::new(), policy: unmix_stream::Policy::DropAndCount, meter }
     }
 }
 
@@ -200,7 +237,21 @@ impl Sink for OutputSink {
                 None => dst[..self.sources].copy_from_slice(src),
             }
         }
-        self.writer.push_all(&self.scratch, self.policy);
+        if self.policy == unmix_stream::Policy::DropAndCount {
+            self.writer.push_or_drop(&self.scratch);
+            return Ok(());
+        }
+        let (mut done, mut progress) = (0, std::time::Instant::now());
+        while done < self.scratch.len() {
+            let pushed = self.writer.push(&self.scratch[done..]) * channels;
+            if pushed > 0 {
+                (done, progress) = (done + pushed, std::time::Instant::now());
+            } else if self.meter.device_error.load(Ordering::Acquire) || progress.elapsed() >= DEVICE_TIMEOUT {
+                return Err("the output device went away".into());
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
         Ok(())
     }
 

@@ -191,7 +191,7 @@ pub struct LiveReport {
     pub output_device: Option<String>,
     /// Why it ended.
     pub end: EndReason,
-    /// The device's error message, if any.
+    /// The failed device's error message (which device, what it said), if any.
     pub device_error: Option<String>,
     /// Final status.
     pub status: Status,
@@ -280,6 +280,7 @@ impl LiveSession {
         let source = LiveSource {
             reader,
             meter: input.meter.clone(),
+            output_meter: output.as_ref().map(|o| o.meter.clone()),
             shared: shared.clone(),
             channels: m,
             sample_rate_hz: rate,
@@ -348,7 +349,8 @@ impl LiveSession {
         let view = StatusView { started, frame_len, negotiated: &input.negotiated };
         let status = status_from(&input.meter, output.as_ref().map(|o| &*o.meter), &report, &shared, &view);
         let first = shared.first_model_frame.load(Ordering::Relaxed);
-        let device_error = input.error.try_recv().ok();
+        let device_error =
+            input.error.try_recv().ok().or_else(|| output.as_ref().and_then(|o| o.error.try_recv().ok()));
         let end = EndReason::from_u8(shared.end.load(Ordering::Acquire));
         let InputHalf { _keep_alive, negotiated, .. } = input;
         // Stop the device before reporting.
@@ -456,6 +458,8 @@ fn status_from(
 struct LiveSource {
     reader: RingReader,
     meter: Arc<InputMeter>,
+    /// A lost output device ends the session too (the recording is kept).
+    output_meter: Option<Arc<OutputMeter>>,
     shared: Arc<Shared>,
     channels: usize,
     sample_rate_hz: u32,
@@ -500,7 +504,9 @@ impl Source for LiveSource {
             if ended {
                 return Ok(self.end(EndReason::Duration));
             }
-            if self.meter.device_error.load(Ordering::Acquire) {
+            if self.meter.device_error.load(Ordering::Acquire)
+                || self.output_meter.as_ref().is_some_and(|o| o.device_error.load(Ordering::Acquire))
+            {
                 return Ok(self.end(EndReason::DeviceError));
             }
             if self.last_data.elapsed() > self.stall_timeout {

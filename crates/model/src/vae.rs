@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use unmix_format::{Activation, DenseLayer, ModelWeights};
 
-use crate::prior::{GmmPrior, LOG_VAR_RANGE, to_vec};
+use crate::prior::{GmmPrior, LOG_VAR_RANGE, LatentPrior, to_vec};
 use crate::{Error, PdgmmVaeConfig, Result};
 
 /// Posterior log-variances are clamped to this range.
@@ -157,6 +157,22 @@ impl PdgmmVae {
             prior: GmmPrior::from_params(&prior, n, device),
             activation: weights.activation,
         })
+    }
+
+    /// Per-frame monitoring scores of a whole interleaved `frames × inputs` buffer of
+    /// normalised frames: `Σ_j log p_j(μ_j)` and `‖g(μ) − y‖² / inputs` (the reference for
+    /// the inference engine's `process_scored`).
+    pub fn score_all(&self, data: &[f32], inputs: usize, device: &Device) -> (Vec<f32>, Vec<f32>) {
+        const CHUNK_FRAMES: usize = 65_536;
+        let (mut log_prior, mut reconstruction) = (Vec::new(), Vec::new());
+        for chunk in data.chunks(CHUNK_FRAMES * inputs) {
+            let frames = chunk.len() / inputs;
+            let y = Tensor::<2>::from_data(TensorData::new(chunk.to_vec(), [frames, inputs]), device);
+            let mu = self.encode(y.clone());
+            log_prior.extend(to_vec(self.prior.log_density(mu.clone()).sum_dim(1)));
+            reconstruction.extend(to_vec((self.decode(mu) - y).square().mean_dim(1)));
+        }
+        (log_prior, reconstruction)
     }
 
     /// Posterior means of a whole interleaved `frames × inputs` buffer, in chunks.

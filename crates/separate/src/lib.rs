@@ -441,6 +441,36 @@ mod tests {
         }
     }
 
+    /// The engine's per-frame scores agree with burn's: the log-prior of the sources and
+    /// the decoder's reconstruction error, with and without whitening.
+    #[test]
+    fn frame_scores_match_the_burn_model() {
+        for (sensors, hidden, whiten) in [(3, vec![16], true), (5, vec![8, 8], false), (5, vec![], true)] {
+            let data =
+                generate(&SynthConfig { sensors, frames: 3000, ..SynthConfig::paper(MixKind::Nonlinear, 3) }).unwrap();
+            let config = SeparateConfig { whiten, ..quick_config(3, hidden) };
+            let model = fit(&data.mixture, &config, &mut |_| {}).unwrap().model;
+            let frames = data.mixture.frames();
+            let mut separator = unmix_infer::Separator::new(&model);
+            let (mut mu, mut log_prior, mut error) = (vec![0.0; frames * 3], vec![0.0; frames], vec![0.0; frames]);
+            separator.process_scored(data.mixture.interleaved(), &mut mu, &mut log_prior, &mut error).unwrap();
+            let device = Backend::default_compiled().unwrap().device().unwrap();
+            let burn_model = PdgmmVae::from_weights(&model.weights, &device).unwrap();
+            let normalised = model.header.normaliser.transform(&data.mixture).unwrap();
+            let (want_prior, want_error) =
+                burn_model.score_all(&normalised, model.header.normaliser.output_dims(), &device);
+            for t in 0..frames {
+                let (a, b) = (log_prior[t], want_prior[t]);
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "frame {t}: log-prior {a} vs {b}");
+                let (a, b) = (error[t], want_error[t]);
+                assert!((a - b).abs() <= 1e-4 * b.max(1e-2), "frame {t}: reconstruction error {a} vs {b}");
+            }
+            // The scores vary from frame to frame (they are not a constant both sides share).
+            assert!(error.iter().all(|e| e.is_finite() && *e >= 0.0));
+            assert!(error.iter().any(|&e| e != error[0]) && log_prior.iter().any(|&p| p != log_prior[0]));
+        }
+    }
+
     #[test]
     fn each_refusal_is_specific() {
         let data = generate(&SynthConfig { frames: 2000, ..SynthConfig::paper(MixKind::Linear, 1) }).unwrap();
