@@ -164,8 +164,9 @@ pub fn open_input(spec: &InputSpec) -> Result<LiveInput> {
     let device_name = name.clone();
     let on_error = move |e: cpal::StreamError| {
         if is_fatal(&e) {
-            err_meter.device_error.store(true, Ordering::Release);
+            // The message first: whoever sees the flag finds it waiting.
             let _ = error_tx.try_send(format!("input '{device_name}': {e}"));
+            err_meter.device_error.store(true, Ordering::Release);
         } else {
             err_meter.device_xruns.fetch_add(1, Ordering::Relaxed);
         }

@@ -106,8 +106,9 @@ pub fn open_output(
     // Underruns are counted by the callback itself; only a lost device matters here.
     let on_error = move |e: cpal::StreamError| {
         if crate::input::is_fatal(&e) {
-            err_meter.device_error.store(true, Ordering::Release);
+            // The message first: whoever sees the flag finds it waiting.
             let _ = error_tx.try_send(format!("output '{device_name}': {e}"));
+            err_meter.device_error.store(true, Ordering::Release);
         }
     };
     let m = meter.clone();
@@ -184,10 +185,12 @@ pub fn play_wav(path: &std::path::Path, device: &str) -> Result<(u64, u64)> {
     let mut block = Vec::new();
     let mut total = 0u64;
     let lost = |output: &LiveOutput| {
+        // A device that went silent may still be telling why: JACK's notification thread
+        // can trail its last callback.
         Error::DeviceLost(
             output
                 .error
-                .try_recv()
+                .recv_timeout(std::time::Duration::from_millis(500))
                 .unwrap_or_else(|_| format!("output '{}': it stopped taking samples", output.device)),
         )
     };
