@@ -147,8 +147,6 @@ fn live_refuses_what_cannot_work() {
     assert!(!record.exists(), "no recording for a session that never started");
 }
 
-/// A JACK server of the test's own (dummy driver, real-time paced), stopped on drop.
-/// One at a time: JACK servers started side by side in one process trip over each other.
 /// The paper's linear 3 × 3 benchmark, `seconds` long at 48 kHz, as `dir/mixture.wav`.
 #[cfg(feature = "jack")]
 fn jack_mixture(dir: &Path, seconds: usize, seed: u64) -> (unmix_synth::Synth, PathBuf) {
@@ -167,6 +165,8 @@ fn jack_mixture(dir: &Path, seconds: usize, seed: u64) -> (unmix_synth::Synth, P
 #[cfg(feature = "jack")]
 const JACK_PERIOD: usize = 256;
 
+/// A JACK server of the test's own (dummy driver, real-time paced), stopped on drop; one
+/// at a time (see [`one_device_test_at_a_time`]).
 #[cfg(feature = "jack")]
 struct JackServer {
     name: String,
@@ -241,6 +241,23 @@ impl JackServer {
         player
     }
 
+    /// SIGTERM first, so the server removes its shared memory and semaphores; SIGKILL only
+    /// if it does not go. Nothing if it has already gone.
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn tool(&self, program: &str, args: &[&str]) -> Output {
         Command::new(program).args(args).env("JACK_DEFAULT_SERVER", &self.name).output().expect("JACK tools run")
     }
@@ -271,26 +288,6 @@ impl JackServer {
 impl Drop for JackServer {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-#[cfg(feature = "jack")]
-impl JackServer {
-    /// SIGTERM first, so the server removes its shared memory and semaphores; SIGKILL only
-    /// if it does not go. Nothing if it has already gone.
-    fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

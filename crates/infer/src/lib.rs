@@ -12,9 +12,10 @@
 //!
 //! # Real-time safety
 //! All buffers are allocated in [`Separator::new`]. [`Separator::process`] and
-//! [`Separator::process_scored`] allocate nothing, takes no lock, makes no system call and does not panic on data: a slice of the
-//! wrong length is reported as an [`Error`] value. Its cost is linear in the number of
-//! frames, so a block of `B` frames always takes about the same time.
+//! [`Separator::process_scored`] allocate nothing, take no lock, make no system call and do
+//! not panic on data: a slice of the wrong length is reported as an [`Error`] value. Their
+//! cost is linear in the number of frames, so a block of `B` frames always takes about the
+//! same time.
 
 #![allow(unsafe_code)] // confined to kernel.rs: the #[target_feature] call and its SIMD loads/stores, each with a SAFETY note
 
@@ -111,7 +112,6 @@ pub struct Separator {
     decoder: Vec<PackedLayer>,
     /// `[source][component]`.
     prior: Vec<PriorComponent>,
-    components: usize,
     posterior_std: Vec<f32>,
     /// Two `[BLOCK_FRAMES][widest]` buffers, ping-ponged between layers.
     buffers: [Vec<f32>; 2],
@@ -133,6 +133,7 @@ impl Separator {
             layers.push(PackedLayer::pack(inputs, layer.outputs, &w, &b));
         }
         let dims = normaliser.output_dims();
+        // The normalisation alone is the fold of an identity layer (ones on the diagonal).
         let identity = DenseLayer {
             inputs: dims,
             outputs: dims,
@@ -161,7 +162,6 @@ impl Separator {
             dims,
             decoder,
             prior,
-            components: weights.prior.components,
             posterior_std: weights.posterior_std(),
             buffers: [vec![0.0; BLOCK_FRAMES * widest], vec![0.0; BLOCK_FRAMES * widest]],
             normalised: vec![0.0; BLOCK_FRAMES * widest],
@@ -197,7 +197,7 @@ impl Separator {
         self.check_shape(frames_in, sources_out)?;
         let (m, n) = (self.channels, self.sources);
         for (input, output) in frames_in.chunks(BLOCK_FRAMES * m).zip(sources_out.chunks_mut(BLOCK_FRAMES * n)) {
-            self.encode_block(input, output);
+            self.encode_block(input, output, false);
         }
         Ok(())
     }
@@ -232,8 +232,8 @@ impl Separator {
             .zip(log_prior.chunks_mut(BLOCK_FRAMES))
             .zip(reconstruction_error.chunks_mut(BLOCK_FRAMES))
         {
-            self.encode_block(input, output);
-            self.score_block(input, output, lp, re);
+            self.encode_block(input, output, true);
+            self.score_block(output, lp, re);
         }
         Ok(())
     }
@@ -254,24 +254,26 @@ impl Separator {
         Ok(())
     }
 
-    fn encode_block(&mut self, input: &[f32], output: &mut [f32]) {
-        let stride = self.widest;
+    /// Encodes a block; with `normalise`, also keeps its normalised frames for scoring.
+    fn encode_block(&mut self, input: &[f32], output: &mut [f32], normalise: bool) {
+        let (stride, frames) = (self.widest, input.len() / self.channels);
         let [a, b] = &mut self.buffers;
         // Frames are laid out with row stride `widest`; the input layer reads `channels`.
         scatter(input, self.channels, a, stride);
+        if normalise {
+            self.kernel.dense(a, &mut self.normalised, stride, frames, &self.normalise, None);
+        }
         let last = self.layers.len() - 1;
-        let out = run_layers(self.kernel, &self.layers, a, b, stride, input.len() / self.channels, |i| {
-            (i != last).then_some(self.activation)
-        });
+        let out =
+            run_layers(self.kernel, &self.layers, a, b, stride, frames, |i| (i != last).then_some(self.activation));
         gather(out, stride, output, self.sources);
     }
 
-    /// Scores a block whose sources `mu` [`encode_block`](Self::encode_block) computed.
-    fn score_block(&mut self, input: &[f32], mu: &[f32], log_prior: &mut [f32], reconstruction_error: &mut [f32]) {
+    /// Scores a block whose sources `mu` [`encode_block`](Self::encode_block) computed
+    /// (with `normalise`).
+    fn score_block(&mut self, mu: &[f32], log_prior: &mut [f32], reconstruction_error: &mut [f32]) {
         let (stride, frames, dims) = (self.widest, log_prior.len(), self.dims);
         let [a, b] = &mut self.buffers;
-        scatter(input, self.channels, a, stride);
-        self.kernel.dense(a, &mut self.normalised, stride, frames, &self.normalise, None);
         scatter(mu, self.sources, a, stride);
         let last = self.decoder.len() - 1;
         let decoded =
@@ -280,7 +282,7 @@ impl Separator {
             let (y_hat, y) = (&decoded[f * stride..f * stride + dims], &self.normalised[f * stride..f * stride + dims]);
             *error = y_hat.iter().zip(y).map(|(p, q)| (p - q) * (p - q)).sum::<f32>() / dims as f32;
         }
-        let k = self.components;
+        let k = self.prior.len() / self.sources;
         for (frame, lp) in mu.chunks_exact(self.sources).zip(log_prior.iter_mut()) {
             *lp = frame
                 .iter()

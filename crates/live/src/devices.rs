@@ -135,3 +135,36 @@ pub(crate) fn find(name: &str, input: bool) -> Result<cpal::Device> {
         available: if available.is_empty() { "none".into() } else { available.join(", ") },
     })
 }
+
+/// Whether a stream error means the device is gone (unplugged, its server shut down) or the
+/// stream must be rebuilt, rather than a passing glitch. cpal's JACK host reports a server
+/// that shut down — JACK's form of an unplug — only as a backend-specific message, so that
+/// message is recognised by its wording.
+#[cfg(feature = "cpal")]
+pub(crate) fn is_fatal(e: &cpal::StreamError) -> bool {
+    match e {
+        cpal::StreamError::DeviceNotAvailable | cpal::StreamError::StreamInvalidated => true,
+        cpal::StreamError::BackendSpecific { err } => err.description.contains("was shut down"),
+        cpal::StreamError::BufferUnderrun => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lost device (or JACK server) ends a session; glitches and passing complaints do not.
+    #[cfg(feature = "cpal")]
+    #[test]
+    fn only_a_lost_device_is_fatal() {
+        let backend = |description: &str| cpal::StreamError::BackendSpecific {
+            err: cpal::BackendSpecificError { description: description.into() },
+        };
+        assert!(is_fatal(&cpal::StreamError::DeviceNotAvailable));
+        assert!(is_fatal(&cpal::StreamError::StreamInvalidated));
+        // cpal's JACK host, when the server goes away.
+        assert!(is_fatal(&backend("JACK was shut down for reason: server is exiting")));
+        assert!(!is_fatal(&cpal::StreamError::BufferUnderrun));
+        assert!(!is_fatal(&backend("buffer size changed")));
+    }
+}

@@ -163,7 +163,7 @@ pub fn open_input(spec: &InputSpec) -> Result<LiveInput> {
     // device that dies without saying so is caught by the stall timeout.
     let device_name = name.clone();
     let on_error = move |e: cpal::StreamError| {
-        if is_fatal(&e) {
+        if crate::devices::is_fatal(&e) {
             // The message first: whoever sees the flag finds it waiting.
             let _ = error_tx.try_send(format!("input '{device_name}': {e}"));
             err_meter.device_error.store(true, Ordering::Release);
@@ -196,19 +196,6 @@ pub fn open_input(spec: &InputSpec) -> Result<LiveInput> {
     .map_err(|e| backend(format!("opening input '{name}'"), e))?;
     stream.play().map_err(|e| backend(format!("starting input '{name}'"), e))?;
     Ok(LiveInput { keep_alive: Box::new(stream), reader, meter, negotiated, error })
-}
-
-/// Whether a stream error means the device is gone (unplugged, its server shut down) or the
-/// stream must be rebuilt, rather than a passing glitch. cpal's JACK host reports a server
-/// that shut down — JACK's form of an unplug — only as a backend-specific message, so that
-/// message is recognised by its wording.
-#[cfg(feature = "cpal")]
-pub(crate) fn is_fatal(e: &cpal::StreamError) -> bool {
-    match e {
-        cpal::StreamError::DeviceNotAvailable | cpal::StreamError::StreamInvalidated => true,
-        cpal::StreamError::BackendSpecific { err } => err.description.contains("was shut down"),
-        cpal::StreamError::BufferUnderrun => false,
-    }
 }
 
 /// Adapts a capture function to cpal's callback signature.
@@ -386,21 +373,6 @@ impl Capture {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A lost device (or JACK server) ends a session; glitches and passing complaints do not.
-    #[cfg(feature = "cpal")]
-    #[test]
-    fn only_a_lost_device_is_fatal() {
-        let backend = |description: &str| cpal::StreamError::BackendSpecific {
-            err: cpal::BackendSpecificError { description: description.into() },
-        };
-        assert!(is_fatal(&cpal::StreamError::DeviceNotAvailable));
-        assert!(is_fatal(&cpal::StreamError::StreamInvalidated));
-        // cpal's JACK host, when the server goes away.
-        assert!(is_fatal(&backend("JACK was shut down for reason: server is exiting")));
-        assert!(!is_fatal(&cpal::StreamError::BufferUnderrun));
-        assert!(!is_fatal(&backend("buffer size changed")));
-    }
 
     #[cfg(feature = "cpal")]
     fn range(channels: u16, min: u32, max: u32, format: SampleFormat) -> SupportedStreamConfigRange {

@@ -105,7 +105,7 @@ pub fn open_output(
     let (err_meter, device_name) = (meter.clone(), name.clone());
     // Underruns are counted by the callback itself; only a lost device matters here.
     let on_error = move |e: cpal::StreamError| {
-        if crate::input::is_fatal(&e) {
+        if crate::devices::is_fatal(&e) {
             // The message first: whoever sees the flag finds it waiting.
             let _ = error_tx.try_send(format!("output '{device_name}': {e}"));
             err_meter.device_error.store(true, Ordering::Release);

@@ -163,11 +163,8 @@ impl PdgmmVae {
     /// normalised frames: `Σ_j log p_j(μ_j)` and `‖g(μ) − y‖² / inputs` (the reference for
     /// the inference engine's `process_scored`).
     pub fn score_all(&self, data: &[f32], inputs: usize, device: &Device) -> (Vec<f32>, Vec<f32>) {
-        const CHUNK_FRAMES: usize = 65_536;
         let (mut log_prior, mut reconstruction) = (Vec::new(), Vec::new());
-        for chunk in data.chunks(CHUNK_FRAMES * inputs) {
-            let frames = chunk.len() / inputs;
-            let y = Tensor::<2>::from_data(TensorData::new(chunk.to_vec(), [frames, inputs]), device);
+        for y in frame_chunks(data, inputs, device) {
             let mu = self.encode(y.clone());
             log_prior.extend(to_vec(self.prior.log_density(mu.clone()).sum_dim(1)));
             reconstruction.extend(to_vec((self.decode(mu) - y).square().mean_dim(1)));
@@ -177,13 +174,20 @@ impl PdgmmVae {
 
     /// Posterior means of a whole interleaved `frames × inputs` buffer, in chunks.
     pub fn encode_all(&self, data: &[f32], inputs: usize, device: &Device) -> Vec<f32> {
-        const CHUNK_FRAMES: usize = 65_536;
         let mut out = Vec::with_capacity(data.len() / inputs.max(1) * self.posterior_log_var.val().dims()[0]);
-        for chunk in data.chunks(CHUNK_FRAMES * inputs) {
-            let frames = chunk.len() / inputs;
-            let y = Tensor::<2>::from_data(TensorData::new(chunk.to_vec(), [frames, inputs]), device);
+        for y in frame_chunks(data, inputs, device) {
             out.extend(to_vec(self.encode(y)));
         }
         out
     }
+}
+
+/// An interleaved `frames × inputs` buffer as `[frames, inputs]` tensors of at most 65 536
+/// frames, so that whole recordings go through burn in bounded memory.
+fn frame_chunks<'a>(data: &'a [f32], inputs: usize, device: &'a Device) -> impl Iterator<Item = Tensor<2>> + 'a {
+    const CHUNK_FRAMES: usize = 65_536;
+    data.chunks(CHUNK_FRAMES * inputs).map(move |chunk| {
+        let frames = chunk.len() / inputs;
+        Tensor::<2>::from_data(TensorData::new(chunk.to_vec(), [frames, inputs]), device)
+    })
 }
