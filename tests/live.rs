@@ -180,10 +180,15 @@ struct JackServer {
 impl JackServer {
     fn start() -> Self {
         let guard = one_device_test_at_a_time();
-        // Named apart all the same, so a server that is slow to go away is never reused.
+        // Each server of a run has its own name, so one that is slow to go away is never
+        // reused; the names repeat from run to run on purpose. JACK keeps a machine-wide
+        // registry of 8 servers and frees an entry only when its server exits with no
+        // client attached (the vanishing-server test, or a test that fails mid-session,
+        // leaves one behind) or when a server of the same name starts again: names unique
+        // per process would fill the registry after a few runs and no server would start.
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("unmix-test-{}-{n}", std::process::id());
+        let name = format!("unmix-test-{n}");
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new("jackd")
             // A client timeout of 5 s instead of 0.5 s: a client slowed down by a busy machine
