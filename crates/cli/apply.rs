@@ -6,10 +6,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::ProgressBar;
-use unmix_core::{Sink, Source};
+use unmix_core::{Processor, Sink, Source};
 use unmix_format::ModelFile;
-use unmix_infer::Separator;
+use unmix_infer::{ScoredSeparator, Separator};
 use unmix_io::{CsvBlockReader, CsvStreamWriter, WavBlockReader, WavStreamWriter, is_csv};
+use unmix_monitor::{WindowMonitor, WindowSpec, score_columns};
 use unmix_stream::{Pipeline, PipelineConfig, PipelineReport};
 
 /// Arguments of `unmix apply`.
@@ -34,15 +35,80 @@ pub struct ApplyArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also write per-window monitoring scores to this CSV: each window's start time,
+    /// frame count, RMS of every source, mean and lowest log-prior of the sources under
+    /// the learned priors, mean and highest reconstruction error. A falling log-prior or a
+    /// rising reconstruction error flags data unlike the training segment.
+    #[arg(long, value_name = "CSV")]
+    scores: Option<PathBuf>,
+    #[command(flatten)]
+    windows: WindowArgs,
+}
+
+/// The monitoring windows, shared by `apply` and `separate`.
+#[derive(Args, Debug, Clone)]
+pub struct WindowArgs {
+    /// Length of a monitoring window, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub window_s: f64,
+    /// Hop between the starts of two monitoring windows, in seconds (default: the window
+    /// length; shorter hops overlap the windows).
+    #[arg(long)]
+    pub hop_s: Option<f64>,
+}
+
+/// Where the monitoring scores go and how the stream is windowed, in seconds.
+pub struct Monitoring {
+    /// The score CSV.
+    pub path: PathBuf,
+    /// Window length, seconds.
+    pub window_s: f64,
+    /// Hop, seconds.
+    pub hop_s: f64,
+}
+
+impl WindowArgs {
+    /// The checked settings writing to `path`.
+    pub fn to(&self, path: PathBuf) -> Result<Monitoring> {
+        let hop_s = self.hop_s.unwrap_or(self.window_s);
+        for (name, value) in [("--window-s", self.window_s), ("--hop-s", hop_s)] {
+            if !(value.is_finite() && value > 0.0) {
+                bail!("{name} {value}: must be a positive number of seconds");
+            }
+        }
+        if hop_s > self.window_s {
+            bail!("--hop-s {hop_s} is longer than --window-s {}: windows would leave gaps", self.window_s);
+        }
+        Ok(Monitoring { path, window_s: self.window_s, hop_s })
+    }
+}
+
+impl Monitoring {
+    /// The windows in frames at `sample_rate_hz`.
+    pub fn spec(&self, sample_rate_hz: u32) -> Result<WindowSpec> {
+        let frames = |seconds: f64| (seconds * f64::from(sample_rate_hz)).round() as usize;
+        let (window, hop) = (frames(self.window_s), frames(self.hop_s));
+        if hop == 0 {
+            bail!(
+                "monitoring windows of {} s every {} s: less than one frame at {sample_rate_hz} Hz",
+                self.window_s,
+                self.hop_s
+            );
+        }
+        Ok(WindowSpec::new(window, hop, sample_rate_hz)?)
+    }
 }
 
 pub fn run(args: ApplyArgs) -> Result<()> {
     let model = ModelFile::load(&args.model).with_context(|| args.model.display().to_string())?;
-    if args.output.exists() && !args.force {
-        bail!("{}: already exists; pass --force to overwrite", args.output.display());
+    let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
+    for path in std::iter::once(&args.output).chain(monitoring.as_ref().map(|m| &m.path)) {
+        if path.exists() && !args.force {
+            bail!("{}: already exists; pass --force to overwrite", path.display());
+        }
     }
     let started = Instant::now();
-    let applied = apply_file(&model, &args.input, &args.output, args.csv_rate, !args.quiet)?;
+    let applied = apply_file(&model, &args.input, &args.output, args.csv_rate, !args.quiet, monitoring.as_ref())?;
     let wall = started.elapsed().as_secs_f64();
     let seconds = applied.frames as f64 / f64::from(model.header.sample_rate_hz.max(1));
     println!(
@@ -52,6 +118,9 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         seconds / wall.max(1e-9),
         args.output.display()
     );
+    if let Some(monitoring) = &monitoring {
+        println!("monitoring scores → {}", monitoring.path.display());
+    }
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
         print!("{}", stats_table(report));
     }
@@ -96,9 +165,17 @@ fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()
 /// Applies `model` to `input` (WAV or CSV) and writes the sources to `output` (CSV by
 /// extension, else a float WAV), streaming through the pipeline — reader, separator and
 /// writer on their own threads — so memory stays constant whatever the input's length.
-pub fn apply_file(model: &ModelFile, input: &Path, output: &Path, csv_rate: u32, progress: bool) -> Result<Applied> {
-    let separator = Separator::new(model);
-    let n = separator.sources();
+/// With `monitoring`, the separator also scores every frame and the sink side becomes the
+/// windowing stage, which writes one row of scores per window beside the sources.
+pub fn apply_file(
+    model: &ModelFile,
+    input: &Path,
+    output: &Path,
+    csv_rate: u32,
+    progress: bool,
+    monitoring: Option<&Monitoring>,
+) -> Result<Applied> {
+    let n = model.header.sources;
     let (source, total, rate): (Box<dyn Source>, Option<usize>, u32) = if is_csv(input) {
         let reader = CsvBlockReader::open(input, csv_rate)?;
         check_channels(model, input, reader.channels())?;
@@ -115,7 +192,17 @@ pub fn apply_file(model: &ModelFile, input: &Path, output: &Path, csv_rate: u32,
     } else {
         Box::new(WavStreamWriter::create(output, n, rate)?)
     };
-    let pipeline = Pipeline::start(source, Box::new(separator), sink, PipelineConfig::file())?;
+    let config = PipelineConfig::file();
+    let (processor, sink): (Box<dyn Processor>, Box<dyn Sink>) = match monitoring {
+        None => (Box::new(Separator::new(model)), sink),
+        Some(monitoring) => {
+            let spec = monitoring.spec(rate)?;
+            let scores = CsvStreamWriter::create(&monitoring.path, &score_columns(n))?;
+            let monitor = WindowMonitor::new(n, spec, config.read_frames, sink, Box::new(scores))?;
+            (Box::new(ScoredSeparator::new(model)), Box::new(monitor))
+        }
+    };
+    let pipeline = Pipeline::start(source, processor, sink, config)?;
     let bar = match (progress, total) {
         (true, Some(total)) => crate::progress::frames_bar(total as u64, rate),
         _ => ProgressBar::hidden(),

@@ -17,7 +17,7 @@ use unmix_separate::{
     SourceCount,
 };
 
-use crate::apply::apply_file;
+use crate::apply::{WindowArgs, apply_file};
 use crate::output::Staging;
 use crate::{plot, score};
 
@@ -128,6 +128,13 @@ pub struct SeparateArgs {
     /// Print per-stage statistics of the separation stream.
     #[arg(long)]
     pub stats: bool,
+    /// Also write per-window monitoring scores of the whole input to scores.csv: each
+    /// window's start time, frame count, RMS of every source, mean and lowest log-prior,
+    /// mean and highest reconstruction error (as `unmix apply --scores`).
+    #[arg(long)]
+    pub scores: bool,
+    #[command(flatten)]
+    pub windows: WindowArgs,
 }
 
 impl SeparateArgs {
@@ -222,8 +229,16 @@ pub fn run(args: SeparateArgs) -> Result<Outcome> {
     execute(&args)
 }
 
-const OUTPUTS: [&str; 7] =
-    ["sources.wav", "sources.csv", "model.unmix", "report.json", "training.png", "priors.png", "truth.png"];
+const OUTPUTS: [&str; 8] = [
+    "sources.wav",
+    "sources.csv",
+    "model.unmix",
+    "report.json",
+    "training.png",
+    "priors.png",
+    "truth.png",
+    "scores.csv",
+];
 
 /// Runs a whole separation job.
 pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
@@ -255,6 +270,11 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         );
     }
     let mut out = Staging::new(&args.output, &OUTPUTS, args.force)?;
+    // Monitoring settings are checked now, not after minutes of training.
+    let monitoring = args.scores.then(|| args.windows.to(out.path("scores.csv"))).transpose()?;
+    if let Some(monitoring) = &monitoring {
+        monitoring.spec(segment.sample_rate_hz())?;
+    }
     let read_s = started.elapsed().as_secs_f64();
 
     // 2. Training.
@@ -283,9 +303,9 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // 3. Separation of the whole input, streamed.
     let apply_started = Instant::now();
     let sources_path = out.path("sources.wav");
-    let applied = apply_file(model, input, &sources_path, args.csv_rate, !args.quiet)?;
+    let applied = apply_file(model, input, &sources_path, args.csv_rate, !args.quiet, monitoring.as_ref())?;
     if is_csv(input) {
-        apply_file(model, input, &out.path("sources.csv"), args.csv_rate, false)?;
+        apply_file(model, input, &out.path("sources.csv"), args.csv_rate, false, None)?;
     }
     let apply_s = apply_started.elapsed().as_secs_f64();
     model.save(&out.path("model.unmix"))?;
@@ -320,6 +340,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "training": history.summary,
         "timings_s": { "read": read_s, "train": train_s, "apply": apply_s, "total": started.elapsed().as_secs_f64() },
         "pipeline": applied.pipeline,
+        "monitoring": monitoring.as_ref().map(|m| serde_json::json!({ "window_s": m.window_s, "hop_s": m.hop_s })),
         "normalisation": {
             "whitened": model.header.normaliser.whitening.is_some(),
             "eigenvalues": model.header.normaliser.eigenvalues,

@@ -389,6 +389,96 @@ fn widen(layer: &DenseLayer) -> (Vec<f64>, Vec<f64>) {
     (layer.weight.iter().map(|&v| f64::from(v)).collect(), layer.bias.iter().map(|&v| f64::from(v)).collect())
 }
 
+/// Extra channels a [`ScoredSeparator`] appends to every output frame: the frame's
+/// log-prior, then its reconstruction error (see [`Separator::process_scored`]).
+pub const SCORE_CHANNELS: usize = 2;
+
+/// Frames a [`ScoredSeparator`] scores at a time (the size of its scratch buffers).
+const SCORED_BLOCK_FRAMES: usize = 1024;
+
+/// The separator as a pipeline stage that scores as it separates: every output frame is
+/// the `n` sources followed by the frame's log-prior and reconstruction error
+/// (`n + SCORE_CHANNELS` channels), so that a downstream stage can watch them travel in
+/// step with the sources they describe.
+///
+/// # Real-time safety
+/// Scratch buffers are allocated in [`ScoredSeparator::new`]; [`process`](Self::process)
+/// allocates nothing, takes no lock and makes no system call.
+#[derive(Debug, Clone)]
+pub struct ScoredSeparator {
+    separator: Separator,
+    sources: Vec<f32>,
+    log_prior: Vec<f32>,
+    reconstruction_error: Vec<f32>,
+}
+
+impl ScoredSeparator {
+    /// Builds the separator of a model file and its scratch buffers.
+    pub fn new(model: &ModelFile) -> Self {
+        let separator = Separator::new(model);
+        let n = separator.sources();
+        Self {
+            separator,
+            sources: vec![0.0; SCORED_BLOCK_FRAMES * n],
+            log_prior: vec![0.0; SCORED_BLOCK_FRAMES],
+            reconstruction_error: vec![0.0; SCORED_BLOCK_FRAMES],
+        }
+    }
+
+    /// The separator inside.
+    pub fn separator(&self) -> &Separator {
+        &self.separator
+    }
+
+    /// Separates and scores whole frames: `frames_out` holds `n + SCORE_CHANNELS` values
+    /// per frame of `frames_in`.
+    pub fn process(&mut self, frames_in: &[f32], frames_out: &mut [f32]) -> Result<(), Error> {
+        let (m, n) = (self.separator.channels(), self.separator.sources());
+        let width = n + SCORE_CHANNELS;
+        if !frames_in.len().is_multiple_of(m) || frames_out.len() != frames_in.len() / m * width {
+            return Err(Error::BlockShape {
+                input: frames_in.len(),
+                output: frames_out.len(),
+                channels: m,
+                sources: width,
+            });
+        }
+        for (input, output) in
+            frames_in.chunks(SCORED_BLOCK_FRAMES * m).zip(frames_out.chunks_mut(SCORED_BLOCK_FRAMES * width))
+        {
+            let frames = input.len() / m;
+            let (sources, log_prior, error) = (
+                &mut self.sources[..frames * n],
+                &mut self.log_prior[..frames],
+                &mut self.reconstruction_error[..frames],
+            );
+            self.separator.process_scored(input, sources, log_prior, error)?;
+            for (((out, s), &lp), &re) in
+                output.chunks_exact_mut(width).zip(sources.chunks_exact(n)).zip(log_prior.iter()).zip(error.iter())
+            {
+                out[..n].copy_from_slice(s);
+                out[n] = lp;
+                out[n + 1] = re;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl unmix_core::Processor for ScoredSeparator {
+    fn input_channels(&self) -> usize {
+        self.separator.channels()
+    }
+
+    fn output_channels(&self) -> usize {
+        self.separator.sources() + SCORE_CHANNELS
+    }
+
+    fn process(&mut self, input: &[f32], output: &mut [f32]) -> Result<(), unmix_core::BoxError> {
+        Ok(ScoredSeparator::process(self, input, output)?)
+    }
+}
+
 impl unmix_core::Processor for Separator {
     fn input_channels(&self) -> usize {
         self.channels

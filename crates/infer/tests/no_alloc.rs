@@ -1,4 +1,5 @@
-//! `Separator::process` and `process_scored` allocate nothing after construction: a
+//! `Separator::process`, `process_scored` and `ScoredSeparator::process` allocate nothing
+//! after construction: a
 //! counting global allocator watches this thread while blocks of every size go through.
 
 #[path = "../../../tests/support/counting_alloc.rs"]
@@ -8,7 +9,7 @@ use counting_alloc::allocations;
 use unmix_core::Recording;
 use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_format::{Activation, DenseLayer, GmmParams, ModelFile, ModelHeader, ModelWeights};
-use unmix_infer::Separator;
+use unmix_infer::{SCORE_CHANNELS, ScoredSeparator, Separator};
 
 fn model(m: usize, n: usize, hidden: &[usize], whiten: bool) -> ModelFile {
     let frames = 1000;
@@ -72,5 +73,32 @@ fn process_allocates_nothing() {
         assert!(separator.process(&input[..m + 1], &mut output[..n]).is_err());
         assert!(separator.process_scored(&input[..m], &mut output[..n], &mut log_prior[..2], &mut error[..1]).is_err());
         assert_eq!(allocations() - before, 0, "m={m} n={n} hidden={hidden:?}");
+    }
+}
+
+#[test]
+fn scored_separator_interleaves_the_scores_without_allocating() {
+    for (m, n, hidden, whiten) in [(8, 8, vec![64, 64], false), (6, 3, vec![32], true)] {
+        let model = model(m, n, &hidden, whiten);
+        let mut scored = ScoredSeparator::new(&model);
+        let mut reference = Separator::new(&model);
+        let width = n + SCORE_CHANNELS;
+        let input: Vec<f32> = (0..5000 * m).map(|i| (i as f32 * 0.017).cos()).collect();
+        let mut output = vec![0.0f32; 5000 * width];
+        let before = allocations();
+        for frames in [1usize, 129, 1023, 1024, 1025, 5000] {
+            scored.process(&input[..frames * m], &mut output[..frames * width]).unwrap();
+        }
+        assert!(scored.process(&input[..m], &mut output[..width - 1]).is_err());
+        assert_eq!(allocations() - before, 0, "m={m} n={n}");
+
+        // The last call covered all 5000 frames: the same numbers as `process_scored`.
+        let (mut sources, mut log_prior, mut error) = (vec![0.0f32; 5000 * n], vec![0.0f32; 5000], vec![0.0f32; 5000]);
+        reference.process_scored(&input, &mut sources, &mut log_prior, &mut error).unwrap();
+        for (t, frame) in output.chunks_exact(width).enumerate() {
+            assert_eq!(&frame[..n], &sources[t * n..(t + 1) * n], "frame {t}");
+            assert_eq!(frame[n], log_prior[t], "frame {t}");
+            assert_eq!(frame[n + 1], error[t], "frame {t}");
+        }
     }
 }

@@ -1,0 +1,115 @@
+//! Monitoring scores from the command line: `separate --scores` and `apply --scores`
+//! write one row per window, aligned with the sources they describe, and the scores move
+//! when the recording stops looking like the training data.
+
+use crate::util::{files_in, read, stderr, unmix, write_wav};
+use unmix_synth::{MixKind, SynthConfig, generate};
+
+/// Rows of a score CSV, without its header.
+fn rows(path: &std::path::Path) -> (Vec<String>, Vec<Vec<f64>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines.map(|l| l.split(',').map(|v| v.parse::<f64>().unwrap()).collect()).collect();
+    (header, rows)
+}
+
+#[test]
+fn scores_follow_the_windows_and_flag_a_changed_mixing() {
+    let dir = tempfile::tempdir().unwrap();
+    let rate = 8000;
+    let data = generate(&SynthConfig {
+        kind: MixKind::Linear,
+        sources: 3,
+        sensors: 3,
+        frames: 16_000,
+        seed: 3,
+        sample_rate_hz: rate,
+        snr_db: None,
+    })
+    .unwrap();
+    // The first second as recorded; in the second the sensors' cables are swapped round,
+    // so the model's demixing no longer fits: its "sources" are mixtures.
+    let mut samples = data.mixture.interleaved().to_vec();
+    for frame in samples[8000 * 3..].chunks_exact_mut(3) {
+        frame.rotate_left(1);
+    }
+    let mix = dir.path().join("changed.wav");
+    write_wav(&mix, 3, &samples);
+
+    let out = dir.path().join("out");
+    #[rustfmt::skip]
+    let o = unmix(&[
+        "separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(),
+        "--train-samples", "8000", "--epochs", "40", "--quiet", "--no-plots",
+        "--scores", "--window-s", "0.25", "--hop-s", "0.125",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(files_in(&out).contains(&"scores.csv".to_string()));
+    let (header, scores) = rows(&out.join("scores.csv"));
+    assert_eq!(header, unmix_monitor::score_columns(3));
+    // 2000-frame windows every 1000 frames over 16 000 frames: 15 windows, none partial.
+    assert_eq!(scores.len(), 15);
+    let sources = read(&out.join("sources.wav"));
+    for (k, row) in scores.iter().enumerate() {
+        assert!((row[0] - k as f64 * 0.125).abs() < 1e-6, "start of window {k}: {row:?}");
+        assert_eq!(row[1], 2000.0);
+        // Each RMS is that of the written sources over the window's frames.
+        let window = &sources.interleaved()[k * 1000 * 3..(k * 1000 + 2000) * 3];
+        for j in 0..3 {
+            let rms = (window.chunks_exact(3).map(|f| f64::from(f[j]).powi(2)).sum::<f64>() / 2000.0).sqrt();
+            assert!((row[2 + j] - rms).abs() <= 1e-5 * rms.max(1.0), "window {k} source {j}: {} vs {rms}", row[2 + j]);
+        }
+        assert!(row[5] >= row[6] && row[8] >= row[7], "a mean beyond its extreme: {row:?}");
+    }
+    // Windows 0–6 lie in the training second, 8–14 after the swap (7 straddles it).
+    let (before, after) = (&scores[..7], &scores[8..]);
+    let lowest_before = before.iter().map(|r| r[5]).fold(f64::INFINITY, f64::min);
+    let highest_after = after.iter().map(|r| r[5]).fold(f64::NEG_INFINITY, f64::max);
+    assert!(
+        highest_after < lowest_before - 0.5,
+        "log-prior after the swap {highest_after:.3} not clearly below {lowest_before:.3} before"
+    );
+    let worst_before = before.iter().map(|r| r[7]).fold(0.0, f64::max);
+    let best_after = after.iter().map(|r| r[7]).fold(f64::INFINITY, f64::min);
+    assert!(
+        best_after > 5.0 * worst_before,
+        "reconstruction error after the swap {best_after:.4} not clearly above {worst_before:.4} before"
+    );
+
+    // `apply --scores` writes the same rows for the same windows.
+    let applied = dir.path().join("applied.wav");
+    let applied_scores = dir.path().join("applied.csv");
+    #[rustfmt::skip]
+    let o = unmix(&[
+        "apply", out.join("model.unmix").to_str().unwrap(), mix.to_str().unwrap(),
+        "-o", applied.to_str().unwrap(), "--scores", applied_scores.to_str().unwrap(),
+        "--window-s", "0.25", "--hop-s", "0.125", "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&applied), sources);
+    assert_eq!(rows(&applied_scores).1, scores);
+}
+
+#[test]
+fn bad_monitoring_windows_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = dir.path().join("mix.wav");
+    write_wav(&mix, 2, &[0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8]);
+    let out = dir.path().join("out");
+    for (window, hop, problem) in [
+        ("0.5", "1", "longer than --window-s"),
+        ("0", "0", "must be a positive number"),
+        ("0.00001", "0.00001", "less than one frame"),
+    ] {
+        #[rustfmt::skip]
+        let o = unmix(&[
+            "separate", mix.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap(),
+            "--scores", "--window-s", window, "--hop-s", hop, "--quiet",
+        ]);
+        let err = stderr(&o);
+        assert!(!o.status.success() && err.contains(problem), "{window}/{hop}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(files_in(&out).iter().all(|f| f.starts_with('.')), "{:?}", files_in(&out));
+    }
+}
