@@ -51,18 +51,24 @@ fn main() -> Result<()> {
     let mut seeds: Vec<u64> = (1..=5).collect();
     let mut overrides: Vec<(String, f64)> = Vec::new();
     let mut i = 0;
+    let value = |i: usize| args.get(i).ok_or_else(|| anyhow::anyhow!("{} needs a value", args[i - 1]));
     while i < args.len() {
         match args[i].as_str() {
             "linear" => cases.push(Case::Linear),
             "nonlinear" => cases.push(Case::Nonlinear),
             "noisy" => cases.push(Case::Noisy),
+            "--help" | "-h" => {
+                println!("usage: paper [linear] [nonlinear] [noisy] [--seeds 1,2,…] [--OVERRIDE VALUE …]");
+                println!("overrides: see the comment at the top of examples/paper.rs");
+                return Ok(());
+            }
             "--seeds" => {
                 i += 1;
-                seeds = args[i].split(',').map(str::parse).collect::<Result<_, _>>()?;
+                seeds = value(i)?.split(',').map(str::parse).collect::<Result<_, _>>()?;
             }
             other if other.starts_with("--") => {
                 i += 1;
-                overrides.push((other[2..].to_string(), args[i].parse()?));
+                overrides.push((other[2..].to_string(), value(i)?.parse()?));
             }
             other => anyhow::bail!("unknown argument {other}"),
         }
@@ -76,8 +82,8 @@ fn main() -> Result<()> {
         println!("\n{case:?}: {n} sources, T = 10 000 ({})", case.reference());
         let heads: String = (1..=n).map(|j| format!(" {:>7}", format!("|c|{j}"))).collect();
         println!(
-            "{:>4} {heads}  {:>7} {:>7}  {:>8}  {:>6}  {:>6}",
-            "seed", "mean", "min", "SI-SDR", "epochs", "wall s"
+            "{:>4} {heads}  {:>7} {:>7}  {:>8}  {:>6}  {:>6}  {:>7}",
+            "seed", "mean", "min", "SI-SDR", "epochs", "wall s", "rank"
         );
         let (mut means, mut pass) = (Vec::new(), 0);
         let linear_ica = overrides.iter().any(|(k, v)| k == "linear-ica" && *v != 0.0);
@@ -128,8 +134,13 @@ fn main() -> Result<()> {
             let s = score(&truth, &est)?;
             let cols: String = s.sources.iter().map(|x| format!(" {:>7.4}", x.abs_corr)).collect();
             println!(
-                "{seed:>4} {cols}  {:>7.4} {:>7.4}  {:>5.1} dB  {:>6}  {:>6.2}",
-                s.mean_abs_corr, s.min_abs_corr, s.mean_si_sdr_db, fitted.history.summary.epochs, wall
+                "{seed:>4} {cols}  {:>7.4} {:>7.4}  {:>5.1} dB  {:>6}  {:>6.2}  {:>7.4}",
+                s.mean_abs_corr,
+                s.min_abs_corr,
+                s.mean_si_sdr_db,
+                fitted.history.summary.epochs,
+                wall,
+                s.mean_abs_rank_corr
             );
             means.push(s.mean_abs_corr);
             let ok = match case {

@@ -90,6 +90,7 @@ fn live_from_alsa_with_a_model_records_exactly_the_offline_sources() {
 
     let record = dir.path().join("live.wav");
     let report = dir.path().join("live.json");
+    let live_scores = dir.path().join("live-scores.csv");
     let o = alsa.unmix(&[
         "live",
         "--input",
@@ -111,6 +112,10 @@ fn live_from_alsa_with_a_model_records_exactly_the_offline_sources() {
         "--report",
         report.to_str().unwrap(),
         "--stats",
+        "--scores",
+        live_scores.to_str().unwrap(),
+        "--window-s",
+        "0.25",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
@@ -118,9 +123,18 @@ fn live_from_alsa_with_a_model_records_exactly_the_offline_sources() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("processing load"), "--stats prints the load");
 
     let offline = dir.path().join("offline.wav");
-    let a = unmix(&["apply", model.to_str().unwrap(), mixture.to_str().unwrap(), "-o", offline.to_str().unwrap()]);
+    let offline_scores = dir.path().join("offline-scores.csv");
+    #[rustfmt::skip]
+    let a = unmix(&[
+        "apply", model.to_str().unwrap(), mixture.to_str().unwrap(), "-o", offline.to_str().unwrap(),
+        "--scores", offline_scores.to_str().unwrap(), "--window-s", "0.25",
+    ]);
     assert!(a.status.success(), "{}", stderr(&a));
     assert_eq!(read(&record), read(&offline), "live output differs from offline apply");
+    // The live monitoring scores are the offline ones: four windows of a quarter second.
+    let live_rows = std::fs::read_to_string(&live_scores).unwrap();
+    assert_eq!(live_rows.lines().count(), 1 + 4, "{live_rows}");
+    assert_eq!(live_rows, std::fs::read_to_string(&offline_scores).unwrap());
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(r["end"], "duration");
     assert_eq!(r["status"]["frames_in"], rate);

@@ -41,11 +41,12 @@ fn scores_follow_the_windows_and_flag_a_changed_mixing() {
     #[rustfmt::skip]
     let o = unmix(&[
         "separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(),
-        "--train-samples", "8000", "--epochs", "40", "--quiet", "--no-plots",
+        "--train-samples", "8000", "--epochs", "40", "--quiet",
         "--scores", "--window-s", "0.25", "--hop-s", "0.125",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(files_in(&out).contains(&"scores.csv".to_string()));
+    let names = files_in(&out);
+    assert!(names.contains(&"scores.csv".to_string()) && names.contains(&"scores.png".to_string()), "{names:?}");
     let (header, scores) = rows(&out.join("scores.csv"));
     assert_eq!(header, unmix_monitor::score_columns(3));
     // 2000-frame windows every 1000 frames over 16 000 frames: 15 windows, none partial.

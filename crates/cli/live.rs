@@ -53,6 +53,12 @@ pub struct LiveArgs {
     /// Write the sources as raw interleaved f32 little-endian to stdout (`--raw -`).
     #[arg(long)]
     pub raw: Option<String>,
+    /// Write per-window monitoring scores to this CSV as the session runs (columns as in
+    /// `unmix apply --scores`); frames before the first model carry no score (NaN).
+    #[arg(long, value_name = "CSV")]
+    pub scores: Option<PathBuf>,
+    #[command(flatten)]
+    pub windows: crate::apply::WindowArgs,
     /// Sample rate, Hz (default: the device's default rate).
     #[arg(long)]
     pub rate: Option<u32>,
@@ -144,7 +150,7 @@ mod enabled {
 
     use anyhow::{Context, Result, bail};
     use unmix_format::ModelFile;
-    use unmix_live::{EndReason, InputSpec, LiveConfig, LiveSession, Status};
+    use unmix_live::{EndReason, InputSpec, LiveConfig, LiveScores, LiveSession, Status};
     use unmix_separate::{ConsensusConfig, SeparateConfig, SourceCount};
 
     use super::{DevicesArgs, LiveArgs, PlayArgs};
@@ -219,6 +225,13 @@ mod enabled {
         // for live (the warm start from linear ICA keeps the single run reliable).
         let mut separate = SeparateConfig::new(SourceCount::Fixed(args.sources))?;
         separate.restarts = ConsensusConfig::single();
+        let scores = match &args.scores {
+            Some(path) => {
+                let windows = args.windows.to(path.clone())?;
+                Some(LiveScores { path: windows.path, window_s: windows.window_s, hop_s: windows.hop_s })
+            }
+            None => None,
+        };
         let config = LiveConfig {
             input: InputSpec {
                 device: args.input.clone(),
@@ -236,6 +249,7 @@ mod enabled {
             output: args.output.clone().map(|d| (d, args.listen.map(|k| k - 1))),
             record: args.record.clone(),
             raw_stdout: args.raw.is_some(),
+            scores,
             stall_timeout: Duration::from_secs_f64(args.stall_seconds.max(0.1)),
             separate,
         };
@@ -289,6 +303,9 @@ mod enabled {
         if let Some(path) = &args.record {
             eprintln!("recorded {}", path.display());
         }
+        if let Some(path) = &args.scores {
+            eprintln!("monitoring scores → {}", path.display());
+        }
         if let Some(e) = &report.fit_error {
             eprintln!("warning: a fit failed: {e}");
         }
@@ -315,7 +332,12 @@ mod enabled {
                 .with_context(|| format!("{}: cannot write", path.display()))?;
         }
         if report.end == EndReason::DeviceError {
-            let kept = if args.record.is_some() { " (the recording was finalised)" } else { "" };
+            let kept = match (args.record.is_some(), args.scores.is_some()) {
+                (true, true) => " (the recording and the scores were finalised)",
+                (true, false) => " (the recording was finalised)",
+                (false, true) => " (the scores were finalised)",
+                (false, false) => "",
+            };
             bail!("{}{kept}", report.device_error.as_deref().unwrap_or("a device failed"));
         }
         Ok(())

@@ -218,3 +218,34 @@ pub fn truth_vs_estimate(
     root.present().map_err(err(path))?;
     Ok(())
 }
+
+/// The monitoring scores over time (`separate --scores`): each source's RMS, the
+/// log-prior (window mean and lowest frame) and the reconstruction error (window mean
+/// and highest frame), one point per window at its start.
+pub fn monitoring(path: &Path, scores: &Recording, sources: usize) -> Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (1200, 900)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let panels = root.split_evenly((3, 1));
+    let start_s = scores.channel(0);
+    let column = |c: usize| -> Vec<(f64, f64)> {
+        start_s.iter().zip(scores.channel(c)).map(|(&t, v)| (f64::from(t), f64::from(v))).collect()
+    };
+    let rms: Vec<Series> = (0..sources).map(|j| (format!("source {}", j + 1), column(2 + j))).collect();
+    line_panel(&panels[0], "RMS of each source per window", "window start, s", &rms)?;
+    let at = 2 + sources;
+    line_panel(
+        &panels[1],
+        "log-prior of the sources (nats): low = unlike the training data",
+        "window start, s",
+        &[("window mean".into(), column(at)), ("lowest frame".into(), column(at + 1))],
+    )?;
+    line_panel(
+        &panels[2],
+        "reconstruction error: high = the mixing changed",
+        "window start, s",
+        &[("window mean".into(), column(at + 2)), ("highest frame".into(), column(at + 3))],
+    )?;
+    root.present().map_err(err(path))?;
+    Ok(())
+}

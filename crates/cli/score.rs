@@ -56,18 +56,22 @@ pub fn score_files(truth: &Path, est: &Path, csv_rate: u32) -> Result<Score> {
 
 /// A terminal table of a score.
 pub fn table(s: &Score) -> String {
-    let mut out = String::from("source  estimate  sign   |corr|   SI-SDR dB\n");
+    let mut out = String::from("source  estimate  sign   |corr|   SI-SDR dB   |rank corr|\n");
     for r in &s.sources {
         out += &format!(
-            "{:>6}  {:>8}  {:>4}  {:>7.4}  {:>9.2}\n",
+            "{:>6}  {:>8}  {:>4}  {:>7.4}  {:>9.2}   {:>11.4}\n",
             r.truth + 1,
             r.estimate + 1,
             if r.sign < 0.0 { "-" } else { "+" },
             r.abs_corr,
-            r.si_sdr_db
+            r.si_sdr_db,
+            r.abs_rank_corr
         );
     }
-    out += &format!("  mean                  {:>7.4}  {:>9.2}\n", s.mean_abs_corr, s.mean_si_sdr_db);
+    out += &format!(
+        "  mean                  {:>7.4}  {:>9.2}   {:>11.4}\n",
+        s.mean_abs_corr, s.mean_si_sdr_db, s.mean_abs_rank_corr
+    );
     out += &format!("   min                  {:>7.4}  {:>9.2}\n", s.min_abs_corr, s.min_si_sdr_db);
     out
 }

@@ -229,7 +229,7 @@ pub fn run(args: SeparateArgs) -> Result<Outcome> {
     execute(&args)
 }
 
-const OUTPUTS: [&str; 8] = [
+const OUTPUTS: [&str; 9] = [
     "sources.wav",
     "sources.csv",
     "model.unmix",
@@ -238,6 +238,7 @@ const OUTPUTS: [&str; 8] = [
     "priors.png",
     "truth.png",
     "scores.csv",
+    "scores.png",
 ];
 
 /// Runs a whole separation job.
@@ -325,6 +326,10 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
             let truth = unmix_io::read_recording(truth, args.csv_rate)?;
             let estimates = unmix_io::read_wav(&sources_path)?;
             plot::truth_vs_estimate(&out.path("truth.png"), &truth, &estimates, score, &model.weights.posterior_std())?;
+        }
+        if let Some(monitoring) = &monitoring {
+            let scores = unmix_io::read_csv(&monitoring.path, 1)?;
+            plot::monitoring(&out.path("scores.png"), &scores, model.header.sources)?;
         }
     }
 

@@ -1,7 +1,11 @@
 //! Separation quality: absolute Pearson correlation of each true source with its
 //! best-matching estimate under an optimal one-to-one matching (Hungarian algorithm), and
 //! scale-invariant signal-to-distortion ratio (SI-SDR) in dB, which is insensitive to the
-//! sign and scale ambiguity of ICA.
+//! sign and scale ambiguity of ICA. Beside them, the absolute Spearman (rank) correlation
+//! of the same pairs: nonlinear ICA can recover a source only up to a monotone distortion
+//! of its values, which lowers Pearson's correlation but not the rank correlation, so the
+//! two together tell a mis-separation (both low) from a distorted marginal (only Pearson
+//! low).
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +27,34 @@ pub fn pearson(a: &[f32], b: &[f32]) -> f64 {
         sbb += dy * dy;
     }
     if saa <= 0.0 || sbb <= 0.0 { 0.0 } else { sab / (saa * sbb).sqrt() }
+}
+
+/// Spearman rank correlation of two equally long signals: Pearson's on their ranks (ties
+/// share their mean rank); 0 when either is constant.
+pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len().min(b.len());
+    pearson(&ranks(&a[..n]), &ranks(&b[..n]))
+}
+
+/// 1-based ranks of `values`, ties given the mean of the ranks they span.
+fn ranks(values: &[f32]) -> Vec<f32> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
+    let mut ranks = vec![0.0f32; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && values[order[end]] == values[order[start]] {
+            end += 1;
+        }
+        // Ranks start..end (0-based) → mean 1-based rank (start + end + 1) / 2.
+        let rank = (start + end + 1) as f32 / 2.0;
+        for &i in &order[start..end] {
+            ranks[i] = rank;
+        }
+        start = end;
+    }
+    ranks
 }
 
 /// Scale-invariant SDR of `estimate` against `reference`, in dB, both taken zero-mean.
@@ -139,6 +171,9 @@ pub struct SourceScore {
     pub sign: f64,
     /// Scale-invariant SDR in dB.
     pub si_sdr_db: f64,
+    /// Absolute Spearman (rank) correlation of the same pair.
+    #[serde(default)]
+    pub abs_rank_corr: f64,
 }
 
 /// Scores of every true source and their summary.
@@ -154,6 +189,9 @@ pub struct Score {
     pub mean_si_sdr_db: f64,
     /// Minimum SI-SDR in dB.
     pub min_si_sdr_db: f64,
+    /// Mean absolute Spearman (rank) correlation over true sources.
+    #[serde(default)]
+    pub mean_abs_rank_corr: f64,
 }
 
 /// Matches estimates to true sources one-to-one (maximising total |corr|) and scores them.
@@ -187,6 +225,7 @@ pub fn score(truth: &[Vec<f32>], estimates: &[Vec<f32>]) -> Result<Score> {
             abs_corr: corr[i][j].abs(),
             sign: if corr[i][j] < 0.0 { -1.0 } else { 1.0 },
             si_sdr_db: si_sdr_db(&truth[i], &estimates[j]),
+            abs_rank_corr: spearman(&truth[i], &estimates[j]).abs(),
         })
         .collect();
     let n = sources.len() as f64;
@@ -195,6 +234,7 @@ pub fn score(truth: &[Vec<f32>], estimates: &[Vec<f32>]) -> Result<Score> {
         min_abs_corr: sources.iter().map(|s| s.abs_corr).fold(f64::INFINITY, f64::min),
         mean_si_sdr_db: sources.iter().map(|s| s.si_sdr_db).sum::<f64>() / n,
         min_si_sdr_db: sources.iter().map(|s| s.si_sdr_db).fold(f64::INFINITY, f64::min),
+        mean_abs_rank_corr: sources.iter().map(|s| s.abs_rank_corr).sum::<f64>() / n,
         sources,
     })
 }
@@ -225,6 +265,20 @@ mod tests {
         assert!((si_sdr_db(&s, &est) - 20.0).abs() < 1e-3);
         let flipped: Vec<f32> = est.iter().map(|x| -3.0 * x).collect();
         assert!((si_sdr_db(&s, &flipped) - 20.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn rank_correlation_ignores_monotone_distortion_and_handles_ties() {
+        let s: Vec<f32> = (0..400).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+        // A strictly increasing distortion: Spearman stays 1, Pearson drops.
+        let squashed: Vec<f32> = s.iter().map(|&x| (4.0 * x).tanh()).collect();
+        assert!((spearman(&s, &squashed) - 1.0).abs() < 1e-9);
+        assert!(pearson(&s, &squashed) < 0.97);
+        let reversed: Vec<f32> = s.iter().map(|&x| -(x.powi(3))).collect();
+        assert!((spearman(&s, &reversed) + 1.0).abs() < 1e-9);
+        // Ties share their mean rank: [1, 2, 2, 3] → ranks [1, 2.5, 2.5, 4].
+        assert_eq!(ranks(&[1.0, 2.0, 2.0, 3.0]), [1.0, 2.5, 2.5, 4.0]);
+        assert_eq!(spearman(&[1.0; 5], &[1.0, 2.0, 3.0, 4.0, 5.0]), 0.0);
     }
 
     #[test]

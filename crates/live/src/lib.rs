@@ -23,4 +23,4 @@ pub use error::{Error, Result};
 #[path = "../../../tests/support/counting_alloc.rs"]
 mod counting_alloc;
 pub use input::{InputSpec, Negotiated};
-pub use session::{EndReason, LiveConfig, LiveReport, LiveSession, ModelState, Status};
+pub use session::{EndReason, LiveConfig, LiveReport, LiveScores, LiveSession, ModelState, Status};

@@ -26,7 +26,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::Serialize;
 use unmix_core::{BoxError, Processor, Recording, Sink, Source};
 use unmix_format::ModelFile;
-use unmix_infer::Separator;
+use unmix_infer::{SCORE_CHANNELS, ScoredSeparator, Separator};
+use unmix_monitor::{WindowMonitor, WindowSpec, score_columns};
 use unmix_separate::{SeparateConfig, SourceCount, align_to, fit};
 use unmix_stream::{FrameRing, Pipeline, PipelineConfig, PipelineReport, Policy, RingReader, RingWriter};
 
@@ -59,10 +60,42 @@ pub struct LiveConfig {
     pub record: Option<PathBuf>,
     /// Raw `f32` sources to stdout.
     pub raw_stdout: bool,
+    /// Per-window monitoring scores to a CSV (`--scores`).
+    pub scores: Option<LiveScores>,
     /// Input silent this long (no frames at all) ends the session.
     pub stall_timeout: Duration,
     /// How fits are done (its `sources` is set to [`LiveConfig::sources`]).
     pub separate: SeparateConfig,
+}
+
+/// Where and how often a live session writes its monitoring scores.
+#[derive(Debug, Clone)]
+pub struct LiveScores {
+    /// The score CSV (written as the session runs, moved into place at its end).
+    pub path: PathBuf,
+    /// Window length, seconds.
+    pub window_s: f64,
+    /// Hop between window starts, seconds.
+    pub hop_s: f64,
+}
+
+/// The encoder the processor runs: plain, or scoring every frame too (`--scores`).
+enum Encoder {
+    Plain(Separator),
+    Scored(ScoredSeparator),
+}
+
+impl Encoder {
+    fn new(model: &ModelFile, scored: bool) -> Self {
+        if scored { Self::Scored(ScoredSeparator::new(model)) } else { Self::Plain(Separator::new(model)) }
+    }
+
+    fn process(&mut self, input: &[f32], output: &mut [f32]) -> std::result::Result<(), unmix_infer::Error> {
+        match self {
+            Self::Plain(separator) => separator.process(input, output),
+            Self::Scored(separator) => separator.process(input, output),
+        }
+    }
 }
 
 /// Where the model stands.
@@ -258,17 +291,36 @@ impl LiveSession {
         if config.raw_stdout {
             sinks.push(Box::new(RawSink::stdout()));
         }
+        let scored = config.scores.is_some();
+        let sink: Box<dyn Sink> = match &config.scores {
+            None => Box::new(TeeSink(sinks)),
+            Some(scores) => {
+                let frames = |seconds: f64| (seconds * f64::from(rate)).round() as usize;
+                let spec = WindowSpec::new(frames(scores.window_s), frames(scores.hop_s), rate).map_err(|e| {
+                    Error::Config(format!(
+                        "--window-s {} / --hop-s {} at {rate} Hz: {e}",
+                        scores.window_s, scores.hop_s
+                    ))
+                })?;
+                let writer = unmix_io::CsvStreamWriter::create(&scores.path, &score_columns(n))?;
+                Box::new(
+                    WindowMonitor::new(n, spec, config.frame_len, Box::new(TeeSink(sinks)), Box::new(writer))
+                        .map_err(|e| Error::Config(e.to_string()))?,
+                )
+            }
+        };
 
         // The trainer's tap holds one warm-up (or refit) segment.
         let warm_frames = ((config.warmup_s * f64::from(rate)).round() as usize).max(1);
         let needs_trainer = config.model.is_none() || config.refit_s.is_some();
         let (tap_writer, tap_reader) = FrameRing::new(m, warm_frames.max(config.frame_len) * 2);
-        let (models_tx, models_rx) = crossbeam_channel::bounded::<Separator>(1);
-        let (retired_tx, retired_rx) = crossbeam_channel::bounded::<Separator>(2);
+        let (models_tx, models_rx) = crossbeam_channel::bounded::<Encoder>(1);
+        let (retired_tx, retired_rx) = crossbeam_channel::bounded::<Encoder>(2);
         let processor = LiveProcessor {
             m,
             n,
-            current: config.model.as_ref().map(Separator::new),
+            scored,
+            current: config.model.as_ref().map(|model| Encoder::new(model, scored)),
             models: models_rx,
             retired: retired_tx,
             tap: needs_trainer.then_some(tap_writer),
@@ -290,7 +342,7 @@ impl LiveSession {
         let pipeline = Pipeline::start(
             Box::new(source),
             Box::new(processor),
-            Box::new(TeeSink(sinks)),
+            sink,
             PipelineConfig {
                 read_frames: config.frame_len,
                 frame_len: config.frame_len,
@@ -524,12 +576,16 @@ impl Source for LiveSource {
 /// `process` receives a new encoder with `try_recv` on a one-slot channel, hands the old
 /// one back with `try_send` (freed on the trainer thread), copies the input into the tap
 /// with `push_or_drop`, and runs [`Separator::process`]: no allocation, lock or wait.
+///
+/// With `scored`, every output frame carries the two monitoring scores after the sources
+/// (NaN, "no score", until the first model).
 struct LiveProcessor {
     m: usize,
     n: usize,
-    current: Option<Separator>,
-    models: Receiver<Separator>,
-    retired: Sender<Separator>,
+    scored: bool,
+    current: Option<Encoder>,
+    models: Receiver<Encoder>,
+    retired: Sender<Encoder>,
     tap: Option<RingWriter>,
     /// Keep feeding the tap after the first model (only `--refit` reads it then).
     tap_after_first_model: bool,
@@ -544,7 +600,7 @@ impl Processor for LiveProcessor {
     }
 
     fn output_channels(&self) -> usize {
-        self.n
+        self.n + if self.scored { SCORE_CHANNELS } else { 0 }
     }
 
     fn process(&mut self, input: &[f32], output: &mut [f32]) -> std::result::Result<(), BoxError> {
@@ -570,7 +626,14 @@ impl Processor for LiveProcessor {
             self.shared.tap_dropped.fetch_add((frames - pushed) as u64, Ordering::Relaxed);
         }
         match &mut self.current {
-            Some(separator) => separator.process(input, output)?,
+            Some(encoder) => encoder.process(input, output)?,
+            None if self.scored => {
+                let n = self.n;
+                for frame in output.chunks_exact_mut(n + SCORE_CHANNELS) {
+                    frame[..n].fill(0.0);
+                    frame[n..].fill(f32::NAN);
+                }
+            }
             None => output.fill(0.0),
         }
         self.frames_done += (input.len() / self.m) as u64;
@@ -585,7 +648,7 @@ fn collect(
     buffer: &mut Vec<f32>,
     frames: usize,
     m: usize,
-    retired: &Receiver<Separator>,
+    retired: &Receiver<Encoder>,
     shared: &Shared,
     pipeline_done: &dyn Fn() -> bool,
 ) -> bool {
@@ -611,8 +674,8 @@ fn trainer_loop(
     config: LiveConfig,
     mut tap: RingReader,
     rate: u32,
-    models: Sender<Separator>,
-    retired: Receiver<Separator>,
+    models: Sender<Encoder>,
+    retired: Receiver<Encoder>,
     shared: &Shared,
     needed: bool,
 ) -> Option<ModelFile> {
@@ -652,7 +715,7 @@ fn trainer_loop(
             return None;
         }
         let (model, _) = fit_on(&segment, 1)?;
-        if models.send(Separator::new(&model)).is_err() {
+        if models.send(Encoder::new(&model, config.scores.is_some())).is_err() {
             return Some(model);
         }
         shared.state.store(2, Ordering::Relaxed);
@@ -688,7 +751,7 @@ fn trainer_loop(
                 }
             }
         }
-        if models.send(Separator::new(&model)).is_err() {
+        if models.send(Encoder::new(&model, config.scores.is_some())).is_err() {
             return Some(model);
         }
         shared.state.store(2, Ordering::Relaxed);
@@ -848,6 +911,72 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A session with `--scores`: the recording is what it is without them, and the score
+    /// CSV holds one row per window, every one scored (the model was there from frame 0)
+    /// and matching the offline scores of the same frames.
+    #[test]
+    fn a_scored_session_writes_one_row_per_window() {
+        let data =
+            generate(&SynthConfig { frames: 8000, sample_rate_hz: 8000, ..SynthConfig::paper(MixKind::Linear, 4) })
+                .unwrap();
+        let model = fit(&data.mixture, &quick(2), &mut |_| {}).unwrap().model;
+        let dir = std::env::temp_dir().join(format!("unmix-live-scores-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (record, scores) = (dir.join("sources.wav"), dir.join("scores.csv"));
+        let config = LiveConfig {
+            scores: Some(LiveScores { path: scores.clone(), window_s: 0.25, hop_s: 0.125 }),
+            ..paced_config(&record, 1.0, Some(model.clone()))
+        };
+        let session = LiveSession::start_with(config, paced_input(&data.mixture, 8000), None).unwrap();
+        let report = session.wait().unwrap();
+        assert_eq!(report.end, EndReason::Duration);
+        assert_eq!(unmix_io::read_wav(&record).unwrap(), apply(&model, &data.mixture).unwrap());
+
+        let rows = unmix_io::read_csv(&scores, 1).unwrap();
+        assert_eq!(rows.channels(), score_columns(3).len());
+        // 2000-frame windows every 1000 frames over 8000 frames: 7.
+        assert_eq!(rows.frames(), 7);
+        let mut reference = ScoredSeparator::new(&model);
+        let mut scored = vec![0.0f32; 8000 * (3 + SCORE_CHANNELS)];
+        reference.process(data.mixture.interleaved(), &mut scored).unwrap();
+        for (k, row) in rows.interleaved().chunks_exact(rows.channels()).enumerate() {
+            let mut want = vec![0.0f32; row.len()];
+            let window = &scored[k * 1000 * 5..(k * 1000 + 2000) * 5];
+            unmix_monitor::summarise_window(window, 2000, 3, k as f64 * 0.125, &mut want);
+            for (g, w) in row.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "window {k}: {row:?} vs {want:?}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Before the first model a scoring processor outputs silent sources and NaN scores.
+    #[test]
+    fn scores_before_the_first_model_are_nan() {
+        let (_models_tx, models_rx) = crossbeam_channel::bounded(1);
+        let (retired_tx, _retired_rx) = crossbeam_channel::bounded(2);
+        let mut processor = LiveProcessor {
+            m: 3,
+            n: 2,
+            scored: true,
+            current: None,
+            models: models_rx,
+            retired: retired_tx,
+            tap: None,
+            tap_after_first_model: false,
+            tap_active: false,
+            frames_done: 0,
+            shared: shared(),
+        };
+        assert_eq!(processor.output_channels(), 4);
+        let mut out = vec![1.0f32; 10 * 4];
+        processor.process(&[0.5; 10 * 3], &mut out).unwrap();
+        for frame in out.chunks_exact(4) {
+            assert_eq!(&frame[..2], &[0.0, 0.0]);
+            assert!(frame[2].is_nan() && frame[3].is_nan());
+        }
+    }
+
     fn shared() -> Arc<Shared> {
         Arc::new(Shared::new(false))
     }
@@ -871,6 +1000,7 @@ mod tests {
             output: None,
             record: Some(record.to_path_buf()),
             raw_stdout: false,
+            scores: None,
             stall_timeout: Duration::from_secs(5),
             separate: quick(0),
         }
@@ -904,6 +1034,7 @@ mod tests {
         let mut processor = LiveProcessor {
             m: 3,
             n: 3,
+            scored: false,
             current: None,
             models: models_rx,
             retired: retired_tx,
@@ -916,8 +1047,8 @@ mod tests {
         let input = data.mixture.interleaved();
         let block = 256;
         let (first_at, swap_at) = (3 * block, 12 * block);
-        let first = Separator::new(&old);
-        let second = Separator::new(&new);
+        let first = Encoder::new(&old, false);
+        let second = Encoder::new(&new, false);
         let mut output = vec![0.0f32; input.len()];
         let mut pending = [Some(first), Some(second)];
         let before = crate::counting_alloc::allocations();

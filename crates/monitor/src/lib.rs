@@ -24,6 +24,9 @@
 //! monitor alarms on. Both are in the model's normalised units, comparable between
 //! windows and between recordings separated with the same model.
 //!
+//! Frames without a score (NaN log-prior: a live session before its first model) are left
+//! out of the score columns, and a window with none gets NaN there.
+//!
 //! The stage ends like every sink: [`Sink::finish`] writes the partial last window and
 //! finishes both inner sinks; dropped unfinished (the stream failed), it finishes
 //! neither, so file sinks leave nothing behind.
@@ -111,28 +114,36 @@ pub fn row_len(sources: usize) -> usize {
 /// Summarises the first `valid` frames of a window of `sources + SCORE_CHANNELS`-channel
 /// frames into `row` (`row_len(sources)` values, in [`score_columns`] order), the window
 /// starting `start_s` seconds into the stream. Sums run in `f64`.
+///
+/// Frames whose log-prior is NaN carry no score (a live session before its first model)
+/// and are left out of the four score columns, which are NaN when no frame is scored.
 pub fn summarise_window(window: &[f32], valid: usize, sources: usize, start_s: f64, row: &mut [f32]) {
     let width = sources + SCORE_CHANNELS;
     let frames = &window[..valid * width];
-    let count = valid.max(1) as f64;
     row[0] = start_s as f32;
     row[1] = valid as f32;
     for (j, out) in row[2..2 + sources].iter_mut().enumerate() {
         let energy: f64 = frames.chunks_exact(width).map(|f| f64::from(f[j]) * f64::from(f[j])).sum();
-        *out = (energy / count).sqrt() as f32;
+        *out = (energy / valid.max(1) as f64).sqrt() as f32;
     }
-    let (mut lp_sum, mut lp_min, mut re_sum, mut re_max) = (0.0f64, f32::INFINITY, 0.0f64, f32::NEG_INFINITY);
-    for f in frames.chunks_exact(width) {
+    let (mut scored, mut lp_sum, mut lp_min, mut re_sum, mut re_max) =
+        (0usize, 0.0f64, f32::INFINITY, 0.0f64, f32::NEG_INFINITY);
+    for f in frames.chunks_exact(width).filter(|f| !f[sources].is_nan()) {
         let (lp, re) = (f[sources], f[sources + 1]);
+        scored += 1;
         lp_sum += f64::from(lp);
         lp_min = lp_min.min(lp);
         re_sum += f64::from(re);
         re_max = re_max.max(re);
     }
     let tail = &mut row[2 + sources..];
-    tail[0] = (lp_sum / count) as f32;
+    if scored == 0 {
+        tail.fill(f32::NAN);
+        return;
+    }
+    tail[0] = (lp_sum / scored as f64) as f32;
     tail[1] = lp_min;
-    tail[2] = (re_sum / count) as f32;
+    tail[2] = (re_sum / scored as f64) as f32;
     tail[3] = re_max;
 }
 
@@ -391,6 +402,24 @@ mod tests {
         ));
         let (mut monitor, _, _) = monitor(2, 4, 2, 10);
         assert!(monitor.write(&[0.0; 5]).is_err());
+    }
+
+    #[test]
+    fn unscored_frames_are_left_out_of_the_scores() {
+        // Two sources; frames 0–1 unscored (NaN), frames 2–3 scored.
+        let frames = [
+            [1.0, 2.0, f32::NAN, f32::NAN],
+            [1.0, 2.0, f32::NAN, f32::NAN],
+            [3.0, 0.0, -2.0, 0.5],
+            [3.0, 0.0, -4.0, 1.5],
+        ];
+        let window: Vec<f32> = frames.iter().flatten().copied().collect();
+        let mut row = vec![0.0f32; row_len(2)];
+        summarise_window(&window, 4, 2, 0.0, &mut row);
+        assert_eq!(row[..4], [0.0, 4.0, 5.0f32.sqrt(), 2.0f32.sqrt()]);
+        assert_eq!(row[4..], [-3.0, -4.0, 1.0, 1.5]);
+        summarise_window(&window, 2, 2, 0.0, &mut row);
+        assert!(row[4..].iter().all(|v| v.is_nan()), "{row:?}");
     }
 
     #[test]
