@@ -11,7 +11,7 @@ use unmix_format::ModelFile;
 use unmix_infer::{ScoredSeparator, Separator};
 use unmix_io::{CsvBlockReader, CsvStreamWriter, WavBlockReader, WavStreamWriter, is_csv};
 use unmix_monitor::{WindowMonitor, WindowSpec, score_columns};
-use unmix_stream::{Pipeline, PipelineConfig, PipelineReport};
+use unmix_stream::{Pipeline, PipelineConfig, PipelineReport, TeeSink};
 
 /// Arguments of `unmix apply`.
 #[derive(Args, Debug)]
@@ -108,7 +108,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         }
     }
     let started = Instant::now();
-    let applied = apply_file(&model, &args.input, &args.output, args.csv_rate, !args.quiet, monitoring.as_ref())?;
+    let applied = apply_file(&model, &args.input, &[&args.output], args.csv_rate, !args.quiet, monitoring.as_ref())?;
     let wall = started.elapsed().as_secs_f64();
     let seconds = applied.frames as f64 / f64::from(model.header.sample_rate_hz.max(1));
     println!(
@@ -162,15 +162,16 @@ fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()
     Ok(())
 }
 
-/// Applies `model` to `input` (WAV or CSV) and writes the sources to `output` (CSV by
-/// extension, else a float WAV), streaming through the pipeline — reader, separator and
-/// writer on their own threads — so memory stays constant whatever the input's length.
+/// Applies `model` to `input` (WAV or CSV) and writes the sources to every one of
+/// `outputs` (each CSV by extension, else a float WAV; one pass feeds them all), streaming
+/// through the pipeline — reader, separator and writer on their own threads — so memory
+/// stays constant whatever the input's length.
 /// With `monitoring`, the separator also scores every frame and the sink side becomes the
 /// windowing stage, which writes one row of scores per window beside the sources.
 pub fn apply_file(
     model: &ModelFile,
     input: &Path,
-    output: &Path,
+    outputs: &[&Path],
     csv_rate: u32,
     progress: bool,
     monitoring: Option<&Monitoring>,
@@ -186,12 +187,16 @@ pub fn apply_file(
         let (total, rate) = (reader.frames_total(), reader.sample_rate_hz());
         (Box::new(reader), Some(total), rate)
     };
-    let sink: Box<dyn Sink> = if is_csv(output) {
-        let names: Vec<String> = (1..=n).map(|j| format!("source{j}")).collect();
-        Box::new(CsvStreamWriter::create(output, &names)?)
-    } else {
-        Box::new(WavStreamWriter::create(output, n, rate)?)
-    };
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        sinks.push(if is_csv(output) {
+            let names: Vec<String> = (1..=n).map(|j| format!("source{j}")).collect();
+            Box::new(CsvStreamWriter::create(output, &names)?)
+        } else {
+            Box::new(WavStreamWriter::create(output, n, rate)?)
+        });
+    }
+    let sink: Box<dyn Sink> = if sinks.len() == 1 { sinks.remove(0) } else { Box::new(TeeSink(sinks)) };
     let config = PipelineConfig::file();
     let (processor, sink): (Box<dyn Processor>, Box<dyn Sink>) = match monitoring {
         None => (Box::new(Separator::new(model)), sink),

@@ -1,7 +1,7 @@
 //! `unmix separate`: train on a segment of the input, separate all of it, and write the
 //! sources, the model, a report and plots.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -304,10 +304,10 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // 3. Separation of the whole input, streamed.
     let apply_started = Instant::now();
     let sources_path = out.path("sources.wav");
-    let applied = apply_file(model, input, &sources_path, args.csv_rate, !args.quiet, monitoring.as_ref())?;
-    if is_csv(input) {
-        apply_file(model, input, &out.path("sources.csv"), args.csv_rate, false, None)?;
-    }
+    // CSV input also gets its sources as CSV, from the same pass.
+    let csv_path = is_csv(input).then(|| out.path("sources.csv"));
+    let outputs: Vec<&Path> = std::iter::once(sources_path.as_path()).chain(csv_path.as_deref()).collect();
+    let applied = apply_file(model, input, &outputs, args.csv_rate, !args.quiet, monitoring.as_ref())?;
     let apply_s = apply_started.elapsed().as_secs_f64();
     model.save(&out.path("model.unmix"))?;
 

@@ -290,24 +290,3 @@ impl Sink for RawSink {
         Ok(())
     }
 }
-
-/// Several sinks fed the same frames; all are finished at the end.
-pub struct TeeSink(pub Vec<Box<dyn Sink>>);
-
-impl Sink for TeeSink {
-    fn write(&mut self, samples: &[f32]) -> std::result::Result<(), BoxError> {
-        self.0.iter_mut().try_for_each(|s| s.write(samples))
-    }
-
-    fn finish(self: Box<Self>) -> std::result::Result<(), BoxError> {
-        let mut first = Ok(());
-        for s in self.0 {
-            if let Err(e) = s.finish()
-                && first.is_ok()
-            {
-                first = Err(e);
-            }
-        }
-        first
-    }
-}

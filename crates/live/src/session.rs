@@ -29,11 +29,11 @@ use unmix_format::ModelFile;
 use unmix_infer::{SCORE_CHANNELS, ScoredSeparator, Separator};
 use unmix_monitor::{WindowMonitor, WindowSpec, score_columns};
 use unmix_separate::{SeparateConfig, SourceCount, align_to, fit};
-use unmix_stream::{FrameRing, Pipeline, PipelineConfig, PipelineReport, Policy, RingReader, RingWriter};
+use unmix_stream::{FrameRing, Pipeline, PipelineConfig, PipelineReport, Policy, RingReader, RingWriter, TeeSink};
 
 use crate::error::{Error, Result};
 use crate::input::{InputMeter, InputSpec, LiveInput, Negotiated};
-use crate::output::{LiveOutput, OutputMeter, OutputSink, RawSink, TeeSink};
+use crate::output::{LiveOutput, OutputMeter, OutputSink, RawSink};
 
 /// Most frames a live fit trains on (strided from the warm-up or refit segment): a warm-up
 /// of 10 s at 48 kHz trains in seconds rather than minutes.

@@ -24,6 +24,7 @@ mod framing;
 mod pipeline;
 mod ring;
 mod stats;
+mod tee;
 
 pub use framing::Framer;
 pub use pipeline::{
@@ -31,3 +32,4 @@ pub use pipeline::{
 };
 pub use ring::{FrameRing, Policy, RingReader, RingWriter};
 pub use stats::{RingStats, StageStats, StatsSnapshot};
+pub use tee::TeeSink;
