@@ -54,6 +54,7 @@ fn model(m: usize, hidden: &[usize], activation: Activation) -> ModelFile {
             normaliser,
             training_config: serde_json::Value::Null,
             training_summary: serde_json::Value::Null,
+            score_baseline: None,
         },
         weights: ModelWeights {
             activation,

@@ -77,6 +77,16 @@ fn scores_follow_the_windows_and_flag_a_changed_mixing() {
         best_after > 5.0 * worst_before,
         "reconstruction error after the swap {best_after:.4} not clearly above {worst_before:.4} before"
     );
+    // The model's baseline (its training second's 1st / 99th percentiles) flags about 1 %
+    // of the frames before the swap and many times more after it.
+    for (k, row) in scores.iter().enumerate() {
+        let (lp, re) = (row[9], row[10]);
+        if k < 7 {
+            assert!(lp <= 0.03 && re <= 0.03, "window {k} before the swap: outlier shares {lp}, {re}");
+        } else if k > 7 {
+            assert!(lp >= 0.1 && re >= 0.1, "window {k} after the swap: outlier shares {lp}, {re}");
+        }
+    }
 
     // `apply --scores` writes the same rows for the same windows.
     let applied = dir.path().join("applied.wav");

@@ -346,6 +346,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "timings_s": { "read": read_s, "train": train_s, "apply": apply_s, "total": started.elapsed().as_secs_f64() },
         "pipeline": applied.pipeline,
         "monitoring": monitoring.as_ref().map(|m| serde_json::json!({ "window_s": m.window_s, "hop_s": m.hop_s })),
+        "score_baseline": model.header.score_baseline,
         "normalisation": {
             "whitened": model.header.normaliser.whitening.is_some(),
             "eigenvalues": model.header.normaliser.eigenvalues,

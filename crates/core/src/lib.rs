@@ -11,4 +11,4 @@ mod stage;
 
 pub use error::{Error, Result};
 pub use recording::Recording;
-pub use stage::{BoxError, Processor, Sink, Source};
+pub use stage::{BoxError, Processor, SCORE_CHANNELS, Sink, Source};

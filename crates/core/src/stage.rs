@@ -35,3 +35,15 @@ pub trait Sink: Send {
     /// (the stream ended in error) must leave no partial output behind.
     fn finish(self: Box<Self>) -> Result<(), BoxError>;
 }
+
+/// Score channels a scoring processor appends to every frame of sources, in this order:
+/// 0. `log_prior`: `Σ_j log p_j(μ_j)` under the learned priors (nats; NaN: no model yet);
+/// 1. `reconstruction_error`: `‖g(μ) − y‖² / d` on the normalised frame;
+/// 2. `log_prior_outlier`: 1 when the log-prior is below the training segment's 1st
+///    percentile, else 0 (NaN when the model carries no baseline);
+/// 3. `reconstruction_outlier`: 1 when the reconstruction error is above the training
+///    segment's 99th percentile, else 0 (NaN likewise).
+///
+/// The scoring encoder (`unmix-infer`) writes them, the monitoring windows
+/// (`unmix-monitor`) read them; the layout lives here so that both agree.
+pub const SCORE_CHANNELS: usize = 4;

@@ -32,8 +32,9 @@ use unmix_dsp::Normaliser;
 
 /// Magic bytes at the start of every model file.
 pub const MAGIC: &[u8; 8] = b"UNMIXMDL";
-/// The format version this build writes; it reads this one and older.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes; it reads this one and older. Version 2 added
+/// [`ModelHeader::score_baseline`]; version-1 files read as models without one.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Everything about a trained model except its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +54,28 @@ pub struct ModelHeader {
     pub training_config: serde_json::Value,
     /// Training summary (epochs, final loss, convergence).
     pub training_summary: serde_json::Value,
+    /// How the monitoring scores were spread on the training segment (absent in files of
+    /// format version 1).
+    #[serde(default)]
+    pub score_baseline: Option<ScoreBaseline>,
+}
+
+/// The per-frame monitoring scores of the training segment, summarised into the
+/// thresholds beyond which a frame counts as unlike the training data: on data like the
+/// training segment about 1 % of the frames fall beyond each.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreBaseline {
+    /// Frames the thresholds were measured on.
+    pub frames: usize,
+    /// 1st percentile of the per-frame log-prior `Σ_j log p_j(μ_j)` (nats).
+    pub log_prior_p01: f32,
+    /// Median per-frame log-prior (nats), for reference.
+    pub log_prior_median: f32,
+    /// 99th percentile of the per-frame reconstruction error `‖g(μ) − y‖² / d`.
+    pub reconstruction_error_p99: f32,
+    /// Median per-frame reconstruction error, for reference.
+    pub reconstruction_error_median: f32,
 }
 
 /// A model file in memory.

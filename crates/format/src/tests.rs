@@ -22,6 +22,13 @@ mod fixture {
                 normaliser,
                 training_config: serde_json::json!({"beta": 0.01}),
                 training_summary: serde_json::json!({"epochs": 3}),
+                score_baseline: Some(ScoreBaseline {
+                    frames: 200,
+                    log_prior_p01: -9.5,
+                    log_prior_median: -2.25,
+                    reconstruction_error_p99: 0.125,
+                    reconstruction_error_median: 0.01,
+                }),
             },
             weights: ModelWeights {
                 activation: Activation::Tanh,
@@ -53,6 +60,28 @@ fn round_trip_is_bit_exact() {
     m.save(&path).unwrap();
     assert_eq!(ModelFile::load(&path).unwrap(), m);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+}
+
+/// A file of format version 1 (no score baseline) still loads, as a model without one.
+#[test]
+fn version_1_files_load_without_a_baseline() {
+    let mut m = fixture::model();
+    m.header.score_baseline = None;
+    let mut bytes = m.to_bytes().unwrap();
+    // Rewrite as version 1 would have: no `score_baseline` key in the header JSON.
+    let header_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + header_len]).unwrap();
+    header["header"].as_object_mut().unwrap().remove("score_baseline").unwrap();
+    let header = serde_json::to_vec(&header).unwrap();
+    let rest = bytes[20 + header_len..bytes.len() - 4].to_vec();
+    bytes.truncate(8);
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&rest);
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    assert_eq!(ModelFile::from_bytes(&bytes).unwrap(), m);
 }
 
 #[test]

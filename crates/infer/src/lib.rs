@@ -389,17 +389,16 @@ fn widen(layer: &DenseLayer) -> (Vec<f64>, Vec<f64>) {
     (layer.weight.iter().map(|&v| f64::from(v)).collect(), layer.bias.iter().map(|&v| f64::from(v)).collect())
 }
 
-/// Extra channels a [`ScoredSeparator`] appends to every output frame: the frame's
-/// log-prior, then its reconstruction error (see [`Separator::process_scored`]).
-pub const SCORE_CHANNELS: usize = 2;
+pub use unmix_core::SCORE_CHANNELS;
 
 /// Frames a [`ScoredSeparator`] scores at a time (the size of its scratch buffers).
 const SCORED_BLOCK_FRAMES: usize = 1024;
 
 /// The separator as a pipeline stage that scores as it separates: every output frame is
-/// the `n` sources followed by the frame's log-prior and reconstruction error
-/// (`n + SCORE_CHANNELS` channels), so that a downstream stage can watch them travel in
-/// step with the sources they describe.
+/// the `n` sources followed by the [`SCORE_CHANNELS`] scores — log-prior, reconstruction
+/// error, and whether each lies beyond the threshold of the model's
+/// [`ScoreBaseline`](unmix_format::ScoreBaseline) (1 or 0; NaN for a model without one) —
+/// so that a downstream stage can watch them travel in step with the sources they describe.
 ///
 /// # Real-time safety
 /// Scratch buffers are allocated in [`ScoredSeparator::new`]; [`process`](Self::process)
@@ -407,6 +406,8 @@ const SCORED_BLOCK_FRAMES: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct ScoredSeparator {
     separator: Separator,
+    /// `(log-prior below which, reconstruction error above which)` a frame is an outlier.
+    thresholds: Option<(f32, f32)>,
     sources: Vec<f32>,
     log_prior: Vec<f32>,
     reconstruction_error: Vec<f32>,
@@ -419,6 +420,7 @@ impl ScoredSeparator {
         let n = separator.sources();
         Self {
             separator,
+            thresholds: model.header.score_baseline.map(|b| (b.log_prior_p01, b.reconstruction_error_p99)),
             sources: vec![0.0; SCORED_BLOCK_FRAMES * n],
             log_prior: vec![0.0; SCORED_BLOCK_FRAMES],
             reconstruction_error: vec![0.0; SCORED_BLOCK_FRAMES],
@@ -459,6 +461,12 @@ impl ScoredSeparator {
                 out[..n].copy_from_slice(s);
                 out[n] = lp;
                 out[n + 1] = re;
+                let (lp_outlier, re_outlier) = match self.thresholds {
+                    Some((lp_low, re_high)) => (f32::from(u8::from(lp < lp_low)), f32::from(u8::from(re > re_high))),
+                    None => (f32::NAN, f32::NAN),
+                };
+                out[n + 2] = lp_outlier;
+                out[n + 3] = re_outlier;
             }
         }
         Ok(())

@@ -8,7 +8,7 @@ mod counting_alloc;
 use counting_alloc::allocations;
 use unmix_core::Recording;
 use unmix_dsp::{Normaliser, NormaliserConfig};
-use unmix_format::{Activation, DenseLayer, GmmParams, ModelFile, ModelHeader, ModelWeights};
+use unmix_format::{Activation, DenseLayer, GmmParams, ModelFile, ModelHeader, ModelWeights, ScoreBaseline};
 use unmix_infer::{SCORE_CHANNELS, ScoredSeparator, Separator};
 
 fn model(m: usize, n: usize, hidden: &[usize], whiten: bool) -> ModelFile {
@@ -38,6 +38,7 @@ fn model(m: usize, n: usize, hidden: &[usize], whiten: bool) -> ModelFile {
             normaliser,
             training_config: serde_json::Value::Null,
             training_summary: serde_json::Value::Null,
+            score_baseline: None,
         },
         weights: ModelWeights {
             activation: Activation::Tanh,
@@ -99,6 +100,31 @@ fn scored_separator_interleaves_the_scores_without_allocating() {
             assert_eq!(&frame[..n], &sources[t * n..(t + 1) * n], "frame {t}");
             assert_eq!(frame[n], log_prior[t], "frame {t}");
             assert_eq!(frame[n + 1], error[t], "frame {t}");
+            assert!(frame[n + 2].is_nan() && frame[n + 3].is_nan(), "no baseline, no outlier flags");
         }
+
+        // With a baseline at the medians of these frames, about half of them are flagged.
+        let median = |v: &[f32]| {
+            let mut v = v.to_vec();
+            v.sort_by(f32::total_cmp);
+            v[v.len() / 2]
+        };
+        let (lp_median, re_median) = (median(&log_prior), median(&error));
+        let mut with_baseline = model.clone();
+        with_baseline.header.score_baseline = Some(ScoreBaseline {
+            frames: 5000,
+            log_prior_p01: lp_median,
+            log_prior_median: lp_median,
+            reconstruction_error_p99: re_median,
+            reconstruction_error_median: re_median,
+        });
+        let mut flagged = ScoredSeparator::new(&with_baseline);
+        flagged.process(&input, &mut output).unwrap();
+        for (t, frame) in output.chunks_exact(width).enumerate() {
+            assert_eq!(frame[n + 2], f32::from(u8::from(log_prior[t] < lp_median)), "frame {t}");
+            assert_eq!(frame[n + 3], f32::from(u8::from(error[t] > re_median)), "frame {t}");
+        }
+        let share = output.chunks_exact(width).map(|f| f[n + 2]).sum::<f32>() / 5000.0;
+        assert!((share - 0.5).abs() < 0.01, "{share}");
     }
 }

@@ -4,8 +4,9 @@
 //! array through a concert — wants, every few seconds, how strong each source was and
 //! whether the frames still look like the data the model learned from. The scored
 //! separator (`unmix_infer::ScoredSeparator`) gives every frame its `n` sources followed
-//! by two scores: the log-density of those sources under the learned priors and the
-//! decoder's reconstruction error. [`WindowMonitor`] is the pipeline's windowing stage
+//! by its scores ([`SCORE_CHANNELS`]): the log-density of those sources under the learned
+//! priors, the decoder's reconstruction error, and whether each lies beyond the
+//! threshold the training segment set (its 1st and 99th percentile). [`WindowMonitor`] is the pipeline's windowing stage
 //! for them: a [`Sink`] that forwards the sources to the output sink unchanged, cuts the
 //! stream into windows of [`WindowSpec::window_frames`] every [`WindowSpec::hop_frames`]
 //! (a [`Framer`], so overlapping windows and arbitrary block sizes come out the same) and
@@ -18,6 +19,7 @@
 //! | `rms_source1` … | root mean square of each source over the window |
 //! | `log_prior_mean`, `log_prior_min` | mean and lowest per-frame `Σ_j log p_j(μ_j)` (nats) |
 //! | `reconstruction_error_mean`, `reconstruction_error_max` | mean and highest per-frame `‖g(μ) − y‖²/d` |
+//! | `log_prior_outliers`, `reconstruction_outliers` | share of frames beyond the training segment's 1st / 99th percentile (about 0.01 on data like it; NaN for a model without that baseline) |
 //!
 //! A falling log-prior says the sources left the range the model learned; a rising
 //! reconstruction error says the mixing itself changed — what a structural-health
@@ -34,8 +36,7 @@
 use unmix_core::{BoxError, Sink};
 use unmix_stream::Framer;
 
-/// Score channels after the sources in every input frame: log-prior, reconstruction error.
-pub const SCORE_CHANNELS: usize = 2;
+pub use unmix_core::SCORE_CHANNELS;
 
 /// Why a monitor cannot be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -101,14 +102,22 @@ pub fn score_columns(sources: usize) -> Vec<String> {
     let mut names = vec!["start_s".to_string(), "frames".to_string()];
     names.extend((1..=sources).map(|j| format!("rms_source{j}")));
     names.extend(
-        ["log_prior_mean", "log_prior_min", "reconstruction_error_mean", "reconstruction_error_max"].map(String::from),
+        [
+            "log_prior_mean",
+            "log_prior_min",
+            "reconstruction_error_mean",
+            "reconstruction_error_max",
+            "log_prior_outliers",
+            "reconstruction_outliers",
+        ]
+        .map(String::from),
     );
     names
 }
 
 /// Values per score row for `sources` sources.
 pub fn row_len(sources: usize) -> usize {
-    sources + 6
+    sources + 8
 }
 
 /// Summarises the first `valid` frames of a window of `sources + SCORE_CHANNELS`-channel
@@ -116,7 +125,9 @@ pub fn row_len(sources: usize) -> usize {
 /// starting `start_s` seconds into the stream. Sums run in `f64`.
 ///
 /// Frames whose log-prior is NaN carry no score (a live session before its first model)
-/// and are left out of the four score columns, which are NaN when no frame is scored.
+/// and are left out of the score columns, which are NaN when no frame is scored; the
+/// outlier shares are NaN as well when the frames carry no outlier flags (a model
+/// without a baseline).
 pub fn summarise_window(window: &[f32], valid: usize, sources: usize, start_s: f64, row: &mut [f32]) {
     let width = sources + SCORE_CHANNELS;
     let frames = &window[..valid * width];
@@ -128,23 +139,32 @@ pub fn summarise_window(window: &[f32], valid: usize, sources: usize, start_s: f
     }
     let (mut scored, mut lp_sum, mut lp_min, mut re_sum, mut re_max) =
         (0usize, 0.0f64, f32::INFINITY, 0.0f64, f32::NEG_INFINITY);
+    let (mut flagged, mut lp_outliers, mut re_outliers) = (0usize, 0.0f64, 0.0f64);
     for f in frames.chunks_exact(width).filter(|f| !f[sources].is_nan()) {
-        let (lp, re) = (f[sources], f[sources + 1]);
+        let s = &f[sources..];
         scored += 1;
-        lp_sum += f64::from(lp);
-        lp_min = lp_min.min(lp);
-        re_sum += f64::from(re);
-        re_max = re_max.max(re);
+        lp_sum += f64::from(s[0]);
+        lp_min = lp_min.min(s[0]);
+        re_sum += f64::from(s[1]);
+        re_max = re_max.max(s[1]);
+        if !s[2].is_nan() {
+            flagged += 1;
+            lp_outliers += f64::from(s[2]);
+            re_outliers += f64::from(s[3]);
+        }
     }
     let tail = &mut row[2 + sources..];
-    if scored == 0 {
-        tail.fill(f32::NAN);
-        return;
+    tail.fill(f32::NAN);
+    if scored > 0 {
+        tail[0] = (lp_sum / scored as f64) as f32;
+        tail[1] = lp_min;
+        tail[2] = (re_sum / scored as f64) as f32;
+        tail[3] = re_max;
     }
-    tail[0] = (lp_sum / scored as f64) as f32;
-    tail[1] = lp_min;
-    tail[2] = (re_sum / scored as f64) as f32;
-    tail[3] = re_max;
+    if flagged > 0 {
+        tail[4] = (lp_outliers / flagged as f64) as f32;
+        tail[5] = (re_outliers / flagged as f64) as f32;
+    }
 }
 
 /// The windowing stage: forwards the sources, writes one score row per window.
@@ -278,13 +298,18 @@ mod tests {
         }
     }
 
-    /// Frames of `n` sources and two scores with distinct, checkable values.
+    /// Frames of `n` sources and their scores with distinct, checkable values (the
+    /// outlier flags 0 or 1).
     fn stream(frames: usize, n: usize) -> Vec<f32> {
         let width = n + SCORE_CHANNELS;
         (0..frames * width)
             .map(|i| {
                 let (t, c) = (i / width, i % width);
-                ((t * 31 + c * 17) % 23) as f32 / 7.0 - 1.5
+                if c >= n + 2 {
+                    ((t * 7 + c) % 3 == 0) as u8 as f32
+                } else {
+                    ((t * 31 + c * 17) % 23) as f32 / 7.0 - 1.5
+                }
             })
             .collect()
     }
@@ -308,6 +333,9 @@ mod tests {
             row.push(lp.iter().copied().fold(f64::INFINITY, f64::min));
             row.push(re.iter().sum::<f64>() / len as f64);
             row.push(re.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+            for flag in [n + 2, n + 3] {
+                row.push(ts.iter().map(|&t| f64::from(frame(t)[flag])).sum::<f64>() / len as f64);
+            }
             rows.push(row);
         };
         while start + window <= frames {
@@ -407,19 +435,25 @@ mod tests {
     #[test]
     fn unscored_frames_are_left_out_of_the_scores() {
         // Two sources; frames 0–1 unscored (NaN), frames 2–3 scored.
+        let nan = f32::NAN;
         let frames = [
-            [1.0, 2.0, f32::NAN, f32::NAN],
-            [1.0, 2.0, f32::NAN, f32::NAN],
-            [3.0, 0.0, -2.0, 0.5],
-            [3.0, 0.0, -4.0, 1.5],
+            [1.0, 2.0, nan, nan, nan, nan],
+            [1.0, 2.0, nan, nan, nan, nan],
+            [3.0, 0.0, -2.0, 0.5, 0.0, 0.0],
+            [3.0, 0.0, -4.0, 1.5, 1.0, 0.0],
         ];
         let window: Vec<f32> = frames.iter().flatten().copied().collect();
         let mut row = vec![0.0f32; row_len(2)];
         summarise_window(&window, 4, 2, 0.0, &mut row);
         assert_eq!(row[..4], [0.0, 4.0, 5.0f32.sqrt(), 2.0f32.sqrt()]);
-        assert_eq!(row[4..], [-3.0, -4.0, 1.0, 1.5]);
+        assert_eq!(row[4..], [-3.0, -4.0, 1.0, 1.5, 0.5, 0.0]);
         summarise_window(&window, 2, 2, 0.0, &mut row);
         assert!(row[4..].iter().all(|v| v.is_nan()), "{row:?}");
+        // Scored but without outlier flags (a model without a baseline).
+        let unflagged: Vec<f32> = [[3.0, 0.0, -2.0, 0.5, nan, nan]].iter().flatten().copied().collect();
+        summarise_window(&unflagged, 1, 2, 0.0, &mut row);
+        assert_eq!(row[4..8], [-2.0, -2.0, 0.5, 0.5]);
+        assert!(row[8].is_nan() && row[9].is_nan(), "{row:?}");
     }
 
     #[test]

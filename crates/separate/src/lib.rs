@@ -15,7 +15,7 @@ use unmix_dsp::gmm::fit_1d;
 use unmix_dsp::ica::{FastIcaConfig, fast_ica};
 use unmix_dsp::metrics::{hungarian_min_cost, pearson};
 use unmix_dsp::{Normaliser, NormaliserConfig};
-use unmix_format::{GmmParams, ModelFile, ModelHeader};
+use unmix_format::{GmmParams, ModelFile, ModelHeader, ScoreBaseline};
 use unmix_infer::Separator;
 pub use unmix_model::consensus::{ConsensusConfig, ConsensusReport, Progress};
 use unmix_model::consensus::{WarmStart, fit_with_restarts};
@@ -252,6 +252,7 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
             normaliser,
             training_config: serde_json::to_value(&training).unwrap_or_default(),
             training_summary: serde_json::to_value(&fitted.history.summary).unwrap_or_default(),
+            score_baseline: None,
         },
         weights: fitted.model.export(),
     };
@@ -266,6 +267,7 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
         file.header.sources = keep.len();
     }
     let ordering = fix_order_and_sign(&mut file, &segment)?;
+    file.header.score_baseline = Some(score_baseline(&file, &segment)?);
     Ok(Fitted { model: file, history: fitted.history, consensus: fitted.consensus, count, ica, latents, ordering })
 }
 
@@ -387,6 +389,36 @@ pub fn align_to(reference: &ModelFile, model: &mut ModelFile, segment: &Recordin
     Ok(order.iter().enumerate().map(|(j, &k)| corr[j][k].abs()).collect())
 }
 
+/// The model's monitoring scores on its training segment, summarised into outlier
+/// thresholds (the 1st percentile of the log-prior, the 99th of the reconstruction error)
+/// and medians. Stored in the model, they let the monitoring windows count the frames
+/// unlike the training data.
+pub fn score_baseline(model: &ModelFile, segment: &Recording) -> Result<ScoreBaseline> {
+    if segment.channels() != model.header.channels {
+        return Err(Error::ChannelMismatch { expected: model.header.channels, got: segment.channels() });
+    }
+    let frames = segment.frames();
+    if frames == 0 {
+        return Err(Error::TooShort { frames });
+    }
+    let mut separator = Separator::new(model);
+    let mut sources = vec![0.0f32; frames * separator.sources()];
+    let (mut log_prior, mut error) = (vec![0.0f32; frames], vec![0.0f32; frames]);
+    separator.process_scored(segment.interleaved(), &mut sources, &mut log_prior, &mut error)?;
+    log_prior.sort_by(f32::total_cmp);
+    error.sort_by(f32::total_cmp);
+    // Nearest-rank quantiles: `q` of the frames lie at or below the value.
+    let quantile =
+        |sorted: &[f32], q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    Ok(ScoreBaseline {
+        frames,
+        log_prior_p01: quantile(&log_prior, 0.01),
+        log_prior_median: quantile(&log_prior, 0.5),
+        reconstruction_error_p99: quantile(&error, 0.99),
+        reconstruction_error_median: quantile(&error, 0.5),
+    })
+}
+
 /// Applies a model's encoder to every frame of `recording`: the posterior means.
 pub fn apply(model: &ModelFile, recording: &Recording) -> Result<Recording> {
     if recording.channels() != model.header.channels {
@@ -469,6 +501,29 @@ mod tests {
             assert!(error.iter().all(|e| e.is_finite() && *e >= 0.0));
             assert!(error.iter().any(|&e| e != error[0]) && log_prior.iter().any(|&p| p != log_prior[0]));
         }
+    }
+
+    /// The fitted model carries its score baseline: on fresh frames of the same mixture
+    /// about 1 % of them fall beyond each threshold.
+    #[test]
+    fn the_score_baseline_flags_about_one_frame_in_a_hundred() {
+        let data = generate(&SynthConfig { frames: 22_000, ..SynthConfig::paper(MixKind::Linear, 4) }).unwrap();
+        let config = SeparateConfig { max_train_frames: 2000, ..quick_config(3, vec![16]) };
+        let model = fit(&data.mixture, &config, &mut |_| {}).unwrap().model;
+        let baseline = model.header.score_baseline.expect("fit measures the baseline");
+        assert_eq!(baseline.frames, 2000);
+        assert!(baseline.log_prior_p01 < baseline.log_prior_median);
+        assert!(baseline.reconstruction_error_p99 > baseline.reconstruction_error_median);
+        let fresh = Recording::from_interleaved(8000, 3, data.mixture.interleaved()[2000 * 3..].to_vec()).unwrap();
+        let frames = fresh.frames();
+        let mut separator = unmix_infer::Separator::new(&model);
+        let (mut mu, mut log_prior, mut error) = (vec![0.0; frames * 3], vec![0.0; frames], vec![0.0; frames]);
+        separator.process_scored(fresh.interleaved(), &mut mu, &mut log_prior, &mut error).unwrap();
+        let low = log_prior.iter().filter(|&&v| v < baseline.log_prior_p01).count() as f64 / frames as f64;
+        let high = error.iter().filter(|&&v| v > baseline.reconstruction_error_p99).count() as f64 / frames as f64;
+        assert!((0.002..0.03).contains(&low), "{low}");
+        assert!((0.002..0.03).contains(&high), "{high}");
+        assert!(matches!(score_baseline(&model, &fresh.head(0)), Err(Error::TooShort { frames: 0 })));
     }
 
     #[test]
