@@ -37,8 +37,10 @@ pub struct ApplyArgs {
     quiet: bool,
     /// Also write per-window monitoring scores to this CSV: each window's start time,
     /// frame count, RMS of every source, mean and lowest log-prior of the sources under
-    /// the learned priors, mean and highest reconstruction error. A falling log-prior or a
-    /// rising reconstruction error flags data unlike the training segment.
+    /// the learned priors, mean and highest reconstruction error, and the shares of frames
+    /// beyond the training segment's 1st / 99th percentiles of the two (about 0.01 on
+    /// data like it). A falling log-prior or a rising reconstruction error flags data
+    /// unlike the training segment.
     #[arg(long, value_name = "CSV")]
     scores: Option<PathBuf>,
     #[command(flatten)]

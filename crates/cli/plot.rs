@@ -220,13 +220,13 @@ pub fn truth_vs_estimate(
 }
 
 /// The monitoring scores over time (`separate --scores`): each source's RMS, the
-/// log-prior (window mean and lowest frame) and the reconstruction error (window mean
-/// and highest frame), one point per window at its start.
+/// log-prior (window mean and lowest frame), the reconstruction error (window mean and
+/// highest frame) and the shares of outlying frames, one point per window at its start.
 pub fn monitoring(path: &Path, scores: &Recording, sources: usize) -> Result<()> {
     register_font()?;
-    let root = BitMapBackend::new(path, (1200, 900)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1200, 1200)).into_drawing_area();
     root.fill(&WHITE).map_err(err(path))?;
-    let panels = root.split_evenly((3, 1));
+    let panels = root.split_evenly((4, 1));
     let start_s = scores.channel(0);
     let column = |c: usize| -> Vec<(f64, f64)> {
         start_s.iter().zip(scores.channel(c)).map(|(&t, v)| (f64::from(t), f64::from(v))).collect()
@@ -245,6 +245,12 @@ pub fn monitoring(path: &Path, scores: &Recording, sources: usize) -> Result<()>
         "reconstruction error: high = the mixing changed",
         "window start, s",
         &[("window mean".into(), column(at + 2)), ("highest frame".into(), column(at + 3))],
+    )?;
+    line_panel(
+        &panels[3],
+        "share of frames beyond the training segment's 1st / 99th percentile (≈ 0.01 on like data)",
+        "window start, s",
+        &[("log-prior below".into(), column(at + 4)), ("reconstruction error above".into(), column(at + 5))],
     )?;
     root.present().map_err(err(path))?;
     Ok(())

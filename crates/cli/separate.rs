@@ -128,9 +128,10 @@ pub struct SeparateArgs {
     /// Print per-stage statistics of the separation stream.
     #[arg(long)]
     pub stats: bool,
-    /// Also write per-window monitoring scores of the whole input to scores.csv: each
-    /// window's start time, frame count, RMS of every source, mean and lowest log-prior,
-    /// mean and highest reconstruction error (as `unmix apply --scores`).
+    /// Also write per-window monitoring scores of the whole input to scores.csv (and plot
+    /// them in scores.png): each window's start time, frame count, RMS of every source,
+    /// mean and lowest log-prior, mean and highest reconstruction error, and the shares of
+    /// outlying frames (as `unmix apply --scores`).
     #[arg(long)]
     pub scores: bool,
     #[command(flatten)]

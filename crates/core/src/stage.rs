@@ -38,7 +38,8 @@ pub trait Sink: Send {
 
 /// Score channels a scoring processor appends to every frame of sources, in this order:
 /// 0. `log_prior`: `Σ_j log p_j(μ_j)` under the learned priors (nats; NaN: no model yet);
-/// 1. `reconstruction_error`: `‖g(μ) − y‖² / d` on the normalised frame;
+/// 1. `reconstruction_error`: `‖ẑ − z‖² / m`, the decoder's error on the standardised
+///    channels;
 /// 2. `log_prior_outlier`: 1 when the log-prior is below the training segment's 1st
 ///    percentile, else 0 (NaN when the model carries no baseline);
 /// 3. `reconstruction_outlier`: 1 when the reconstruction error is above the training

@@ -72,7 +72,8 @@ pub struct ScoreBaseline {
     pub log_prior_p01: f32,
     /// Median per-frame log-prior (nats), for reference.
     pub log_prior_median: f32,
-    /// 99th percentile of the per-frame reconstruction error `‖g(μ) − y‖² / d`.
+    /// 99th percentile of the per-frame reconstruction error `‖ẑ − z‖² / m` (see
+    /// `unmix_infer::Separator::process_scored`).
     pub reconstruction_error_p99: f32,
     /// Median per-frame reconstruction error, for reference.
     pub reconstruction_error_median: f32,

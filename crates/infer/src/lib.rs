@@ -6,8 +6,8 @@
 //! when the processor has it (chosen once, at construction) and a fast rational `tanh`.
 //!
 //! [`Separator::process_scored`] also scores every frame for monitoring: its log-density
-//! under the learned per-source priors and how well the decoder reconstructs it from the
-//! sources (both in the model's normalised units), beside the constant posterior standard
+//! under the learned per-source priors and how well the decoder reconstructs its
+//! standardised channels from the sources, beside the constant posterior standard
 //! deviations `σ_j` ([`Separator::posterior_std`]) that give each source its uncertainty band.
 //!
 //! # Real-time safety
@@ -105,18 +105,21 @@ pub struct Separator {
     sources: usize,
     activation: Activation,
     layers: Vec<PackedLayer>,
-    /// The normalisation alone (`channels → dims`), for the reconstruction error.
-    normalise: PackedLayer,
-    /// Normalised dimensions the decoder reconstructs.
-    dims: usize,
-    decoder: Vec<PackedLayer>,
+    /// Centring and scaling alone (`channels → channels`): the frame the reconstruction
+    /// error is measured against.
+    standardise: PackedLayer,
+    /// The decoder, then (with whitening) the map from the whitened dimensions back to
+    /// the standardised channels, `U Λ^{1/2}`: its output is comparable with `standardise`'s.
+    reconstruct: Vec<PackedLayer>,
+    /// Layers of `reconstruct` that are the decoder's.
+    decoder_layers: usize,
     /// `[source][component]`.
     prior: Vec<PriorComponent>,
     posterior_std: Vec<f32>,
     /// Two `[BLOCK_FRAMES][widest]` buffers, ping-ponged between layers.
     buffers: [Vec<f32>; 2],
-    /// `[BLOCK_FRAMES][widest]`: the normalised input while scoring.
-    normalised: Vec<f32>,
+    /// `[BLOCK_FRAMES][widest]`: the standardised input while scoring.
+    standardised: Vec<f32>,
     widest: usize,
     kernel: kernel::Kernel,
 }
@@ -132,17 +135,18 @@ impl Separator {
             let inputs = if index == 0 { normaliser.input_channels() } else { layer.inputs };
             layers.push(PackedLayer::pack(inputs, layer.outputs, &w, &b));
         }
-        let dims = normaliser.output_dims();
-        // The normalisation alone is the fold of an identity layer (ones on the diagonal).
-        let identity = DenseLayer {
-            inputs: dims,
-            outputs: dims,
-            weight: (0..dims * dims).map(|i| f32::from(u8::from(i % (dims + 1) == 0))).collect(),
-            bias: vec![0.0; dims],
+        let m = normaliser.input_channels();
+        let standardise = {
+            let mut weight = vec![0.0f64; m * m];
+            let mut bias = vec![0.0f64; m];
+            for c in 0..m {
+                let inv = 1.0 / f64::from(normaliser.scale[c]);
+                weight[c * m + c] = inv;
+                bias[c] = -f64::from(normaliser.mean[c]) * inv;
+            }
+            PackedLayer::pack(m, m, &weight, &bias)
         };
-        let (w, b) = fold_normaliser(normaliser, &identity);
-        let normalise = PackedLayer::pack(normaliser.input_channels(), dims, &w, &b);
-        let decoder: Vec<PackedLayer> = weights
+        let mut reconstruct: Vec<PackedLayer> = weights
             .decoder
             .iter()
             .map(|layer| {
@@ -150,21 +154,29 @@ impl Separator {
                 PackedLayer::pack(layer.inputs, layer.outputs, &w, &b)
             })
             .collect();
+        if let Some(whitening) = &normaliser.whitening {
+            // Whitening is `W = Λ^{-1/2} Uᵀ` (rows: the top eigenvectors), so `U Λ^{1/2}`
+            // has `W[k][c] λ_k` at input k, output c.
+            let dims = normaliser.output_dims();
+            let weight: Vec<f64> =
+                (0..dims * m).map(|i| f64::from(whitening[i]) * f64::from(normaliser.eigenvalues[i / m])).collect();
+            reconstruct.push(PackedLayer::pack(dims, m, &weight, &vec![0.0; m]));
+        }
         let widest =
-            layers.iter().chain(&decoder).chain([&normalise]).map(|l| l.padded.max(l.inputs)).max().unwrap_or(0);
+            layers.iter().chain(&reconstruct).chain([&standardise]).map(|l| l.padded.max(l.inputs)).max().unwrap_or(0);
         let prior = prior_components(&weights.prior);
         Self {
             channels: normaliser.input_channels(),
             sources: weights.sources(),
             activation: weights.activation,
             layers,
-            normalise,
-            dims,
-            decoder,
+            standardise,
+            decoder_layers: weights.decoder.len(),
+            reconstruct,
             prior,
             posterior_std: weights.posterior_std(),
             buffers: [vec![0.0; BLOCK_FRAMES * widest], vec![0.0; BLOCK_FRAMES * widest]],
-            normalised: vec![0.0; BLOCK_FRAMES * widest],
+            standardised: vec![0.0; BLOCK_FRAMES * widest],
             widest,
             kernel: kernel::Kernel::detect(),
         }
@@ -205,8 +217,11 @@ impl Separator {
     /// [`process`](Self::process), and for every frame `t` also
     /// - `log_prior[t] = Σ_j log p_j(μ_tj)`, the log-density of its sources under the
     ///   learned priors (in nats, normalised units): low for frames unlike the training data;
-    /// - `reconstruction_error[t] = ‖g(μ_t) − y_t‖² / d`, the decoder's mean squared error
-    ///   on the normalised frame `y_t` (`d` its dimensions): high when the mixing changed.
+    /// - `reconstruction_error[t] = ‖ẑ_t − z_t‖² / m`, the mean squared error of the
+    ///   decoder's reconstruction `ẑ_t` of the standardised frame `z_t` (centred, scaled to
+    ///   unit variance per channel; with whitening, `ẑ_t = U Λ^{1/2} g(μ_t)` maps the
+    ///   decoder's output back from the whitened dimensions, so energy outside the learned
+    ///   subspace counts too): high when the mixing changed.
     ///
     /// This costs one decoder pass more than `process`.
     pub fn process_scored(
@@ -254,14 +269,15 @@ impl Separator {
         Ok(())
     }
 
-    /// Encodes a block; with `normalise`, also keeps its normalised frames for scoring.
-    fn encode_block(&mut self, input: &[f32], output: &mut [f32], normalise: bool) {
+    /// Encodes a block; with `keep_standardised`, also keeps its standardised frames for
+    /// scoring.
+    fn encode_block(&mut self, input: &[f32], output: &mut [f32], keep_standardised: bool) {
         let (stride, frames) = (self.widest, input.len() / self.channels);
         let [a, b] = &mut self.buffers;
         // Frames are laid out with row stride `widest`; the input layer reads `channels`.
         scatter(input, self.channels, a, stride);
-        if normalise {
-            self.kernel.dense(a, &mut self.normalised, stride, frames, &self.normalise, None);
+        if keep_standardised {
+            self.kernel.dense(a, &mut self.standardised, stride, frames, &self.standardise, None);
         }
         let last = self.layers.len() - 1;
         let out =
@@ -270,17 +286,20 @@ impl Separator {
     }
 
     /// Scores a block whose sources `mu` [`encode_block`](Self::encode_block) computed
-    /// (with `normalise`).
+    /// (keeping the standardised frames).
     fn score_block(&mut self, mu: &[f32], log_prior: &mut [f32], reconstruction_error: &mut [f32]) {
-        let (stride, frames, dims) = (self.widest, log_prior.len(), self.dims);
+        let (stride, frames, m) = (self.widest, log_prior.len(), self.channels);
         let [a, b] = &mut self.buffers;
         scatter(mu, self.sources, a, stride);
-        let last = self.decoder.len() - 1;
-        let decoded =
-            run_layers(self.kernel, &self.decoder, a, b, stride, frames, |i| (i != last).then_some(self.activation));
+        // The activation sits between the decoder's layers only: not after its last layer,
+        // nor after the linear map back from the whitened dimensions.
+        let hidden = self.decoder_layers - 1;
+        let decoded = run_layers(self.kernel, &self.reconstruct, a, b, stride, frames, |i| {
+            (i < hidden).then_some(self.activation)
+        });
         for (f, error) in reconstruction_error.iter_mut().enumerate() {
-            let (y_hat, y) = (&decoded[f * stride..f * stride + dims], &self.normalised[f * stride..f * stride + dims]);
-            *error = y_hat.iter().zip(y).map(|(p, q)| (p - q) * (p - q)).sum::<f32>() / dims as f32;
+            let (z_hat, z) = (&decoded[f * stride..f * stride + m], &self.standardised[f * stride..f * stride + m]);
+            *error = z_hat.iter().zip(z).map(|(p, q)| (p - q) * (p - q)).sum::<f32>() / m as f32;
         }
         let k = self.prior.len() / self.sources;
         for (frame, lp) in mu.chunks_exact(self.sources).zip(log_prior.iter_mut()) {

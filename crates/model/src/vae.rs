@@ -159,15 +159,15 @@ impl PdgmmVae {
         })
     }
 
-    /// Per-frame monitoring scores of a whole interleaved `frames × inputs` buffer of
-    /// normalised frames: `Σ_j log p_j(μ_j)` and `‖g(μ) − y‖² / inputs` (the reference for
-    /// the inference engine's `process_scored`).
+    /// For a whole interleaved `frames × inputs` buffer of normalised frames: every frame's
+    /// `Σ_j log p_j(μ_j)`, and its reconstruction `g(μ)` (interleaved, `frames × inputs`) —
+    /// the reference for the inference engine's `process_scored`.
     pub fn score_all(&self, data: &[f32], inputs: usize, device: &Device) -> (Vec<f32>, Vec<f32>) {
-        let (mut log_prior, mut reconstruction) = (Vec::new(), Vec::new());
+        let (mut log_prior, mut reconstruction) = (Vec::new(), Vec::with_capacity(data.len()));
         for y in frame_chunks(data, inputs, device) {
-            let mu = self.encode(y.clone());
+            let mu = self.encode(y);
             log_prior.extend(to_vec(self.prior.log_density(mu.clone()).sum_dim(1)));
-            reconstruction.extend(to_vec((self.decode(mu) - y).square().mean_dim(1)));
+            reconstruction.extend(to_vec(self.decode(mu)));
         }
         (log_prior, reconstruction)
     }

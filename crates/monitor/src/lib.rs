@@ -18,7 +18,7 @@
 //! | `frames` | frames in the window (fewer only in the last, partial one) |
 //! | `rms_source1` … | root mean square of each source over the window |
 //! | `log_prior_mean`, `log_prior_min` | mean and lowest per-frame `Σ_j log p_j(μ_j)` (nats) |
-//! | `reconstruction_error_mean`, `reconstruction_error_max` | mean and highest per-frame `‖g(μ) − y‖²/d` |
+//! | `reconstruction_error_mean`, `reconstruction_error_max` | mean and highest per-frame `‖ẑ − z‖²/m`, the decoder's error on the standardised channels |
 //! | `log_prior_outliers`, `reconstruction_outliers` | share of frames beyond the training segment's 1st / 99th percentile (about 0.01 on data like it; NaN for a model without that baseline) |
 //!
 //! A falling log-prior says the sources left the range the model learned; a rising
