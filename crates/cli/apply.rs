@@ -88,16 +88,7 @@ impl WindowArgs {
 impl Monitoring {
     /// The windows in frames at `sample_rate_hz`.
     pub fn spec(&self, sample_rate_hz: u32) -> Result<WindowSpec> {
-        let frames = |seconds: f64| (seconds * f64::from(sample_rate_hz)).round() as usize;
-        let (window, hop) = (frames(self.window_s), frames(self.hop_s));
-        if hop == 0 {
-            bail!(
-                "monitoring windows of {} s every {} s: less than one frame at {sample_rate_hz} Hz",
-                self.window_s,
-                self.hop_s
-            );
-        }
-        Ok(WindowSpec::new(window, hop, sample_rate_hz)?)
+        Ok(WindowSpec::from_seconds(self.window_s, self.hop_s, sample_rate_hz)?)
     }
 }
 

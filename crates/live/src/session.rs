@@ -295,13 +295,8 @@ impl LiveSession {
         let sink: Box<dyn Sink> = match &config.scores {
             None => Box::new(TeeSink(sinks)),
             Some(scores) => {
-                let frames = |seconds: f64| (seconds * f64::from(rate)).round() as usize;
-                let spec = WindowSpec::new(frames(scores.window_s), frames(scores.hop_s), rate).map_err(|e| {
-                    Error::Config(format!(
-                        "--window-s {} / --hop-s {} at {rate} Hz: {e}",
-                        scores.window_s, scores.hop_s
-                    ))
-                })?;
+                let spec = WindowSpec::from_seconds(scores.window_s, scores.hop_s, rate)
+                    .map_err(|e| Error::Config(e.to_string()))?;
                 let writer = unmix_io::CsvStreamWriter::create(&scores.path, &score_columns(n))?;
                 Box::new(
                     WindowMonitor::new(n, spec, config.frame_len, Box::new(TeeSink(sinks)), Box::new(writer))

@@ -39,7 +39,7 @@ use unmix_stream::Framer;
 pub use unmix_core::SCORE_CHANNELS;
 
 /// Why a monitor cannot be built.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum Error {
     /// A window must hold at least one frame, and the hop must be 1 ..= the window.
     #[error("monitoring windows of {window_frames} frames every {hop_frames} frames: need 1 ≤ hop ≤ window")]
@@ -52,6 +52,16 @@ pub enum Error {
     /// No sources to monitor.
     #[error("a monitor needs at least one source")]
     NoSources,
+    /// Windows given in seconds round to less than one frame.
+    #[error("monitoring windows of {window_s} s every {hop_s} s: less than one frame at {sample_rate_hz} Hz")]
+    ShorterThanAFrame {
+        /// Window length asked for, seconds.
+        window_s: f64,
+        /// Hop asked for, seconds.
+        hop_s: f64,
+        /// Sample rate of the stream.
+        sample_rate_hz: u32,
+    },
     /// The sample rate, needed for window times, is zero.
     #[error("a monitor needs a sample rate above 0 Hz")]
     SampleRate,
@@ -79,6 +89,17 @@ impl WindowSpec {
             return Err(Error::SampleRate);
         }
         Ok(Self { window_frames, hop_frames, sample_rate_hz })
+    }
+
+    /// Windows of `window_s` seconds every `hop_s` seconds, rounded to whole frames at
+    /// `sample_rate_hz`.
+    pub fn from_seconds(window_s: f64, hop_s: f64, sample_rate_hz: u32) -> Result<Self> {
+        let frames = |seconds: f64| (seconds * f64::from(sample_rate_hz)).round() as usize;
+        let (window_frames, hop_frames) = (frames(window_s), frames(hop_s));
+        if hop_frames == 0 && sample_rate_hz > 0 {
+            return Err(Error::ShorterThanAFrame { window_s, hop_s, sample_rate_hz });
+        }
+        Self::new(window_frames, hop_frames, sample_rate_hz)
     }
 
     /// Frames per window.
@@ -423,6 +444,11 @@ mod tests {
         assert_eq!(WindowSpec::new(0, 1, 10), Err(Error::Window { window_frames: 0, hop_frames: 1 }));
         assert_eq!(WindowSpec::new(4, 5, 10), Err(Error::Window { window_frames: 4, hop_frames: 5 }));
         assert_eq!(WindowSpec::new(4, 4, 0), Err(Error::SampleRate));
+        assert_eq!(
+            WindowSpec::from_seconds(0.25, 0.125, 8000).map(|s| (s.window_frames(), s.hop_frames())),
+            Ok((2000, 1000))
+        );
+        assert!(matches!(WindowSpec::from_seconds(1e-5, 1e-5, 8000), Err(Error::ShorterThanAFrame { .. })));
         let spec = WindowSpec::new(4, 4, 10).unwrap();
         assert!(matches!(
             WindowMonitor::new(0, spec, 16, Box::new(Keep::default()), Box::new(Keep::default())),
