@@ -131,3 +131,30 @@ fn existing_results_need_force() {
     args.extend_from_slice(QUICK);
     assert!(unmix(&args).status.success());
 }
+
+#[test]
+fn missing_files_and_unwritable_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 2, 2, 2000, 1);
+    let mix = mix.to_str().unwrap();
+    let missing = dir.path().join("nowhere.unmix");
+    let o = unmix(&["apply", missing.to_str().unwrap(), mix, "-o", dir.path().join("r.wav").to_str().unwrap()]);
+    assert_clean_failure(&o, "nowhere.unmix", "No such file");
+    assert_eq!(stderr(&o).matches("nowhere.unmix").count(), 1, "the path is said once: {}", stderr(&o));
+
+    let out = dir.path().join("out");
+    assert!(separate(std::path::Path::new(mix), "2", &out).status.success());
+    let model = out.join("model.unmix");
+    // Into a directory that does not exist: the message names the requested file, not
+    // the temporary one it would have been written through.
+    let unreachable = dir.path().join("no-such-dir").join("r.wav");
+    let o = unmix(&["apply", model.to_str().unwrap(), mix, "-o", unreachable.to_str().unwrap()]);
+    assert_clean_failure(&o, "no-such-dir/r.wav", "No such file or directory");
+    assert!(!stderr(&o).contains(".part"), "{}", stderr(&o));
+
+    // An output "directory" that is a file.
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    assert_clean_failure(&separate(std::path::Path::new(mix), "2", &file), "plain-file", "not a directory");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}

@@ -62,19 +62,44 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the error and its causes, outermost first.
-            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
-            let mut line = String::new();
-            for part in chain {
-                if !line.contains(&part) {
-                    if !line.is_empty() {
-                        line.push_str(": ");
-                    }
-                    line.push_str(&part);
-                }
-            }
+            let line = one_line(&e);
             eprintln!("error: {line}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, outermost first. A cause that repeats what the
+/// line already says (a path added as context by the caller and again by the library, say)
+/// is not said twice.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut previous = String::new();
+    for part in error.chain().map(ToString::to_string) {
+        let new = part.strip_prefix(previous.as_str()).and_then(|rest| rest.strip_prefix(": ")).unwrap_or(&part);
+        if !new.is_empty() && !line.contains(new) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(new);
+        }
+        previous = part;
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+    use anyhow::Context;
+
+    #[test]
+    fn one_line_says_each_part_once() {
+        let inner = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let library = anyhow::Error::new(inner).context("m.unmix: No such file or directory");
+        let e = Err::<(), _>(library).context("m.unmix").unwrap_err();
+        assert_eq!(one_line(&e), "m.unmix: No such file or directory");
+        let e = anyhow::anyhow!("disk full").context("cannot write out.wav");
+        assert_eq!(one_line(&e), "cannot write out.wav: disk full");
     }
 }

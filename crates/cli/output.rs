@@ -17,6 +17,9 @@ impl Staging {
     /// Prepares `dir` (created if missing). Refuses when any of `names` already exists
     /// there, unless `force`.
     pub fn new(dir: &Path, names: &[&str], force: bool) -> Result<Self> {
+        if dir.exists() && !dir.is_dir() {
+            bail!("{}: is a file, not a directory; the output (-o) must be a directory", dir.display());
+        }
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create the output directory", dir.display()))?;
         if !force {

@@ -23,8 +23,6 @@ pub use error::{Error, Result};
 pub use weights::{Activation, DenseLayer, GmmParams, ModelWeights};
 
 use std::io::Write;
-#[cfg(unix)]
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -178,16 +176,7 @@ impl ModelFile {
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes()?;
         let io = |source| Error::Io { path: path.to_path_buf(), source };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".unmix-").suffix(".part");
-        // Temporary files are private by default; the model is an ordinary file.
-        #[cfg(unix)]
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-        let mut tmp = builder.tempfile_in(dir).map_err(io)?;
+        let mut tmp = unmix_io::temp_file_beside(path).map_err(io)?;
         tmp.write_all(&bytes).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(path).map_err(|e| io(e.error))?;

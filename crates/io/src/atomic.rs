@@ -29,12 +29,29 @@ where
 /// A readable temporary file in `path`'s directory (so the final rename never crosses
 /// file systems), deleted if dropped before it is persisted.
 pub(crate) fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
+    temp_file_beside(path).map_err(io_error(path))
+}
+
+/// A temporary file (`.unmix-*.part`, mode 0644) in the directory `path` will be written
+/// to, to be persisted over `path` once it is complete and deleted if dropped before.
+///
+/// Its errors are about `path`'s directory and do not name the temporary file: users
+/// never asked for that name (tempfile's own errors end in "at path …/.unmix-x1Y2.part").
+pub fn temp_file_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let tmp = tempfile::Builder::new().prefix(".unmix-").suffix(".part").tempfile_in(dir).map_err(io_error(path))?;
-    make_readable(tmp.as_file()).map_err(io_error(path))?;
+    let tmp = tempfile::Builder::new().prefix(".unmix-").suffix(".part").tempfile_in(dir).map_err(|e| {
+        // tempfile wraps the OS error in one whose message ends in " at path …"; keep the
+        // OS's message.
+        let message = e.to_string();
+        match message.rfind(" at path ") {
+            Some(at) => std::io::Error::new(e.kind(), &message[..at]),
+            None => e,
+        }
+    })?;
+    make_readable(tmp.as_file())?;
     Ok(tmp)
 }
 

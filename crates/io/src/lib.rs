@@ -12,7 +12,7 @@ mod csv_file;
 mod error;
 mod wav;
 
-pub use atomic::write_atomically;
+pub use atomic::{temp_file_beside, write_atomically};
 pub use csv_file::{CsvBlockReader, CsvStreamWriter, read_csv, write_csv};
 pub use error::{Error, Result};
 pub use wav::{WavBlockReader, WavStreamWriter, read_wav, write_wav_f32};
