@@ -53,7 +53,13 @@ fn nan_in_a_wav_and_inf_in_a_csv() {
     samples[777] = f32::NAN;
     let input = dir.path().join("nan.wav");
     write_wav(&input, 2, &samples);
-    assert_clean_failure(&separate(&input, "2", &dir.path().join("o1")), "nan.wav", "not a finite number");
+    // Sample 777 of the interleaved stream: frame 388, the second channel.
+    let o = separate(&input, "2", &dir.path().join("o1"));
+    assert_clean_failure(
+        &o,
+        "nan.wav",
+        "frame 388 (counted from 0), channel 2 (counted from 1) is not a finite number",
+    );
     let csv = dir.path().join("inf.csv");
     std::fs::write(&csv, "1,2\n3,inf\n").unwrap();
     assert_clean_failure(&separate(&csv, "2", &dir.path().join("o2")), "inf.csv", "line 2, column 2");
@@ -75,7 +81,7 @@ fn constant_channel() {
     let input = dir.path().join("silent.wav");
     write_wav(&input, 2, &samples);
     let out = dir.path().join("out");
-    assert_clean_failure(&separate(&input, "2", &out), "silent.wav", "channel 1 is constant");
+    assert_clean_failure(&separate(&input, "2", &out), "silent.wav", "channel 2 (counted from 1) is constant");
     assert!(files_in(&out).is_empty());
 }
 

@@ -150,6 +150,69 @@ fn csv_input_gives_csv_and_wav_sources() {
     }
 }
 
+/// A data logger's export: `;`-separated with decimal commas, a time column, the sensors,
+/// and a temperature column. `--csv-columns` picks the sensors by name or number, and the
+/// result is the same as from a plain CSV holding only them.
+#[test]
+fn logger_csv_with_picked_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = unmix_synth::generate(&unmix_synth::SynthConfig {
+        kind: MixKind::Linear,
+        sources: 2,
+        sensors: 2,
+        frames: 1000,
+        seed: 4,
+        sample_rate_hz: 100,
+        snr_db: None,
+    })
+    .unwrap();
+    let plain = dir.path().join("plain.csv");
+    unmix_io::write_csv(&plain, &data.mixture, &["acc1".into(), "acc2".into()]).unwrap();
+    let plain_rows = unmix_io::read_csv(&plain, 100).unwrap();
+    let mut text = String::from("time;acc1;acc2;temp_C\n");
+    for (t, frame) in plain_rows.interleaved().chunks(2).enumerate() {
+        // `{}` writes the shortest text that reads back to the same f32.
+        let row = format!("{:.2};{};{};21.5\n", t as f64 / 100.0, frame[0], frame[1]);
+        text.push_str(&row.replace('.', ","));
+    }
+    let logger = dir.path().join("logger.csv");
+    std::fs::write(&logger, text).unwrap();
+
+    let run = |input: &std::path::Path, out: &str, columns: &[&str]| {
+        let out = dir.path().join(out);
+        let mut args = vec!["separate", input.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap()];
+        args.extend_from_slice(&["--csv-rate", "100"]);
+        args.extend_from_slice(columns);
+        args.extend_from_slice(QUICK);
+        let o = unmix(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(out.join("sources.csv")).unwrap()
+    };
+    let expected = run(&plain, "plain", &[]);
+    assert_eq!(run(&logger, "by-name", &["--csv-columns", "acc1,acc2"]), expected);
+    assert_eq!(run(&logger, "by-number", &["--csv-columns", "2-3"]), expected);
+
+    // Without the selection the time and temperature columns would be channels: the
+    // constant temperature is refused.
+    let (all, x) = (dir.path().join("all"), dir.path().join("x"));
+    let mut args = vec!["separate", logger.to_str().unwrap(), "-n", "2", "-o", all.to_str().unwrap()];
+    args.extend_from_slice(QUICK);
+    assert_clean_failure(&unmix(&args), "logger.csv", "channel 4 (counted from 1) is constant");
+    // A name the header does not have, and the option on a WAV.
+    let mut args = vec!["separate", logger.to_str().unwrap(), "-n", "2", "-o", x.to_str().unwrap()];
+    args.extend_from_slice(&["--csv-columns", "acc1,acc3"]);
+    assert_clean_failure(
+        &unmix(&args),
+        "logger.csv",
+        "no column named 'acc3' (the header has: time, acc1, acc2, temp_C)",
+    );
+    let wav = dir.path().join("m.wav");
+    write_wav(&wav, 2, data.mixture.interleaved());
+    let model = dir.path().join("plain").join("model.unmix");
+    let o = unmix(&["apply", model.to_str().unwrap(), wav.to_str().unwrap(), "-o", "x.wav", "--csv-columns", "1-2"]);
+    assert_clean_failure(&o, "m.wav", "applies to CSV input only");
+}
+
 #[test]
 fn score_prints_a_table_and_json() {
     let dir = tempfile::tempdir().unwrap();

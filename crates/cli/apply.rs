@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use unmix_core::{Processor, Sink, Source};
 use unmix_format::ModelFile;
 use unmix_infer::{ScoredSeparator, Separator};
-use unmix_io::{CsvBlockReader, CsvStreamWriter, WavBlockReader, WavStreamWriter, is_csv};
+use unmix_io::{Columns, CsvBlockReader, CsvStreamWriter, WavBlockReader, WavStreamWriter, is_csv};
 use unmix_monitor::{WindowMonitor, WindowSpec, score_columns};
 use unmix_stream::{Pipeline, PipelineConfig, PipelineReport, TeeSink};
 
@@ -23,9 +23,8 @@ pub struct ApplyArgs {
     /// Output file: `.csv` for CSV, anything else a 32-bit float WAV.
     #[arg(short, long)]
     output: PathBuf,
-    /// Sample rate given to CSV input (CSV carries none).
-    #[arg(long, default_value_t = 1)]
-    csv_rate: u32,
+    #[command(flatten)]
+    csv: CsvArgs,
     /// Overwrite an existing output file.
     #[arg(long)]
     force: bool,
@@ -45,6 +44,35 @@ pub struct ApplyArgs {
     scores: Option<PathBuf>,
     #[command(flatten)]
     windows: WindowArgs,
+}
+
+/// How CSV input is read, shared by `apply` and `separate`.
+#[derive(Args, Debug, Clone)]
+pub struct CsvArgs {
+    /// Sample rate given to CSV input (CSV carries none), in Hz.
+    #[arg(long, default_value_t = 1)]
+    pub csv_rate: u32,
+    /// Columns of CSV input that are channels, in this order: numbers from 1, ranges and
+    /// header names, e.g. `2-7` or `acc_x,acc_y,acc_z` (default: every column). Others,
+    /// such as a time stamp, are skipped. `;`- and tab-separated files (decimal commas
+    /// included) are recognised by themselves.
+    #[arg(long, value_name = "COLUMNS")]
+    pub csv_columns: Option<Columns>,
+}
+
+impl CsvArgs {
+    /// The selected columns.
+    pub fn columns(&self) -> Columns {
+        self.csv_columns.clone().unwrap_or_default()
+    }
+
+    /// Refuses `--csv-columns` for a WAV input, rather than silently using every channel.
+    pub fn check_wav(&self, input: &Path) -> Result<()> {
+        if self.csv_columns.is_some() {
+            bail!("{}: --csv-columns applies to CSV input only, and this is read as WAV", input.display());
+        }
+        Ok(())
+    }
 }
 
 /// The monitoring windows, shared by `apply` and `separate`.
@@ -101,7 +129,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         }
     }
     let started = Instant::now();
-    let applied = apply_file(&model, &args.input, &[&args.output], args.csv_rate, !args.quiet, monitoring.as_ref())?;
+    let applied = apply_file(&model, &args.input, &[&args.output], &args.csv, !args.quiet, monitoring.as_ref())?;
     let wall = started.elapsed().as_secs_f64();
     let seconds = applied.frames as f64 / f64::from(model.header.sample_rate_hz.max(1));
     println!(
@@ -165,16 +193,17 @@ pub fn apply_file(
     model: &ModelFile,
     input: &Path,
     outputs: &[&Path],
-    csv_rate: u32,
+    csv: &CsvArgs,
     progress: bool,
     monitoring: Option<&Monitoring>,
 ) -> Result<Applied> {
     let n = model.header.sources;
     let (source, total, rate): (Box<dyn Source>, Option<usize>, u32) = if is_csv(input) {
-        let reader = CsvBlockReader::open(input, csv_rate)?;
+        let reader = CsvBlockReader::open_columns(input, csv.csv_rate, &csv.columns())?;
         check_channels(model, input, reader.channels())?;
-        (Box::new(reader), None, csv_rate)
+        (Box::new(reader), None, csv.csv_rate)
     } else {
+        csv.check_wav(input)?;
         let reader = WavBlockReader::open(input)?;
         check_channels(model, input, reader.channels())?;
         let (total, rate) = (reader.frames_total(), reader.sample_rate_hz());

@@ -10,14 +10,14 @@ use indicatif::ProgressBar;
 use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
-use unmix_io::{WavBlockReader, is_csv, read_csv};
+use unmix_io::{WavBlockReader, is_csv, read_csv_columns};
 use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig};
 use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, Progress, SeparateConfig,
     SourceCount,
 };
 
-use crate::apply::{WindowArgs, apply_file};
+use crate::apply::{CsvArgs, WindowArgs, apply_file};
 use crate::output::Staging;
 use crate::{plot, score};
 
@@ -38,7 +38,7 @@ pub enum ActivationArg {
 #[derive(Args, Debug, Clone)]
 pub struct SeparateArgs {
     /// Input recording: WAV (8/16/24/32-bit integer or float, any rate) or CSV (numeric
-    /// columns, optional header).
+    /// columns, optional header; see --csv-columns).
     pub input: PathBuf,
     /// Number of sources to separate (at most the number of channels), or `auto` to
     /// estimate it (MDL on the channels' eigenvalues, then pruning of latents that carry
@@ -113,9 +113,8 @@ pub struct SeparateArgs {
     /// burn CPU backend.
     #[arg(long, default_value = "flex")]
     pub backend: String,
-    /// Sample rate given to CSV input (CSV carries none), in Hz.
-    #[arg(long, default_value_t = 1)]
-    pub csv_rate: u32,
+    #[command(flatten)]
+    pub csv: CsvArgs,
     /// Skip the PNG plots.
     #[arg(long)]
     pub no_plots: bool,
@@ -250,11 +249,12 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // The configuration needs the sample rate (for --train-seconds), so it is made once the
     // header is known.
     let (segment, total_frames, config) = if is_csv(input) {
-        let rec = read_csv(input, args.csv_rate)?;
+        let rec = read_csv_columns(input, args.csv.csv_rate, &args.csv.columns())?;
         let config = args.config(rec.sample_rate_hz())?;
         let frames = rec.frames();
         (rec, frames, config)
     } else {
+        args.csv.check_wav(input)?;
         let mut reader = WavBlockReader::open(input)?;
         let config = args.config(reader.sample_rate_hz())?;
         let mut head = Vec::new();
@@ -308,13 +308,13 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // CSV input also gets its sources as CSV, from the same pass.
     let csv_path = is_csv(input).then(|| out.path("sources.csv"));
     let outputs: Vec<&Path> = std::iter::once(sources_path.as_path()).chain(csv_path.as_deref()).collect();
-    let applied = apply_file(model, input, &outputs, args.csv_rate, !args.quiet, monitoring.as_ref())?;
+    let applied = apply_file(model, input, &outputs, &args.csv, !args.quiet, monitoring.as_ref())?;
     let apply_s = apply_started.elapsed().as_secs_f64();
     model.save(&out.path("model.unmix"))?;
 
     // 4. Scores against the truth, on the whole input.
     let score = match &args.truth {
-        Some(truth) => Some(score::score_files(truth, &sources_path, args.csv_rate)?),
+        Some(truth) => Some(score::score_files(truth, &sources_path, args.csv.csv_rate)?),
         None => None,
     };
 
@@ -324,7 +324,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         plot::training_curves(&out.path("training.png"), history)?;
         plot::priors(&out.path("priors.png"), &segment_sources, &model.weights)?;
         if let (Some(truth), Some(score)) = (&args.truth, &score) {
-            let truth = unmix_io::read_recording(truth, args.csv_rate)?;
+            let truth = unmix_io::read_recording(truth, args.csv.csv_rate)?;
             let estimates = unmix_io::read_wav(&sources_path)?;
             plot::truth_vs_estimate(&out.path("truth.png"), &truth, &estimates, score, &model.weights.posterior_std())?;
         }

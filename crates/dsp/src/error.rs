@@ -4,13 +4,13 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A channel has (numerically) zero variance over the segment it was fitted on.
-    #[error("channel {channel} is constant (silent) over the training segment; remove it or pick another segment")]
+    #[error("channel {} (counted from 1) is constant (silent) over the training segment; remove it or pick another segment", channel + 1)]
     ConstantChannel {
         /// Zero-based channel index.
         channel: usize,
     },
     /// A value is NaN or infinite.
-    #[error("frame {frame}, channel {channel} is not a finite number")]
+    #[error("frame {frame} (counted from 0), channel {} (counted from 1) is not a finite number", channel + 1)]
     NonFinite {
         /// Zero-based frame index.
         frame: usize,

@@ -10,25 +10,128 @@ use crate::{Error, Result, write_atomically};
 /// Reads a sensor CSV block by block, so memory does not grow with the file's length.
 ///
 /// The first row is a header when every one of its cells is not a number. Cells may carry
-/// surrounding spaces; `#` starts a comment line. An empty, non-numeric, NaN or infinite
-/// cell is an error naming its line and column; so is a row of a different width.
+/// surrounding spaces; `#` starts a comment line. The delimiter is the one of `,`, `;`
+/// and tab that the first line holds most of; with `;` or tab a decimal comma (`0,25`) is
+/// read as a decimal point, as spreadsheets in many locales write it. A delimiter ending
+/// every line (an empty last column) is allowed. An empty, non-numeric, NaN or infinite
+/// cell in a selected column is an error naming its line and column; so is a row of a
+/// different width.
 pub struct CsvBlockReader {
     path: std::path::PathBuf,
     reader: csv::Reader<std::io::BufReader<std::fs::File>>,
     record: csv::StringRecord,
     /// The first data row, read while looking for a header.
     pending: Option<csv::StringRecord>,
-    channels: usize,
+    /// Cells per row in the file.
+    width: usize,
+    /// The cells that are channels, in output order (zero-based).
+    selected: Vec<usize>,
+    /// Whether every row ends with an empty cell (a trailing delimiter).
+    trailing_empty: bool,
+    decimal_comma: bool,
     sample_rate_hz: u32,
 }
 
+/// Which columns of a CSV are channels: `2-7`, `1,3,5`, header names `acc_x,acc_y`, or a
+/// mix (`2-4,temp`). Column numbers start at 1. Parsed from the command line with
+/// [`str::parse`]; the default is every column.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Columns(Vec<ColumnRef>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ColumnRef {
+    /// One-based, inclusive.
+    Range(usize, usize),
+    Name(String),
+}
+
+impl Columns {
+    /// Every column.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Whether this selects every column.
+    pub fn is_all(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Zero-based cell indices, in the order given, against a file with `width` columns
+    /// and (if it has one) the header `names`.
+    fn resolve(&self, width: usize, names: Option<&csv::StringRecord>) -> std::result::Result<Vec<usize>, String> {
+        if self.is_all() {
+            return Ok((0..width).collect());
+        }
+        let mut out = Vec::new();
+        for item in &self.0 {
+            match item {
+                ColumnRef::Range(from, to) => {
+                    if *to > width {
+                        return Err(format!("column {to} asked for, but the file has {width} columns"));
+                    }
+                    out.extend(from - 1..*to);
+                }
+                ColumnRef::Name(name) => {
+                    let Some(names) = names else {
+                        return Err(format!("column '{name}' asked for by name, but the file has no header row"));
+                    };
+                    let at = names.iter().position(|n| n == name).ok_or_else(|| {
+                        let known: Vec<&str> = names.iter().filter(|n| !n.is_empty()).collect();
+                        format!("no column named '{name}' (the header has: {})", known.join(", "))
+                    })?;
+                    out.push(at);
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = out.iter().find(|c| !seen.insert(**c)) {
+            return Err(format!("column {} is selected twice", twice + 1));
+        }
+        Ok(out)
+    }
+}
+
+impl std::str::FromStr for Columns {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let mut items = Vec::new();
+        for item in text.split(',').map(str::trim) {
+            if item.is_empty() {
+                return Err(format!("empty column in '{text}'"));
+            }
+            let number = |t: &str| t.trim().parse::<usize>().ok();
+            let range = match item.split_once('-') {
+                Some((a, b)) => number(a).zip(number(b)),
+                None => number(item).map(|n| (n, n)),
+            };
+            items.push(match range {
+                Some((0, _)) | Some((_, 0)) => return Err(format!("'{item}': column numbers start at 1")),
+                Some((a, b)) if a > b => return Err(format!("'{item}': the range runs backwards")),
+                Some((a, b)) => ColumnRef::Range(a, b),
+                None => ColumnRef::Name(item.to_string()),
+            });
+        }
+        Ok(Self(items))
+    }
+}
+
 impl CsvBlockReader {
-    /// Opens `path`, reading rows as frames at `sample_rate_hz`.
+    /// Opens `path`, reading every column as a channel and rows as frames at
+    /// `sample_rate_hz`.
     pub fn open(path: &Path, sample_rate_hz: u32) -> Result<Self> {
+        Self::open_columns(path, sample_rate_hz, &Columns::all())
+    }
+
+    /// Opens `path`, reading the `columns` as channels (in that order) and rows as frames
+    /// at `sample_rate_hz`; other columns (a time stamp, say) are skipped unread.
+    pub fn open_columns(path: &Path, sample_rate_hz: u32, columns: &Columns) -> Result<Self> {
+        let delimiter = sniff_delimiter(path)?;
         let file = std::fs::File::open(path).map_err(io_error(path))?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
+            .delimiter(delimiter)
             .trim(csv::Trim::All)
             .comment(Some(b'#'))
             .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
@@ -39,21 +142,31 @@ impl CsvBlockReader {
         if !has_first {
             return Err(Error::Empty { path: path.to_path_buf() });
         }
-        let is_header = first.iter().all(|c| c.parse::<f32>().is_err());
-        let channels = first.len();
+        let decimal_comma = delimiter != b',';
+        let is_header =
+            first.iter().all(|c| parse_number(c, decimal_comma).is_none()) && first.iter().any(|c| !c.is_empty());
+        let width = first.len();
+        let trailing_empty = width > 1 && first.get(width - 1) == Some("");
+        let selectable = if trailing_empty { width - 1 } else { width };
+        let selected = columns
+            .resolve(selectable, is_header.then_some(&first))
+            .map_err(|detail| Error::Csv { path: path.to_path_buf(), detail })?;
         Ok(Self {
             path: path.to_path_buf(),
             reader,
             record: csv::StringRecord::new(),
             pending: (!is_header).then_some(first),
-            channels,
+            width,
+            selected,
+            trailing_empty,
+            decimal_comma,
             sample_rate_hz,
         })
     }
 
     /// Channels per frame (columns).
     pub fn channels(&self) -> usize {
-        self.channels
+        self.selected.len()
     }
 
     /// The sample rate given at opening.
@@ -81,23 +194,28 @@ impl CsvBlockReader {
                 }
             };
             let line = record.position().map_or(0, csv::Position::line);
-            if record.len() != self.channels {
-                return Err(Error::CsvWidth {
+            if record.len() != self.width {
+                return Err(Error::CsvWidth { path: self.path.clone(), line, got: record.len(), expected: self.width });
+            }
+            if self.trailing_empty && record.get(self.width - 1) != Some("") {
+                return Err(Error::CsvCell {
                     path: self.path.clone(),
                     line,
-                    got: record.len(),
-                    expected: self.channels,
+                    column: self.width,
+                    cell: record[self.width - 1].to_string(),
+                    expected: "empty, as in the first row",
                 });
             }
-            for (c, cell) in record.iter().enumerate() {
-                match cell.parse::<f32>() {
-                    Ok(v) if v.is_finite() => out.push(v),
-                    _ => {
+            for &c in &self.selected {
+                match parse_cell(&record[c], self.decimal_comma) {
+                    Some(v) => out.push(v),
+                    None => {
                         return Err(Error::CsvCell {
                             path: self.path.clone(),
                             line,
                             column: c + 1,
-                            cell: cell.to_string(),
+                            cell: record[c].to_string(),
+                            expected: "a finite number",
                         });
                     }
                 }
@@ -111,7 +229,7 @@ impl CsvBlockReader {
 
 impl unmix_core::Source for CsvBlockReader {
     fn channels(&self) -> usize {
-        self.channels
+        self.selected.len()
     }
 
     fn sample_rate_hz(&self) -> u32 {
@@ -127,9 +245,53 @@ impl unmix_core::Source for CsvBlockReader {
     }
 }
 
+/// A finite number, or `None`; with `decimal_comma`, `0,25` reads as 0.25.
+fn parse_cell(cell: &str, decimal_comma: bool) -> Option<f32> {
+    parse_number(cell, decimal_comma).filter(|v| v.is_finite())
+}
+
+/// Any number `f32` reads, NaN and infinities included.
+fn parse_number(cell: &str, decimal_comma: bool) -> Option<f32> {
+    match cell.parse::<f32>() {
+        Ok(v) => Some(v),
+        Err(_) if decimal_comma && cell.contains(',') => cell.replacen(',', ".", 1).parse::<f32>().ok(),
+        Err(_) => None,
+    }
+}
+
+/// The delimiter of the first line that is neither empty nor a comment: `;` or tab if it
+/// holds any (whichever more), else `,`. `;` and tab never occur inside a number, while a
+/// comma may be a decimal comma in files that separate cells with `;`.
+fn sniff_delimiter(path: &Path) -> Result<u8> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(io_error(path))?;
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let line = line.map_err(io_error(path))?;
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let count = |d: char| text.matches(d).count();
+        let (semicolons, tabs) = (count(';'), count('\t'));
+        return Ok(match (semicolons, tabs) {
+            (0, 0) => b',',
+            (s, t) if s >= t => b';',
+            _ => b'\t',
+        });
+    }
+    Ok(b',')
+}
+
 /// Reads a whole CSV of numbers into a recording at `sample_rate_hz` (see [`CsvBlockReader`]).
 pub fn read_csv(path: &Path, sample_rate_hz: u32) -> Result<Recording> {
-    let mut reader = CsvBlockReader::open(path, sample_rate_hz)?;
+    read_csv_columns(path, sample_rate_hz, &Columns::all())
+}
+
+/// Reads the `columns` of a CSV into a recording at `sample_rate_hz` (see
+/// [`CsvBlockReader::open_columns`]).
+pub fn read_csv_columns(path: &Path, sample_rate_hz: u32, columns: &Columns) -> Result<Recording> {
+    let mut reader = CsvBlockReader::open_columns(path, sample_rate_hz, columns)?;
     let mut samples = Vec::new();
     let mut block = Vec::new();
     while reader.read_block(&mut block, 1 << 14)? > 0 {
@@ -254,5 +416,58 @@ mod tests {
         let rec = Recording::from_interleaved(50, 2, vec![0.25, -1.5, 3.0, 1e-3]).unwrap();
         write_csv(&p, &rec, &["s1".into(), "s2".into()]).unwrap();
         assert_eq!(read_csv(&p, 50).unwrap(), rec);
+    }
+
+    #[test]
+    fn semicolons_tabs_decimal_commas_and_a_trailing_delimiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = read_csv(&write(dir.path(), "plain.csv", "1.5,2\n-3,0.25\n"), 10).unwrap();
+        for (name, text) in [
+            ("semicolon.csv", "a;b\n1,5;2\n-3;0,25\n"),
+            ("tab.csv", "1.5\t2\n-3\t0,25\n"),
+            ("trailing.csv", "a,b,\n1.5,2,\n-3,0.25,\n"),
+            ("crlf-bom.csv", "\u{feff}1.5,2\r\n-3,0.25\r\n"),
+            ("comment.csv", "# logger v2\n\n1.5 , 2\n-3,0.25\n"),
+        ] {
+            let got = read_csv(&write(dir.path(), name, text), 10).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(got, expected, "{name}");
+        }
+        // With `,` as the delimiter a decimal comma would be a second cell, so it is not one.
+        let p = write(dir.path(), "comma.csv", "1.5,2\n-3,0.25,\n");
+        assert!(matches!(read_csv(&p, 10).unwrap_err(), Error::CsvWidth { line: 2, got: 3, expected: 2, .. }));
+        // A trailing delimiter must stay empty.
+        let p = write(dir.path(), "trailing-bad.csv", "a,b,\n1,2,\n3,4,5\n");
+        let err = read_csv(&p, 10).unwrap_err();
+        assert!(err.to_string().contains("line 3, column 3: '5' is not empty"), "{err}");
+    }
+
+    #[test]
+    fn columns_by_number_range_and_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "log.csv", "time,acc1,acc2,acc3,temp\n0.00,1,2,3,20\n0.01,4,5,6,oops\n");
+        let pick = |spec: &str| read_csv_columns(&p, 100, &spec.parse().unwrap());
+        let acc = pick("2-4").unwrap();
+        assert_eq!(acc.channels(), 3);
+        assert_eq!(acc.interleaved(), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(pick("acc1,acc2,acc3").unwrap(), acc);
+        assert_eq!(pick("acc3, 2-3").unwrap().interleaved(), &[3.0, 1.0, 2.0, 6.0, 4.0, 5.0]);
+        // A bad cell in a selected column is still an error, with the file's column number.
+        let err = pick("2,5").unwrap_err();
+        assert!(err.to_string().contains("line 3, column 5: 'oops'"), "{err}");
+        for (spec, says) in [
+            ("2-6", "column 6 asked for, but the file has 5 columns"),
+            ("acc9", "no column named 'acc9' (the header has: time, acc1, acc2, acc3, temp)"),
+            ("2,acc1", "column 2 is selected twice"),
+        ] {
+            let err = pick(spec).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{}: ", p.display())) && err.contains(says), "{spec}: {err}");
+        }
+        let headerless = write(dir.path(), "raw.csv", "1,2\n3,4\n");
+        let err = read_csv_columns(&headerless, 1, &"x".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("no header row"), "{err}");
+        for bad in ["0", "3-2", "1,,2", ""] {
+            assert!(bad.parse::<Columns>().is_err(), "{bad:?} parsed");
+        }
+        assert!("1".parse::<Columns>().is_ok_and(|c| !c.is_all()));
     }
 }

@@ -21,8 +21,8 @@ pub enum Error {
         /// What hound reported.
         detail: String,
     },
-    /// A CSV cell is not a number.
-    #[error("{}: line {line}, column {column}: '{cell}' is not a finite number", path.display())]
+    /// A CSV cell is not what it should be (a number).
+    #[error("{}: line {line}, column {column}: '{cell}' is not {expected}", path.display())]
     CsvCell {
         /// The file.
         path: PathBuf,
@@ -32,6 +32,8 @@ pub enum Error {
         column: usize,
         /// The offending text.
         cell: String,
+        /// What the cell should hold.
+        expected: &'static str,
     },
     /// A CSV row has a different number of cells than the first.
     #[error("{}: line {line} has {got} columns, expected {expected}", path.display())]
@@ -54,7 +56,7 @@ pub enum Error {
         detail: String,
     },
     /// A value is NaN or infinite.
-    #[error("{}: frame {frame}, channel {channel} is not a finite number", path.display())]
+    #[error("{}: frame {frame} (counted from 0), channel {} (counted from 1) is not a finite number", path.display(), channel + 1)]
     NonFinite {
         /// The file.
         path: PathBuf,

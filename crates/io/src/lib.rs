@@ -13,7 +13,7 @@ mod error;
 mod wav;
 
 pub use atomic::{temp_file_beside, write_atomically};
-pub use csv_file::{CsvBlockReader, CsvStreamWriter, read_csv, write_csv};
+pub use csv_file::{Columns, CsvBlockReader, CsvStreamWriter, read_csv, read_csv_columns, write_csv};
 pub use error::{Error, Result};
 pub use wav::{WavBlockReader, WavStreamWriter, read_wav, write_wav_f32};
 
