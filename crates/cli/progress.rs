@@ -1,14 +1,89 @@
 //! Progress bars (indicatif draws them only on a terminal).
 
 use indicatif::{ProgressBar, ProgressStyle};
+use unmix_separate::{ConsensusConfig, Progress};
 
-/// Epochs of training, with the loss in the message.
-pub fn epochs_bar(epochs: usize) -> ProgressBar {
-    let bar = ProgressBar::new(epochs as u64);
-    if let Ok(style) = ProgressStyle::with_template("training {bar:30} {pos:>4}/{len} epochs  {msg}  [{elapsed}]") {
-        bar.set_style(style);
+/// Training's progress, one phase after the other on the same line: the warm start's
+/// distillation epochs, the restarts' candidate epochs (all candidates of all rounds, so
+/// the bar only moves forward), then the chosen candidate's epochs up to the cap.
+pub struct TrainingBar {
+    bar: ProgressBar,
+    phase: Option<Phase>,
+    /// Candidate epochs done in the restarts phase.
+    candidate_epochs: u64,
+    restart_epochs: u64,
+    max_epochs: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    WarmStart,
+    Restarts,
+    Final,
+}
+
+impl TrainingBar {
+    /// A bar for a fit with `restarts` and at most `max_epochs` final epochs; hidden when
+    /// `visible` is false (and indicatif hides it anyway off a terminal).
+    pub fn new(restarts: &ConsensusConfig, max_epochs: usize, visible: bool) -> Self {
+        let bar = if visible { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        if let Ok(style) = ProgressStyle::with_template("{prefix:>10} {bar:30} {pos:>4}/{len} {msg}  [{elapsed}]") {
+            bar.set_style(style);
+        }
+        let restart_epochs =
+            if restarts.candidates > 1 { restarts.candidates * restarts.rounds * restarts.epochs_per_round } else { 0 };
+        Self {
+            bar,
+            phase: None,
+            candidate_epochs: 0,
+            restart_epochs: restart_epochs as u64,
+            max_epochs: max_epochs as u64,
+        }
     }
-    bar
+
+    /// Shows one fit event.
+    pub fn show(&mut self, event: Progress<'_>) {
+        match event {
+            Progress::WarmStart { epoch, epochs, encoder_mismatch } => {
+                self.enter(Phase::WarmStart, "warm start", epochs as u64);
+                self.bar.set_position(epoch as u64);
+                self.bar.set_message(format!("epochs  mismatch to linear ICA {encoder_mismatch:.4}"));
+            }
+            Progress::Candidate { round, rounds, candidate, record } => {
+                self.enter(Phase::Restarts, "restarts", self.restart_epochs);
+                self.candidate_epochs += 1;
+                self.bar.set_position(self.candidate_epochs);
+                self.bar.set_message(format!(
+                    "epochs  round {round}/{rounds}, candidate {}: loss {:.4}",
+                    candidate + 1,
+                    record.loss
+                ));
+            }
+            Progress::Final(e) => {
+                self.enter(Phase::Final, "training", self.max_epochs);
+                self.bar.set_position(e.epoch as u64);
+                self.bar
+                    .set_message(format!("epochs  loss {:.4}  rec {:.4}  kl {:.3}", e.loss, e.reconstruction, e.kl));
+            }
+        }
+    }
+
+    /// Starts `phase` unless it is the current one (a fit with `-n auto` may run the
+    /// phases again for another source count).
+    fn enter(&mut self, phase: Phase, name: &'static str, length: u64) {
+        if self.phase != Some(phase) {
+            self.phase = Some(phase);
+            self.candidate_epochs = 0;
+            self.bar.set_length(length);
+            self.bar.set_position(0);
+            self.bar.set_prefix(name);
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// Frames streamed through the separator, with the real-time factor.

@@ -6,19 +6,18 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use indicatif::ProgressBar;
 use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
 use unmix_io::{WavBlockReader, is_csv, read_csv_columns};
 use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig};
 use unmix_separate::{
-    ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, Progress, SeparateConfig,
-    SourceCount,
+    ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, SeparateConfig, SourceCount,
 };
 
 use crate::apply::{CsvArgs, WindowArgs, apply_file};
 use crate::output::Staging;
+use crate::progress::TrainingBar;
 use crate::{plot, score};
 
 /// Activation between hidden layers.
@@ -281,22 +280,10 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
 
     // 2. Training.
     let segment = segment.head(config.max_train_frames);
-    let bar = if args.quiet { ProgressBar::hidden() } else { crate::progress::epochs_bar(config.training.max_epochs) };
+    let mut bar = TrainingBar::new(&config.restarts, config.training.max_epochs, !args.quiet);
     let train_started = Instant::now();
-    let fitted = unmix_separate::fit(&segment, &config, &mut |p| match p {
-        Progress::WarmStart { epoch, epochs, encoder_mismatch } => {
-            bar.set_message(format!("warm start {epoch}/{epochs}: mismatch to linear ICA {encoder_mismatch:.4}"));
-        }
-        Progress::Candidate { round, rounds, candidate, record } => {
-            bar.set_position(record.epoch as u64);
-            bar.set_message(format!("round {round}/{rounds}, candidate {}: loss {:.4}", candidate + 1, record.loss));
-        }
-        Progress::Final(e) => {
-            bar.set_position(e.epoch as u64);
-            bar.set_message(format!("loss {:.4}  rec {:.4}  kl {:.3}", e.loss, e.reconstruction, e.kl));
-        }
-    });
-    bar.finish_and_clear();
+    let fitted = unmix_separate::fit(&segment, &config, &mut |p| bar.show(p));
+    bar.finish();
     let fitted = fitted.with_context(|| input.display().to_string())?;
     let train_s = train_started.elapsed().as_secs_f64();
     report_fit(&fitted, args.quiet);
