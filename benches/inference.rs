@@ -55,6 +55,7 @@ fn model(m: usize, hidden: &[usize], activation: Activation) -> ModelFile {
             training_config: serde_json::Value::Null,
             training_summary: serde_json::Value::Null,
             score_baseline: None,
+            picked_channels: None,
         },
         weights: ModelWeights {
             activation,

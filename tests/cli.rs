@@ -151,8 +151,9 @@ fn csv_input_gives_csv_and_wav_sources() {
 }
 
 /// A data logger's export: `;`-separated with decimal commas, a time column, the sensors,
-/// and a temperature column. `--csv-columns` picks the sensors by name or number, and the
-/// result is the same as from a plain CSV holding only them.
+/// and a temperature column. `--channels` picks the sensors by name or number, and the
+/// result is the same as from a plain CSV holding only them; `apply` with that model reads
+/// the same columns by itself.
 #[test]
 fn logger_csv_with_picked_columns() {
     let dir = tempfile::tempdir().unwrap();
@@ -178,39 +179,81 @@ fn logger_csv_with_picked_columns() {
     let logger = dir.path().join("logger.csv");
     std::fs::write(&logger, text).unwrap();
 
-    let run = |input: &std::path::Path, out: &str, columns: &[&str]| {
-        let out = dir.path().join(out);
-        let mut args = vec!["separate", input.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap()];
-        args.extend_from_slice(&["--csv-rate", "100"]);
-        args.extend_from_slice(columns);
-        args.extend_from_slice(QUICK);
-        let o = unmix(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        std::fs::read(out.join("sources.csv")).unwrap()
-    };
-    let expected = run(&plain, "plain", &[]);
-    assert_eq!(run(&logger, "by-name", &["--csv-columns", "acc1,acc2"]), expected);
-    assert_eq!(run(&logger, "by-number", &["--csv-columns", "2-3"]), expected);
+    let expected = separate_quick(&plain, &dir.path().join("plain"), &["--csv-rate", "100"]);
+    let by_name = dir.path().join("by-name");
+    let picked = ["--csv-rate", "100", "--channels", "acc1,acc2"];
+    assert_eq!(separate_quick(&logger, &by_name, &picked), expected);
+    let by_number = dir.path().join("by-number");
+    assert_eq!(separate_quick(&logger, &by_number, &["--csv-rate", "100", "--channels", "2-3"]), expected);
+    // The model remembers the pick: `apply` on the logger file needs no --channels.
+    let model = by_name.join("model.unmix");
+    let applied = dir.path().join("applied.csv");
+    let o = unmix(&["apply", model.to_str().unwrap(), logger.to_str().unwrap(), "-o", applied.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("reading channels acc1,acc2 of"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&applied).unwrap(), expected);
 
-    // Without the selection the time and temperature columns would be channels: the
-    // constant temperature is refused.
+    // Without the pick the time and temperature columns would be channels: the constant
+    // temperature is refused.
     let (all, x) = (dir.path().join("all"), dir.path().join("x"));
     let mut args = vec!["separate", logger.to_str().unwrap(), "-n", "2", "-o", all.to_str().unwrap()];
     args.extend_from_slice(QUICK);
     assert_clean_failure(&unmix(&args), "logger.csv", "channel 4 (counted from 1) is constant");
-    // A name the header does not have, and the option on a WAV.
+    // A name the header does not have.
     let mut args = vec!["separate", logger.to_str().unwrap(), "-n", "2", "-o", x.to_str().unwrap()];
-    args.extend_from_slice(&["--csv-columns", "acc1,acc3"]);
+    args.extend_from_slice(&["--channels", "acc1,acc3"]);
     assert_clean_failure(
         &unmix(&args),
         "logger.csv",
         "no column named 'acc3' (the header has: time, acc1, acc2, temp_C)",
     );
-    let wav = dir.path().join("m.wav");
-    write_wav(&wav, 2, data.mixture.interleaved());
-    let model = dir.path().join("plain").join("model.unmix");
-    let o = unmix(&["apply", model.to_str().unwrap(), wav.to_str().unwrap(), "-o", "x.wav", "--csv-columns", "1-2"]);
-    assert_clean_failure(&o, "m.wav", "applies to CSV input only");
+}
+
+/// A recorder's WAV with a channel that is not a microphone: `--channels` leaves it out,
+/// and the result is that of a file without it.
+#[test]
+fn wav_with_picked_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 2, 2, 2000, 5);
+    let two = read(&mix);
+    // A third channel in front: a slow ramp (a timecode, say).
+    let wide: Vec<f32> =
+        two.interleaved().chunks(2).enumerate().flat_map(|(t, f)| [t as f32 * 1e-4, f[0], f[1]]).collect();
+    let recorder = dir.path().join("recorder.wav");
+    write_wav(&recorder, 3, &wide);
+    let expected = separate_quick(&mix, &dir.path().join("plain"), &[]);
+    let picked = dir.path().join("picked");
+    assert_eq!(separate_quick(&recorder, &picked, &["--channels", "2-3"]), expected);
+    let model = picked.join("model.unmix");
+    let run = |extra: &[&str]| {
+        let out = dir.path().join("applied.wav");
+        let mut args = vec!["apply", model.to_str().unwrap(), recorder.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        args.extend_from_slice(&["--force", "--quiet"]);
+        args.extend_from_slice(extra);
+        unmix(&args)
+    };
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.path().join("applied.wav")).unwrap(), expected);
+    // --channels overrides the model's pick; the wrong count is a clear error.
+    assert_clean_failure(
+        &run(&["--channels", "1-3"]),
+        "recorder.wav",
+        "has 3 channels, but the model was trained on 2",
+    );
+    assert_clean_failure(&run(&["--channels", "acc1"]), "recorder.wav", "picked by number");
+}
+
+/// `separate` with the quick settings and `extra` options; returns `sources.wav`'s bytes,
+/// or `sources.csv`'s for CSV input.
+fn separate_quick(input: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> Vec<u8> {
+    let mut args = vec!["separate", input.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(QUICK);
+    let o = unmix(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let name = if unmix_io::is_csv(input) { "sources.csv" } else { "sources.wav" };
+    std::fs::read(out.join(name)).unwrap()
 }
 
 #[test]

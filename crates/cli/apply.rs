@@ -24,7 +24,7 @@ pub struct ApplyArgs {
     #[arg(short, long)]
     output: PathBuf,
     #[command(flatten)]
-    csv: CsvArgs,
+    input_channels: InputArgs,
     /// Overwrite an existing output file.
     #[arg(long)]
     force: bool,
@@ -46,32 +46,40 @@ pub struct ApplyArgs {
     windows: WindowArgs,
 }
 
-/// How CSV input is read, shared by `apply` and `separate`.
+/// Which channels of the input are used, and CSV's sample rate; shared by `apply` and
+/// `separate`.
 #[derive(Args, Debug, Clone)]
-pub struct CsvArgs {
-    /// Sample rate given to CSV input (CSV carries none), in Hz.
+pub struct InputArgs {
+    /// Channels of the input to use, in this order: numbers from 1 and ranges, and for CSV
+    /// also header names, e.g. `1-6` or `acc_x,acc_y,acc_z` (default: all). The others — an
+    /// unused recorder channel, a CSV's time stamp or temperature — are skipped unread.
+    /// `apply` reads the channels the model was trained on unless given this.
+    #[arg(long, value_name = "LIST")]
+    pub channels: Option<Columns>,
+    /// Sample rate given to CSV input (CSV carries none), in Hz. `;`- and tab-separated
+    /// files (decimal commas included) are recognised by themselves.
     #[arg(long, default_value_t = 1)]
     pub csv_rate: u32,
-    /// Columns of CSV input that are channels, in this order: numbers from 1, ranges and
-    /// header names, e.g. `2-7` or `acc_x,acc_y,acc_z` (default: every column). Others,
-    /// such as a time stamp, are skipped. `;`- and tab-separated files (decimal commas
-    /// included) are recognised by themselves.
-    #[arg(long, value_name = "COLUMNS")]
-    pub csv_columns: Option<Columns>,
 }
 
-impl CsvArgs {
-    /// The selected columns.
-    pub fn columns(&self) -> Columns {
-        self.csv_columns.clone().unwrap_or_default()
+impl InputArgs {
+    /// The picked channels.
+    pub fn channels(&self) -> Columns {
+        self.channels.clone().unwrap_or_default()
     }
 
-    /// Refuses `--csv-columns` for a WAV input, rather than silently using every channel.
-    pub fn check_wav(&self, input: &Path) -> Result<()> {
-        if self.csv_columns.is_some() {
-            bail!("{}: --csv-columns applies to CSV input only, and this is read as WAV", input.display());
+    /// These settings, with the channels the model was trained on when none are given.
+    pub fn or_model(&self, model: &ModelFile, input: &Path, quiet: bool) -> Result<Self> {
+        let (None, Some(spec)) = (&self.channels, &model.header.picked_channels) else {
+            return Ok(self.clone());
+        };
+        let channels: Columns = spec
+            .parse()
+            .map_err(|e| anyhow::anyhow!("the model's picked channels '{spec}' do not read as a list: {e}"))?;
+        if !quiet {
+            eprintln!("reading channels {spec} of {} as the model was trained (--channels overrides)", input.display());
         }
-        Ok(())
+        Ok(Self { channels: Some(channels), ..self.clone() })
     }
 }
 
@@ -128,8 +136,12 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             bail!("{}: already exists; pass --force to overwrite", path.display());
         }
     }
+    let picked = args
+        .input_channels
+        .or_model(&model, &args.input, args.quiet)
+        .with_context(|| args.model.display().to_string())?;
     let started = Instant::now();
-    let applied = apply_file(&model, &args.input, &[&args.output], &args.csv, !args.quiet, monitoring.as_ref())?;
+    let applied = apply_file(&model, &args.input, &[&args.output], &picked, !args.quiet, monitoring.as_ref())?;
     let wall = started.elapsed().as_secs_f64();
     let seconds = applied.frames as f64 / f64::from(model.header.sample_rate_hz.max(1));
     println!(
@@ -193,18 +205,17 @@ pub fn apply_file(
     model: &ModelFile,
     input: &Path,
     outputs: &[&Path],
-    csv: &CsvArgs,
+    picked: &InputArgs,
     progress: bool,
     monitoring: Option<&Monitoring>,
 ) -> Result<Applied> {
     let n = model.header.sources;
     let (source, total, rate): (Box<dyn Source>, Option<usize>, u32) = if is_csv(input) {
-        let reader = CsvBlockReader::open_columns(input, csv.csv_rate, &csv.columns())?;
+        let reader = CsvBlockReader::open_columns(input, picked.csv_rate, &picked.channels())?;
         check_channels(model, input, reader.channels())?;
-        (Box::new(reader), None, csv.csv_rate)
+        (Box::new(reader), None, picked.csv_rate)
     } else {
-        csv.check_wav(input)?;
-        let reader = WavBlockReader::open(input)?;
+        let reader = WavBlockReader::open_channels(input, &picked.channels())?;
         check_channels(model, input, reader.channels())?;
         let (total, rate) = (reader.frames_total(), reader.sample_rate_hz());
         (Box::new(reader), Some(total), rate)

@@ -15,7 +15,7 @@ use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, SeparateConfig, SourceCount,
 };
 
-use crate::apply::{CsvArgs, WindowArgs, apply_file};
+use crate::apply::{InputArgs, WindowArgs, apply_file};
 use crate::output::Staging;
 use crate::progress::TrainingBar;
 use crate::{plot, score};
@@ -37,7 +37,7 @@ pub enum ActivationArg {
 #[derive(Args, Debug, Clone)]
 pub struct SeparateArgs {
     /// Input recording: WAV (8/16/24/32-bit integer or float, any rate) or CSV (numeric
-    /// columns, optional header; see --csv-columns).
+    /// columns, optional header); see --channels to use only some channels.
     pub input: PathBuf,
     /// Number of sources to separate (at most the number of channels), or `auto` to
     /// estimate it (MDL on the channels' eigenvalues, then pruning of latents that carry
@@ -113,7 +113,7 @@ pub struct SeparateArgs {
     #[arg(long, default_value = "flex")]
     pub backend: String,
     #[command(flatten)]
-    pub csv: CsvArgs,
+    pub input_channels: InputArgs,
     /// Skip the PNG plots.
     #[arg(long)]
     pub no_plots: bool,
@@ -248,13 +248,12 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // The configuration needs the sample rate (for --train-seconds), so it is made once the
     // header is known.
     let (segment, total_frames, config) = if is_csv(input) {
-        let rec = read_csv_columns(input, args.csv.csv_rate, &args.csv.columns())?;
+        let rec = read_csv_columns(input, args.input_channels.csv_rate, &args.input_channels.channels())?;
         let config = args.config(rec.sample_rate_hz())?;
         let frames = rec.frames();
         (rec, frames, config)
     } else {
-        args.csv.check_wav(input)?;
-        let mut reader = WavBlockReader::open(input)?;
+        let mut reader = WavBlockReader::open_channels(input, &args.input_channels.channels())?;
         let config = args.config(reader.sample_rate_hz())?;
         let mut head = Vec::new();
         reader.read_block(&mut head, config.max_train_frames)?;
@@ -284,7 +283,9 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let train_started = Instant::now();
     let fitted = unmix_separate::fit(&segment, &config, &mut |p| bar.show(p));
     bar.finish();
-    let fitted = fitted.with_context(|| input.display().to_string())?;
+    let mut fitted = fitted.with_context(|| input.display().to_string())?;
+    // `apply` reads the same channels of its input unless told otherwise.
+    fitted.model.header.picked_channels = args.input_channels.channels.as_ref().map(ToString::to_string);
     let train_s = train_started.elapsed().as_secs_f64();
     report_fit(&fitted, args.quiet);
     let (model, history) = (&fitted.model, &fitted.history);
@@ -295,13 +296,13 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // CSV input also gets its sources as CSV, from the same pass.
     let csv_path = is_csv(input).then(|| out.path("sources.csv"));
     let outputs: Vec<&Path> = std::iter::once(sources_path.as_path()).chain(csv_path.as_deref()).collect();
-    let applied = apply_file(model, input, &outputs, &args.csv, !args.quiet, monitoring.as_ref())?;
+    let applied = apply_file(model, input, &outputs, &args.input_channels, !args.quiet, monitoring.as_ref())?;
     let apply_s = apply_started.elapsed().as_secs_f64();
     model.save(&out.path("model.unmix"))?;
 
     // 4. Scores against the truth, on the whole input.
     let score = match &args.truth {
-        Some(truth) => Some(score::score_files(truth, &sources_path, args.csv.csv_rate)?),
+        Some(truth) => Some(score::score_files(truth, &sources_path, args.input_channels.csv_rate)?),
         None => None,
     };
 
@@ -311,7 +312,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         plot::training_curves(&out.path("training.png"), history)?;
         plot::priors(&out.path("priors.png"), &segment_sources, &model.weights)?;
         if let (Some(truth), Some(score)) = (&args.truth, &score) {
-            let truth = unmix_io::read_recording(truth, args.csv.csv_rate)?;
+            let truth = unmix_io::read_recording(truth, args.input_channels.csv_rate)?;
             let estimates = unmix_io::read_wav(&sources_path)?;
             plot::truth_vs_estimate(&out.path("truth.png"), &truth, &estimates, score, &model.weights.posterior_std())?;
         }
@@ -326,6 +327,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "input": input.display().to_string(),
         "frames": total_frames,
         "channels": model.header.channels,
+        "picked_channels": model.header.picked_channels,
         "sample_rate_hz": model.header.sample_rate_hz,
         "sources": model.header.sources,
         "training_frames": history.summary.frames,

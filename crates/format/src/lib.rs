@@ -31,8 +31,9 @@ use unmix_dsp::Normaliser;
 /// Magic bytes at the start of every model file.
 pub const MAGIC: &[u8; 8] = b"UNMIXMDL";
 /// The format version this build writes; it reads this one and older. Version 2 added
-/// [`ModelHeader::score_baseline`]; version-1 files read as models without one.
-pub const FORMAT_VERSION: u32 = 2;
+/// [`ModelHeader::score_baseline`], version 3 [`ModelHeader::picked_channels`]; older
+/// files read as models without them.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Everything about a trained model except its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +57,11 @@ pub struct ModelHeader {
     /// format version 1).
     #[serde(default)]
     pub score_baseline: Option<ScoreBaseline>,
+    /// The channels of its training input the model reads, as picked when it was trained
+    /// (`--channels`: numbers from 1, ranges, CSV header names); `None`: every channel
+    /// (and in files before format version 3).
+    #[serde(default)]
+    pub picked_channels: Option<String>,
 }
 
 /// The per-frame monitoring scores of the training segment, summarised into the

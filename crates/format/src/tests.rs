@@ -29,6 +29,7 @@ mod fixture {
                     reconstruction_error_p99: 0.125,
                     reconstruction_error_median: 0.01,
                 }),
+                picked_channels: Some("acc_x,2-3".into()),
             },
             weights: ModelWeights {
                 activation: Activation::Tanh,
@@ -62,26 +63,34 @@ fn round_trip_is_bit_exact() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
 }
 
-/// A file of format version 1 (no score baseline) still loads, as a model without one.
+/// Files of older format versions still load, as models without what came later:
+/// version 1 had no score baseline, version 2 no picked channels.
 #[test]
-fn version_1_files_load_without_a_baseline() {
-    let mut m = fixture::model();
-    m.header.score_baseline = None;
-    let mut bytes = m.to_bytes().unwrap();
-    // Rewrite as version 1 would have: no `score_baseline` key in the header JSON.
-    let header_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + header_len]).unwrap();
-    header["header"].as_object_mut().unwrap().remove("score_baseline").unwrap();
-    let header = serde_json::to_vec(&header).unwrap();
-    let rest = bytes[20 + header_len..bytes.len() - 4].to_vec();
-    bytes.truncate(8);
-    bytes.extend_from_slice(&1u32.to_le_bytes());
-    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&header);
-    bytes.extend_from_slice(&rest);
-    let crc = crc32fast::hash(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    assert_eq!(ModelFile::from_bytes(&bytes).unwrap(), m);
+fn older_versions_load_without_what_came_later() {
+    for (version, dropped) in [(1u32, &["score_baseline", "picked_channels"][..]), (2, &["picked_channels"][..])] {
+        let mut m = fixture::model();
+        m.header.picked_channels = None;
+        if version == 1 {
+            m.header.score_baseline = None;
+        }
+        let mut bytes = m.to_bytes().unwrap();
+        // Rewrite as that version would have: without the later keys in the header JSON.
+        let header_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+        let mut header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + header_len]).unwrap();
+        for key in dropped {
+            header["header"].as_object_mut().unwrap().remove(*key).unwrap();
+        }
+        let header = serde_json::to_vec(&header).unwrap();
+        let rest = bytes[20 + header_len..bytes.len() - 4].to_vec();
+        bytes.truncate(8);
+        bytes.extend_from_slice(&version.to_le_bytes());
+        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(&rest);
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(ModelFile::from_bytes(&bytes).unwrap(), m, "version {version}");
+    }
 }
 
 #[test]

@@ -39,6 +39,7 @@ fn model(m: usize, n: usize, hidden: &[usize], whiten: bool) -> ModelFile {
             training_config: serde_json::Value::Null,
             training_summary: serde_json::Value::Null,
             score_baseline: None,
+            picked_channels: None,
         },
         weights: ModelWeights {
             activation: Activation::Tanh,

@@ -56,9 +56,22 @@ impl Columns {
         self.0.is_empty()
     }
 
-    /// Zero-based cell indices, in the order given, against a file with `width` columns
-    /// and (if it has one) the header `names`.
-    fn resolve(&self, width: usize, names: Option<&csv::StringRecord>) -> std::result::Result<Vec<usize>, String> {
+    /// The first column asked for by name, if any.
+    pub(crate) fn first_name(&self) -> Option<&str> {
+        self.0.iter().find_map(|c| match c {
+            ColumnRef::Name(name) => Some(name.as_str()),
+            ColumnRef::Range(..) => None,
+        })
+    }
+
+    /// Zero-based indices, in the order given, against a file with `width` columns (or
+    /// channels: `noun`) and (if it has one) the header `names`.
+    pub(crate) fn resolve(
+        &self,
+        width: usize,
+        names: Option<&csv::StringRecord>,
+        noun: &str,
+    ) -> std::result::Result<Vec<usize>, String> {
         if self.is_all() {
             return Ok((0..width).collect());
         }
@@ -67,7 +80,7 @@ impl Columns {
             match item {
                 ColumnRef::Range(from, to) => {
                     if *to > width {
-                        return Err(format!("column {to} asked for, but the file has {width} columns"));
+                        return Err(format!("{noun} {to} asked for, but the file has {width} {noun}s"));
                     }
                     out.extend(from - 1..*to);
                 }
@@ -85,9 +98,26 @@ impl Columns {
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(twice) = out.iter().find(|c| !seen.insert(**c)) {
-            return Err(format!("column {} is selected twice", twice + 1));
+            return Err(format!("{noun} {} is selected twice", twice + 1));
         }
         Ok(out)
+    }
+}
+
+/// The same text [`str::parse`] reads: `acc_x,2-4`.
+impl std::fmt::Display for Columns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, item) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            match item {
+                ColumnRef::Range(a, b) if a == b => write!(f, "{a}")?,
+                ColumnRef::Range(a, b) => write!(f, "{a}-{b}")?,
+                ColumnRef::Name(name) => f.write_str(name)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -149,8 +179,8 @@ impl CsvBlockReader {
         let trailing_empty = width > 1 && first.get(width - 1) == Some("");
         let selectable = if trailing_empty { width - 1 } else { width };
         let selected = columns
-            .resolve(selectable, is_header.then_some(&first))
-            .map_err(|detail| Error::Csv { path: path.to_path_buf(), detail })?;
+            .resolve(selectable, is_header.then_some(&first), "column")
+            .map_err(|detail| Error::Selection { path: path.to_path_buf(), detail })?;
         Ok(Self {
             path: path.to_path_buf(),
             reader,
@@ -469,5 +499,8 @@ mod tests {
             assert!(bad.parse::<Columns>().is_err(), "{bad:?} parsed");
         }
         assert!("1".parse::<Columns>().is_ok_and(|c| !c.is_all()));
+        for spec in ["2-4", "acc1,3,5-6", "temp_C"] {
+            assert_eq!(spec.parse::<Columns>().unwrap().to_string(), spec);
+        }
     }
 }

@@ -55,6 +55,14 @@ pub enum Error {
         /// What the parser reported.
         detail: String,
     },
+    /// The channels or columns asked for are not in the file.
+    #[error("{}: {detail}", path.display())]
+    Selection {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        detail: String,
+    },
     /// A value is NaN or infinite.
     #[error("{}: frame {frame} (counted from 0), channel {} (counted from 1) is not a finite number", path.display(), channel + 1)]
     NonFinite {

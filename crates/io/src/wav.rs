@@ -6,7 +6,7 @@ use std::path::Path;
 use hound::{SampleFormat, WavReader, WavSpec};
 use unmix_core::Recording;
 
-use crate::{Error, Result};
+use crate::{Columns, Error, Result};
 
 mod rf64;
 
@@ -62,6 +62,10 @@ pub struct WavBlockReader {
     frames_total: usize,
     frames_read: usize,
     bytes: Vec<u8>,
+    /// The file's channels that are read, in output order (zero-based); `None`: all.
+    selected: Option<Vec<usize>>,
+    /// A block of every channel, when only some are selected.
+    all: Vec<f32>,
 }
 
 impl WavBlockReader {
@@ -117,11 +121,37 @@ impl WavBlockReader {
             frames_total,
             frames_read: 0,
             bytes: Vec::new(),
+            selected: None,
+            all: Vec::new(),
         })
     }
 
-    /// Channels per frame.
+    /// Opens `path` and reads only the `channels` picked (by number from 1, in the order
+    /// given); the others are skipped, and so are non-finite values in them.
+    pub fn open_channels(path: &Path, channels: &Columns) -> Result<Self> {
+        let mut reader = Self::open(path)?;
+        if let Some(name) = channels.first_name() {
+            return Err(Error::Selection {
+                path: path.to_path_buf(),
+                detail: format!("WAV channels are picked by number (from 1), not by name ('{name}')"),
+            });
+        }
+        if !channels.is_all() {
+            let picked = channels
+                .resolve(reader.channels, None, "channel")
+                .map_err(|detail| Error::Selection { path: path.to_path_buf(), detail })?;
+            reader.selected = Some(picked);
+        }
+        Ok(reader)
+    }
+
+    /// Channels per frame (those picked, if only some are).
     pub fn channels(&self) -> usize {
+        self.selected.as_ref().map_or(self.channels, Vec::len)
+    }
+
+    /// Channels in the file.
+    pub fn file_channels(&self) -> usize {
         self.channels
     }
 
@@ -166,13 +196,24 @@ impl WavBlockReader {
                 ),
             });
         }
-        convert(self.encoding, &self.bytes, out);
-        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite {
-                path: self.path.clone(),
-                frame: self.frames_read + i / self.channels,
-                channel: i % self.channels,
-            });
+        let non_finite = match &self.selected {
+            None => {
+                convert(self.encoding, &self.bytes, out);
+                out.iter().position(|v| !v.is_finite()).map(|i| (i / self.channels, i % self.channels))
+            }
+            Some(selected) => {
+                self.all.clear();
+                convert(self.encoding, &self.bytes, &mut self.all);
+                out.reserve(frames * selected.len());
+                for frame in self.all.chunks_exact(self.channels) {
+                    out.extend(selected.iter().map(|&c| frame[c]));
+                }
+                let k = selected.len();
+                out.iter().position(|v| !v.is_finite()).map(|i| (i / k, selected[i % k]))
+            }
+        };
+        if let Some((frame, channel)) = non_finite {
+            return Err(Error::NonFinite { path: self.path.clone(), frame: self.frames_read + frame, channel });
         }
         self.frames_read += frames;
         Ok(frames)
@@ -295,7 +336,7 @@ impl WavStreamWriter {
 
 impl unmix_core::Source for WavBlockReader {
     fn channels(&self) -> usize {
-        self.channels
+        WavBlockReader::channels(self)
     }
 
     fn sample_rate_hz(&self) -> u32 {
@@ -378,6 +419,37 @@ mod tests {
                 all.extend_from_slice(&block);
             }
             assert_eq!(all, whole.interleaved(), "{bits}-bit {format:?}");
+        }
+    }
+
+    #[test]
+    fn picked_channels_in_the_order_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("array.wav");
+        // Four channels; sample value = 10 × frame + channel. Channel 4 (from 1) holds a NaN.
+        let mut samples: Vec<f32> = (0..400).map(|i| (10 * (i / 4) + i % 4) as f32).collect();
+        samples[4 * 7 + 3] = f32::NAN;
+        write_wav_f32(&path, &Recording::from_interleaved(8000, 4, samples.clone()).unwrap()).unwrap();
+        let mut reader = WavBlockReader::open_channels(&path, &"3,1-2".parse().unwrap()).unwrap();
+        assert_eq!((reader.channels(), reader.file_channels()), (3, 4));
+        let (mut block, mut got) = (Vec::new(), Vec::new());
+        // Blocks of an odd size, to cross frame boundaries at every place.
+        while reader.read_block(&mut block, 7).unwrap() > 0 {
+            got.extend_from_slice(&block);
+        }
+        let expected: Vec<f32> = samples.chunks(4).flat_map(|f| [f[2], f[0], f[1]]).collect();
+        assert_eq!(got, expected, "the NaN in the channel left out is never looked at");
+        // A NaN in a picked channel names the file's channel.
+        let mut reader = WavBlockReader::open_channels(&path, &"4".parse().unwrap()).unwrap();
+        let err = reader.read_block(&mut block, 100).unwrap_err().to_string();
+        assert!(err.contains("frame 7 (counted from 0), channel 4 (counted from 1)"), "{err}");
+        for (spec, says) in [
+            ("2-5", "channel 5 asked for, but the file has 4 channels"),
+            ("mic1", "picked by number (from 1), not by name ('mic1')"),
+            ("1,1", "channel 1 is selected twice"),
+        ] {
+            let err = WavBlockReader::open_channels(&path, &spec.parse().unwrap()).err().unwrap().to_string();
+            assert!(err.starts_with(&format!("{}: ", path.display())) && err.ends_with(says), "{spec}: {err}");
         }
     }
 

@@ -253,6 +253,7 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
             training_config: serde_json::to_value(&training).unwrap_or_default(),
             training_summary: serde_json::to_value(&fitted.history.summary).unwrap_or_default(),
             score_baseline: None,
+            picked_channels: None,
         },
         weights: fitted.model.export(),
     };
