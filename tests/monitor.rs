@@ -100,6 +100,20 @@ fn scores_follow_the_windows_and_flag_a_changed_mixing() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read(&applied), sources);
     assert_eq!(rows(&applied_scores).1, scores);
+    // Its summary line names the windows after the swap: every one from 1 s on, and the
+    // one straddling it (from 0.875 s) perhaps.
+    let written = unmix_io::read_csv(&applied_scores, 1).unwrap();
+    let summary = unmix_monitor::ScoresSummary::of(written.interleaved(), 3, 0.05);
+    assert_eq!(summary.windows, 15);
+    assert!(
+        matches!((summary.unusual_windows, summary.first_unusual_s), (7, Some(1.0)) | (8, Some(0.875))),
+        "{summary:?}"
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(&format!("monitoring: {summary} → ")), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["monitoring"]["unusual_windows"], summary.unusual_windows);
 }
 
 #[test]
@@ -123,4 +137,10 @@ fn bad_monitoring_windows_are_refused_before_any_work() {
         assert!(!err.contains("panicked"), "{err}");
         assert!(files_in(&out).iter().all(|f| f.starts_with('.')), "{:?}", files_in(&out));
     }
+    #[rustfmt::skip]
+    let o = unmix(&[
+        "separate", mix.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap(),
+        "--scores", "--alert-share", "1.5", "--quiet",
+    ]);
+    assert!(!o.status.success() && stderr(&o).contains("--alert-share 1.5: must be a share between 0 and 1"));
 }

@@ -10,7 +10,7 @@ use unmix_core::{Processor, Sink, Source};
 use unmix_format::ModelFile;
 use unmix_infer::{ScoredSeparator, Separator};
 use unmix_io::{Columns, CsvBlockReader, CsvStreamWriter, WavBlockReader, WavStreamWriter, is_csv};
-use unmix_monitor::{WindowMonitor, WindowSpec, score_columns};
+use unmix_monitor::{ScoresSummary, WindowMonitor, WindowSpec, score_columns};
 use unmix_stream::{Pipeline, PipelineConfig, PipelineReport, TeeSink};
 
 /// Arguments of `unmix apply`.
@@ -93,6 +93,10 @@ pub struct WindowArgs {
     /// length; shorter hops overlap the windows).
     #[arg(long)]
     pub hop_s: Option<f64>,
+    /// Share of outlying frames above which a window counts as unusual in the summary
+    /// printed at the end (data like the training segment give about 0.01).
+    #[arg(long, default_value_t = 0.05)]
+    pub alert_share: f32,
 }
 
 /// Where the monitoring scores go and how the stream is windowed, in seconds.
@@ -103,6 +107,8 @@ pub struct Monitoring {
     pub window_s: f64,
     /// Hop, seconds.
     pub hop_s: f64,
+    /// Outlier share that makes a window unusual in the summary.
+    pub alert_share: f32,
 }
 
 impl WindowArgs {
@@ -117,7 +123,10 @@ impl WindowArgs {
         if hop_s > self.window_s {
             bail!("--hop-s {hop_s} is longer than --window-s {}: windows would leave gaps", self.window_s);
         }
-        Ok(Monitoring { path, window_s: self.window_s, hop_s })
+        if !(self.alert_share > 0.0 && self.alert_share < 1.0) {
+            bail!("--alert-share {}: must be a share between 0 and 1", self.alert_share);
+        }
+        Ok(Monitoring { path, window_s: self.window_s, hop_s, alert_share: self.alert_share })
     }
 }
 
@@ -125,6 +134,12 @@ impl Monitoring {
     /// The windows in frames at `sample_rate_hz`.
     pub fn spec(&self, sample_rate_hz: u32) -> Result<WindowSpec> {
         Ok(WindowSpec::from_seconds(self.window_s, self.hop_s, sample_rate_hz)?)
+    }
+
+    /// The written score rows at a glance.
+    pub fn summary(&self, sources: usize) -> Result<ScoresSummary> {
+        let rows = unmix_io::read_csv(&self.path, 1)?;
+        Ok(ScoresSummary::of(rows.interleaved(), sources, self.alert_share))
     }
 }
 
@@ -152,7 +167,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         args.output.display()
     );
     if let Some(monitoring) = &monitoring {
-        println!("monitoring scores → {}", monitoring.path.display());
+        println!("monitoring: {} → {}", monitoring.summary(model.header.sources)?, monitoring.path.display());
     }
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
         print!("{}", stats_table(report));

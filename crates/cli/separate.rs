@@ -299,6 +299,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let applied = apply_file(model, input, &outputs, &args.input_channels, !args.quiet, monitoring.as_ref())?;
     let apply_s = apply_started.elapsed().as_secs_f64();
     model.save(&out.path("model.unmix"))?;
+    let monitoring_summary = monitoring.as_ref().map(|m| m.summary(model.header.sources)).transpose()?;
 
     // 4. Scores against the truth, on the whole input.
     let score = match &args.truth {
@@ -335,7 +336,16 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "training": history.summary,
         "timings_s": { "read": read_s, "train": train_s, "apply": apply_s, "total": started.elapsed().as_secs_f64() },
         "pipeline": applied.pipeline,
-        "monitoring": monitoring.as_ref().map(|m| serde_json::json!({ "window_s": m.window_s, "hop_s": m.hop_s })),
+        "monitoring": monitoring.as_ref().zip(monitoring_summary.as_ref()).map(|(m, s)| serde_json::json!({
+            "window_s": m.window_s,
+            "hop_s": m.hop_s,
+            "windows": s.windows,
+            "log_prior_outliers_max": s.log_prior_outliers_max.map(|(share, at)| serde_json::json!({ "share": share, "window_start_s": at })),
+            "reconstruction_outliers_max": s.reconstruction_outliers_max.map(|(share, at)| serde_json::json!({ "share": share, "window_start_s": at })),
+            "alert_share": s.alert_share,
+            "unusual_windows": s.unusual_windows,
+            "first_unusual_s": s.first_unusual_s,
+        })),
         "score_baseline": model.header.score_baseline,
         "normalisation": {
             "whitened": model.header.normaliser.whitening.is_some(),
@@ -362,6 +372,9 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         );
         if let Some(s) = &score {
             print!("{}", score::table(s));
+        }
+        if let Some(summary) = &monitoring_summary {
+            println!("monitoring: {summary}");
         }
         for w in written {
             println!("  {}", w.display());

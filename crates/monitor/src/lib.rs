@@ -290,6 +290,78 @@ impl Sink for WindowMonitor {
     }
 }
 
+/// A run of score rows at a glance: the windows whose outlier shares stand out, for the
+/// terminal and the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoresSummary {
+    /// Windows (score rows).
+    pub windows: usize,
+    /// The largest log-prior outlier share and the start of its window (seconds); `None`
+    /// without outlier flags (a model without a score baseline).
+    pub log_prior_outliers_max: Option<(f32, f32)>,
+    /// The same for the reconstruction error.
+    pub reconstruction_outliers_max: Option<(f32, f32)>,
+    /// The share above which a window counts as unusual.
+    pub alert_share: f32,
+    /// Windows in which either share is above `alert_share`.
+    pub unusual_windows: usize,
+    /// The start of the first of them, seconds.
+    pub first_unusual_s: Option<f32>,
+}
+
+impl ScoresSummary {
+    /// Summarises `rows` (whole rows of [`row_len`]`(sources)` values, as
+    /// [`WindowMonitor`] writes them). On data like the training segment the shares are
+    /// about 0.01, so an `alert_share` of a few times that separates chance from change.
+    pub fn of(rows: &[f32], sources: usize, alert_share: f32) -> Self {
+        let width = row_len(sources);
+        let (lp, re) = (width - 2, width - 1);
+        let mut summary = Self {
+            windows: rows.len() / width,
+            log_prior_outliers_max: None,
+            reconstruction_outliers_max: None,
+            alert_share,
+            unusual_windows: 0,
+            first_unusual_s: None,
+        };
+        let keep_max = |max: &mut Option<(f32, f32)>, share: f32, start: f32| {
+            if !share.is_nan() && max.is_none_or(|(m, _)| share > m) {
+                *max = Some((share, start));
+            }
+        };
+        for row in rows.chunks_exact(width) {
+            keep_max(&mut summary.log_prior_outliers_max, row[lp], row[0]);
+            keep_max(&mut summary.reconstruction_outliers_max, row[re], row[0]);
+            if row[lp] > alert_share || row[re] > alert_share {
+                summary.unusual_windows += 1;
+                summary.first_unusual_s.get_or_insert(row[0]);
+            }
+        }
+        summary
+    }
+}
+
+impl std::fmt::Display for ScoresSummary {
+    /// One line: `12 windows; outlier shares (about 0.01 on data like the training
+    /// segment): log-prior up to 0.170 (window at 3.00 s), reconstruction up to …`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} windows", self.windows)?;
+        let (Some((lp, lp_at)), Some((re, re_at))) = (self.log_prior_outliers_max, self.reconstruction_outliers_max)
+        else {
+            return write!(f, "; no outlier shares (the model has no score baseline)");
+        };
+        write!(
+            f,
+            "; outlier shares (about 0.01 on data like the training segment): log-prior up to {lp:.3} \
+             (window at {lp_at:.2} s), reconstruction up to {re:.3} (window at {re_at:.2} s); "
+        )?;
+        match self.first_unusual_s {
+            None => write!(f, "no window above {}", self.alert_share),
+            Some(at) => write!(f, "{} above {}, the first at {at:.2} s", self.unusual_windows, self.alert_share),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -486,5 +558,31 @@ mod tests {
     fn columns_and_rows_agree() {
         assert_eq!(score_columns(3).len(), row_len(3));
         assert_eq!(score_columns(1)[2], "rms_source1");
+    }
+
+    #[test]
+    fn scores_summary_finds_the_unusual_windows() {
+        // Two sources: rows of 10 values; the outlier shares are the last two.
+        let row = |start: f32, lp: f32, re: f32| {
+            let mut r = vec![start, 100.0, 1.0, 1.0, -2.0, -5.0, 0.01, 0.05];
+            r.extend([lp, re]);
+            r
+        };
+        let rows: Vec<f32> =
+            [row(0.0, 0.01, 0.0), row(1.0, 0.02, 0.3), row(2.0, 0.4, 0.01), row(3.0, 0.0, 0.0)].concat();
+        let s = ScoresSummary::of(&rows, 2, 0.05);
+        assert_eq!(s.windows, 4);
+        assert_eq!(s.log_prior_outliers_max, Some((0.4, 2.0)));
+        assert_eq!(s.reconstruction_outliers_max, Some((0.3, 1.0)));
+        assert_eq!((s.unusual_windows, s.first_unusual_s), (2, Some(1.0)));
+        let line = s.to_string();
+        assert!(line.contains("log-prior up to 0.400 (window at 2.00 s)"), "{line}");
+        assert!(line.ends_with("2 above 0.05, the first at 1.00 s"), "{line}");
+        assert!(ScoresSummary::of(&rows[..10], 2, 0.05).to_string().ends_with("no window above 0.05"));
+        // Without a baseline the shares are NaN.
+        let blind: Vec<f32> = [row(0.0, f32::NAN, f32::NAN), row(1.0, f32::NAN, f32::NAN)].concat();
+        let s = ScoresSummary::of(&blind, 2, 0.05);
+        assert_eq!((s.windows, s.unusual_windows, s.log_prior_outliers_max), (2, 0, None));
+        assert!(s.to_string().contains("no outlier shares"), "{s}");
     }
 }
