@@ -192,6 +192,23 @@ fn logger_csv_with_picked_columns() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("reading channels acc1,acc2 of"), "{}", stderr(&o));
     assert_eq!(std::fs::read(&applied).unwrap(), expected);
+    // On a WAV the names mean nothing: the user is told to pick by number.
+    let wav = dir.path().join("same.wav");
+    write_wav(&wav, 2, plain_rows.interleaved());
+    let o =
+        unmix(&["apply", model.to_str().unwrap(), wav.to_str().unwrap(), "-o", applied.to_str().unwrap(), "--force"]);
+    assert_clean_failure(&o, "model.unmix", "same.wav is read as WAV; pick its channels by number with --channels");
+    let o = unmix(&[
+        "apply",
+        model.to_str().unwrap(),
+        wav.to_str().unwrap(),
+        "-o",
+        applied.to_str().unwrap(),
+        "--force",
+        "--channels",
+        "1-2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
 
     // Without the pick the time and temperature columns would be channels: the constant
     // temperature is refused.

@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use unmix_core::{Processor, Sink, Source};
 use unmix_format::ModelFile;
 use unmix_infer::{ScoredSeparator, Separator};
-use unmix_io::{Columns, CsvBlockReader, CsvStreamWriter, WavBlockReader, WavStreamWriter, is_csv};
+use unmix_io::{ChannelSelection, CsvBlockReader, CsvStreamWriter, WavBlockReader, WavStreamWriter, is_csv};
 use unmix_monitor::{ScoresSummary, WindowMonitor, WindowSpec, score_columns};
 use unmix_stream::{Pipeline, PipelineConfig, PipelineReport, TeeSink};
 
@@ -55,7 +55,7 @@ pub struct InputArgs {
     /// unused recorder channel, a CSV's time stamp or temperature — are skipped unread.
     /// `apply` reads the channels the model was trained on unless given this.
     #[arg(long, value_name = "LIST")]
-    pub channels: Option<Columns>,
+    pub channels: Option<ChannelSelection>,
     /// Sample rate given to CSV input (CSV carries none), in Hz. `;`- and tab-separated
     /// files (decimal commas included) are recognised by themselves.
     #[arg(long, default_value_t = 1)]
@@ -64,7 +64,7 @@ pub struct InputArgs {
 
 impl InputArgs {
     /// The picked channels.
-    pub fn channels(&self) -> Columns {
+    pub fn channels(&self) -> ChannelSelection {
         self.channels.clone().unwrap_or_default()
     }
 
@@ -73,9 +73,16 @@ impl InputArgs {
         let (None, Some(spec)) = (&self.channels, &model.header.picked_channels) else {
             return Ok(self.clone());
         };
-        let channels: Columns = spec
+        let channels: ChannelSelection = spec
             .parse()
             .map_err(|e| anyhow::anyhow!("the model's picked channels '{spec}' do not read as a list: {e}"))?;
+        if let (false, Some(name)) = (is_csv(input), channels.first_name()) {
+            bail!(
+                "trained on CSV columns picked by name ({spec}: '{name}'), but {} is read as WAV; \
+                 pick its channels by number with --channels",
+                input.display()
+            );
+        }
         if !quiet {
             eprintln!("reading channels {spec} of {} as the model was trained (--channels overrides)", input.display());
         }
@@ -226,11 +233,11 @@ pub fn apply_file(
 ) -> Result<Applied> {
     let n = model.header.sources;
     let (source, total, rate): (Box<dyn Source>, Option<usize>, u32) = if is_csv(input) {
-        let reader = CsvBlockReader::open_columns(input, picked.csv_rate, &picked.channels())?;
+        let reader = CsvBlockReader::open_selected(input, picked.csv_rate, &picked.channels())?;
         check_channels(model, input, reader.channels())?;
         (Box::new(reader), None, picked.csv_rate)
     } else {
-        let reader = WavBlockReader::open_channels(input, &picked.channels())?;
+        let reader = WavBlockReader::open_selected(input, &picked.channels())?;
         check_channels(model, input, reader.channels())?;
         let (total, rate) = (reader.frames_total(), reader.sample_rate_hz());
         (Box::new(reader), Some(total), rate)

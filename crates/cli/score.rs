@@ -19,13 +19,14 @@ pub struct ScoreArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Sample rate assumed for CSV files.
-    #[arg(long, default_value_t = 1)]
-    sample_rate: u32,
+    /// Sample rate assumed for CSV files (as `--csv-rate` of the other commands; only
+    /// labels the data here).
+    #[arg(long, alias = "sample-rate", default_value_t = 1)]
+    csv_rate: u32,
 }
 
 pub fn run(args: ScoreArgs) -> Result<()> {
-    let s = score_files(&args.truth, &args.est, args.sample_rate)?;
+    let s = score_files(&args.truth, &args.est, args.csv_rate)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
-use unmix_io::{WavBlockReader, is_csv, read_csv_columns};
+use unmix_io::{WavBlockReader, is_csv, read_csv_selected};
 use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig};
 use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, SeparateConfig, SourceCount,
@@ -248,12 +248,12 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // The configuration needs the sample rate (for --train-seconds), so it is made once the
     // header is known.
     let (segment, total_frames, config) = if is_csv(input) {
-        let rec = read_csv_columns(input, args.input_channels.csv_rate, &args.input_channels.channels())?;
+        let rec = read_csv_selected(input, args.input_channels.csv_rate, &args.input_channels.channels())?;
         let config = args.config(rec.sample_rate_hz())?;
         let frames = rec.frames();
         (rec, frames, config)
     } else {
-        let mut reader = WavBlockReader::open_channels(input, &args.input_channels.channels())?;
+        let mut reader = WavBlockReader::open_selected(input, &args.input_channels.channels())?;
         let config = args.config(reader.sample_rate_hz())?;
         let mut head = Vec::new();
         reader.read_block(&mut head, config.max_train_frames)?;

@@ -5,14 +5,14 @@ use std::path::Path;
 use unmix_core::Recording;
 
 use crate::error::io_error;
-use crate::{Error, Result, write_atomically};
+use crate::{ChannelSelection, Error, Result, write_atomically};
 
 /// Reads a sensor CSV block by block, so memory does not grow with the file's length.
 ///
 /// The first row is a header when every one of its cells is not a number. Cells may carry
-/// surrounding spaces; `#` starts a comment line. The delimiter is the one of `,`, `;`
-/// and tab that the first line holds most of; with `;` or tab a decimal comma (`0,25`) is
-/// read as a decimal point, as spreadsheets in many locales write it. A delimiter ending
+/// surrounding spaces; `#` starts a comment line. The delimiter is `;` or tab when the
+/// first line holds any (whichever more), else `,`; with `;` or tab a decimal comma
+/// (`0,25`) is read as a decimal point, as spreadsheets in many locales write it. A delimiter ending
 /// every line (an empty last column) is allowed. An empty, non-numeric, NaN or infinite
 /// cell in a selected column is an error naming its line and column; so is a row of a
 /// different width.
@@ -32,130 +32,16 @@ pub struct CsvBlockReader {
     sample_rate_hz: u32,
 }
 
-/// Which columns of a CSV are channels: `2-7`, `1,3,5`, header names `acc_x,acc_y`, or a
-/// mix (`2-4,temp`). Column numbers start at 1. Parsed from the command line with
-/// [`str::parse`]; the default is every column.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Columns(Vec<ColumnRef>);
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum ColumnRef {
-    /// One-based, inclusive.
-    Range(usize, usize),
-    Name(String),
-}
-
-impl Columns {
-    /// Every column.
-    pub fn all() -> Self {
-        Self::default()
-    }
-
-    /// Whether this selects every column.
-    pub fn is_all(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The first column asked for by name, if any.
-    pub(crate) fn first_name(&self) -> Option<&str> {
-        self.0.iter().find_map(|c| match c {
-            ColumnRef::Name(name) => Some(name.as_str()),
-            ColumnRef::Range(..) => None,
-        })
-    }
-
-    /// Zero-based indices, in the order given, against a file with `width` columns (or
-    /// channels: `noun`) and (if it has one) the header `names`.
-    pub(crate) fn resolve(
-        &self,
-        width: usize,
-        names: Option<&csv::StringRecord>,
-        noun: &str,
-    ) -> std::result::Result<Vec<usize>, String> {
-        if self.is_all() {
-            return Ok((0..width).collect());
-        }
-        let mut out = Vec::new();
-        for item in &self.0 {
-            match item {
-                ColumnRef::Range(from, to) => {
-                    if *to > width {
-                        return Err(format!("{noun} {to} asked for, but the file has {width} {noun}s"));
-                    }
-                    out.extend(from - 1..*to);
-                }
-                ColumnRef::Name(name) => {
-                    let Some(names) = names else {
-                        return Err(format!("column '{name}' asked for by name, but the file has no header row"));
-                    };
-                    let at = names.iter().position(|n| n == name).ok_or_else(|| {
-                        let known: Vec<&str> = names.iter().filter(|n| !n.is_empty()).collect();
-                        format!("no column named '{name}' (the header has: {})", known.join(", "))
-                    })?;
-                    out.push(at);
-                }
-            }
-        }
-        let mut seen = std::collections::HashSet::new();
-        if let Some(twice) = out.iter().find(|c| !seen.insert(**c)) {
-            return Err(format!("{noun} {} is selected twice", twice + 1));
-        }
-        Ok(out)
-    }
-}
-
-/// The same text [`str::parse`] reads: `acc_x,2-4`.
-impl std::fmt::Display for Columns {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, item) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            match item {
-                ColumnRef::Range(a, b) if a == b => write!(f, "{a}")?,
-                ColumnRef::Range(a, b) => write!(f, "{a}-{b}")?,
-                ColumnRef::Name(name) => f.write_str(name)?,
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::str::FromStr for Columns {
-    type Err = String;
-
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
-        let mut items = Vec::new();
-        for item in text.split(',').map(str::trim) {
-            if item.is_empty() {
-                return Err(format!("empty column in '{text}'"));
-            }
-            let number = |t: &str| t.trim().parse::<usize>().ok();
-            let range = match item.split_once('-') {
-                Some((a, b)) => number(a).zip(number(b)),
-                None => number(item).map(|n| (n, n)),
-            };
-            items.push(match range {
-                Some((0, _)) | Some((_, 0)) => return Err(format!("'{item}': column numbers start at 1")),
-                Some((a, b)) if a > b => return Err(format!("'{item}': the range runs backwards")),
-                Some((a, b)) => ColumnRef::Range(a, b),
-                None => ColumnRef::Name(item.to_string()),
-            });
-        }
-        Ok(Self(items))
-    }
-}
-
 impl CsvBlockReader {
     /// Opens `path`, reading every column as a channel and rows as frames at
     /// `sample_rate_hz`.
     pub fn open(path: &Path, sample_rate_hz: u32) -> Result<Self> {
-        Self::open_columns(path, sample_rate_hz, &Columns::all())
+        Self::open_selected(path, sample_rate_hz, &ChannelSelection::all())
     }
 
     /// Opens `path`, reading the `columns` as channels (in that order) and rows as frames
     /// at `sample_rate_hz`; other columns (a time stamp, say) are skipped unread.
-    pub fn open_columns(path: &Path, sample_rate_hz: u32, columns: &Columns) -> Result<Self> {
+    pub fn open_selected(path: &Path, sample_rate_hz: u32, columns: &ChannelSelection) -> Result<Self> {
         let delimiter = sniff_delimiter(path)?;
         let file = std::fs::File::open(path).map_err(io_error(path))?;
         let mut reader = csv::ReaderBuilder::new()
@@ -315,13 +201,13 @@ fn sniff_delimiter(path: &Path) -> Result<u8> {
 
 /// Reads a whole CSV of numbers into a recording at `sample_rate_hz` (see [`CsvBlockReader`]).
 pub fn read_csv(path: &Path, sample_rate_hz: u32) -> Result<Recording> {
-    read_csv_columns(path, sample_rate_hz, &Columns::all())
+    read_csv_selected(path, sample_rate_hz, &ChannelSelection::all())
 }
 
 /// Reads the `columns` of a CSV into a recording at `sample_rate_hz` (see
-/// [`CsvBlockReader::open_columns`]).
-pub fn read_csv_columns(path: &Path, sample_rate_hz: u32, columns: &Columns) -> Result<Recording> {
-    let mut reader = CsvBlockReader::open_columns(path, sample_rate_hz, columns)?;
+/// [`CsvBlockReader::open_selected`]).
+pub fn read_csv_selected(path: &Path, sample_rate_hz: u32, columns: &ChannelSelection) -> Result<Recording> {
+    let mut reader = CsvBlockReader::open_selected(path, sample_rate_hz, columns)?;
     let mut samples = Vec::new();
     let mut block = Vec::new();
     while reader.read_block(&mut block, 1 << 14)? > 0 {
@@ -475,7 +361,7 @@ mod tests {
     fn columns_by_number_range_and_name() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "log.csv", "time,acc1,acc2,acc3,temp\n0.00,1,2,3,20\n0.01,4,5,6,oops\n");
-        let pick = |spec: &str| read_csv_columns(&p, 100, &spec.parse().unwrap());
+        let pick = |spec: &str| read_csv_selected(&p, 100, &spec.parse().unwrap());
         let acc = pick("2-4").unwrap();
         assert_eq!(acc.channels(), 3);
         assert_eq!(acc.interleaved(), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
@@ -493,14 +379,14 @@ mod tests {
             assert!(err.starts_with(&format!("{}: ", p.display())) && err.contains(says), "{spec}: {err}");
         }
         let headerless = write(dir.path(), "raw.csv", "1,2\n3,4\n");
-        let err = read_csv_columns(&headerless, 1, &"x".parse().unwrap()).unwrap_err();
+        let err = read_csv_selected(&headerless, 1, &"x".parse().unwrap()).unwrap_err();
         assert!(err.to_string().contains("no header row"), "{err}");
         for bad in ["0", "3-2", "1,,2", ""] {
-            assert!(bad.parse::<Columns>().is_err(), "{bad:?} parsed");
+            assert!(bad.parse::<ChannelSelection>().is_err(), "{bad:?} parsed");
         }
-        assert!("1".parse::<Columns>().is_ok_and(|c| !c.is_all()));
+        assert!("1".parse::<ChannelSelection>().is_ok_and(|c| !c.is_all()));
         for spec in ["2-4", "acc1,3,5-6", "temp_C"] {
-            assert_eq!(spec.parse::<Columns>().unwrap().to_string(), spec);
+            assert_eq!(spec.parse::<ChannelSelection>().unwrap().to_string(), spec);
         }
     }
 }

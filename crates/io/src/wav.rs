@@ -6,7 +6,7 @@ use std::path::Path;
 use hound::{SampleFormat, WavReader, WavSpec};
 use unmix_core::Recording;
 
-use crate::{Columns, Error, Result};
+use crate::{ChannelSelection, Error, Result};
 
 mod rf64;
 
@@ -128,7 +128,7 @@ impl WavBlockReader {
 
     /// Opens `path` and reads only the `channels` picked (by number from 1, in the order
     /// given); the others are skipped, and so are non-finite values in them.
-    pub fn open_channels(path: &Path, channels: &Columns) -> Result<Self> {
+    pub fn open_selected(path: &Path, channels: &ChannelSelection) -> Result<Self> {
         let mut reader = Self::open(path)?;
         if let Some(name) = channels.first_name() {
             return Err(Error::Selection {
@@ -430,7 +430,7 @@ mod tests {
         let mut samples: Vec<f32> = (0..400).map(|i| (10 * (i / 4) + i % 4) as f32).collect();
         samples[4 * 7 + 3] = f32::NAN;
         write_wav_f32(&path, &Recording::from_interleaved(8000, 4, samples.clone()).unwrap()).unwrap();
-        let mut reader = WavBlockReader::open_channels(&path, &"3,1-2".parse().unwrap()).unwrap();
+        let mut reader = WavBlockReader::open_selected(&path, &"3,1-2".parse().unwrap()).unwrap();
         assert_eq!((reader.channels(), reader.file_channels()), (3, 4));
         let (mut block, mut got) = (Vec::new(), Vec::new());
         // Blocks of an odd size, to cross frame boundaries at every place.
@@ -440,7 +440,7 @@ mod tests {
         let expected: Vec<f32> = samples.chunks(4).flat_map(|f| [f[2], f[0], f[1]]).collect();
         assert_eq!(got, expected, "the NaN in the channel left out is never looked at");
         // A NaN in a picked channel names the file's channel.
-        let mut reader = WavBlockReader::open_channels(&path, &"4".parse().unwrap()).unwrap();
+        let mut reader = WavBlockReader::open_selected(&path, &"4".parse().unwrap()).unwrap();
         let err = reader.read_block(&mut block, 100).unwrap_err().to_string();
         assert!(err.contains("frame 7 (counted from 0), channel 4 (counted from 1)"), "{err}");
         for (spec, says) in [
@@ -448,7 +448,7 @@ mod tests {
             ("mic1", "picked by number (from 1), not by name ('mic1')"),
             ("1,1", "channel 1 is selected twice"),
         ] {
-            let err = WavBlockReader::open_channels(&path, &spec.parse().unwrap()).err().unwrap().to_string();
+            let err = WavBlockReader::open_selected(&path, &spec.parse().unwrap()).err().unwrap().to_string();
             assert!(err.starts_with(&format!("{}: ", path.display())) && err.ends_with(says), "{spec}: {err}");
         }
     }
