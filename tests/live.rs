@@ -141,6 +141,56 @@ fn live_from_alsa_with_a_model_records_exactly_the_offline_sources() {
     assert_eq!(r["status"]["dropped_frames"], 0);
 }
 
+/// An array on inputs 2, 4 and 5 of a five-channel interface, the others carrying
+/// something else: a model trained on those channels of a recording (`separate
+/// --channels 2,4-5`) opens the device wide enough and keeps the same channels without
+/// being told, and separates exactly as `apply` does on the recording.
+#[test]
+fn live_keeps_the_device_channels_the_model_was_trained_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let rate = 48_000;
+    let data =
+        generate(&SynthConfig { frames: rate, sample_rate_hz: rate as u32, ..SynthConfig::paper(MixKind::Linear, 2) })
+            .unwrap();
+    let mut wide = Vec::with_capacity(rate * 5);
+    for (t, frame) in data.mixture.interleaved().chunks_exact(3).enumerate() {
+        let hum = (t as f32 * 0.05).sin();
+        wide.extend_from_slice(&[hum, frame[0], -hum, frame[1], frame[2]]);
+    }
+    let recording = dir.path().join("interface.wav");
+    let alsa = FileCapture::new(&wide);
+    unmix_io::write_wav_f32(&recording, &unmix_core::Recording::from_interleaved(rate as u32, 5, wide).unwrap())
+        .unwrap();
+    let out = dir.path().join("sep");
+    #[rustfmt::skip]
+    let o = unmix(&[
+        "separate", recording.to_str().unwrap(), "-n", "3", "--channels", "2,4-5", "-o", out.to_str().unwrap(),
+        "--quiet", "--no-plots",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = out.join("model.unmix");
+
+    let record = dir.path().join("live.wav");
+    #[rustfmt::skip]
+    let o = alsa.unmix(&[
+        "live", "--input", "filecap", "-n", "3", "--model", model.to_str().unwrap(), "--duration", "1s",
+        "--rate", "48000", "--record", record.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("using device channels 2,4-5 as the model was trained"), "{err}");
+    assert!(err.contains("input alsa:filecap: channels 2, 4, 5 of 5, 48000 Hz"), "{err}");
+    let offline = dir.path().join("offline.wav");
+    let a = unmix(&["apply", model.to_str().unwrap(), recording.to_str().unwrap(), "-o", offline.to_str().unwrap()]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(read(&record), read(&offline), "live output differs from offline apply");
+
+    // `--pick` overrides the model's channels, and must still give it as many.
+    let o = alsa.unmix(&["live", "--input", "filecap", "-n", "3", "--model", model.to_str().unwrap(), "--pick", "1-4"]);
+    assert_clean_failure(&o, "filecap", "the model expects 3 channels, the input has 4");
+    assert!(!stderr(&o).contains("as the model was trained"), "{}", stderr(&o));
+}
+
 /// Missing devices, impossible channel counts and bad options fail with one clear line,
 /// no panic and no recording.
 #[test]

@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
+use unmix_io::ChannelSelection;
 
 /// Arguments of `unmix devices`.
 #[derive(Args, Debug, Clone)]
@@ -22,9 +24,15 @@ pub struct LiveArgs {
     /// after the host (`hw:1,0`).
     #[arg(long, default_value = "default")]
     pub input: String,
-    /// Input channels M.
+    /// Input channels M: the first M of the device (default: the model's count).
     #[arg(long)]
-    pub channels: usize,
+    pub channels: Option<usize>,
+    /// Device channels to use instead, in this order: numbers from 1 and ranges, e.g. `3-6`
+    /// for an array on inputs 3 to 6 (the device is opened wide enough to reach them).
+    /// With `--model`, the channels the model was trained on (`separate --channels`) are
+    /// used unless given this.
+    #[arg(long, value_name = "LIST")]
+    pub pick: Option<ChannelSelection>,
     /// Sources N to separate.
     #[arg(short = 'n', long = "sources")]
     pub sources: usize,
@@ -119,23 +127,65 @@ pub fn parse_seconds(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
+/// The input channels M and which device channels (zero-based) deliver them: `--pick`,
+/// else the model's pick, else the first `--channels` (or the model's count). `model` is
+/// the model's channel count and pick.
+#[cfg_attr(not(feature = "live"), allow(dead_code))]
+fn input_channels(
+    channels: Option<usize>,
+    pick: Option<&ChannelSelection>,
+    model: Option<(usize, Option<&str>)>,
+    quiet: bool,
+) -> Result<(usize, Option<Vec<usize>>)> {
+    let model_pick = model.and_then(|(_, pick)| pick);
+    let picked = match (pick, model_pick) {
+        (Some(pick), _) => pick.numbers().map_err(|e| anyhow!("--pick {pick}: {e}"))?,
+        (None, Some(spec)) => {
+            let numbers = spec.parse::<ChannelSelection>().and_then(|s| s.numbers()).map_err(|e| {
+                anyhow!("the model was trained on channels '{spec}' ({e}); choose device channels with --pick")
+            })?;
+            if let (Some(c), Some(p)) = (channels, &numbers)
+                && c != p.len()
+            {
+                bail!(
+                    "the model reads channels {spec} ({} channels), not --channels {c}; choose others with --pick",
+                    p.len()
+                );
+            }
+            if !quiet && numbers.is_some() {
+                eprintln!("using device channels {spec} as the model was trained (--pick overrides)");
+            }
+            numbers
+        }
+        (None, None) => None,
+    };
+    let m = match (channels, &picked, model) {
+        (Some(c), Some(p), _) if c != p.len() => bail!("--channels {c}, but {} channels are picked", p.len()),
+        (_, Some(p), _) => p.len(),
+        (Some(c), None, _) => c,
+        (None, None, Some((model_channels, _))) => model_channels,
+        (None, None, None) => bail!("say which input channels to use: --channels M, --pick LIST or --model"),
+    };
+    Ok((m, picked))
+}
+
 #[cfg(not(feature = "live"))]
 const NOT_BUILT: &str = "live audio is not compiled into this build: install the ALSA headers \
      (apt install libasound2-dev) and rebuild with `cargo build --release --features live` \
      (add `--features jack` for JACK)";
 
 #[cfg(not(feature = "live"))]
-pub fn devices(_args: DevicesArgs) -> anyhow::Result<()> {
+pub fn devices(_args: DevicesArgs) -> Result<()> {
     anyhow::bail!(NOT_BUILT)
 }
 
 #[cfg(not(feature = "live"))]
-pub fn live(_args: LiveArgs) -> anyhow::Result<()> {
+pub fn live(_args: LiveArgs) -> Result<()> {
     anyhow::bail!(NOT_BUILT)
 }
 
 #[cfg(not(feature = "live"))]
-pub fn play(_args: PlayArgs) -> anyhow::Result<()> {
+pub fn play(_args: PlayArgs) -> Result<()> {
     anyhow::bail!(NOT_BUILT)
 }
 
@@ -232,10 +282,17 @@ mod enabled {
             }
             None => None,
         };
+        let (channels, pick) = super::input_channels(
+            args.channels,
+            args.pick.as_ref(),
+            model.as_ref().map(|m| (m.header.channels, m.header.picked_channels.as_deref())),
+            args.quiet,
+        )?;
         let config = LiveConfig {
             input: InputSpec {
                 device: args.input.clone(),
-                channels: args.channels,
+                channels,
+                pick,
                 sample_rate_hz: args.rate,
                 buffer_frames: args.buffer,
                 ring_s: args.ring_seconds,
@@ -255,10 +312,16 @@ mod enabled {
         };
         let session = LiveSession::start(config).with_context(|| format!("live input '{}'", args.input))?;
         let n = session.negotiated();
+        let channels = match &n.picked {
+            Some(picked) => {
+                let list: Vec<String> = picked.iter().map(ToString::to_string).collect();
+                format!("channels {} of {}", list.join(", "), n.device_channels)
+            }
+            None => format!("{} channels", n.channels),
+        };
         eprintln!(
-            "input {}: {} channels, {} Hz, {}, buffer {}",
+            "input {}: {channels}, {} Hz, {}, buffer {}",
             n.device,
-            n.channels,
             n.sample_rate_hz,
             n.sample_format,
             n.buffer_frames.map_or("device default".into(), |b| format!("{b} frames"))
@@ -389,5 +452,33 @@ mod enabled {
             p.config.frame_len
         );
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::input_channels;
+
+    #[test]
+    fn live_input_channels_from_the_options_and_the_model() {
+        let pick = |s: &str| Some(s.parse().unwrap());
+        let ok = |c, p: Option<_>, m| input_channels(c, p.as_ref(), m, true).unwrap();
+        let err = |c, p: Option<_>, m| input_channels(c, p.as_ref(), m, true).unwrap_err().to_string();
+        assert_eq!(ok(Some(4), None, None), (4, None));
+        assert_eq!(ok(None, pick("3-6"), None), (4, Some(vec![2, 3, 4, 5])));
+        assert_eq!(ok(Some(2), pick("8,1"), None), (2, Some(vec![7, 0])));
+        // The model's count and pick stand in for the options, which override them.
+        assert_eq!(ok(None, None, Some((3, None))), (3, None));
+        assert_eq!(ok(None, None, Some((3, Some("2,4-5")))), (3, Some(vec![1, 3, 4])));
+        assert_eq!(ok(Some(3), None, Some((3, Some("2,4-5")))), (3, Some(vec![1, 3, 4])));
+        assert_eq!(ok(None, pick("1-3"), Some((3, Some("2,4-5")))), (3, Some(vec![0, 1, 2])));
+        assert!(err(None, None, None).contains("--channels M, --pick LIST or --model"));
+        assert!(err(Some(3), pick("1-4"), None).contains("--channels 3, but 4 channels are picked"));
+        assert!(
+            err(Some(5), None, Some((3, Some("2,4-5"))))
+                .contains("reads channels 2,4-5 (3 channels), not --channels 5")
+        );
+        assert!(err(None, pick("mic"), None).contains("by number"));
+        assert!(err(None, None, Some((2, Some("acc_x,acc_y")))).contains("choose device channels with --pick"));
     }
 }

@@ -21,6 +21,18 @@ impl ChannelSelection {
         Self::default()
     }
 
+    /// The channels at these zero-based indices, in this order (runs written as ranges).
+    pub fn from_indices(indices: &[usize]) -> Self {
+        let mut items: Vec<ColumnRef> = Vec::new();
+        for &i in indices {
+            match items.last_mut() {
+                Some(ColumnRef::Range(_, to)) if *to == i => *to = i + 1,
+                _ => items.push(ColumnRef::Range(i + 1, i + 1)),
+            }
+        }
+        Self(items)
+    }
+
     /// Whether this selects every column.
     pub fn is_all(&self) -> bool {
         self.0.is_empty()
@@ -32,6 +44,20 @@ impl ChannelSelection {
             ColumnRef::Name(name) => Some(name.as_str()),
             ColumnRef::Range(..) => None,
         })
+    }
+
+    /// Zero-based indices, in the order given, for an input whose channels have no names
+    /// and whose width is not known yet (a live device, opened wide enough afterwards);
+    /// `None` for every channel.
+    pub fn numbers(&self) -> std::result::Result<Option<Vec<usize>>, String> {
+        if self.is_all() {
+            return Ok(None);
+        }
+        if let Some(name) = self.first_name() {
+            return Err(format!("'{name}': channels here have no names; pick them by number (from 1)"));
+        }
+        let widest = self.0.iter().map(|c| if let ColumnRef::Range(_, to) = c { *to } else { 0 }).max();
+        self.resolve(widest.unwrap_or(0), None, "channel").map(Some)
     }
 
     /// Zero-based indices, in the order given, against a file with `width` columns (or
@@ -113,5 +139,26 @@ impl std::str::FromStr for ChannelSelection {
             });
         }
         Ok(Self(items))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChannelSelection;
+
+    #[test]
+    fn numbers_for_inputs_without_names() {
+        let pick = |s: &str| s.parse::<ChannelSelection>().unwrap().numbers();
+        assert_eq!(ChannelSelection::all().numbers(), Ok(None));
+        assert_eq!(pick("2,4-5"), Ok(Some(vec![1, 3, 4])));
+        assert_eq!(pick("3,1"), Ok(Some(vec![2, 0])));
+        assert_eq!(pick("1-3,2"), Err("channel 2 is selected twice".into()));
+        for (indices, text) in [(&[1usize, 3, 4, 5][..], "2,4-6"), (&[2, 0, 1], "3,1-2"), (&[7], "8")] {
+            let selection = ChannelSelection::from_indices(indices);
+            assert_eq!(selection.to_string(), text);
+            assert_eq!(selection.numbers(), Ok(Some(indices.to_vec())));
+        }
+        let err = pick("2,mic").unwrap_err();
+        assert!(err.contains("'mic'") && err.contains("by number"), "{err}");
     }
 }

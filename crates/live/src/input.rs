@@ -53,8 +53,12 @@ const FORMAT_PREFERENCE: [SampleFormat; 8] = [
 pub struct InputSpec {
     /// Device id or name (`default`, `alsa:hw:1,0`, `filecap`, …).
     pub device: String,
-    /// Channels `M`.
+    /// Channels `M` kept per frame.
     pub channels: usize,
+    /// The device channels kept, zero-based, in this order (`channels` of them): a
+    /// microphone array on inputs 3–6 of an interface, say. `None` keeps the first
+    /// `channels`.
+    pub pick: Option<Vec<usize>>,
     /// Sample rate; `None` takes the device's default rate.
     pub sample_rate_hz: Option<u32>,
     /// Device buffer in frames; `None` leaves it to the device.
@@ -66,13 +70,29 @@ pub struct InputSpec {
     pub stop_after_s: Option<f64>,
 }
 
+impl InputSpec {
+    /// The device channels kept, zero-based, in order.
+    pub fn kept(&self) -> Vec<usize> {
+        self.pick.clone().unwrap_or_else(|| (0..self.channels).collect())
+    }
+
+    /// How many device channels must be opened to deliver them.
+    pub fn device_channels(&self) -> usize {
+        self.kept().iter().max().map_or(0, |c| c + 1)
+    }
+}
+
 /// What was negotiated with the device.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Negotiated {
     /// Device id.
     pub device: String,
-    /// Channels.
+    /// Channels kept per frame.
     pub channels: usize,
+    /// Channels opened on the device (≥ `channels`).
+    pub device_channels: usize,
+    /// The device channels kept, numbered from 1, if not simply the first `channels`.
+    pub picked: Option<Vec<usize>>,
     /// Sample rate.
     pub sample_rate_hz: u32,
     /// Sample format delivered by the device (converted to `f32` in the callback).
@@ -146,6 +166,9 @@ pub fn open_input(spec: &InputSpec) -> Result<LiveInput> {
     if spec.channels == 0 || spec.channels > MAX_CHANNELS {
         return Err(Error::Config(format!("--channels must be 1–{MAX_CHANNELS}, got {}", spec.channels)));
     }
+    if spec.pick.as_ref().is_some_and(|p| p.len() != spec.channels) {
+        return Err(Error::Config(format!("{} channels picked, but {} asked for", spec.kept().len(), spec.channels)));
+    }
     let device = find(&spec.device, true)?;
     let name = device_id(&device);
     let configs: Vec<SupportedStreamConfigRange> = device
@@ -175,6 +198,7 @@ pub fn open_input(spec: &InputSpec) -> Result<LiveInput> {
         writer,
         meter: meter.clone(),
         channels: spec.channels,
+        pick: spec.pick.clone(),
         device_channels: usize::from(config.channels),
         stop_after: spec.stop_after_s.map(|s| (s * rate).round() as u64),
     };
@@ -213,16 +237,19 @@ fn negotiate(
     default: Option<cpal::SupportedStreamConfig>,
     spec: &InputSpec,
 ) -> Result<(cpal::StreamConfig, Negotiated)> {
-    let m = spec.channels;
+    // `m` channels opened (enough to reach the last one picked), `spec.channels` kept.
+    let m = spec.device_channels();
     let mut notes = Vec::new();
     let mut with_channels: Vec<&SupportedStreamConfigRange> =
         configs.iter().filter(|c| usize::from(c.channels()) == m).collect();
     if with_channels.is_empty() {
-        // No exact match: open the fewest channels above M and keep the first M (JACK, for
-        // one, offers only 1, 2, 4, 6, 8, … channels).
+        // No exact match: open the fewest channels above M and keep what was asked for
+        // (JACK, for one, offers only 1, 2, 4, 6, 8, … channels).
         if let Some(wider) = configs.iter().map(|c| usize::from(c.channels())).filter(|&c| c > m).min() {
             with_channels = configs.iter().filter(|c| usize::from(c.channels()) == wider).collect();
-            notes.push(format!("no {m}-channel input: opened {wider} channels, using the first {m}"));
+            let using =
+                if spec.pick.is_some() { "using the ones picked".to_string() } else { format!("using the first {m}") };
+            notes.push(format!("no {m}-channel input: opened {wider} channels, {using}"));
         }
     }
     if with_channels.is_empty() {
@@ -280,7 +307,9 @@ fn negotiate(
     let config = cpal::StreamConfig { channels: chosen.channels(), sample_rate: rate, buffer_size };
     let negotiated = Negotiated {
         device: name.into(),
-        channels: m,
+        channels: spec.channels,
+        device_channels: usize::from(config.channels),
+        picked: spec.pick.as_ref().map(|p| p.iter().map(|c| c + 1).collect()),
         sample_rate_hz: rate,
         sample_format: chosen.sample_format().to_string(),
         buffer_frames,
@@ -311,9 +340,12 @@ pub struct Capture {
     pub writer: RingWriter,
     /// Counters shared with the session.
     pub meter: Arc<InputMeter>,
-    /// Channels kept per frame (the first `channels` of the device's).
+    /// Channels kept per frame (the first `channels` of the device's unless picked).
     pub channels: usize,
-    /// Channels per frame as the device delivers them (≥ `channels`).
+    /// The device channels kept, zero-based, in this order (`channels` of them), if not
+    /// the first `channels`.
+    pub pick: Option<Vec<usize>>,
+    /// Channels per frame as the device delivers them (more than any channel kept).
     pub device_channels: usize,
     /// Keep at most this many frames.
     pub stop_after: Option<u64>,
@@ -327,8 +359,10 @@ impl Capture {
         T: Sample + Send + 'static,
         f32: FromSample<T>,
     {
-        let Capture { mut writer, meter, channels, device_channels, stop_after } = self;
-        let device_channels = device_channels.max(channels).max(1);
+        let Capture { mut writer, meter, channels, pick, device_channels, stop_after } = self;
+        let kept = pick.unwrap_or_else(|| (0..channels).collect());
+        assert_eq!(kept.len(), channels, "a capture keeps `channels` channels");
+        let device_channels = device_channels.max(kept.iter().max().map_or(0, |c| c + 1)).max(1);
         let mut scratch = [0.0f32; SCRATCH_SAMPLES];
         let chunk_frames = (SCRATCH_SAMPLES / device_channels).max(1);
         move |data: &[T]| {
@@ -347,8 +381,8 @@ impl Capture {
             for chunk in data[..frames * device_channels].chunks(chunk_frames * device_channels) {
                 let out = &mut scratch[..chunk.len() / device_channels * channels];
                 for (o, frame) in out.chunks_exact_mut(channels).zip(chunk.chunks_exact(device_channels)) {
-                    for (o, &s) in o.iter_mut().zip(frame) {
-                        *o = f32::from_sample_(s);
+                    for (o, &c) in o.iter_mut().zip(&kept) {
+                        *o = f32::from_sample_(frame[c]);
                     }
                 }
                 for frame in out.chunks_exact(channels) {
@@ -390,6 +424,7 @@ mod tests {
         InputSpec {
             device: "x".into(),
             channels,
+            pick: None,
             sample_rate_hz: rate,
             buffer_frames: buffer,
             ring_s: 1.0,
@@ -429,7 +464,14 @@ mod tests {
         let channels = 3;
         let (writer, mut reader) = unmix_stream::FrameRing::new(channels, 5000);
         let meter = Arc::new(InputMeter::new(channels));
-        let ctx = Capture { writer, meter: meter.clone(), channels, device_channels: channels, stop_after: Some(6000) };
+        let ctx = Capture {
+            writer,
+            meter: meter.clone(),
+            channels,
+            pick: None,
+            device_channels: channels,
+            stop_after: Some(6000),
+        };
         let mut callback = ctx.into_fn::<i16>();
         let data: Vec<i16> = (0..7000 * channels).map(|i| (i % 30_000) as i16).collect();
         let before = crate::counting_alloc::allocations();
@@ -453,6 +495,42 @@ mod tests {
         assert_eq!(reader.stats().dropped_frames.load(Ordering::Relaxed), 0, "room was made by the pop");
         assert!(meter.ended.load(Ordering::Acquire));
         assert!(meter.take_peaks().iter().all(|&p| p > 0.0));
+    }
+
+    /// Picked channels arrive in the order asked for, the others are skipped, and the
+    /// callback still allocates nothing.
+    #[test]
+    fn callback_keeps_the_picked_channels_in_their_order() {
+        let (writer, mut reader) = unmix_stream::FrameRing::new(3, 1000);
+        let meter = Arc::new(InputMeter::new(3));
+        let pick = Some(vec![4, 1, 3]);
+        let ctx = Capture { writer, meter: meter.clone(), channels: 3, pick, device_channels: 5, stop_after: None };
+        let mut callback = ctx.into_fn::<f32>();
+        let data: Vec<f32> = (0..600 * 5).map(|i| i as f32).collect();
+        let before = crate::counting_alloc::allocations();
+        callback(&data[..250 * 5]);
+        callback(&data[250 * 5..]);
+        assert_eq!(crate::counting_alloc::allocations() - before, 0, "the callback allocated");
+        let mut out = vec![0.0f32; 600 * 3];
+        assert_eq!(reader.pop(&mut out), 600);
+        for (t, frame) in out.chunks_exact(3).enumerate() {
+            let at = (t * 5) as f32;
+            assert_eq!(frame, [at + 4.0, at + 1.0, at + 3.0], "frame {t}");
+        }
+    }
+
+    #[cfg(feature = "cpal")]
+    #[test]
+    fn opens_enough_channels_to_reach_the_ones_picked() {
+        let configs = [range(2, 48_000, 48_000, SampleFormat::F32), range(8, 48_000, 48_000, SampleFormat::F32)];
+        let picked = InputSpec { pick: Some(vec![5, 2]), ..spec(2, None, None) };
+        let (config, n) = negotiate("interface", &configs, None, &picked).unwrap();
+        assert_eq!((config.channels, n.channels, n.device_channels), (8, 2, 8));
+        assert_eq!(n.picked, Some(vec![6, 3]));
+        assert!(n.notes[0].contains("no 6-channel input: opened 8 channels, using the ones picked"), "{:?}", n.notes);
+        let beyond = InputSpec { pick: Some(vec![8]), ..spec(1, None, None) };
+        let e = negotiate("interface", &configs, None, &beyond).unwrap_err();
+        assert!(e.to_string().contains("does not support 9 channels"), "{e}");
     }
 
     #[cfg(feature = "cpal")]

@@ -693,7 +693,12 @@ fn trainer_loop(
         let frames: Vec<f32> = segment.chunks_exact(m).step_by(stride).flatten().copied().collect();
         let recording = Recording::from_interleaved(rate, m, frames).ok()?;
         match fit(&recording, &separate, &mut |_| {}) {
-            Ok(fitted) => Some((fitted.model, recording)),
+            Ok(mut fitted) => {
+                // Saved with `--save-model`, the model opens the same device channels next time.
+                fitted.model.header.picked_channels =
+                    config.input.pick.as_ref().map(|p| unmix_io::ChannelSelection::from_indices(p).to_string());
+                Some((fitted.model, recording))
+            }
             // Cancelled at shutdown: not a failure.
             Err(unmix_separate::Error::Model(unmix_model::Error::Cancelled)) => None,
             Err(e) => {
@@ -781,9 +786,15 @@ mod tests {
         let (m, rate) = (mixture.channels(), mixture.sample_rate_hz());
         let (writer, reader) = FrameRing::new(m, rate as usize * 2);
         let meter = Arc::new(InputMeter::new(m));
-        let mut callback =
-            Capture { writer, meter: meter.clone(), channels: m, device_channels: m, stop_after: Some(stop_after) }
-                .into_fn::<f32>();
+        let mut callback = Capture {
+            writer,
+            meter: meter.clone(),
+            channels: m,
+            pick: None,
+            device_channels: m,
+            stop_after: Some(stop_after),
+        }
+        .into_fn::<f32>();
         let samples = mixture.interleaved().to_vec();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -807,6 +818,8 @@ mod tests {
             negotiated: Negotiated {
                 device: "paced-test-feeder".into(),
                 channels: m,
+                device_channels: m,
+                picked: None,
                 sample_rate_hz: rate,
                 sample_format: "f32".into(),
                 buffer_frames: Some(block as u32),
@@ -984,6 +997,7 @@ mod tests {
             input: InputSpec {
                 device: "paced".into(),
                 channels: 3,
+                pick: None,
                 sample_rate_hz: Some(8000),
                 buffer_frames: None,
                 ring_s: 2.0,
