@@ -121,6 +121,8 @@ fn live_from_alsa_with_a_model_records_exactly_the_offline_sources() {
     let err = stderr(&o);
     assert!(err.contains("input alsa:filecap: 3 channels, 48000 Hz, f32"), "{err}");
     assert!(String::from_utf8_lossy(&o.stdout).contains("processing load"), "--stats prints the load");
+    // The session ends with the summary `apply` prints, on stderr (stdout may carry samples).
+    let summary = err.lines().find(|l| l.starts_with("monitoring: 4 windows; outlier shares")).expect(&err);
 
     let offline = dir.path().join("offline.wav");
     let offline_scores = dir.path().join("offline-scores.csv");
@@ -135,6 +137,12 @@ fn live_from_alsa_with_a_model_records_exactly_the_offline_sources() {
     let live_rows = std::fs::read_to_string(&live_scores).unwrap();
     assert_eq!(live_rows.lines().count(), 1 + 4, "{live_rows}");
     assert_eq!(live_rows, std::fs::read_to_string(&offline_scores).unwrap());
+    let offline_summary =
+        String::from_utf8_lossy(&a.stdout).lines().find(|l| l.starts_with("monitoring:")).map(String::from);
+    assert_eq!(
+        Some(summary.to_string()),
+        offline_summary.map(|l| l.replace(offline_scores.to_str().unwrap(), live_scores.to_str().unwrap()))
+    );
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(r["end"], "duration");
     assert_eq!(r["status"]["frames_in"], rate);

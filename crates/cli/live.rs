@@ -275,13 +275,9 @@ mod enabled {
         // for live (the warm start from linear ICA keeps the single run reliable).
         let mut separate = SeparateConfig::new(SourceCount::Fixed(args.sources))?;
         separate.restarts = ConsensusConfig::single();
-        let scores = match &args.scores {
-            Some(path) => {
-                let windows = args.windows.to(path.clone())?;
-                Some(LiveScores { path: windows.path, window_s: windows.window_s, hop_s: windows.hop_s })
-            }
-            None => None,
-        };
+        let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
+        let scores =
+            monitoring.as_ref().map(|m| LiveScores { path: m.path.clone(), window_s: m.window_s, hop_s: m.hop_s });
         let (channels, pick) = super::input_channels(
             args.channels,
             args.pick.as_ref(),
@@ -366,8 +362,14 @@ mod enabled {
         if let Some(path) = &args.record {
             eprintln!("recorded {}", path.display());
         }
-        if let Some(path) = &args.scores {
-            eprintln!("monitoring scores → {}", path.display());
+        if let Some(monitoring) = &monitoring {
+            // The warm-up's windows carry no score and count in neither share.
+            match monitoring.summary(args.sources) {
+                Ok(summary) => eprintln!("monitoring: {summary} → {}", monitoring.path.display()),
+                Err(e) => {
+                    eprintln!("warning: monitoring scores in {} cannot be read back: {e}", monitoring.path.display())
+                }
+            }
         }
         if let Some(e) = &report.fit_error {
             eprintln!("warning: a fit failed: {e}");
