@@ -290,6 +290,24 @@ fn score_prints_a_table_and_json() {
     assert_eq!(s["sources"][0]["sign"], -1.0);
     let o = unmix(&["score", "--truth", truth.to_str().unwrap(), "--est", est_path.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("mean"));
+
+    // Scored block by block, a CSV against a WAV gives the same table as two WAVs.
+    let est_csv = dir.path().join("est.csv");
+    let names = ["a".to_string(), "b".to_string(), "c".to_string()];
+    unmix_io::write_csv(&est_csv, &unmix_core::Recording::from_channels(8000, &est).unwrap(), &names).unwrap();
+    let c = unmix(&["score", "--truth", truth.to_str().unwrap(), "--est", est_csv.to_str().unwrap()]);
+    assert!(c.status.success(), "{}", stderr(&c));
+    assert_eq!(c.stdout, o.stdout);
+    // Lengths that differ: told before reading for WAVs, at the shorter end for CSV.
+    let short = dir.path().join("short.wav");
+    let cut: Vec<Vec<f32>> = est.iter().map(|c| c[..999].to_vec()).collect();
+    unmix_io::write_wav_f32(&short, &unmix_core::Recording::from_channels(8000, &cut).unwrap()).unwrap();
+    let o = unmix(&["score", "--truth", truth.to_str().unwrap(), "--est", short.to_str().unwrap()]);
+    assert_clean_failure(&o, "short.wav", "999 frames, but");
+    let short_csv = dir.path().join("short.csv");
+    unmix_io::write_csv(&short_csv, &unmix_core::Recording::from_channels(8000, &cut).unwrap(), &names).unwrap();
+    let o = unmix(&["score", "--truth", truth.to_str().unwrap(), "--est", short_csv.to_str().unwrap()]);
+    assert_clean_failure(&o, "short.csv", "ends after 999 frames, but");
 }
 
 /// Regression for issue 3: the streamed `apply` (reader, separator and writer on their

@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use unmix_core::{Processor, Sink, Source};
 use unmix_format::ModelFile;
 use unmix_infer::{ScoredSeparator, Separator};
-use unmix_io::{ChannelSelection, CsvBlockReader, CsvStreamWriter, WavBlockReader, WavStreamWriter, is_csv};
+use unmix_io::{BlockReader, ChannelSelection, CsvStreamWriter, WavStreamWriter, is_csv};
 use unmix_monitor::{ScoresSummary, WindowMonitor, WindowSpec, score_columns};
 use unmix_stream::{Pipeline, PipelineConfig, PipelineReport, TeeSink};
 
@@ -232,16 +232,10 @@ pub fn apply_file(
     monitoring: Option<&Monitoring>,
 ) -> Result<Applied> {
     let n = model.header.sources;
-    let (source, total, rate): (Box<dyn Source>, Option<usize>, u32) = if is_csv(input) {
-        let reader = CsvBlockReader::open_selected(input, picked.csv_rate, &picked.channels())?;
-        check_channels(model, input, reader.channels())?;
-        (Box::new(reader), None, picked.csv_rate)
-    } else {
-        let reader = WavBlockReader::open_selected(input, &picked.channels())?;
-        check_channels(model, input, reader.channels())?;
-        let (total, rate) = (reader.frames_total(), reader.sample_rate_hz());
-        (Box::new(reader), Some(total), rate)
-    };
+    let reader = BlockReader::open_selected(input, picked.csv_rate, &picked.channels())?;
+    check_channels(model, input, reader.channels())?;
+    let (total, rate) = (reader.frames_total(), reader.sample_rate_hz());
+    let source: Box<dyn Source> = Box::new(reader);
     let mut sinks: Vec<Box<dyn Sink>> = Vec::with_capacity(outputs.len());
     for output in outputs {
         sinks.push(if is_csv(output) {

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::Args;
-use unmix_dsp::metrics::{Score, score};
-use unmix_io::read_recording;
+use unmix_dsp::metrics::{Score, ScoreAccumulator};
+use unmix_io::BlockReader;
 
 /// Arguments of `unmix score`.
 #[derive(Args, Debug)]
@@ -35,13 +35,10 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads and scores two files.
+/// Reads and scores two files, block by block: memory does not grow with their length.
 pub fn score_files(truth: &Path, est: &Path, csv_rate: u32) -> Result<Score> {
-    let t = read_recording(truth, csv_rate)?;
-    let e = read_recording(est, csv_rate)?;
-    if t.frames() != e.frames() {
-        bail!("{}: {} frames, but {} has {}", est.display(), e.frames(), truth.display(), t.frames());
-    }
+    let mut t = BlockReader::open(truth, csv_rate)?;
+    let mut e = BlockReader::open(est, csv_rate)?;
     if e.channels() < t.channels() {
         bail!(
             "{}: {} estimated sources cannot be matched to {} true sources",
@@ -50,9 +47,28 @@ pub fn score_files(truth: &Path, est: &Path, csv_rate: u32) -> Result<Score> {
             t.channels()
         );
     }
-    let tc: Vec<Vec<f32>> = (0..t.channels()).map(|c| t.channel(c)).collect();
-    let ec: Vec<Vec<f32>> = (0..e.channels()).map(|c| e.channel(c)).collect();
-    Ok(score(&tc, &ec)?)
+    if let (Some(a), Some(b)) = (t.frames_total(), e.frames_total())
+        && a != b
+    {
+        bail!("{}: {b} frames, but {} has {a}", est.display(), truth.display());
+    }
+    let mut acc = ScoreAccumulator::new(t.channels(), e.channels())?;
+    const BLOCK: usize = 16_384;
+    let (mut tb, mut eb) = (Vec::new(), Vec::new());
+    loop {
+        let (got_t, got_e) = (t.read_block(&mut tb, BLOCK)?, e.read_block(&mut eb, BLOCK)?);
+        if got_t != got_e {
+            // A CSV's length shows only at its end.
+            let (short, long) = if got_t < got_e { (truth, est) } else { (est, truth) };
+            let frames = acc.frames() + got_t.min(got_e) as u64;
+            bail!("{}: ends after {frames} frames, but {} goes on", short.display(), long.display());
+        }
+        if got_t == 0 {
+            break;
+        }
+        acc.push(&tb, &eb)?;
+    }
+    Ok(acc.finish()?)
 }
 
 /// A terminal table of a score.

@@ -5,18 +5,21 @@
 //! - [`read_csv`]: numeric columns, one row per frame, an optional header row, `,`, `;`
 //!   or tab between cells; every bad cell is reported with its line and column.
 //! - [`ChannelSelection`]: only some channels of a WAV or CSV, by number or CSV header name.
+//! - [`BlockReader`]: a WAV or a CSV, by extension, read in blocks in bounded memory.
 //! - [`write_wav_f32`], [`write_csv`]: written to a temporary file in the destination
 //!   directory and renamed into place, so a failure never leaves half a file.
 
 mod atomic;
 mod csv_file;
 mod error;
+mod reader;
 mod select;
 mod wav;
 
 pub use atomic::{temp_file_beside, write_atomically};
 pub use csv_file::{CsvBlockReader, CsvStreamWriter, read_csv, read_csv_selected, write_csv};
 pub use error::{Error, Result};
+pub use reader::BlockReader;
 pub use select::ChannelSelection;
 pub use wav::{WavBlockReader, WavStreamWriter, read_wav, write_wav_f32};
 

@@ -1,0 +1,80 @@
+//! Either format, read in blocks: what a command that takes "a WAV or a CSV" opens.
+
+use std::path::Path;
+
+use crate::{ChannelSelection, CsvBlockReader, Result, WavBlockReader, is_csv};
+
+/// A WAV or CSV file read in blocks, the format chosen by extension (`.csv` is CSV,
+/// anything else WAV), with only the channels picked.
+pub enum BlockReader {
+    /// A WAV (or RF64) file.
+    Wav(WavBlockReader),
+    /// A CSV file.
+    Csv(CsvBlockReader),
+}
+
+impl BlockReader {
+    /// Opens `path`; `csv_sample_rate_hz` is the rate given to CSV, which carries none.
+    pub fn open_selected(path: &Path, csv_sample_rate_hz: u32, channels: &ChannelSelection) -> Result<Self> {
+        Ok(if is_csv(path) {
+            Self::Csv(CsvBlockReader::open_selected(path, csv_sample_rate_hz, channels)?)
+        } else {
+            Self::Wav(WavBlockReader::open_selected(path, channels)?)
+        })
+    }
+
+    /// Every channel of `path`.
+    pub fn open(path: &Path, csv_sample_rate_hz: u32) -> Result<Self> {
+        Self::open_selected(path, csv_sample_rate_hz, &ChannelSelection::all())
+    }
+
+    /// Channels per frame (those picked).
+    pub fn channels(&self) -> usize {
+        match self {
+            Self::Wav(r) => r.channels(),
+            Self::Csv(r) => r.channels(),
+        }
+    }
+
+    /// Sample rate in Hz (for CSV, the one given).
+    pub fn sample_rate_hz(&self) -> u32 {
+        match self {
+            Self::Wav(r) => r.sample_rate_hz(),
+            Self::Csv(r) => r.sample_rate_hz(),
+        }
+    }
+
+    /// Frames in the file, if its header says (WAV); a CSV is only known at its end.
+    pub fn frames_total(&self) -> Option<usize> {
+        match self {
+            Self::Wav(r) => Some(r.frames_total()),
+            Self::Csv(_) => None,
+        }
+    }
+
+    /// Replaces `out` with up to `max_frames` frames; returns the frames read, 0 at the end.
+    pub fn read_block(&mut self, out: &mut Vec<f32>, max_frames: usize) -> Result<usize> {
+        match self {
+            Self::Wav(r) => r.read_block(out, max_frames),
+            Self::Csv(r) => r.read_block(out, max_frames),
+        }
+    }
+}
+
+impl unmix_core::Source for BlockReader {
+    fn channels(&self) -> usize {
+        BlockReader::channels(self)
+    }
+
+    fn sample_rate_hz(&self) -> u32 {
+        BlockReader::sample_rate_hz(self)
+    }
+
+    fn frames_total(&self) -> Option<usize> {
+        BlockReader::frames_total(self)
+    }
+
+    fn read(&mut self, out: &mut Vec<f32>, max_frames: usize) -> std::result::Result<usize, unmix_core::BoxError> {
+        Ok(self.read_block(out, max_frames)?)
+    }
+}
