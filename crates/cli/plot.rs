@@ -164,8 +164,11 @@ pub fn priors(path: &Path, sources: &Recording, weights: &ModelWeights) -> Resul
     Ok(())
 }
 
-/// True sources against their matched estimates (z-scored, sign fixed) over the first
-/// frames, with the posterior ±σ band in the same units.
+/// Frames shown by [`truth_vs_estimate`]: only these are read from the files.
+pub const TRUTH_PLOT_FRAMES: usize = 300;
+
+/// True sources against their matched estimates over the first frames (z-scored on the
+/// frames shown, sign fixed), with the posterior ±σ band in the same units.
 pub fn truth_vs_estimate(
     path: &Path,
     truth: &Recording,
@@ -174,8 +177,7 @@ pub fn truth_vs_estimate(
     posterior_std: &[f32],
 ) -> Result<()> {
     register_font()?;
-    const FRAMES: usize = 300;
-    let shown = truth.frames().min(estimates.frames()).min(FRAMES);
+    let shown = truth.frames().min(estimates.frames()).min(TRUTH_PLOT_FRAMES);
     let n = truth.channels();
     let root = BitMapBackend::new(path, (1200, 220 * n as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(err(path))?;

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
-use unmix_io::{WavBlockReader, is_csv, read_csv_selected};
+use unmix_io::{BlockReader, WavBlockReader, is_csv, read_csv_selected};
 use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig};
 use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, SeparateConfig, SourceCount,
@@ -313,8 +313,14 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         plot::training_curves(&out.path("training.png"), history)?;
         plot::priors(&out.path("priors.png"), &segment_sources, &model.weights)?;
         if let (Some(truth), Some(score)) = (&args.truth, &score) {
-            let truth = unmix_io::read_recording(truth, args.input_channels.csv_rate)?;
-            let estimates = unmix_io::read_wav(&sources_path)?;
+            // Only the frames shown are read: the files may be hours long.
+            let head = |path: &Path| -> Result<Recording> {
+                let mut reader = BlockReader::open(path, args.input_channels.csv_rate)?;
+                let mut samples = Vec::new();
+                reader.read_block(&mut samples, plot::TRUTH_PLOT_FRAMES)?;
+                Ok(Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), samples)?)
+            };
+            let (truth, estimates) = (head(truth)?, head(&sources_path)?);
             plot::truth_vs_estimate(&out.path("truth.png"), &truth, &estimates, score, &model.weights.posterior_std())?;
         }
         if let Some(monitoring) = &monitoring {
