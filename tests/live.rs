@@ -193,6 +193,21 @@ fn live_keeps_the_device_channels_the_model_was_trained_on() {
     assert!(a.status.success(), "{}", stderr(&a));
     assert_eq!(read(&record), read(&offline), "live output differs from offline apply");
 
+    // Two channels picked the wrong way round: every window raises an alert as it closes,
+    // and the session ends with the summary.
+    let scores = dir.path().join("swapped.csv");
+    #[rustfmt::skip]
+    let o = alsa.unmix(&[
+        "live", "--input", "filecap", "-n", "3", "--model", model.to_str().unwrap(), "--pick", "2,5,4",
+        "--duration", "1s", "--rate", "48000", "--scores", scores.to_str().unwrap(), "--window-s", "0.25", "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let alerts: Vec<&str> = err.lines().filter(|l| l.starts_with("alert: window at ")).collect();
+    assert_eq!(alerts.len(), 4, "{err}");
+    assert!(alerts[0].starts_with("alert: window at 0.00 s: outlier shares log-prior "), "{err}");
+    assert!(err.contains("monitoring: 4 windows; ") && err.contains("4 above 0.05, the first at 0.00 s"), "{err}");
+
     // `--pick` overrides the model's channels, and must still give it as many.
     let o = alsa.unmix(&["live", "--input", "filecap", "-n", "3", "--model", model.to_str().unwrap(), "--pick", "1-4"]);
     assert_clean_failure(&o, "filecap", "the model expects 3 channels, the input has 4");

@@ -62,7 +62,9 @@ pub struct LiveArgs {
     #[arg(long)]
     pub raw: Option<String>,
     /// Write per-window monitoring scores to this CSV as the session runs (columns as in
-    /// `unmix apply --scores`); frames before the first model carry no score (NaN).
+    /// `unmix apply --scores`), each row on disk as its window closes, so it can be
+    /// followed (`tail -f`); frames before the first model carry no score (NaN). A window
+    /// whose outlier share is above `--alert-share` prints an `alert:` line at once.
     #[arg(long, value_name = "CSV")]
     pub scores: Option<PathBuf>,
     #[command(flatten)]
@@ -276,8 +278,12 @@ mod enabled {
         let mut separate = SeparateConfig::new(SourceCount::Fixed(args.sources))?;
         separate.restarts = ConsensusConfig::single();
         let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
-        let scores =
-            monitoring.as_ref().map(|m| LiveScores { path: m.path.clone(), window_s: m.window_s, hop_s: m.hop_s });
+        let scores = monitoring.as_ref().map(|m| LiveScores {
+            path: m.path.clone(),
+            window_s: m.window_s,
+            hop_s: m.hop_s,
+            alert_share: m.alert_share,
+        });
         let (channels, pick) = super::input_channels(
             args.channels,
             args.pick.as_ref(),
@@ -328,6 +334,7 @@ mod enabled {
         if let Some((device, channels)) = session.output_device() {
             eprintln!("output {device}: {channels} channels");
         }
+        let alerts = session.alerts();
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = interrupted.clone();
         ctrlc::set_handler(move || flag.store(true, Ordering::Release)).context("installing the Ctrl-C handler")?;
@@ -337,12 +344,19 @@ mod enabled {
             if interrupted.swap(false, Ordering::AcqRel) {
                 session.stop();
             }
+            // Alerts are printed even with --quiet: they are what monitoring is for.
+            for window in alerts.try_iter() {
+                eprintln!("{}", alert_line(&window, args.windows.alert_share));
+            }
             if !args.quiet && last_status.elapsed() >= Duration::from_secs(1) {
                 last_status = std::time::Instant::now();
                 eprintln!("{}", status_line(&session.status()));
             }
         }
         let report = session.wait()?;
+        for window in alerts.try_iter() {
+            eprintln!("{}", alert_line(&window, args.windows.alert_share));
+        }
         if !args.quiet {
             eprintln!("{}", status_line(&report.status));
         }
@@ -406,6 +420,13 @@ mod enabled {
             bail!("{}{kept}", report.device_error.as_deref().unwrap_or("a device failed"));
         }
         Ok(())
+    }
+
+    fn alert_line(w: &unmix_monitor::WindowShares, alert_share: f32) -> String {
+        format!(
+            "alert: window at {:.2} s: outlier shares log-prior {:.3}, reconstruction {:.3} (above {alert_share})",
+            w.start_s, w.log_prior, w.reconstruction
+        )
     }
 
     fn status_line(s: &Status) -> String {

@@ -221,11 +221,13 @@ pub fn read_csv_selected(path: &Path, sample_rate_hz: u32, columns: &ChannelSele
 }
 
 /// Writes CSV rows as blocks arrive, into a temporary file that becomes `path` only on
-/// [`finish`](Self::finish); dropped unfinished, it leaves nothing behind.
+/// [`finish`](Self::finish); dropped unfinished, it leaves nothing behind. A log
+/// ([`create_log`](Self::create_log)) is written in place instead, each block flushed.
 pub struct CsvStreamWriter {
     path: std::path::PathBuf,
     writer: csv::Writer<std::io::BufWriter<std::fs::File>>,
-    tmp: tempfile::TempPath,
+    /// The temporary file, renamed to `path` on finish; `None` for a log.
+    tmp: Option<tempfile::TempPath>,
     channels: usize,
     row: Vec<String>,
 }
@@ -234,6 +236,21 @@ impl CsvStreamWriter {
     /// Starts a CSV with one column per name.
     pub fn create(path: &Path, names: &[String]) -> Result<Self> {
         let (file, tmp) = crate::atomic::temp_beside(path)?.into_parts();
+        Self::start(path, file, Some(tmp), names)
+    }
+
+    /// Starts a CSV that others read while it grows (a live session's monitoring scores):
+    /// written at `path` itself (replacing a file there), every block of rows flushed as it
+    /// is written, so each row is complete on disk once written and a session that dies
+    /// leaves the rows it wrote.
+    pub fn create_log(path: &Path, names: &[String]) -> Result<Self> {
+        let file = std::fs::File::create(path).map_err(io_error(path))?;
+        let mut log = Self::start(path, file, None, names)?;
+        log.flush()?;
+        Ok(log)
+    }
+
+    fn start(path: &Path, file: std::fs::File, tmp: Option<tempfile::TempPath>, names: &[String]) -> Result<Self> {
         let mut writer = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, file));
         writer.write_record(names).map_err(|e| Error::Csv { path: path.to_path_buf(), detail: e.to_string() })?;
         Ok(Self {
@@ -254,14 +271,23 @@ impl CsvStreamWriter {
                 .write_record(&self.row)
                 .map_err(|e| Error::Csv { path: self.path.clone(), detail: e.to_string() })?;
         }
+        if self.tmp.is_none() && !samples.is_empty() {
+            self.flush()?;
+        }
         Ok(())
     }
 
-    /// Flushes and renames the file into place.
+    fn flush(&mut self) -> Result<()> {
+        self.writer.flush().map_err(io_error(&self.path))
+    }
+
+    /// Flushes and renames the file into place (a log is only flushed).
     pub fn finish(mut self) -> Result<()> {
-        self.writer.flush().map_err(io_error(&self.path))?;
+        self.flush()?;
         drop(self.writer);
-        self.tmp.persist(&self.path).map_err(|e| Error::Io { path: self.path.clone(), source: e.error })?;
+        if let Some(tmp) = self.tmp {
+            tmp.persist(&self.path).map_err(|e| Error::Io { path: self.path.clone(), source: e.error })?;
+        }
         Ok(())
     }
 }
@@ -323,6 +349,27 @@ mod tests {
         assert!(matches!(read_csv(&p, 100).unwrap_err(), Error::CsvCell { line: 2, column: 1, .. }));
         let p = write(dir.path(), "ragged.csv", "1,2\n3\n");
         assert!(matches!(read_csv(&p, 100).unwrap_err(), Error::CsvWidth { line: 2, got: 1, expected: 2, .. }));
+    }
+
+    /// A log shows each block of rows as soon as it is written, and keeps them when its
+    /// writer is dropped unfinished; a plain stream shows nothing until it is finished.
+    #[test]
+    fn a_log_is_readable_while_it_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["start_s".to_string(), "share".to_string()];
+        let (log_path, plain_path) = (dir.path().join("log.csv"), dir.path().join("plain.csv"));
+        let mut log = CsvStreamWriter::create_log(&log_path, &names).unwrap();
+        let mut plain = CsvStreamWriter::create(&plain_path, &names).unwrap();
+        assert_eq!(std::fs::read_to_string(&log_path).unwrap(), "start_s,share\n");
+        for block in [&[0.0f32, 0.01][..], &[1.0, 0.25, 2.0, 0.5]] {
+            log.write(block).unwrap();
+            plain.write(block).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&log_path).unwrap(), "start_s,share\n0,0.01\n1,0.25\n2,0.5\n");
+        assert!(!plain_path.exists());
+        drop((log, plain));
+        assert_eq!(read_csv(&log_path, 1).unwrap().frames(), 3, "the rows written stay");
+        assert!(!plain_path.exists(), "nothing of the unfinished plain stream");
     }
 
     #[test]

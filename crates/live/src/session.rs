@@ -27,7 +27,7 @@ use serde::Serialize;
 use unmix_core::{BoxError, Processor, Recording, Sink, Source};
 use unmix_format::ModelFile;
 use unmix_infer::{SCORE_CHANNELS, ScoredSeparator, Separator};
-use unmix_monitor::{WindowMonitor, WindowSpec, score_columns};
+use unmix_monitor::{AlertTap, WindowMonitor, WindowShares, WindowSpec, score_columns};
 use unmix_separate::{SeparateConfig, SourceCount, align_to, fit};
 use unmix_stream::{FrameRing, Pipeline, PipelineConfig, PipelineReport, Policy, RingReader, RingWriter, TeeSink};
 
@@ -71,12 +71,15 @@ pub struct LiveConfig {
 /// Where and how often a live session writes its monitoring scores.
 #[derive(Debug, Clone)]
 pub struct LiveScores {
-    /// The score CSV (written as the session runs, moved into place at its end).
+    /// The score CSV: a log, each row on disk as its window closes (it can be followed
+    /// while the session runs, and a session that dies leaves the rows so far).
     pub path: PathBuf,
     /// Window length, seconds.
     pub window_s: f64,
     /// Hop between window starts, seconds.
     pub hop_s: f64,
+    /// Outlier share above which a window raises an alert ([`LiveSession::alerts`]).
+    pub alert_share: f32,
 }
 
 /// The encoder the processor runs: plain, or scoring every frame too (`--scores`).
@@ -250,7 +253,12 @@ pub struct LiveSession {
     shared: Arc<Shared>,
     started: Instant,
     frame_len: usize,
+    alerts: Receiver<WindowShares>,
 }
+
+/// Alerts kept for the caller to collect; beyond these, new ones are dropped (a caller
+/// that never looks must not grow the session's memory).
+const ALERTS_KEPT: usize = 1024;
 
 impl LiveSession {
     /// Opens the input and output devices of `config` and starts every thread.
@@ -292,14 +300,23 @@ impl LiveSession {
             sinks.push(Box::new(RawSink::stdout()));
         }
         let scored = config.scores.is_some();
+        let (alerts_tx, alerts) = crossbeam_channel::bounded(ALERTS_KEPT);
         let sink: Box<dyn Sink> = match &config.scores {
             None => Box::new(TeeSink(sinks)),
             Some(scores) => {
                 let spec = WindowSpec::from_seconds(scores.window_s, scores.hop_s, rate)
                     .map_err(|e| Error::Config(e.to_string()))?;
-                let writer = unmix_io::CsvStreamWriter::create(&scores.path, &score_columns(n))?;
+                let writer = unmix_io::CsvStreamWriter::create_log(&scores.path, &score_columns(n))?;
+                let tap = AlertTap::new(
+                    Box::new(writer),
+                    n,
+                    scores.alert_share,
+                    Box::new(move |window| {
+                        let _ = alerts_tx.try_send(window);
+                    }),
+                );
                 Box::new(
-                    WindowMonitor::new(n, spec, config.frame_len, Box::new(TeeSink(sinks)), Box::new(writer))
+                    WindowMonitor::new(n, spec, config.frame_len, Box::new(TeeSink(sinks)), Box::new(tap))
                         .map_err(|e| Error::Config(e.to_string()))?,
                 )
             }
@@ -353,7 +370,23 @@ impl LiveSession {
                 trainer_loop(trainer_config, tap_reader, rate, models_tx, retired_rx, &trainer_shared, needs_trainer)
             })
             .map_err(|e| Error::Config(format!("cannot start the trainer thread: {e}")))?;
-        Ok(Self { input, output, pipeline, trainer, shared, started: Instant::now(), frame_len: config.frame_len })
+        Ok(Self {
+            input,
+            output,
+            pipeline,
+            trainer,
+            shared,
+            started: Instant::now(),
+            frame_len: config.frame_len,
+            alerts,
+        })
+    }
+
+    /// The alerts (with `scores`): each window whose outlier share goes above the alert
+    /// level, in order, as it closes. The handle outlives [`LiveSession::wait`], which
+    /// closes the last windows.
+    pub fn alerts(&self) -> Receiver<WindowShares> {
+        self.alerts.clone()
     }
 
     /// What was negotiated with the input device.
@@ -385,7 +418,7 @@ impl LiveSession {
     /// Waits for every thread and returns the report. The recording is finalised whenever
     /// the session ended without a pipeline error.
     pub fn wait(self) -> Result<LiveReport> {
-        let LiveSession { input, output, pipeline, trainer, shared, started, frame_len } = self;
+        let LiveSession { input, output, pipeline, trainer, shared, started, frame_len, alerts: _ } = self;
         let report = pipeline.wait();
         // A trainer waiting for frames sees `stop`; one in the middle of a fit sees the
         // cancel flag at its next epoch (tens of milliseconds) and gives up that fit.
@@ -932,7 +965,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let (record, scores) = (dir.join("sources.wav"), dir.join("scores.csv"));
         let config = LiveConfig {
-            scores: Some(LiveScores { path: scores.clone(), window_s: 0.25, hop_s: 0.125 }),
+            scores: Some(LiveScores { path: scores.clone(), window_s: 0.25, hop_s: 0.125, alert_share: 0.05 }),
             ..paced_config(&record, 1.0, Some(model.clone()))
         };
         let session = LiveSession::start_with(config, paced_input(&data.mixture, 8000), None).unwrap();
@@ -956,6 +989,40 @@ mod tests {
                 assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "window {k}: {row:?} vs {want:?}");
             }
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The sensors are swapped round half-way through: the windows after raise alerts as
+    /// they close, none before, and the score log can be read while the session runs.
+    #[test]
+    fn a_changed_mixing_raises_alerts_while_the_session_runs() {
+        let data =
+            generate(&SynthConfig { frames: 16_000, sample_rate_hz: 8000, ..SynthConfig::paper(MixKind::Linear, 3) })
+                .unwrap();
+        let model = fit(&data.mixture, &quick(2), &mut |_| {}).unwrap().model;
+        let mut samples = data.mixture.interleaved().to_vec();
+        for frame in samples[8000 * 3..].chunks_exact_mut(3) {
+            frame.rotate_left(1);
+        }
+        let changed = Recording::from_interleaved(8000, 3, samples).unwrap();
+        let dir = std::env::temp_dir().join(format!("unmix-live-alerts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (record, scores) = (dir.join("sources.wav"), dir.join("scores.csv"));
+        let config = LiveConfig {
+            scores: Some(LiveScores { path: scores.clone(), window_s: 0.25, hop_s: 0.25, alert_share: 0.05 }),
+            ..paced_config(&record, 1.0, Some(model))
+        };
+        let session = LiveSession::start_with(config, paced_input(&changed, 16_000), None).unwrap();
+        let alerts = session.alerts();
+        // Paced at 8 kHz: after 1.5 s of the 2 s, windows are on disk (about six; a busy
+        // machine may lag), not only at the end.
+        std::thread::sleep(Duration::from_millis(1500));
+        let rows_so_far = std::fs::read_to_string(&scores).unwrap().lines().count() - 1;
+        assert!((1..8).contains(&rows_so_far), "{rows_so_far} rows after 1.5 s");
+        session.wait().unwrap();
+        let raised: Vec<f32> = alerts.try_iter().map(|w| w.start_s).collect();
+        assert_eq!(raised, [1.0, 1.25, 1.5, 1.75]);
+        assert_eq!(unmix_io::read_csv(&scores, 1).unwrap().frames(), 8);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -314,10 +314,8 @@ impl ScoresSummary {
     /// [`WindowMonitor`] writes them). On data like the training segment the shares are
     /// about 0.01, so an `alert_share` of a few times that separates chance from change.
     pub fn of(rows: &[f32], sources: usize, alert_share: f32) -> Self {
-        let width = row_len(sources);
-        let (lp, re) = (width - 2, width - 1);
         let mut summary = Self {
-            windows: rows.len() / width,
+            windows: 0,
             log_prior_outliers_max: None,
             reconstruction_outliers_max: None,
             alert_share,
@@ -329,15 +327,81 @@ impl ScoresSummary {
                 *max = Some((share, start));
             }
         };
-        for row in rows.chunks_exact(width) {
-            keep_max(&mut summary.log_prior_outliers_max, row[lp], row[0]);
-            keep_max(&mut summary.reconstruction_outliers_max, row[re], row[0]);
-            if row[lp] > alert_share || row[re] > alert_share {
+        for row in rows.chunks_exact(row_len(sources)) {
+            let w = WindowShares::of_row(row);
+            summary.windows += 1;
+            keep_max(&mut summary.log_prior_outliers_max, w.log_prior, w.start_s);
+            keep_max(&mut summary.reconstruction_outliers_max, w.reconstruction, w.start_s);
+            if w.above(alert_share) {
                 summary.unusual_windows += 1;
-                summary.first_unusual_s.get_or_insert(row[0]);
+                summary.first_unusual_s.get_or_insert(w.start_s);
             }
         }
         summary
+    }
+}
+
+/// One window's outlier shares, read from its score row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowShares {
+    /// Start of the window, seconds.
+    pub start_s: f32,
+    /// Share of its frames whose log-prior is below the model's baseline (NaN: unscored).
+    pub log_prior: f32,
+    /// Share of its frames whose reconstruction error is above the baseline.
+    pub reconstruction: f32,
+}
+
+impl WindowShares {
+    /// The shares of a whole score row as [`WindowMonitor`] writes it (the shares are its
+    /// last two values).
+    pub fn of_row(row: &[f32]) -> Self {
+        let width = row.len();
+        Self { start_s: row[0], log_prior: row[width - 2], reconstruction: row[width - 1] }
+    }
+
+    /// Whether either share is above `alert_share` (NaN, an unscored window, never is).
+    pub fn above(&self, alert_share: f32) -> bool {
+        self.log_prior > alert_share || self.reconstruction > alert_share
+    }
+}
+
+/// Passes score rows on to another sink and calls `on_unusual` with every window whose
+/// outlier share is above `alert_share` as its row goes by: a live session's alerts,
+/// raised when the window closes rather than when the session ends.
+pub struct AlertTap {
+    inner: Box<dyn Sink>,
+    width: usize,
+    alert_share: f32,
+    on_unusual: Box<dyn FnMut(WindowShares) + Send>,
+}
+
+impl AlertTap {
+    /// Watches rows of [`row_len`]`(sources)` values on their way to `inner`.
+    pub fn new(
+        inner: Box<dyn Sink>,
+        sources: usize,
+        alert_share: f32,
+        on_unusual: Box<dyn FnMut(WindowShares) + Send>,
+    ) -> Self {
+        Self { inner, width: row_len(sources), alert_share, on_unusual }
+    }
+}
+
+impl Sink for AlertTap {
+    fn write(&mut self, rows: &[f32]) -> std::result::Result<(), BoxError> {
+        self.inner.write(rows)?;
+        for row in rows.chunks_exact(self.width) {
+            let shares = WindowShares::of_row(row);
+            if shares.above(self.alert_share) {
+                (self.on_unusual)(shares);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> std::result::Result<(), BoxError> {
+        self.inner.finish()
     }
 }
 
@@ -584,5 +648,25 @@ mod tests {
         let s = ScoresSummary::of(&blind, 2, 0.05);
         assert_eq!((s.windows, s.unusual_windows, s.log_prior_outliers_max), (2, 0, None));
         assert!(s.to_string().contains("no outlier shares"), "{s}");
+
+        // The alert tap raises the same windows as the rows go by, and passes every row on.
+        let (inner, raised) = (Keep::default(), Arc::new(Mutex::new(Vec::new())));
+        let seen = raised.clone();
+        let mut tap: Box<dyn Sink> = Box::new(AlertTap::new(
+            Box::new(inner.clone()),
+            2,
+            0.05,
+            Box::new(move |w: WindowShares| seen.lock().unwrap().push(w.start_s)),
+        ));
+        tap.write(&rows[..20]).unwrap();
+        assert_eq!(*raised.lock().unwrap(), [1.0], "raised when its row is written");
+        tap.write(&rows[20..]).unwrap();
+        tap.write(&blind).unwrap();
+        tap.finish().unwrap();
+        assert_eq!(*raised.lock().unwrap(), [1.0, 2.0]);
+        let (passed, finished) = inner.taken();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&passed), bits(&[rows, blind].concat()), "every row passed on (NaN included)");
+        assert!(finished);
     }
 }
