@@ -116,6 +116,91 @@ fn scores_follow_the_windows_and_flag_a_changed_mixing() {
     assert_eq!(report["monitoring"]["unusual_windows"], summary.unusual_windows);
 }
 
+/// A logger piped into `apply -`: rows are separated and scored as they arrive (the
+/// outputs can be read before the input ends), the windows after a change raise alerts
+/// at once, and at the end everything equals `apply` on the same rows as a file.
+#[test]
+fn a_logger_piped_into_apply_is_monitored_as_it_writes() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(&SynthConfig {
+        kind: MixKind::Linear,
+        sources: 3,
+        sensors: 3,
+        frames: 16_000,
+        seed: 3,
+        sample_rate_hz: 8000,
+        snr_db: None,
+    })
+    .unwrap();
+    let mut samples = data.mixture.interleaved().to_vec();
+    for frame in samples[8000 * 3..].chunks_exact_mut(3) {
+        frame.rotate_left(1);
+    }
+    let logged = dir.path().join("logger.csv");
+    let names = ["x".to_string(), "y".to_string(), "z".to_string()];
+    unmix_io::write_csv(&logged, &unmix_core::Recording::from_interleaved(8000, 3, samples).unwrap(), &names).unwrap();
+    let out = dir.path().join("out");
+    #[rustfmt::skip]
+    let o = unmix(&[
+        "separate", logged.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--csv-rate", "8000",
+        "--train-samples", "8000", "--epochs", "40", "--quiet", "--no-plots",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = out.join("model.unmix");
+
+    let (piped, piped_scores) = (dir.path().join("piped.csv"), dir.path().join("piped-scores.csv"));
+    #[rustfmt::skip]
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
+        .args([
+            "apply", model.to_str().unwrap(), "-", "--csv-rate", "8000", "-o", piped.to_str().unwrap(),
+            "--scores", piped_scores.to_str().unwrap(), "--window-s", "0.25", "--quiet",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = std::fs::read_to_string(&logged).unwrap();
+    let half = text.match_indices('\n').nth(8000).unwrap().0 + 1; // the header and 8000 rows
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&text.as_bytes()[..half]).unwrap();
+    stdin.flush().unwrap();
+    // The first second's four windows reach the disk while the logger is still "writing".
+    let rows_on_disk = || std::fs::read_to_string(&piped_scores).map_or(0, |t| t.lines().count().saturating_sub(1));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while rows_on_disk() < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(rows_on_disk(), 4, "the windows of the rows written so far, before the input ends");
+    assert!(std::fs::read_to_string(&piped).unwrap().lines().count() > 1, "sources so far on disk");
+    stdin.write_all(&text.as_bytes()[half..]).unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let alerts: Vec<&str> = err.lines().filter(|l| l.starts_with("alert: window at ")).collect();
+    assert_eq!(alerts.len(), 4, "{err}");
+    for (alert, at) in alerts.iter().zip(["1.00", "1.25", "1.50", "1.75"]) {
+        assert!(alert.starts_with(&format!("alert: window at {at} s: ")), "{err}");
+    }
+
+    let (file, file_scores) = (dir.path().join("file.csv"), dir.path().join("file-scores.csv"));
+    #[rustfmt::skip]
+    let o = unmix(&[
+        "apply", model.to_str().unwrap(), logged.to_str().unwrap(), "--csv-rate", "8000",
+        "-o", file.to_str().unwrap(), "--scores", file_scores.to_str().unwrap(), "--window-s", "0.25", "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("alert:"), "a file gets the summary, not a line per window");
+    assert_eq!(std::fs::read(&piped).unwrap(), std::fs::read(&file).unwrap());
+    assert_eq!(std::fs::read(&piped_scores).unwrap(), std::fs::read(&file_scores).unwrap());
+
+    // `separate` cannot read a pipe twice, and says so.
+    let o = unmix(&["separate", "-", "-n", "3", "-o", dir.path().join("never").to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("save the stream to a file first"), "{}", stderr(&o));
+}
+
 #[test]
 fn bad_monitoring_windows_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,8 +9,8 @@ use indicatif::ProgressBar;
 use unmix_core::{Processor, Sink, Source};
 use unmix_format::ModelFile;
 use unmix_infer::{ScoredSeparator, Separator};
-use unmix_io::{BlockReader, ChannelSelection, CsvStreamWriter, WavStreamWriter, is_csv};
-use unmix_monitor::{ScoresSummary, WindowMonitor, WindowSpec, score_columns};
+use unmix_io::{BlockReader, ChannelSelection, CsvStreamWriter, WavStreamWriter, is_csv, is_stdin};
+use unmix_monitor::{AlertTap, ScoresSummary, WindowMonitor, WindowShares, WindowSpec, score_columns};
 use unmix_stream::{Pipeline, PipelineConfig, PipelineReport, TeeSink};
 
 /// Arguments of `unmix apply`.
@@ -18,7 +18,10 @@ use unmix_stream::{Pipeline, PipelineConfig, PipelineReport, TeeSink};
 pub struct ApplyArgs {
     /// Model file written by `unmix separate`.
     model: PathBuf,
-    /// Input recording (WAV or CSV) with the model's channel count.
+    /// Input recording (WAV or CSV) with the model's channel count; `-` reads CSV rows
+    /// from the standard input as a logger writes them (CSV outputs are then flushed as
+    /// they grow and windows above `--alert-share` print an alert at once; a WAV output is
+    /// completed when the input ends).
     input: PathBuf,
     /// Output file: `.csv` for CSV, anything else a 32-bit float WAV.
     #[arg(short, long)]
@@ -76,7 +79,7 @@ impl InputArgs {
         let channels: ChannelSelection = spec
             .parse()
             .map_err(|e| anyhow::anyhow!("the model's picked channels '{spec}' do not read as a list: {e}"))?;
-        if let (false, Some(name)) = (is_csv(input), channels.first_name()) {
+        if let (false, Some(name)) = (is_csv(input) || is_stdin(input), channels.first_name()) {
             bail!(
                 "trained on CSV columns picked by name ({spec}: '{name}'), but {} is read as WAV; \
                  pick its channels by number with --channels",
@@ -210,6 +213,15 @@ pub fn stats_table(r: &PipelineReport) -> String {
     out
 }
 
+/// The line that reports a window above the alert level as it closes (live sessions and
+/// streams piped into `apply`).
+pub fn alert_line(window: &WindowShares, alert_share: f32) -> String {
+    format!(
+        "alert: window at {:.2} s: outlier shares log-prior {:.3}, reconstruction {:.3} (above {alert_share})",
+        window.start_s, window.log_prior, window.reconstruction
+    )
+}
+
 fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()> {
     if channels != model.header.channels {
         bail!("{}: has {channels} channels, but the model was trained on {}", input.display(), model.header.channels);
@@ -236,23 +248,39 @@ pub fn apply_file(
     check_channels(model, input, reader.channels())?;
     let (total, rate) = (reader.frames_total(), reader.sample_rate_hz());
     let source: Box<dyn Source> = Box::new(reader);
+    // A stream piped in (`-`) may never end: its CSV outputs are logs a reader can follow,
+    // its alerts are printed as they come, and it is read in blocks of 50 ms so that a
+    // slow logger's rows are separated as they arrive.
+    let streaming = is_stdin(input);
+    let csv_writer = |path: &Path, names: &[String]| {
+        if streaming { CsvStreamWriter::create_log(path, names) } else { CsvStreamWriter::create(path, names) }
+    };
     let mut sinks: Vec<Box<dyn Sink>> = Vec::with_capacity(outputs.len());
     for output in outputs {
         sinks.push(if is_csv(output) {
             let names: Vec<String> = (1..=n).map(|j| format!("source{j}")).collect();
-            Box::new(CsvStreamWriter::create(output, &names)?)
+            Box::new(csv_writer(output, &names)?)
         } else {
             Box::new(WavStreamWriter::create(output, n, rate)?)
         });
     }
     let sink: Box<dyn Sink> = if sinks.len() == 1 { sinks.remove(0) } else { Box::new(TeeSink(sinks)) };
-    let config = PipelineConfig::file();
+    let mut config = PipelineConfig::file();
+    if streaming {
+        let block = (rate as usize / 20).clamp(1, config.frame_len);
+        (config.read_frames, config.frame_len) = (block, block);
+    }
     let (processor, sink): (Box<dyn Processor>, Box<dyn Sink>) = match monitoring {
         None => (Box::new(Separator::new(model)), sink),
         Some(monitoring) => {
             let spec = monitoring.spec(rate)?;
-            let scores = CsvStreamWriter::create(&monitoring.path, &score_columns(n))?;
-            let monitor = WindowMonitor::new(n, spec, config.read_frames, sink, Box::new(scores))?;
+            let mut scores: Box<dyn Sink> = Box::new(csv_writer(&monitoring.path, &score_columns(n))?);
+            if streaming {
+                let share = monitoring.alert_share;
+                let print = Box::new(move |window: WindowShares| eprintln!("{}", alert_line(&window, share)));
+                scores = Box::new(AlertTap::new(scores, n, share, print));
+            }
+            let monitor = WindowMonitor::new(n, spec, config.read_frames, sink, scores)?;
             (Box::new(ScoredSeparator::new(model)), Box::new(monitor))
         }
     };

@@ -206,6 +206,7 @@ mod enabled {
     use unmix_separate::{ConsensusConfig, SeparateConfig, SourceCount};
 
     use super::{DevicesArgs, LiveArgs, PlayArgs};
+    use crate::apply::alert_line;
 
     pub fn play(args: PlayArgs) -> Result<()> {
         let (frames, underruns) = unmix_live::output::play_wav(&args.input, &args.output)
@@ -420,13 +421,6 @@ mod enabled {
             bail!("{}{kept}", report.device_error.as_deref().unwrap_or("a device failed"));
         }
         Ok(())
-    }
-
-    fn alert_line(w: &unmix_monitor::WindowShares, alert_share: f32) -> String {
-        format!(
-            "alert: window at {:.2} s: outlier shares log-prior {:.3}, reconstruction {:.3} (above {alert_share})",
-            w.start_s, w.log_prior, w.reconstruction
-        )
     }
 
     fn status_line(s: &Status) -> String {

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
-use unmix_io::{BlockReader, WavBlockReader, is_csv, read_csv_selected};
+use unmix_io::{BlockReader, WavBlockReader, is_csv, is_stdin, read_csv_selected};
 use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig};
 use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, SeparateConfig, SourceCount,
@@ -244,6 +244,12 @@ const OUTPUTS: [&str; 9] = [
 pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let started = Instant::now();
     let input = &args.input;
+    if is_stdin(input) {
+        bail!(
+            "separate reads its input twice (to train, then to separate), which a pipe cannot give: \
+             save the stream to a file first, or separate it with a model: `unmix apply MODEL -`"
+        );
+    }
     // 1. The training segment (the whole file for CSV, only the head for WAV).
     // The configuration needs the sample rate (for --train-seconds), so it is made once the
     // header is known.

@@ -18,7 +18,7 @@ use crate::{ChannelSelection, Error, Result, write_atomically};
 /// different width.
 pub struct CsvBlockReader {
     path: std::path::PathBuf,
-    reader: csv::Reader<std::io::BufReader<std::fs::File>>,
+    reader: csv::Reader<Box<dyn std::io::Read + Send>>,
     record: csv::StringRecord,
     /// The first data row, read while looking for a header.
     pending: Option<csv::StringRecord>,
@@ -42,15 +42,38 @@ impl CsvBlockReader {
     /// Opens `path`, reading the `columns` as channels (in that order) and rows as frames
     /// at `sample_rate_hz`; other columns (a time stamp, say) are skipped unread.
     pub fn open_selected(path: &Path, sample_rate_hz: u32, columns: &ChannelSelection) -> Result<Self> {
-        let delimiter = sniff_delimiter(path)?;
         let file = std::fs::File::open(path).map_err(io_error(path))?;
+        Self::from_reader(path, Box::new(file), sample_rate_hz, columns)
+    }
+
+    /// Reads the standard input as CSV (a logger piped in), named `stdin` in messages.
+    /// Rows are taken as they arrive: a block ends early only at the end of the input, so
+    /// a slow stream is best read in small blocks.
+    pub fn stdin(sample_rate_hz: u32, columns: &ChannelSelection) -> Result<Self> {
+        Self::from_reader(Path::new("stdin"), Box::new(std::io::stdin()), sample_rate_hz, columns)
+    }
+
+    /// Reads CSV from `input`, called `path` in messages (see [`Self::open_selected`]).
+    pub fn from_reader(
+        path: &Path,
+        input: Box<dyn std::io::Read + Send>,
+        sample_rate_hz: u32,
+        columns: &ChannelSelection,
+    ) -> Result<Self> {
+        // The delimiter is read off the first line; what was read to find it is put back
+        // in front of the rest, so a pipe is read once.
+        let mut input = std::io::BufReader::with_capacity(1 << 16, input);
+        let (delimiter, first_lines) = sniff_delimiter(&mut input).map_err(io_error(path))?;
+        let input: Box<dyn std::io::Read + Send> =
+            Box::new(std::io::Read::chain(std::io::Cursor::new(first_lines), input));
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter)
             .trim(csv::Trim::All)
             .comment(Some(b'#'))
-            .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+            .buffer_capacity(1 << 20)
+            .from_reader(input);
         let mut first = csv::StringRecord::new();
         let has_first = reader
             .read_record(&mut first)
@@ -178,25 +201,28 @@ fn parse_number(cell: &str, decimal_comma: bool) -> Option<f32> {
 /// The delimiter of the first line that is neither empty nor a comment: `;` or tab if it
 /// holds any (whichever more), else `,`. `;` and tab never occur inside a number, while a
 /// comma may be a decimal comma in files that separate cells with `;`.
-fn sniff_delimiter(path: &Path) -> Result<u8> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(path).map_err(io_error(path))?;
-    for line in std::io::BufReader::new(file).split(b'\n') {
-        let line = line.map_err(io_error(path))?;
-        let text = String::from_utf8_lossy(&line);
+/// The delimiter of the first line that is neither empty nor a comment, and the bytes read
+/// to find it.
+fn sniff_delimiter(input: &mut impl std::io::BufRead) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut consumed = Vec::new();
+    loop {
+        let start = consumed.len();
+        if input.read_until(b'\n', &mut consumed)? == 0 {
+            return Ok((b',', consumed));
+        }
+        let text = String::from_utf8_lossy(&consumed[start..]);
         let text = text.trim();
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
         let count = |d: char| text.matches(d).count();
-        let (semicolons, tabs) = (count(';'), count('\t'));
-        return Ok(match (semicolons, tabs) {
+        let delimiter = match (count(';'), count('\t')) {
             (0, 0) => b',',
             (s, t) if s >= t => b';',
             _ => b'\t',
-        });
+        };
+        return Ok((delimiter, consumed));
     }
-    Ok(b',')
 }
 
 /// Reads a whole CSV of numbers into a recording at `sample_rate_hz` (see [`CsvBlockReader`]).
@@ -349,6 +375,29 @@ mod tests {
         assert!(matches!(read_csv(&p, 100).unwrap_err(), Error::CsvCell { line: 2, column: 1, .. }));
         let p = write(dir.path(), "ragged.csv", "1,2\n3\n");
         assert!(matches!(read_csv(&p, 100).unwrap_err(), Error::CsvWidth { line: 2, got: 1, expected: 2, .. }));
+    }
+
+    /// A stream (here one that hands over a byte at a time, as a slow pipe may) is read
+    /// once: the lines read to find the delimiter are not lost.
+    #[test]
+    fn a_stream_read_a_byte_at_a_time() {
+        struct Trickle(std::io::Cursor<Vec<u8>>);
+        impl std::io::Read for Trickle {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(1);
+                self.0.read(&mut buf[..n])
+            }
+        }
+        let text = b"# logger v2\n\ntime;acc1;acc2\n0;1,5;2\n1;-3;4,25\n".to_vec();
+        let input = Box::new(Trickle(std::io::Cursor::new(text)));
+        let mut r = CsvBlockReader::from_reader(Path::new("stdin"), input, 100, &"acc1,acc2".parse().unwrap()).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(r.read_block(&mut out, 10).unwrap(), 2);
+        assert_eq!(out, [1.5, 2.0, -3.0, 4.25]);
+        let bad = Box::new(std::io::Cursor::new(b"1,2\n3,x\n".to_vec()));
+        let mut r = CsvBlockReader::from_reader(Path::new("stdin"), bad, 1, &ChannelSelection::all()).unwrap();
+        let err = r.read_block(&mut out, 10).unwrap_err().to_string();
+        assert_eq!(err, "stdin: line 2, column 2: 'x' is not a finite number");
     }
 
     /// A log shows each block of rows as soon as it is written, and keeps them when its

@@ -33,6 +33,11 @@ pub fn read_recording(path: &Path, csv_sample_rate_hz: u32) -> Result<Recording>
     if is_csv(path) { read_csv(path, csv_sample_rate_hz) } else { read_wav(path) }
 }
 
+/// Whether a path is `-`, the standard input (read as CSV by [`BlockReader`]).
+pub fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-")
+}
+
 /// Whether a path names a CSV file (by its extension); everything else is taken as WAV.
 pub fn is_csv(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"))

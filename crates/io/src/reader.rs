@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
-use crate::{ChannelSelection, CsvBlockReader, Result, WavBlockReader, is_csv};
+use crate::{ChannelSelection, CsvBlockReader, Result, WavBlockReader, is_csv, is_stdin};
 
 /// A WAV or CSV file read in blocks, the format chosen by extension (`.csv` is CSV,
-/// anything else WAV), with only the channels picked.
+/// anything else WAV), with only the channels picked; `-` is the standard input, read as
+/// CSV (a logger piped in).
 pub enum BlockReader {
     /// A WAV (or RF64) file.
     Wav(WavBlockReader),
@@ -16,7 +17,9 @@ pub enum BlockReader {
 impl BlockReader {
     /// Opens `path`; `csv_sample_rate_hz` is the rate given to CSV, which carries none.
     pub fn open_selected(path: &Path, csv_sample_rate_hz: u32, channels: &ChannelSelection) -> Result<Self> {
-        Ok(if is_csv(path) {
+        Ok(if is_stdin(path) {
+            Self::Csv(CsvBlockReader::stdin(csv_sample_rate_hz, channels)?)
+        } else if is_csv(path) {
             Self::Csv(CsvBlockReader::open_selected(path, csv_sample_rate_hz, channels)?)
         } else {
             Self::Wav(WavBlockReader::open_selected(path, channels)?)
