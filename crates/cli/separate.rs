@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
-use unmix_io::{BlockReader, WavBlockReader, is_csv, is_stdin, read_csv_selected};
+use unmix_io::{BlockReader, is_csv, is_stdin};
 use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig};
 use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, SeparateConfig, SourceCount,
@@ -250,22 +250,29 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
              save the stream to a file first, or separate it with a model: `unmix apply MODEL -`"
         );
     }
-    // 1. The training segment (the whole file for CSV, only the head for WAV).
-    // The configuration needs the sample rate (for --train-seconds), so it is made once the
-    // header is known.
-    let (segment, total_frames, config) = if is_csv(input) {
-        let rec = read_csv_selected(input, args.input_channels.csv_rate, &args.input_channels.channels())?;
-        let config = args.config(rec.sample_rate_hz())?;
-        let frames = rec.frames();
-        (rec, frames, config)
-    } else {
-        let mut reader = WavBlockReader::open_selected(input, &args.input_channels.channels())?;
-        let config = args.config(reader.sample_rate_hz())?;
-        let mut head = Vec::new();
-        reader.read_block(&mut head, config.max_train_frames)?;
-        let total = reader.frames_total();
-        (Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), head)?, total, config)
+    // 1. The training segment: the head of the input. The configuration needs the sample
+    // rate (for --train-seconds), so it is made once the header is known.
+    let mut reader = BlockReader::open_selected(input, args.input_channels.csv_rate, &args.input_channels.channels())?;
+    let config = args.config(reader.sample_rate_hz())?;
+    let mut head = Vec::new();
+    reader.read_block(&mut head, config.max_train_frames)?;
+    let segment = Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), head)?;
+    // A CSV's length shows only at its end, and a bad cell anywhere should stop the run
+    // before minutes of training: it is read through once now, a block at a time.
+    let total_frames = match reader.frames_total() {
+        Some(total) => total,
+        None => {
+            let (mut frames, mut block) = (segment.frames(), Vec::new());
+            loop {
+                let got = reader.read_block(&mut block, 1 << 16)?;
+                if got == 0 {
+                    break frames;
+                }
+                frames += got;
+            }
+        }
     };
+    drop(reader);
     if let SourceCount::Fixed(n) = args.sources
         && segment.channels() < n
     {
@@ -284,7 +291,6 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let read_s = started.elapsed().as_secs_f64();
 
     // 2. Training.
-    let segment = segment.head(config.max_train_frames);
     let mut bar = TrainingBar::new(&config.restarts, config.training.max_epochs, !args.quiet);
     let train_started = Instant::now();
     let fitted = unmix_separate::fit(&segment, &config, &mut |p| bar.show(p));
