@@ -14,28 +14,32 @@ fn rows(path: &std::path::Path) -> (Vec<String>, Vec<Vec<f64>>) {
     (header, rows)
 }
 
-#[test]
-fn scores_follow_the_windows_and_flag_a_changed_mixing() {
-    let dir = tempfile::tempdir().unwrap();
-    let rate = 8000;
+/// Two seconds of three sensors at 8 kHz: the first as recorded; in the second the
+/// sensors' cables are swapped round, so a model trained on the first no longer fits — its
+/// "sources" are mixtures.
+fn swapped_sensors() -> unmix_core::Recording {
     let data = generate(&SynthConfig {
         kind: MixKind::Linear,
         sources: 3,
         sensors: 3,
         frames: 16_000,
         seed: 3,
-        sample_rate_hz: rate,
+        sample_rate_hz: 8000,
         snr_db: None,
     })
     .unwrap();
-    // The first second as recorded; in the second the sensors' cables are swapped round,
-    // so the model's demixing no longer fits: its "sources" are mixtures.
     let mut samples = data.mixture.interleaved().to_vec();
     for frame in samples[8000 * 3..].chunks_exact_mut(3) {
         frame.rotate_left(1);
     }
+    unmix_core::Recording::from_interleaved(8000, 3, samples).unwrap()
+}
+
+#[test]
+fn scores_follow_the_windows_and_flag_a_changed_mixing() {
+    let dir = tempfile::tempdir().unwrap();
     let mix = dir.path().join("changed.wav");
-    write_wav(&mix, 3, &samples);
+    write_wav(&mix, 3, swapped_sensors().interleaved());
 
     let out = dir.path().join("out");
     #[rustfmt::skip]
@@ -123,23 +127,9 @@ fn scores_follow_the_windows_and_flag_a_changed_mixing() {
 fn a_logger_piped_into_apply_is_monitored_as_it_writes() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let data = generate(&SynthConfig {
-        kind: MixKind::Linear,
-        sources: 3,
-        sensors: 3,
-        frames: 16_000,
-        seed: 3,
-        sample_rate_hz: 8000,
-        snr_db: None,
-    })
-    .unwrap();
-    let mut samples = data.mixture.interleaved().to_vec();
-    for frame in samples[8000 * 3..].chunks_exact_mut(3) {
-        frame.rotate_left(1);
-    }
     let logged = dir.path().join("logger.csv");
     let names = ["x".to_string(), "y".to_string(), "z".to_string()];
-    unmix_io::write_csv(&logged, &unmix_core::Recording::from_interleaved(8000, 3, samples).unwrap(), &names).unwrap();
+    unmix_io::write_csv(&logged, &swapped_sensors(), &names).unwrap();
     let out = dir.path().join("out");
     #[rustfmt::skip]
     let o = unmix(&[
