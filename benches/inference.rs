@@ -56,6 +56,7 @@ fn model(m: usize, hidden: &[usize], activation: Activation) -> ModelFile {
             training_summary: serde_json::Value::Null,
             score_baseline: None,
             picked_channels: None,
+            source_gains: None,
         },
         weights: ModelWeights {
             activation,

@@ -321,7 +321,8 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
 
     // 5. Plots.
     if !args.no_plots {
-        let segment_sources = unmix_separate::apply(model, &segment)?;
+        // The priors are learned on the posterior means: they are compared before the gains.
+        let segment_sources = unmix_separate::posterior_means(model, &segment)?;
         plot::training_curves(&out.path("training.png"), history)?;
         plot::priors(&out.path("priors.png"), &segment_sources, &model.weights)?;
         if let (Some(truth), Some(score)) = (&args.truth, &score) {
@@ -333,7 +334,9 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
                 Ok(Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), samples)?)
             };
             let (truth, estimates) = (head(truth)?, head(&sources_path)?);
-            plot::truth_vs_estimate(&out.path("truth.png"), &truth, &estimates, score, &model.weights.posterior_std())?;
+            let band: Vec<f32> =
+                model.weights.posterior_std().iter().zip(model.source_gains()).map(|(s, g)| s * g).collect();
+            plot::truth_vs_estimate(&out.path("truth.png"), &truth, &estimates, score, &band)?;
         }
         if let Some(monitoring) = &monitoring {
             let scores = unmix_io::read_csv(&monitoring.path, 1)?;
@@ -458,10 +461,12 @@ fn priors_json(model: &ModelFile) -> serde_json::Value {
     let w = &model.weights;
     let k = w.prior.components;
     let sd = w.posterior_std();
+    let gains = model.source_gains();
     let per_source: Vec<serde_json::Value> = (0..w.sources())
         .map(|j| {
             serde_json::json!({
                 "source": j + 1,
+                "output_gain": gains[j],
                 "posterior_std": sd[j],
                 "weights": w.prior.weights(j),
                 "means": &w.prior.means[j * k..(j + 1) * k],

@@ -31,9 +31,9 @@ use unmix_dsp::Normaliser;
 /// Magic bytes at the start of every model file.
 pub const MAGIC: &[u8; 8] = b"UNMIXMDL";
 /// The format version this build writes; it reads this one and older. Version 2 added
-/// [`ModelHeader::score_baseline`], version 3 [`ModelHeader::picked_channels`]; older
-/// files read as models without them.
-pub const FORMAT_VERSION: u32 = 3;
+/// [`ModelHeader::score_baseline`], version 3 [`ModelHeader::picked_channels`], version 4
+/// [`ModelHeader::source_gains`]; older files read as models without them.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Everything about a trained model except its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +62,13 @@ pub struct ModelHeader {
     /// (and in files before format version 3).
     #[serde(default)]
     pub picked_channels: Option<String>,
+    /// What each source's posterior mean is multiplied by on output, so that a source comes
+    /// out at the level it has in the recording, in the input's units (the RMS over the
+    /// channels of its least-squares image, measured on the training segment): a source
+    /// of a quiet recording is quiet, and an accelerometer's source is in its units.
+    /// `None` (files before format version 4): the posterior means as they are.
+    #[serde(default)]
+    pub source_gains: Option<Vec<f32>>,
 }
 
 /// The per-frame monitoring scores of the training segment, summarised into the
@@ -174,6 +181,30 @@ impl ModelFile {
                 self.weights.sources(),
                 h.sources
             )));
+        }
+        if let Some(gains) = &h.source_gains
+            && (gains.len() != h.sources || gains.iter().any(|g| !(g.is_finite() && *g > 0.0)))
+        {
+            return Err(Error::Invalid(format!(
+                "{} source gains for {} sources, or one not positive",
+                gains.len(),
+                h.sources
+            )));
+        }
+        Ok(())
+    }
+
+    /// The output gain of every source (1 without [`ModelHeader::source_gains`]).
+    pub fn source_gains(&self) -> Vec<f32> {
+        self.header.source_gains.clone().unwrap_or_else(|| vec![1.0; self.header.sources])
+    }
+
+    /// Reorders and re-signs the sources as [`ModelWeights::relabel_sources`] does, their
+    /// output gains with them.
+    pub fn relabel_sources(&mut self, order: &[usize], signs: &[f32]) -> Result<()> {
+        self.weights.relabel_sources(order, signs)?;
+        if let Some(gains) = &mut self.header.source_gains {
+            *gains = order.iter().map(|&j| gains[j]).collect();
         }
         Ok(())
     }

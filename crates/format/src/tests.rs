@@ -30,6 +30,7 @@ mod fixture {
                     reconstruction_error_median: 0.01,
                 }),
                 picked_channels: Some("acc_x,2-3".into()),
+                source_gains: Some(vec![0.25, 2.0]),
             },
             weights: ModelWeights {
                 activation: Activation::Tanh,
@@ -67,9 +68,16 @@ fn round_trip_is_bit_exact() {
 /// version 1 had no score baseline, version 2 no picked channels.
 #[test]
 fn older_versions_load_without_what_came_later() {
-    for (version, dropped) in [(1u32, &["score_baseline", "picked_channels"][..]), (2, &["picked_channels"][..])] {
+    for (version, dropped) in [
+        (1u32, &["score_baseline", "picked_channels", "source_gains"][..]),
+        (2, &["picked_channels", "source_gains"][..]),
+        (3, &["source_gains"][..]),
+    ] {
         let mut m = fixture::model();
-        m.header.picked_channels = None;
+        m.header.source_gains = None;
+        if version < 3 {
+            m.header.picked_channels = None;
+        }
         if version == 1 {
             m.header.score_baseline = None;
         }
@@ -153,6 +161,19 @@ fn relabelling_permutes_and_flips_the_latent_axes_only() {
     assert_eq!(&after.prior.logits[3..], &before.prior.logits[..3]);
     assert!(after.relabel_sources(&[0, 0], &[1.0, 1.0]).is_err());
     assert!(after.relabel_sources(&[0, 1], &[1.0, 0.5]).is_err());
+    // A whole model's output gains move with its sources (and are positive whatever the sign).
+    let mut model = fixture::model();
+    model.relabel_sources(&[1, 0], &[-1.0, 1.0]).unwrap();
+    assert_eq!(model.header.source_gains, Some(vec![2.0, 0.25]));
+    assert_eq!(model.weights, after_first_relabel());
+    model.header.source_gains = Some(vec![1.0, 0.0]);
+    assert!(model.check().is_err(), "a gain of zero");
+}
+
+fn after_first_relabel() -> ModelWeights {
+    let mut w = fixture::model().weights;
+    w.relabel_sources(&[1, 0], &[-1.0, 1.0]).unwrap();
+    w
 }
 
 #[test]

@@ -116,6 +116,9 @@ pub struct Separator {
     /// `[source][component]`.
     prior: Vec<PriorComponent>,
     posterior_std: Vec<f32>,
+    /// Output gain per source ([`unmix_format::ModelHeader::source_gains`]); `None` when
+    /// every gain is 1 (the means are the output).
+    gains: Option<Vec<f32>>,
     /// Two `[BLOCK_FRAMES][widest]` buffers, ping-ponged between layers.
     buffers: [Vec<f32>; 2],
     /// `[BLOCK_FRAMES][widest]`: the standardised input while scoring.
@@ -165,6 +168,8 @@ impl Separator {
         let widest =
             layers.iter().chain(&reconstruct).chain([&standardise]).map(|l| l.padded.max(l.inputs)).max().unwrap_or(0);
         let prior = prior_components(&weights.prior);
+        let gains = model.source_gains();
+        let posterior_std = weights.posterior_std().iter().zip(&gains).map(|(s, g)| s * g).collect();
         Self {
             channels: normaliser.input_channels(),
             sources: weights.sources(),
@@ -174,7 +179,8 @@ impl Separator {
             decoder_layers: weights.decoder.len(),
             reconstruct,
             prior,
-            posterior_std: weights.posterior_std(),
+            posterior_std,
+            gains: gains.iter().any(|&g| g != 1.0).then_some(gains),
             buffers: [vec![0.0; BLOCK_FRAMES * widest], vec![0.0; BLOCK_FRAMES * widest]],
             standardised: vec![0.0; BLOCK_FRAMES * widest],
             widest,
@@ -182,8 +188,9 @@ impl Separator {
         }
     }
 
-    /// Posterior standard deviation `σ_j` of every source: the half-width of its
-    /// one-sigma uncertainty band, the same for every frame (the model shares it).
+    /// Posterior standard deviation `σ_j` of every source, in the units of the output: the
+    /// half-width of its one-sigma uncertainty band, the same for every frame (the model
+    /// shares it).
     pub fn posterior_std(&self) -> &[f32] {
         &self.posterior_std
     }
@@ -203,19 +210,32 @@ impl Separator {
         self.kernel.name()
     }
 
-    /// Computes the posterior means of every frame in `frames_in` (interleaved, `channels`
-    /// wide) into `sources_out` (interleaved, `sources` wide).
+    /// Computes the sources of every frame in `frames_in` (interleaved, `channels` wide)
+    /// into `sources_out` (interleaved, `sources` wide): the posterior means, times the
+    /// model's output gains.
     pub fn process(&mut self, frames_in: &[f32], sources_out: &mut [f32]) -> Result<(), Error> {
         self.check_shape(frames_in, sources_out)?;
         let (m, n) = (self.channels, self.sources);
         for (input, output) in frames_in.chunks(BLOCK_FRAMES * m).zip(sources_out.chunks_mut(BLOCK_FRAMES * n)) {
             self.encode_block(input, output, false);
+            self.apply_gains(output);
         }
         Ok(())
     }
 
+    /// Scales the posterior means of a block to the output's units.
+    fn apply_gains(&self, output: &mut [f32]) {
+        if let Some(gains) = &self.gains {
+            for frame in output.chunks_exact_mut(self.sources) {
+                for (v, g) in frame.iter_mut().zip(gains) {
+                    *v *= g;
+                }
+            }
+        }
+    }
+
     /// [`process`](Self::process), and for every frame `t` also
-    /// - `log_prior[t] = Σ_j log p_j(μ_tj)`, the log-density of its sources under the
+    /// - `log_prior[t] = Σ_j log p_j(μ_tj)` (of the posterior means, before the gains), the log-density of its sources under the
     ///   learned priors (in nats, normalised units): low for frames unlike the training data;
     /// - `reconstruction_error[t] = ‖ẑ_t − z_t‖² / m`, the mean squared error of the
     ///   decoder's reconstruction `ẑ_t` of the standardised frame `z_t` (centred, scaled to
@@ -248,7 +268,9 @@ impl Separator {
             .zip(reconstruction_error.chunks_mut(BLOCK_FRAMES))
         {
             self.encode_block(input, output, true);
+            // The scores are of the posterior means, in the model's units.
             self.score_block(output, lp, re);
+            self.apply_gains(output);
         }
         Ok(())
     }

@@ -40,6 +40,7 @@ fn model(m: usize, n: usize, hidden: &[usize], whiten: bool) -> ModelFile {
             training_summary: serde_json::Value::Null,
             score_baseline: None,
             picked_channels: None,
+            source_gains: None,
         },
         weights: ModelWeights {
             activation: Activation::Tanh,

@@ -1101,7 +1101,7 @@ mod tests {
         let data = generate(&SynthConfig { frames: 6000, ..SynthConfig::paper(MixKind::Linear, 6) }).unwrap();
         let old = fit(&data.mixture, &quick(1), &mut |_| {}).unwrap().model;
         let mut new = fit(&data.mixture, &quick(77), &mut |_| {}).unwrap().model;
-        new.weights.relabel_sources(&[1, 2, 0], &[-1.0, 1.0, -1.0]).unwrap();
+        new.relabel_sources(&[1, 2, 0], &[-1.0, 1.0, -1.0]).unwrap();
         let corr = align_to(&old, &mut new, &data.mixture).unwrap();
         assert!(corr.iter().all(|&c| c > 0.99), "{corr:?}");
 
