@@ -186,6 +186,19 @@ fn a_logger_piped_into_apply_is_monitored_as_it_writes() {
     assert_eq!(std::fs::read(&piped).unwrap(), std::fs::read(&file).unwrap());
     assert_eq!(std::fs::read(&piped_scores).unwrap(), std::fs::read(&file_scores).unwrap());
 
+    // A stream of the wrong width is named as what it is.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
+        .args(["apply", model.to_str().unwrap(), "-", "-o", dir.path().join("never.csv").to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a,b\n0.1,0.2\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    crate::util::assert_clean_failure(&o, "stdin", "has 2 channels, but the model was trained on 3");
+    assert!(!dir.path().join("never.csv").exists());
+
     // `separate` cannot read a pipe twice, and says so.
     let o = unmix(&["separate", "-", "-n", "3", "-o", dir.path().join("never").to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("save the stream to a file first"), "{}", stderr(&o));

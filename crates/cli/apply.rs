@@ -87,7 +87,10 @@ impl InputArgs {
             );
         }
         if !quiet {
-            eprintln!("reading channels {spec} of {} as the model was trained (--channels overrides)", input.display());
+            eprintln!(
+                "reading channels {spec} of {} as the model was trained (--channels overrides)",
+                input_name(input)
+            );
         }
         Ok(Self { channels: Some(channels), ..self.clone() })
     }
@@ -222,9 +225,14 @@ pub fn alert_line(window: &WindowShares, alert_share: f32) -> String {
     )
 }
 
+/// How messages name an input: its path, or `stdin` for `-` (as the CSV reader does).
+fn input_name(input: &Path) -> String {
+    if is_stdin(input) { "stdin".into() } else { input.display().to_string() }
+}
+
 fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()> {
     if channels != model.header.channels {
-        bail!("{}: has {channels} channels, but the model was trained on {}", input.display(), model.header.channels);
+        bail!("{}: has {channels} channels, but the model was trained on {}", input_name(input), model.header.channels);
     }
     Ok(())
 }
