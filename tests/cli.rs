@@ -373,6 +373,39 @@ fn truncated_input_mid_stream_leaves_no_output() {
     assert_eq!(files_in(dir.path()).iter().filter(|f| f.ends_with(".part")).count(), 0, "temporary file left behind");
 }
 
+/// Ctrl-C during training ends `separate` at the next epoch with one line and status 130,
+/// and the output directory holds nothing — not even the staging directory.
+#[test]
+fn ctrl_c_stops_separate_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 3, 3, 40_000, 9);
+    let out = dir.path().join("out");
+    // Small batches: minutes of training, epochs of a fraction of a second.
+    #[rustfmt::skip]
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
+        .args(["separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--batch-size", "16", "--quiet"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Training has begun once the staging directory exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while files_in(&out).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(files_in(&out).iter().any(|f| f.starts_with(".unmix-staging-")), "{:?}", files_in(&out));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let asked = std::time::Instant::now();
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let waited = asked.elapsed();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim(), "error: interrupted (Ctrl-C): nothing was written");
+    assert!(files_in(&out).is_empty(), "left behind: {:?}", files_in(&out));
+    assert!(waited < std::time::Duration::from_secs(20), "took {waited:?} to stop");
+}
+
 /// `-n auto` reports its evidence and honours `--max-sources`; a bad `-n` is refused.
 #[test]
 fn auto_source_count_on_the_command_line() {

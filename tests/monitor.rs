@@ -186,6 +186,46 @@ fn a_logger_piped_into_apply_is_monitored_as_it_writes() {
     assert_eq!(std::fs::read(&piped).unwrap(), std::fs::read(&file).unwrap());
     assert_eq!(std::fs::read(&piped_scores).unwrap(), std::fs::read(&file_scores).unwrap());
 
+    // Ctrl-C on a logger that is still writing ends the stream where it is: every row
+    // read is in the outputs, which are complete (the WAV's header finalised), exit 0.
+    let stopped_wav = dir.path().join("stopped.wav");
+    let stopped_scores = dir.path().join("stopped-scores.csv");
+    #[rustfmt::skip]
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
+        .args([
+            "apply", model.to_str().unwrap(), "-", "--csv-rate", "8000", "-o", stopped_wav.to_str().unwrap(),
+            "--scores", stopped_scores.to_str().unwrap(), "--window-s", "0.25", "--quiet",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&text.as_bytes()[..half]).unwrap();
+    stdin.flush().unwrap();
+    let rows_on_disk = || std::fs::read_to_string(&stopped_scores).map_or(0, |t| t.lines().count().saturating_sub(1));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while rows_on_disk() < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(rows_on_disk(), 4);
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap(); // the logger (stdin) is still open
+    drop(stdin);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stopping: completing the outputs"), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("separated 8000 frames into 3 sources"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(stopped by Ctrl-C)"));
+    // The same sources as the file gives for its first 8000 rows.
+    let wav = read(&stopped_wav);
+    assert_eq!(wav.frames(), 8000);
+    let csv = unmix_io::read_csv(&file, 1).unwrap();
+    assert_eq!(wav.interleaved(), &csv.interleaved()[..8000 * 3]);
+    let head: Vec<String> = std::fs::read_to_string(&file_scores).unwrap().lines().take(5).map(String::from).collect();
+    assert_eq!(std::fs::read_to_string(&stopped_scores).unwrap().lines().collect::<Vec<_>>(), head);
+
     // A stream of the wrong width is named as what it is.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
         .args(["apply", model.to_str().unwrap(), "-", "-o", dir.path().join("never.csv").to_str().unwrap()])

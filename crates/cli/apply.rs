@@ -171,13 +171,14 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     let started = Instant::now();
     let applied = apply_file(&model, &args.input, &[&args.output], &picked, !args.quiet, monitoring.as_ref())?;
     let wall = started.elapsed().as_secs_f64();
-    let seconds = applied.frames as f64 / f64::from(model.header.sample_rate_hz.max(1));
+    let seconds = applied.frames as f64 / f64::from(applied.sample_rate_hz.max(1));
     println!(
-        "separated {} frames into {} sources in {wall:.2} s ({:.0}× real time) → {}",
+        "separated {} frames into {} sources in {wall:.2} s ({:.0}× real time) → {}{}",
         applied.frames,
         model.header.sources,
         seconds / wall.max(1e-9),
-        args.output.display()
+        args.output.display(),
+        if applied.stopped { " (stopped by Ctrl-C)" } else { "" }
     );
     if let Some(monitoring) = &monitoring {
         println!("monitoring: {} → {}", monitoring.summary(model.header.sources)?, monitoring.path.display());
@@ -194,6 +195,10 @@ pub struct Applied {
     pub frames: usize,
     /// Pipeline counters, when the input was streamed.
     pub pipeline: Option<PipelineReport>,
+    /// Whether Ctrl-C ended a stream before its input did (its outputs are complete).
+    pub stopped: bool,
+    /// The input's sample rate (a CSV's is `--csv-rate`, not the model's).
+    pub sample_rate_hz: u32,
 }
 
 /// Per-stage and per-ring statistics as a terminal table.
@@ -251,6 +256,9 @@ pub fn apply_file(
     progress: bool,
     monitoring: Option<&Monitoring>,
 ) -> Result<Applied> {
+    // Ctrl-C ends a stream where it is, its outputs complete; it abandons a file, leaving
+    // no output (the writers' temporary files are removed).
+    crate::interrupt::watch()?;
     let n = model.header.sources;
     let reader = BlockReader::open_selected(input, picked.csv_rate, &picked.channels())?;
     check_channels(model, input, reader.channels())?;
@@ -297,11 +305,26 @@ pub fn apply_file(
         (true, Some(total)) => crate::progress::frames_bar(total as u64, rate),
         _ => ProgressBar::hidden(),
     };
+    let mut stopped = false;
     while !pipeline.is_finished() {
         bar.set_position(pipeline.frames_out());
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if !stopped && crate::interrupt::requested() {
+            stopped = true;
+            if streaming {
+                bar.suspend(|| {
+                    eprintln!("stopping: completing the outputs with the rows read (Ctrl-C again quits at once)")
+                });
+                pipeline.end_input();
+            } else {
+                pipeline.abort();
+            }
+        }
     }
     bar.finish_and_clear();
-    let report = pipeline.wait()?;
-    Ok(Applied { frames: report.frames_out as usize, pipeline: Some(report) })
+    let report = pipeline.wait().map_err(|e| match e {
+        unmix_stream::Error::Aborted => anyhow::Error::new(crate::interrupt::Interrupted),
+        e => e.into(),
+    })?;
+    Ok(Applied { frames: report.frames_out as usize, pipeline: Some(report), stopped, sample_rate_hz: rate })
 }

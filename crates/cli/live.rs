@@ -196,8 +196,6 @@ pub use enabled::{devices, live, play};
 
 #[cfg(feature = "live")]
 mod enabled {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     use anyhow::{Context, Result, bail};
@@ -336,13 +334,14 @@ mod enabled {
             eprintln!("output {device}: {channels} channels");
         }
         let alerts = session.alerts();
-        let interrupted = Arc::new(AtomicBool::new(false));
-        let flag = interrupted.clone();
-        ctrlc::set_handler(move || flag.store(true, Ordering::Release)).context("installing the Ctrl-C handler")?;
+        // Ctrl-C ends the session as --duration would (a second one exits at once).
+        crate::interrupt::watch()?;
+        let mut stopping = false;
         let mut last_status = std::time::Instant::now();
         while !session.is_finished() {
             std::thread::sleep(Duration::from_millis(20));
-            if interrupted.swap(false, Ordering::AcqRel) {
+            if !stopping && crate::interrupt::requested() {
+                stopping = true;
                 session.stop();
             }
             // Alerts are printed even with --quiet: they are what monitoring is for.

@@ -5,6 +5,7 @@
 
 mod apply;
 mod demo;
+mod interrupt;
 mod live;
 mod output;
 mod plot;
@@ -64,7 +65,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let line = one_line(&e);
             eprintln!("error: {line}");
-            ExitCode::FAILURE
+            if e.chain().any(|cause| cause.is::<interrupt::Interrupted>()) {
+                ExitCode::from(interrupt::EXIT_STATUS as u8)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -253,7 +253,10 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // 1. The training segment: the head of the input. The configuration needs the sample
     // rate (for --train-seconds), so it is made once the header is known.
     let mut reader = BlockReader::open_selected(input, args.input_channels.csv_rate, &args.input_channels.channels())?;
-    let config = args.config(reader.sample_rate_hz())?;
+    let mut config = args.config(reader.sample_rate_hz())?;
+    // Ctrl-C stops training at its next epoch, or the separation where it is, and the job
+    // then ends leaving nothing in the output directory.
+    config.cancel = Some(crate::interrupt::watch()?);
     let mut head = Vec::new();
     reader.read_block(&mut head, config.max_train_frames)?;
     let segment = Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), head)?;
@@ -264,6 +267,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         None => {
             let (mut frames, mut block) = (segment.frames(), Vec::new());
             loop {
+                crate::interrupt::check()?;
                 let got = reader.read_block(&mut block, 1 << 16)?;
                 if got == 0 {
                     break frames;
@@ -295,6 +299,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let train_started = Instant::now();
     let fitted = unmix_separate::fit(&segment, &config, &mut |p| bar.show(p));
     bar.finish();
+    crate::interrupt::check()?;
     let mut fitted = fitted.with_context(|| input.display().to_string())?;
     // `apply` reads the same channels of its input unless told otherwise.
     fitted.model.header.picked_channels = args.input_channels.channels.as_ref().map(ToString::to_string);
@@ -384,6 +389,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let report_path = out.path("report.json");
     std::fs::write(&report_path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("{}: cannot write", report_path.display()))?;
+    crate::interrupt::check()?;
     let written = out.commit()?;
 
     if !args.quiet {

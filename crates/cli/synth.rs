@@ -65,6 +65,8 @@ fn write_streamed(config: &SynthConfig, mixture_path: &Path, truth_path: &Path) 
     let mut truth = WavStreamWriter::create(truth_path, config.sources, config.sample_rate_hz)?;
     let (mut x, mut s) = (Vec::new(), Vec::new());
     while stream.draw(&mut x, Some(&mut s), BLOCK_FRAMES) > 0 {
+        // Ctrl-C: the writers are dropped unfinished, their temporary files with them.
+        crate::interrupt::check()?;
         mixture.write(&x)?;
         truth.write(&s)?;
     }
@@ -87,6 +89,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
         snr_db: args.snr_db,
     };
     let names = ["mixture.wav", "truth.wav", "meta.json"];
+    crate::interrupt::watch()?;
     let mut out = Staging::new(&args.output, &names, args.force)?;
     let meta = if config.frames <= STREAM_ABOVE_FRAMES {
         let data = generate(&config)?;
@@ -99,6 +102,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
     let meta = serde_json::to_string_pretty(&meta)?;
     let meta_path = out.path("meta.json");
     std::fs::write(&meta_path, meta).with_context(|| format!("{}: cannot write", meta_path.display()))?;
+    crate::interrupt::check()?;
     out.commit()?;
     println!(
         "wrote {} frames of {} sources mixed into {} sensors ({:?}, seed {}) to {}",

@@ -30,6 +30,6 @@ pub use framing::Framer;
 pub use pipeline::{
     BoxError, Control, Error, Pipeline, PipelineConfig, PipelineReport, Processor, Result, Sink, Source,
 };
-pub use ring::{FrameRing, Policy, RingReader, RingWriter};
+pub use ring::{FrameRing, Policy, RingCloser, RingReader, RingWriter};
 pub use stats::{RingStats, StageStats, StatsSnapshot};
 pub use tee::TeeSink;

@@ -1,7 +1,7 @@
 //! Source → processor → sink, each on a named thread, joined by two [`FrameRing`]s.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub use unmix_core::{BoxError, Processor, Sink, Source};
 
-use crate::ring::{FrameRing, Policy, RingReader, RingWriter};
+use crate::ring::{FrameRing, Policy, RingCloser, RingReader, RingWriter};
 use crate::stats::{RingStats, StageStats, StatsSnapshot};
 
 /// Why a pipeline failed.
@@ -46,6 +46,10 @@ pub enum Error {
     /// A thread could not be started.
     #[error("cannot start the {0} thread: {1}")]
     Spawn(&'static str, std::io::Error),
+    /// [`Pipeline::abort`] stopped it before the sink was finished (the sink was dropped
+    /// unfinished: a file sink left no output).
+    #[error("the stream was aborted before its end")]
+    Aborted,
 }
 
 /// Result with this module's [`Error`].
@@ -139,6 +143,8 @@ fn ring_snapshot(name: &str, r: &RingStats) -> RingSnapshot {
 struct Counters {
     stages: [StageStats; 3],
     rings: [Arc<RingStats>; 2],
+    /// Set once the sink's `finish` succeeded.
+    sink_finished: AtomicBool,
 }
 
 /// A running pipeline.
@@ -149,6 +155,11 @@ pub struct Pipeline {
     started: Instant,
     config: PipelineConfig,
     frames_total: Option<usize>,
+    /// Ends the source → processor ring from outside ([`Pipeline::end_input`], [`Pipeline::abort`]).
+    input: RingCloser,
+    /// Set by `end_input` or `abort`: the source's thread is no longer waited for.
+    source_released: AtomicBool,
+    aborted: AtomicBool,
 }
 
 const STAGE_NAMES: [&str; 3] = ["source", "processor", "sink"];
@@ -172,8 +183,12 @@ impl Pipeline {
         let frames_total = source.frames_total();
         let (mut to_proc, mut from_source) = FrameRing::new(m, config.ring_frames);
         let (mut to_sink, mut from_proc) = FrameRing::new(n, config.ring_frames);
-        let counters =
-            Arc::new(Counters { stages: Default::default(), rings: [to_proc.stats_handle(), to_sink.stats_handle()] });
+        let counters = Arc::new(Counters {
+            stages: Default::default(),
+            rings: [to_proc.stats_handle(), to_sink.stats_handle()],
+            sink_finished: AtomicBool::new(false),
+        });
+        let input = to_proc.closer();
         let (control, control_rx) = crossbeam_channel::unbounded();
         let mut threads = Vec::new();
 
@@ -242,13 +257,50 @@ impl Pipeline {
                         }
                         c.stages[2].add(frames, frames, t0.elapsed().as_nanos() as u64);
                         if frames < config.read_frames {
-                            return sink.finish().map_err(Error::Sink);
+                            sink.finish().map_err(Error::Sink)?;
+                            c.sink_finished.store(true, Ordering::Release);
+                            return Ok(());
                         }
                     }
                 }),
             )?,
         ));
-        Ok(Self { control, counters, threads, started: Instant::now(), config, frames_total })
+        Ok(Self {
+            control,
+            counters,
+            threads,
+            started: Instant::now(),
+            config,
+            frames_total,
+            input,
+            source_released: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
+        })
+    }
+
+    /// Ends the stream where the source is, as if it had ended: every frame it has read is
+    /// processed and delivered and the sink is finished. The source's read in progress is
+    /// not waited for — a pipe may never deliver again — and its thread ends by itself
+    /// when that read returns. For a stream the user stops (Ctrl-C on `apply -`).
+    pub fn end_input(&self) {
+        self.source_released.store(true, Ordering::Release);
+        self.input.close();
+    }
+
+    /// Stops everything now; the sink is dropped unfinished (a file sink leaves no output)
+    /// and [`wait`](Self::wait) returns [`Error::Aborted`] — unless the sink had already
+    /// finished. The source's read in progress is not waited for.
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.source_released.store(true, Ordering::Release);
+        self.input.abort();
+    }
+
+    /// The threads still awaited: all three, or the processor and sink once the source
+    /// was let go.
+    fn awaited(&self) -> impl Iterator<Item = &(&'static str, JoinHandle<Result<()>>)> {
+        let released = self.source_released.load(Ordering::Acquire);
+        self.threads.iter().filter(move |(name, _)| !(released && *name == "source"))
     }
 
     /// Sends control messages to the processing thread.
@@ -266,9 +318,10 @@ impl Pipeline {
         self.frames_total
     }
 
-    /// Whether every thread has ended.
+    /// Whether every thread has ended (after [`end_input`](Self::end_input) or
+    /// [`abort`](Self::abort): the processor's and the sink's).
     pub fn is_finished(&self) -> bool {
-        self.threads.iter().all(|(_, h)| h.is_finished())
+        self.awaited().all(|(_, h)| h.is_finished())
     }
 
     /// The counters now.
@@ -286,13 +339,22 @@ impl Pipeline {
 
     /// Waits for every thread; returns the report, or the first stage error (source
     /// before processor before sink, since an upstream failure explains the others).
+    /// After [`end_input`](Self::end_input) or [`abort`](Self::abort) a source still
+    /// blocked in its read is left to end by itself.
     pub fn wait(mut self) -> Result<PipelineReport> {
         let mut first_error = None;
+        let released = self.source_released.load(Ordering::Acquire);
         for (name, handle) in std::mem::take(&mut self.threads) {
+            if released && name == "source" && !handle.is_finished() {
+                continue; // detached: it sees the closed ring when its read returns
+            }
             let outcome = handle.join().unwrap_or(Err(Error::Panicked(name)));
             if let Err(e) = outcome {
                 first_error.get_or_insert(e);
             }
+        }
+        if self.aborted.load(Ordering::Acquire) && !self.counters.sink_finished.load(Ordering::Acquire) {
+            return Err(first_error.unwrap_or(Error::Aborted));
         }
         match first_error {
             Some(e) => Err(e),
@@ -354,6 +416,9 @@ fn run_processor(
             return Ok(());
         }
         if frames < config.frame_len {
+            // The end of the stream. A source let go by `end_input` may still push when its
+            // read returns: this tells it to stop instead.
+            input.abort();
             output.close();
             return Ok(());
         }
@@ -521,6 +586,96 @@ mod tests {
         assert_eq!(got.len() as u64, report.frames_out);
         // Every delivered sample is the ramp, in order.
         assert!(got.iter().enumerate().all(|(i, &v)| v == i as f32));
+    }
+
+    /// A pipe: blocks of a ramp arrive when the test sends them; a read waits for the
+    /// next block like a read on a silent pipe, and ends when the sender is dropped.
+    struct Pipe {
+        blocks: crossbeam_channel::Receiver<usize>,
+        at: usize,
+    }
+
+    impl Source for Pipe {
+        fn channels(&self) -> usize {
+            1
+        }
+        fn sample_rate_hz(&self) -> u32 {
+            1000
+        }
+        fn frames_total(&self) -> Option<usize> {
+            None
+        }
+        fn read(&mut self, out: &mut Vec<f32>, _max_frames: usize) -> std::result::Result<usize, BoxError> {
+            out.clear();
+            let Ok(n) = self.blocks.recv() else { return Ok(0) };
+            out.extend((self.at..self.at + n).map(|i| i as f32));
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    fn piped(sink: &Collect) -> (crossbeam_channel::Sender<usize>, Pipeline) {
+        let (blocks, rx) = crossbeam_channel::unbounded();
+        let config =
+            PipelineConfig { read_frames: 100, frame_len: 100, ring_frames: 1000, policy: Policy::Backpressure };
+        let source = Box::new(Pipe { blocks: rx, at: 0 });
+        let p =
+            Pipeline::start(source, Box::new(Mix { m: 1, n: 1, gain: 1.0 }), Box::new(sink.clone()), config).unwrap();
+        (blocks, p)
+    }
+
+    /// `end_input` on a source blocked in its read: everything read is delivered — the
+    /// partial block too — the sink is finished, and `wait` returns without the read.
+    #[test]
+    fn ending_the_input_delivers_what_was_read_while_the_source_waits() {
+        let sink = Collect::default();
+        let (blocks, p) = piped(&sink);
+        for n in [100, 100, 30] {
+            blocks.send(n).unwrap();
+        }
+        // The processor has everything but the partial block's end; the source now waits.
+        while p.report().frames_in < 230 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        p.end_input();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while !p.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(p.is_finished(), "the processor and the sink end without the source");
+        let report = p.wait().unwrap();
+        assert_eq!(report.frames_out, 230);
+        assert!(sink.finished.load(Ordering::SeqCst));
+        let got = sink.data.lock().unwrap().clone();
+        assert!(got.iter().enumerate().all(|(i, &v)| v == i as f32) && got.len() == 230);
+        // The source's read returns later: it stops instead of pushing into the ended ring.
+        blocks.send(100).unwrap();
+        drop(blocks);
+    }
+
+    /// `abort`: the sink is dropped unfinished and `wait` says so, source blocked or not.
+    #[test]
+    fn an_aborted_stream_leaves_its_sink_unfinished() {
+        let sink = Collect::default();
+        let (blocks, p) = piped(&sink);
+        blocks.send(100).unwrap();
+        while p.report().frames_in < 100 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        p.abort();
+        assert!(matches!(p.wait(), Err(Error::Aborted)));
+        assert!(!sink.finished.load(Ordering::SeqCst), "an aborted stream must not finalise its output");
+        // A stream that had already ended is not undone by a late abort.
+        let sink = Collect::default();
+        let (blocks, p) = piped(&sink);
+        blocks.send(50).unwrap();
+        drop(blocks);
+        while !p.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        p.abort();
+        assert_eq!(p.wait().unwrap().frames_out, 50);
+        assert!(sink.finished.load(Ordering::SeqCst));
     }
 
     #[test]

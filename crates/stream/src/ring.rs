@@ -160,6 +160,40 @@ impl RingWriter {
     pub fn stats_handle(&self) -> Arc<RingStats> {
         self.shared.stats.clone()
     }
+
+    /// A handle that ends this ring's stream from another thread, as this end would: for
+    /// a pipeline that must end its input while the producer is blocked in a read.
+    pub fn closer(&self) -> RingCloser {
+        RingCloser { shared: self.shared.clone() }
+    }
+}
+
+/// Ends a ring's stream from outside its two ends ([`RingWriter::closer`]).
+#[derive(Clone)]
+pub struct RingCloser {
+    shared: Arc<Shared>,
+}
+
+impl RingCloser {
+    /// As [`RingWriter::close`]: the reader gets what is queued, then the end. Frames the
+    /// writer pushes afterwards are still read if they arrive before the reader has
+    /// drained the ring.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        if let Some(t) = self.shared.consumer.get() {
+            t.unpark();
+        }
+    }
+
+    /// Aborts the stream: the reader stops without draining and the writer's waiting
+    /// pushes return `false`.
+    pub fn abort(&self) {
+        self.shared.aborted.store(true, Ordering::Release);
+        self.close();
+        if let Some(t) = self.shared.producer.get() {
+            t.unpark();
+        }
+    }
 }
 
 impl RingReader {
