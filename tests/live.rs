@@ -232,6 +232,26 @@ fn live_refuses_what_cannot_work() {
     let o = alsa.unmix(&["live", "--input", "filecap", "--channels", "2", "-n", "2", "--warmup", "soon"]);
     assert!(!o.status.success() && stderr(&o).contains("not a positive duration"), "{}", stderr(&o));
     assert!(!record.exists(), "no recording for a session that never started");
+    // An earlier take is not replaced by accident: refused before the device opens.
+    std::fs::write(&record, b"an earlier take").unwrap();
+    let o = alsa.unmix(&["live", "--input", "filecap", "--channels", "2", "-n", "2", "--record", rec]);
+    assert_clean_failure(&o, "never.wav", "already exists (--record); pass --force to overwrite");
+    assert_eq!(std::fs::read(&record).unwrap(), b"an earlier take");
+    let scores = dir.path().join("scores.csv");
+    let o = alsa.unmix(&[
+        "live",
+        "--input",
+        "filecap",
+        "--channels",
+        "2",
+        "-n",
+        "2",
+        "--scores",
+        scores.to_str().unwrap(),
+        "--report",
+        scores.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "scores.csv", "given to two options (the second is --report)");
 }
 
 /// The paper's linear 3 × 3 benchmark, `seconds` long at 48 kHz, as `dir/mixture.wav`.

@@ -97,6 +97,32 @@ pub struct LiveArgs {
     /// the next session at once with `--model`.
     #[arg(long)]
     pub save_model: Option<PathBuf>,
+    /// Overwrite existing files given to --record, --scores, --report and --save-model.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl LiveArgs {
+    /// The files the session writes, refused when one exists already (and not `--force`):
+    /// checked before the device opens, so an old recording is never replaced by accident.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    fn check_outputs(&self) -> Result<()> {
+        let outputs = [("--record", &self.record), ("--scores", &self.scores), ("--report", &self.report)]
+            .into_iter()
+            .chain([("--save-model", &self.save_model)]);
+        let mut seen: Vec<&PathBuf> = Vec::new();
+        for (option, path) in outputs {
+            let Some(path) = path else { continue };
+            if seen.contains(&path) {
+                bail!("{}: given to two options (the second is {option})", path.display());
+            }
+            seen.push(path);
+            if path.exists() && !self.force {
+                bail!("{}: already exists ({option}); pass --force to overwrite", path.display());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Arguments of `unmix play`.
@@ -257,6 +283,7 @@ mod enabled {
     }
 
     pub fn live(args: LiveArgs) -> Result<()> {
+        args.check_outputs()?;
         let model = match &args.model {
             Some(path) => Some(ModelFile::load(path).with_context(|| path.display().to_string())?),
             None => None,
@@ -407,8 +434,7 @@ mod enabled {
             }
         }
         if let Some(path) = &args.report {
-            std::fs::write(path, serde_json::to_string_pretty(&report)?)
-                .with_context(|| format!("{}: cannot write", path.display()))?;
+            crate::output::write_atomically(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
         }
         if report.end == EndReason::DeviceError {
             let kept = match (args.record.is_some(), args.scores.is_some()) {
