@@ -95,13 +95,25 @@ fn scores_follow_the_windows_and_flag_a_changed_mixing() {
     // `apply --scores` writes the same rows for the same windows.
     let applied = dir.path().join("applied.wav");
     let applied_scores = dir.path().join("applied.csv");
+    let applied_plot = dir.path().join("applied.png");
     #[rustfmt::skip]
     let o = unmix(&[
         "apply", out.join("model.unmix").to_str().unwrap(), mix.to_str().unwrap(),
         "-o", applied.to_str().unwrap(), "--scores", applied_scores.to_str().unwrap(),
-        "--window-s", "0.25", "--hop-s", "0.125", "--quiet",
+        "--window-s", "0.25", "--hop-s", "0.125", "--quiet", "--plot", applied_plot.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The plot is a whole 1200 × 1200 PNG, readable by others, its temporary file gone.
+    let png = std::fs::read(&applied_plot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!((&png[16..20], &png[20..24]), (&1200u32.to_be_bytes()[..], &1200u32.to_be_bytes()[..]));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&applied_plot).unwrap().permissions().mode();
+        assert_eq!(mode & 0o044, 0o044, "group and others may read it: {mode:o}");
+    }
+    assert!(!files_in(dir.path()).iter().any(|f| f.contains(".part")), "{:?}", files_in(dir.path()));
     assert_eq!(read(&applied), sources);
     assert_eq!(rows(&applied_scores).1, scores);
     // Its summary line names the windows after the swap: every one from 1 s on, and the

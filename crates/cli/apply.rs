@@ -45,6 +45,10 @@ pub struct ApplyArgs {
     /// unlike the training segment.
     #[arg(long, value_name = "CSV")]
     scores: Option<PathBuf>,
+    /// Also plot the scores over time to this PNG once the input ends (as `separate
+    /// --scores` does in scores.png), with the alert level marked.
+    #[arg(long, value_name = "PNG", requires = "scores")]
+    plot: Option<PathBuf>,
     #[command(flatten)]
     windows: WindowArgs,
 }
@@ -159,7 +163,12 @@ impl Monitoring {
 pub fn run(args: ApplyArgs) -> Result<()> {
     let model = ModelFile::load(&args.model).with_context(|| args.model.display().to_string())?;
     let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
-    for path in std::iter::once(&args.output).chain(monitoring.as_ref().map(|m| &m.path)) {
+    let outputs: Vec<&PathBuf> =
+        std::iter::once(&args.output).chain(monitoring.as_ref().map(|m| &m.path)).chain(&args.plot).collect();
+    for (i, path) in outputs.iter().enumerate() {
+        if outputs[..i].contains(path) {
+            bail!("{}: given as two outputs", path.display());
+        }
         if path.exists() && !args.force {
             bail!("{}: already exists; pass --force to overwrite", path.display());
         }
@@ -182,6 +191,15 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     );
     if let Some(monitoring) = &monitoring {
         println!("monitoring: {} → {}", monitoring.summary(model.header.sources)?, monitoring.path.display());
+        if let Some(path) = &args.plot {
+            let scores = unmix_io::read_csv(&monitoring.path, 1)?;
+            let (sources, share) = (model.header.sources, monitoring.alert_share);
+            crate::output::replace_atomically(path, |tmp| {
+                crate::plot::monitoring(tmp, &scores, sources, share)
+                    .with_context(|| format!("{}: cannot draw the plot", path.display()))
+            })?;
+            println!("plotted the scores → {}", path.display());
+        }
     }
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
         print!("{}", stats_table(report));

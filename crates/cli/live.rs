@@ -434,7 +434,11 @@ mod enabled {
             }
         }
         if let Some(path) = &args.report {
-            crate::output::write_atomically(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+            let json = serde_json::to_string_pretty(&report)?;
+            unmix_io::write_atomically(path, |w| {
+                std::io::Write::write_all(w, json.as_bytes())
+                    .map_err(|source| unmix_io::Error::Io { path: path.clone(), source })
+            })?;
         }
         if report.end == EndReason::DeviceError {
             let kept = match (args.record.is_some(), args.scores.is_some()) {

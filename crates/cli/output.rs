@@ -59,14 +59,13 @@ impl Staging {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file beside it, renamed into place: the
-/// file is either the old one or the whole new one, never half written.
-#[cfg_attr(not(feature = "live"), allow(dead_code))]
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}: cannot write", path.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("{}: cannot write", path.display()))?;
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("{}: cannot write", path.display()))?;
+/// Has `write` make the file at `path` through a temporary file beside it with the same
+/// extension (plot encoders go by it), renamed into place: the file is either the old one
+/// or the whole new one, never half written.
+pub fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let cannot = || format!("{}: cannot write", path.display());
+    let tmp = unmix_io::temp_file_beside_keeping_extension(path).with_context(cannot)?.into_temp_path();
+    write(&tmp)?;
+    tmp.persist(path).map_err(|e| e.error).with_context(cannot)?;
     Ok(())
 }

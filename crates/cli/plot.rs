@@ -64,11 +64,19 @@ fn line_panel(area: &DrawingArea<BitMapBackend, Shift>, title: &str, x_label: &s
         .map_err(|e| anyhow!("{e:?}"))?;
     for (i, (name, pts)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
+        // A point without a value (NaN) breaks the line: each finite run is drawn alone.
+        let mut runs = pts.split(|p| !p.1.is_finite()).filter(|run| !run.is_empty());
+        let Some(first) = runs.next() else { continue };
         chart
-            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(first.iter().copied(), color.stroke_width(2)))
             .map_err(|e| anyhow!("{e:?}"))?
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], color.stroke_width(2)));
+        for run in runs {
+            chart
+                .draw_series(LineSeries::new(run.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| anyhow!("{e:?}"))?;
+        }
     }
     if series.len() > 1 && series.len() <= 8 {
         chart
@@ -221,10 +229,11 @@ pub fn truth_vs_estimate(
     Ok(())
 }
 
-/// The monitoring scores over time (`separate --scores`): each source's RMS, the
-/// log-prior (window mean and lowest frame), the reconstruction error (window mean and
-/// highest frame) and the shares of outlying frames, one point per window at its start.
-pub fn monitoring(path: &Path, scores: &Recording, sources: usize) -> Result<()> {
+/// The monitoring scores over time (`separate --scores`, `apply --plot`): each source's
+/// RMS, the log-prior (window mean and lowest frame), the reconstruction error (window mean
+/// and highest frame) and the shares of outlying frames with the alert level, one point
+/// per window at its start. Windows without a score (a live warm-up's) leave gaps.
+pub fn monitoring(path: &Path, scores: &Recording, sources: usize, alert_share: f32) -> Result<()> {
     register_font()?;
     let root = BitMapBackend::new(path, (1200, 1200)).into_drawing_area();
     root.fill(&WHITE).map_err(err(path))?;
@@ -248,12 +257,51 @@ pub fn monitoring(path: &Path, scores: &Recording, sources: usize) -> Result<()>
         "window start, s",
         &[("window mean".into(), column(at + 2)), ("highest frame".into(), column(at + 3))],
     )?;
+    let span = match (start_s.first(), start_s.last()) {
+        (Some(&a), Some(&b)) => vec![(f64::from(a), f64::from(alert_share)), (f64::from(b), f64::from(alert_share))],
+        _ => Vec::new(),
+    };
     line_panel(
         &panels[3],
         "share of frames beyond the training segment's 1st / 99th percentile (≈ 0.01 on like data)",
         "window start, s",
-        &[("log-prior below".into(), column(at + 4)), ("reconstruction error above".into(), column(at + 5))],
+        &[
+            ("log-prior below".into(), column(at + 4)),
+            ("reconstruction error above".into(), column(at + 5)),
+            (format!("alert level {alert_share}"), span),
+        ],
     )?;
     root.present().map_err(err(path))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Windows without a score (a live warm-up's NaN rows) are gaps, not a failure; the
+    /// alert level is drawn across the whole span.
+    #[test]
+    fn monitoring_plot_takes_windows_without_scores() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = 2;
+        let columns = 2 + sources + 6;
+        let rows: Vec<f32> = (0..20)
+            .flat_map(|w| {
+                (0..columns).map(move |c| match c {
+                    0 => w as f32 * 0.5,
+                    1 => 4000.0,
+                    _ if w < 6 && c >= 2 + sources => f32::NAN,
+                    _ => (w * c) as f32 * 0.01,
+                })
+            })
+            .collect();
+        let scores = Recording::from_interleaved(1, columns, rows).unwrap();
+        let path = dir.path().join("scores.png");
+        monitoring(&path, &scores, sources, 0.05).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 10_000);
+        // Nothing but NaN in a panel: the panel stays empty.
+        let empty = Recording::from_interleaved(1, columns, vec![f32::NAN; columns * 3]).unwrap();
+        monitoring(&dir.path().join("empty.png"), &empty, sources, 0.05).unwrap();
+    }
 }

@@ -345,7 +345,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         }
         if let Some(monitoring) = &monitoring {
             let scores = unmix_io::read_csv(&monitoring.path, 1)?;
-            plot::monitoring(&out.path("scores.png"), &scores, model.header.sources)?;
+            plot::monitoring(&out.path("scores.png"), &scores, model.header.sources, monitoring.alert_share)?;
         }
     }
 

@@ -38,11 +38,24 @@ pub(crate) fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
 /// Its errors are about `path`'s directory and do not name the temporary file: users
 /// never asked for that name (tempfile's own errors end in "at path …/.unmix-x1Y2.part").
 pub fn temp_file_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    temp_with_suffix(path, ".part")
+}
+
+/// As [`temp_file_beside`], the name ending in `path`'s own extension
+/// (`.unmix-*.part.png`), for writers that choose their format by it (plot encoders).
+pub fn temp_file_beside_keeping_extension(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    match path.extension() {
+        Some(ext) => temp_with_suffix(path, &format!(".part.{}", ext.to_string_lossy())),
+        None => temp_file_beside(path),
+    }
+}
+
+fn temp_with_suffix(path: &Path, suffix: &str) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let tmp = tempfile::Builder::new().prefix(".unmix-").suffix(".part").tempfile_in(dir).map_err(|e| {
+    let tmp = tempfile::Builder::new().prefix(".unmix-").suffix(suffix).tempfile_in(dir).map_err(|e| {
         // tempfile wraps the OS error in one whose message ends in " at path …"; keep the
         // OS's message.
         let message = e.to_string();
