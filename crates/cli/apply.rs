@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use unmix_core::{Processor, Sink, Source};
 use unmix_format::ModelFile;
 use unmix_infer::{ScoredSeparator, Separator};
-use unmix_io::{BlockReader, ChannelSelection, CsvStreamWriter, WavStreamWriter, is_csv, is_stdin};
+use unmix_io::{BlockReader, ChannelSelection, CsvStreamWriter, WavStreamWriter, input_name, is_csv, is_stdin};
 use unmix_monitor::{AlertTap, ScoresSummary, WindowMonitor, WindowShares, WindowSpec, score_columns};
 use unmix_stream::{Pipeline, PipelineConfig, PipelineReport, TeeSink};
 
@@ -246,11 +246,6 @@ pub fn alert_line(window: &WindowShares, alert_share: f32) -> String {
         "alert: window at {:.2} s: outlier shares log-prior {:.3}, reconstruction {:.3} (above {alert_share})",
         window.start_s, window.log_prior, window.reconstruction
     )
-}
-
-/// How messages name an input: its path, or `stdin` for `-` (as the CSV reader does).
-fn input_name(input: &Path) -> String {
-    if is_stdin(input) { "stdin".into() } else { input.display().to_string() }
 }
 
 fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()> {

@@ -403,6 +403,12 @@ mod enabled {
         if let Some(path) = &args.record {
             eprintln!("recorded {}", path.display());
         }
+        if report.status.alerts_dropped > 0 {
+            eprintln!(
+                "warning: {} alerts were not shown (their queue was full); the score rows have them",
+                report.status.alerts_dropped
+            );
+        }
         if let Some(monitoring) = &monitoring {
             // The warm-up's windows carry no score and count in neither share.
             match monitoring.summary(args.sources) {

@@ -38,6 +38,14 @@ pub fn is_stdin(path: &Path) -> bool {
     path == Path::new("-")
 }
 
+/// How messages name the standard input.
+pub const STDIN_NAME: &str = "stdin";
+
+/// How messages name an input: its path, or [`STDIN_NAME`] for `-`.
+pub fn input_name(path: &Path) -> String {
+    if is_stdin(path) { STDIN_NAME.into() } else { path.display().to_string() }
+}
+
 /// Whether a path names a CSV file (by its extension); everything else is taken as WAV.
 pub fn is_csv(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"))

@@ -170,6 +170,8 @@ struct Shared {
     /// Input frame index at which the first model took over.
     first_model_frame: AtomicU64,
     tap_dropped: AtomicU64,
+    /// Alerts that found the queue of [`ALERTS_KEPT`] full (nobody reading them).
+    alerts_dropped: AtomicU64,
     fit_error: std::sync::Mutex<Option<String>>,
     last_alignment: std::sync::Mutex<Vec<f64>>,
 }
@@ -185,6 +187,7 @@ impl Shared {
             swaps: AtomicU64::new(0),
             first_model_frame: AtomicU64::new(if model_given { 0 } else { u64::MAX }),
             tap_dropped: AtomicU64::new(0),
+            alerts_dropped: AtomicU64::new(0),
             fit_error: std::sync::Mutex::new(None),
             last_alignment: std::sync::Mutex::new(Vec::new()),
         }
@@ -216,6 +219,9 @@ pub struct Status {
     pub model: ModelState,
     /// Models swapped in so far.
     pub swaps: u64,
+    /// Alerts not queued because [`LiveSession::alerts`] was not read fast enough (the
+    /// score rows on disk still have them).
+    pub alerts_dropped: u64,
 }
 
 /// The outcome of a session.
@@ -307,12 +313,15 @@ impl LiveSession {
                 let spec = WindowSpec::from_seconds(scores.window_s, scores.hop_s, rate)
                     .map_err(|e| Error::Config(e.to_string()))?;
                 let writer = unmix_io::CsvStreamWriter::create_log(&scores.path, &score_columns(n))?;
+                let counted = shared.clone();
                 let tap = AlertTap::new(
                     Box::new(writer),
                     n,
                     scores.alert_share,
                     Box::new(move |window| {
-                        let _ = alerts_tx.try_send(window);
+                        if alerts_tx.try_send(window).is_err() {
+                            counted.alerts_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
                     }),
                 );
                 Box::new(
@@ -530,6 +539,7 @@ fn status_from(
         device_xruns: input.device_xruns.load(Ordering::Relaxed),
         model: ModelState::from_u8(shared.state.load(Ordering::Relaxed)),
         swaps: shared.swaps.load(Ordering::Relaxed),
+        alerts_dropped: shared.alerts_dropped.load(Ordering::Relaxed),
     }
 }
 
@@ -1019,9 +1029,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1500));
         let rows_so_far = std::fs::read_to_string(&scores).unwrap().lines().count() - 1;
         assert!((1..8).contains(&rows_so_far), "{rows_so_far} rows after 1.5 s");
-        session.wait().unwrap();
+        let report = session.wait().unwrap();
         let raised: Vec<f32> = alerts.try_iter().map(|w| w.start_s).collect();
         assert_eq!(raised, [1.0, 1.25, 1.5, 1.75]);
+        assert_eq!(report.status.alerts_dropped, 0);
         assert_eq!(unmix_io::read_csv(&scores, 1).unwrap().frames(), 8);
         let _ = std::fs::remove_dir_all(&dir);
     }
