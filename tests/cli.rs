@@ -210,12 +210,12 @@ fn logger_csv_with_picked_columns() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 
-    // Without the pick the time and temperature columns would be channels: the constant
-    // temperature is refused.
+    // Without the pick the time column is left out by itself, but the temperature would be
+    // a channel: being constant, it is refused.
     let (all, x) = (dir.path().join("all"), dir.path().join("x"));
     let mut args = vec!["separate", logger.to_str().unwrap(), "-n", "2", "-o", all.to_str().unwrap()];
     args.extend_from_slice(QUICK);
-    assert_clean_failure(&unmix(&args), "logger.csv", "channel 4 (counted from 1) is constant");
+    assert_clean_failure(&unmix(&args), "logger.csv", "channel 3 (counted from 1) is constant");
     // A name the header does not have.
     let mut args = vec!["separate", logger.to_str().unwrap(), "-n", "2", "-o", x.to_str().unwrap()];
     args.extend_from_slice(&["--channels", "acc1,acc3"]);
@@ -223,6 +223,96 @@ fn logger_csv_with_picked_columns() {
         &unmix(&args),
         "logger.csv",
         "no column named 'acc3' (the header has: time, acc1, acc2, temp_C)",
+    );
+}
+
+/// A logger's CSV with a time-stamp column needs neither `--channels` nor `--csv-rate`:
+/// the column is left out and its steps give the rate, which the model keeps with the
+/// pick, so `apply` reads the logger's file or its headerless stream the same way.
+#[test]
+fn a_logger_csv_with_time_stamps_needs_no_options() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = unmix_synth::generate(&unmix_synth::SynthConfig {
+        kind: MixKind::Linear,
+        sources: 2,
+        sensors: 2,
+        frames: 2000,
+        seed: 6,
+        sample_rate_hz: 200,
+        snr_db: None,
+    })
+    .unwrap();
+    let plain = dir.path().join("plain.csv");
+    unmix_io::write_csv(&plain, &data.mixture, &["acc1".into(), "acc2".into()]).unwrap();
+    let rows = unmix_io::read_csv(&plain, 200).unwrap();
+    let stamped = |step_s: f64| -> String {
+        let body: String = rows
+            .interleaved()
+            .chunks(2)
+            .enumerate()
+            .map(|(k, f)| format!("{:.3},{},{}\n", 86_400.0 + step_s * k as f64, f[0], f[1]))
+            .collect();
+        format!("time_s,acc1,acc2\n{body}")
+    };
+    let logger = dir.path().join("logger.csv");
+    std::fs::write(&logger, stamped(0.005)).unwrap();
+    let expected = separate_quick(&plain, &dir.path().join("plain"), &["--csv-rate", "200"]);
+    let out = dir.path().join("out");
+    let o = unmix(&[
+        "separate",
+        logger.to_str().unwrap(),
+        "-n",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--no-plots",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("logger.csv: column 'time_s' is its time stamps (not a channel): 200 Hz"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(out.join("sources.csv")).unwrap(), expected);
+    let model = unmix_format::ModelFile::load(&out.join("model.unmix")).unwrap();
+    assert_eq!((model.header.sample_rate_hz, model.header.picked_channels.as_deref()), (200, Some("2-3")));
+
+    // `apply` on the file: the model's pick, the rate from the stamps.
+    let applied = dir.path().join("applied.csv");
+    let model = out.join("model.unmix");
+    let o = unmix(&["apply", model.to_str().unwrap(), logger.to_str().unwrap(), "-o", applied.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("column 'time_s' is its time stamps: 200 Hz"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&applied).unwrap(), expected);
+    // A stream without the header: the model's pick and rate.
+    let piped = dir.path().join("piped.csv");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
+        .args(["apply", model.to_str().unwrap(), "-", "-o", piped.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = stamped(0.005);
+    child.stdin.take().unwrap().write_all(text.split_once('\n').unwrap().1.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stdin: rows taken at the model's rate, 200 Hz"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&piped).unwrap(), expected);
+
+    // Stamps 0.4 s apart make 2.5 Hz, which no whole-hertz rate is: the user says.
+    let odd = dir.path().join("odd.csv");
+    std::fs::write(&odd, stamped(0.4)).unwrap();
+    let odd_out = dir.path().join("odd-out");
+    let mut args = vec!["separate", odd.to_str().unwrap(), "-n", "2", "-o", odd_out.to_str().unwrap()];
+    args.extend_from_slice(QUICK);
+    assert_clean_failure(
+        &unmix(&args),
+        "odd.csv",
+        "(2.5000 Hz), not a whole number of hertz; give the rate with --csv-rate",
     );
 }
 

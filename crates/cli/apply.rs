@@ -63,16 +63,78 @@ pub struct InputArgs {
     /// `apply` reads the channels the model was trained on unless given this.
     #[arg(long, value_name = "LIST")]
     pub channels: Option<ChannelSelection>,
-    /// Sample rate given to CSV input (CSV carries none), in Hz. `;`- and tab-separated
-    /// files (decimal commas included) are recognised by themselves.
-    #[arg(long, default_value_t = 1)]
-    pub csv_rate: u32,
+    /// Sample rate of CSV input, in Hz (CSV carries none). Default: from a leading
+    /// time-stamp column (`time`, `t`, `timestamp`, `time_ms`, …, which is then not a
+    /// channel), else for `apply` the model's rate and for `separate` 1 Hz. `;`- and
+    /// tab-separated files (decimal commas included) are recognised by themselves.
+    #[arg(long, value_name = "HZ")]
+    pub csv_rate: Option<u32>,
 }
 
 impl InputArgs {
     /// The picked channels.
     pub fn channels(&self) -> ChannelSelection {
         self.channels.clone().unwrap_or_default()
+    }
+
+    /// Opens `input` with the picked channels, a CSV at the rate `--csv-rate` gives, else
+    /// its time stamps, else `fallback` (the model's rate; 1 Hz without a model). What was
+    /// decided about a CSV is said on stderr unless `quiet`.
+    pub fn open(&self, input: &Path, fallback: Option<u32>, quiet: bool) -> Result<BlockReader> {
+        let mut reader = BlockReader::open_selected(input, self.csv_rate.unwrap_or(1), &self.channels())?;
+        if !(is_csv(input) || is_stdin(input)) {
+            return Ok(reader);
+        }
+        let name = input_name(input);
+        let time = reader.time_column().map(|(name, skipped)| (name.to_string(), skipped));
+        // A pipe's rows are not read ahead when the rate is given: a slow logger would
+        // hold the start back.
+        let step = match (&time, self.csv_rate, is_stdin(input)) {
+            (Some(_), Some(_), true) | (None, _, _) => None,
+            _ => reader.time_step_s()?,
+        };
+        let from_stamps = step.map(|s| 1.0 / s);
+        // Rates are whole hertz (as in WAV and the model file): a stamp rate within 1 % of
+        // one is taken; another at or above 1 Hz needs the user's word; below 1 Hz the
+        // fallback is all there is.
+        let rate = match (self.csv_rate, from_stamps) {
+            (Some(hz), _) => hz,
+            (None, Some(hz)) if hz >= 0.99 && (hz - hz.round()).abs() <= 0.01 * hz => hz.round() as u32,
+            (None, Some(hz)) if hz >= 1.0 => bail!(
+                "{name}: its time stamps step {:.6} s ({hz:.4} Hz), not a whole number of hertz; give the rate with --csv-rate",
+                1.0 / hz
+            ),
+            _ => fallback.unwrap_or(1),
+        };
+        reader.set_csv_sample_rate_hz(rate);
+        if !quiet {
+            let stamps = |column: &str, skipped: bool| {
+                format!("column '{column}' is its time stamps{}", if skipped { " (not a channel)" } else { "" })
+            };
+            let said = match (self.csv_rate, &time, from_stamps) {
+                (None, Some((column, skipped)), Some(hz)) if hz >= 0.99 => {
+                    format!("{}: {rate} Hz", stamps(column, *skipped))
+                }
+                (None, Some((column, skipped)), Some(hz)) => format!(
+                    "{}; they say {hz:.4} Hz, below the 1 Hz a rate can be: rows taken at {rate} Hz (--csv-rate)",
+                    stamps(column, *skipped)
+                ),
+                (None, Some((column, skipped)), None) => {
+                    format!("{}; they give no rate, rows taken at {rate} Hz (--csv-rate)", stamps(column, *skipped))
+                }
+                (None, None, _) if fallback.is_some() => {
+                    format!("rows taken at the model's rate, {rate} Hz (--csv-rate)")
+                }
+                (None, None, _) => format!("no --csv-rate: rows taken as {rate} Hz"),
+                (Some(_), Some((column, skipped)), Some(hz)) if (hz - f64::from(rate)).abs() > 0.01 * hz => {
+                    format!("{}; they say {hz:.2} Hz, taken at --csv-rate {rate} Hz", stamps(column, *skipped))
+                }
+                (Some(_), Some((column, true)), _) => stamps(column, true),
+                (Some(_), _, _) => return Ok(reader),
+            };
+            eprintln!("{name}: {said}");
+        }
+        Ok(reader)
     }
 
     /// These settings, with the channels the model was trained on when none are given.
@@ -273,7 +335,7 @@ pub fn apply_file(
     // no output (the writers' temporary files are removed).
     crate::interrupt::watch()?;
     let n = model.header.sources;
-    let reader = BlockReader::open_selected(input, picked.csv_rate, &picked.channels())?;
+    let reader = picked.open(input, Some(model.header.sample_rate_hz), !progress)?;
     check_channels(model, input, reader.channels())?;
     let (total, rate) = (reader.frames_total(), reader.sample_rate_hz());
     let source: Box<dyn Source> = Box::new(reader);

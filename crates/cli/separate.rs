@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
-use unmix_io::{BlockReader, is_csv, is_stdin};
+use unmix_io::{BlockReader, ChannelSelection, is_csv, is_stdin};
 use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig};
 use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, SeparateConfig, SourceCount,
@@ -252,7 +252,13 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     }
     // 1. The training segment: the head of the input. The configuration needs the sample
     // rate (for --train-seconds), so it is made once the header is known.
-    let mut reader = BlockReader::open_selected(input, args.input_channels.csv_rate, &args.input_channels.channels())?;
+    let mut reader = args.input_channels.open(input, None, args.quiet)?;
+    // A time-stamp column left out is remembered as a pick of the others, so `apply` reads
+    // the same columns of a stream without a header.
+    let picked = match (&args.input_channels.channels, reader.time_column()) {
+        (None, Some((_, true))) => Some(ChannelSelection::from_indices(&(1..=reader.channels()).collect::<Vec<_>>())),
+        (pick, _) => pick.clone(),
+    };
     let mut config = args.config(reader.sample_rate_hz())?;
     // Ctrl-C stops training at its next epoch, or the separation where it is, and the job
     // then ends leaving nothing in the output directory.
@@ -302,7 +308,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     crate::interrupt::check()?;
     let mut fitted = fitted.with_context(|| input.display().to_string())?;
     // `apply` reads the same channels of its input unless told otherwise.
-    fitted.model.header.picked_channels = args.input_channels.channels.as_ref().map(ToString::to_string);
+    fitted.model.header.picked_channels = picked.as_ref().map(ToString::to_string);
     let train_s = train_started.elapsed().as_secs_f64();
     report_fit(&fitted, args.quiet);
     let (model, history) = (&fitted.model, &fitted.history);
@@ -313,14 +319,16 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // CSV input also gets its sources as CSV, from the same pass.
     let csv_path = is_csv(input).then(|| out.path("sources.csv"));
     let outputs: Vec<&Path> = std::iter::once(sources_path.as_path()).chain(csv_path.as_deref()).collect();
-    let applied = apply_file(model, input, &outputs, &args.input_channels, !args.quiet, monitoring.as_ref())?;
+    // The same columns at the same rate as the training segment, decided (and said) once.
+    let same_input = InputArgs { channels: picked.clone(), csv_rate: Some(segment.sample_rate_hz()) };
+    let applied = apply_file(model, input, &outputs, &same_input, !args.quiet, monitoring.as_ref())?;
     let apply_s = apply_started.elapsed().as_secs_f64();
     model.save(&out.path("model.unmix"))?;
     let monitoring_summary = monitoring.as_ref().map(|m| m.summary(model.header.sources)).transpose()?;
 
     // 4. Scores against the truth, on the whole input.
     let score = match &args.truth {
-        Some(truth) => Some(score::score_files(truth, &sources_path, args.input_channels.csv_rate)?),
+        Some(truth) => Some(score::score_files(truth, &sources_path, segment.sample_rate_hz())?),
         None => None,
     };
 
@@ -333,7 +341,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         if let (Some(truth), Some(score)) = (&args.truth, &score) {
             // Only the frames shown are read: the files may be hours long.
             let head = |path: &Path| -> Result<Recording> {
-                let mut reader = BlockReader::open(path, args.input_channels.csv_rate)?;
+                let mut reader = BlockReader::open(path, segment.sample_rate_hz())?;
                 let mut samples = Vec::new();
                 reader.read_block(&mut samples, plot::TRUTH_PLOT_FRAMES)?;
                 Ok(Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), samples)?)

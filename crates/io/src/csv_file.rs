@@ -9,7 +9,11 @@ use crate::{ChannelSelection, Error, Result, write_atomically};
 
 /// Reads a sensor CSV block by block, so memory does not grow with the file's length.
 ///
-/// The first row is a header when every one of its cells is not a number. Cells may carry
+/// The first row is a header when every one of its cells is not a number. With no
+/// columns picked, a first column whose header names a time stamp (`time`, `t`,
+/// `timestamp`, `time_ms`, `Time (s)`, `date`, …: see [`time_unit_s`]) is not a channel:
+/// it is skipped, and [`time_step_s`](Self::time_step_s) reads the sampling interval off
+/// it. Cells may carry
 /// surrounding spaces; `#` starts a comment line. The delimiter is `;` or tab when the
 /// first line holds any (whichever more), else `,`; with `;` or tab a decimal comma
 /// (`0,25`) is read as a decimal point, as spreadsheets in many locales write it. A delimiter ending
@@ -20,8 +24,11 @@ pub struct CsvBlockReader {
     path: std::path::PathBuf,
     reader: csv::Reader<Box<dyn std::io::Read + Send>>,
     record: csv::StringRecord,
-    /// The first data row, read while looking for a header.
-    pending: Option<csv::StringRecord>,
+    /// Data rows read ahead (looking for a header, measuring the time step), in order.
+    pending: std::collections::VecDeque<csv::StringRecord>,
+    /// The leading time-stamp column, if the header names one: its name, its unit in
+    /// seconds, and whether it was left out (no columns picked).
+    time_column: Option<(String, f64, bool)>,
     /// Cells per row in the file.
     width: usize,
     /// The cells that are channels, in output order (zero-based).
@@ -87,14 +94,25 @@ impl CsvBlockReader {
         let width = first.len();
         let trailing_empty = width > 1 && first.get(width - 1) == Some("");
         let selectable = if trailing_empty { width - 1 } else { width };
-        let selected = columns
-            .resolve(selectable, is_header.then_some(&first), "column")
-            .map_err(|detail| Error::Selection { path: path.to_path_buf(), detail })?;
+        // A logger's time stamps are not a sensor: without a pick they are left out.
+        let time_column = match (is_header, first.get(0)) {
+            (true, Some(name)) => {
+                time_unit_s(name).map(|unit| (name.to_string(), unit, columns.is_all() && selectable > 1))
+            }
+            _ => None,
+        };
+        let selected = match time_column {
+            Some((_, _, true)) => (1..selectable).collect(),
+            _ => columns
+                .resolve(selectable, is_header.then_some(&first), "column")
+                .map_err(|detail| Error::Selection { path: path.to_path_buf(), detail })?,
+        };
         Ok(Self {
             path: path.to_path_buf(),
             reader,
             record: csv::StringRecord::new(),
-            pending: (!is_header).then_some(first),
+            pending: if is_header { Default::default() } else { [first].into() },
+            time_column,
             width,
             selected,
             trailing_empty,
@@ -108,9 +126,49 @@ impl CsvBlockReader {
         self.selected.len()
     }
 
-    /// The sample rate given at opening.
+    /// The sample rate given at opening (or by [`set_sample_rate_hz`](Self::set_sample_rate_hz)).
     pub fn sample_rate_hz(&self) -> u32 {
         self.sample_rate_hz
+    }
+
+    /// Sets the rate the rows are taken at (CSV carries none: the caller decides, from
+    /// [`time_step_s`](Self::time_step_s) for instance).
+    pub fn set_sample_rate_hz(&mut self, sample_rate_hz: u32) {
+        self.sample_rate_hz = sample_rate_hz;
+    }
+
+    /// The leading time-stamp column, if the header names one: its name, and whether it
+    /// was left out (no columns picked) rather than read as a channel.
+    pub fn time_column(&self) -> Option<(&str, bool)> {
+        self.time_column.as_ref().map(|(name, _, skipped)| (name.as_str(), *skipped))
+    }
+
+    /// The sampling interval in seconds, from the time-stamp column: the median step of
+    /// its first rows (read ahead; they are still read as frames). `None` without such a
+    /// column, or when its first rows are not increasing numbers (dates, say).
+    pub fn time_step_s(&mut self) -> Result<Option<f64>> {
+        const ROWS: usize = 33;
+        let Some((_, unit, _)) = self.time_column else { return Ok(None) };
+        while self.pending.len() < ROWS {
+            let mut record = csv::StringRecord::new();
+            let more = self
+                .reader
+                .read_record(&mut record)
+                .map_err(|e| Error::Csv { path: self.path.clone(), detail: e.to_string() })?;
+            if !more {
+                break;
+            }
+            self.pending.push_back(record);
+        }
+        let stamps: Option<Vec<f64>> =
+            self.pending.iter().map(|r| r.get(0).and_then(|c| parse_stamp(c, self.decimal_comma))).collect();
+        let Some(stamps) = stamps else { return Ok(None) };
+        let mut steps: Vec<f64> = stamps.windows(2).map(|w| w[1] - w[0]).collect();
+        if steps.is_empty() || steps.iter().any(|d| !(d.is_finite() && *d > 0.0)) {
+            return Ok(None);
+        }
+        steps.sort_by(f64::total_cmp);
+        Ok(Some(steps[steps.len() / 2] * unit))
     }
 
     /// Reads up to `max_frames` rows into `out` (cleared first); returns the frames read,
@@ -119,7 +177,7 @@ impl CsvBlockReader {
         out.clear();
         let mut frames = 0;
         while frames < max_frames {
-            let record = match self.pending.take() {
+            let record = match self.pending.pop_front() {
                 Some(r) => r,
                 None => {
                     let more = self
@@ -181,6 +239,40 @@ impl unmix_core::Source for CsvBlockReader {
 
     fn read(&mut self, out: &mut Vec<f32>, max_frames: usize) -> std::result::Result<usize, unmix_core::BoxError> {
         Ok(self.read_block(out, max_frames)?)
+    }
+}
+
+/// Whether a column's header names a time stamp, and its unit in seconds: the name's first
+/// word (split at anything neither letter nor digit, so `t1` or `s2` are not) is `time`,
+/// `timestamp`, `t`, `date`, `datetime`, `epoch`, `elapsed`, `seconds` or `sec`; a later
+/// word `ms`, `us`/`µs`, `ns`, `min` or `h` gives the unit (`time_ms`, `Time (s)`,
+/// `t[us]`), seconds otherwise.
+pub fn time_unit_s(name: &str) -> Option<f64> {
+    let lower = name.trim().to_lowercase();
+    let mut words = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty());
+    let first = words.next()?;
+    let unit = |w: &str| match w {
+        "ms" | "msec" | "millis" | "milliseconds" => Some(1e-3),
+        "us" | "µs" | "usec" | "micros" | "microseconds" => Some(1e-6),
+        "ns" | "nanoseconds" => Some(1e-9),
+        "min" | "minutes" => Some(60.0),
+        "h" | "hours" => Some(3600.0),
+        "s" | "sec" | "secs" | "seconds" => Some(1.0),
+        _ => None,
+    };
+    let named = matches!(
+        first,
+        "time" | "timestamp" | "t" | "date" | "datetime" | "epoch" | "elapsed" | "seconds" | "sec" | "secs"
+    );
+    named.then(|| words.find_map(unit).unwrap_or(1.0))
+}
+
+/// A time stamp in `f64` (epoch seconds need more digits than `f32` keeps).
+fn parse_stamp(cell: &str, decimal_comma: bool) -> Option<f64> {
+    match cell.parse::<f64>() {
+        Ok(v) => Some(v),
+        Err(_) if decimal_comma && cell.contains(',') => cell.replacen(',', ".", 1).parse::<f64>().ok(),
+        Err(_) => None,
     }
 }
 
@@ -483,6 +575,65 @@ mod tests {
         assert!("1".parse::<ChannelSelection>().is_ok_and(|c| !c.is_all()));
         for spec in ["2-4", "acc1,3,5-6", "temp_C"] {
             assert_eq!(spec.parse::<ChannelSelection>().unwrap().to_string(), spec);
+        }
+    }
+
+    /// A leading time-stamp column named as one is not a channel unless picked, and its
+    /// step gives the sampling interval; the rows read ahead to measure it are still read.
+    #[test]
+    fn a_time_stamp_column_is_left_out_and_gives_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("Time (ms),acc1,acc2\n");
+        for k in 0..100 {
+            // 5 ms steps with a little jitter on a few rows: the median is 5 ms.
+            let jitter = if k % 17 == 3 { 0.4 } else { 0.0 };
+            text += &format!("{},{},{}\n", 1_732_300_000_000.0 + 5.0 * k as f64 + jitter, k, -k);
+        }
+        let p = write(dir.path(), "log.csv", &text);
+        let mut r = CsvBlockReader::open(&p, 1).unwrap();
+        assert_eq!(r.channels(), 2);
+        assert_eq!(r.time_column(), Some(("Time (ms)", true)));
+        let step = r.time_step_s().unwrap().unwrap();
+        assert!((step - 0.005).abs() < 1e-9, "{step}");
+        let mut out = Vec::new();
+        assert_eq!(r.read_block(&mut out, 1000).unwrap(), 100);
+        assert_eq!(&out[..4], &[0.0, 0.0, 1.0, -1.0]);
+        assert_eq!(out[198..], [99.0, -99.0]);
+        // Picked by the user, the column is theirs: read as a channel when asked for.
+        let picked = read_csv_selected(&p, 1, &"1,3".parse().unwrap()).unwrap();
+        assert_eq!(picked.channels(), 2);
+        let mut r = CsvBlockReader::open_selected(&p, 1, &"2-3".parse().unwrap()).unwrap();
+        assert_eq!(r.time_column(), Some(("Time (ms)", false)));
+        assert!(r.time_step_s().unwrap().is_some(), "the step is known whatever is picked");
+        // Dates give no step; a lone column is not left out; other names are channels.
+        let dates = write(dir.path(), "dates.csv", "date,x,y\n2026-11-22T10:00:00,1,2\n2026-11-22T10:00:01,3,4\n");
+        let mut r = CsvBlockReader::open(&dates, 1).unwrap();
+        assert_eq!((r.channels(), r.time_step_s().unwrap()), (2, None));
+        assert_eq!(read_csv(&write(dir.path(), "lone.csv", "time\n0\n1\n"), 1).unwrap().channels(), 1);
+        let sensors = write(dir.path(), "s.csv", "t1,s2,x\n0,1,2\n1,2,3\n");
+        assert_eq!(CsvBlockReader::open(&sensors, 1).unwrap().time_column(), None);
+    }
+
+    #[test]
+    fn time_stamp_names_and_units() {
+        for (name, unit) in [
+            ("time", Some(1.0)),
+            ("Time (s)", Some(1.0)),
+            ("time_ms", Some(1e-3)),
+            ("t[us]", Some(1e-6)),
+            ("Timestamp", Some(1.0)),
+            ("elapsed_min", Some(60.0)),
+            ("t", Some(1.0)),
+            ("date", Some(1.0)),
+            (" epoch ", Some(1.0)),
+            ("t1", None),
+            ("temp", None),
+            ("timer", None),
+            ("acc_x", None),
+            ("h", None),
+            ("ms", None),
+        ] {
+            assert_eq!(time_unit_s(name), unit, "{name:?}");
         }
     }
 }

@@ -17,7 +17,7 @@ mod select;
 mod wav;
 
 pub use atomic::{temp_file_beside, temp_file_beside_keeping_extension, write_atomically};
-pub use csv_file::{CsvBlockReader, CsvStreamWriter, read_csv, read_csv_selected, write_csv};
+pub use csv_file::{CsvBlockReader, CsvStreamWriter, read_csv, read_csv_selected, time_unit_s, write_csv};
 pub use error::{Error, Result};
 pub use reader::BlockReader;
 pub use select::ChannelSelection;

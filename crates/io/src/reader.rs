@@ -47,6 +47,30 @@ impl BlockReader {
         }
     }
 
+    /// Sets the rate a CSV's rows are taken at (a WAV keeps its own).
+    pub fn set_csv_sample_rate_hz(&mut self, sample_rate_hz: u32) {
+        if let Self::Csv(r) = self {
+            r.set_sample_rate_hz(sample_rate_hz);
+        }
+    }
+
+    /// A CSV's leading time-stamp column, and whether it was left out
+    /// ([`CsvBlockReader::time_column`]).
+    pub fn time_column(&self) -> Option<(&str, bool)> {
+        match self {
+            Self::Wav(_) => None,
+            Self::Csv(r) => r.time_column(),
+        }
+    }
+
+    /// A CSV's sampling interval from its time stamps ([`CsvBlockReader::time_step_s`]).
+    pub fn time_step_s(&mut self) -> Result<Option<f64>> {
+        match self {
+            Self::Wav(_) => Ok(None),
+            Self::Csv(r) => r.time_step_s(),
+        }
+    }
+
     /// Frames in the file, if its header says (WAV); a CSV is only known at its end.
     pub fn frames_total(&self) -> Option<usize> {
         match self {
