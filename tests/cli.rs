@@ -215,7 +215,7 @@ fn logger_csv_with_picked_columns() {
     let (all, x) = (dir.path().join("all"), dir.path().join("x"));
     let mut args = vec!["separate", logger.to_str().unwrap(), "-n", "2", "-o", all.to_str().unwrap()];
     args.extend_from_slice(QUICK);
-    assert_clean_failure(&unmix(&args), "logger.csv", "channel 3 (counted from 1) is constant");
+    assert_clean_failure(&unmix(&args), "logger.csv", "column 4 of the file (channel 3 read) is constant (silent)");
     // A name the header does not have.
     let mut args = vec!["separate", logger.to_str().unwrap(), "-n", "2", "-o", x.to_str().unwrap()];
     args.extend_from_slice(&["--channels", "acc1,acc3"]);
@@ -349,6 +349,24 @@ fn wav_with_picked_channels() {
         "has 3 channels, but the model was trained on 2",
     );
     assert_clean_failure(&run(&["--channels", "acc1"]), "recorder.wav", "picked by number");
+    // A silent track picked is named as the file numbers it.
+    let silent: Vec<f32> = two.interleaved().chunks(2).flat_map(|f| [f[0], 0.0, f[1]]).collect();
+    let with_silence = dir.path().join("silent-track.wav");
+    write_wav(&with_silence, 3, &silent);
+    let unused = dir.path().join("unused");
+    let mut args = vec![
+        "separate",
+        with_silence.to_str().unwrap(),
+        "-n",
+        "2",
+        "-o",
+        unused.to_str().unwrap(),
+        "--channels",
+        "1,3,2",
+    ];
+    args.extend_from_slice(QUICK);
+    let o = unmix(&args);
+    assert_clean_failure(&o, "silent-track.wav", "channel 2 of the file (channel 3 read) is constant (silent)");
 }
 
 /// `separate` with the quick settings and `extra` options; returns `sources.wav`'s bytes,

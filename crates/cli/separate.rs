@@ -282,6 +282,8 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
             }
         }
     };
+    // Errors about a channel name it as the file numbers it.
+    let file_channels: Vec<usize> = (0..reader.channels()).map(|k| reader.file_channel(k)).collect();
     drop(reader);
     if let SourceCount::Fixed(n) = args.sources
         && segment.channels() < n
@@ -306,7 +308,22 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let fitted = unmix_separate::fit(&segment, &config, &mut |p| bar.show(p));
     bar.finish();
     crate::interrupt::check()?;
-    let mut fitted = fitted.with_context(|| input.display().to_string())?;
+    let fitted = fitted.map_err(|e| match e {
+        unmix_separate::Error::Dsp(unmix_dsp::Error::ConstantChannel { channel })
+            if file_channels.get(channel).is_some_and(|&c| c != channel) =>
+        {
+            let what = if is_csv(input) { "column" } else { "channel" };
+            anyhow::anyhow!(
+                "{}: {what} {} of the file (channel {} read) is constant (silent) over the training segment; \
+                 leave it out with --channels or pick another segment",
+                input.display(),
+                file_channels[channel] + 1,
+                channel + 1
+            )
+        }
+        e => anyhow::Error::new(e).context(input.display().to_string()),
+    });
+    let mut fitted = fitted?;
     // `apply` reads the same channels of its input unless told otherwise.
     fitted.model.header.picked_channels = picked.as_ref().map(ToString::to_string);
     let train_s = train_started.elapsed().as_secs_f64();

@@ -126,6 +126,11 @@ impl CsvBlockReader {
         self.selected.len()
     }
 
+    /// The file's column (zero-based) that channel `k` of the frames read comes from.
+    pub fn file_column(&self, k: usize) -> usize {
+        self.selected[k]
+    }
+
     /// The sample rate given at opening (or by [`set_sample_rate_hz`](Self::set_sample_rate_hz)).
     pub fn sample_rate_hz(&self) -> u32 {
         self.sample_rate_hz

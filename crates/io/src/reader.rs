@@ -39,6 +39,15 @@ impl BlockReader {
         }
     }
 
+    /// The file's channel or column (zero-based) that channel `k` of the frames read
+    /// comes from (they differ when some are picked or a time stamp is left out).
+    pub fn file_channel(&self, k: usize) -> usize {
+        match self {
+            Self::Wav(r) => r.file_channel(k),
+            Self::Csv(r) => r.file_column(k),
+        }
+    }
+
     /// Sample rate in Hz (for CSV, the one given).
     pub fn sample_rate_hz(&self) -> u32 {
         match self {

@@ -150,6 +150,11 @@ impl WavBlockReader {
         self.selected.as_ref().map_or(self.channels, Vec::len)
     }
 
+    /// The file's channel (zero-based) that channel `k` of the frames read comes from.
+    pub fn file_channel(&self, k: usize) -> usize {
+        self.selected.as_ref().map_or(k, |s| s[k])
+    }
+
     /// Channels in the file.
     pub fn file_channels(&self) -> usize {
         self.channels
