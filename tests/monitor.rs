@@ -49,6 +49,12 @@ fn scores_follow_the_windows_and_flag_a_changed_mixing() {
         "--scores", "--window-s", "0.25", "--hop-s", "0.125",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // Quiet, but windows above the alert level are still said: that line and no other.
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.lines().count() == 1 && stdout.starts_with("monitoring: 15 windows;") && stdout.contains(" above 0.05"),
+        "{stdout}"
+    );
     let names = files_in(&out);
     assert!(names.contains(&"scores.csv".to_string()) && names.contains(&"scores.png".to_string()), "{names:?}");
     let (header, scores) = rows(&out.join("scores.csv"));

@@ -117,7 +117,8 @@ pub struct SeparateArgs {
     /// Skip the PNG plots.
     #[arg(long)]
     pub no_plots: bool,
-    /// No progress bar.
+    /// No progress bar and no summary. Warnings still show, and so does the monitoring
+    /// summary when a window is above --alert-share.
     #[arg(long)]
     pub quiet: bool,
     /// Overwrite results already in the output directory.
@@ -431,6 +432,9 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         for w in written {
             println!("  {}", w.display());
         }
+    } else if let Some(summary) = monitoring_summary.as_ref().filter(|s| s.unusual_windows > 0) {
+        // What monitoring is for is said even to a quiet run (a job run by a scheduler).
+        println!("monitoring: {summary}");
     }
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
         print!("{}", crate::apply::stats_table(report));
