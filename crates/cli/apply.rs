@@ -20,8 +20,8 @@ pub struct ApplyArgs {
     model: PathBuf,
     /// Input recording (WAV or CSV) with the model's channel count; `-` reads CSV rows
     /// from the standard input as a logger writes them (CSV outputs are then flushed as
-    /// they grow and windows above `--alert-share` print an alert at once; a WAV output is
-    /// completed when the input ends).
+    /// they grow and windows above `--alert-share` print an alert at once; Ctrl-C ends the
+    /// stream there, a WAV output completed as when the input ends).
     input: PathBuf,
     /// Output file: `.csv` for CSV, anything else a 32-bit float WAV.
     #[arg(short, long)]
@@ -58,8 +58,9 @@ pub struct ApplyArgs {
 #[derive(Args, Debug, Clone)]
 pub struct InputArgs {
     /// Channels of the input to use, in this order: numbers from 1 and ranges, and for CSV
-    /// also header names, e.g. `1-6` or `acc_x,acc_y,acc_z` (default: all). The others — an
-    /// unused recorder channel, a CSV's time stamp or temperature — are skipped unread.
+    /// also header names, e.g. `1-6` or `acc_x,acc_y,acc_z` (default: all but a CSV's
+    /// leading time-stamp column). The others — an unused recorder channel, a CSV's
+    /// temperature — are skipped unread.
     /// `apply` reads the channels the model was trained on unless given this.
     #[arg(long, value_name = "LIST")]
     pub channels: Option<ChannelSelection>,
