@@ -369,6 +369,57 @@ fn wav_with_picked_channels() {
     assert_clean_failure(&o, "silent-track.wav", "channel 2 of the file (channel 3 read) is constant (silent)");
 }
 
+/// `--wav-format int16/int24`: integer PCM within half a step of the float output, and
+/// what goes beyond full scale is clipped, counted and said.
+#[test]
+fn integer_wav_output_and_its_clipping() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 2, 2, 4000, 7);
+    // A tenth of the benchmark's level: nothing reaches full scale.
+    let quiet = dir.path().join("quiet.wav");
+    write_wav(&quiet, 2, &read(&mix).interleaved().iter().map(|v| v * 0.1).collect::<Vec<_>>());
+    separate_quick(&quiet, &dir.path().join("float"), &[]);
+    let (int16, float) = (dir.path().join("int16"), read(&dir.path().join("float/sources.wav")));
+    let mut args = vec!["separate", quiet.to_str().unwrap(), "-n", "2", "-o", int16.to_str().unwrap()];
+    args.extend_from_slice(&["--wav-format", "int16"]);
+    args.extend_from_slice(QUICK);
+    let o = unmix(&args);
+    assert!(o.status.success() && !stderr(&o).contains("clipped"), "{}", stderr(&o));
+    let reader = hound::WavReader::open(int16.join("sources.wav")).unwrap();
+    assert_eq!((reader.spec().bits_per_sample, reader.spec().sample_format), (16, hound::SampleFormat::Int));
+    let got = read(&int16.join("sources.wav"));
+    assert!(float.interleaved().iter().all(|v| v.abs() < 0.99), "the quiet sources stay below full scale");
+    let worst = got.interleaved().iter().zip(float.interleaved()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(worst <= 0.5 / 32_768.0 + 1e-7, "{worst}");
+
+    // At the benchmark's level (unit-variance sources) the peaks are beyond full scale.
+    separate_quick(&mix, &dir.path().join("full"), &[]);
+    let model = dir.path().join("full/model.unmix");
+    let (loud_float, loud) = (dir.path().join("full/sources.wav"), dir.path().join("loud.wav"));
+    let o = unmix(&[
+        "apply",
+        model.to_str().unwrap(),
+        mix.to_str().unwrap(),
+        "-o",
+        loud.to_str().unwrap(),
+        "--wav-format",
+        "int24",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let full = read(&loud_float);
+    let beyond = full.interleaved().iter().filter(|v| (**v * 8_388_608.0).round() >= 8_388_608.0 || **v < -1.0).count();
+    let peak = full.interleaved().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(beyond > 0);
+    let said = format!(
+        "warning: {}: {beyond} samples clipped at full scale (peak {:+.1} dBFS)",
+        loud.display(),
+        20.0 * peak.log10()
+    );
+    assert!(stderr(&o).contains(&said), "{}\nwanted: {said}", stderr(&o));
+    let clipped = read(&loud);
+    assert!(clipped.interleaved().iter().all(|v| (-1.0..1.0).contains(v)));
+}
+
 /// `separate` with the quick settings and `extra` options; returns `sources.wav`'s bytes,
 /// or `sources.csv`'s for CSV input.
 fn separate_quick(input: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> Vec<u8> {

@@ -147,6 +147,28 @@ fn live_from_alsa_with_a_model_records_exactly_the_offline_sources() {
     assert_eq!(r["end"], "duration");
     assert_eq!(r["status"]["frames_in"], rate);
     assert_eq!(r["status"]["dropped_frames"], 0);
+
+    // Recorded as 16-bit PCM: byte for byte what `apply --wav-format int16` writes, the
+    // same samples clipped and said.
+    let (record16, offline16) = (dir.path().join("live16.wav"), dir.path().join("offline16.wav"));
+    #[rustfmt::skip]
+    let o = alsa.unmix(&[
+        "live", "--input", "filecap", "--channels", "3", "-n", "3", "--model", model.to_str().unwrap(),
+        "--duration", "1s", "--rate", "48000", "--ring-seconds", "2", "--quiet",
+        "--record", record16.to_str().unwrap(), "--wav-format", "int16",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    #[rustfmt::skip]
+    let a = unmix(&[
+        "apply", model.to_str().unwrap(), mixture.to_str().unwrap(), "-o", offline16.to_str().unwrap(),
+        "--wav-format", "int16",
+    ]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(std::fs::read(&record16).unwrap(), std::fs::read(&offline16).unwrap());
+    let clipped = |err: String, path: &Path| {
+        err.lines().find(|l| l.contains("clipped")).map(|l| l.replace(path.to_str().unwrap(), "F"))
+    };
+    assert_eq!(clipped(stderr(&o), &record16), clipped(stderr(&a), &offline16));
 }
 
 /// An array on inputs 2, 4 and 5 of a five-channel interface, the others carrying

@@ -4,12 +4,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use unmix_core::{Processor, Sink, Source};
 use unmix_format::ModelFile;
 use unmix_infer::{ScoredSeparator, Separator};
-use unmix_io::{BlockReader, ChannelSelection, CsvStreamWriter, WavStreamWriter, input_name, is_csv, is_stdin};
+use unmix_io::{
+    BlockReader, ChannelSelection, Clipping, CsvStreamWriter, WavFormat, WavStreamWriter, input_name, is_csv, is_stdin,
+};
 use unmix_monitor::{AlertTap, ScoresSummary, WindowMonitor, WindowShares, WindowSpec, score_columns};
 use unmix_stream::{Pipeline, PipelineConfig, PipelineReport, TeeSink};
 
@@ -23,9 +25,13 @@ pub struct ApplyArgs {
     /// they grow and windows above `--alert-share` print an alert at once; Ctrl-C ends the
     /// stream there, a WAV output completed as when the input ends).
     input: PathBuf,
-    /// Output file: `.csv` for CSV, anything else a 32-bit float WAV.
+    /// Output file: `.csv` for CSV, anything else a WAV (see --wav-format).
     #[arg(short, long)]
     output: PathBuf,
+    /// Sample format of a WAV output: 32-bit float keeps any level; 16- or 24-bit integer
+    /// PCM clips what is beyond full scale (counted, and warned about).
+    #[arg(long, value_enum, default_value_t = WavFormatArg::Float)]
+    wav_format: WavFormatArg,
     #[command(flatten)]
     input_channels: InputArgs,
     /// Overwrite an existing output file.
@@ -51,6 +57,27 @@ pub struct ApplyArgs {
     plot: Option<PathBuf>,
     #[command(flatten)]
     windows: WindowArgs,
+}
+
+/// The sample format of written WAVs (`--wav-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WavFormatArg {
+    /// 32-bit IEEE float.
+    Float,
+    /// 16-bit integer PCM.
+    Int16,
+    /// 24-bit integer PCM.
+    Int24,
+}
+
+impl From<WavFormatArg> for WavFormat {
+    fn from(arg: WavFormatArg) -> Self {
+        match arg {
+            WavFormatArg::Float => WavFormat::Float32,
+            WavFormatArg::Int16 => WavFormat::Int16,
+            WavFormatArg::Int24 => WavFormat::Int24,
+        }
+    }
 }
 
 /// Which channels of the input are used, and CSV's sample rate; shared by `apply` and
@@ -241,7 +268,8 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         .or_model(&model, &args.input, args.quiet)
         .with_context(|| args.model.display().to_string())?;
     let started = Instant::now();
-    let applied = apply_file(&model, &args.input, &[&args.output], &picked, !args.quiet, monitoring.as_ref())?;
+    let output = Output { path: &args.output, wav_format: args.wav_format.into() };
+    let applied = apply_file(&model, &args.input, &[output], &picked, !args.quiet, monitoring.as_ref())?;
     let wall = started.elapsed().as_secs_f64();
     let seconds = applied.frames as f64 / f64::from(applied.sample_rate_hz.max(1));
     println!(
@@ -318,8 +346,17 @@ fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()
     Ok(())
 }
 
+/// A file the sources are written to: CSV by its extension, else a WAV in `wav_format`.
+#[derive(Clone, Copy)]
+pub struct Output<'a> {
+    /// Where.
+    pub path: &'a Path,
+    /// The sample format if it is a WAV.
+    pub wav_format: WavFormat,
+}
+
 /// Applies `model` to `input` (WAV or CSV) and writes the sources to every one of
-/// `outputs` (each CSV by extension, else a float WAV; one pass feeds them all), streaming
+/// `outputs` (each CSV by extension, else a WAV; one pass feeds them all), streaming
 /// through the pipeline — reader, separator and writer on their own threads — so memory
 /// stays constant whatever the input's length.
 /// With `monitoring`, the separator also scores every frame and the sink side becomes the
@@ -327,7 +364,7 @@ fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()
 pub fn apply_file(
     model: &ModelFile,
     input: &Path,
-    outputs: &[&Path],
+    outputs: &[Output<'_>],
     picked: &InputArgs,
     progress: bool,
     monitoring: Option<&Monitoring>,
@@ -348,12 +385,15 @@ pub fn apply_file(
         if streaming { CsvStreamWriter::create_log(path, names) } else { CsvStreamWriter::create(path, names) }
     };
     let mut sinks: Vec<Box<dyn Sink>> = Vec::with_capacity(outputs.len());
+    let mut clipping: Vec<(&Path, std::sync::Arc<Clipping>)> = Vec::new();
     for output in outputs {
-        sinks.push(if is_csv(output) {
+        sinks.push(if is_csv(output.path) {
             let names: Vec<String> = (1..=n).map(|j| format!("source{j}")).collect();
-            Box::new(csv_writer(output, &names)?)
+            Box::new(csv_writer(output.path, &names)?)
         } else {
-            Box::new(WavStreamWriter::create(output, n, rate)?)
+            let writer = WavStreamWriter::create_as(output.path, n, rate, output.wav_format)?;
+            clipping.push((output.path, writer.clipping()));
+            Box::new(writer)
         });
     }
     let sink: Box<dyn Sink> = if sinks.len() == 1 { sinks.remove(0) } else { Box::new(TeeSink(sinks)) };
@@ -402,5 +442,13 @@ pub fn apply_file(
         unmix_stream::Error::Aborted => anyhow::Error::new(crate::interrupt::Interrupted),
         e => e.into(),
     })?;
+    for (path, clipped) in clipping.iter().filter(|(_, c)| c.samples() > 0) {
+        eprintln!(
+            "warning: {}: {} samples clipped at full scale (peak {:+.1} dBFS); --wav-format float keeps them",
+            path.display(),
+            clipped.samples(),
+            20.0 * f64::from(clipped.peak()).log10()
+        );
+    }
     Ok(Applied { frames: report.frames_out as usize, pipeline: Some(report), stopped, sample_rate_hz: rate })
 }

@@ -55,9 +55,13 @@ pub struct LiveArgs {
     /// Play only source K (1-based) on every output channel.
     #[arg(long, requires = "output")]
     pub listen: Option<usize>,
-    /// Record the sources to this WAV (32-bit float), finalised at the end.
+    /// Record the sources to this WAV, finalised at the end.
     #[arg(long)]
     pub record: Option<PathBuf>,
+    /// Sample format of the recording: 32-bit float keeps any level; 16- or 24-bit integer
+    /// PCM clips what is beyond full scale (counted, and warned about at the end).
+    #[arg(long, value_enum, default_value_t = crate::apply::WavFormatArg::Float, requires = "record")]
+    pub wav_format: crate::apply::WavFormatArg,
     /// Write the sources as raw interleaved f32 little-endian to stdout (`--raw -`).
     #[arg(long)]
     pub raw: Option<String>,
@@ -333,6 +337,7 @@ mod enabled {
             frame_len: args.frame,
             output: args.output.clone().map(|d| (d, args.listen.map(|k| k - 1))),
             record: args.record.clone(),
+            record_format: args.wav_format.into(),
             raw_stdout: args.raw.is_some(),
             scores,
             stall_timeout: Duration::from_secs_f64(args.stall_seconds.max(0.1)),
@@ -402,6 +407,13 @@ mod enabled {
         );
         if let Some(path) = &args.record {
             eprintln!("recorded {}", path.display());
+            if let Some((clipped, peak)) = report.record_clipped.filter(|(n, _)| *n > 0) {
+                eprintln!(
+                    "warning: {}: {clipped} samples clipped at full scale (peak {:+.1} dBFS); --wav-format float keeps them",
+                    path.display(),
+                    20.0 * f64::from(peak).log10()
+                );
+            }
         }
         if report.status.alerts_dropped > 0 {
             eprintln!(

@@ -15,7 +15,7 @@ use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, SeparateConfig, SourceCount,
 };
 
-use crate::apply::{InputArgs, WindowArgs, apply_file};
+use crate::apply::{InputArgs, Output, WavFormatArg, WindowArgs, apply_file};
 use crate::output::Staging;
 use crate::progress::TrainingBar;
 use crate::{plot, score};
@@ -114,6 +114,10 @@ pub struct SeparateArgs {
     pub backend: String,
     #[command(flatten)]
     pub input_channels: InputArgs,
+    /// Sample format of sources.wav: 32-bit float keeps any level; 16- or 24-bit integer
+    /// PCM clips what is beyond full scale (counted, and warned about).
+    #[arg(long, value_enum, default_value_t = WavFormatArg::Float)]
+    pub wav_format: WavFormatArg,
     /// Skip the PNG plots.
     #[arg(long)]
     pub no_plots: bool,
@@ -336,7 +340,10 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let sources_path = out.path("sources.wav");
     // CSV input also gets its sources as CSV, from the same pass.
     let csv_path = is_csv(input).then(|| out.path("sources.csv"));
-    let outputs: Vec<&Path> = std::iter::once(sources_path.as_path()).chain(csv_path.as_deref()).collect();
+    let outputs: Vec<Output<'_>> = std::iter::once(sources_path.as_path())
+        .chain(csv_path.as_deref())
+        .map(|path| Output { path, wav_format: args.wav_format.into() })
+        .collect();
     // The same columns at the same rate as the training segment, decided (and said) once.
     let same_input = InputArgs { channels: picked.clone(), csv_rate: Some(segment.sample_rate_hz()) };
     let applied = apply_file(model, input, &outputs, &same_input, !args.quiet, monitoring.as_ref())?;

@@ -21,7 +21,7 @@ pub use csv_file::{CsvBlockReader, CsvStreamWriter, read_csv, read_csv_selected,
 pub use error::{Error, Result};
 pub use reader::BlockReader;
 pub use select::ChannelSelection;
-pub use wav::{WavBlockReader, WavStreamWriter, read_wav, write_wav_f32};
+pub use wav::{Clipping, WavBlockReader, WavFormat, WavStreamWriter, read_wav, write_wav_f32};
 
 use std::path::Path;
 use unmix_core::Recording;

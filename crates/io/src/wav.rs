@@ -1,5 +1,5 @@
-//! WAV input (every format `hound` reads, and RF64) and 32-bit float WAV output (RF64
-//! beyond 4 GiB).
+//! WAV input (every format `hound` reads, and RF64) and WAV output as 32-bit float or
+//! 16/24-bit integer PCM (RF64 beyond 4 GiB).
 
 use std::path::Path;
 
@@ -243,8 +243,57 @@ fn convert(encoding: Encoding, bytes: &[u8], out: &mut Vec<f32>) {
     }
 }
 
-/// Writes a 32-bit float WAV as blocks arrive, into a temporary file that becomes `path`
-/// only on [`finish`](Self::finish); dropped unfinished, it leaves nothing behind.
+/// The sample format of a written WAV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WavFormat {
+    /// 32-bit IEEE float: any level, nothing clipped (the default).
+    #[default]
+    Float32,
+    /// 16-bit integer PCM: samples beyond full scale (±1) are clipped and counted.
+    Int16,
+    /// 24-bit integer PCM: samples beyond full scale (±1) are clipped and counted.
+    Int24,
+}
+
+impl WavFormat {
+    fn spec(self) -> (u16, SampleFormat) {
+        match self {
+            Self::Float32 => (32, SampleFormat::Float),
+            Self::Int16 => (16, SampleFormat::Int),
+            Self::Int24 => (24, SampleFormat::Int),
+        }
+    }
+
+    /// Bytes per sample in the file.
+    pub fn bytes_per_sample(self) -> usize {
+        usize::from(self.spec().0 / 8)
+    }
+}
+
+/// Samples an integer writer clipped at full scale, and the largest magnitude it was
+/// given; shared, so it can be read after the writer has moved into a pipeline.
+#[derive(Debug, Default)]
+pub struct Clipping {
+    samples: std::sync::atomic::AtomicU64,
+    /// `f32` bits of the largest |sample| written.
+    peak_bits: std::sync::atomic::AtomicU32,
+}
+
+impl Clipping {
+    /// Samples clipped so far.
+    pub fn samples(&self) -> u64 {
+        self.samples.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The largest magnitude written so far (full scale is 1).
+    pub fn peak(&self) -> f32 {
+        f32::from_bits(self.peak_bits.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Writes a WAV (32-bit float, or 16/24-bit PCM: [`WavFormat`]) as blocks arrive, into a
+/// temporary file that becomes `path` only on [`finish`](Self::finish); dropped
+/// unfinished, it leaves nothing behind.
 ///
 /// The header is hound's with a 28-byte `JUNK` chunk reserved after `WAVE`; the samples
 /// are written as raw little-endian bytes and the sizes are patched on `finish`. A file
@@ -259,6 +308,8 @@ pub struct WavStreamWriter {
     header_len: u64,
     data_bytes: u64,
     channels: usize,
+    format: WavFormat,
+    clipping: std::sync::Arc<Clipping>,
     bytes: Vec<u8>,
     /// Largest RIFF size written as plain WAV (`u32::MAX`; lowered by tests).
     riff_limit: u64,
@@ -267,16 +318,22 @@ pub struct WavStreamWriter {
 impl WavStreamWriter {
     /// Starts a float WAV of `channels` at `sample_rate_hz`.
     pub fn create(path: &Path, channels: usize, sample_rate_hz: u32) -> Result<Self> {
+        Self::create_as(path, channels, sample_rate_hz, WavFormat::Float32)
+    }
+
+    /// Starts a WAV of `channels` at `sample_rate_hz` in `format`.
+    pub fn create_as(path: &Path, channels: usize, sample_rate_hz: u32, format: WavFormat) -> Result<Self> {
         let io = |source| Error::Io { path: path.to_path_buf(), source };
         let tmp = crate::atomic::temp_beside(path)?;
+        let (bits_per_sample, sample_format) = format.spec();
         let spec = WavSpec {
             channels: u16::try_from(channels).map_err(|_| Error::Wav {
                 path: path.to_path_buf(),
                 detail: format!("{channels} channels is more than WAV allows"),
             })?,
             sample_rate: sample_rate_hz,
-            bits_per_sample: 32,
-            sample_format: SampleFormat::Float,
+            bits_per_sample,
+            sample_format,
         };
         let header = rf64::reserve_ds64(spec.into_header_for_infinite_file());
         let (file, tmp) = tmp.into_parts();
@@ -289,9 +346,16 @@ impl WavStreamWriter {
             header_len: header.len() as u64,
             data_bytes: 0,
             channels,
+            format,
+            clipping: Default::default(),
             bytes: Vec::new(),
             riff_limit: u64::from(u32::MAX),
         })
+    }
+
+    /// What an integer format clipped (always nothing for float), readable at any time.
+    pub fn clipping(&self) -> std::sync::Arc<Clipping> {
+        self.clipping.clone()
     }
 
     /// Appends interleaved samples (whole frames).
@@ -300,16 +364,35 @@ impl WavStreamWriter {
             return Err(Error::Wav { path: self.path.clone(), detail: "a block ends mid-frame".into() });
         }
         self.bytes.clear();
-        self.bytes.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+        match self.format {
+            WavFormat::Float32 => self.bytes.extend(samples.iter().flat_map(|s| s.to_le_bytes())),
+            WavFormat::Int16 => {
+                let clipped = quantise(samples, 15, &mut |v| self.bytes.extend_from_slice(&(v as i16).to_le_bytes()));
+                self.count(samples, clipped);
+            }
+            WavFormat::Int24 => {
+                let clipped = quantise(samples, 23, &mut |v| self.bytes.extend_from_slice(&v.to_le_bytes()[..3]));
+                self.count(samples, clipped);
+            }
+        }
         std::io::Write::write_all(&mut self.file, &self.bytes)
             .map_err(|source| Error::Io { path: self.path.clone(), source })?;
         self.data_bytes += self.bytes.len() as u64;
         Ok(())
     }
 
+    fn count(&self, samples: &[f32], clipped: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        self.clipping.peak_bits.fetch_max(peak.to_bits(), Relaxed); // bits order as values for v ≥ 0
+        if clipped > 0 {
+            self.clipping.samples.fetch_add(clipped, Relaxed);
+        }
+    }
+
     /// Frames written so far.
     pub fn frames_written(&self) -> usize {
-        (self.data_bytes / 4) as usize / self.channels
+        (self.data_bytes / self.format.bytes_per_sample() as u64) as usize / self.channels
     }
 
     /// Writes the real sizes into the header and renames the file into place.
@@ -325,7 +408,7 @@ impl WavStreamWriter {
             file.seek(SeekFrom::Start(self.header_len - 4)).map_err(io)?;
             file.write_all(&(self.data_bytes as u32).to_le_bytes()).map_err(io)?;
         } else {
-            let frames = self.data_bytes / 4 / self.channels as u64;
+            let frames = self.data_bytes / self.format.bytes_per_sample() as u64 / self.channels as u64;
             file.seek(SeekFrom::Start(0)).map_err(io)?;
             file.write_all(&rf64::promote(riff, self.data_bytes, frames)).map_err(io)?;
             file.seek(SeekFrom::Start(self.header_len - 4)).map_err(io)?;
@@ -337,6 +420,21 @@ impl WavStreamWriter {
         self.tmp.persist(&path).map_err(|e| Error::Io { path: path.clone(), source: e.error })?;
         Ok(())
     }
+}
+
+/// Rounds each sample to the nearest step of `2^-bits` full scale — the scale the reader
+/// divides by, so a written value reads back within half a step — clamped to the format's
+/// range; hands each integer to `put` and returns how many were clipped.
+fn quantise(samples: &[f32], bits: i32, put: &mut impl FnMut(i32)) -> u64 {
+    let scale = (1i64 << bits) as f32;
+    let (lo, hi) = (-scale, scale - 1.0);
+    let mut clipped = 0;
+    for &s in samples {
+        let v = (s * scale).round();
+        clipped += u64::from(!(lo..=hi).contains(&v));
+        put(v.clamp(lo, hi) as i32);
+    }
+    clipped
 }
 
 impl unmix_core::Source for WavBlockReader {
@@ -482,6 +580,49 @@ mod tests {
         w.write(&[0.5]).unwrap();
         drop(w);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// 16- and 24-bit output: hound reads the integers the nearest steps gave, samples
+    /// beyond full scale are clipped and counted, the peak is kept, and our reader gives
+    /// every sample back within half a step; promoted to RF64 the frame count still holds.
+    #[test]
+    fn integer_output_rounds_clips_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = [0.0f32, 0.5, -0.5, 1.0, -1.0, 1.7, -3.0, 0.25 / 32_768.0, 0.75 / 32_768.0, -0.1];
+        for (format, bits) in [(WavFormat::Int16, 16u16), (WavFormat::Int24, 24)] {
+            let path = dir.path().join(format!("i{bits}.wav"));
+            let mut w = WavStreamWriter::create_as(&path, 2, 44_100, format).unwrap();
+            let clipping = w.clipping();
+            w.write(&samples[..4]).unwrap();
+            w.write(&samples[4..]).unwrap();
+            assert_eq!(w.frames_written(), 5);
+            w.finish().unwrap();
+            let scale = f64::from(1u32 << (bits - 1));
+            let expected: Vec<i32> =
+                samples.iter().map(|&s| (f64::from(s) * scale).round().clamp(-scale, scale - 1.0) as i32).collect();
+            let mut reader = WavReader::open(&path).unwrap();
+            assert_eq!(reader.spec().bits_per_sample, bits);
+            assert_eq!(reader.spec().sample_format, SampleFormat::Int);
+            let by_hound: Vec<i32> = reader.samples::<i32>().map(|v| v.unwrap()).collect();
+            assert_eq!(by_hound, expected, "{format:?}");
+            // +1.0, +1.7 and −3.0 are beyond the range (−1.0 is its lowest value).
+            assert_eq!((clipping.samples(), clipping.peak()), (3, 3.0), "{format:?}");
+            let back = read_wav(&path).unwrap();
+            for (&b, &s) in back.interleaved().iter().zip(&samples) {
+                assert!((f64::from(b) - f64::from(s.clamp(-1.0, 1.0))).abs() <= 1.0 / scale, "{format:?}: {s} → {b}");
+            }
+            // As RF64, the sample count per channel is counted in the format's bytes.
+            let mut w = WavStreamWriter::create_as(&dir.path().join("big.wav"), 2, 44_100, format).unwrap();
+            w.riff_limit = 10;
+            w.write(&samples).unwrap();
+            w.finish().unwrap();
+            let bytes = std::fs::read(dir.path().join("big.wav")).unwrap();
+            assert_eq!(le_u64(&bytes, 36), 5, "{format:?}");
+            assert_eq!(read_wav(&dir.path().join("big.wav")).unwrap(), back);
+        }
+        let mut w = WavStreamWriter::create(&dir.path().join("f.wav"), 1, 8000).unwrap();
+        w.write(&[4.0]).unwrap();
+        assert_eq!(w.clipping().samples(), 0, "float does not clip");
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct LiveConfig {
     pub output: Option<(String, Option<usize>)>,
     /// WAV recording of the sources.
     pub record: Option<PathBuf>,
+    /// Its sample format (integer formats clip beyond full scale: [`LiveReport::record_clipped`]).
+    pub record_format: unmix_io::WavFormat,
     /// Raw `f32` sources to stdout.
     pub raw_stdout: bool,
     /// Per-window monitoring scores to a CSV (`--scores`).
@@ -245,6 +247,9 @@ pub struct LiveReport {
     pub last_alignment: Vec<f64>,
     /// The last fit's error, if one failed.
     pub fit_error: Option<String>,
+    /// Samples of the recording clipped at full scale and the largest magnitude given
+    /// (an integer `record_format`; `None` without a recording).
+    pub record_clipped: Option<(u64, f32)>,
     /// The model in use at the end (the last fit, or `--model`).
     #[serde(skip)]
     pub model: Option<ModelFile>,
@@ -260,6 +265,7 @@ pub struct LiveSession {
     started: Instant,
     frame_len: usize,
     alerts: Receiver<WindowShares>,
+    record_clipping: Option<Arc<unmix_io::Clipping>>,
 }
 
 /// Alerts kept for the caller to collect; beyond these, new ones are dropped (a caller
@@ -299,8 +305,11 @@ impl LiveSession {
             sinks.push(Box::new(sink));
             out
         });
+        let mut record_clipping = None;
         if let Some(path) = &config.record {
-            sinks.push(Box::new(unmix_io::WavStreamWriter::create(path, n, rate)?));
+            let writer = unmix_io::WavStreamWriter::create_as(path, n, rate, config.record_format)?;
+            record_clipping = Some(writer.clipping());
+            sinks.push(Box::new(writer));
         }
         if config.raw_stdout {
             sinks.push(Box::new(RawSink::stdout()));
@@ -388,6 +397,7 @@ impl LiveSession {
             started: Instant::now(),
             frame_len: config.frame_len,
             alerts,
+            record_clipping,
         })
     }
 
@@ -427,7 +437,8 @@ impl LiveSession {
     /// Waits for every thread and returns the report. The recording is finalised whenever
     /// the session ended without a pipeline error.
     pub fn wait(self) -> Result<LiveReport> {
-        let LiveSession { input, output, pipeline, trainer, shared, started, frame_len, alerts: _ } = self;
+        let LiveSession { input, output, pipeline, trainer, shared, started, frame_len, alerts: _, record_clipping } =
+            self;
         let report = pipeline.wait();
         // A trainer waiting for frames sees `stop`; one in the middle of a fit sees the
         // cancel flag at its next epoch (tens of milliseconds) and gives up that fit.
@@ -454,6 +465,7 @@ impl LiveSession {
             first_model_frame: (first != u64::MAX).then_some(first),
             last_alignment: shared.last_alignment.lock().map(|v| v.clone()).unwrap_or_default(),
             fit_error: shared.fit_error.lock().ok().and_then(|e| e.clone()),
+            record_clipped: record_clipping.map(|c| (c.samples(), c.peak())),
             model,
         })
     }
@@ -1088,6 +1100,7 @@ mod tests {
             frame_len: 256,
             output: None,
             record: Some(record.to_path_buf()),
+            record_format: unmix_io::WavFormat::Float32,
             raw_stdout: false,
             scores: None,
             stall_timeout: Duration::from_secs(5),
