@@ -40,6 +40,26 @@ struct Shared {
     consumer: std::sync::OnceLock<Thread>,
 }
 
+impl Shared {
+    /// End of stream, seen by the reader after the last pushed frame.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Some(t) = self.consumer.get() {
+            t.unpark();
+        }
+    }
+
+    /// The stream ended in error: the reader stops without draining, the writer's waiting
+    /// pushes return `false`; both sides are woken to see it.
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.close();
+        if let Some(t) = self.producer.get() {
+            t.unpark();
+        }
+    }
+}
+
 /// Constructor of a ring's two ends.
 pub struct FrameRing;
 
@@ -134,16 +154,12 @@ impl RingWriter {
 
     /// Marks the end of the stream: the reader sees it after the last pushed frame.
     pub fn close(&self) {
-        self.shared.closed.store(true, Ordering::Release);
-        if let Some(t) = self.shared.consumer.get() {
-            t.unpark();
-        }
+        self.shared.close();
     }
 
     /// Tells the reader the stream ended in error: it stops without draining.
     pub fn abort(&self) {
-        self.shared.aborted.store(true, Ordering::Release);
-        self.close();
+        self.shared.abort();
     }
 
     /// Whether the reader has given up.
@@ -179,20 +195,13 @@ impl RingCloser {
     /// writer pushes afterwards are still read if they arrive before the reader has
     /// drained the ring.
     pub fn close(&self) {
-        self.shared.closed.store(true, Ordering::Release);
-        if let Some(t) = self.shared.consumer.get() {
-            t.unpark();
-        }
+        self.shared.close();
     }
 
     /// Aborts the stream: the reader stops without draining and the writer's waiting
     /// pushes return `false`.
     pub fn abort(&self) {
-        self.shared.aborted.store(true, Ordering::Release);
-        self.close();
-        if let Some(t) = self.shared.producer.get() {
-            t.unpark();
-        }
+        self.shared.abort();
     }
 }
 
@@ -244,10 +253,7 @@ impl RingReader {
 
     /// Tells the writer the consumer gave up (it stops pushing).
     pub fn abort(&self) {
-        self.shared.aborted.store(true, Ordering::Release);
-        if let Some(t) = self.shared.producer.get() {
-            t.unpark();
-        }
+        self.shared.abort();
     }
 
     /// Counters of this ring.
