@@ -303,6 +303,27 @@ fn a_logger_csv_with_time_stamps_needs_no_options() {
     assert!(stderr(&o).contains("stdin: rows taken at the model's rate, 200 Hz"), "{}", stderr(&o));
     assert_eq!(std::fs::read(&piped).unwrap(), expected);
 
+    // A model that read the stamps as a channel (trained on the rows without the header,
+    // or before stamps were recognised): the mismatch says how to read them so again.
+    let headerless = dir.path().join("rows.csv");
+    std::fs::write(&headerless, text.split_once('\n').unwrap().1).unwrap();
+    let three = dir.path().join("three");
+    let mut args = vec!["separate", headerless.to_str().unwrap(), "-n", "2", "-o", three.to_str().unwrap()];
+    args.extend_from_slice(QUICK);
+    assert!(unmix(&args).status.success());
+    let o = unmix(&[
+        "apply",
+        three.join("model.unmix").to_str().unwrap(),
+        logger.to_str().unwrap(),
+        "-o",
+        dir.path().join("never.csv").to_str().unwrap(),
+    ]);
+    assert_clean_failure(
+        &o,
+        "logger.csv",
+        "has 2 channels, but the model was trained on 3 (column 'time_s' was taken as time stamps; --channels 1-3 reads it as a channel)",
+    );
+
     // Stamps 0.4 s apart make 2.5 Hz, which no whole-hertz rate is: the user says.
     let odd = dir.path().join("odd.csv");
     std::fs::write(&odd, stamped(0.4)).unwrap();

@@ -339,9 +339,22 @@ pub fn alert_line(window: &WindowShares, alert_share: f32) -> String {
     )
 }
 
-fn check_channels(model: &ModelFile, input: &Path, channels: usize) -> Result<()> {
+fn check_channels(model: &ModelFile, input: &Path, reader: &BlockReader) -> Result<()> {
+    let channels = reader.channels();
     if channels != model.header.channels {
-        bail!("{}: has {channels} channels, but the model was trained on {}", input_name(input), model.header.channels);
+        // A model trained before time stamps were recognised read them as a channel.
+        let hint = match reader.time_column() {
+            Some((column, true)) if channels + 1 == model.header.channels => format!(
+                " (column '{column}' was taken as time stamps; --channels 1-{} reads it as a channel)",
+                channels + 1
+            ),
+            _ => String::new(),
+        };
+        bail!(
+            "{}: has {channels} channels, but the model was trained on {}{hint}",
+            input_name(input),
+            model.header.channels
+        );
     }
     Ok(())
 }
@@ -374,7 +387,7 @@ pub fn apply_file(
     crate::interrupt::watch()?;
     let n = model.header.sources;
     let reader = picked.open(input, Some(model.header.sample_rate_hz), !progress)?;
-    check_channels(model, input, reader.channels())?;
+    check_channels(model, input, &reader)?;
     let (total, rate) = (reader.frames_total(), reader.sample_rate_hz());
     let source: Box<dyn Source> = Box::new(reader);
     // A stream piped in (`-`) may never end: its CSV outputs are logs a reader can follow,
