@@ -1,6 +1,7 @@
 //! The output directory: results are written into a hidden staging directory inside it and
 //! moved into place only when everything succeeded, so a failed run leaves no partial
-//! results (the staging directory is removed when dropped).
+//! results (the staging directory is removed when dropped, and so is the output directory
+//! if the run created it).
 
 use std::path::{Path, PathBuf};
 
@@ -9,8 +10,11 @@ use anyhow::{Context, Result, bail};
 /// A staging area whose files become the output directory's on [`Staging::commit`].
 pub struct Staging {
     dir: PathBuf,
-    staging: tempfile::TempDir,
+    /// `None` once committed.
+    staging: Option<tempfile::TempDir>,
     files: Vec<String>,
+    /// Whether `dir` did not exist before: an uncommitted run removes it again.
+    created_dir: bool,
 }
 
 impl Staging {
@@ -20,6 +24,7 @@ impl Staging {
         if dir.exists() && !dir.is_dir() {
             bail!("{}: is a file, not a directory; the output (-o) must be a directory", dir.display());
         }
+        let created_dir = !dir.exists();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create the output directory", dir.display()))?;
         if !force {
@@ -31,8 +36,21 @@ impl Staging {
         let staging = tempfile::Builder::new()
             .prefix(".unmix-staging-")
             .tempdir_in(dir)
-            .with_context(|| format!("{}: cannot write to the output directory", dir.display()))?;
-        Ok(Self { dir: dir.to_path_buf(), staging, files: Vec::new() })
+            .with_context(|| format!("{}: cannot write to the output directory", dir.display()));
+        let staging = match staging {
+            Ok(staging) => staging,
+            Err(e) => {
+                if created_dir {
+                    let _ = std::fs::remove_dir(dir);
+                }
+                return Err(e);
+            }
+        };
+        Ok(Self { dir: dir.to_path_buf(), staging: Some(staging), files: Vec::new(), created_dir })
+    }
+
+    fn staging_dir(&self) -> &Path {
+        self.staging.as_ref().map_or(self.dir.as_path(), |s| s.path())
     }
 
     /// Path in the staging area of output file `name`; remembered for [`commit`](Self::commit).
@@ -40,14 +58,14 @@ impl Staging {
         if !self.files.iter().any(|f| f == name) {
             self.files.push(name.to_string());
         }
-        self.staging.path().join(name)
+        self.staging_dir().join(name)
     }
 
     /// Moves every staged file into the output directory.
-    pub fn commit(self) -> Result<Vec<PathBuf>> {
+    pub fn commit(mut self) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
         for name in &self.files {
-            let from = self.staging.path().join(name);
+            let from = self.staging_dir().join(name);
             if !from.exists() {
                 continue;
             }
@@ -55,7 +73,20 @@ impl Staging {
             std::fs::rename(&from, &to).with_context(|| format!("{}: cannot move result into place", to.display()))?;
             out.push(to);
         }
+        self.staging = None; // removed; the directory now holds results
+        self.created_dir = false;
         Ok(out)
+    }
+}
+
+impl Drop for Staging {
+    /// An uncommitted run leaves the output directory as it found it.
+    fn drop(&mut self) {
+        drop(self.staging.take());
+        if self.created_dir {
+            // Only if empty: whatever else is there is not ours to remove.
+            let _ = std::fs::remove_dir(&self.dir);
+        }
     }
 }
 
