@@ -339,6 +339,15 @@ pub fn alert_line(window: &WindowShares, alert_share: f32) -> String {
     )
 }
 
+/// The warning for an integer WAV output that clipped `samples` (live recordings too).
+pub fn clip_warning(path: &Path, samples: u64, peak: f32) -> String {
+    format!(
+        "warning: {}: {samples} samples clipped at full scale (peak {:+.1} dBFS); --wav-format float keeps them",
+        path.display(),
+        20.0 * f64::from(peak).log10()
+    )
+}
+
 fn check_channels(model: &ModelFile, input: &Path, reader: &BlockReader) -> Result<()> {
     let channels = reader.channels();
     if channels != model.header.channels {
@@ -456,12 +465,7 @@ pub fn apply_file(
         e => e.into(),
     })?;
     for (path, clipped) in clipping.iter().filter(|(_, c)| c.samples() > 0) {
-        eprintln!(
-            "warning: {}: {} samples clipped at full scale (peak {:+.1} dBFS); --wav-format float keeps them",
-            path.display(),
-            clipped.samples(),
-            20.0 * f64::from(clipped.peak()).log10()
-        );
+        eprintln!("{}", clip_warning(path, clipped.samples(), clipped.peak()));
     }
     Ok(Applied { frames: report.frames_out as usize, pipeline: Some(report), stopped, sample_rate_hz: rate })
 }

@@ -408,11 +408,7 @@ mod enabled {
         if let Some(path) = &args.record {
             eprintln!("recorded {}", path.display());
             if let Some((clipped, peak)) = report.record_clipped.filter(|(n, _)| *n > 0) {
-                eprintln!(
-                    "warning: {}: {clipped} samples clipped at full scale (peak {:+.1} dBFS); --wav-format float keeps them",
-                    path.display(),
-                    20.0 * f64::from(peak).log10()
-                );
+                eprintln!("{}", crate::apply::clip_warning(path, clipped, peak));
             }
         }
         if report.status.alerts_dropped > 0 {
