@@ -253,16 +253,14 @@ impl Monitoring {
 pub fn run(args: ApplyArgs) -> Result<()> {
     let model = ModelFile::load(&args.model).with_context(|| args.model.display().to_string())?;
     let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
-    let outputs: Vec<&PathBuf> =
-        std::iter::once(&args.output).chain(monitoring.as_ref().map(|m| &m.path)).chain(&args.plot).collect();
-    for (i, path) in outputs.iter().enumerate() {
-        if outputs[..i].contains(path) {
-            bail!("{}: given as two outputs", path.display());
-        }
-        if path.exists() && !args.force {
-            bail!("{}: already exists; pass --force to overwrite", path.display());
-        }
-    }
+    crate::output::refuse_to_overwrite(
+        &[
+            ("-o", Some(&args.output)),
+            ("--scores", monitoring.as_ref().map(|m| m.path.as_path())),
+            ("--plot", args.plot.as_deref()),
+        ],
+        args.force,
+    )?;
     let picked = args
         .input_channels
         .or_model(&model, &args.input, args.quiet)

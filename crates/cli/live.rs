@@ -111,21 +111,15 @@ impl LiveArgs {
     /// checked before the device opens, so an old recording is never replaced by accident.
     #[cfg_attr(not(feature = "live"), allow(dead_code))]
     fn check_outputs(&self) -> Result<()> {
-        let outputs = [("--record", &self.record), ("--scores", &self.scores), ("--report", &self.report)]
-            .into_iter()
-            .chain([("--save-model", &self.save_model)]);
-        let mut seen: Vec<&PathBuf> = Vec::new();
-        for (option, path) in outputs {
-            let Some(path) = path else { continue };
-            if seen.contains(&path) {
-                bail!("{}: given to two options (the second is {option})", path.display());
-            }
-            seen.push(path);
-            if path.exists() && !self.force {
-                bail!("{}: already exists ({option}); pass --force to overwrite", path.display());
-            }
-        }
-        Ok(())
+        crate::output::refuse_to_overwrite(
+            &[
+                ("--record", self.record.as_deref()),
+                ("--scores", self.scores.as_deref()),
+                ("--report", self.report.as_deref()),
+                ("--save-model", self.save_model.as_deref()),
+            ],
+            self.force,
+        )
     }
 }
 

@@ -100,3 +100,20 @@ pub fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) 
     tmp.persist(path).map_err(|e| e.error).with_context(cannot)?;
     Ok(())
 }
+
+/// Refuses, before any work, output files that already exist (unless `force`) and one
+/// path given to two options; `outputs` pairs each option with its path, if given.
+pub fn refuse_to_overwrite(outputs: &[(&str, Option<&Path>)], force: bool) -> Result<()> {
+    let mut seen: Vec<&Path> = Vec::new();
+    for (option, path) in outputs {
+        let Some(path) = *path else { continue };
+        if seen.contains(&path) {
+            bail!("{}: given to two options (the second is {option})", path.display());
+        }
+        seen.push(path);
+        if path.exists() && !force {
+            bail!("{}: already exists ({option}); pass --force to overwrite", path.display());
+        }
+    }
+    Ok(())
+}

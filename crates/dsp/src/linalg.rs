@@ -159,6 +159,26 @@ pub fn symmetric_eigen(a: &Matrix) -> Eigen {
     Eigen { values, vectors }
 }
 
+/// The pseudo-inverse of a symmetric positive semi-definite matrix through its
+/// eigendecomposition: directions whose eigenvalue is at most `relative_floor` times the
+/// largest (no variance to speak of) are left out rather than blown up.
+pub fn symmetric_pseudo_inverse(a: &Matrix, relative_floor: f64) -> Matrix {
+    let n = a.rows;
+    let eigen = symmetric_eigen(a);
+    let floor = eigen.values.iter().fold(0.0f64, |a, &b| a.max(b)) * relative_floor;
+    let mut inverse = Matrix::zeros(n, n);
+    for (k, &lambda) in eigen.values.iter().enumerate() {
+        if lambda > floor {
+            for j in 0..n {
+                for l in 0..n {
+                    inverse[(j, l)] += eigen.vectors[(j, k)] * eigen.vectors[(l, k)] / lambda;
+                }
+            }
+        }
+    }
+    inverse
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +200,17 @@ mod tests {
                 let av: f64 = (0..3).map(|i| a[(r, i)] * eig.vectors[(i, k)]).sum();
                 assert!((av - eig.values[k] * eig.vectors[(r, k)]).abs() < 1e-12);
             }
+        }
+    }
+
+    #[test]
+    fn pseudo_inverse_inverts_what_has_variance_and_drops_the_rest() {
+        let a = Matrix::from_rows(&[vec![4.0, 0.0], vec![0.0, 0.5]]);
+        assert_eq!(symmetric_pseudo_inverse(&a, 1e-12), Matrix::from_rows(&[vec![0.25, 0.0], vec![0.0, 2.0]]));
+        let rank_one = Matrix::from_rows(&[vec![1.0, 1.0], vec![1.0, 1.0]]);
+        let p = symmetric_pseudo_inverse(&rank_one, 1e-12);
+        for v in &p.data {
+            assert!((v - 0.25).abs() < 1e-12, "{p:?}");
         }
     }
 

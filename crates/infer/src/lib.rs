@@ -235,8 +235,9 @@ impl Separator {
     }
 
     /// [`process`](Self::process), and for every frame `t` also
-    /// - `log_prior[t] = Σ_j log p_j(μ_tj)` (of the posterior means, before the gains), the log-density of its sources under the
-    ///   learned priors (in nats, normalised units): low for frames unlike the training data;
+    /// - `log_prior[t] = Σ_j log p_j(μ_tj)`, the log-density of its posterior means (before
+    ///   the gains) under the learned priors (in nats, normalised units): low for frames
+    ///   unlike the training data;
     /// - `reconstruction_error[t] = ‖ẑ_t − z_t‖² / m`, the mean squared error of the
     ///   decoder's reconstruction `ẑ_t` of the standardised frame `z_t` (centred, scaled to
     ///   unit variance per channel; with whitening, `ẑ_t = U Λ^{1/2} g(μ_t)` maps the

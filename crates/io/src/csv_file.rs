@@ -89,8 +89,8 @@ impl CsvBlockReader {
             return Err(Error::Empty { path: path.to_path_buf() });
         }
         let decimal_comma = delimiter != b',';
-        let is_header =
-            first.iter().all(|c| parse_number(c, decimal_comma).is_none()) && first.iter().any(|c| !c.is_empty());
+        let is_header = first.iter().all(|c| parse_number::<f32>(c, decimal_comma).is_none())
+            && first.iter().any(|c| !c.is_empty());
         let width = first.len();
         let trailing_empty = width > 1 && first.get(width - 1) == Some("");
         let selectable = if trailing_empty { width - 1 } else { width };
@@ -166,7 +166,7 @@ impl CsvBlockReader {
             self.pending.push_back(record);
         }
         let stamps: Option<Vec<f64>> =
-            self.pending.iter().map(|r| r.get(0).and_then(|c| parse_stamp(c, self.decimal_comma))).collect();
+            self.pending.iter().map(|r| r.get(0).and_then(|c| parse_number::<f64>(c, self.decimal_comma))).collect();
         let Some(stamps) = stamps else { return Ok(None) };
         let mut steps: Vec<f64> = stamps.windows(2).map(|w| w[1] - w[0]).collect();
         if steps.is_empty() || steps.iter().any(|d| !(d.is_finite() && *d > 0.0)) {
@@ -272,25 +272,17 @@ pub fn time_unit_s(name: &str) -> Option<f64> {
     named.then(|| words.find_map(unit).unwrap_or(1.0))
 }
 
-/// A time stamp in `f64` (epoch seconds need more digits than `f32` keeps).
-fn parse_stamp(cell: &str, decimal_comma: bool) -> Option<f64> {
-    match cell.parse::<f64>() {
-        Ok(v) => Some(v),
-        Err(_) if decimal_comma && cell.contains(',') => cell.replacen(',', ".", 1).parse::<f64>().ok(),
-        Err(_) => None,
-    }
-}
-
 /// A finite number, or `None`; with `decimal_comma`, `0,25` reads as 0.25.
 fn parse_cell(cell: &str, decimal_comma: bool) -> Option<f32> {
-    parse_number(cell, decimal_comma).filter(|v| v.is_finite())
+    parse_number::<f32>(cell, decimal_comma).filter(|v| v.is_finite())
 }
 
-/// Any number `f32` reads, NaN and infinities included.
-fn parse_number(cell: &str, decimal_comma: bool) -> Option<f32> {
-    match cell.parse::<f32>() {
+/// Any number `T` reads (`f32` for samples, `f64` for time stamps, whose epoch seconds
+/// need more digits), NaN and infinities included.
+fn parse_number<T: std::str::FromStr>(cell: &str, decimal_comma: bool) -> Option<T> {
+    match cell.parse::<T>() {
         Ok(v) => Some(v),
-        Err(_) if decimal_comma && cell.contains(',') => cell.replacen(',', ".", 1).parse::<f32>().ok(),
+        Err(_) if decimal_comma && cell.contains(',') => cell.replacen(',', ".", 1).parse::<T>().ok(),
         Err(_) => None,
     }
 }

@@ -13,7 +13,7 @@ use unmix_core::Recording;
 use unmix_dsp::count::{SourceCount as CountEstimate, estimate_sources};
 use unmix_dsp::gmm::fit_1d;
 use unmix_dsp::ica::{FastIcaConfig, fast_ica};
-use unmix_dsp::linalg::{Matrix, symmetric_eigen};
+use unmix_dsp::linalg::{Matrix, symmetric_pseudo_inverse};
 use unmix_dsp::metrics::{hungarian_min_cost, pearson};
 use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_format::{GmmParams, ModelFile, ModelHeader, ScoreBaseline};
@@ -393,21 +393,9 @@ fn source_gains(file: &ModelFile, segment: &Recording) -> Result<Vec<f32>> {
     let cross = |rows: &[Vec<f64>]| {
         Matrix::from_rows(&rows.iter().map(|r| mu.iter().map(|c| dot(r, c)).collect()).collect::<Vec<_>>())
     };
-    let c_mu = cross(&mu);
-    // C_μμ⁻¹ through its eigendecomposition; a direction with (next to) no variance — a
-    // silent latent — is left out rather than blown up.
-    let eigen = symmetric_eigen(&c_mu);
-    let floor = eigen.values.iter().fold(0.0f64, |a, &b| a.max(b)) * 1e-12;
-    let mut inverse = Matrix::zeros(n, n);
-    for (k, &lambda) in eigen.values.iter().enumerate() {
-        if lambda > floor {
-            for j in 0..n {
-                for l in 0..n {
-                    inverse.data[j * n + l] += eigen.vectors.data[j * n + k] * eigen.vectors.data[l * n + k] / lambda;
-                }
-            }
-        }
-    }
+    // C_μμ⁻¹; a direction with (next to) no variance — a silent latent — is left out
+    // rather than blown up.
+    let inverse = symmetric_pseudo_inverse(&cross(&mu), 1e-12);
     let images = cross(&x).matmul(&inverse);
     Ok((0..n)
         .map(|j| {
