@@ -256,10 +256,150 @@ fn a_logger_piped_into_apply_is_monitored_as_it_writes() {
     let o = child.wait_with_output().unwrap();
     crate::util::assert_clean_failure(&o, "stdin", "has 2 channels, but the model was trained on 3");
     assert!(!dir.path().join("never.csv").exists());
+}
 
-    // `separate` cannot read a pipe twice, and says so.
-    let o = unmix(&["separate", "-", "-n", "3", "-o", dir.path().join("never").to_str().unwrap()]);
-    assert!(!o.status.success() && stderr(&o).contains("save the stream to a file first"), "{}", stderr(&o));
+/// Starts `unmix` with `args` reading a pipe the test writes.
+fn unmix_on_a_pipe(args: &[&str]) -> (std::process::Child, std::process::ChildStdin) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
+/// Waits up to a minute for `ready`.
+fn wait_for(ready: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ready()
+}
+
+/// A logger piped into `separate -`: it trains on the stream's head as it arrives, writes
+/// the model at once, separates and scores the rest as it comes (alerts at once), and
+/// ends with what `separate` gives on the same rows as a file; Ctrl-C after the model
+/// ends the stream with every output complete, before it leaves nothing.
+#[test]
+fn a_logger_piped_into_separate_trains_on_its_head_then_separates_as_it_writes() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let logged = dir.path().join("logger.csv");
+    let names = ["x".to_string(), "y".to_string(), "z".to_string()];
+    unmix_io::write_csv(&logged, &swapped_sensors(), &names).unwrap();
+    let text = std::fs::read_to_string(&logged).unwrap();
+    let half = text.match_indices('\n').nth(8000).unwrap().0 + 1; // the header and 8000 rows
+    #[rustfmt::skip]
+    let options = [
+        "-n", "3", "--csv-rate", "8000", "--train-samples", "8000", "--epochs", "40", "--no-plots",
+        "--scores", "--window-s", "0.25",
+    ];
+    let file_out = dir.path().join("file");
+    let o = unmix(&[&["separate", logged.to_str().unwrap(), "-o", file_out.to_str().unwrap()], &options[..]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let piped = dir.path().join("piped");
+    let (child, mut stdin) =
+        unmix_on_a_pipe(&[&["separate", "-", "-o", piped.to_str().unwrap()], &options[..]].concat());
+    stdin.write_all(&text.as_bytes()[..half]).unwrap();
+    stdin.flush().unwrap();
+    // While the logger is still writing: the model is there, and the head's four windows.
+    let score_rows = |dir: &std::path::Path| {
+        std::fs::read_to_string(dir.join("scores.csv")).map_or(0, |t| t.lines().count().saturating_sub(1))
+    };
+    assert!(wait_for(|| score_rows(&piped) == 4), "the head's windows, before the input ends");
+    let model = piped.join("model.unmix");
+    assert!(unmix_format::ModelFile::load(&model).is_ok(), "the model is complete once it is there");
+    let mut visible: Vec<String> = files_in(&piped).into_iter().filter(|f| !f.starts_with('.')).collect();
+    visible.sort();
+    assert_eq!(visible, ["model.unmix", "scores.csv", "sources.csv"], "the WAV and report come at the end");
+    stdin.write_all(&text.as_bytes()[half..]).unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("stdin: training on its first 8000 frames (1 second at 8000 Hz"), "{err}");
+    let alerts: Vec<&str> = err.lines().filter(|l| l.starts_with("alert: window at ")).collect();
+    assert_eq!(alerts.len(), 4, "the swapped second, window by window as it closes: {err}");
+    // The same as separating the file: the same segment, model and stream.
+    for name in ["sources.wav", "sources.csv", "scores.csv"] {
+        assert_eq!(std::fs::read(piped.join(name)).unwrap(), std::fs::read(file_out.join(name)).unwrap(), "{name}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(piped.join("report.json")).unwrap()).unwrap();
+    assert_eq!((report["input"].as_str(), report["frames"].as_u64()), (Some("stdin"), Some(16_000)));
+
+    // Ctrl-C once the model is written ends the stream there, every output complete.
+    let stopped = dir.path().join("stopped");
+    let (child, mut stdin) =
+        unmix_on_a_pipe(&[&["separate", "-", "-o", stopped.to_str().unwrap()], &options[..]].concat());
+    stdin.write_all(&text.as_bytes()[..half]).unwrap();
+    stdin.flush().unwrap();
+    assert!(wait_for(|| score_rows(&stopped) == 4));
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap(); // the logger is still open
+    drop(stdin);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("separated 8000 frames of 3 channels into 3 sources") && out.contains("(stopped by Ctrl-C)"));
+    let wav = read(&stopped.join("sources.wav"));
+    assert_eq!(wav.interleaved(), &read(&file_out.join("sources.wav")).interleaved()[..8000 * 3]);
+    let sorted = |dir: &std::path::Path| {
+        let mut files = files_in(dir);
+        files.sort();
+        files
+    };
+    assert_eq!(sorted(&stopped), sorted(&file_out), "every output, as for the whole file");
+
+    // A bad row ends the stream there: the rows before it are all in the outputs, which
+    // are complete, and the run still fails, naming the row.
+    let bad = dir.path().join("bad");
+    let (child, mut stdin) = unmix_on_a_pipe(&[&["separate", "-", "-o", bad.to_str().unwrap()], &options[..]].concat());
+    let row = text.match_indices('\n').nth(12_000).unwrap().0 + 1; // the header and 12 000 rows
+    let broken = format!("{}0.5,x,0.25\n{}", &text[..row], &text[row..]);
+    let _ = stdin.write_all(broken.as_bytes()); // the rows after the bad one may meet a closed pipe
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("error: stdin: line 12002, column 2: 'x' is not a finite number (the stream ended there: the 12000 frames before it were separated"),
+        "{err}"
+    );
+    assert_eq!(
+        read(&bad.join("sources.wav")).interleaved(),
+        &read(&file_out.join("sources.wav")).interleaved()[..12_000 * 3]
+    );
+    assert_eq!(sorted(&bad), sorted(&file_out));
+
+    // Ctrl-C while the training segment arrives: nothing is written, not even the directory.
+    let early = dir.path().join("early");
+    let (child, mut stdin) =
+        unmix_on_a_pipe(&[&["separate", "-", "-o", early.to_str().unwrap()], &options[..]].concat());
+    let tenth = text.match_indices('\n').nth(800).unwrap().0 + 1;
+    stdin.write_all(&text.as_bytes()[..tenth]).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    // The next rows let the blocked read return and see the request.
+    let _ = stdin.write_all(&text.as_bytes()[tenth..half]);
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interrupted (Ctrl-C): nothing was written"), "{}", stderr(&o));
+    assert!(!early.exists());
+
+    // Existing results are refused before the wait for the segment, not after it.
+    let (child, stdin) = unmix_on_a_pipe(&[&["separate", "-", "-o", piped.to_str().unwrap()], &options[..]].concat());
+    let o = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert!(!o.status.success() && stderr(&o).contains("already holds results"), "{}", stderr(&o));
 }
 
 #[test]

@@ -13,7 +13,7 @@ use unmix_io::{
     BlockReader, ChannelSelection, Clipping, CsvStreamWriter, WavFormat, WavStreamWriter, input_name, is_csv, is_stdin,
 };
 use unmix_monitor::{AlertTap, ScoresSummary, WindowMonitor, WindowShares, WindowSpec, score_columns};
-use unmix_stream::{Pipeline, PipelineConfig, PipelineReport, TeeSink};
+use unmix_stream::{EndAtError, Pipeline, PipelineConfig, PipelineReport, Prepended, TeeSink};
 
 /// Arguments of `unmix apply`.
 #[derive(Args, Debug)]
@@ -23,7 +23,8 @@ pub struct ApplyArgs {
     /// Input recording (WAV or CSV) with the model's channel count; `-` reads CSV rows
     /// from the standard input as a logger writes them (CSV outputs are then flushed as
     /// they grow and windows above `--alert-share` print an alert at once; Ctrl-C ends the
-    /// stream there, a WAV output completed as when the input ends).
+    /// stream there, a WAV output completed as when the input ends; so does a bad row,
+    /// which the command then fails on, naming it).
     input: PathBuf,
     /// Output file: `.csv` for CSV, anything else a WAV (see --wav-format).
     #[arg(short, long)]
@@ -276,7 +277,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         model.header.sources,
         seconds / wall.max(1e-9),
         args.output.display(),
-        if applied.stopped { " (stopped by Ctrl-C)" } else { "" }
+        ending(&applied)
     );
     if let Some(monitoring) = &monitoring {
         println!("monitoring: {} → {}", monitoring.summary(model.header.sources)?, monitoring.path.display());
@@ -293,7 +294,19 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
         print!("{}", stats_table(report));
     }
-    Ok(())
+    match applied.input_error {
+        Some(e) => bail!(e),
+        None => Ok(()),
+    }
+}
+
+/// How a stream ended before its input did, for the summary line.
+pub fn ending(applied: &Applied) -> &'static str {
+    match (applied.stopped, &applied.input_error) {
+        (_, Some(_)) => " (ended by an input error)",
+        (true, None) => " (stopped by Ctrl-C)",
+        (false, None) => "",
+    }
 }
 
 /// What applying a model to a file did.
@@ -306,6 +319,9 @@ pub struct Applied {
     pub stopped: bool,
     /// The input's sample rate (a CSV's is `--csv-rate`, not the model's).
     pub sample_rate_hz: u32,
+    /// The error that ended a stream (`-`) before its input did: the command's outputs
+    /// are complete up to it, and it fails with this once they are written.
+    pub input_error: Option<String>,
 }
 
 /// Per-stage and per-ring statistics as a terminal table.
@@ -389,18 +405,42 @@ pub fn apply_file(
     progress: bool,
     monitoring: Option<&Monitoring>,
 ) -> Result<Applied> {
+    let reader = picked.open(input, Some(model.header.sample_rate_hz), !progress)?;
+    check_channels(model, input, &reader)?;
+    apply_reader(model, input, reader, Vec::new(), outputs, progress, monitoring)
+}
+
+/// [`apply_file`] on `input` already open as `reader`, whose first frames were read into
+/// `head` (a stream's training segment): the head is separated first, then the rest.
+pub fn apply_reader(
+    model: &ModelFile,
+    input: &Path,
+    reader: BlockReader,
+    head: Vec<f32>,
+    outputs: &[Output<'_>],
+    progress: bool,
+    monitoring: Option<&Monitoring>,
+) -> Result<Applied> {
     // Ctrl-C ends a stream where it is, its outputs complete; it abandons a file, leaving
     // no output (the writers' temporary files are removed).
     crate::interrupt::watch()?;
     let n = model.header.sources;
-    let reader = picked.open(input, Some(model.header.sample_rate_hz), !progress)?;
-    check_channels(model, input, &reader)?;
-    let (total, rate) = (reader.frames_total(), reader.sample_rate_hz());
-    let source: Box<dyn Source> = Box::new(reader);
+    let rate = reader.sample_rate_hz();
+    let source: Box<dyn Source> =
+        if head.is_empty() { Box::new(reader) } else { Box::new(Prepended::new(head, reader)) };
+    let total = source.frames_total();
     // A stream piped in (`-`) may never end: its CSV outputs are logs a reader can follow,
     // its alerts are printed as they come, and it is read in blocks of 50 ms so that a
-    // slow logger's rows are separated as they arrive.
+    // slow logger's rows are separated as they arrive. A bad row ends it there, every row
+    // before it separated and every output completed (hours of a logger are not thrown
+    // away for one bad row); the error is still the command's.
     let streaming = is_stdin(input);
+    let (source, input_error) = if streaming {
+        let (source, error) = EndAtError::new(source);
+        (Box::new(source) as Box<dyn Source>, Some(error))
+    } else {
+        (source, None)
+    };
     let csv_writer = |path: &Path, names: &[String]| {
         if streaming { CsvStreamWriter::create_log(path, names) } else { CsvStreamWriter::create(path, names) }
     };
@@ -465,5 +505,9 @@ pub fn apply_file(
     for (path, clipped) in clipping.iter().filter(|(_, c)| c.samples() > 0) {
         eprintln!("{}", clip_warning(path, clipped.samples(), clipped.peak()));
     }
-    Ok(Applied { frames: report.frames_out as usize, pipeline: Some(report), stopped, sample_rate_hz: rate })
+    let frames = report.frames_out as usize;
+    let input_error = input_error.and_then(|e| e.get()).map(|e| {
+        format!("{e} (the stream ended there: the {frames} frames before it were separated, the outputs completed)")
+    });
+    Ok(Applied { frames, pipeline: Some(report), stopped, sample_rate_hz: rate, input_error })
 }

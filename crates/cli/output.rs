@@ -13,6 +13,9 @@ pub struct Staging {
     /// `None` once committed.
     staging: Option<tempfile::TempDir>,
     files: Vec<String>,
+    /// Files of `files` already in the output directory itself (published, or written in
+    /// place): kept whatever happens to the rest of the run.
+    in_dir: Vec<String>,
     /// Whether `dir` did not exist before: an uncommitted run removes it again.
     created_dir: bool,
 }
@@ -21,18 +24,10 @@ impl Staging {
     /// Prepares `dir` (created if missing). Refuses when any of `names` already exists
     /// there, unless `force`.
     pub fn new(dir: &Path, names: &[&str], force: bool) -> Result<Self> {
-        if dir.exists() && !dir.is_dir() {
-            bail!("{}: is a file, not a directory; the output (-o) must be a directory", dir.display());
-        }
+        Self::refuse_existing(dir, names, force)?;
         let created_dir = !dir.exists();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create the output directory", dir.display()))?;
-        if !force {
-            let existing: Vec<&str> = names.iter().copied().filter(|n| dir.join(n).exists()).collect();
-            if !existing.is_empty() {
-                bail!("{}: already holds results ({}); pass --force to overwrite", dir.display(), existing.join(", "));
-            }
-        }
         let staging = tempfile::Builder::new()
             .prefix(".unmix-staging-")
             .tempdir_in(dir)
@@ -46,7 +41,22 @@ impl Staging {
                 return Err(e);
             }
         };
-        Ok(Self { dir: dir.to_path_buf(), staging: Some(staging), files: Vec::new(), created_dir })
+        Ok(Self { dir: dir.to_path_buf(), staging: Some(staging), files: Vec::new(), in_dir: Vec::new(), created_dir })
+    }
+
+    /// What [`new`](Self::new) refuses, checked without touching the disk: before a wait
+    /// (a stream's training segment) that should not end in a refusal.
+    pub fn refuse_existing(dir: &Path, names: &[&str], force: bool) -> Result<()> {
+        if dir.exists() && !dir.is_dir() {
+            bail!("{}: is a file, not a directory; the output (-o) must be a directory", dir.display());
+        }
+        if !force {
+            let existing: Vec<&str> = names.iter().copied().filter(|n| dir.join(n).exists()).collect();
+            if !existing.is_empty() {
+                bail!("{}: already holds results ({}); pass --force to overwrite", dir.display(), existing.join(", "));
+            }
+        }
+        Ok(())
     }
 
     fn staging_dir(&self) -> &Path {
@@ -61,15 +71,38 @@ impl Staging {
         self.staging_dir().join(name)
     }
 
+    /// Moves staged file `name`, complete, into the output directory now rather than at
+    /// [`commit`](Self::commit): a stream's model, usable while the stream it was trained
+    /// on is still being separated, and kept if that stream fails later.
+    pub fn publish(&mut self, name: &str) -> Result<PathBuf> {
+        let (from, to) = (self.path(name), self.dir.join(name));
+        std::fs::rename(&from, &to).with_context(|| format!("{}: cannot move result into place", to.display()))?;
+        self.in_dir.push(name.to_string());
+        Ok(to)
+    }
+
+    /// Output file `name` in the output directory itself, for a log written in place that
+    /// others read while it grows (each row complete once written); listed by
+    /// [`commit`](Self::commit) and kept if the run fails later.
+    pub fn in_place(&mut self, name: &str) -> PathBuf {
+        self.path(name);
+        self.in_dir.push(name.to_string());
+        self.dir.join(name)
+    }
+
     /// Moves every staged file into the output directory.
     pub fn commit(mut self) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
         for name in &self.files {
+            let to = self.dir.join(name);
+            if self.in_dir.contains(name) {
+                out.extend(to.exists().then_some(to));
+                continue;
+            }
             let from = self.staging_dir().join(name);
             if !from.exists() {
                 continue;
             }
-            let to = self.dir.join(name);
             std::fs::rename(&from, &to).with_context(|| format!("{}: cannot move result into place", to.display()))?;
             out.push(to);
         }

@@ -102,3 +102,12 @@ pub fn frames_bar(frames: u64, sample_rate_hz: u32) -> ProgressBar {
     }
     bar
 }
+
+/// Frames of a stream's training segment arriving, with the time left at its pace.
+pub fn segment_bar(frames: u64) -> ProgressBar {
+    let bar = ProgressBar::new(frames);
+    if let Ok(style) = ProgressStyle::with_template("  segment {bar:30} {pos}/{len} frames  [{elapsed}, {eta} left]") {
+        bar.set_style(style);
+    }
+    bar
+}

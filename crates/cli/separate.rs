@@ -9,13 +9,13 @@ use clap::{Args, ValueEnum};
 use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
-use unmix_io::{BlockReader, ChannelSelection, is_csv, is_stdin};
+use unmix_io::{BlockReader, ChannelSelection, input_name, is_csv, is_stdin};
 use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig};
 use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, SeparateConfig, SourceCount,
 };
 
-use crate::apply::{InputArgs, Output, WavFormatArg, WindowArgs, apply_file};
+use crate::apply::{InputArgs, Output, WavFormatArg, WindowArgs, apply_file, apply_reader};
 use crate::output::Staging;
 use crate::progress::TrainingBar;
 use crate::{plot, score};
@@ -37,7 +37,14 @@ pub enum ActivationArg {
 #[derive(Args, Debug, Clone)]
 pub struct SeparateArgs {
     /// Input recording: WAV (8/16/24/32-bit integer or float, any rate) or CSV (numeric
-    /// columns, optional header); see --channels to use only some channels.
+    /// columns, optional header); see --channels to use only some channels. `-` reads CSV
+    /// rows from the standard input as a logger writes them: training waits for the
+    /// training segment (the first --train-seconds, --train-samples or
+    /// --max-train-samples), model.unmix is written as soon as it is trained, and the
+    /// rest of the stream is separated as it arrives (sources.csv and scores.csv are then
+    /// logs flushed as they grow, alerts print at once); Ctrl-C before the model is
+    /// written stops with nothing written, after it ends the stream there with every
+    /// output complete (as a bad row does, which the command then fails on).
     pub input: PathBuf,
     /// Number of sources to separate (at most the number of channels), or `auto` to
     /// estimate it (MDL on the channels' eigenvalues, then pruning of latents that carry
@@ -249,11 +256,12 @@ const OUTPUTS: [&str; 9] = [
 pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let started = Instant::now();
     let input = &args.input;
-    if is_stdin(input) {
-        bail!(
-            "separate reads its input twice (to train, then to separate), which a pipe cannot give: \
-             save the stream to a file first, or separate it with a model: `unmix apply MODEL -`"
-        );
+    // A stream cannot be read twice: its head is kept for the separation, which then goes
+    // on with the rest of it.
+    let streaming = is_stdin(input);
+    if streaming {
+        // Refused now rather than after the wait for the training segment.
+        Staging::refuse_existing(&args.output, &OUTPUTS, args.force)?;
     }
     // 1. The training segment: the head of the input. The configuration needs the sample
     // rate (for --train-seconds), so it is made once the header is known.
@@ -268,20 +276,27 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // Ctrl-C stops training at its next epoch, or the separation where it is, and the job
     // then ends leaving nothing in the output directory.
     config.cancel = Some(crate::interrupt::watch()?);
-    let mut head = Vec::new();
-    reader.read_block(&mut head, config.max_train_frames)?;
+    let head = if streaming {
+        read_stream_head(&mut reader, config.max_train_frames, args.quiet)?
+    } else {
+        let mut head = Vec::new();
+        reader.read_block(&mut head, config.max_train_frames)?;
+        head
+    };
     let segment = Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), head)?;
     // A CSV's length shows only at its end, and a bad cell anywhere should stop the run
-    // before minutes of training: it is read through once now, a block at a time.
+    // before minutes of training: it is read through once now, a block at a time. A
+    // stream's length shows when it ends.
     let total_frames = match reader.frames_total() {
-        Some(total) => total,
+        Some(total) => Some(total),
+        None if streaming => None,
         None => {
             let (mut frames, mut block) = (segment.frames(), Vec::new());
             loop {
                 crate::interrupt::check()?;
                 let got = reader.read_block(&mut block, 1 << 16)?;
                 if got == 0 {
-                    break frames;
+                    break Some(frames);
                 }
                 frames += got;
             }
@@ -289,7 +304,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     };
     // Errors about a channel name it as the file numbers it.
     let file_channels: Vec<usize> = (0..reader.channels()).map(|k| reader.file_channel(k)).collect();
-    drop(reader);
+    let stream_rest = if streaming { Some(reader) } else { None };
     if let SourceCount::Fixed(n) = args.sources
         && segment.channels() < n
     {
@@ -301,7 +316,9 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     }
     let mut out = Staging::new(&args.output, &OUTPUTS, args.force)?;
     // Monitoring settings are checked now, not after minutes of training.
-    let monitoring = args.scores.then(|| args.windows.to(out.path("scores.csv"))).transpose()?;
+    // A stream's CSV outputs are logs in the output directory itself, as `apply -` writes.
+    let csv_output = |out: &mut Staging, name: &str| if streaming { out.in_place(name) } else { out.path(name) };
+    let monitoring = args.scores.then(|| args.windows.to(csv_output(&mut out, "scores.csv"))).transpose()?;
     if let Some(monitoring) = &monitoring {
         monitoring.spec(segment.sample_rate_hz())?;
     }
@@ -334,21 +351,40 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let train_s = train_started.elapsed().as_secs_f64();
     report_fit(&fitted, args.quiet);
     let (model, history) = (&fitted.model, &fitted.history);
+    model.save(&out.path("model.unmix"))?;
+    if streaming {
+        let path = out.publish("model.unmix")?;
+        if !args.quiet {
+            eprintln!(
+                "{}: model written → {}; separating the stream as it arrives (Ctrl-C ends it, outputs complete)",
+                input_name(input),
+                path.display()
+            );
+        }
+    }
 
     // 3. Separation of the whole input, streamed.
     let apply_started = Instant::now();
     let sources_path = out.path("sources.wav");
     // CSV input also gets its sources as CSV, from the same pass.
-    let csv_path = is_csv(input).then(|| out.path("sources.csv"));
+    let csv_path = (is_csv(input) || streaming).then(|| csv_output(&mut out, "sources.csv"));
     let outputs: Vec<Output<'_>> = std::iter::once(sources_path.as_path())
         .chain(csv_path.as_deref())
         .map(|path| Output { path, wav_format: args.wav_format.into() })
         .collect();
     // The same columns at the same rate as the training segment, decided (and said) once.
-    let same_input = InputArgs { channels: picked.clone(), csv_rate: Some(segment.sample_rate_hz()) };
-    let applied = apply_file(model, input, &outputs, &same_input, !args.quiet, monitoring.as_ref())?;
+    let applied = match stream_rest {
+        Some(rest) => {
+            let head = segment.interleaved().to_vec();
+            apply_reader(model, input, rest, head, &outputs, !args.quiet, monitoring.as_ref())?
+        }
+        None => {
+            let same_input = InputArgs { channels: picked.clone(), csv_rate: Some(segment.sample_rate_hz()) };
+            apply_file(model, input, &outputs, &same_input, !args.quiet, monitoring.as_ref())?
+        }
+    };
+    let total_frames = total_frames.unwrap_or(applied.frames);
     let apply_s = apply_started.elapsed().as_secs_f64();
-    model.save(&out.path("model.unmix"))?;
     let monitoring_summary = monitoring.as_ref().map(|m| m.summary(model.header.sources)).transpose()?;
 
     // 4. Scores against the truth, on the whole input.
@@ -384,7 +420,8 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
 
     // 6. Report.
     let report = serde_json::json!({
-        "input": input.display().to_string(),
+        "input": input_name(input),
+        "stopped_by_ctrl_c": applied.stopped,
         "frames": total_frames,
         "channels": model.header.channels,
         "picked_channels": model.header.picked_channels,
@@ -422,13 +459,21 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let report_path = out.path("report.json");
     std::fs::write(&report_path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("{}: cannot write", report_path.display()))?;
-    crate::interrupt::check()?;
+    if !streaming {
+        // A file's run stopped now leaves nothing; a stream's Ctrl-C has ended its input.
+        crate::interrupt::check()?;
+    }
     let written = out.commit()?;
 
     if !args.quiet {
         println!(
-            "separated {total_frames} frames of {} channels into {} sources (trained on {} frames, {} epochs, {:.1} s)",
-            model.header.channels, model.header.sources, history.summary.frames, history.summary.epochs, train_s
+            "separated {total_frames} frames of {} channels into {} sources (trained on {} frames, {} epochs, {:.1} s){}",
+            model.header.channels,
+            model.header.sources,
+            history.summary.frames,
+            history.summary.epochs,
+            train_s,
+            crate::apply::ending(&applied)
         );
         if let Some(s) = &score {
             print!("{}", score::table(s));
@@ -446,7 +491,41 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
         print!("{}", crate::apply::stats_table(report));
     }
+    if let Some(e) = applied.input_error {
+        bail!(e);
+    }
     Ok(Outcome { score })
+}
+
+/// Reads a stream's training segment as its rows arrive, a block of 50 ms at a time so
+/// that Ctrl-C is seen between blocks, and says what it is waiting for: at a logger's
+/// rate the default segment can take minutes.
+fn read_stream_head(reader: &mut BlockReader, frames: usize, quiet: bool) -> Result<Vec<f32>> {
+    let (rate, channels) = (reader.sample_rate_hz(), reader.channels());
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let seconds = frames as f64 / f64::from(rate.max(1));
+        eprintln!(
+            "{}: training on its first {frames} frames ({} at {rate} Hz; --train-seconds sets it), then separating the rest as it arrives",
+            unmix_io::STDIN_NAME,
+            indicatif::HumanDuration(std::time::Duration::from_secs_f64(seconds))
+        );
+        crate::progress::segment_bar(frames as u64)
+    };
+    let block = (rate as usize / 20).clamp(1, 4096);
+    let (mut head, mut rows) = (Vec::with_capacity(frames.min(1 << 16) * channels), Vec::new());
+    while head.len() < frames * channels {
+        crate::interrupt::check()?;
+        let got = reader.read_block(&mut rows, block.min(frames - head.len() / channels))?;
+        if got == 0 {
+            break; // the stream ended first: it is all there is to train on
+        }
+        head.extend_from_slice(&rows);
+        bar.set_position((head.len() / channels) as u64);
+    }
+    bar.finish_and_clear();
+    Ok(head)
 }
 
 /// Says how training ended — the source count, the restarts and the chosen run's

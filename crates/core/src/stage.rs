@@ -17,6 +17,22 @@ pub trait Source: Send {
     fn read(&mut self, out: &mut Vec<f32>, max_frames: usize) -> Result<usize, BoxError>;
 }
 
+/// A boxed source is a source, so sources wrap sources whatever they are.
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn channels(&self) -> usize {
+        (**self).channels()
+    }
+    fn sample_rate_hz(&self) -> u32 {
+        (**self).sample_rate_hz()
+    }
+    fn frames_total(&self) -> Option<usize> {
+        (**self).frames_total()
+    }
+    fn read(&mut self, out: &mut Vec<f32>, max_frames: usize) -> Result<usize, BoxError> {
+        (**self).read(out, max_frames)
+    }
+}
+
 /// Turns frames of `input_channels` into frames of `output_channels`, frame for frame.
 pub trait Processor: Send {
     /// Channels per input frame.

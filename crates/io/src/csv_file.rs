@@ -26,6 +26,8 @@ pub struct CsvBlockReader {
     record: csv::StringRecord,
     /// Data rows read ahead (looking for a header, measuring the time step), in order.
     pending: std::collections::VecDeque<csv::StringRecord>,
+    /// A bad row met after good ones in the same block: reported by the next read.
+    deferred_error: Option<Error>,
     /// The leading time-stamp column, if the header names one: its name, its unit in
     /// seconds, and whether it was left out (no columns picked).
     time_column: Option<(String, f64, bool)>,
@@ -112,6 +114,7 @@ impl CsvBlockReader {
             reader,
             record: csv::StringRecord::new(),
             pending: if is_header { Default::default() } else { [first].into() },
+            deferred_error: None,
             time_column,
             width,
             selected,
@@ -178,54 +181,75 @@ impl CsvBlockReader {
 
     /// Reads up to `max_frames` rows into `out` (cleared first); returns the frames read,
     /// 0 at the end.
+    /// The rows before a bad one are returned first; the error comes with the next call, so
+    /// that a stream can keep everything up to it.
     pub fn read_block(&mut self, out: &mut Vec<f32>, max_frames: usize) -> Result<usize> {
         out.clear();
+        if let Some(e) = self.deferred_error.take() {
+            return Err(e);
+        }
         let mut frames = 0;
         while frames < max_frames {
-            let record = match self.pending.pop_front() {
-                Some(r) => r,
-                None => {
-                    let more = self
-                        .reader
-                        .read_record(&mut self.record)
-                        .map_err(|e| Error::Csv { path: self.path.clone(), detail: e.to_string() })?;
-                    if !more {
-                        break;
+            match self.read_row(out) {
+                Ok(true) => frames += 1,
+                Ok(false) => break,
+                Err(e) => {
+                    out.truncate(frames * self.selected.len());
+                    if frames == 0 {
+                        return Err(e);
                     }
-                    std::mem::take(&mut self.record)
-                }
-            };
-            let line = record.position().map_or(0, csv::Position::line);
-            if record.len() != self.width {
-                return Err(Error::CsvWidth { path: self.path.clone(), line, got: record.len(), expected: self.width });
-            }
-            if self.trailing_empty && record.get(self.width - 1) != Some("") {
-                return Err(Error::CsvCell {
-                    path: self.path.clone(),
-                    line,
-                    column: self.width,
-                    cell: record[self.width - 1].to_string(),
-                    expected: "empty, as in the first row",
-                });
-            }
-            for &c in &self.selected {
-                match parse_cell(&record[c], self.decimal_comma) {
-                    Some(v) => out.push(v),
-                    None => {
-                        return Err(Error::CsvCell {
-                            path: self.path.clone(),
-                            line,
-                            column: c + 1,
-                            cell: record[c].to_string(),
-                            expected: "a finite number",
-                        });
-                    }
+                    self.deferred_error = Some(e);
+                    break;
                 }
             }
-            self.record = record;
-            frames += 1;
         }
         Ok(frames)
+    }
+
+    /// Appends the next row's picked cells to `out`; `false` at the end of the input.
+    fn read_row(&mut self, out: &mut Vec<f32>) -> Result<bool> {
+        let record = match self.pending.pop_front() {
+            Some(r) => r,
+            None => {
+                let more = self
+                    .reader
+                    .read_record(&mut self.record)
+                    .map_err(|e| Error::Csv { path: self.path.clone(), detail: e.to_string() })?;
+                if !more {
+                    return Ok(false);
+                }
+                std::mem::take(&mut self.record)
+            }
+        };
+        let line = record.position().map_or(0, csv::Position::line);
+        if record.len() != self.width {
+            return Err(Error::CsvWidth { path: self.path.clone(), line, got: record.len(), expected: self.width });
+        }
+        if self.trailing_empty && record.get(self.width - 1) != Some("") {
+            return Err(Error::CsvCell {
+                path: self.path.clone(),
+                line,
+                column: self.width,
+                cell: record[self.width - 1].to_string(),
+                expected: "empty, as in the first row",
+            });
+        }
+        for &c in &self.selected {
+            match parse_cell(&record[c], self.decimal_comma) {
+                Some(v) => out.push(v),
+                None => {
+                    return Err(Error::CsvCell {
+                        path: self.path.clone(),
+                        line,
+                        column: c + 1,
+                        cell: record[c].to_string(),
+                        expected: "a finite number",
+                    });
+                }
+            }
+        }
+        self.record = record;
+        Ok(true)
     }
 }
 
@@ -483,10 +507,14 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(r.read_block(&mut out, 10).unwrap(), 2);
         assert_eq!(out, [1.5, 2.0, -3.0, 4.25]);
-        let bad = Box::new(std::io::Cursor::new(b"1,2\n3,x\n".to_vec()));
+        // The rows before a bad one come first (a stream keeps them), then the error.
+        let bad = Box::new(std::io::Cursor::new(b"1,2\n3,4\n5,x\n6,7\n".to_vec()));
         let mut r = CsvBlockReader::from_reader(Path::new("stdin"), bad, 1, &ChannelSelection::all()).unwrap();
+        assert_eq!(r.read_block(&mut out, 10).unwrap(), 2);
+        assert_eq!(out, [1.0, 2.0, 3.0, 4.0]);
         let err = r.read_block(&mut out, 10).unwrap_err().to_string();
-        assert_eq!(err, "stdin: line 2, column 2: 'x' is not a finite number");
+        assert_eq!(err, "stdin: line 3, column 2: 'x' is not a finite number");
+        assert!(out.is_empty(), "no half row");
     }
 
     /// A log shows each block of rows as soon as it is written, and keeps them when its

@@ -23,6 +23,7 @@
 mod framing;
 mod pipeline;
 mod ring;
+mod sources;
 mod stats;
 mod tee;
 
@@ -31,5 +32,6 @@ pub use pipeline::{
     BoxError, Control, Error, Pipeline, PipelineConfig, PipelineReport, Processor, Result, Sink, Source,
 };
 pub use ring::{FrameRing, Policy, RingCloser, RingReader, RingWriter};
+pub use sources::{EndAtError, EndingError, Prepended};
 pub use stats::{RingStats, StageStats, StatsSnapshot};
 pub use tee::TeeSink;
