@@ -1,7 +1,8 @@
 //! Throughput of the inference engine (`unmix-infer`) against burn's own forward pass on
 //! the same model and frames: m = n = 8, encoder 8 → 64 → 64 → 8, 10 240 flop per frame,
 //! blocks of 256 and 4096 frames, one thread; the engine with tanh, with ReLU, and with
-//! the per-frame monitoring scores (`process_scored`).
+//! the per-frame monitoring scores (`process_scored`), on the AMX tile unit where the
+//! processor has one, and with tanh on the AVX2+FMA kernel alone for comparison.
 //!
 //! Run: `cargo bench --bench inference` (criterion; throughput is in frames per second,
 //! one frame being one time sample of all 8 channels).
@@ -74,8 +75,16 @@ fn input(frames: usize) -> Vec<f32> {
 
 fn encoders(c: &mut Criterion) {
     let mut group = c.benchmark_group("encoder_m8_n8_h64x64");
-    for (name, activation) in [("unmix-infer/tanh", Activation::Tanh), ("unmix-infer/relu", Activation::Relu)] {
-        let mut separator = Separator::new(&model(CHANNELS, &HIDDEN, activation));
+    let kernel = Separator::new(&model(CHANNELS, &HIDDEN, Activation::Tanh)).kernel_name();
+    println!("unmix-infer kernel here: {kernel}");
+    type Build = fn(&unmix_format::ModelFile) -> Separator;
+    for (name, activation, build) in [
+        ("unmix-infer/tanh", Activation::Tanh, Separator::new as Build),
+        ("unmix-infer/relu", Activation::Relu, Separator::new),
+        // Where the AMX tile unit is used, the AVX2+FMA kernel alone, for comparison.
+        ("unmix-infer-without-amx/tanh", Activation::Tanh, Separator::without_amx),
+    ] {
+        let mut separator = build(&model(CHANNELS, &HIDDEN, activation));
         for frames in [256usize, 4096] {
             let input = input(frames);
             let mut output = vec![0.0f32; frames * CHANNELS];

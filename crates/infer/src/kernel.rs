@@ -10,6 +10,9 @@ use crate::PackedLayer;
 pub(crate) const LANES: usize = 16;
 /// Frames per register block.
 const ROWS: usize = 4;
+/// Narrowest layer input worth the tile unit: below it the tile product is mostly padding.
+#[cfg(target_arch = "x86_64")]
+const MIN_AMX_INPUTS: usize = 16;
 
 /// Largest absolute error of [`fast_tanh`] against `f64` tanh, measured over
 /// `[-10, 10]` in steps of 1e-4 (unit test `fast_tanh_error_is_as_stated`).
@@ -52,10 +55,23 @@ pub(crate) enum Kernel {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    /// Layers of 16 inputs or more on the AMX tile unit ([`crate::amx`]), narrower ones
+    /// (the first, from a few channels) with AVX2+FMA.
+    #[cfg(target_arch = "x86_64")]
+    Amx,
 }
 
 impl Kernel {
     pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if crate::amx::available() {
+            return Kernel::Amx;
+        }
+        Self::without_amx()
+    }
+
+    /// The best kernel that does not use the tile unit.
+    pub(crate) fn without_amx() -> Self {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             return Kernel::Avx2Fma;
@@ -68,11 +84,27 @@ impl Kernel {
             Kernel::Portable => "portable",
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma => "avx2+fma",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Amx => "amx-bf16 (f32 as 3 bf16 parts) + avx2+fma",
         }
     }
 
-    /// `output[f] = act(input[f] · W + b)` for `frames` rows of stride `stride`.
+    /// Whether a layer of `inputs` goes to the tile unit (and so needs
+    /// [`PackedLayer::amx`]).
+    pub(crate) fn uses_amx(self, inputs: usize) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernel::Amx {
+            return inputs >= MIN_AMX_INPUTS;
+        }
+        let _ = inputs;
+        false
+    }
+
+    /// `output[f] = act(input[f] · W + b)` for `frames` rows of stride `stride`. With the
+    /// tile unit, both buffers hold `frames` rounded up to 16 rows (rows past `frames` are
+    /// computed from whatever is there and never read) and `scratch` is the separator's.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn dense(
         self,
         input: &[f32],
@@ -81,6 +113,7 @@ impl Kernel {
         frames: usize,
         layer: &PackedLayer,
         activation: Option<Activation>,
+        scratch: &mut [u16],
     ) {
         match self {
             Kernel::Portable => dense_portable(input, output, stride, frames, layer, activation),
@@ -88,7 +121,48 @@ impl Kernel {
             // SAFETY: `Avx2Fma` is only chosen by `detect` after the processor reported both
             // features, so the instructions this function is compiled with exist.
             Kernel::Avx2Fma => unsafe { dense_avx2_fma(input, output, stride, frames, layer, activation) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Amx => {
+                // SAFETY: `Amx` is only chosen by `detect` after `amx::available`.
+                let tiles = unsafe { crate::amx::Tiles::load() };
+                dense_amx(&tiles, input, output, stride, frames, layer, false, activation, scratch);
+            }
         }
+    }
+}
+
+/// [`Kernel::dense`] of [`Kernel::Amx`] with the tiles already configured (a block's
+/// layers share one configuration); with `tanh_input` (tile-unit layers only) the input
+/// goes through `tanh` first, the previous layer's activation left to this one.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dense_amx(
+    tiles: &crate::amx::Tiles,
+    input: &[f32],
+    output: &mut [f32],
+    stride: usize,
+    frames: usize,
+    layer: &PackedLayer,
+    tanh_input: bool,
+    activation: Option<Activation>,
+    scratch: &mut [u16],
+) {
+    debug_assert!(!tanh_input || layer.amx.is_some());
+    match &layer.amx {
+        // SAFETY: the separator sizes its buffers to whole tiles of rows and `scratch` to
+        // its widest packed layer, and `stride` covers every layer's width.
+        Some(amx) => unsafe {
+            crate::amx::dense(tiles, input, output, stride, frames, layer.inputs, amx, scratch, tanh_input, activation)
+        },
+        // SAFETY: `amx::available` (which `tiles` proves) also checked AVX2, FMA and
+        // AVX-512F; the activation runs over the `frames` rows just written, `padded` ≤
+        // `stride` wide.
+        None => unsafe {
+            dense_avx2_fma(input, output, stride, frames, layer, None);
+            if let Some(activation) = activation {
+                crate::amx::activate_rows(output, stride, frames, layer.padded, activation);
+            }
+        },
     }
 }
 
@@ -240,19 +314,25 @@ mod kernel_tests {
     /// fill the register blocks, and widths that do and do not fill the lanes.
     #[test]
     fn kernels_agree_with_a_plain_computation() {
-        for (inputs, outputs, frames) in [(3, 3, 1), (8, 64, 13), (64, 64, 128), (5, 17, 6)] {
-            let l = layer(inputs, outputs);
-            let stride = l.padded.max(inputs);
-            let input: Vec<f32> = (0..frames * stride).map(|i| ((i * 31 % 97) as f32 / 48.0 - 1.0) * 1.5).collect();
+        for (inputs, outputs, frames) in
+            [(3, 3, 1), (8, 64, 13), (64, 64, 128), (5, 17, 6), (40, 20, 37), (96, 8, 16usize)]
+        {
+            let stride = layer(inputs, outputs).padded.max(inputs);
+            // Whole tiles of rows, as the separator's buffers are.
+            let rows = frames.next_multiple_of(16);
+            let input: Vec<f32> = (0..rows * stride).map(|i| ((i * 31 % 97) as f32 / 48.0 - 1.0) * 1.5).collect();
             for act in [None, Some(Activation::Tanh), Some(Activation::Relu)] {
                 let mut variants = vec![Kernel::Portable];
-                let detected = Kernel::detect();
-                if detected != Kernel::Portable {
-                    variants.push(detected);
+                for kernel in [Kernel::without_amx(), Kernel::detect()] {
+                    if !variants.contains(&kernel) {
+                        variants.push(kernel);
+                    }
                 }
                 for kernel in variants {
-                    let mut out = vec![0.0f32; frames * stride];
-                    kernel.dense(&input, &mut out, stride, frames, &l, act);
+                    let l = layer(inputs, outputs).for_kernel(kernel);
+                    let mut scratch = vec![0u16; l.scratch_len()];
+                    let mut out = vec![0.0f32; rows * stride];
+                    kernel.dense(&input, &mut out, stride, frames, &l, act, &mut scratch);
                     for f in 0..frames {
                         for o in 0..outputs {
                             let mut want = f64::from(l.bias[o]);

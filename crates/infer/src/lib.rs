@@ -3,7 +3,8 @@
 //! [`Separator`] folds the normalisation (centring, scaling, whitening) into the encoder's
 //! first layer and turns frames of `m` channels into the posterior means of `n` sources,
 //! a block of frames at a time, with a register-blocked dense kernel compiled for AVX2+FMA
-//! when the processor has it (chosen once, at construction) and a fast rational `tanh`.
+//! when the processor has it, or Intel's AMX tile unit at full `f32` accuracy where there
+//! is one (chosen once, at construction), and a fast rational `tanh`.
 //!
 //! [`Separator::process_scored`] also scores every frame for monitoring: its log-density
 //! under the learned per-source priors and how well the decoder reconstructs its
@@ -15,10 +16,15 @@
 //! [`Separator::process_scored`] allocate nothing, take no lock, make no system call and do
 //! not panic on data: a slice of the wrong length is reported as an [`Error`] value. Their
 //! cost is linear in the number of frames, so a block of `B` frames always takes about the
-//! same time.
+//! same time. With the tile unit, the system call that asks Linux for the tile state is
+//! made once per process, at construction; the first tile instruction of each thread then
+//! makes the kernel enlarge that thread's saved state once (a trap, like a first page
+//! fault), after which nothing more happens.
 
-#![allow(unsafe_code)] // confined to kernel.rs: the #[target_feature] call and its SIMD loads/stores, each with a SAFETY note
+#![allow(unsafe_code)] // confined to kernel.rs and amx.rs: #[target_feature] calls, SIMD loads/stores and the tile instructions, each with a SAFETY note
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod kernel;
 
 use unmix_dsp::Normaliser;
@@ -27,8 +33,11 @@ use unmix_format::{Activation, DenseLayer, ModelFile};
 pub use kernel::{TANH_MAX_ABS_ERROR, fast_tanh};
 
 /// Frames computed together: enough to amortise per-layer overhead, small enough that the
-/// working set (`BLOCK_FRAMES × widest layer`) stays in L1/L2.
+/// working set (`BLOCK_FRAMES × widest layer`) stays in L1/L2. A whole number of the tile
+/// unit's 16 rows, so its tiles never run past the buffers.
 pub const BLOCK_FRAMES: usize = 128;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(BLOCK_FRAMES.is_multiple_of(amx::TILE_ROWS));
 
 /// Why a block could not be processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +78,9 @@ struct PackedLayer {
     /// `[inputs][padded]`, zero in the padding.
     weight: Vec<f32>,
     bias: Vec<f32>,
+    /// The same laid out for the tile unit, when the kernel sends this layer there.
+    #[cfg(target_arch = "x86_64")]
+    amx: Option<amx::AmxLayer>,
 }
 
 impl PackedLayer {
@@ -84,7 +96,34 @@ impl PackedLayer {
         for o in 0..outputs {
             b[o] = bias[o] as f32;
         }
-        Self { inputs, padded, weight: w, bias: b }
+        Self {
+            inputs,
+            padded,
+            weight: w,
+            bias: b,
+            #[cfg(target_arch = "x86_64")]
+            amx: None,
+        }
+    }
+
+    /// This layer with what `kernel` needs to run it.
+    fn for_kernel(self, kernel: kernel::Kernel) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if kernel.uses_amx(self.inputs) {
+            let amx = Some(amx::AmxLayer::pack(&self));
+            return Self { amx, ..self };
+        }
+        let _ = kernel;
+        self
+    }
+
+    /// Scratch values the kernel needs for this layer.
+    fn scratch_len(&self) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(amx) = &self.amx {
+            return amx.scratch_len();
+        }
+        0
     }
 }
 
@@ -120,16 +159,27 @@ pub struct Separator {
     /// every gain is 1 (the means are the output).
     gains: Option<Vec<f32>>,
     /// Two `[BLOCK_FRAMES][widest]` buffers, ping-ponged between layers.
-    buffers: [Vec<f32>; 2],
+    buffers: [Aligned<f32>; 2],
     /// `[BLOCK_FRAMES][widest]`: the standardised input while scoring.
-    standardised: Vec<f32>,
+    standardised: Aligned<f32>,
     widest: usize,
     kernel: kernel::Kernel,
+    /// The kernel's scratch (the tile unit's cut input).
+    scratch: Aligned<u16>,
 }
 
 impl Separator {
     /// Builds the separator of a model file, allocating every buffer it will use.
     pub fn new(model: &ModelFile) -> Self {
+        Self::with_kernel(model, kernel::Kernel::detect())
+    }
+
+    /// [`new`](Self::new) without the AMX tile unit even where there is one (to compare).
+    pub fn without_amx(model: &ModelFile) -> Self {
+        Self::with_kernel(model, kernel::Kernel::without_amx())
+    }
+
+    fn with_kernel(model: &ModelFile, kernel: kernel::Kernel) -> Self {
         let normaliser = &model.header.normaliser;
         let weights = &model.weights;
         let mut layers = Vec::with_capacity(weights.encoder.len());
@@ -165,8 +215,12 @@ impl Separator {
                 (0..dims * m).map(|i| f64::from(whitening[i]) * f64::from(normaliser.eigenvalues[i / m])).collect();
             reconstruct.push(PackedLayer::pack(dims, m, &weight, &vec![0.0; m]));
         }
+        let layers: Vec<PackedLayer> = layers.into_iter().map(|l| l.for_kernel(kernel)).collect();
+        let reconstruct: Vec<PackedLayer> = reconstruct.into_iter().map(|l| l.for_kernel(kernel)).collect();
+        let standardise = standardise.for_kernel(kernel);
         let widest =
             layers.iter().chain(&reconstruct).chain([&standardise]).map(|l| l.padded.max(l.inputs)).max().unwrap_or(0);
+        let scratch_len = layers.iter().chain(&reconstruct).chain([&standardise]).map(PackedLayer::scratch_len).max();
         let prior = prior_components(&weights.prior);
         let gains = model.source_gains();
         let posterior_std = weights.posterior_std().iter().zip(&gains).map(|(s, g)| s * g).collect();
@@ -181,10 +235,11 @@ impl Separator {
             prior,
             posterior_std,
             gains: gains.iter().any(|&g| g != 1.0).then_some(gains),
-            buffers: [vec![0.0; BLOCK_FRAMES * widest], vec![0.0; BLOCK_FRAMES * widest]],
-            standardised: vec![0.0; BLOCK_FRAMES * widest],
+            buffers: [Aligned::new(BLOCK_FRAMES * widest), Aligned::new(BLOCK_FRAMES * widest)],
+            standardised: Aligned::new(BLOCK_FRAMES * widest),
             widest,
-            kernel: kernel::Kernel::detect(),
+            kernel,
+            scratch: Aligned::new(scratch_len.unwrap_or(0)),
         }
     }
 
@@ -297,14 +352,18 @@ impl Separator {
     fn encode_block(&mut self, input: &[f32], output: &mut [f32], keep_standardised: bool) {
         let (stride, frames) = (self.widest, input.len() / self.channels);
         let [a, b] = &mut self.buffers;
+        let (a, b) = (a.as_mut_slice(), b.as_mut_slice());
         // Frames are laid out with row stride `widest`; the input layer reads `channels`.
         scatter(input, self.channels, a, stride);
         if keep_standardised {
-            self.kernel.dense(a, &mut self.standardised, stride, frames, &self.standardise, None);
+            let (standardise, scratch) = (&self.standardise, self.scratch.as_mut_slice());
+            self.kernel.dense(a, self.standardised.as_mut_slice(), stride, frames, standardise, None, scratch);
         }
         let last = self.layers.len() - 1;
-        let out =
-            run_layers(self.kernel, &self.layers, a, b, stride, frames, |i| (i != last).then_some(self.activation));
+        let activation = self.activation;
+        let out = run_layers(self.kernel, &self.layers, a, b, self.scratch.as_mut_slice(), stride, frames, |i| {
+            (i != last).then_some(activation)
+        });
         gather(out, stride, output, self.sources);
     }
 
@@ -313,15 +372,19 @@ impl Separator {
     fn score_block(&mut self, mu: &[f32], log_prior: &mut [f32], reconstruction_error: &mut [f32]) {
         let (stride, frames, m) = (self.widest, log_prior.len(), self.channels);
         let [a, b] = &mut self.buffers;
+        let (a, b) = (a.as_mut_slice(), b.as_mut_slice());
         scatter(mu, self.sources, a, stride);
         // The activation sits between the decoder's layers only: not after its last layer,
         // nor after the linear map back from the whitened dimensions.
         let hidden = self.decoder_layers - 1;
-        let decoded = run_layers(self.kernel, &self.reconstruct, a, b, stride, frames, |i| {
-            (i < hidden).then_some(self.activation)
-        });
+        let activation = self.activation;
+        let decoded =
+            run_layers(self.kernel, &self.reconstruct, a, b, self.scratch.as_mut_slice(), stride, frames, |i| {
+                (i < hidden).then_some(activation)
+            });
         for (f, error) in reconstruction_error.iter_mut().enumerate() {
-            let (z_hat, z) = (&decoded[f * stride..f * stride + m], &self.standardised[f * stride..f * stride + m]);
+            let (z_hat, z) =
+                (&decoded[f * stride..f * stride + m], &self.standardised.as_slice()[f * stride..f * stride + m]);
             *error = z_hat.iter().zip(z).map(|(p, q)| (p - q) * (p - q)).sum::<f32>() / m as f32;
         }
         let k = self.prior.len() / self.sources;
@@ -340,6 +403,42 @@ impl Separator {
     }
 }
 
+/// A buffer whose values start on a 64-byte boundary, so that no row of a tile and no
+/// AVX-512 vector of it straddles two cache lines (which halves load throughput).
+#[derive(Debug)]
+struct Aligned<T> {
+    storage: Vec<T>,
+    offset: usize,
+    len: usize,
+}
+
+impl<T: Copy + Default> Aligned<T> {
+    fn new(len: usize) -> Self {
+        let slack = 64 / std::mem::size_of::<T>();
+        let storage = vec![T::default(); len + slack];
+        let offset = storage.as_ptr().align_offset(64).min(slack);
+        Self { storage, offset, len }
+    }
+
+    fn as_slice(&self) -> &[T] {
+        &self.storage[self.offset..self.offset + self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.storage[self.offset..self.offset + self.len]
+    }
+}
+
+impl<T: Copy + Default> Clone for Aligned<T> {
+    /// A copy aligned in its own storage (a plain copy of the vector could move it off
+    /// the boundary).
+    fn clone(&self) -> Self {
+        let mut copy = Self::new(self.len);
+        copy.as_mut_slice().copy_from_slice(self.as_slice());
+        copy
+    }
+}
+
 /// Copies interleaved frames of `width` into rows of `stride`.
 fn scatter(frames: &[f32], width: usize, rows: &mut [f32], stride: usize) {
     for (f, frame) in frames.chunks_exact(width).enumerate() {
@@ -355,18 +454,39 @@ fn gather(rows: &[f32], stride: usize, frames: &mut [f32], width: usize) {
 }
 
 /// Runs `layers` from `a`, ping-ponging with `b`; returns the buffer holding the result.
+#[allow(clippy::too_many_arguments)]
 fn run_layers<'a>(
     kernel: kernel::Kernel,
     layers: &[PackedLayer],
     a: &'a mut [f32],
     b: &'a mut [f32],
+    scratch: &mut [u16],
     stride: usize,
     frames: usize,
     activation: impl Fn(usize) -> Option<Activation>,
 ) -> &'a [f32] {
+    #[cfg(target_arch = "x86_64")]
+    if kernel == kernel::Kernel::Amx {
+        // SAFETY: `Amx` is only chosen after `amx::available`.
+        let tiles = unsafe { amx::Tiles::load() };
+        // One tile configuration for all the layers, which run over the whole block each
+        // (measured faster than taking a tile of rows through every layer in turn).
+        let (mut cur, mut next) = (a, b);
+        let mut tanh_input = false;
+        for (index, layer) in layers.iter().enumerate() {
+            // A tanh before a tile-unit layer is applied as that layer cuts its input.
+            let defer = activation(index) == Some(Activation::Tanh)
+                && layers.get(index + 1).is_some_and(|next| next.amx.is_some());
+            let own = if defer { None } else { activation(index) };
+            kernel::dense_amx(&tiles, cur, next, stride, frames, layer, tanh_input, own, scratch);
+            tanh_input = defer;
+            std::mem::swap(&mut cur, &mut next);
+        }
+        return cur;
+    }
     let (mut cur, mut next) = (a, b);
     for (index, layer) in layers.iter().enumerate() {
-        kernel.dense(cur, next, stride, frames, layer, activation(index));
+        kernel.dense(cur, next, stride, frames, layer, activation(index), scratch);
         std::mem::swap(&mut cur, &mut next);
     }
     cur
