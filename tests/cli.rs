@@ -339,6 +339,70 @@ fn a_logger_csv_with_time_stamps_needs_no_options() {
 
 /// A recorder's WAV with a channel that is not a microphone: `--channels` leaves it out,
 /// and the result is that of a file without it.
+/// A recorder piped in (`arecord -t wav | unmix …`) writes its WAV header before it knows
+/// how long the recording will be, so the length there is a placeholder: the stream is
+/// read to its end, and `separate -` and `apply -` give the same sources, byte for byte, as
+/// on the file. A stream cut inside a frame keeps every whole frame before it, and fails.
+#[test]
+fn a_recorder_piped_in_is_separated_like_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 3, 3, 12_000, 5);
+    // 16-bit PCM, as a sound card records.
+    let recorded = dir.path().join("recorded.wav");
+    let spec =
+        hound::WavSpec { channels: 3, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(&recorded, spec).unwrap();
+    for &v in read(&mix).interleaved() {
+        w.write_sample((v * 6000.0).clamp(-32768.0, 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let mut stream = std::fs::read(&recorded).unwrap();
+    let data = stream.windows(4).position(|w| w == b"data").unwrap() + 4;
+    for at in [4, data] {
+        stream[at..at + 4].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+    }
+
+    let (file_out, piped) = (dir.path().join("file"), dir.path().join("piped"));
+    let options = ["-n", "3", "--train-samples", "6000", "--epochs", "30", "--no-plots"];
+    let o =
+        unmix(&[&["separate", recorded.to_str().unwrap(), "-o", file_out.to_str().unwrap()], &options[..]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = unmix_fed(&[&["separate", "-", "-o", piped.to_str().unwrap()], &options[..]].concat(), stream.clone());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stdin: training on its first 6000 frames (0.8 s at 8000 Hz"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(piped.join("sources.wav")).unwrap(), std::fs::read(file_out.join("sources.wav")).unwrap());
+    let mut written = files_in(&piped);
+    written.sort();
+    assert_eq!(
+        written,
+        ["model.unmix", "report.json", "sources.wav"],
+        "a WAV stream gives WAV sources, as its file does"
+    );
+
+    let model = file_out.join("model.unmix");
+    let (from_file, from_stream) = (dir.path().join("from-file.wav"), dir.path().join("from-stream.wav"));
+    let o = unmix(&["apply", model.to_str().unwrap(), recorded.to_str().unwrap(), "-o", from_file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = unmix_fed(&["apply", model.to_str().unwrap(), "-", "-o", from_stream.to_str().unwrap()], stream.clone());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&from_stream).unwrap(), std::fs::read(&from_file).unwrap());
+
+    // Cut inside the last frame: the frames before it are separated, and the run fails.
+    let cut = dir.path().join("cut.wav");
+    let o = unmix_fed(
+        &["apply", model.to_str().unwrap(), "-", "-o", cut.to_str().unwrap()],
+        stream[..stream.len() - 1].to_vec(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("error: stdin: not a readable WAV file (the stream ends inside frame 11999 (5 of its 6 bytes))"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(read(&cut).interleaved(), &read(&from_file).interleaved()[..11_999 * 3]);
+}
+
 #[test]
 fn wav_with_picked_channels() {
     let dir = tempfile::tempdir().unwrap();

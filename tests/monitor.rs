@@ -322,7 +322,7 @@ fn a_logger_piped_into_separate_trains_on_its_head_then_separates_as_it_writes()
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("stdin: training on its first 8000 frames (1 second at 8000 Hz"), "{err}");
+    assert!(err.contains("stdin: training on its first 8000 frames (1.0 s at 8000 Hz"), "{err}");
     let alerts: Vec<&str> = err.lines().filter(|l| l.starts_with("alert: window at ")).collect();
     assert_eq!(alerts.len(), 4, "the swapped second, window by window as it closes: {err}");
     // The same as separating the file: the same segment, model and stream.

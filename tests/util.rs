@@ -13,6 +13,27 @@ pub fn unmix(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_unmix")).args(args).output().expect("the unmix binary runs")
 }
 
+/// Runs the `unmix` binary with `args`, `input` written to its standard input (from a
+/// thread, so a child that stops reading early cannot block the test).
+pub fn unmix_fed(args: &[&str], input: Vec<u8>) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unmix"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the unmix binary runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input); // a closed pipe is the child's business
+    });
+    let out = child.wait_with_output().expect("the unmix binary ends");
+    writer.join().expect("the writer thread ends");
+    out
+}
+
 /// Stderr as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -20,11 +20,12 @@ use unmix_stream::{EndAtError, Pipeline, PipelineConfig, PipelineReport, Prepend
 pub struct ApplyArgs {
     /// Model file written by `unmix separate`.
     model: PathBuf,
-    /// Input recording (WAV or CSV) with the model's channel count; `-` reads CSV rows
-    /// from the standard input as a logger writes them (CSV outputs are then flushed as
-    /// they grow and windows above `--alert-share` print an alert at once; Ctrl-C ends the
-    /// stream there, a WAV output completed as when the input ends; so does a bad row,
-    /// which the command then fails on, naming it).
+    /// Input recording (WAV or CSV) with the model's channel count; `-` reads a stream from
+    /// the standard input: CSV rows as a logger writes them, or a WAV as a recorder writes
+    /// it (`arecord -t wav`; a header without the length is read to the end). CSV outputs
+    /// are then flushed as they grow and windows above `--alert-share` print an alert at
+    /// once; Ctrl-C ends the stream there, a WAV output completed as when the input ends;
+    /// so does a bad row, which the command then fails on, naming it.
     input: PathBuf,
     /// Output file: `.csv` for CSV, anything else a WAV (see --wav-format).
     #[arg(short, long)]
@@ -111,8 +112,8 @@ impl InputArgs {
     /// decided about a CSV is said on stderr unless `quiet`.
     pub fn open(&self, input: &Path, fallback: Option<u32>, quiet: bool) -> Result<BlockReader> {
         let mut reader = BlockReader::open_selected(input, self.csv_rate.unwrap_or(1), &self.channels())?;
-        if !(is_csv(input) || is_stdin(input)) {
-            return Ok(reader);
+        if matches!(reader, BlockReader::Wav(_)) {
+            return Ok(reader); // its header has the rate
         }
         let name = input_name(input);
         let time = reader.time_column().map(|(name, skipped)| (name.to_string(), skipped));

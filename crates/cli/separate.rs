@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
-use unmix_io::{BlockReader, ChannelSelection, input_name, is_csv, is_stdin};
+use unmix_io::{BlockReader, ChannelSelection, input_name, is_stdin};
 use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig};
 use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, SeparateConfig, SourceCount,
@@ -37,8 +37,9 @@ pub enum ActivationArg {
 #[derive(Args, Debug, Clone)]
 pub struct SeparateArgs {
     /// Input recording: WAV (8/16/24/32-bit integer or float, any rate) or CSV (numeric
-    /// columns, optional header); see --channels to use only some channels. `-` reads CSV
-    /// rows from the standard input as a logger writes them: training waits for the
+    /// columns, optional header); see --channels to use only some channels. `-` reads a
+    /// stream from the standard input (CSV rows as a logger writes them, or a WAV as a
+    /// recorder writes it): training waits for the
     /// training segment (the first --train-seconds, --train-samples or
     /// --max-train-samples), model.unmix is written as soon as it is trained, and the
     /// rest of the stream is separated as it arrives (sources.csv and scores.csv are then
@@ -304,6 +305,8 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     };
     // Errors about a channel name it as the file numbers it.
     let file_channels: Vec<usize> = (0..reader.channels()).map(|k| reader.file_channel(k)).collect();
+    // CSV input (a file, or rows on a stream) also gets its sources as CSV.
+    let csv_input = matches!(reader, BlockReader::Csv(_));
     let stream_rest = if streaming { Some(reader) } else { None };
     if let SourceCount::Fixed(n) = args.sources
         && segment.channels() < n
@@ -334,7 +337,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         unmix_separate::Error::Dsp(unmix_dsp::Error::ConstantChannel { channel })
             if file_channels.get(channel).is_some_and(|&c| c != channel) =>
         {
-            let what = if is_csv(input) { "column" } else { "channel" };
+            let what = if csv_input { "column" } else { "channel" };
             anyhow::anyhow!(
                 "{}: {what} {} of the file (channel {} read) is constant (silent) over the training segment; \
                  leave it out with --channels or pick another segment",
@@ -367,7 +370,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let apply_started = Instant::now();
     let sources_path = out.path("sources.wav");
     // CSV input also gets its sources as CSV, from the same pass.
-    let csv_path = (is_csv(input) || streaming).then(|| csv_output(&mut out, "sources.csv"));
+    let csv_path = csv_input.then(|| csv_output(&mut out, "sources.csv"));
     let outputs: Vec<Output<'_>> = std::iter::once(sources_path.as_path())
         .chain(csv_path.as_deref())
         .map(|path| Output { path, wav_format: args.wav_format.into() })
@@ -509,7 +512,7 @@ fn read_stream_head(reader: &mut BlockReader, frames: usize, quiet: bool) -> Res
         eprintln!(
             "{}: training on its first {frames} frames ({} at {rate} Hz; --train-seconds sets it), then separating the rest as it arrives",
             unmix_io::STDIN_NAME,
-            indicatif::HumanDuration(std::time::Duration::from_secs_f64(seconds))
+            duration_text(seconds)
         );
         crate::progress::segment_bar(frames as u64)
     };
@@ -526,6 +529,16 @@ fn read_stream_head(reader: &mut BlockReader, frames: usize, quiet: bool) -> Res
     }
     bar.finish_and_clear();
     Ok(head)
+}
+
+/// A wait as a person reads it: `0.8 s`, `21 min 51 s`, `3 h 2 min`.
+fn duration_text(seconds: f64) -> String {
+    let whole = seconds.round() as u64;
+    match seconds {
+        s if s < 60.0 => format!("{s:.1} s"),
+        s if s < 3600.0 => format!("{} min {} s", whole / 60, whole % 60),
+        _ => format!("{} h {} min", whole / 3600, whole % 3600 / 60),
+    }
 }
 
 /// Says how training ended — the source count, the restarts and the chosen run's
@@ -596,4 +609,17 @@ fn priors_json(model: &ModelFile) -> serde_json::Value {
         })
         .collect();
     serde_json::Value::Array(per_source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_text;
+
+    #[test]
+    fn waits_read_as_a_person_says_them() {
+        assert_eq!(duration_text(0.75), "0.8 s");
+        assert_eq!(duration_text(59.94), "59.9 s");
+        assert_eq!(duration_text(1310.72), "21 min 51 s");
+        assert_eq!(duration_text(10_920.0), "3 h 2 min");
+    }
 }

@@ -58,10 +58,6 @@ impl CsvBlockReader {
     /// Reads the standard input as CSV (a logger piped in), named `stdin` in messages.
     /// Rows are taken as they arrive: a block ends early only at the end of the input, so
     /// a slow stream is best read in small blocks.
-    pub fn stdin(sample_rate_hz: u32, columns: &ChannelSelection) -> Result<Self> {
-        Self::from_reader(Path::new(crate::STDIN_NAME), Box::new(std::io::stdin()), sample_rate_hz, columns)
-    }
-
     /// Reads CSV from `input`, called `path` in messages (see [`Self::open_selected`]).
     pub fn from_reader(
         path: &Path,

@@ -5,8 +5,8 @@ use std::path::Path;
 use crate::{ChannelSelection, CsvBlockReader, Result, WavBlockReader, is_csv, is_stdin};
 
 /// A WAV or CSV file read in blocks, the format chosen by extension (`.csv` is CSV,
-/// anything else WAV), with only the channels picked; `-` is the standard input, read as
-/// CSV (a logger piped in).
+/// anything else WAV), with only the channels picked; `-` is the standard input: a WAV if
+/// it starts like one (`RIFF`/`RF64`: a recorder piped in), else CSV (a logger).
 pub enum BlockReader {
     /// A WAV (or RF64) file.
     Wav(WavBlockReader),
@@ -18,11 +18,31 @@ impl BlockReader {
     /// Opens `path`; `csv_sample_rate_hz` is the rate given to CSV, which carries none.
     pub fn open_selected(path: &Path, csv_sample_rate_hz: u32, channels: &ChannelSelection) -> Result<Self> {
         Ok(if is_stdin(path) {
-            Self::Csv(CsvBlockReader::stdin(csv_sample_rate_hz, channels)?)
+            Self::stdin(csv_sample_rate_hz, channels)?
         } else if is_csv(path) {
             Self::Csv(CsvBlockReader::open_selected(path, csv_sample_rate_hz, channels)?)
         } else {
             Self::Wav(WavBlockReader::open_selected(path, channels)?)
+        })
+    }
+
+    /// The standard input, WAV or CSV by its first four bytes (read, then given back).
+    fn stdin(csv_sample_rate_hz: u32, channels: &ChannelSelection) -> Result<Self> {
+        use std::io::Read;
+        let name = Path::new(crate::STDIN_NAME);
+        let mut stdin = std::io::stdin();
+        let mut first = Vec::with_capacity(4);
+        // `take` + `read_to_end`: four bytes even from a pipe that hands them over one by one.
+        (&mut stdin)
+            .take(4)
+            .read_to_end(&mut first)
+            .map_err(|source| crate::Error::Io { path: name.to_path_buf(), source })?;
+        let is_wav = first.starts_with(b"RIFF") || first.starts_with(b"RF64");
+        let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(first).chain(stdin));
+        Ok(if is_wav {
+            Self::Wav(WavBlockReader::from_stream(name, input)?.select(channels)?)
+        } else {
+            Self::Csv(CsvBlockReader::from_reader(name, input, csv_sample_rate_hz, channels)?)
         })
     }
 
@@ -83,7 +103,7 @@ impl BlockReader {
     /// Frames in the file, if its header says (WAV); a CSV is only known at its end.
     pub fn frames_total(&self) -> Option<usize> {
         match self {
-            Self::Wav(r) => Some(r.frames_total()),
+            Self::Wav(r) => r.frames_total(),
             Self::Csv(_) => None,
         }
     }

@@ -16,7 +16,7 @@ mod rf64;
 /// (fewer samples than its header promises) is an error, as is a non-finite sample.
 pub fn read_wav(path: &Path) -> Result<Recording> {
     let mut reader = WavBlockReader::open(path)?;
-    let mut samples = Vec::with_capacity(reader.frames_total() * reader.channels());
+    let mut samples = Vec::with_capacity(reader.frames_total().unwrap_or(0) * reader.channels());
     let mut block = Vec::new();
     while reader.read_block(&mut block, 1 << 16)? > 0 {
         samples.extend_from_slice(&block);
@@ -54,18 +54,23 @@ enum Encoding {
 /// unsigned 8-bit is centred first), which is several times faster than per-sample reads.
 pub struct WavBlockReader {
     path: std::path::PathBuf,
-    file: std::io::BufReader<std::fs::File>,
+    file: std::io::BufReader<Box<dyn std::io::Read + Send>>,
     channels: usize,
     sample_rate_hz: u32,
     encoding: Encoding,
     bytes_per_sample: usize,
-    frames_total: usize,
+    /// Frames the header promises; `None` for a stream whose header does not know (read
+    /// to its end).
+    frames_total: Option<usize>,
     frames_read: usize,
     bytes: Vec<u8>,
     /// The file's channels that are read, in output order (zero-based); `None`: all.
     selected: Option<Vec<usize>>,
     /// A block of every channel, when only some are selected.
     all: Vec<f32>,
+    /// The end met inside a frame, after whole frames in the same block: reported by the
+    /// next read.
+    deferred_error: Option<Error>,
 }
 
 impl WavBlockReader {
@@ -73,6 +78,7 @@ impl WavBlockReader {
     pub fn open(path: &Path) -> Result<Self> {
         let wav_err = |detail: String| Error::Wav { path: path.to_path_buf(), detail };
         let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let file: Box<dyn std::io::Read + Send> = Box::new(file);
         let mut file = std::io::BufReader::with_capacity(IO_BUFFER_BYTES, file);
         let is_rf64 = std::io::BufRead::fill_buf(&mut file)
             .map_err(|source| Error::Io { path: path.to_path_buf(), source })?
@@ -80,8 +86,8 @@ impl WavBlockReader {
         // Either parser leaves the reader at the first byte of the samples: hound for RIFF,
         // our own for RF64 (which hound does not read).
         let (spec, samples_total, file) = if is_rf64 {
-            let (spec, samples) = rf64::read_header(&mut file).map_err(wav_err)?;
-            (spec, samples, file)
+            let (spec, bytes) = rf64::read_header(&mut file).map_err(wav_err)?;
+            (spec, bytes / u64::from(spec.bits_per_sample.div_ceil(8).max(1)), file)
         } else {
             let reader = WavReader::new(file).map_err(|e| wav_err(e.to_string()))?;
             let spec = reader.spec();
@@ -89,6 +95,33 @@ impl WavBlockReader {
             (spec, samples, reader.into_inner())
         };
         let samples_total = usize::try_from(samples_total).map_err(|_| wav_err("too large for this machine".into()))?;
+        let frames_total = samples_total / usize::from(spec.channels.max(1));
+        Self::start(path, file, spec, Some(frames_total))
+    }
+
+    /// Reads a WAV arriving on a stream (`-`: a recorder piped in, `arecord -t wav`), whose
+    /// header may not know the length: a recorder that cannot go back to fill it in writes
+    /// 0 or a placeholder near 2³¹ or 2³² bytes, and such a stream is read to its end (which
+    /// must fall between two frames). A length below 2 GiB is taken as given (a whole file
+    /// piped in, chunks after its data not read as samples).
+    pub fn from_stream(path: &Path, stream: Box<dyn std::io::Read + Send>) -> Result<Self> {
+        const PLACEHOLDER_BYTES: u64 = 0x7FFF_0000;
+        let mut file = std::io::BufReader::with_capacity(IO_BUFFER_BYTES, stream);
+        let (spec, bytes) =
+            rf64::read_header(&mut file).map_err(|detail| Error::Wav { path: path.to_path_buf(), detail })?;
+        let frame_bytes = u64::from(spec.bits_per_sample.div_ceil(8).max(1)) * u64::from(spec.channels.max(1));
+        let frames_total = (bytes != 0 && bytes < PLACEHOLDER_BYTES).then(|| (bytes / frame_bytes) as usize);
+        Self::start(path, file, spec, frames_total)
+    }
+
+    /// The reader at the first sample byte of `file`, once its header said `spec`.
+    fn start(
+        path: &Path,
+        file: std::io::BufReader<Box<dyn std::io::Read + Send>>,
+        spec: WavSpec,
+        frames_total: Option<usize>,
+    ) -> Result<Self> {
+        let wav_err = |detail: String| Error::Wav { path: path.to_path_buf(), detail };
         let channels = usize::from(spec.channels);
         // Containers are as wide as the sample (hound's own rule when it writes).
         let bytes_per_sample = usize::from(spec.bits_per_sample).div_ceil(8);
@@ -107,8 +140,7 @@ impl WavBlockReader {
         if channels == 0 {
             return Err(wav_err("zero channels".into()));
         }
-        let frames_total = samples_total / channels;
-        if frames_total == 0 {
+        if frames_total == Some(0) {
             return Err(Error::Empty { path: path.to_path_buf() });
         }
         Ok(Self {
@@ -123,13 +155,19 @@ impl WavBlockReader {
             bytes: Vec::new(),
             selected: None,
             all: Vec::new(),
+            deferred_error: None,
         })
     }
 
     /// Opens `path` and reads only the `channels` picked (by number from 1, in the order
     /// given); the others are skipped, and so are non-finite values in them.
     pub fn open_selected(path: &Path, channels: &ChannelSelection) -> Result<Self> {
-        let mut reader = Self::open(path)?;
+        Self::open(path)?.select(channels)
+    }
+
+    /// Reads only the `channels` picked (see [`open_selected`](Self::open_selected)).
+    pub fn select(mut self, channels: &ChannelSelection) -> Result<Self> {
+        let (path, reader) = (self.path.clone(), &mut self);
         if let Some(name) = channels.first_name() {
             return Err(Error::Selection {
                 path: path.to_path_buf(),
@@ -142,7 +180,7 @@ impl WavBlockReader {
                 .map_err(|detail| Error::Selection { path: path.to_path_buf(), detail })?;
             reader.selected = Some(picked);
         }
-        Ok(reader)
+        Ok(self)
     }
 
     /// Channels per frame (those picked, if only some are).
@@ -165,8 +203,8 @@ impl WavBlockReader {
         self.sample_rate_hz
     }
 
-    /// Frames the header promises.
-    pub fn frames_total(&self) -> usize {
+    /// Frames the header promises (`None`: a stream read to its end).
+    pub fn frames_total(&self) -> Option<usize> {
         self.frames_total
     }
 
@@ -179,7 +217,10 @@ impl WavBlockReader {
     /// 0 at the end. A truncated file or a non-finite sample is an error naming the frame.
     pub fn read_block(&mut self, out: &mut Vec<f32>, max_frames: usize) -> Result<usize> {
         out.clear();
-        let frames = max_frames.min(self.frames_total - self.frames_read);
+        if let Some(e) = self.deferred_error.take() {
+            return Err(e);
+        }
+        let mut frames = self.frames_total.map_or(max_frames, |total| max_frames.min(total - self.frames_read));
         let samples = frames * self.channels;
         self.bytes.resize(samples * self.bytes_per_sample, 0);
         let mut filled = 0;
@@ -192,14 +233,27 @@ impl WavBlockReader {
             }
         }
         if filled < self.bytes.len() {
-            return Err(Error::Wav {
-                path: self.path.clone(),
-                detail: format!(
-                    "truncated: data ends in frame {} of the {} the header promises",
-                    self.frames_read + filled / (self.bytes_per_sample * self.channels),
-                    self.frames_total
-                ),
-            });
+            let frame_bytes = self.bytes_per_sample * self.channels;
+            let at = self.frames_read + filled / frame_bytes;
+            let detail = match self.frames_total {
+                // A stream of unknown length ends here, between two frames.
+                None if filled % frame_bytes == 0 => String::new(),
+                None => {
+                    format!("the stream ends inside frame {at} ({} of its {frame_bytes} bytes)", filled % frame_bytes)
+                }
+                Some(total) => format!("truncated: data ends in frame {at} of the {total} the header promises"),
+            };
+            // The whole frames before the end come first; the error, if any, with the next
+            // call (a stream keeps everything up to it).
+            frames = filled / frame_bytes;
+            self.bytes.truncate(frames * frame_bytes);
+            if !detail.is_empty() {
+                let error = Error::Wav { path: self.path.clone(), detail };
+                if frames == 0 {
+                    return Err(error);
+                }
+                self.deferred_error = Some(error);
+            }
         }
         let non_finite = match &self.selected {
             None => {
@@ -447,7 +501,7 @@ impl unmix_core::Source for WavBlockReader {
     }
 
     fn frames_total(&self) -> Option<usize> {
-        Some(self.frames_total)
+        self.frames_total
     }
 
     fn read(&mut self, out: &mut Vec<f32>, max_frames: usize) -> std::result::Result<usize, unmix_core::BoxError> {
@@ -516,13 +570,72 @@ mod tests {
             w.finalize().unwrap();
             let whole = read_wav(&path).unwrap();
             let mut reader = WavBlockReader::open(&path).unwrap();
-            assert_eq!((reader.channels(), reader.sample_rate_hz(), reader.frames_total()), (3, 22_050, 1000));
+            assert_eq!((reader.channels(), reader.sample_rate_hz(), reader.frames_total()), (3, 22_050, Some(1000)));
             let (mut all, mut block) = (Vec::new(), Vec::new());
             while reader.read_block(&mut block, 333).unwrap() > 0 {
                 all.extend_from_slice(&block);
             }
             assert_eq!(all, whole.interleaved(), "{bits}-bit {format:?}");
         }
+    }
+
+    /// A recorder piped in writes its header before it knows the length: whatever it puts
+    /// there (0, or a placeholder near 2³¹ or 2³²), the stream is read to its end; a real
+    /// length is kept (a chunk after the data is not read as samples); a stream that ends
+    /// inside a frame is an error naming it, after the whole frames before it.
+    #[test]
+    fn a_wav_stream_is_read_to_its_end_when_its_header_does_not_know_the_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("take.wav");
+        let spec = WavSpec { channels: 3, sample_rate: 16_000, bits_per_sample: 16, sample_format: SampleFormat::Int };
+        let mut w = WavWriter::create(&path, spec).unwrap();
+        for i in 0..3000i32 {
+            w.write_sample(((i * 7919) % 60_000 - 30_000) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+        let whole = read_wav(&path).unwrap();
+        let file = std::fs::read(&path).unwrap();
+        let data = file.windows(4).position(|w| w == b"data").unwrap() + 4;
+        // The frames read, and how the reading ended.
+        let read_all = |bytes: Vec<u8>| -> (Option<usize>, Vec<f32>, Result<()>) {
+            let stream = Box::new(std::io::Cursor::new(bytes));
+            let mut reader = WavBlockReader::from_stream(Path::new("stdin"), stream).unwrap();
+            let (mut all, mut block) = (Vec::new(), Vec::new());
+            let total = reader.frames_total();
+            loop {
+                match reader.read_block(&mut block, 256) {
+                    Ok(0) => return (total, all, Ok(())),
+                    Ok(_) => all.extend_from_slice(&block),
+                    Err(e) => return (total, all, Err(e)),
+                }
+            }
+        };
+        for placeholder in [0u32, 0x7FFF_FFFF, 0xFFFF_FFFF] {
+            let mut bytes = file.clone();
+            bytes[4..8].copy_from_slice(&placeholder.to_le_bytes());
+            bytes[data..data + 4].copy_from_slice(&placeholder.to_le_bytes());
+            let (total, samples, end) = read_all(bytes);
+            assert!(end.is_ok());
+            assert_eq!((total, samples), (None, whole.interleaved().to_vec()), "{placeholder:#x}");
+        }
+        let mut with_tail = file.clone();
+        with_tail.extend_from_slice(b"LIST\x04\x00\x00\x00INFO");
+        let (total, samples, end) = read_all(with_tail);
+        assert!(end.is_ok());
+        assert_eq!((total, samples), (Some(1000), whole.interleaved().to_vec()));
+        let mut cut = file.clone();
+        cut[data..data + 4].copy_from_slice(&0u32.to_le_bytes());
+        cut.truncate(cut.len() - 2); // the last frame loses a sample
+        let (_, samples, end) = read_all(cut);
+        assert_eq!(samples, whole.interleaved()[..999 * 3], "every whole frame before the end");
+        let err = end.unwrap_err().to_string();
+        assert!(
+            err.starts_with("stdin: ") && err.contains("the stream ends inside frame 999 (4 of its 6 bytes)"),
+            "{err}"
+        );
+        let not_wav =
+            WavBlockReader::from_stream(Path::new("stdin"), Box::new(std::io::Cursor::new(b"time,a,b\n0,1,2\n".to_vec())));
+        assert!(not_wav.err().unwrap().to_string().contains("does not start with RIFF or RF64"));
     }
 
     #[test]
@@ -666,7 +779,7 @@ mod tests {
         let data_at = bytes.windows(4).position(|w| w == b"data").unwrap();
         assert_eq!(le_u32(&bytes, data_at + 4), u32::MAX);
         let mut reader = WavBlockReader::open(&path).unwrap();
-        assert_eq!((reader.channels(), reader.sample_rate_hz(), reader.frames_total()), (3, 48_000, 1000));
+        assert_eq!((reader.channels(), reader.sample_rate_hz(), reader.frames_total()), (3, 48_000, Some(1000)));
         let (mut all, mut block) = (Vec::new(), Vec::new());
         while reader.read_block(&mut block, 300).unwrap() > 0 {
             all.extend_from_slice(&block);

@@ -44,13 +44,20 @@ pub(super) fn promote(riff_size: u64, data_size: u64, frames: u64) -> [u8; PROMO
     h
 }
 
-/// Reads an RF64 header up to the first sample byte; returns the format and the number of
-/// samples (all channels) the header promises.
+/// Reads an RF64 header — or a plain RIFF one, as a stream brings it — up to the first
+/// sample byte; returns the format and the bytes of sample data the header promises (for
+/// RIFF the data chunk's size as written, which a recorder writing to a pipe leaves at 0
+/// or a placeholder).
 pub(super) fn read_header(r: &mut impl Read) -> Result<(WavSpec, u64), String> {
     let mut head = [0u8; 12];
-    read_exact(r, &mut head, "the RF64 header")?;
+    read_exact(r, &mut head, "the RIFF/RF64 header")?;
+    let is_rf64 = match &head[0..4] {
+        b"RF64" => true,
+        b"RIFF" => false,
+        _ => return Err("not a WAV: it does not start with RIFF or RF64".into()),
+    };
     if &head[8..12] != b"WAVE" {
-        return Err("an RF64 file without the WAVE id".into());
+        return Err("a RIFF/RF64 file without the WAVE id".into());
     }
     let mut data_size_64 = None;
     let mut spec = None;
@@ -79,13 +86,13 @@ pub(super) fn read_header(r: &mut impl Read) -> Result<(WavSpec, u64), String> {
             }
             b"data" => {
                 let spec: WavSpec = spec.ok_or("the data chunk comes before the fmt chunk")?;
-                let bytes = if size == u32::MAX {
-                    data_size_64.ok_or("the data size is in a ds64 chunk the file does not have")?
-                } else {
-                    u64::from(size)
+                let bytes = match (is_rf64, size) {
+                    (true, u32::MAX) => {
+                        data_size_64.ok_or("the data size is in a ds64 chunk the file does not have")?
+                    }
+                    _ => u64::from(size),
                 };
-                let sample_bytes = u64::from(spec.bits_per_sample.div_ceil(8).max(1));
-                return Ok((spec, bytes / sample_bytes));
+                return Ok((spec, bytes));
             }
             _ => skip(r, u64::from(size) + u64::from(size & 1))?,
         }
