@@ -14,7 +14,9 @@
 //! A layer's weights are cut and laid out for the unit once ([`AmxLayer::pack`]); its
 //! input is cut a tile of 16 frames at a time into a scratch buffer allocated with the
 //! separator, and a `tanh` before it is applied as it is cut rather than in a pass of its
-//! own. Layers of fewer than 16 inputs (the first, from a few channels) stay on AVX2+FMA.
+//! own; the parts are packed into `bf16` rows 32 at a time with one permutation. Layers of
+//! fewer than 16 inputs (the first, from a few channels) run on AVX-512 FMA instead
+//! ([`dense_narrow`]).
 //! The tile configuration is loaded for a block of frames ([`Tiles`]) and released after
 //! it, so the thread holds no tile state between blocks.
 //!
@@ -71,14 +73,13 @@ static CONFIG: TileConfig = {
     TileConfig { palette: 1, start_row: 0, reserved: [0; 14], bytes_per_row, rows }
 };
 
-/// Whether the processor has AMX-TILE and AMX-BF16 (and the AVX-512 this module's cutting
-/// and activation use, and the AVX2+FMA of the narrow layers) and the kernel lets this
-/// process use the tile state.
+/// Whether the processor has AMX-TILE and AMX-BF16 (and the AVX-512 this module's narrow
+/// layers, cutting and activation use) and the kernel lets this process use the tile state.
 pub(crate) fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| {
         let vector = std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("fma");
         if !vector {
             return false;
@@ -223,7 +224,7 @@ impl Drop for Tiles {
 /// `input` and `output` hold `frames.next_multiple_of(16)` rows of `stride` with
 /// `stride >= layer.padded` and `stride >= inputs`; `scratch` holds
 /// [`AmxLayer::scratch_len`] values. (`tiles` shows the unit is there and configured.)
-#[target_feature(enable = "avx512f,fma")]
+#[target_feature(enable = "avx512f,avx512bw,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn dense(
     _tiles: &Tiles,
@@ -303,34 +304,119 @@ pub(crate) unsafe fn dense(
     }
 }
 
+/// A layer too narrow for the tile unit (the first, from a few channels) on AVX-512 FMA:
+/// four frames × up to 64 outputs in 16 registers, each weight row loaded once for the
+/// four frames and each input broadcast once for its 64 outputs. No activation (the next
+/// layer, on the tile unit, applies it as it cuts its input; otherwise the caller does).
+#[target_feature(enable = "avx512f,fma")]
+pub(crate) fn dense_narrow(input: &[f32], output: &mut [f32], stride: usize, frames: usize, layer: &PackedLayer) {
+    let padded = layer.padded;
+    let mut oc = 0;
+    while oc < padded {
+        let lanes = ((padded - oc) / 16).min(4);
+        match lanes {
+            4 => narrow_block::<4>(input, output, stride, frames, layer, oc),
+            3 => narrow_block::<3>(input, output, stride, frames, layer, oc),
+            2 => narrow_block::<2>(input, output, stride, frames, layer, oc),
+            _ => narrow_block::<1>(input, output, stride, frames, layer, oc),
+        }
+        oc += 16 * lanes;
+    }
+}
+
+/// Outputs `oc .. oc + 16 L` of [`dense_narrow`], four frames at a time.
+#[target_feature(enable = "avx512f,fma")]
+#[inline]
+fn narrow_block<const L: usize>(
+    input: &[f32],
+    output: &mut [f32],
+    stride: usize,
+    frames: usize,
+    layer: &PackedLayer,
+    oc: usize,
+) {
+    use std::arch::x86_64::{_mm512_fmadd_ps, _mm512_set1_ps};
+    let (inputs, padded) = (layer.inputs, layer.padded);
+    let weight = &layer.weight[..inputs * padded];
+    let bias = &layer.bias[oc..oc + 16 * L];
+    let mut f = 0;
+    while f < frames {
+        let rows = (frames - f).min(4);
+        // Rows past `frames` repeat the last real row; their results are not stored.
+        let row = |r: usize| &input[(f + r.min(rows - 1)) * stride..][..inputs];
+        let x = [row(0), row(1), row(2), row(3)];
+        // SAFETY: `bias` and every weight row slice hold `16 L` values from `oc`
+        // (`oc + 16 L ≤ padded`), and each output row written has `padded ≤ stride` values.
+        unsafe {
+            let b: [__m512; L] = std::array::from_fn(|j| _mm512_loadu_ps(bias.as_ptr().add(16 * j)));
+            let mut acc = [b; 4];
+            for (i, w_row) in weight.chunks_exact(padded).enumerate() {
+                let w: [__m512; L] = std::array::from_fn(|j| _mm512_loadu_ps(w_row.as_ptr().add(oc + 16 * j)));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let v = _mm512_set1_ps(x[r][i]);
+                    for j in 0..L {
+                        a[j] = _mm512_fmadd_ps(v, w[j], a[j]);
+                    }
+                }
+            }
+            for (r, a) in acc.iter().enumerate().take(rows) {
+                let out = &mut output[(f + r) * stride + oc..][..16 * L];
+                for (j, v) in a.iter().enumerate() {
+                    _mm512_storeu_ps(out.as_mut_ptr().add(16 * j), *v);
+                }
+            }
+        }
+        f += 4;
+    }
+}
+
 /// Cuts 16 rows of `inputs` values (row stride `stride`) into the three parts, each
 /// `[16][k]` `bf16` with zeros past `inputs`, one after the other in `scratch`.
-#[target_feature(enable = "avx512f,fma")]
+#[target_feature(enable = "avx512f,avx512bw,fma")]
 fn cut_rows(input: &[f32], stride: usize, inputs: usize, k: usize, scratch: &mut [u16], tanh_first: bool) {
+    use std::arch::x86_64::{__m512i, _mm512_loadu_si512, _mm512_permutex2var_epi16, _mm512_storeu_si512};
     let part_len = TILE_ROWS * k;
-    let whole = inputs / 16 * 16;
+    let pairs = inputs / 32 * 32;
     let top = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+    // The upper halves (the bf16) of two registers of 16 f32, in order: u16 lanes 1, 3, …, 63.
+    let odd: [u16; 32] = std::array::from_fn(|i| (2 * i + 1) as u16);
+    // SAFETY: `odd` is 64 bytes.
+    let odd: __m512i = unsafe { _mm512_loadu_si512(odd.as_ptr().cast()) };
+    let parts_of = |v: __m512| {
+        let v = if tanh_first { tanh16(v) } else { v };
+        let hi = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), top));
+        let rest = _mm512_sub_ps(v, hi);
+        let mid = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(rest), top));
+        let lo = _mm512_sub_ps(rest, mid);
+        [_mm512_castps_si512(hi), _mm512_castps_si512(mid), _mm512_castps_si512(lo)]
+    };
     for row in 0..TILE_ROWS {
         let values = &input[row * stride..row * stride + inputs];
-        for c in (0..whole).step_by(16) {
-            // SAFETY: `values[c..c + 16]` is in bounds (c + 16 ≤ whole ≤ inputs), and so
-            // are the three stores of 16 u16 at `row * k + c` of each part (c + 16 ≤ k).
+        for c in (0..pairs).step_by(32) {
+            // SAFETY: `values[c..c + 32]` is in bounds (c + 32 ≤ pairs ≤ inputs), and so
+            // are the three stores of 32 u16 at `row * k + c` of each part (c + 32 ≤ k).
             unsafe {
-                let mut v = _mm512_loadu_ps(values.as_ptr().add(c));
-                if tanh_first {
-                    v = tanh16(v);
+                let (a, b) = (
+                    parts_of(_mm512_loadu_ps(values.as_ptr().add(c))),
+                    parts_of(_mm512_loadu_ps(values.as_ptr().add(c + 16))),
+                );
+                for p in 0..3 {
+                    let bits = _mm512_permutex2var_epi16(a[p], odd, b[p]);
+                    _mm512_storeu_si512(scratch[p * part_len + row * k + c..].as_mut_ptr().cast(), bits);
                 }
-                let hi = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), top));
-                let rest = _mm512_sub_ps(v, hi);
-                let mid = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(rest), top));
-                let lo = _mm512_sub_ps(rest, mid);
-                for (p, part) in [hi, mid, lo].into_iter().enumerate() {
-                    let bits = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(_mm512_castps_si512(part)));
+            }
+        }
+        for c in (pairs..inputs / 16 * 16).step_by(16) {
+            // SAFETY: as above, for 16 values and 16 u16 per part (c + 16 ≤ inputs ≤ k).
+            unsafe {
+                let parts = parts_of(_mm512_loadu_ps(values.as_ptr().add(c)));
+                for (p, part) in parts.into_iter().enumerate() {
+                    let bits = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(part));
                     _mm256_storeu_si256(scratch[p * part_len + row * k + c..].as_mut_ptr().cast(), bits);
                 }
             }
         }
-        for c in whole..k {
+        for c in inputs / 16 * 16..k {
             let parts = match (c < inputs, tanh_first) {
                 (true, true) => cut(crate::fast_tanh(values[c])),
                 (true, false) => cut(values[c]),

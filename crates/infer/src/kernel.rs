@@ -56,7 +56,7 @@ pub(crate) enum Kernel {
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
     /// Layers of 16 inputs or more on the AMX tile unit ([`crate::amx`]), narrower ones
-    /// (the first, from a few channels) with AVX2+FMA.
+    /// (the first, from a few channels) with AVX-512 FMA.
     #[cfg(target_arch = "x86_64")]
     Amx,
 }
@@ -85,7 +85,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma => "avx2+fma",
             #[cfg(target_arch = "x86_64")]
-            Kernel::Amx => "amx-bf16 (f32 as 3 bf16 parts) + avx2+fma",
+            Kernel::Amx => "amx-bf16 (f32 as 3 bf16 parts) + avx-512",
         }
     }
 
@@ -154,11 +154,10 @@ pub(crate) fn dense_amx(
         Some(amx) => unsafe {
             crate::amx::dense(tiles, input, output, stride, frames, layer.inputs, amx, scratch, tanh_input, activation)
         },
-        // SAFETY: `amx::available` (which `tiles` proves) also checked AVX2, FMA and
-        // AVX-512F; the activation runs over the `frames` rows just written, `padded` ≤
-        // `stride` wide.
+        // SAFETY: `amx::available` (which `tiles` proves) also checked AVX-512F and FMA;
+        // the activation runs over the `frames` rows just written, `padded` ≤ `stride` wide.
         None => unsafe {
-            dense_avx2_fma(input, output, stride, frames, layer, None);
+            crate::amx::dense_narrow(input, output, stride, frames, layer);
             if let Some(activation) = activation {
                 crate::amx::activate_rows(output, stride, frames, layer.padded, activation);
             }

@@ -633,8 +633,10 @@ mod tests {
             err.starts_with("stdin: ") && err.contains("the stream ends inside frame 999 (4 of its 6 bytes)"),
             "{err}"
         );
-        let not_wav =
-            WavBlockReader::from_stream(Path::new("stdin"), Box::new(std::io::Cursor::new(b"time,a,b\n0,1,2\n".to_vec())));
+        let not_wav = WavBlockReader::from_stream(
+            Path::new("stdin"),
+            Box::new(std::io::Cursor::new(b"time,a,b\n0,1,2\n".to_vec())),
+        );
         assert!(not_wav.err().unwrap().to_string().contains("does not start with RIFF or RF64"));
     }
 
