@@ -2,7 +2,7 @@
 //! write one row per window, aligned with the sources they describe, and the scores move
 //! when the recording stops looking like the training data.
 
-use crate::util::{files_in, read, stderr, unmix, write_wav};
+use crate::util::{files_in, read, stderr, unmix, unmix_fed, unmix_on_a_pipe, wait_for, write_wav};
 use unmix_synth::{MixKind, SynthConfig, generate};
 
 /// Rows of a score CSV, without its header.
@@ -138,6 +138,14 @@ fn scores_follow_the_windows_and_flag_a_changed_mixing() {
     assert_eq!(report["monitoring"]["unusual_windows"], summary.unusual_windows);
 }
 
+/// The swapped-sensor recording as a logger writes it: a CSV with columns x, y, z.
+fn logger_csv(dir: &std::path::Path) -> std::path::PathBuf {
+    let logged = dir.join("logger.csv");
+    let names = ["x".to_string(), "y".to_string(), "z".to_string()];
+    unmix_io::write_csv(&logged, &swapped_sensors(), &names).unwrap();
+    logged
+}
+
 /// A logger piped into `apply -`: rows are separated and scored as they arrive (the
 /// outputs can be read before the input ends), the windows after a change raise alerts
 /// at once, and at the end everything equals `apply` on the same rows as a file.
@@ -145,9 +153,7 @@ fn scores_follow_the_windows_and_flag_a_changed_mixing() {
 fn a_logger_piped_into_apply_is_monitored_as_it_writes() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let logged = dir.path().join("logger.csv");
-    let names = ["x".to_string(), "y".to_string(), "z".to_string()];
-    unmix_io::write_csv(&logged, &swapped_sensors(), &names).unwrap();
+    let logged = logger_csv(dir.path());
     let out = dir.path().join("out");
     #[rustfmt::skip]
     let o = unmix(&[
@@ -159,28 +165,17 @@ fn a_logger_piped_into_apply_is_monitored_as_it_writes() {
 
     let (piped, piped_scores) = (dir.path().join("piped.csv"), dir.path().join("piped-scores.csv"));
     #[rustfmt::skip]
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
-        .args([
-            "apply", model.to_str().unwrap(), "-", "--csv-rate", "8000", "-o", piped.to_str().unwrap(),
-            "--scores", piped_scores.to_str().unwrap(), "--window-s", "0.25", "--quiet",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (child, mut stdin) = unmix_on_a_pipe(&[
+        "apply", model.to_str().unwrap(), "-", "--csv-rate", "8000", "-o", piped.to_str().unwrap(),
+        "--scores", piped_scores.to_str().unwrap(), "--window-s", "0.25", "--quiet",
+    ]);
     let text = std::fs::read_to_string(&logged).unwrap();
     let half = text.match_indices('\n').nth(8000).unwrap().0 + 1; // the header and 8000 rows
-    let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&text.as_bytes()[..half]).unwrap();
     stdin.flush().unwrap();
     // The first second's four windows reach the disk while the logger is still "writing".
     let rows_on_disk = || std::fs::read_to_string(&piped_scores).map_or(0, |t| t.lines().count().saturating_sub(1));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while rows_on_disk() < 4 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(rows_on_disk(), 4, "the windows of the rows written so far, before the input ends");
+    assert!(wait_for(|| rows_on_disk() == 4), "the windows of the rows written so far, before the input ends");
     assert!(std::fs::read_to_string(&piped).unwrap().lines().count() > 1, "sources so far on disk");
     stdin.write_all(&text.as_bytes()[half..]).unwrap();
     drop(stdin);
@@ -209,25 +204,14 @@ fn a_logger_piped_into_apply_is_monitored_as_it_writes() {
     let stopped_wav = dir.path().join("stopped.wav");
     let stopped_scores = dir.path().join("stopped-scores.csv");
     #[rustfmt::skip]
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
-        .args([
-            "apply", model.to_str().unwrap(), "-", "--csv-rate", "8000", "-o", stopped_wav.to_str().unwrap(),
-            "--scores", stopped_scores.to_str().unwrap(), "--window-s", "0.25", "--quiet",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (child, mut stdin) = unmix_on_a_pipe(&[
+        "apply", model.to_str().unwrap(), "-", "--csv-rate", "8000", "-o", stopped_wav.to_str().unwrap(),
+        "--scores", stopped_scores.to_str().unwrap(), "--window-s", "0.25", "--quiet",
+    ]);
     stdin.write_all(&text.as_bytes()[..half]).unwrap();
     stdin.flush().unwrap();
     let rows_on_disk = || std::fs::read_to_string(&stopped_scores).map_or(0, |t| t.lines().count().saturating_sub(1));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while rows_on_disk() < 4 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(rows_on_disk(), 4);
+    assert!(wait_for(|| rows_on_disk() == 4));
     let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let o = child.wait_with_output().unwrap(); // the logger (stdin) is still open
@@ -245,39 +229,11 @@ fn a_logger_piped_into_apply_is_monitored_as_it_writes() {
     assert_eq!(std::fs::read_to_string(&stopped_scores).unwrap().lines().collect::<Vec<_>>(), head);
 
     // A stream of the wrong width is named as what it is.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
-        .args(["apply", model.to_str().unwrap(), "-", "-o", dir.path().join("never.csv").to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"a,b\n0.1,0.2\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let never = dir.path().join("never.csv");
+    let o =
+        unmix_fed(&["apply", model.to_str().unwrap(), "-", "-o", never.to_str().unwrap()], b"a,b\n0.1,0.2\n".to_vec());
     crate::util::assert_clean_failure(&o, "stdin", "has 2 channels, but the model was trained on 3");
     assert!(!dir.path().join("never.csv").exists());
-}
-
-/// Starts `unmix` with `args` reading a pipe the test writes.
-fn unmix_on_a_pipe(args: &[&str]) -> (std::process::Child, std::process::ChildStdin) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    (child, stdin)
-}
-
-/// Waits up to a minute for `ready`.
-fn wait_for(ready: impl Fn() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !ready() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    ready()
 }
 
 /// A logger piped into `separate -`: it trains on the stream's head as it arrives, writes
@@ -288,9 +244,7 @@ fn wait_for(ready: impl Fn() -> bool) -> bool {
 fn a_logger_piped_into_separate_trains_on_its_head_then_separates_as_it_writes() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let logged = dir.path().join("logger.csv");
-    let names = ["x".to_string(), "y".to_string(), "z".to_string()];
-    unmix_io::write_csv(&logged, &swapped_sensors(), &names).unwrap();
+    let logged = logger_csv(dir.path());
     let text = std::fs::read_to_string(&logged).unwrap();
     let half = text.match_indices('\n').nth(8000).unwrap().0 + 1; // the header and 8000 rows
     #[rustfmt::skip]

@@ -13,10 +13,9 @@ pub fn unmix(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_unmix")).args(args).output().expect("the unmix binary runs")
 }
 
-/// Runs the `unmix` binary with `args`, `input` written to its standard input (from a
-/// thread, so a child that stops reading early cannot block the test).
-pub fn unmix_fed(args: &[&str], input: Vec<u8>) -> Output {
-    use std::io::Write;
+/// Starts the `unmix` binary with `args` reading a pipe the test writes (a logger, a
+/// recorder); its output is collected when it ends.
+pub fn unmix_on_a_pipe(args: &[&str]) -> (std::process::Child, std::process::ChildStdin) {
     use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_unmix"))
         .args(args)
@@ -25,7 +24,24 @@ pub fn unmix_fed(args: &[&str], input: Vec<u8>) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the unmix binary runs");
-    let mut stdin = child.stdin.take().expect("piped stdin");
+    let stdin = child.stdin.take().expect("piped stdin");
+    (child, stdin)
+}
+
+/// Waits up to a minute for `ready`; whether it came.
+pub fn wait_for(ready: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ready()
+}
+
+/// Runs the `unmix` binary with `args`, `input` written to its standard input (from a
+/// thread, so a child that stops reading early cannot block the test).
+pub fn unmix_fed(args: &[&str], input: Vec<u8>) -> Output {
+    use std::io::Write;
+    let (child, mut stdin) = unmix_on_a_pipe(args);
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&input); // a closed pipe is the child's business
     });
