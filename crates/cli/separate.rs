@@ -39,13 +39,13 @@ pub struct SeparateArgs {
     /// Input recording: WAV (8/16/24/32-bit integer or float, any rate) or CSV (numeric
     /// columns, optional header); see --channels to use only some channels. `-` reads a
     /// stream from the standard input (CSV rows as a logger writes them, or a WAV as a
-    /// recorder writes it): training waits for the
-    /// training segment (the first --train-seconds, --train-samples or
-    /// --max-train-samples), model.unmix is written as soon as it is trained, and the
-    /// rest of the stream is separated as it arrives (sources.csv and scores.csv are then
-    /// logs flushed as they grow, alerts print at once); Ctrl-C before the model is
-    /// written stops with nothing written, after it ends the stream there with every
-    /// output complete (as a bad row does, which the command then fails on).
+    /// recorder writes it): training waits for the training segment (the first
+    /// --train-seconds, --train-samples or --max-train-samples), model.unmix is written as
+    /// soon as it is trained, and the rest of the stream is separated as it arrives
+    /// (sources.csv and scores.csv are then logs flushed as they grow, alerts print at
+    /// once); Ctrl-C before the model is written stops with nothing written, after it ends
+    /// the stream there with every output complete (as a bad row does, which the command
+    /// then fails on).
     pub input: PathBuf,
     /// Number of sources to separate (at most the number of channels), or `auto` to
     /// estimate it (MDL on the channels' eigenvalues, then pruning of latents that carry
@@ -274,6 +274,11 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         (pick, _) => pick.clone(),
     };
     let mut config = args.config(reader.sample_rate_hz())?;
+    // Monitoring settings are checked now, not after minutes of training (or of waiting
+    // for a stream's head).
+    if args.scores {
+        args.windows.to(PathBuf::new())?.spec(reader.sample_rate_hz())?;
+    }
     // Ctrl-C stops training at its next epoch, or the separation where it is, and the job
     // then ends leaving nothing in the output directory.
     config.cancel = Some(crate::interrupt::watch()?);
@@ -318,13 +323,9 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         );
     }
     let mut out = Staging::new(&args.output, &OUTPUTS, args.force)?;
-    // Monitoring settings are checked now, not after minutes of training.
     // A stream's CSV outputs are logs in the output directory itself, as `apply -` writes.
     let csv_output = |out: &mut Staging, name: &str| if streaming { out.in_place(name) } else { out.path(name) };
     let monitoring = args.scores.then(|| args.windows.to(csv_output(&mut out, "scores.csv"))).transpose()?;
-    if let Some(monitoring) = &monitoring {
-        monitoring.spec(segment.sample_rate_hz())?;
-    }
     let read_s = started.elapsed().as_secs_f64();
 
     // 2. Training.

@@ -127,7 +127,10 @@ impl unmix_core::Source for BlockReader {
     }
 
     fn frames_total(&self) -> Option<usize> {
-        BlockReader::frames_total(self)
+        match self {
+            Self::Wav(r) => unmix_core::Source::frames_total(r),
+            Self::Csv(r) => unmix_core::Source::frames_total(r),
+        }
     }
 
     fn read(&mut self, out: &mut Vec<f32>, max_frames: usize) -> std::result::Result<usize, unmix_core::BoxError> {

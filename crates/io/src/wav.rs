@@ -500,8 +500,10 @@ impl unmix_core::Source for WavBlockReader {
         self.sample_rate_hz
     }
 
+    /// The frames still to come (the header's count less those read): a source's total
+    /// is what it will produce.
     fn frames_total(&self) -> Option<usize> {
-        self.frames_total
+        self.frames_total.map(|total| total - self.frames_read)
     }
 
     fn read(&mut self, out: &mut Vec<f32>, max_frames: usize) -> std::result::Result<usize, unmix_core::BoxError> {
