@@ -16,9 +16,8 @@
 //! separator, and a `tanh` before it is applied as it is cut rather than in a pass of its
 //! own; the parts are packed into `bf16` rows 32 at a time with one permutation. Layers of
 //! fewer than 16 inputs (the first, from a few channels) run on AVX-512 FMA instead
-//! ([`dense_narrow`]).
-//! The tile configuration is loaded for a block of frames ([`Tiles`]) and released after
-//! it, so the thread holds no tile state between blocks.
+//! ([`dense_narrow`]). The tile configuration is loaded for a block of frames ([`Tiles`])
+//! and released after it, so the thread holds no tile state between blocks.
 //!
 //! The instructions are written with `asm!` (the AMX intrinsics are not stable Rust); the
 //! unit is used only when CPUID reports it and Linux grants the process the tile state
@@ -255,7 +254,7 @@ pub(crate) unsafe fn dense(
             // and the bias tile from their vectors (step by step `n_tiles` tiles further
             // on, `k_steps` steps in all); the store writes 16 rows of 16 f32 at row stride
             // `stride` into `output`, within its `rows` rows. The loop runs `k_steps` ≥ 1
-            // times. Tiles 0–6 are the ones configured above.
+            // times. Tiles 0–6 are the ones `Tiles::load` configured.
             unsafe {
                 asm!(
                     "tileloadd tmm0, [{bias} + {tile_stride}*1]",
