@@ -301,6 +301,12 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     }
 }
 
+/// Frames a stream is read in: 50 ms, so that a slow logger's rows (and Ctrl-C) are seen
+/// as they come, at most `max`.
+pub fn stream_block_frames(sample_rate_hz: u32, max: usize) -> usize {
+    (sample_rate_hz as usize / 20).clamp(1, max)
+}
+
 /// How a stream ended before its input did, for the summary line.
 pub fn ending(applied: &Applied) -> &'static str {
     match (applied.stopped, &applied.input_error) {
@@ -460,7 +466,7 @@ pub fn apply_reader(
     let sink: Box<dyn Sink> = if sinks.len() == 1 { sinks.remove(0) } else { Box::new(TeeSink(sinks)) };
     let mut config = PipelineConfig::file();
     if streaming {
-        let block = (rate as usize / 20).clamp(1, config.frame_len);
+        let block = stream_block_frames(rate, config.frame_len);
         (config.read_frames, config.frame_len) = (block, block);
     }
     let (processor, sink): (Box<dyn Processor>, Box<dyn Sink>) = match monitoring {

@@ -312,7 +312,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let file_channels: Vec<usize> = (0..reader.channels()).map(|k| reader.file_channel(k)).collect();
     // CSV input (a file, or rows on a stream) also gets its sources as CSV.
     let csv_input = matches!(reader, BlockReader::Csv(_));
-    let stream_rest = if streaming { Some(reader) } else { None };
+    let stream_rest = streaming.then_some(reader);
     if let SourceCount::Fixed(n) = args.sources
         && segment.channels() < n
     {
@@ -517,7 +517,7 @@ fn read_stream_head(reader: &mut BlockReader, frames: usize, quiet: bool) -> Res
         );
         crate::progress::segment_bar(frames as u64)
     };
-    let block = (rate as usize / 20).clamp(1, 4096);
+    let block = crate::apply::stream_block_frames(rate, unmix_stream::PipelineConfig::file().frame_len);
     let (mut head, mut rows) = (Vec::with_capacity(frames.min(1 << 16) * channels), Vec::new());
     while head.len() < frames * channels {
         crate::interrupt::check()?;

@@ -40,6 +40,17 @@ pub(crate) const TILE_ROWS: usize = 16;
 const TILE_K: usize = 32;
 /// Outputs per tile (16 `f32`, 64 bytes a row).
 const TILE_N: usize = 16;
+/// The upper halves (the bf16) of two registers of 16 f32, in order: u16 lanes 1, 3, …, 63
+/// of the pair, the permutation that packs the cut parts.
+const ODD_HALVES: [u16; 32] = {
+    let mut lanes = [0u16; 32];
+    let mut i = 0;
+    while i < 32 {
+        lanes[i] = (2 * i + 1) as u16;
+        i += 1;
+    }
+    lanes
+};
 /// Bytes of one tile: 16 rows of 64 bytes.
 const TILE_BYTES: usize = 1024;
 
@@ -377,10 +388,8 @@ fn cut_rows(input: &[f32], stride: usize, inputs: usize, k: usize, scratch: &mut
     let part_len = TILE_ROWS * k;
     let pairs = inputs / 32 * 32;
     let top = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
-    // The upper halves (the bf16) of two registers of 16 f32, in order: u16 lanes 1, 3, …, 63.
-    let odd: [u16; 32] = std::array::from_fn(|i| (2 * i + 1) as u16);
-    // SAFETY: `odd` is 64 bytes.
-    let odd: __m512i = unsafe { _mm512_loadu_si512(odd.as_ptr().cast()) };
+    // SAFETY: `ODD_HALVES` is 64 bytes.
+    let odd: __m512i = unsafe { _mm512_loadu_si512(ODD_HALVES.as_ptr().cast()) };
     let parts_of = |v: __m512| {
         let v = if tanh_first { tanh16(v) } else { v };
         let hi = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), top));
