@@ -1,8 +1,9 @@
 //! Throughput of the inference engine (`unmix-infer`) against burn's own forward pass on
 //! the same model and frames: m = n = 8, encoder 8 → 64 → 64 → 8, 10 240 flop per frame,
 //! blocks of 256 and 4096 frames, one thread; the engine with tanh, with ReLU, and with
-//! the per-frame monitoring scores (`process_scored`), on the AMX tile unit where the
-//! processor has one, and with tanh on the AVX2+FMA kernel alone for comparison.
+//! the per-frame monitoring scores (`process_scored`), on the fastest kernel this processor
+//! runs (AMX, AVX-512 or AVX2+FMA), and with tanh on each of the other kernels it runs, for
+//! comparison (`unmix-infer-avx2+fma/tanh`, …).
 //!
 //! Run: `cargo bench --bench inference` (criterion; throughput is in frames per second,
 //! one frame being one time sample of all 8 channels).
@@ -17,7 +18,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use unmix_core::Recording;
 use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_format::{Activation, DenseLayer, GmmParams, ModelFile, ModelHeader, ModelWeights};
-use unmix_infer::Separator;
+use unmix_infer::{Kernel, Separator};
 use unmix_model::{Backend, PdgmmVae};
 
 const CHANNELS: usize = 8;
@@ -77,19 +78,23 @@ fn encoders(c: &mut Criterion) {
     let mut group = c.benchmark_group("encoder_m8_n8_h64x64");
     let kernel = Separator::new(&model(CHANNELS, &HIDDEN, Activation::Tanh)).kernel_name();
     println!("unmix-infer kernel here: {kernel}");
-    type Build = fn(&unmix_format::ModelFile) -> Separator;
-    for (name, activation, build) in [
-        ("unmix-infer/tanh", Activation::Tanh, Separator::new as Build),
-        ("unmix-infer/relu", Activation::Relu, Separator::new),
-        // Where the AMX tile unit is used, the AVX2+FMA kernel alone, for comparison.
-        ("unmix-infer-without-amx/tanh", Activation::Tanh, Separator::without_amx),
-    ] {
-        let mut separator = build(&model(CHANNELS, &HIDDEN, activation));
+    let best = Kernel::best();
+    let others = Kernel::ALL.iter().copied().filter(|k| k.is_available() && *k != best);
+    let runs =
+        [("unmix-infer/tanh".to_string(), Activation::Tanh, best), ("unmix-infer/relu".into(), Activation::Relu, best)]
+            .into_iter()
+            .chain(others.map(|k| {
+                // `amx-bf16 (f32 as …) + avx-512` → `amx-bf16`: ids without spaces.
+                let short = k.name().split(' ').next().unwrap_or("kernel");
+                (format!("unmix-infer-{short}/tanh"), Activation::Tanh, k)
+            }));
+    for (name, activation, kernel) in runs {
+        let mut separator = Separator::with_kernel(&model(CHANNELS, &HIDDEN, activation), kernel).expect("available");
         for frames in [256usize, 4096] {
             let input = input(frames);
             let mut output = vec![0.0f32; frames * CHANNELS];
             group.throughput(Throughput::Elements(frames as u64));
-            group.bench_with_input(BenchmarkId::new(name, frames), &frames, |b, _| {
+            group.bench_with_input(BenchmarkId::new(name.as_str(), frames), &frames, |b, _| {
                 b.iter(|| separator.process(black_box(&input), black_box(&mut output)).expect("shapes fit"));
             });
         }

@@ -586,6 +586,8 @@ fn issue3_streamed_output_equals_whole_file_output() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("processor       50001        50001"), "{text}");
+    // … and which encoder kernel ran them.
+    assert!(text.contains(&format!("encoder kernel: {}", unmix_infer::Kernel::best().name())), "{text}");
     assert_eq!(read(&applied), streamed);
 }
 

@@ -16,7 +16,7 @@
 //! separator, and a `tanh` before it is applied as it is cut rather than in a pass of its
 //! own; the parts are packed into `bf16` rows 32 at a time with one permutation. Layers of
 //! fewer than 16 inputs (the first, from a few channels) run on AVX-512 FMA instead
-//! ([`dense_narrow`]). The tile configuration is loaded for a block of frames ([`Tiles`])
+//! ([`crate::avx512::dense`]). The tile configuration is loaded for a block of frames ([`Tiles`])
 //! and released after it, so the thread holds no tile state between blocks.
 //!
 //! The instructions are written with `asm!` (the AMX intrinsics are not stable Rust); the
@@ -26,7 +26,7 @@
 use std::arch::asm;
 use std::arch::x86_64::{
     __m512, _mm256_storeu_si256, _mm512_and_si512, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cvtepi32_epi16,
-    _mm512_loadu_ps, _mm512_set1_epi32, _mm512_srli_epi32, _mm512_storeu_ps, _mm512_sub_ps,
+    _mm512_loadu_ps, _mm512_set1_epi32, _mm512_srli_epi32, _mm512_sub_ps,
 };
 use std::sync::OnceLock;
 
@@ -309,74 +309,14 @@ pub(crate) unsafe fn dense(
             }
         }
         if let Some(activation) = activation {
-            activate_rows(&mut output[r0 * stride..], stride, TILE_ROWS, layer.n_tiles * TILE_N, activation);
+            crate::avx512::activate_rows(
+                &mut output[r0 * stride..],
+                stride,
+                TILE_ROWS,
+                layer.n_tiles * TILE_N,
+                activation,
+            );
         }
-    }
-}
-
-/// A layer too narrow for the tile unit (the first, from a few channels) on AVX-512 FMA:
-/// four frames × up to 64 outputs in 16 registers, each weight row loaded once for the
-/// four frames and each input broadcast once for its 64 outputs. No activation (the next
-/// layer, on the tile unit, applies it as it cuts its input; otherwise the caller does).
-#[target_feature(enable = "avx512f,fma")]
-pub(crate) fn dense_narrow(input: &[f32], output: &mut [f32], stride: usize, frames: usize, layer: &PackedLayer) {
-    let padded = layer.padded;
-    let mut oc = 0;
-    while oc < padded {
-        let lanes = ((padded - oc) / 16).min(4);
-        match lanes {
-            4 => narrow_block::<4>(input, output, stride, frames, layer, oc),
-            3 => narrow_block::<3>(input, output, stride, frames, layer, oc),
-            2 => narrow_block::<2>(input, output, stride, frames, layer, oc),
-            _ => narrow_block::<1>(input, output, stride, frames, layer, oc),
-        }
-        oc += 16 * lanes;
-    }
-}
-
-/// Outputs `oc .. oc + 16 L` of [`dense_narrow`], four frames at a time.
-#[target_feature(enable = "avx512f,fma")]
-#[inline]
-fn narrow_block<const L: usize>(
-    input: &[f32],
-    output: &mut [f32],
-    stride: usize,
-    frames: usize,
-    layer: &PackedLayer,
-    oc: usize,
-) {
-    use std::arch::x86_64::{_mm512_fmadd_ps, _mm512_set1_ps};
-    let (inputs, padded) = (layer.inputs, layer.padded);
-    let weight = &layer.weight[..inputs * padded];
-    let bias = &layer.bias[oc..oc + 16 * L];
-    let mut f = 0;
-    while f < frames {
-        let rows = (frames - f).min(4);
-        // Rows past `frames` repeat the last real row; their results are not stored.
-        let row = |r: usize| &input[(f + r.min(rows - 1)) * stride..][..inputs];
-        let x = [row(0), row(1), row(2), row(3)];
-        // SAFETY: `bias` and every weight row slice hold `16 L` values from `oc`
-        // (`oc + 16 L ≤ padded`), and each output row written has `padded ≤ stride` values.
-        unsafe {
-            let b: [__m512; L] = std::array::from_fn(|j| _mm512_loadu_ps(bias.as_ptr().add(16 * j)));
-            let mut acc = [b; 4];
-            for (i, w_row) in weight.chunks_exact(padded).enumerate() {
-                let w: [__m512; L] = std::array::from_fn(|j| _mm512_loadu_ps(w_row.as_ptr().add(oc + 16 * j)));
-                for (r, a) in acc.iter_mut().enumerate() {
-                    let v = _mm512_set1_ps(x[r][i]);
-                    for j in 0..L {
-                        a[j] = _mm512_fmadd_ps(v, w[j], a[j]);
-                    }
-                }
-            }
-            for (r, a) in acc.iter().enumerate().take(rows) {
-                let out = &mut output[(f + r) * stride + oc..][..16 * L];
-                for (j, v) in a.iter().enumerate() {
-                    _mm512_storeu_ps(out.as_mut_ptr().add(16 * j), *v);
-                }
-            }
-        }
-        f += 4;
     }
 }
 
@@ -391,7 +331,7 @@ fn cut_rows(input: &[f32], stride: usize, inputs: usize, k: usize, scratch: &mut
     // SAFETY: `ODD_HALVES` is 64 bytes.
     let odd: __m512i = unsafe { _mm512_loadu_si512(ODD_HALVES.as_ptr().cast()) };
     let parts_of = |v: __m512| {
-        let v = if tanh_first { tanh16(v) } else { v };
+        let v = if tanh_first { crate::avx512::tanh16(v) } else { v };
         let hi = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), top));
         let rest = _mm512_sub_ps(v, hi);
         let mid = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(rest), top));
@@ -437,76 +377,9 @@ fn cut_rows(input: &[f32], stride: usize, inputs: usize, k: usize, scratch: &mut
     }
 }
 
-/// Applies `activation` in place to the first `width` values (a multiple of 16) of
-/// `count` rows of `stride`; `tanh` 16 lanes at a time without a division.
-#[target_feature(enable = "avx512f,fma")]
-pub(crate) fn activate_rows(rows: &mut [f32], stride: usize, count: usize, width: usize, activation: Activation) {
-    for row in 0..count {
-        let values = &mut rows[row * stride..row * stride + width];
-        match activation {
-            Activation::Tanh => {
-                for chunk in values.chunks_exact_mut(16) {
-                    // SAFETY: `chunk` has exactly 16 f32.
-                    unsafe { _mm512_storeu_ps(chunk.as_mut_ptr(), tanh16(_mm512_loadu_ps(chunk.as_ptr()))) };
-                }
-            }
-            other => {
-                for v in values.iter_mut() {
-                    *v = other.apply(*v);
-                }
-            }
-        }
-    }
-}
-
-/// [`crate::fast_tanh`] on 16 lanes, with the division as a 14-bit reciprocal and one
-/// Newton step (relative error about 2^-27, far below the rational's own).
-#[target_feature(enable = "avx512f,fma")]
-#[allow(clippy::excessive_precision)] // the coefficients of fast_tanh, as published
-pub(crate) fn tanh16(x: __m512) -> __m512 {
-    use std::arch::x86_64::{
-        _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_rcp14_ps, _mm512_set1_ps,
-    };
-    let clamp = 7.905_311f32;
-    let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-clamp)), _mm512_set1_ps(clamp));
-    let x2 = _mm512_mul_ps(x, x);
-    let mut p = _mm512_set1_ps(-2.760_768_5e-16);
-    for c in [2.000_187_9e-13f32, -8.604_671_5e-11, 5.122_297e-8, 1.485_722_4e-5, 6.372_619_3e-4, 4.893_524_6e-3] {
-        p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(c));
-    }
-    let p = _mm512_mul_ps(p, x);
-    let mut q = _mm512_set1_ps(1.198_258_4e-6);
-    for c in [1.185_347_1e-4f32, 2.268_434_6e-3, 4.893_525e-3] {
-        q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(c));
-    }
-    let r = _mm512_rcp14_ps(q);
-    let r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0)));
-    _mm512_mul_ps(p, r)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The 16-lane tanh keeps `fast_tanh`'s stated error: the reciprocal with one Newton
-    /// step adds nothing that shows.
-    #[test]
-    fn tanh16_error_is_as_stated() {
-        if !available() {
-            return; // no AVX-512 and tile unit here: nothing runs this code
-        }
-        let mut worst = 0.0f64;
-        let xs: Vec<f32> = (0..200_000).map(|i| -10.0 + i as f32 * 1e-4).collect();
-        for chunk in xs.chunks_exact(16) {
-            let mut out = [0.0f32; 16];
-            // SAFETY: `available` checked AVX-512F and FMA; both buffers hold 16 f32.
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr(), tanh16(_mm512_loadu_ps(chunk.as_ptr()))) };
-            for (&x, &y) in chunk.iter().zip(&out) {
-                worst = worst.max((f64::from(y) - f64::from(x).tanh()).abs());
-            }
-        }
-        assert!(worst <= f64::from(crate::TANH_MAX_ABS_ERROR), "max error {worst:e}");
-    }
 
     /// The three parts of a cut add up to the value exactly, and each is a bf16.
     #[test]

@@ -1,6 +1,7 @@
 //! The dense-layer kernel: `out = act(in · W + b)` over a block of frames, register-blocked
-//! four frames by [`LANES`] outputs, written so that LLVM vectorises it; compiled twice,
-//! portable and with AVX2+FMA, and chosen once at construction.
+//! four frames by [`LANES`] outputs, written so that LLVM vectorises it, compiled portable
+//! and with AVX2+FMA; beside it the AVX-512 ([`crate::avx512`]) and AMX ([`crate::amx`])
+//! variants. One is chosen at construction ([`Kernel`]).
 
 use unmix_format::Activation;
 
@@ -49,12 +50,19 @@ fn activate(x: f32, activation: Activation) -> f32 {
     }
 }
 
-/// Which compiled variant runs.
+/// The compiled variants of the dense kernel; [`Kernel::best`] is chosen by
+/// [`crate::Separator::new`], any other this processor runs by
+/// [`crate::Separator::with_kernel`] (to compare them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kernel {
+pub enum Kernel {
+    /// Plain Rust that LLVM vectorises for the build's target: runs everywhere.
     Portable,
+    /// AVX2 and FMA intrinsics, eight lanes.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    /// AVX-512F and FMA, sixteen lanes, the activation applied in the registers.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
     /// Layers of 16 inputs or more on the AMX tile unit ([`crate::amx`]), narrower ones
     /// (the first, from a few channels) with AVX-512 FMA.
     #[cfg(target_arch = "x86_64")]
@@ -62,28 +70,45 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    pub(crate) fn detect() -> Self {
+    /// Every variant, fastest first.
+    pub const ALL: &'static [Kernel] = &[
         #[cfg(target_arch = "x86_64")]
-        if crate::amx::available() {
-            return Kernel::Amx;
+        Kernel::Amx,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2Fma,
+        Kernel::Portable,
+    ];
+
+    /// Whether this processor (and, for the tile unit, the operating system) runs it.
+    pub fn is_available(self) -> bool {
+        match self {
+            Kernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma => {
+                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => crate::avx512::available(),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Amx => crate::amx::available(),
         }
-        Self::without_amx()
     }
 
-    /// The best kernel that does not use the tile unit.
-    pub(crate) fn without_amx() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return Kernel::Avx2Fma;
-        }
-        Kernel::Portable
+    /// The fastest variant this processor runs.
+    pub fn best() -> Self {
+        Self::ALL.iter().copied().find(|k| k.is_available()).unwrap_or(Kernel::Portable)
     }
 
-    pub(crate) fn name(self) -> &'static str {
+    /// Its name in reports (`avx-512`, `avx2+fma`, …).
+    pub fn name(self) -> &'static str {
         match self {
             Kernel::Portable => "portable",
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma => "avx2+fma",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => "avx-512",
             #[cfg(target_arch = "x86_64")]
             Kernel::Amx => "amx-bf16 (f32 as 3 bf16 parts) + avx-512",
         }
@@ -118,12 +143,15 @@ impl Kernel {
         match self {
             Kernel::Portable => dense_portable(input, output, stride, frames, layer, activation),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2Fma` is only chosen by `detect` after the processor reported both
-            // features, so the instructions this function is compiled with exist.
+            // SAFETY: a separator runs only a kernel that `is_available` (the processor
+            // reported both features), so the instructions this function uses exist.
             Kernel::Avx2Fma => unsafe { dense_avx2_fma(input, output, stride, frames, layer, activation) },
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, `avx512::available` reported AVX-512F and FMA.
+            Kernel::Avx512 => unsafe { crate::avx512::dense(input, output, stride, frames, layer, activation) },
+            #[cfg(target_arch = "x86_64")]
             Kernel::Amx => {
-                // SAFETY: `Amx` is only chosen by `detect` after `amx::available`.
+                // SAFETY: as above, `amx::available` reported the unit and its permission.
                 let tiles = unsafe { crate::amx::Tiles::load() };
                 dense_amx(&tiles, input, output, stride, frames, layer, false, activation, scratch);
             }
@@ -154,14 +182,8 @@ pub(crate) fn dense_amx(
         Some(amx) => unsafe {
             crate::amx::dense(tiles, input, output, stride, frames, layer.inputs, amx, scratch, tanh_input, activation)
         },
-        // SAFETY: `amx::available` (which `tiles` proves) also checked AVX-512F and FMA;
-        // the activation runs over the `frames` rows just written, `padded` ≤ `stride` wide.
-        None => unsafe {
-            crate::amx::dense_narrow(input, output, stride, frames, layer);
-            if let Some(activation) = activation {
-                crate::amx::activate_rows(output, stride, frames, layer.padded, activation);
-            }
-        },
+        // SAFETY: `amx::available` (which `tiles` proves) also checked AVX-512F and FMA.
+        None => unsafe { crate::avx512::dense(input, output, stride, frames, layer, activation) },
     }
 }
 
@@ -313,21 +335,28 @@ mod kernel_tests {
     /// fill the register blocks, and widths that do and do not fill the lanes.
     #[test]
     fn kernels_agree_with_a_plain_computation() {
-        for (inputs, outputs, frames) in
-            [(3, 3, 1), (8, 64, 13), (64, 64, 128), (5, 17, 6), (40, 20, 37), (96, 8, 16usize)]
-        {
+        for (inputs, outputs, frames) in [
+            (3, 3, 1),
+            (8, 64, 13),
+            (64, 64, 128),
+            (5, 17, 6),
+            (40, 20, 37),
+            (96, 8, 16usize),
+            (64, 40, 27),
+            (16, 48, 11),
+        ] {
             let stride = layer(inputs, outputs).padded.max(inputs);
             // Whole tiles of rows, as the separator's buffers are.
             let rows = frames.next_multiple_of(16);
             let input: Vec<f32> = (0..rows * stride).map(|i| ((i * 31 % 97) as f32 / 48.0 - 1.0) * 1.5).collect();
-            for act in [None, Some(Activation::Tanh), Some(Activation::Relu)] {
-                let mut variants = vec![Kernel::Portable];
-                for kernel in [Kernel::without_amx(), Kernel::detect()] {
-                    if !variants.contains(&kernel) {
-                        variants.push(kernel);
-                    }
-                }
-                for kernel in variants {
+            for act in [
+                None,
+                Some(Activation::Tanh),
+                Some(Activation::Relu),
+                Some(Activation::LeakyRelu),
+                Some(Activation::Silu),
+            ] {
+                for kernel in Kernel::ALL.iter().copied().filter(|k| k.is_available()) {
                     let l = layer(inputs, outputs).for_kernel(kernel);
                     let mut scratch = vec![0u16; l.scratch_len()];
                     let mut out = vec![0.0f32; rows * stride];

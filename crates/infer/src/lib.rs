@@ -2,9 +2,10 @@
 //!
 //! [`Separator`] folds the normalisation (centring, scaling, whitening) into the encoder's
 //! first layer and turns frames of `m` channels into the posterior means of `n` sources,
-//! a block of frames at a time, with a register-blocked dense kernel compiled for AVX2+FMA
-//! when the processor has it, or Intel's AMX tile unit at full `f32` accuracy where there
-//! is one (chosen once, at construction), and a fast rational `tanh`.
+//! a block of frames at a time, with a register-blocked dense kernel for the best the
+//! processor has — Intel's AMX tile unit at full `f32` accuracy, AVX-512 (AMD Zen 4 and
+//! later, most Intel servers), AVX2+FMA, or portable code — chosen once, at construction
+//! ([`Kernel`]), and a fast rational `tanh`.
 //!
 //! [`Separator::process_scored`] also scores every frame for monitoring: its log-density
 //! under the learned per-source priors and how well the decoder reconstructs its
@@ -21,16 +22,18 @@
 //! makes the kernel enlarge that thread's saved state once (a trap, like a first page
 //! fault), after which nothing more happens.
 
-#![allow(unsafe_code)] // confined to kernel.rs and amx.rs: #[target_feature] calls, SIMD loads/stores and the tile instructions, each with a SAFETY note
+#![allow(unsafe_code)] // confined to kernel.rs, avx512.rs and amx.rs: #[target_feature] calls, SIMD loads/stores and the tile instructions, each with a SAFETY note
 
 #[cfg(target_arch = "x86_64")]
 mod amx;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod kernel;
 
 use unmix_dsp::Normaliser;
 use unmix_format::{Activation, DenseLayer, ModelFile};
 
-pub use kernel::{TANH_MAX_ABS_ERROR, fast_tanh};
+pub use kernel::{Kernel, TANH_MAX_ABS_ERROR, fast_tanh};
 
 /// Frames computed together: enough to amortise per-layer overhead, small enough that the
 /// working set (`BLOCK_FRAMES × widest layer`) stays in L1/L2. A whole number of the tile
@@ -67,6 +70,9 @@ pub enum Error {
         /// Reconstruction-error slots given.
         reconstruction: usize,
     },
+    /// [`Separator::with_kernel`] was asked for a kernel this processor does not run.
+    #[error("the {0} kernel does not run on this processor")]
+    KernelUnavailable(&'static str),
 }
 
 /// A dense layer with its output width padded to the kernel's lane multiple.
@@ -107,7 +113,7 @@ impl PackedLayer {
     }
 
     /// This layer with what `kernel` needs to run it.
-    fn for_kernel(self, kernel: kernel::Kernel) -> Self {
+    fn for_kernel(self, kernel: Kernel) -> Self {
         #[cfg(target_arch = "x86_64")]
         if kernel.uses_amx(self.inputs) {
             let amx = Some(amx::AmxLayer::pack(&self));
@@ -163,23 +169,28 @@ pub struct Separator {
     /// `[BLOCK_FRAMES][widest]`: the standardised input while scoring.
     standardised: Aligned<f32>,
     widest: usize,
-    kernel: kernel::Kernel,
+    kernel: Kernel,
     /// The kernel's scratch (the tile unit's cut input).
     scratch: Aligned<u16>,
 }
 
 impl Separator {
-    /// Builds the separator of a model file, allocating every buffer it will use.
+    /// Builds the separator of a model file on the fastest kernel this processor runs
+    /// ([`Kernel::best`]), allocating every buffer it will use.
     pub fn new(model: &ModelFile) -> Self {
-        Self::with_kernel(model, kernel::Kernel::detect())
+        Self::build(model, Kernel::best())
     }
 
-    /// [`new`](Self::new) without the AMX tile unit even where there is one (to compare).
-    pub fn without_amx(model: &ModelFile) -> Self {
-        Self::with_kernel(model, kernel::Kernel::without_amx())
+    /// [`new`](Self::new) on a chosen kernel (to compare kernels); one this processor does
+    /// not run is refused.
+    pub fn with_kernel(model: &ModelFile, kernel: Kernel) -> Result<Self, Error> {
+        if !kernel.is_available() {
+            return Err(Error::KernelUnavailable(kernel.name()));
+        }
+        Ok(Self::build(model, kernel))
     }
 
-    fn with_kernel(model: &ModelFile, kernel: kernel::Kernel) -> Self {
+    fn build(model: &ModelFile, kernel: Kernel) -> Self {
         let normaliser = &model.header.normaliser;
         let weights = &model.weights;
         let mut layers = Vec::with_capacity(weights.encoder.len());
@@ -260,7 +271,12 @@ impl Separator {
         self.sources
     }
 
-    /// Name of the dense kernel in use (`avx2+fma` or `portable`).
+    /// The dense kernel in use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// Name of the dense kernel in use (`avx-512`, `avx2+fma`, …).
     pub fn kernel_name(&self) -> &'static str {
         self.kernel.name()
     }
@@ -456,7 +472,7 @@ fn gather(rows: &[f32], stride: usize, frames: &mut [f32], width: usize) {
 /// Runs `layers` from `a`, ping-ponging with `b`; returns the buffer holding the result.
 #[allow(clippy::too_many_arguments)]
 fn run_layers<'a>(
-    kernel: kernel::Kernel,
+    kernel: Kernel,
     layers: &[PackedLayer],
     a: &'a mut [f32],
     b: &'a mut [f32],
@@ -466,7 +482,7 @@ fn run_layers<'a>(
     activation: impl Fn(usize) -> Option<Activation>,
 ) -> &'a [f32] {
     #[cfg(target_arch = "x86_64")]
-    if kernel == kernel::Kernel::Amx {
+    if kernel == Kernel::Amx {
         // SAFETY: `Amx` is only chosen after `amx::available`.
         let tiles = unsafe { amx::Tiles::load() };
         // One tile configuration for all the layers, which run over the whole block each

@@ -1,13 +1,13 @@
-//! The engine gives the same sources and scores whichever kernel runs it: with Intel's AMX
-//! tile unit (used where the processor has one, as this repository's machine does) and
-//! with the AVX2+FMA kernel alone. (On a processor without the unit both are the latter.)
+//! The engine gives the same sources and scores whichever kernel runs it: every kernel this
+//! processor runs (Intel's AMX tile unit, AVX-512, AVX2+FMA, as there are) against the
+//! portable one.
 
 #[path = "support/model.rs"]
 mod support;
 
 use support::model;
 use unmix_format::Activation;
-use unmix_infer::Separator;
+use unmix_infer::{Kernel, Separator};
 
 /// `|got − want| ≤ tolerance × max |want|` over a whole output.
 fn assert_close(got: &[f32], want: &[f32], tolerance: f32, what: &str) {
@@ -18,7 +18,7 @@ fn assert_close(got: &[f32], want: &[f32], tolerance: f32, what: &str) {
 }
 
 #[test]
-fn the_tile_unit_and_the_vector_kernel_agree() {
+fn every_kernel_agrees_with_the_portable_one() {
     #[rustfmt::skip]
     let cases = [
         (8, 8, vec![64, 64], false, Activation::Tanh),
@@ -31,7 +31,7 @@ fn the_tile_unit_and_the_vector_kernel_agree() {
     for (m, n, hidden, whiten, activation) in cases {
         let mut model = model(m, n, &hidden, whiten);
         model.weights.activation = activation;
-        let (mut tiles, mut vector) = (Separator::new(&model), Separator::without_amx(&model));
+        let mut portable = Separator::with_kernel(&model, Kernel::Portable).unwrap();
         // 1000 frames: blocks of 128 and a last one of 104, not a whole number of tiles.
         let frames = 1000;
         let input: Vec<f32> = (0..frames * m).map(|i| (i as f32 * 0.011).sin() * (1 + i % m) as f32).collect();
@@ -44,10 +44,34 @@ fn the_tile_unit_and_the_vector_kernel_agree() {
             assert_eq!(sources, scored, "the same sources with and without the scores");
             (sources, log_prior, error)
         };
-        let (got, want) = (run(&mut tiles), run(&mut vector));
-        let case = format!("m={m} n={n} hidden={hidden:?} {activation:?} on {}", tiles.kernel_name());
-        assert_close(&got.0, &want.0, 1e-5, &format!("sources, {case}"));
-        assert_close(&got.1, &want.1, 1e-5, &format!("log-prior, {case}"));
-        assert_close(&got.2, &want.2, 1e-4, &format!("reconstruction error, {case}"));
+        let want = run(&mut portable);
+        for &kernel in Kernel::ALL.iter().filter(|k| k.is_available() && **k != Kernel::Portable) {
+            let got = run(&mut Separator::with_kernel(&model, kernel).unwrap());
+            let case = format!("m={m} n={n} hidden={hidden:?} {activation:?} on {}", kernel.name());
+            assert_close(&got.0, &want.0, 1e-5, &format!("sources, {case}"));
+            assert_close(&got.1, &want.1, 1e-5, &format!("log-prior, {case}"));
+            assert_close(&got.2, &want.2, 1e-4, &format!("reconstruction error, {case}"));
+        }
+    }
+}
+
+/// `Separator::new` takes the fastest kernel here; `with_kernel` builds on any kernel this
+/// processor runs and refuses, naming it, one it does not (AMX on most machines).
+#[test]
+fn a_kernel_this_processor_lacks_is_refused() {
+    let model = model(3, 3, &[8], false);
+    assert!(Kernel::best().is_available());
+    assert_eq!(Separator::new(&model).kernel(), Kernel::best());
+    for &kernel in Kernel::ALL {
+        match Separator::with_kernel(&model, kernel) {
+            Ok(separator) => {
+                assert!(kernel.is_available(), "{} built but is not available", kernel.name());
+                assert_eq!(separator.kernel(), kernel);
+            }
+            Err(e) => {
+                assert!(!kernel.is_available(), "{} refused but available: {e}", kernel.name());
+                assert!(e.to_string().contains(kernel.name()), "{e}");
+            }
+        }
     }
 }
