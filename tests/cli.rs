@@ -107,6 +107,7 @@ fn separate_then_apply_gives_identical_sources() {
     assert!(report["restarts"]["final_validation_loss"].as_f64().unwrap().is_finite());
     assert_eq!(report["ordering"]["signs"].as_array().unwrap().len(), 2);
     assert!(report["linear_ica"]["iterations"].as_u64().unwrap() > 0);
+    assert_eq!(report["encoder_kernel"], unmix_infer::Kernel::best().name());
 
     let applied = dir.path().join("applied.wav");
     let o = unmix(&[

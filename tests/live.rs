@@ -121,6 +121,8 @@ fn live_from_alsa_with_a_model_records_exactly_the_offline_sources() {
     let err = stderr(&o);
     assert!(err.contains("input alsa:filecap: 3 channels, 48000 Hz, f32"), "{err}");
     assert!(String::from_utf8_lossy(&o.stdout).contains("processing load"), "--stats prints the load");
+    let kernel = format!("encoder kernel: {}", unmix_infer::Kernel::best().name());
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&kernel), "--stats names the kernel");
     // The session ends with the summary `apply` prints, on stderr (stdout may carry samples).
     let summary = err.lines().find(|l| l.starts_with("monitoring: 4 windows; outlier shares")).expect(&err);
 

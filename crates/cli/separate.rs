@@ -436,6 +436,8 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "training": history.summary,
         "timings_s": { "read": read_s, "train": train_s, "apply": apply_s, "total": started.elapsed().as_secs_f64() },
         "pipeline": applied.pipeline,
+        // Kernels agree to 1e-5, not bit for bit: say which one computed the sources.
+        "encoder_kernel": unmix_infer::Kernel::best().name(),
         "monitoring": monitoring.as_ref().zip(monitoring_summary.as_ref()).map(|(m, s)| serde_json::json!({
             "window_s": m.window_s,
             "hop_s": m.hop_s,
