@@ -63,8 +63,9 @@ pub enum Kernel {
     /// AVX-512F and FMA, sixteen lanes, the activation applied in the registers.
     #[cfg(target_arch = "x86_64")]
     Avx512,
-    /// Layers of 16 inputs or more on the AMX tile unit ([`crate::amx`]), narrower ones
-    /// (the first, from a few channels) with AVX-512 FMA.
+    /// Layers of 16 inputs or more on Intel's AMX tile unit at `f32` accuracy (each `f32`
+    /// cut into three `bf16` parts), narrower ones (the first, from a few channels) on
+    /// the AVX-512 kernel.
     #[cfg(target_arch = "x86_64")]
     Amx,
 }

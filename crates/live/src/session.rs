@@ -54,7 +54,7 @@ pub struct LiveConfig {
     pub refit_s: Option<f64>,
     /// Frames the processor handles at a time.
     pub frame_len: usize,
-    /// Output device and `--listen K` (0-based); opened by [`LiveSession::start`].
+    /// Output device and `--listen K` (0-based); opened by `LiveSession::start` (feature `cpal`).
     pub output: Option<(String, Option<usize>)>,
     /// WAV recording of the sources.
     pub record: Option<PathBuf>,

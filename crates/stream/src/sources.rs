@@ -56,9 +56,10 @@ impl<S: Source> Source for Prepended<S> {
 }
 
 /// A source that ends the stream at its inner source's first error instead of failing
-/// it, and keeps the error for whoever built the pipeline ([`EndAtError::error`]): a
-/// stream that may have run for hours — a logger piped in — keeps every frame before a
-/// bad row, its outputs completed, and the error is still reported.
+/// it, and keeps the error for whoever built the pipeline (in the [`EndingError`] that
+/// [`EndAtError::new`] returns): a stream that may have run for hours — a logger piped
+/// in — keeps every frame before a bad row, its outputs completed, and the error is
+/// still reported.
 pub struct EndAtError<S> {
     inner: S,
     error: EndingError,
