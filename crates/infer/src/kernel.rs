@@ -97,9 +97,14 @@ impl Kernel {
         }
     }
 
+    /// The variants this processor runs, fastest first.
+    pub fn available() -> impl Iterator<Item = Kernel> {
+        Self::ALL.iter().copied().filter(|k| k.is_available())
+    }
+
     /// The fastest variant this processor runs.
     pub fn best() -> Self {
-        Self::ALL.iter().copied().find(|k| k.is_available()).unwrap_or(Kernel::Portable)
+        Self::available().next().unwrap_or(Kernel::Portable)
     }
 
     /// Its name in reports (`avx-512`, `avx2+fma`, …).
@@ -357,7 +362,7 @@ mod kernel_tests {
                 Some(Activation::LeakyRelu),
                 Some(Activation::Silu),
             ] {
-                for kernel in Kernel::ALL.iter().copied().filter(|k| k.is_available()) {
+                for kernel in Kernel::available() {
                     let l = layer(inputs, outputs).for_kernel(kernel);
                     let mut scratch = vec![0u16; l.scratch_len()];
                     let mut out = vec![0.0f32; rows * stride];
