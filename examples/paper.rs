@@ -9,7 +9,7 @@
 //! Run: `cargo run --release --example paper [-- linear nonlinear noisy] [--seeds 1,2]`.
 //! Overrides for measurements: `--beta --lambda --lr --batch --k --hidden --hidden2 --act
 //! --enc-width --enc-layers --dec-width --dec-layers --max-epochs --min-epochs --tol --omega
-//! --whiten --warm 0|1 --restarts R --rounds N --round-epochs E --train-seed S --linear-ica 1`.
+//! --whiten --warm 0|1 --restarts R --rounds N --round-epochs E --threads N --train-seed S --linear-ica 1`.
 
 use std::time::Instant;
 
@@ -208,10 +208,13 @@ fn configure(n: usize, overrides: &[(String, f64)]) -> Result<SeparateConfig> {
             "train-seed" => training.seed = v as u64,
             "whiten" => config.whiten = v != 0.0,
             "warm" => config.warm_start = v != 0.0,
-            "restarts" if v as usize <= 1 => config.restarts = ConsensusConfig::single(),
+            "restarts" if v as usize <= 1 => {
+                config.restarts = ConsensusConfig { threads: config.restarts.threads, ..ConsensusConfig::single() }
+            }
             "restarts" => config.restarts.candidates = v as usize,
             "rounds" => config.restarts.rounds = v as usize,
             "round-epochs" => config.restarts.epochs_per_round = v as usize,
+            "threads" => config.restarts.threads = v as usize,
             "linear-ica" => {}
             other => anyhow::bail!("unknown override --{other}"),
         }

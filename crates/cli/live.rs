@@ -298,9 +298,10 @@ mod enabled {
             bail!("--ring-seconds must be positive");
         }
         // `separate`'s defaults, but one run instead of restarts: the warm-up fit is waited
-        // for live (the warm start from linear ICA keeps the single run reliable).
+        // for live (the warm start from linear ICA keeps the single run reliable). One
+        // thread, so that the fit leaves a core to the audio callback and the separator.
         let mut separate = SeparateConfig::new(SourceCount::Fixed(args.sources))?;
-        separate.restarts = ConsensusConfig::single();
+        separate.restarts = ConsensusConfig { threads: 1, ..ConsensusConfig::single() };
         let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
         let scores = monitoring.as_ref().map(|m| LiveScores {
             path: m.path.clone(),

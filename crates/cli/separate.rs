@@ -101,6 +101,10 @@ pub struct SeparateArgs {
     /// Epochs every candidate trains per round.
     #[arg(long, default_value_t = ConsensusConfig::default().epochs_per_round)]
     pub restart_epochs: usize,
+    /// Threads that train the restarts' candidates side by side and fit the warm start's
+    /// priors (0 = one per core). The result is the same for any number.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Start from random weights instead of the linear ICA solution (FastICA on the
     /// whitened channels, distilled into the encoder and decoder).
     #[arg(long)]
@@ -206,12 +210,13 @@ impl SeparateArgs {
             bail!("--max-sources only applies to -n auto");
         }
         let restarts = if self.restarts <= 1 {
-            ConsensusConfig::single()
+            ConsensusConfig { threads: self.threads, ..ConsensusConfig::single() }
         } else {
             ConsensusConfig {
                 candidates: self.restarts,
                 rounds: self.restart_rounds,
                 epochs_per_round: self.restart_epochs,
+                threads: self.threads,
                 ..ConsensusConfig::default()
             }
         };

@@ -38,21 +38,33 @@ pub fn fit_1d(samples: &[f32], components: usize, iterations: usize) -> Gmm1d {
     let mut weights = vec![1.0 / k as f64; k];
     let mut resp = vec![0.0f64; k];
     let mut log_likelihood = f64::NEG_INFINITY;
+    let half_ln_tau = 0.5 * std::f64::consts::TAU.ln();
+    let (mut offset, mut precision) = (vec![0.0f64; k], vec![0.0f64; k]);
     for _ in 0..iterations.max(1) {
+        // The per-component constants of log πc N(v | μc, σc²), once per iteration rather
+        // than once per sample: the E-step is then one `exp` per sample and component.
+        for c in 0..k {
+            offset[c] = weights[c].ln() - 0.5 * variances[c].ln() - half_ln_tau;
+            precision[c] = 1.0 / variances[c];
+        }
         let (mut nk, mut sx, mut sxx) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
         let mut ll = 0.0;
         for &v in &x {
             let mut max = f64::NEG_INFINITY;
             for c in 0..k {
                 let d = v - means[c];
-                resp[c] =
-                    weights[c].ln() - 0.5 * (d * d / variances[c] + variances[c].ln() + std::f64::consts::TAU.ln());
+                resp[c] = offset[c] - 0.5 * d * d * precision[c];
                 max = max.max(resp[c]);
             }
-            let total: f64 = resp.iter().map(|r| (r - max).exp()).sum();
+            let mut total = 0.0;
+            for r in resp.iter_mut() {
+                *r = (*r - max).exp();
+                total += *r;
+            }
             ll += max + total.ln();
+            let inv_total = 1.0 / total;
             for c in 0..k {
-                let r = (resp[c] - max).exp() / total;
+                let r = resp[c] * inv_total;
                 nk[c] += r;
                 sx[c] += r * v;
                 sxx[c] += r * v * v;

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use unmix_format::{GmmParams, ModelWeights};
 
 use crate::prior::initial_params;
-use crate::trainer::{Run, ShuffledRows, Start, Trainer, TrainingHistory};
+use crate::trainer::{Run, ShuffledRows, Start, Trainer, TrainingData, TrainingHistory};
 use crate::{EpochRecord, PdgmmVae};
 
 /// Settings of consensus restarts.
@@ -49,6 +49,11 @@ pub struct ConsensusConfig {
     pub max_validation_frames: usize,
     /// Relative size of the perturbation given to a re-seeded candidate's weights.
     pub perturbation: f64,
+    /// Threads that train the candidates of a round side by side (0 = one per core, at
+    /// most one per candidate). Each candidate has its own model, optimiser and random
+    /// stream, so the result does not depend on it.
+    #[serde(default)]
+    pub threads: usize,
 }
 
 impl Default for ConsensusConfig {
@@ -60,6 +65,7 @@ impl Default for ConsensusConfig {
             validation_fraction: 0.1,
             max_validation_frames: 8192,
             perturbation: 0.02,
+            threads: 0,
         }
     }
 }
@@ -68,6 +74,12 @@ impl ConsensusConfig {
     /// A single run: no restarts (validation is still measured and reported).
     pub fn single() -> Self {
         Self { candidates: 1, rounds: 0, ..Self::default() }
+    }
+
+    /// The threads a round uses: [`ConsensusConfig::threads`], or one per core when it is
+    /// 0, never more than there are candidates.
+    pub fn worker_threads(&self) -> usize {
+        threads_for(self.threads, self.candidates)
     }
 
     fn check(&self) -> crate::Result<()> {
@@ -88,6 +100,16 @@ impl ConsensusConfig {
         }
         Ok(())
     }
+}
+
+/// Threads for `jobs` independent jobs when `requested` were asked for (0 = one per
+/// core): at least one, never more than there are jobs.
+pub fn threads_for(requested: usize, jobs: usize) -> usize {
+    let wanted = match requested {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    wanted.clamp(1, jobs.max(1))
 }
 
 /// A starting point for every candidate's network: targets to distil into the encoder
@@ -278,15 +300,21 @@ pub fn fit_with_restarts(
     let mut chosen_validation = f64::NAN;
     let n_rounds = if config.candidates > 1 { config.rounds } else { 0 };
     for round in 1..=n_rounds {
+        let befores: Vec<Option<f64>> = runs.iter().map(|run| run.epochs().last().map(|e| e.loss)).collect();
+        train_side_by_side(
+            trainer,
+            &mut runs,
+            &train,
+            plan,
+            config.epochs_per_round,
+            config.worker_threads(),
+            &mut |k, record| progress(Progress::Candidate { round, rounds: n_rounds, candidate: k, record }),
+        )?;
         let mut results = Vec::with_capacity(runs.len());
-        for (k, run) in runs.iter_mut().enumerate() {
-            let before = run.epochs().last().map(|e| e.loss);
-            trainer.train(run, &train, &mut plan, config.epochs_per_round, &mut |record| {
-                progress(Progress::Candidate { round, rounds: n_rounds, candidate: k, record })
-            })?;
+        for (k, run) in runs.iter().enumerate() {
             let trace: Vec<f64> = run.epochs().iter().map(|e| e.loss).collect();
             let last = trace.last().copied().unwrap_or(f64::NAN);
-            let first = before.unwrap_or_else(|| trace.first().copied().unwrap_or(f64::NAN));
+            let first = befores[k].unwrap_or_else(|| trace.first().copied().unwrap_or(f64::NAN));
             traces[k] = trace;
             results.push(CandidateRound {
                 candidate: k,
@@ -342,6 +370,63 @@ pub fn fit_with_restarts(
             chosen_validation_loss: chosen_validation,
             final_validation_loss: final_validation,
         },
+    })
+}
+
+/// Trains every run `epochs` more epochs, spread over `threads` threads (candidate `k`
+/// on thread `k mod threads`); `on_epoch` sees every epoch on the calling thread, in the
+/// order the epochs end. The runs share nothing but the training data, so they end as
+/// they would one after the other. The first error (by candidate) is returned once every
+/// thread has stopped; a cancellation stops them all at their next epoch.
+fn train_side_by_side(
+    trainer: &Trainer,
+    runs: &mut [Run],
+    data: &TrainingData,
+    plan: ShuffledRows,
+    epochs: usize,
+    threads: usize,
+    on_epoch: &mut dyn FnMut(usize, &EpochRecord),
+) -> crate::Result<()> {
+    if threads <= 1 || runs.len() <= 1 {
+        for (k, run) in runs.iter_mut().enumerate() {
+            trainer.train(run, data, &mut { plan }, epochs, &mut |record| on_epoch(k, record))?;
+        }
+        return Ok(());
+    }
+    let mut groups: Vec<Vec<(usize, &mut Run)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (k, run) in runs.iter_mut().enumerate() {
+        groups[k % threads].push((k, run));
+    }
+    let (sender, records) = std::sync::mpsc::channel::<(usize, EpochRecord)>();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = groups
+            .into_iter()
+            .map(|group| {
+                let sender = sender.clone();
+                scope.spawn(move || -> Vec<(usize, crate::Result<()>)> {
+                    group
+                        .into_iter()
+                        .map(|(k, run)| {
+                            let sent = trainer.train(run, data, &mut { plan }, epochs, &mut |record| {
+                                // The receiver lives until every worker has ended.
+                                let _ = sender.send((k, record.clone()));
+                            });
+                            (k, sent)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        drop(sender);
+        for (k, record) in records {
+            on_epoch(k, &record);
+        }
+        let mut outcomes: Vec<(usize, crate::Result<()>)> = workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect();
+        outcomes.sort_by_key(|(k, _)| *k);
+        outcomes.into_iter().try_for_each(|(_, outcome)| outcome)
     })
 }
 

@@ -19,7 +19,7 @@ use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_format::{GmmParams, ModelFile, ModelHeader, ScoreBaseline};
 use unmix_infer::Separator;
 pub use unmix_model::consensus::{ConsensusConfig, ConsensusReport, Progress};
-use unmix_model::consensus::{WarmStart, fit_with_restarts};
+use unmix_model::consensus::{WarmStart, fit_with_restarts, threads_for};
 use unmix_model::{Backend, PdgmmVaeConfig, Trainer, TrainingConfig, TrainingHistory};
 
 /// Fewest frames a training segment may have.
@@ -237,7 +237,7 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
     let (warm, ica) = if config.warm_start {
         let ica = fast_ica(&data, n, &FastIcaConfig { seed: training.seed, ..FastIcaConfig::default() })?;
         let targets = ica.apply(&data);
-        let prior = warm_prior(&targets, n, training.model.components);
+        let prior = warm_prior(&targets, n, training.model.components, config.restarts.threads);
         let summary = IcaSummary { iterations: ica.iterations, converged: ica.converged };
         (Some(WarmStart { targets, prior: Some(prior), epochs: WARM_START_EPOCHS }), Some(summary))
     } else {
@@ -277,12 +277,29 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
 }
 
 /// One GMM per ICA source, as the model's prior parameters (log-variances clamped to the
-/// model's range).
-fn warm_prior(targets: &[f32], n: usize, components: usize) -> GmmParams {
-    let (mut logits, mut means, mut log_vars) = (Vec::new(), Vec::new(), Vec::new());
-    for j in 0..n {
+/// model's range). The sources are fitted side by side on `threads` threads (0 = one per
+/// core): each fit is 200 EM iterations over the whole segment, the longest step before
+/// training starts.
+fn warm_prior(targets: &[f32], n: usize, components: usize, threads: usize) -> GmmParams {
+    let threads = threads_for(threads, n);
+    let fit = |j: usize| {
         let column: Vec<f32> = targets.iter().skip(j).step_by(n).copied().collect();
-        let g = fit_1d(&column, components, 200);
+        fit_1d(&column, components, 200)
+    };
+    let fits: Vec<_> = std::thread::scope(|scope| {
+        let fit = &fit;
+        let workers: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || (t..n).step_by(threads).map(|j| (j, fit(j))).collect::<Vec<_>>()))
+            .collect();
+        let mut fits: Vec<_> = workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect();
+        fits.sort_by_key(|(j, _)| *j);
+        fits.into_iter().map(|(_, g)| g).collect()
+    });
+    let (mut logits, mut means, mut log_vars) = (Vec::new(), Vec::new(), Vec::new());
+    for g in fits {
         logits.extend(g.weights.iter().map(|w| w.ln() as f32));
         means.extend(g.means.iter().map(|&v| v as f32));
         log_vars.extend(g.variances.iter().map(|v| v.ln().clamp(-9.0, 4.0) as f32));
@@ -755,5 +772,43 @@ mod tests {
         let b = fit(&data.mixture, &config, &mut |_| {}).unwrap();
         assert_eq!(a.model.weights, b.model.weights);
         assert_eq!(a.consensus, b.consensus);
+    }
+
+    /// Candidates trained side by side end exactly as one after the other, the warm
+    /// start's priors too, and every candidate epoch is still reported.
+    #[test]
+    fn the_result_does_not_depend_on_the_threads() {
+        let data = generate(&SynthConfig { frames: 2000, ..SynthConfig::paper(MixKind::Linear, 3) }).unwrap();
+        let mut config = quick_config(3, vec![8]);
+        config.warm_start = true;
+        config.training.max_epochs = 6;
+        let run = |threads: usize| {
+            let mut config = config.clone();
+            config.restarts = ConsensusConfig {
+                candidates: 3,
+                rounds: 2,
+                epochs_per_round: 2,
+                threads,
+                ..ConsensusConfig::default()
+            };
+            let mut candidate_epochs = vec![0usize; 3];
+            let fitted = fit(&data.mixture, &config, &mut |event| {
+                if let Progress::Candidate { candidate, .. } = event {
+                    candidate_epochs[candidate] += 1;
+                }
+            })
+            .unwrap();
+            (fitted, candidate_epochs)
+        };
+        let (one, one_epochs) = run(1);
+        let (three, three_epochs) = run(3);
+        assert_eq!(one.model.weights, three.model.weights);
+        let losses = |f: &Fitted| f.history.epochs.iter().map(|e| (e.loss, e.kl)).collect::<Vec<_>>();
+        assert_eq!(losses(&one), losses(&three));
+        assert_eq!(one.consensus.rounds, three.consensus.rounds);
+        assert_eq!(one.consensus.candidate_traces, three.consensus.candidate_traces);
+        assert_eq!(one_epochs, vec![4; 3]);
+        assert_eq!(three_epochs, one_epochs);
+        assert_eq!(three.consensus.config.worker_threads(), 3);
     }
 }
