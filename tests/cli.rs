@@ -104,6 +104,9 @@ fn separate_then_apply_gives_identical_sources() {
     assert!(report["score"]["mean_abs_corr"].as_f64().unwrap() > 0.0);
     assert!(stderr(&o).contains("warning: training stopped at the epoch cap"), "{}", stderr(&o));
     assert_eq!(report["restarts"]["config"]["candidates"], 4);
+    // The threads that trained the candidates: one per core, at most one per candidate.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from).min(4);
+    assert_eq!(report["restarts"]["config"]["threads"], cores);
     assert!(report["restarts"]["final_validation_loss"].as_f64().unwrap().is_finite());
     assert_eq!(report["ordering"]["signs"].as_array().unwrap().len(), 2);
     assert!(report["linear_ica"]["iterations"].as_u64().unwrap() > 0);
@@ -119,6 +122,17 @@ fn separate_then_apply_gives_identical_sources() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read(&applied), sources);
+
+    // The restarts' candidates trained on one thread give the same sources, byte for byte.
+    let serial = dir.path().join("serial");
+    let mut args = vec!["separate", mix.to_str().unwrap(), "-n", "2", "-o", serial.to_str().unwrap()];
+    args.extend_from_slice(&["--epochs", "5", "--quiet", "--no-plots", "--threads", "1"]);
+    let o = unmix(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(serial.join("sources.wav")).unwrap(), std::fs::read(out.join("sources.wav")).unwrap());
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(serial.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["restarts"]["config"]["threads"], 1);
 }
 
 #[test]

@@ -167,7 +167,7 @@ pub struct Round {
 /// Everything the restarts did, for the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsensusReport {
-    /// Settings used.
+    /// Settings used, with the number of threads that trained the candidates.
     pub config: ConsensusConfig,
     /// Frames held out for validation.
     pub validation_frames: usize,
@@ -361,7 +361,8 @@ pub fn fit_with_restarts(
         model,
         history,
         consensus: ConsensusReport {
-            config: config.clone(),
+            // The threads actually used, rather than 0 for "every core".
+            config: ConsensusConfig { threads: config.worker_threads(), ..config.clone() },
             validation_frames: held_n,
             warm_start: warm_report,
             rounds,
@@ -376,8 +377,9 @@ pub fn fit_with_restarts(
 /// Trains every run `epochs` more epochs, spread over `threads` threads (candidate `k`
 /// on thread `k mod threads`); `on_epoch` sees every epoch on the calling thread, in the
 /// order the epochs end. The runs share nothing but the training data, so they end as
-/// they would one after the other. The first error (by candidate) is returned once every
-/// thread has stopped; a cancellation stops them all at their next epoch.
+/// they would one after the other. A thread stops at its first error; the first error by
+/// candidate is returned once every thread has stopped (a cancellation stops them all at
+/// their next epoch).
 fn train_side_by_side(
     trainer: &Trainer,
     runs: &mut [Run],
@@ -404,16 +406,19 @@ fn train_side_by_side(
             .map(|group| {
                 let sender = sender.clone();
                 scope.spawn(move || -> Vec<(usize, crate::Result<()>)> {
-                    group
-                        .into_iter()
-                        .map(|(k, run)| {
-                            let sent = trainer.train(run, data, &mut { plan }, epochs, &mut |record| {
-                                // The receiver lives until every worker has ended.
-                                let _ = sender.send((k, record.clone()));
-                            });
-                            (k, sent)
-                        })
-                        .collect()
+                    let mut outcomes = Vec::with_capacity(group.len());
+                    for (k, run) in group {
+                        let outcome = trainer.train(run, data, &mut { plan }, epochs, &mut |record| {
+                            // The receiver lives until every worker has ended.
+                            let _ = sender.send((k, record.clone()));
+                        });
+                        let failed = outcome.is_err();
+                        outcomes.push((k, outcome));
+                        if failed {
+                            break;
+                        }
+                    }
+                    outcomes
                 })
             })
             .collect();
