@@ -24,12 +24,15 @@
 //! epochs) cost 96 candidate epochs, about the length of one plain run on the paper's
 //! problems, so the whole fit stays within 2–3× a single run (README).
 
+use std::ops::ControlFlow;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use unmix_format::{GmmParams, ModelWeights};
 
+use crate::parallel::{round_robin, threads_for};
 use crate::prior::initial_params;
 use crate::trainer::{Run, ShuffledRows, Start, Trainer, TrainingData, TrainingHistory};
 use crate::{EpochRecord, PdgmmVae};
@@ -100,16 +103,6 @@ impl ConsensusConfig {
         }
         Ok(())
     }
-}
-
-/// Threads for `jobs` independent jobs when `requested` were asked for (0 = one per
-/// core): at least one, never more than there are jobs.
-pub fn threads_for(requested: usize, jobs: usize) -> usize {
-    let wanted = match requested {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
-    };
-    wanted.clamp(1, jobs.max(1))
 }
 
 /// A starting point for every candidate's network: targets to distil into the encoder
@@ -395,44 +388,27 @@ fn train_side_by_side(
         }
         return Ok(());
     }
-    let mut groups: Vec<Vec<(usize, &mut Run)>> = (0..threads).map(|_| Vec::new()).collect();
-    for (k, run) in runs.iter_mut().enumerate() {
-        groups[k % threads].push((k, run));
-    }
     let (sender, records) = std::sync::mpsc::channel::<(usize, EpochRecord)>();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = groups
-            .into_iter()
-            .map(|group| {
-                let sender = sender.clone();
-                scope.spawn(move || -> Vec<(usize, crate::Result<()>)> {
-                    let mut outcomes = Vec::with_capacity(group.len());
-                    for (k, run) in group {
-                        let outcome = trainer.train(run, data, &mut { plan }, epochs, &mut |record| {
-                            // The receiver lives until every worker has ended.
-                            let _ = sender.send((k, record.clone()));
-                        });
-                        let failed = outcome.is_err();
-                        outcomes.push((k, outcome));
-                        if failed {
-                            break;
-                        }
-                    }
-                    outcomes
-                })
-            })
-            .collect();
-        drop(sender);
-        for (k, record) in records {
-            on_epoch(k, &record);
-        }
-        let mut outcomes: Vec<(usize, crate::Result<()>)> = workers
-            .into_iter()
-            .flat_map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect();
-        outcomes.sort_by_key(|(k, _)| *k);
-        outcomes.into_iter().try_for_each(|(_, outcome)| outcome)
-    })
+    let outcomes = round_robin(
+        runs.iter_mut(),
+        threads,
+        move || {
+            let sender = sender.clone();
+            move |k, run: &mut Run| {
+                let outcome = trainer.train(run, data, &mut { plan }, epochs, &mut |record| {
+                    // The receiver lives until every worker has ended.
+                    let _ = sender.send((k, record.clone()));
+                });
+                if outcome.is_err() { ControlFlow::Break(outcome) } else { ControlFlow::Continue(outcome) }
+            }
+        },
+        || {
+            for (k, record) in records {
+                on_epoch(k, &record);
+            }
+        },
+    );
+    outcomes.into_iter().try_for_each(|(_, outcome)| outcome)
 }
 
 /// Adds `relative × RMS(layer)` Gaussian noise to every weight of the encoder and decoder.

@@ -7,7 +7,8 @@
 //!   the optional λ auxiliary reconstruction of the noiseless mean.
 //! - [`Trainer`]: Adam on minibatches drawn by a [`BatchPlan`], with a plateau stopping
 //!   rule and a full training history; [`consensus`]: restarts with selection on held-out
-//!   frames and an optional warm start distilled from a linear solution.
+//!   frames and an optional warm start distilled from a linear solution; [`parallel`]:
+//!   independent jobs on a few threads, results in job order.
 //! - [`PdgmmVae::export`]: the weights as plain arrays for the model file and the
 //!   burn-free inference engine.
 //!
@@ -18,6 +19,7 @@ mod config;
 pub mod consensus;
 mod error;
 mod loss;
+pub mod parallel;
 mod prior;
 mod trainer;
 mod vae;

@@ -5,6 +5,7 @@
 //! Sources written at the end of training and sources from `unmix apply` come from the
 //! same exported weights and the same code, so they are identical bit for bit.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -19,7 +20,8 @@ use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_format::{GmmParams, ModelFile, ModelHeader, ScoreBaseline};
 use unmix_infer::Separator;
 pub use unmix_model::consensus::{ConsensusConfig, ConsensusReport, Progress};
-use unmix_model::consensus::{WarmStart, fit_with_restarts, threads_for};
+use unmix_model::consensus::{WarmStart, fit_with_restarts};
+use unmix_model::parallel::{round_robin, threads_for};
 use unmix_model::{Backend, PdgmmVaeConfig, Trainer, TrainingConfig, TrainingHistory};
 
 /// Fewest frames a training segment may have.
@@ -286,20 +288,10 @@ fn warm_prior(targets: &[f32], n: usize, components: usize, threads: usize) -> G
         let column: Vec<f32> = targets.iter().skip(j).step_by(n).copied().collect();
         fit_1d(&column, components, 200)
     };
-    let fits: Vec<_> = std::thread::scope(|scope| {
-        let fit = &fit;
-        let workers: Vec<_> = (0..threads)
-            .map(|t| scope.spawn(move || (t..n).step_by(threads).map(|j| (j, fit(j))).collect::<Vec<_>>()))
-            .collect();
-        let mut fits: Vec<_> = workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect();
-        fits.sort_by_key(|(j, _)| *j);
-        fits.into_iter().map(|(_, g)| g).collect()
-    });
+    let fit = &fit;
+    let fits = round_robin(0..n, threads, || move |j, _| ControlFlow::Continue(fit(j)), || ());
     let (mut logits, mut means, mut log_vars) = (Vec::new(), Vec::new(), Vec::new());
-    for g in fits {
+    for (_, g) in fits {
         logits.extend(g.weights.iter().map(|w| w.ln() as f32));
         means.extend(g.means.iter().map(|&v| v as f32));
         log_vars.extend(g.variances.iter().map(|v| v.ln().clamp(-9.0, 4.0) as f32));
