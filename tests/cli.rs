@@ -604,6 +604,46 @@ fn issue3_streamed_output_equals_whole_file_output() {
     // … and which encoder kernel ran them.
     assert!(text.contains(&format!("encoder kernel: {}", unmix_infer::Kernel::best().name())), "{text}");
     assert_eq!(read(&applied), streamed);
+
+    // `--kernel` picks another: the portable kernel says so and agrees to 1e-5.
+    let portable = dir.path().join("portable.wav");
+    let model_path = out.join("model.unmix");
+    let apply_on = |kernel: &str, to: &std::path::Path| {
+        unmix(&[
+            "apply",
+            model_path.to_str().unwrap(),
+            mix.to_str().unwrap(),
+            "-o",
+            to.to_str().unwrap(),
+            "--stats",
+            "--quiet",
+            "--kernel",
+            kernel,
+        ])
+    };
+    let o = apply_on("portable", &portable);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("encoder kernel: portable"));
+    let (got, want) = (read(&portable), streamed);
+    let scale = want.interleaved().iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    assert!(got.interleaved().iter().zip(want.interleaved()).all(|(g, w)| (g - w).abs() <= 1e-5 * scale));
+    // A kernel this processor lacks is refused on one line, before anything is written.
+    for kernel in unmix_infer::Kernel::ALL.iter().filter(|k| !k.is_available()) {
+        let refused = dir.path().join("refused.wav");
+        let o = apply_on(kernel.id(), &refused);
+        assert!(!o.status.success());
+        let e = stderr(&o);
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+        assert!(
+            e.contains(&format!("--kernel {}", kernel.id())) && e.contains("does not run on this processor"),
+            "{e}"
+        );
+        assert!(!refused.exists());
+    }
+    // One that is not compiled in is a usage error listing those that are.
+    let o = apply_on("sse9", &dir.path().join("none.wav"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("portable"), "{}", stderr(&o));
 }
 
 /// A reader error in the middle of the stream stops the pipeline with an error naming

@@ -348,8 +348,8 @@ pub fn stats_table(r: &PipelineReport) -> String {
         );
     }
     out += &format!("wall {:.3} s\n", r.wall_s);
-    // The processor's separator is built by `Separator::new`, on the best kernel here.
-    out += &format!("encoder kernel: {}\n", unmix_infer::Kernel::best().name());
+    // The processor's separator is built by `Separator::new`, on the process's kernel.
+    out += &format!("encoder kernel: {}\n", unmix_infer::Kernel::selected().name());
     out
 }
 

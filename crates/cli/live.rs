@@ -506,7 +506,7 @@ mod enabled {
             report.input.sample_rate_hz,
             p.config.frame_len
         );
-        let _ = writeln!(t, "encoder kernel: {}", unmix_infer::Kernel::best().name());
+        let _ = writeln!(t, "encoder kernel: {}", unmix_infer::Kernel::selected().name());
         t
     }
 }

@@ -442,7 +442,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "timings_s": { "read": read_s, "train": train_s, "apply": apply_s, "total": started.elapsed().as_secs_f64() },
         "pipeline": applied.pipeline,
         // Kernels agree to 1e-5, not bit for bit: say which one computed the sources.
-        "encoder_kernel": unmix_infer::Kernel::best().name(),
+        "encoder_kernel": unmix_infer::Kernel::selected().name(),
         "monitoring": monitoring.as_ref().zip(monitoring_summary.as_ref()).map(|(m, s)| serde_json::json!({
             "window_s": m.window_s,
             "hop_s": m.hop_s,

@@ -175,10 +175,11 @@ pub struct Separator {
 }
 
 impl Separator {
-    /// Builds the separator of a model file on the fastest kernel this processor runs
-    /// ([`Kernel::best`]), allocating every buffer it will use.
+    /// Builds the separator of a model file on the process's kernel ([`Kernel::selected`]:
+    /// the fastest this processor runs unless one was chosen), allocating every buffer it
+    /// will use.
     pub fn new(model: &ModelFile) -> Self {
-        Self::build(model, Kernel::best())
+        Self::build(model, Kernel::selected())
     }
 
     /// [`new`](Self::new) on a chosen kernel (to compare kernels); one this processor does
