@@ -51,6 +51,19 @@ fn auto_count_separates_a_noisy_mixture() {
     let est = apply(&fitted.model, &data.mixture).unwrap();
     let s = score(&columns(&data.truth), &columns(&est)).unwrap();
     assert!(s.min_abs_corr >= 0.97, "{s:?}");
+    // `from_latent` names the trained latent of each output source: its posterior
+    // variance and (sign-fixed) prior are the last epoch's of that latent.
+    let last = fitted.history.epochs.last().unwrap();
+    let weights = &fitted.model.weights;
+    let k = weights.prior.components;
+    for (i, (&latent, &sign)) in fitted.ordering.from_latent.iter().zip(&fitted.ordering.signs).enumerate() {
+        let variance = f64::from(weights.posterior_log_var[i]).exp();
+        assert!((variance / last.posterior_var[latent] - 1.0).abs() < 1e-4, "source {i} from latent {latent}");
+        for c in 0..k {
+            let mean = f64::from(weights.prior.means[i * k + c]);
+            assert!((mean - f64::from(sign) * last.prior_means[latent][c]).abs() < 1e-4, "source {i}, component {c}");
+        }
+    }
     let capped =
         fit(&data.mixture, &SeparateConfig::new(SourceCount::Auto { max: Some(3) }).unwrap(), &mut |_| {}).unwrap();
     assert_eq!(capped.model.header.sources, 3);

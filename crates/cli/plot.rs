@@ -13,6 +13,7 @@ use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelWeights;
 use unmix_model::TrainingHistory;
+use unmix_separate::Ordering;
 
 /// The bundled font (DejaVu Sans, see data/fonts/LICENSE-DejaVu.txt): plots look the same
 /// on every machine and need no system font library.
@@ -32,11 +33,27 @@ fn err<E: std::fmt::Debug>(path: &Path) -> impl FnOnce(E) -> anyhow::Error + '_ 
     move |e| anyhow!("{}: cannot draw plot: {e:?}", path.display())
 }
 
-type Series = (String, Vec<(f64, f64)>);
+/// One line of a panel. Lines of one `group` share a colour and a single legend entry
+/// (the first one's label): a source's GMM components, say.
+struct Series {
+    label: String,
+    group: usize,
+    points: Vec<(f64, f64)>,
+}
+
+/// Lines of a colour and a legend entry each.
+fn lines(labelled: Vec<(String, Vec<(f64, f64)>)>) -> Vec<Series> {
+    labelled.into_iter().enumerate().map(|(group, (label, points))| Series { label, group, points }).collect()
+}
+
+/// An axis value as people write it: `10`, not `10.0`; `0.25`, not `0.25000000000000006`.
+fn tidy(x: &f64) -> String {
+    format!("{}", (x * 1e6).round() / 1e6)
+}
 
 /// One panel of line series with a title and axis labels.
 fn line_panel(area: &DrawingArea<BitMapBackend, Shift>, title: &str, x_label: &str, series: &[Series]) -> Result<()> {
-    let points = series.iter().flat_map(|s| s.1.iter());
+    let points = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
     for &(x, y) in points.filter(|p| p.1.is_finite()) {
         x0 = x0.min(x);
@@ -58,27 +75,33 @@ fn line_panel(area: &DrawingArea<BitMapBackend, Shift>, title: &str, x_label: &s
     chart
         .configure_mesh()
         .x_desc(x_label)
+        .x_label_formatter(&tidy)
         .label_style(("sans-serif", 12))
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| anyhow!("{e:?}"))?;
-    for (i, (name, pts)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    let mut in_legend = Vec::new();
+    for line in series {
+        let color = Palette99::pick(line.group).to_rgba();
         // A point without a value (NaN) breaks the line: each finite run is drawn alone.
-        let mut runs = pts.split(|p| !p.1.is_finite()).filter(|run| !run.is_empty());
+        let mut runs = line.points.split(|p| !p.1.is_finite()).filter(|run| !run.is_empty());
         let Some(first) = runs.next() else { continue };
-        chart
+        let drawn = chart
             .draw_series(LineSeries::new(first.iter().copied(), color.stroke_width(2)))
-            .map_err(|e| anyhow!("{e:?}"))?
-            .label(name.clone())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], color.stroke_width(2)));
+            .map_err(|e| anyhow!("{e:?}"))?;
+        if !in_legend.contains(&line.group) {
+            in_legend.push(line.group);
+            drawn
+                .label(line.label.clone())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], color.stroke_width(2)));
+        }
         for run in runs {
             chart
                 .draw_series(LineSeries::new(run.iter().copied(), color.stroke_width(2)))
                 .map_err(|e| anyhow!("{e:?}"))?;
         }
     }
-    if series.len() > 1 && series.len() <= 8 {
+    if (2..=8).contains(&in_legend.len()) {
         chart
             .configure_series_labels()
             .label_font(("sans-serif", 11))
@@ -91,7 +114,10 @@ fn line_panel(area: &DrawingArea<BitMapBackend, Shift>, title: &str, x_label: &s
 }
 
 /// Training curves: loss, its parts, posterior variances and every GMM parameter per epoch.
-pub fn training_curves(path: &Path, history: &TrainingHistory) -> Result<()> {
+/// The per-source curves are drawn for the output sources, in their order and with their
+/// signs (`ordering`: a source's prior means change sign with it), then any latent that
+/// `-n auto` dropped.
+pub fn training_curves(path: &Path, history: &TrainingHistory, ordering: &Ordering) -> Result<()> {
     register_font()?;
     let root = BitMapBackend::new(path, (1400, 900)).into_drawing_area();
     root.fill(&WHITE).map_err(err(path))?;
@@ -100,26 +126,44 @@ pub fn training_curves(path: &Path, history: &TrainingHistory) -> Result<()> {
     let curve = |f: &dyn Fn(&unmix_model::EpochRecord) -> f64| -> Vec<(f64, f64)> {
         epochs.iter().map(|e| (e.epoch as f64, f(e))).collect()
     };
-    let n = epochs.first().map_or(0, |e| e.posterior_var.len());
+    let latents = epochs.first().map_or(0, |e| e.posterior_var.len());
     let k = epochs.first().and_then(|e| e.prior_means.first()).map_or(0, Vec::len);
-    let per_component = |f: &dyn Fn(&unmix_model::EpochRecord, usize, usize) -> f64| -> Vec<Series> {
-        (0..n)
-            .flat_map(|j| (0..k).map(move |c| (j, c)))
-            .map(|(j, c)| (format!("s{} k{}", j + 1, c + 1), curve(&|e| f(e, j, c))))
+    // (label, trained latent, sign) of each curve group.
+    let mut shown: Vec<(String, usize, f64)> = (ordering.from_latent.iter().zip(&ordering.signs))
+        .enumerate()
+        .map(|(i, (&latent, &sign))| (format!("source {}", i + 1), latent, f64::from(sign)))
+        .collect();
+    let dropped = (0..latents).filter(|l| !ordering.from_latent.contains(l));
+    shown.extend(dropped.map(|l| (format!("dropped latent {}", l + 1), l, 1.0)));
+    // Each source's K components in the source's colour, one legend entry per source.
+    let per_component = |signed: bool, f: &dyn Fn(&unmix_model::EpochRecord, usize, usize) -> f64| -> Vec<Series> {
+        let shown = &shown;
+        (0..shown.len())
+            .flat_map(|g| (0..k).map(move |c| (g, c)))
+            .map(|(g, c)| {
+                let (label, latent, sign) = &shown[g];
+                let sign = if signed { *sign } else { 1.0 };
+                Series { label: label.clone(), group: g, points: curve(&|e| f(e, *latent, c) * sign) }
+            })
             .collect()
     };
-    line_panel(&panels[0], "total loss", "epoch", &[("loss".into(), curve(&|e| e.loss))])?;
+    line_panel(&panels[0], "total loss", "epoch", &lines(vec![("loss".into(), curve(&|e| e.loss))]))?;
     line_panel(
         &panels[1],
         "reconstruction and KL",
         "epoch",
-        &[("reconstruction".into(), curve(&|e| e.reconstruction)), ("KL (unweighted)".into(), curve(&|e| e.kl))],
+        &lines(vec![
+            ("reconstruction".into(), curve(&|e| e.reconstruction)),
+            ("KL (unweighted)".into(), curve(&|e| e.kl)),
+        ]),
     )?;
-    let var_series: Vec<Series> = (0..n).map(|j| (format!("σ²{}", j + 1), curve(&|e| e.posterior_var[j]))).collect();
+    let var_series =
+        lines(shown.iter().map(|(label, l, _)| (label.clone(), curve(&|e| e.posterior_var[*l]))).collect());
     line_panel(&panels[2], "posterior variances σ²", "epoch", &var_series)?;
-    line_panel(&panels[3], "GMM means", "epoch", &per_component(&|e, j, c| e.prior_means[j][c]))?;
-    line_panel(&panels[4], "GMM variances", "epoch", &per_component(&|e, j, c| e.prior_vars[j][c]))?;
-    line_panel(&panels[5], "GMM weights", "epoch", &per_component(&|e, j, c| e.prior_weights[j][c]))?;
+    // Only the means change sign with a source.
+    line_panel(&panels[3], "GMM means", "epoch", &per_component(true, &|e, l, c| e.prior_means[l][c]))?;
+    line_panel(&panels[4], "GMM variances", "epoch", &per_component(false, &|e, l, c| e.prior_vars[l][c]))?;
+    line_panel(&panels[5], "GMM weights", "epoch", &per_component(false, &|e, l, c| e.prior_weights[l][c]))?;
     root.present().map_err(err(path))?;
     Ok(())
 }
@@ -242,20 +286,20 @@ pub fn monitoring(path: &Path, scores: &Recording, sources: usize, alert_share: 
     let column = |c: usize| -> Vec<(f64, f64)> {
         start_s.iter().zip(scores.channel(c)).map(|(&t, v)| (f64::from(t), f64::from(v))).collect()
     };
-    let rms: Vec<Series> = (0..sources).map(|j| (format!("source {}", j + 1), column(2 + j))).collect();
+    let rms = lines((0..sources).map(|j| (format!("source {}", j + 1), column(2 + j))).collect());
     line_panel(&panels[0], "RMS of each source per window", "window start, s", &rms)?;
     let at = 2 + sources;
     line_panel(
         &panels[1],
         "log-prior of the sources (nats): low = unlike the training data",
         "window start, s",
-        &[("window mean".into(), column(at)), ("lowest frame".into(), column(at + 1))],
+        &lines(vec![("window mean".into(), column(at)), ("lowest frame".into(), column(at + 1))]),
     )?;
     line_panel(
         &panels[2],
         "reconstruction error: high = the mixing changed",
         "window start, s",
-        &[("window mean".into(), column(at + 2)), ("highest frame".into(), column(at + 3))],
+        &lines(vec![("window mean".into(), column(at + 2)), ("highest frame".into(), column(at + 3))]),
     )?;
     let span = match (start_s.first(), start_s.last()) {
         (Some(&a), Some(&b)) => vec![(f64::from(a), f64::from(alert_share)), (f64::from(b), f64::from(alert_share))],
@@ -265,11 +309,11 @@ pub fn monitoring(path: &Path, scores: &Recording, sources: usize, alert_share: 
         &panels[3],
         "share of frames beyond the training segment's 1st / 99th percentile (≈ 0.01 on like data)",
         "window start, s",
-        &[
+        &lines(vec![
             ("log-prior below".into(), column(at + 4)),
             ("reconstruction error above".into(), column(at + 5)),
             (format!("alert level {alert_share}"), span),
-        ],
+        ]),
     )?;
     root.present().map_err(err(path))?;
     Ok(())

@@ -406,7 +406,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     if !args.no_plots {
         // The priors are learned on the posterior means: they are compared before the gains.
         let segment_sources = unmix_separate::posterior_means(model, &segment)?;
-        plot::training_curves(&out.path("training.png"), history)?;
+        plot::training_curves(&out.path("training.png"), history, &fitted.ordering)?;
         plot::priors(&out.path("priors.png"), &segment_sources, &model.weights)?;
         if let (Some(truth), Some(score)) = (&args.truth, &score) {
             // Only the frames shown are read: the files may be hours long.

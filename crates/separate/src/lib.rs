@@ -169,7 +169,8 @@ pub struct Ordering {
     pub rule: String,
     /// Fraction of the standardised input variance each output source explains, in output order.
     pub explained_variance: Vec<f64>,
-    /// Which trained latent became each output source.
+    /// Which trained latent (index into the training history's per-source curves, dropped
+    /// ones included) became each output source.
     pub from_latent: Vec<usize>,
     /// Sign applied to each (±1).
     pub signs: Vec<f32>,
@@ -265,13 +266,18 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
 
     // Evidence per latent; `-n auto` drops the uninformative ones.
     let latents = latent_evidence(&file, &segment)?;
+    let mut keep: Vec<usize> = (0..n).collect();
     if count.is_some() && latents.iter().any(|l| !l.kept) {
-        let keep: Vec<usize> = (0..n).filter(|&j| latents[j].kept).collect();
+        keep.retain(|&j| latents[j].kept);
         let fill = latent_means(&file, &segment)?;
         file.weights.select_sources(&keep, &vec![1.0; keep.len()], &fill)?;
         file.header.sources = keep.len();
     }
-    let ordering = fix_order_and_sign(&mut file, &segment)?;
+    let mut ordering = fix_order_and_sign(&mut file, &segment)?;
+    // The order was found among the kept latents: name the trained ones.
+    for latent in &mut ordering.from_latent {
+        *latent = keep[*latent];
+    }
     file.header.source_gains = Some(source_gains(&file, &segment)?);
     file.check()?;
     file.header.score_baseline = Some(score_baseline(&file, &segment)?);
