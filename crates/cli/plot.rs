@@ -46,9 +46,11 @@ fn lines(labelled: Vec<(String, Vec<(f64, f64)>)>) -> Vec<Series> {
     labelled.into_iter().enumerate().map(|(group, (label, points))| Series { label, group, points }).collect()
 }
 
-/// An axis value as people write it: `10`, not `10.0`; `0.25`, not `0.25000000000000006`.
+/// An axis value as people write it: `10`, not `10.0`; `0.25`, not `0.25000000000000006`
+/// (seven significant digits at most, whatever the scale).
 fn tidy(x: &f64) -> String {
-    format!("{}", (x * 1e6).round() / 1e6)
+    let rounded: f64 = format!("{x:.6e}").parse().unwrap_or(*x);
+    format!("{rounded}")
 }
 
 /// One panel of line series with a title and axis labels.
@@ -76,6 +78,7 @@ fn line_panel(area: &DrawingArea<BitMapBackend, Shift>, title: &str, x_label: &s
         .configure_mesh()
         .x_desc(x_label)
         .x_label_formatter(&tidy)
+        .y_label_formatter(&tidy)
         .label_style(("sans-serif", 12))
         .light_line_style(WHITE.mix(0.0))
         .draw()
@@ -203,7 +206,15 @@ pub fn priors(path: &Path, sources: &Recording, weights: &ModelWeights) -> Resul
             .y_label_area_size(50)
             .build_cartesian_2d(lo..hi, 0.0..top.max(1e-6))
             .map_err(err(path))?;
-        chart.configure_mesh().label_style(("sans-serif", 12)).y_desc("density").draw().map_err(err(path))?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&tidy)
+            .y_label_formatter(&tidy)
+            .light_line_style(WHITE.mix(0.0))
+            .label_style(("sans-serif", 12))
+            .y_desc("density")
+            .draw()
+            .map_err(err(path))?;
         chart
             .draw_series(density.iter().enumerate().map(|(b, &d)| {
                 let x = lo + b as f64 * width;
@@ -244,30 +255,55 @@ pub fn truth_vs_estimate(
         let (e, sd) = zscore(&estimates.channel(s.estimate));
         let band = f64::from(posterior_std.get(s.estimate).copied().unwrap_or(0.0)) / sd;
         let e: Vec<f64> = e.iter().map(|v| v * s.sign).collect();
+        // Whole units around every value shown: heavy tails are not clipped, and a skewed
+        // source does not leave half the panel empty.
+        let values = || t[..shown].iter().chain(&e[..shown]);
+        let low = values().fold(-1.0f64, |a, v| a.min(v - band)).floor();
+        let high = values().fold(1.0f64, |a, v| a.max(v + band)).ceil();
         let mut chart = ChartBuilder::on(&panels[s.truth])
             .caption(
                 format!("source {} vs estimate {} (|corr| {:.4})", s.truth + 1, s.estimate + 1, s.abs_corr),
                 ("sans-serif", 15),
             )
             .margin(6)
-            .x_label_area_size(22)
+            .x_label_area_size(34)
             .y_label_area_size(40)
-            .build_cartesian_2d(0.0..shown as f64, -4.0..4.0)
+            .build_cartesian_2d(0.0..shown as f64, low..high)
             .map_err(err(path))?;
-        chart.configure_mesh().label_style(("sans-serif", 11)).draw().map_err(err(path))?;
+        chart
+            .configure_mesh()
+            .x_desc("frame (values z-scored, the estimate's sign matched)")
+            .x_label_formatter(&tidy)
+            .y_label_formatter(&tidy)
+            .light_line_style(WHITE.mix(0.0))
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(err(path))?;
         let upper: Vec<(f64, f64)> = (0..shown).map(|i| (i as f64, e[i] + band)).collect();
         let lower: Vec<(f64, f64)> = (0..shown).rev().map(|i| (i as f64, e[i] - band)).collect();
         chart
             .draw_series(std::iter::once(Polygon::new([upper, lower].concat(), RED.mix(0.2).filled())))
             .map_err(err(path))?;
+        // The truth wider and underneath, so that where the two agree it shows as a black
+        // edge around the red estimate.
         chart
-            .draw_series(LineSeries::new((0..shown).map(|i| (i as f64, t[i])), BLACK.stroke_width(1)))
+            .draw_series(LineSeries::new((0..shown).map(|i| (i as f64, t[i])), BLACK.stroke_width(3)))
             .map_err(err(path))?
-            .label("true");
+            .label("true")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], BLACK.stroke_width(3)));
         chart
             .draw_series(LineSeries::new((0..shown).map(|i| (i as f64, e[i])), RED.stroke_width(1)))
             .map_err(err(path))?
-            .label("estimate ± σ");
+            .label("estimate ± posterior σ")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 11))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(err(path))?;
     }
     root.present().map_err(err(path))?;
     Ok(())
@@ -325,6 +361,15 @@ mod tests {
 
     /// Windows without a score (a live warm-up's NaN rows) are gaps, not a failure; the
     /// alert level is drawn across the whole span.
+    #[test]
+    fn axis_values_are_written_as_people_write_them() {
+        assert_eq!(tidy(&10.0), "10");
+        assert_eq!(tidy(&0.25000000000000006), "0.25");
+        assert_eq!(tidy(&-2.0), "-2");
+        assert_eq!(tidy(&1.5e-7), "0.00000015");
+        assert_eq!(tidy(&0.0), "0");
+    }
+
     #[test]
     fn monitoring_plot_takes_windows_without_scores() {
         let dir = tempfile::tempdir().unwrap();
