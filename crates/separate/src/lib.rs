@@ -266,18 +266,7 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
 
     // Evidence per latent; `-n auto` drops the uninformative ones.
     let latents = latent_evidence(&file, &segment)?;
-    let mut keep: Vec<usize> = (0..n).collect();
-    if count.is_some() && latents.iter().any(|l| !l.kept) {
-        keep.retain(|&j| latents[j].kept);
-        let fill = latent_means(&file, &segment)?;
-        file.weights.select_sources(&keep, &vec![1.0; keep.len()], &fill)?;
-        file.header.sources = keep.len();
-    }
-    let mut ordering = fix_order_and_sign(&mut file, &segment)?;
-    // The order was found among the kept latents: name the trained ones.
-    for latent in &mut ordering.from_latent {
-        *latent = keep[*latent];
-    }
+    let ordering = prune_order_and_sign(&mut file, &segment, &latents, count.is_some())?;
     file.header.source_gains = Some(source_gains(&file, &segment)?);
     file.check()?;
     file.header.score_baseline = Some(score_baseline(&file, &segment)?);
@@ -303,6 +292,30 @@ fn warm_prior(targets: &[f32], n: usize, components: usize, threads: usize) -> G
         log_vars.extend(g.variances.iter().map(|v| v.ln().clamp(-9.0, 4.0) as f32));
     }
     GmmParams { components, logits, means, log_vars }
+}
+
+/// Drops the latents `latents` marks uninformative when `prune` (`-n auto`), then fixes
+/// the output order and signs ([`fix_order_and_sign`]); the ordering names the trained
+/// latents, dropped ones counted.
+fn prune_order_and_sign(
+    file: &mut ModelFile,
+    segment: &Recording,
+    latents: &[LatentEvidence],
+    prune: bool,
+) -> Result<Ordering> {
+    let mut keep: Vec<usize> = (0..latents.len()).collect();
+    if prune && latents.iter().any(|l| !l.kept) {
+        keep.retain(|&j| latents[j].kept);
+        let fill = latent_means(file, segment)?;
+        file.weights.select_sources(&keep, &vec![1.0; keep.len()], &fill)?;
+        file.header.sources = keep.len();
+    }
+    let mut ordering = fix_order_and_sign(file, segment)?;
+    // The order was found among the kept latents.
+    for latent in &mut ordering.from_latent {
+        *latent = keep[*latent];
+    }
+    Ok(ordering)
 }
 
 /// The posterior means of the model on `segment`, as columns.
@@ -694,6 +707,39 @@ mod tests {
             let want = f64::from(error[t]) + amplitude(t).powi(2) / m as f64;
             let got = f64::from(error_disturbed[t]);
             assert!((got - want).abs() <= 1e-3 * want.max(1e-2), "frame {t}: error {got} vs {want}");
+        }
+    }
+
+    /// `-n auto` dropping a latent: the output keeps the others, and the ordering names
+    /// the trained latent of every output (its posterior means, signed), not its place
+    /// among the kept ones.
+    #[test]
+    fn a_dropped_latent_leaves_the_others_named_by_their_trained_index() {
+        let data = generate(&SynthConfig { frames: 3000, ..SynthConfig::paper(MixKind::Linear, 2) }).unwrap();
+        // The fitted file without its gains stands for the trained model here: its
+        // sources, in the order `fit` left them, are the "trained latents".
+        let mut as_trained = fit(&data.mixture, &quick_config(3, vec![16]), &mut |_| {}).unwrap().model;
+        as_trained.header.source_gains = None;
+        as_trained.header.score_baseline = None;
+        let columns = latent_columns(&as_trained, &data.mixture).unwrap();
+        let mut latents = latent_evidence(&as_trained, &data.mixture).unwrap();
+        assert!(latents.iter().all(|l| l.kept));
+        for dropped in 0..3 {
+            latents.iter_mut().enumerate().for_each(|(j, l)| l.kept = j != dropped);
+            let mut pruned = as_trained.clone();
+            let ordering = prune_order_and_sign(&mut pruned, &data.mixture, &latents, true).unwrap();
+            assert_eq!(pruned.header.sources, 2);
+            assert!(!ordering.from_latent.contains(&dropped), "{ordering:?}");
+            let out = latent_columns(&pruned, &data.mixture).unwrap();
+            for (i, (&latent, &sign)) in ordering.from_latent.iter().zip(&ordering.signs).enumerate() {
+                for (a, b) in out[i].iter().zip(&columns[latent]) {
+                    assert!((a - sign * b).abs() <= 1e-5 * b.abs().max(1.0), "output {i} is not latent {latent}");
+                }
+            }
+            // Without `-n auto` nothing is dropped.
+            let mut whole = as_trained.clone();
+            prune_order_and_sign(&mut whole, &data.mixture, &latents, false).unwrap();
+            assert_eq!(whole.header.sources, 3);
         }
     }
 
