@@ -59,6 +59,8 @@ pub struct ApplyArgs {
     plot: Option<PathBuf>,
     #[command(flatten)]
     windows: WindowArgs,
+    #[command(flatten)]
+    pub kernel: crate::kernel::KernelArgs,
 }
 
 /// The sample format of written WAVs (`--wav-format`).

@@ -13,6 +13,8 @@ pub struct DemoArgs {
     /// Where to write the results (overwritten on every run).
     #[arg(short, long, default_value = "demo-output")]
     output: PathBuf,
+    #[command(flatten)]
+    pub kernel: crate::kernel::KernelArgs,
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {

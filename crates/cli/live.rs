@@ -73,6 +73,8 @@ pub struct LiveArgs {
     pub scores: Option<PathBuf>,
     #[command(flatten)]
     pub windows: crate::apply::WindowArgs,
+    #[command(flatten)]
+    pub kernel: crate::kernel::KernelArgs,
     /// Sample rate, Hz (default: the device's default rate).
     #[arg(long)]
     pub rate: Option<u32>,

@@ -6,6 +6,7 @@
 mod apply;
 mod demo;
 mod interrupt;
+mod kernel;
 mod live;
 mod output;
 mod plot;
@@ -25,26 +26,6 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// The encoder's compute kernel (default: the fastest this processor runs). Kernels
-    /// agree to about 1e-5, not bit for bit: name one (`portable` runs everywhere) to run
-    /// the same arithmetic on every machine. `--stats` and report.json say which one ran.
-    #[arg(long, global = true, value_name = "KERNEL", value_parser = kernel_ids())]
-    kernel: Option<String>,
-}
-
-/// The kernels compiled into this build, by their command-line names.
-fn kernel_ids() -> clap::builder::PossibleValuesParser {
-    unmix_infer::Kernel::ALL.iter().map(|k| k.id()).collect::<Vec<_>>().into()
-}
-
-/// Makes `--kernel` the kernel of every separator this run builds.
-fn select_kernel(id: &str) -> anyhow::Result<()> {
-    use unmix_infer::Kernel;
-    let kernel = Kernel::from_id(id).ok_or_else(|| anyhow::anyhow!("--kernel {id}: no such kernel in this build"))?;
-    kernel.select().map_err(|e| {
-        let here: Vec<_> = Kernel::available().map(Kernel::id).collect();
-        anyhow::anyhow!("--kernel {id}: {e} (it runs: {})", here.join(", "))
-    })
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,7 +51,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = cli.kernel.as_deref().map_or(Ok(()), select_kernel).and_then(|()| match cli.command {
+    let kernel = match &cli.command {
+        Command::Separate(a) => &a.kernel,
+        Command::Apply(a) => &a.kernel,
+        Command::Demo(a) => &a.kernel,
+        Command::Live(a) => &a.kernel,
+        _ => &kernel::KernelArgs::NONE,
+    };
+    let result = kernel.select().and_then(|()| match cli.command {
         Command::Synth(a) => synth::run(a),
         Command::Separate(a) => separate::run(a).map(|_| ()),
         Command::Apply(a) => apply::run(a),

@@ -151,6 +151,8 @@ pub struct SeparateArgs {
     pub scores: bool,
     #[command(flatten)]
     pub windows: WindowArgs,
+    #[command(flatten)]
+    pub kernel: crate::kernel::KernelArgs,
 }
 
 impl SeparateArgs {
