@@ -151,15 +151,16 @@ pub fn training_curves(path: &Path, history: &TrainingHistory, ordering: &Orderi
             .collect()
     };
     line_panel(&panels[0], "total loss", "epoch", &lines(vec![("loss".into(), curve(&|e| e.loss))]))?;
+    // Each on its own scale: the reconstruction term is often a few percent of the KL one,
+    // and on a shared axis it would be a flat line.
+    let parts = panels[1].split_evenly((2, 1));
     line_panel(
-        &panels[1],
-        "reconstruction and KL",
+        &parts[0],
+        "reconstruction",
         "epoch",
-        &lines(vec![
-            ("reconstruction".into(), curve(&|e| e.reconstruction)),
-            ("KL (unweighted)".into(), curve(&|e| e.kl)),
-        ]),
+        &lines(vec![("reconstruction".into(), curve(&|e| e.reconstruction))]),
     )?;
+    line_panel(&parts[1], "KL (unweighted)", "epoch", &lines(vec![("KL".into(), curve(&|e| e.kl))]))?;
     let var_series =
         lines(shown.iter().map(|(label, l, _)| (label.clone(), curve(&|e| e.posterior_var[*l]))).collect());
     line_panel(&panels[2], "posterior variances σ²", "epoch", &var_series)?;
