@@ -144,9 +144,7 @@ fn separate_then_apply_gives_identical_sources() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(portable.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["encoder_kernel"], "portable");
-    let (got, want) = (read(&portable.join("sources.wav")), sources);
-    let scale = want.interleaved().iter().fold(0.0f32, |a, v| a.max(v.abs()));
-    assert!(got.interleaved().iter().zip(want.interleaved()).all(|(g, w)| (g - w).abs() <= 1e-5 * scale));
+    assert_close_to(&read(&portable.join("sources.wav")), &sources, 1e-5);
 }
 
 #[test]
@@ -638,9 +636,7 @@ fn issue3_streamed_output_equals_whole_file_output() {
     let o = apply_on("portable", &portable);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("encoder kernel: portable"));
-    let (got, want) = (read(&portable), streamed);
-    let scale = want.interleaved().iter().fold(0.0f32, |a, v| a.max(v.abs()));
-    assert!(got.interleaved().iter().zip(want.interleaved()).all(|(g, w)| (g - w).abs() <= 1e-5 * scale));
+    assert_close_to(&read(&portable), &streamed, 1e-5);
     // A kernel this processor lacks is refused on one line, before anything is written.
     for kernel in unmix_infer::Kernel::ALL.iter().filter(|k| !k.is_available()) {
         let refused = dir.path().join("refused.wav");

@@ -111,3 +111,12 @@ pub fn read(path: &Path) -> Recording {
 
 /// Fast training options for tests that only need a model, not a good one.
 pub const QUICK: &[&str] = &["--epochs", "3", "--quiet", "--no-plots"];
+
+/// Asserts `got` and `want` have the same samples within `tolerance` × the largest
+/// |sample| of `want` (outputs of two encoder kernels, say).
+pub fn assert_close_to(got: &Recording, want: &Recording, tolerance: f32) {
+    let scale = want.interleaved().iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    for (i, (g, w)) in got.interleaved().iter().zip(want.interleaved()).enumerate() {
+        assert!((g - w).abs() <= tolerance * scale, "sample {i}: {g} vs {w} (scale {scale})");
+    }
+}

@@ -7,6 +7,7 @@ use std::sync::Once;
 
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use unmix_core::Recording;
@@ -105,15 +106,23 @@ fn line_panel(area: &DrawingArea<BitMapBackend, Shift>, title: &str, x_label: &s
         }
     }
     if (2..=8).contains(&in_legend.len()) {
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 11))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| anyhow!("{e:?}"))?;
+        draw_legend(&mut chart, SeriesLabelPosition::MiddleRight).map_err(|e| anyhow!("{e:?}"))?;
     }
     Ok(())
+}
+
+/// The legend of a chart's labelled series, on a translucent white box.
+fn draw_legend<'a>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", 11))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK.mix(0.3))
+        .draw()
 }
 
 /// Training curves: loss, its parts, posterior variances and every GMM parameter per epoch.
@@ -297,14 +306,7 @@ pub fn truth_vs_estimate(
             .map_err(err(path))?
             .label("estimate ± posterior σ")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 11))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(err(path))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(err(path))?;
     }
     root.present().map_err(err(path))?;
     Ok(())

@@ -28,7 +28,7 @@ pub fn threads_for(requested: usize, jobs: usize) -> usize {
 pub fn round_robin<J, R, W>(
     jobs: impl IntoIterator<Item = J>,
     threads: usize,
-    make_worker: impl FnMut() -> W,
+    mut make_worker: impl FnMut() -> W,
     meanwhile: impl FnOnce(),
 ) -> Vec<(usize, R)>
 where
@@ -41,7 +41,6 @@ where
     for (k, job) in jobs.into_iter().enumerate() {
         groups[k % threads].push((k, job));
     }
-    let mut make_worker = make_worker;
     std::thread::scope(|scope| {
         let handles: Vec<_> = groups
             .into_iter()
