@@ -398,15 +398,12 @@ impl JackServer {
         Command::new(program).args(args).env("JACK_DEFAULT_SERVER", &self.name).output().expect("JACK tools run")
     }
 
+    /// Waits for `port` as long as the harness waits for anything (`wait_for`'s 60 s).
+    /// With 200 polls of `jack_lsp` (about 10 s) a clean-clone CI run once failed here on
+    /// two cores shared by several dummy servers, and three reruns passed.
     fn wait_for_port(&self, port: &str) {
-        for _ in 0..200 {
-            let o = self.tool("jack_lsp", &[]);
-            if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == port) {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("JACK port {port} never appeared");
+        let listed = || String::from_utf8_lossy(&self.tool("jack_lsp", &[]).stdout).lines().any(|l| l.trim() == port);
+        assert!(wait_for(listed), "JACK port {port} never appeared");
     }
 
     fn unmix(&self, args: &[&str]) -> std::process::Child {
