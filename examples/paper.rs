@@ -10,13 +10,15 @@
 //! Overrides for measurements: `--beta --lambda --lr --batch --k --hidden --hidden2 --act
 //! --enc-width --enc-layers --dec-width --dec-layers --max-epochs --min-epochs --tol --omega
 //! --whiten --warm 0|1 --restarts R --rounds N --round-epochs E --threads N --train-seed S --linear-ica 1`.
+//! Other data (as `unmix synth`): `--marginals uniform,bimodal,…` (cycled over the sources)
+//! and `--tanh-input-std S` (nonlinear case; the benchmark's is 1.5).
 
 use std::time::Instant;
 
 use anyhow::Result;
 use unmix_dsp::metrics::score;
 use unmix_separate::{ConsensusConfig, SeparateConfig, SourceCount, apply, fit};
-use unmix_synth::{MixKind, SynthConfig, generate};
+use unmix_synth::{Marginal, MixKind, SynthConfig, TANH_INPUT_STD, generate};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Case {
@@ -50,6 +52,7 @@ fn main() -> Result<()> {
     let mut cases = Vec::new();
     let mut seeds: Vec<u64> = (1..=5).collect();
     let mut overrides: Vec<(String, f64)> = Vec::new();
+    let (mut marginals, mut tanh_input_std): (Vec<Marginal>, f64) = (Vec::new(), TANH_INPUT_STD);
     let mut i = 0;
     let value = |i: usize| args.get(i).ok_or_else(|| anyhow::anyhow!("{} needs a value", args[i - 1]));
     while i < args.len() {
@@ -66,6 +69,14 @@ fn main() -> Result<()> {
                 i += 1;
                 seeds = value(i)?.split(',').map(str::parse).collect::<Result<_, _>>()?;
             }
+            "--marginals" => {
+                i += 1;
+                marginals = value(i)?.split(',').map(str::parse).collect::<Result<_, _>>()?;
+            }
+            "--tanh-input-std" => {
+                i += 1;
+                tanh_input_std = value(i)?.parse()?;
+            }
             other if other.starts_with("--") => {
                 i += 1;
                 overrides.push((other[2..].to_string(), value(i)?.parse()?));
@@ -78,8 +89,15 @@ fn main() -> Result<()> {
         cases = vec![Case::Linear, Case::Nonlinear, Case::Noisy];
     }
     for case in cases {
+        let synth = |seed| SynthConfig { marginals: marginals.clone(), tanh_input_std, ..case.synth(seed) };
         let n = case.synth(1).sources;
         println!("\n{case:?}: {n} sources, T = 10 000 ({})", case.reference());
+        if !marginals.is_empty() || tanh_input_std != TANH_INPUT_STD {
+            let data = generate(&synth(1))?.meta;
+            let names: Vec<String> = data.marginals.iter().map(Marginal::to_string).collect();
+            let bend = data.tanh_input_std.map(|s| format!(", tanh inputs at std {s}")).unwrap_or_default();
+            println!("not the benchmark: sources {}{bend}", names.join(", "));
+        }
         let heads: String = (1..=n).map(|j| format!(" {:>7}", format!("|c|{j}"))).collect();
         println!(
             "{:>4} {heads}  {:>7} {:>7}  {:>8}  {:>6}  {:>6}  {:>7}",
@@ -88,7 +106,7 @@ fn main() -> Result<()> {
         let (mut means, mut pass) = (Vec::new(), 0);
         let linear_ica = overrides.iter().any(|(k, v)| k == "linear-ica" && *v != 0.0);
         for &seed in &seeds {
-            let data = generate(&case.synth(seed))?;
+            let data = generate(&synth(seed))?;
             if linear_ica {
                 // The linear reference: PCA whitening + FastICA alone.
                 let norm =

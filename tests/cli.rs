@@ -33,6 +33,41 @@ fn synth_writes_mixture_truth_and_meta() {
     assert_eq!(std::fs::read(out.join("mixture.wav")).unwrap(), std::fs::read(again.join("mixture.wav")).unwrap());
 }
 
+/// `--marginals` and `--tanh-input-std` shape the data exactly as the library does, are
+/// recorded in meta.json, and a bad value is a usage error that writes nothing.
+#[test]
+fn synth_takes_marginals_and_tanh_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bent");
+    let args = ["synth", "nonlinear", "--sources", "3", "--samples", "800", "--seed", "6"];
+    let o = unmix(
+        &[&args[..], &["--marginals", "bimodal,sinusoid", "--tanh-input-std", "0.5", "-o"], &[out.to_str().unwrap()]]
+            .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = unmix_synth::SynthConfig {
+        frames: 800,
+        marginals: vec![unmix_synth::Marginal::Bimodal, unmix_synth::Marginal::Sinusoid],
+        tanh_input_std: 0.5,
+        ..unmix_synth::SynthConfig::paper(MixKind::Nonlinear, 6)
+    };
+    let want = unmix_synth::generate(&config).unwrap();
+    assert_eq!(read(&out.join("mixture.wav")).interleaved(), want.mixture.interleaved());
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["marginals"], serde_json::json!(["bimodal", "sinusoid", "bimodal"]));
+    assert_eq!(meta["tanh_input_std"], 0.5);
+    for (flag, value, says) in [
+        ("--marginals", "uniform,gaussian", "unknown marginal \"gaussian\""),
+        ("--tanh-input-std", "0", "not a positive"),
+    ] {
+        let bad = dir.path().join(format!("bad{flag}"));
+        let o = unmix(&[&args[..], &[flag, value, "-o", bad.to_str().unwrap()]].concat());
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{flag} {value}: {}", stderr(&o));
+        assert!(!bad.exists(), "{flag} {value} wrote output");
+    }
+}
+
 /// Long benchmarks are drawn as a stream: the files hold exactly what `SynthStream` draws
 /// for the same configuration, and `meta.json` describes that stream.
 #[test]
@@ -151,13 +186,11 @@ fn separate_then_apply_gives_identical_sources() {
 fn csv_input_gives_csv_and_wav_sources() {
     let dir = tempfile::tempdir().unwrap();
     let data = unmix_synth::generate(&unmix_synth::SynthConfig {
-        kind: MixKind::Linear,
         sources: 2,
         sensors: 2,
         frames: 1000,
-        seed: 3,
         sample_rate_hz: 100,
-        snr_db: None,
+        ..unmix_synth::SynthConfig::paper(MixKind::Linear, 3)
     })
     .unwrap();
     let input = dir.path().join("bridge.csv");
@@ -185,13 +218,11 @@ fn csv_input_gives_csv_and_wav_sources() {
 fn logger_csv_with_picked_columns() {
     let dir = tempfile::tempdir().unwrap();
     let data = unmix_synth::generate(&unmix_synth::SynthConfig {
-        kind: MixKind::Linear,
         sources: 2,
         sensors: 2,
         frames: 1000,
-        seed: 4,
         sample_rate_hz: 100,
-        snr_db: None,
+        ..unmix_synth::SynthConfig::paper(MixKind::Linear, 4)
     })
     .unwrap();
     let plain = dir.path().join("plain.csv");
@@ -261,13 +292,11 @@ fn a_logger_csv_with_time_stamps_needs_no_options() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let data = unmix_synth::generate(&unmix_synth::SynthConfig {
-        kind: MixKind::Linear,
         sources: 2,
         sensors: 2,
         frames: 2000,
-        seed: 6,
         sample_rate_hz: 200,
-        snr_db: None,
+        ..unmix_synth::SynthConfig::paper(MixKind::Linear, 6)
     })
     .unwrap();
     let plain = dir.path().join("plain.csv");

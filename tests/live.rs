@@ -321,7 +321,7 @@ impl JackServer {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("unmix-test-{n}");
         let log = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new("jackd")
+        let mut child = Command::new("jackd")
             // A client timeout of 5 s instead of 0.5 s: a client slowed down by a busy machine
             // is reported as an xrun, not thrown out of the graph.
             .args([
@@ -342,9 +342,11 @@ impl JackServer {
             .stderr(log.reopen().unwrap())
             .spawn()
             .expect("jackd runs (apt install jackd2)");
-        let server = Self { name, child, log, _one_at_a_time: guard };
-        server.wait_for_port("system:playback_1");
-        server
+        let log_path = log.path().to_owned();
+        wait_for_jack_port(&name, "system:playback_1", &mut child, |_| {
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        });
+        Self { name, child, log, _one_at_a_time: guard }
     }
 
     /// Cycles in which a client had not finished in time, as the server logged them. In
@@ -364,11 +366,11 @@ impl JackServer {
     }
 
     /// Starts `unmix play` on `mixture` (three channels) and connects it to the three input
-    /// ports of the `unmix live` already running on this server.
-    fn play_into_live(&self, mixture: &Path) -> std::process::Child {
-        self.wait_for_port("cpal_client_in:in_2");
-        let player = self.unmix(&["play", mixture.to_str().unwrap(), "--output", "jack:cpal_client_out"]);
-        self.wait_for_port("cpal_client_out:out_2");
+    /// ports of `live`, an `unmix live` already running on this server.
+    fn play_into_live(&self, live: &mut std::process::Child, mixture: &Path) -> std::process::Child {
+        self.wait_for_port("cpal_client_in:in_2", live);
+        let mut player = self.unmix(&["play", mixture.to_str().unwrap(), "--output", "jack:cpal_client_out"]);
+        self.wait_for_port("cpal_client_out:out_2", &mut player);
         for i in 0..3 {
             let o =
                 self.tool("jack_connect", &[&format!("cpal_client_out:out_{i}"), &format!("cpal_client_in:in_{i}")]);
@@ -398,12 +400,16 @@ impl JackServer {
         Command::new(program).args(args).env("JACK_DEFAULT_SERVER", &self.name).output().expect("JACK tools run")
     }
 
-    /// Waits for `port` as long as the harness waits for anything (`wait_for`'s 60 s).
-    /// With 200 polls of `jack_lsp` (about 10 s) a clean-clone CI run once failed here on
-    /// two cores shared by several dummy servers, and three reruns passed.
-    fn wait_for_port(&self, port: &str) {
-        let listed = || String::from_utf8_lossy(&self.tool("jack_lsp", &[]).stdout).lines().any(|l| l.trim() == port);
-        assert!(wait_for(listed), "JACK port {port} never appeared");
+    /// Waits for `port`, which the `unmix` child `owner` is to register; see
+    /// [`wait_for_jack_port`].
+    fn wait_for_port(&self, port: &str, owner: &mut std::process::Child) {
+        wait_for_jack_port(&self.name, port, owner, |child| {
+            let mut said = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut said);
+            }
+            said
+        });
     }
 
     fn unmix(&self, args: &[&str]) -> std::process::Child {
@@ -415,6 +421,37 @@ impl JackServer {
             .spawn()
             .expect("the unmix binary runs")
     }
+}
+
+/// Waits for `port` on the JACK server `server` as long as the harness waits for anything
+/// (`wait_for`'s 60 s; with 200 polls of `jack_lsp`, about 10 s, a clean-clone CI run once
+/// failed on two cores shared by several dummy servers, and three reruns passed). If
+/// `owner`, the process that is to register the port, exits first, the test fails at once
+/// with its exit status and what it said (`said` reads it), not a bare timeout.
+#[cfg(feature = "jack")]
+fn wait_for_jack_port(
+    server: &str,
+    port: &str,
+    owner: &mut std::process::Child,
+    said: impl FnOnce(&mut std::process::Child) -> String,
+) {
+    let listed = || {
+        let o = Command::new("jack_lsp").env("JACK_DEFAULT_SERVER", server).output().expect("JACK tools run");
+        String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == port)
+    };
+    let owner = std::cell::RefCell::new(owner);
+    let exited = std::cell::Cell::new(None);
+    // The port first: an owner that registered it and then ended is not a failure here.
+    let appeared = wait_for(|| {
+        listed() || {
+            exited.set(owner.borrow_mut().try_wait().ok().flatten());
+            exited.get().is_some()
+        }
+    });
+    if let (Some(status), false) = (exited.get(), listed()) {
+        panic!("JACK port {port} never appeared: its owner exited first ({status}): {}", said(owner.into_inner()));
+    }
+    assert!(appeared, "JACK port {port} never appeared in 60 s");
 }
 
 #[cfg(feature = "jack")]
@@ -453,7 +490,7 @@ fn live_through_jack_warms_up_and_separates_what_it_hears() {
         report.to_str().unwrap(),
         "--quiet",
     ]);
-    let mut player = jack.play_into_live(&mixture);
+    let mut player = jack.play_into_live(&mut live, &mixture);
     let started = std::time::Instant::now();
     let status = loop {
         if let Some(status) = live.try_wait().unwrap() {
@@ -518,9 +555,9 @@ fn ctrl_c_stops_a_live_session_cleanly() {
     let model = separate_model(dir.path(), &mixture);
     let record = dir.path().join("live.wav");
     let jack = JackServer::start();
-    let child =
+    let mut child =
         jack.live(&["--quiet", "--stats", "--model", model.to_str().unwrap(), "--record", record.to_str().unwrap()]);
-    jack.wait_for_port("cpal_client_in:in_2");
+    jack.wait_for_port("cpal_client_in:in_2", &mut child);
     std::thread::sleep(std::time::Duration::from_millis(1000));
     let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
@@ -544,8 +581,8 @@ fn a_vanishing_jack_server_ends_live_and_play_with_an_error() {
     let (_, mixture) = jack_mixture(dir.path(), 60, 2);
     let record = dir.path().join("live.wav");
     let mut jack = JackServer::start();
-    let live = jack.live(&["--warmup", "2s", "--record", record.to_str().unwrap(), "--quiet"]);
-    let player = jack.play_into_live(&mixture);
+    let mut live = jack.live(&["--warmup", "2s", "--record", record.to_str().unwrap(), "--quiet"]);
+    let player = jack.play_into_live(&mut live, &mixture);
     std::thread::sleep(std::time::Duration::from_secs(3));
     let stopped = std::time::Instant::now();
     jack.stop();

@@ -19,13 +19,11 @@ fn rows(path: &std::path::Path) -> (Vec<String>, Vec<Vec<f64>>) {
 /// "sources" are mixtures.
 fn swapped_sensors() -> unmix_core::Recording {
     let data = generate(&SynthConfig {
-        kind: MixKind::Linear,
         sources: 3,
         sensors: 3,
         frames: 16_000,
-        seed: 3,
         sample_rate_hz: 8000,
-        snr_db: None,
+        ..SynthConfig::paper(MixKind::Linear, 3)
     })
     .unwrap();
     let mut samples = data.mixture.interleaved().to_vec();

@@ -84,7 +84,7 @@ pub fn synth_wavs(
     frames: usize,
     seed: u64,
 ) -> (PathBuf, PathBuf) {
-    let data = generate(&SynthConfig { kind, sources, sensors, frames, seed, sample_rate_hz: 8000, snr_db: None })
+    let data = generate(&SynthConfig { sources, sensors, frames, ..SynthConfig::paper(kind, seed) })
         .expect("valid synth settings");
     let mix = dir.join("mixture.wav");
     let truth = dir.join("truth.wav");

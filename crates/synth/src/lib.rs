@@ -3,8 +3,8 @@
 //! `n` i.i.d. sources, each with a different non-Gaussian marginal (see [`Marginal`]),
 //! standardised to zero mean and unit variance, then mixed into `m ≥ n` sensors either
 //! linearly by a random well-conditioned matrix or nonlinearly as `tanh(A2 tanh(A1 s))`.
-//! Everything is drawn from one seeded generator, so a `(kind, sources, sensors, frames,
-//! seed)` tuple always gives the same data.
+//! Everything is drawn from one seeded generator, so the same [`SynthConfig`] always
+//! gives the same data.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -17,8 +17,9 @@ use unmix_dsp::linalg::Matrix;
 /// separable without being trivially close to the identity.
 pub const MAX_CONDITION: f64 = 5.0;
 
-/// Standard deviation of every tanh input in the nonlinear mixture: it bends clearly
-/// (tanh(1.5) ≈ 0.91) without saturating most samples.
+/// Standard deviation of every tanh input in the nonlinear benchmark: it bends clearly
+/// (tanh(1.5) ≈ 0.91) without saturating most samples. [`SynthConfig::tanh_input_std`]
+/// sets another, to see how separation degrades as the mixture bends.
 pub const TANH_INPUT_STD: f64 = 1.5;
 
 /// How sources are mixed.
@@ -27,11 +28,14 @@ pub const TANH_INPUT_STD: f64 = 1.5;
 pub enum MixKind {
     /// `x = A s`, `A` random with condition number ≤ [`MAX_CONDITION`].
     Linear,
-    /// `x = tanh(A2 tanh(A1 s))`, rows scaled so each tanh input has std [`TANH_INPUT_STD`].
+    /// `x = tanh(A2 tanh(A1 s))`, rows scaled so each tanh input has the configured
+    /// standard deviation ([`TANH_INPUT_STD`] in the benchmark).
     Nonlinear,
 }
 
-/// The marginal distribution of a synthetic source; source `j` uses `ALL[j % 7]`.
+/// The marginal distribution of a synthetic source. By default source `j` uses
+/// `ALL[j % 7]`; [`SynthConfig::marginals`] picks another cycle. Parsed from and
+/// written as the kebab-case names (`uniform`, `student-t5`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Marginal {
@@ -62,6 +66,19 @@ impl Marginal {
         Marginal::Sinusoid,
         Marginal::SkewedMixture,
     ];
+
+    /// The name used in `meta.json` and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Marginal::Uniform => "uniform",
+            Marginal::Laplace => "laplace",
+            Marginal::Exponential => "exponential",
+            Marginal::Bimodal => "bimodal",
+            Marginal::StudentT5 => "student-t5",
+            Marginal::Sinusoid => "sinusoid",
+            Marginal::SkewedMixture => "skewed-mixture",
+        }
+    }
 
     /// Mean and variance of the distribution as drawn (before standardisation).
     pub fn moments(self) -> (f64, f64) {
@@ -99,6 +116,23 @@ impl Marginal {
     }
 }
 
+impl std::fmt::Display for Marginal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Marginal {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Marginal::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Marginal::ALL.iter().map(|m| m.name()).collect();
+            Error::Invalid(format!("unknown marginal {s:?} (one of {})", names.join(", ")))
+        })
+    }
+}
+
 /// What was generated, for `meta.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SynthMeta {
@@ -120,6 +154,10 @@ pub struct SynthMeta {
     pub mixing: Vec<Vec<f64>>,
     /// Nonlinear only: `A2` (`m × m`).
     pub mixing2: Option<Vec<Vec<f64>>>,
+    /// Nonlinear only: the standard deviation every tanh input was scaled to (absent in
+    /// files written before it could be set, which used [`TANH_INPUT_STD`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tanh_input_std: Option<f64>,
     /// Sensor noise, as SNR in dB per sensor, if any.
     pub snr_db: Option<f64>,
 }
@@ -136,7 +174,7 @@ pub struct Synth {
 }
 
 /// What to generate.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SynthConfig {
     /// Mixing kind.
     pub kind: MixKind,
@@ -152,6 +190,10 @@ pub struct SynthConfig {
     pub sample_rate_hz: u32,
     /// Optional white sensor noise at this SNR (dB, relative to each sensor's power).
     pub snr_db: Option<f64>,
+    /// The marginals given to successive sources, cycled; empty: [`Marginal::ALL`].
+    pub marginals: Vec<Marginal>,
+    /// Nonlinear only: the standard deviation of every tanh input (> 0).
+    pub tanh_input_std: f64,
 }
 
 /// Invalid generation settings.
@@ -165,20 +207,50 @@ pub enum Error {
 impl SynthConfig {
     /// The paper's setting: 3 sources into 3 sensors, 10 000 frames.
     pub fn paper(kind: MixKind, seed: u64) -> Self {
-        Self { kind, sources: 3, sensors: 3, frames: 10_000, seed, sample_rate_hz: 8_000, snr_db: None }
+        Self {
+            kind,
+            sources: 3,
+            sensors: 3,
+            frames: 10_000,
+            seed,
+            sample_rate_hz: 8_000,
+            snr_db: None,
+            marginals: Vec::new(),
+            tanh_input_std: TANH_INPUT_STD,
+        }
+    }
+
+    /// The marginal of each of the `sources`.
+    fn source_marginals(&self) -> Vec<Marginal> {
+        let cycle: &[Marginal] = if self.marginals.is_empty() { &Marginal::ALL } else { &self.marginals };
+        (0..self.sources).map(|j| cycle[j % cycle.len()]).collect()
+    }
+
+    /// Checks what both [`generate`] and [`SynthStream::new`] need.
+    fn check(&self) -> Result<(), Error> {
+        let (n, m) = (self.sources, self.sensors);
+        if n == 0 || m < n || self.sample_rate_hz == 0 {
+            return Err(Error::Invalid(format!(
+                "need sources ≥ 1, sensors ≥ sources, sample rate > 0 (got {n} sources, {m} sensors, {} Hz)",
+                self.sample_rate_hz
+            )));
+        }
+        if self.kind == MixKind::Nonlinear && !(self.tanh_input_std.is_finite() && self.tanh_input_std > 0.0) {
+            return Err(Error::Invalid(format!("tanh input std must be > 0 (got {})", self.tanh_input_std)));
+        }
+        Ok(())
     }
 }
 
 /// Generates the problem described by `config`.
 pub fn generate(config: &SynthConfig) -> Result<Synth, Error> {
-    let SynthConfig { kind, sources: n, sensors: m, frames: t, seed, .. } = *config;
-    if n == 0 || m < n || t < 2 || config.sample_rate_hz == 0 {
-        return Err(Error::Invalid(format!(
-            "need sources ≥ 1, sensors ≥ sources, frames ≥ 2, sample rate > 0 (got {n} sources, {m} sensors, {t} frames)"
-        )));
+    let SynthConfig { kind, sources: n, sensors: m, frames: t, seed, tanh_input_std, .. } = *config;
+    config.check()?;
+    if t < 2 {
+        return Err(Error::Invalid(format!("need frames ≥ 2 (got {t})")));
     }
     let mut rng = StdRng::seed_from_u64(seed);
-    let marginals: Vec<Marginal> = (0..n).map(|j| Marginal::ALL[j % Marginal::ALL.len()]).collect();
+    let marginals = config.source_marginals();
     let mut sources: Vec<Vec<f64>> = marginals.iter().map(|mg| (0..t).map(|_| mg.draw(&mut rng)).collect()).collect();
     for s in &mut sources {
         standardise(s);
@@ -191,10 +263,10 @@ pub fn generate(config: &SynthConfig) -> Result<Synth, Error> {
         }
         MixKind::Nonlinear => {
             let mut a1 = gaussian_matrix(&mut rng, m, n);
-            let pre1 = scale_rows_to_std(&mut a1, &sources);
+            let pre1 = scale_rows_to_std(&mut a1, &sources, tanh_input_std);
             let h: Vec<Vec<f64>> = pre1.into_iter().map(|row| row.into_iter().map(f64::tanh).collect()).collect();
             let mut a2 = gaussian_matrix(&mut rng, m, m);
-            let pre2 = scale_rows_to_std(&mut a2, &h);
+            let pre2 = scale_rows_to_std(&mut a2, &h, tanh_input_std);
             let x = pre2.into_iter().map(|row| row.into_iter().map(f64::tanh).collect()).collect();
             (x, a1, Some(a2))
         }
@@ -230,6 +302,7 @@ pub fn generate(config: &SynthConfig) -> Result<Synth, Error> {
             marginals,
             mixing: rows(&mixing),
             mixing2: mixing2.as_ref().map(rows),
+            tanh_input_std: (kind == MixKind::Nonlinear).then_some(tanh_input_std),
             snr_db: config.snr_db,
         },
     })
@@ -274,15 +347,15 @@ fn apply(a: &Matrix, x: &[Vec<f64>]) -> Vec<Vec<f64>> {
     (0..a.rows).map(|r| (0..t).map(|i| (0..a.cols).map(|c| a[(r, c)] * x[c][i]).sum()).collect()).collect()
 }
 
-/// Scales each row of `a` so that `a · x` has standard deviation [`TANH_INPUT_STD`] on
-/// this data, and returns `a · x`.
-fn scale_rows_to_std(a: &mut Matrix, x: &[Vec<f64>]) -> Vec<Vec<f64>> {
+/// Scales each row of `a` so that `a · x` has standard deviation `target_std` on this
+/// data, and returns `a · x`.
+fn scale_rows_to_std(a: &mut Matrix, x: &[Vec<f64>], target_std: f64) -> Vec<Vec<f64>> {
     let mut out = apply(a, x);
     for (r, row) in out.iter_mut().enumerate() {
         let n = row.len() as f64;
         let mean = row.iter().sum::<f64>() / n;
         let sd = (row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt().max(f64::MIN_POSITIVE);
-        let k = TANH_INPUT_STD / sd;
+        let k = target_std / sd;
         for c in 0..a.cols {
             a[(r, c)] *= k;
         }
@@ -320,23 +393,22 @@ pub struct SynthStream {
 impl SynthStream {
     /// A stream of `config.frames` frames (use `usize::MAX` for an endless one).
     pub fn new(config: &SynthConfig) -> Result<Self, Error> {
-        let SynthConfig { kind, sources: n, sensors: m, frames, seed, sample_rate_hz, snr_db } = *config;
-        if n == 0 || m < n || sample_rate_hz == 0 {
-            return Err(Error::Invalid(format!("need sources ≥ 1, sensors ≥ sources, sample rate > 0 (got {n}, {m})")));
-        }
+        let SynthConfig { kind, sources: n, sensors: m, frames, seed, sample_rate_hz, snr_db, tanh_input_std, .. } =
+            *config;
+        config.check()?;
         let mut rng = StdRng::seed_from_u64(seed);
-        let marginals: Vec<Marginal> = (0..n).map(|j| Marginal::ALL[j % Marginal::ALL.len()]).collect();
+        let marginals = config.source_marginals();
         // Per-sensor signal power, for the noise level: linear rows have unit norm and the
         // sources unit variance, so every sensor has power 1; through tanh it is measured.
         let (a1, a2, power) = match kind {
             MixKind::Linear => (well_conditioned(&mut rng, m, n), None, vec![1.0; m]),
             MixKind::Nonlinear => {
-                // Unit-variance independent sources: a row of norm 1.5 gives std 1.5 exactly.
+                // Unit-variance independent sources: a row of norm σ gives std σ exactly.
                 let mut a1 = gaussian_matrix(&mut rng, m, n);
                 for r in 0..m {
                     let norm = a1.row(r).iter().map(|v| v * v).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
                     for c in 0..n {
-                        a1[(r, c)] *= TANH_INPUT_STD / norm;
+                        a1[(r, c)] *= tanh_input_std / norm;
                     }
                 }
                 // The second layer is scaled on a pilot sample from its own generator.
@@ -347,7 +419,7 @@ impl SynthStream {
                     .collect();
                 let h: Vec<Vec<f64>> =
                     apply(&a1, &pilot).into_iter().map(|r| r.into_iter().map(f64::tanh).collect()).collect();
-                let pre = scale_rows_to_std(&mut a2, &h);
+                let pre = scale_rows_to_std(&mut a2, &h, tanh_input_std);
                 let power =
                     pre.iter().map(|r| r.iter().map(|v| v.tanh().powi(2)).sum::<f64>() / r.len() as f64).collect();
                 (a1, Some(a2), power)
@@ -363,7 +435,7 @@ impl SynthStream {
             noise_sd,
             frames_left: frames,
             sample_rate_hz,
-            config: *config,
+            config: config.clone(),
             s: vec![0.0; n],
             h: vec![0.0; m],
         })
@@ -391,6 +463,7 @@ impl SynthStream {
             marginals: self.marginals.clone(),
             mixing: rows(&self.a1),
             mixing2: self.a2.as_ref().map(rows),
+            tanh_input_std: (self.kind == MixKind::Nonlinear).then_some(self.config.tanh_input_std),
             snr_db: self.config.snr_db,
         }
     }
@@ -481,17 +554,79 @@ mod tests {
         assert!(Matrix::from_rows(&s.meta.mixing).condition_number() <= MAX_CONDITION);
     }
 
+    fn sd(v: &[f64]) -> f64 {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    }
+
+    /// Both tanh layers' inputs, per sensor, recomputed from the truth and `meta`.
+    fn tanh_inputs(s: &Synth) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+        let truth: Vec<Vec<f64>> =
+            (0..s.meta.sources).map(|j| s.truth.channel(j).iter().map(|&v| f64::from(v)).collect()).collect();
+        let first = apply(&Matrix::from_rows(&s.meta.mixing), &truth);
+        let h: Vec<Vec<f64>> = first.iter().map(|r| r.iter().map(|v| v.tanh()).collect()).collect();
+        let second = apply(&Matrix::from_rows(s.meta.mixing2.as_ref().unwrap()), &h);
+        (first, second)
+    }
+
     #[test]
     fn nonlinear_tanh_inputs_have_the_stated_spread() {
         let s = generate(&SynthConfig::paper(MixKind::Nonlinear, 3)).unwrap();
+        assert_eq!(s.meta.tanh_input_std, Some(TANH_INPUT_STD));
         // atanh of the output is the second layer's input: its std must be 1.5.
         for c in 0..3 {
             let pre: Vec<f64> = s.mixture.channel(c).iter().map(|&x| f64::from(x).atanh()).collect();
-            let n = pre.len() as f64;
-            let mean = pre.iter().sum::<f64>() / n;
-            let sd = (pre.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-            assert!((sd - TANH_INPUT_STD).abs() < 1e-2, "channel {c}: {sd}");
+            assert!((sd(&pre) - TANH_INPUT_STD).abs() < 1e-2, "channel {c}: {}", sd(&pre));
         }
+        let (first, second) = tanh_inputs(&s);
+        for (c, row) in first.iter().chain(&second).enumerate() {
+            assert!((sd(row) - TANH_INPUT_STD).abs() < 1e-3, "layer input {c}: {}", sd(row));
+        }
+    }
+
+    #[test]
+    fn tanh_input_std_and_marginals_can_be_chosen() {
+        let picked = vec![Marginal::Bimodal, Marginal::Sinusoid];
+        let config = SynthConfig {
+            sources: 3,
+            marginals: picked.clone(),
+            tanh_input_std: 0.5,
+            ..SynthConfig::paper(MixKind::Nonlinear, 2)
+        };
+        let s = generate(&config).unwrap();
+        assert_eq!(s.meta.marginals, [Marginal::Bimodal, Marginal::Sinusoid, Marginal::Bimodal]);
+        assert_eq!(s.meta.tanh_input_std, Some(0.5));
+        let (first, second) = tanh_inputs(&s);
+        for (c, row) in first.iter().chain(&second).enumerate() {
+            assert!((sd(row) - 0.5).abs() < 1e-3, "layer input {c}: {}", sd(row));
+        }
+        // Bimodal at ±1 with std 0.3, standardised: no sample near the centre is likely.
+        let centre = s.truth.channel(0).iter().filter(|v| v.abs() < 0.2).count();
+        assert!(centre < 50, "{centre} bimodal samples near 0");
+        // The stream draws the same marginals and scales its first layer the same way.
+        let mut stream = SynthStream::new(&config).unwrap();
+        assert_eq!(stream.meta().marginals, s.meta.marginals);
+        assert_eq!(stream.meta().tanh_input_std, Some(0.5));
+        for row in &stream.meta().mixing {
+            let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+            assert!((norm - 0.5).abs() < 1e-12);
+        }
+        let (mut x, mut t) = (Vec::new(), Vec::new());
+        assert_eq!(stream.draw(&mut x, Some(&mut t), 100), 100);
+        // Linear mixtures do not record a tanh spread.
+        assert_eq!(generate(&SynthConfig::paper(MixKind::Linear, 2)).unwrap().meta.tanh_input_std, None);
+    }
+
+    #[test]
+    fn marginal_names_round_trip() {
+        for marginal in Marginal::ALL {
+            assert_eq!(marginal.name().parse::<Marginal>().unwrap(), marginal);
+            let json = serde_json::to_string(&marginal).unwrap();
+            assert_eq!(json, format!("\"{marginal}\""));
+        }
+        let err = "gaussian".parse::<Marginal>().unwrap_err().to_string();
+        assert!(err.contains("\"gaussian\"") && err.contains("student-t5"), "{err}");
     }
 
     #[test]
@@ -536,5 +671,11 @@ mod tests {
     fn invalid_settings_are_refused() {
         let c = SynthConfig { sensors: 2, ..SynthConfig::paper(MixKind::Linear, 1) };
         assert!(generate(&c).is_err());
+        assert!(SynthStream::new(&c).is_err());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let c = SynthConfig { tanh_input_std: bad, ..SynthConfig::paper(MixKind::Nonlinear, 1) };
+            assert!(generate(&c).unwrap_err().to_string().contains("tanh input std"), "{bad}");
+            assert!(SynthStream::new(&c).is_err(), "{bad}");
+        }
     }
 }
