@@ -940,10 +940,13 @@ mod tests {
     /// would fail it.
     #[test]
     fn paced_session_warms_up_separates_and_refits_in_order() {
-        // Long enough for the warm-up fit and at least one refit with a wide margin on a
-        // loaded machine: each fit takes a few seconds here.
+        // The session runs until a refit has been swapped in (plus a second of audio from
+        // it), then is stopped, as Ctrl-C would: how long the fits take depends on the
+        // machine and its load (a fixed 24 s session once ended mid-refit in a clean-clone
+        // CI run on the slowest machine here, with the other tests beside it). 90 s of
+        // input is the limit; a session that reaches it fails on the swap count.
         let rate = 8000;
-        let seconds = 24;
+        let seconds = 90;
         let data = generate(&SynthConfig {
             frames: rate * seconds,
             sample_rate_hz: rate as u32,
@@ -956,19 +959,29 @@ mod tests {
         let total = (rate * seconds) as u64;
         let config = LiveConfig { refit_s: Some(3.0), ..paced_config(&record, 2.0, None) };
         let session = LiveSession::start_with(config, paced_input(&data.mixture, total), None).unwrap();
+        while !session.is_finished() && session.status().swaps < 2 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        session.stop();
         let report = session.wait().unwrap();
-        assert_eq!(report.end, EndReason::Duration);
-        assert_eq!(report.status.frames_out, total, "every frame reached the recording");
+        assert!(report.status.swaps >= 2, "no refit was swapped in: {:?}", report.status);
+        assert_eq!(report.end, EndReason::Stopped);
+        // After `stop` the paced feeder, like a real device, goes on capturing until the
+        // session lets go of it (after the trainer has given up its fit), so `frames_in`
+        // may run ahead; nothing the pipeline took in is lost.
+        assert!(report.status.frames_out <= report.status.frames_in, "{:?}", report.status);
         assert_eq!(report.status.dropped_frames, 0);
         let first = report.first_model_frame.expect("the warm-up model was swapped in") as usize;
         assert!(first >= 2 * rate, "separating before the warm-up ended (frame {first})");
-        assert!(report.status.swaps >= 2, "no refit was swapped in: {:?}", report.status);
         assert!(report.last_alignment.iter().all(|&c| c > 0.99), "{:?}", report.last_alignment);
 
         let recorded = unmix_io::read_wav(&record).unwrap();
-        assert_eq!(recorded.frames() as u64, total);
+        assert_eq!(recorded.frames() as u64, report.status.frames_out);
+        assert!(recorded.frames() > first + rate, "a second of audio after the refit was recorded");
         assert!(recorded.interleaved()[..first * 3].iter().all(|&v| v == 0.0), "warm-up is silence");
-        let tail = |r: &Recording| -> Vec<Vec<f32>> { (0..3).map(|j| r.channel(j)[first..].to_vec()).collect() };
+        let end = recorded.frames();
+        let tail = |r: &Recording| -> Vec<Vec<f32>> { (0..3).map(|j| r.channel(j)[first..end].to_vec()).collect() };
         let s = unmix_dsp::metrics::score(&tail(&data.truth), &tail(&recorded)).unwrap();
         assert!(s.min_abs_corr >= 0.99, "{s:?}");
         let _ = std::fs::remove_dir_all(&dir);
