@@ -397,7 +397,7 @@ impl JackServer {
     }
 
     fn tool(&self, program: &str, args: &[&str]) -> Output {
-        Command::new(program).args(args).env("JACK_DEFAULT_SERVER", &self.name).output().expect("JACK tools run")
+        jack_tool(&self.name, program, args)
     }
 
     /// Waits for `port`, which the `unmix` child `owner` is to register; see
@@ -423,6 +423,12 @@ impl JackServer {
     }
 }
 
+/// Runs a JACK command-line tool against the server named `server`.
+#[cfg(feature = "jack")]
+fn jack_tool(server: &str, program: &str, args: &[&str]) -> Output {
+    Command::new(program).args(args).env("JACK_DEFAULT_SERVER", server).output().expect("JACK tools run")
+}
+
 /// Waits for `port` on the JACK server `server` as long as the harness waits for anything
 /// (`wait_for`'s 60 s; with 200 polls of `jack_lsp`, about 10 s, a clean-clone CI run once
 /// failed on two cores shared by several dummy servers, and three reruns passed). If
@@ -435,10 +441,8 @@ fn wait_for_jack_port(
     owner: &mut std::process::Child,
     said: impl FnOnce(&mut std::process::Child) -> String,
 ) {
-    let listed = || {
-        let o = Command::new("jack_lsp").env("JACK_DEFAULT_SERVER", server).output().expect("JACK tools run");
-        String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == port)
-    };
+    let listed =
+        || String::from_utf8_lossy(&jack_tool(server, "jack_lsp", &[]).stdout).lines().any(|l| l.trim() == port);
     let owner = std::cell::RefCell::new(owner);
     let exited = std::cell::Cell::new(None);
     // The port first: an owner that registered it and then ended is not a failure here.

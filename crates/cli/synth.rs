@@ -31,7 +31,7 @@ pub struct SynthArgs {
     sources: usize,
     /// The sources' marginals, cycled if fewer than the sources: a comma-separated list
     /// of uniform, laplace, exponential, bimodal, student-t5, sinusoid, skewed-mixture.
-    #[arg(long, value_delimiter = ',', value_parser = parse_marginal)]
+    #[arg(long, value_delimiter = ',')]
     marginals: Vec<Marginal>,
     /// Nonlinear only: the standard deviation every tanh input is scaled to. Smaller
     /// bends less (0.25 is nearly linear); the paper's benchmark uses 1.5.
@@ -60,10 +60,6 @@ pub struct SynthArgs {
     /// Overwrite existing files.
     #[arg(long)]
     force: bool,
-}
-
-fn parse_marginal(s: &str) -> Result<Marginal, String> {
-    s.parse().map_err(|e: unmix_synth::Error| e.to_string())
 }
 
 fn parse_positive(s: &str) -> Result<f64, String> {
