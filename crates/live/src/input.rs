@@ -106,7 +106,8 @@ pub struct Negotiated {
 /// Counters shared by the callback and everyone else.
 #[derive(Debug)]
 pub struct InputMeter {
-    /// Frames the device delivered (and we kept: at most the duration).
+    /// Frames the device delivered (and we kept: at most the duration, and none after
+    /// [`InputMeter::released`]).
     pub frames_captured: AtomicU64,
     /// Callbacks run.
     pub callbacks: AtomicU64,
@@ -123,6 +124,10 @@ pub struct InputMeter {
     pub device_xruns: AtomicU64,
     /// The duration was reached.
     pub ended: AtomicBool,
+    /// The pipeline has stopped reading: the device may go on delivering until the
+    /// session lets go of it (after the trainer has given up its fit), but those frames
+    /// are neither kept nor counted, so `frames_captured` is what the session took in.
+    pub released: AtomicBool,
 }
 
 impl InputMeter {
@@ -136,6 +141,7 @@ impl InputMeter {
             device_error: AtomicBool::new(false),
             device_xruns: AtomicU64::new(0),
             ended: AtomicBool::new(false),
+            released: AtomicBool::new(false),
         }
     }
 
@@ -367,6 +373,9 @@ impl Capture {
         let chunk_frames = (SCRATCH_SAMPLES / device_channels).max(1);
         move |data: &[T]| {
             meter.callbacks.fetch_add(1, Ordering::Relaxed);
+            if meter.released.load(Ordering::Acquire) {
+                return;
+            }
             let mut frames = data.len() / device_channels;
             meter.max_callback_frames.fetch_max(frames as u64, Ordering::Relaxed);
             if let Some(limit) = stop_after {
@@ -495,6 +504,25 @@ mod tests {
         assert_eq!(reader.stats().dropped_frames.load(Ordering::Relaxed), 0, "room was made by the pop");
         assert!(meter.ended.load(Ordering::Acquire));
         assert!(meter.take_peaks().iter().all(|&p| p > 0.0));
+    }
+
+    /// Once the session has released the input, the callback neither keeps nor counts
+    /// frames, though the device goes on calling it until the stream is dropped.
+    #[test]
+    fn released_input_keeps_and_counts_nothing() {
+        let (writer, mut reader) = unmix_stream::FrameRing::new(2, 1000);
+        let meter = Arc::new(InputMeter::new(2));
+        let ctx =
+            Capture { writer, meter: meter.clone(), channels: 2, pick: None, device_channels: 2, stop_after: None };
+        let mut callback = ctx.into_fn::<f32>();
+        let data = vec![0.5f32; 100 * 2];
+        callback(&data);
+        meter.released.store(true, Ordering::Release);
+        callback(&data);
+        assert_eq!(meter.frames_captured.load(Ordering::Relaxed), 100);
+        assert_eq!(meter.callbacks.load(Ordering::Relaxed), 2);
+        let mut out = vec![0.0f32; 1000 * 2];
+        assert_eq!(reader.pop(&mut out), 100);
     }
 
     /// Picked channels arrive in the order asked for, the others are skipped, and the
