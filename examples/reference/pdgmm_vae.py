@@ -6,7 +6,8 @@ learnable posterior log-variance per source (`--per-sample 1` instead lets the e
 output one per frame, as a standard VAE does), MLP decoder, a K-component GMM prior per
 source initialised differently per source, the loss L_rec + β (log q − log p) / (T m),
 Adam, every channel standardised. Nothing of unmix's own training (warm start, restarts,
-λ, whitening, stopping rule) is in it.
+λ, whitening, stopping rule) is in it. `--warp gauss|atanh` transforms each channel
+first (a rank Gaussianisation, or the exact inverse of the outer tanh as an oracle).
 
     unmix synth nonlinear --sources 3 --samples 10000 --seed 1 -o nl1
     python3 examples/reference/pdgmm_vae.py nl1 --beta 0.01 --epochs 200
@@ -40,6 +41,12 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-sample", type=int, default=0, help="1: the encoder gives each frame's log-variance")
+    p.add_argument(
+        "--warp",
+        default="none",
+        choices=["none", "gauss", "atanh"],
+        help="per-channel transform before standardising: Gaussianise by rank, or the exact atanh (an oracle undoing the outer tanh)",
+    )
     p.add_argument("--every", type=int, default=50, help="print the scores every this many epochs")
     a = p.parse_args()
 
@@ -49,6 +56,12 @@ def main():
     _, s = wavfile.read(f"{a.dir}/truth.wav")
     x = x.astype(np.float64)
     s = s.astype(np.float64)
+    if a.warp == "atanh":
+        x = np.arctanh(np.clip(x, -1 + 1e-7, 1 - 1e-7))
+    elif a.warp == "gauss":
+        from scipy.stats import norm, rankdata
+
+        x = norm.ppf(np.apply_along_axis(rankdata, 0, x) / (len(x) + 1))
     x = (x - x.mean(0)) / x.std(0)
     data = torch.tensor(x, dtype=torch.float32)
     frames, m = data.shape
