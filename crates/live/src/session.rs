@@ -603,6 +603,14 @@ impl Source for LiveSource {
                 return Ok(got);
             }
             if self.shared.stop.load(Ordering::Acquire) {
+                // Release the input first, then take what arrived before that took
+                // effect: only a callback already past its check can still add a block.
+                self.meter.released.store(true, Ordering::Release);
+                let got = self.reader.pop(out);
+                if got > 0 {
+                    out.truncate(got * self.channels);
+                    return Ok(got);
+                }
                 return Ok(self.end(EndReason::Stopped));
             }
             if ended {
@@ -972,7 +980,7 @@ mod tests {
         // After `stop` the paced feeder, like a real device, goes on calling back until the
         // session lets go of it (after the trainer has given up its fit), but the frames
         // are no longer counted: every frame counted in is out, but for at most the one
-        // block that arrived while the source was seeing the stop.
+        // block of a callback that was already running when the source released the input.
         let block = u64::from(report.input.buffer_frames.expect("the feeder's block"));
         let (frames_in, frames_out) = (report.status.frames_in, report.status.frames_out);
         assert!(frames_out <= frames_in && frames_in - frames_out <= block, "{:?}", report.status);
