@@ -603,13 +603,11 @@ impl Source for LiveSource {
                 return Ok(got);
             }
             if self.shared.stop.load(Ordering::Acquire) {
-                // Release the input first, then take what arrived before that took
-                // effect: only a callback already past its check can still add a block.
-                self.meter.released.store(true, Ordering::Release);
-                let got = self.reader.pop(out);
-                if got > 0 {
-                    out.truncate(got * self.channels);
-                    return Ok(got);
+                // Release the input first, then go round once more for what arrived
+                // before that took effect: only a callback already past its check can
+                // still add a block.
+                if !self.meter.released.swap(true, Ordering::AcqRel) {
+                    continue;
                 }
                 return Ok(self.end(EndReason::Stopped));
             }
