@@ -235,7 +235,10 @@ mod enabled {
     pub fn play(args: PlayArgs) -> Result<()> {
         let (frames, underruns) = unmix_live::output::play_wav(&args.input, &args.output)
             .with_context(|| format!("{} on '{}'", args.input.display(), args.output))?;
-        eprintln!("played {frames} frames on {} ({underruns} frames of silence while starting)", args.output);
+        eprintln!(
+            "played {frames} frames on {} ({underruns} frames of silence where the file did not keep up)",
+            args.output
+        );
         Ok(())
     }
 
