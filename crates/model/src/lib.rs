@@ -21,6 +21,8 @@ mod error;
 mod loss;
 pub mod parallel;
 mod prior;
+mod tanh;
+mod tanh_kernel;
 mod trainer;
 mod vae;
 
