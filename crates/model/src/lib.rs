@@ -18,6 +18,7 @@ mod backend;
 mod config;
 pub mod consensus;
 mod error;
+mod gmm_density;
 mod loss;
 pub mod parallel;
 mod prior;

@@ -9,6 +9,8 @@ use rand::rngs::StdRng;
 use rand_distr::StandardNormal;
 use unmix_format::GmmParams;
 
+use crate::gmm_density::gmm_log_density;
+
 /// Log-variances are clamped to this range: wide enough for any standardised source,
 /// narrow enough that `exp` never overflows nor a component collapses onto a point.
 pub(crate) const LOG_VAR_RANGE: (f64, f64) = (-9.0, 4.0);
@@ -92,6 +94,17 @@ pub fn initial_params(sources: usize, components: usize, rng: &mut StdRng) -> Gm
 
 impl LatentPrior for GmmPrior {
     fn log_density(&self, z: Tensor<2>) -> Tensor<2> {
+        let log_weights = log_softmax(self.logits.val(), 1);
+        let log_vars = self.log_vars.val().clamp(LOG_VAR_RANGE.0, LOG_VAR_RANGE.1);
+        gmm_log_density(z, self.means.val(), log_vars, log_weights)
+    }
+}
+
+impl GmmPrior {
+    /// [`LatentPrior::log_density`] written with burn's tensor operations, as it was before
+    /// `gmm_density.rs`: the reference the fused operation is tested against.
+    #[cfg(test)]
+    pub(crate) fn log_density_composed(&self, z: Tensor<2>) -> Tensor<2> {
         let [frames, sources] = z.dims();
         let log_weights = log_softmax(self.logits.val(), 1).unsqueeze_dim::<3>(0); // [1, n, K]
         let log_vars = self.log_vars.val().clamp(LOG_VAR_RANGE.0, LOG_VAR_RANGE.1).unsqueeze_dim::<3>(0);
@@ -104,6 +117,7 @@ impl LatentPrior for GmmPrior {
 
 /// Numerically stable `log Σ_k exp(x_k)` over the last axis of a `[T, n, K]` tensor,
 /// giving `[T, n, 1]`. burn 0.22 has no built-in logsumexp.
+#[cfg(test)]
 pub(crate) fn log_sum_exp_last(x: Tensor<3>) -> Tensor<3> {
     // The max is detached: it only shifts the exponent, and the gradient of the shifted
     // form is the softmax either way.

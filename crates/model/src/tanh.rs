@@ -68,7 +68,14 @@ mod flex {
     use crate::tanh_kernel;
 
     impl SigmoidTanh for Flex {
-        fn sigmoid_tanh(x: FlexTensor) -> FlexTensor {
+        /// Without autodiff nothing needs `σ(2x)`: overwrite the input when this pass owns it
+        /// (the output of the layer before, as a rule).
+        fn sigmoid_tanh(mut x: FlexTensor) -> FlexTensor {
+            let n = x.layout().num_elements();
+            if x.is_unique() && x.dtype() == DType::F32 && x.layout().contiguous_offsets() == Some((0, n)) {
+                tanh_kernel::tanh_in_place(&mut x.storage_mut::<f32>()[..n]);
+                return x;
+            }
             Flex::sigmoid_tanh_parts(x).1
         }
     }

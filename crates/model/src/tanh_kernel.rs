@@ -1,5 +1,6 @@
 //! The fused tanh's loops for burn's `flex` backend: `σ(2x)` and `2σ(2x) − 1` in one pass,
-//! and its backward in one pass, vectorised.
+//! and its backward in one pass, vectorised; and the same `exp` for the GMM prior's
+//! log-sum-exp (`gmm_density.rs`).
 //!
 //! Why: after `tanh.rs` the forward `σ` was still a quarter of a training run: the C
 //! library's scalar `expf` once per hidden unit and step, behind a branch that keeps the
@@ -98,6 +99,14 @@ fn forward_loop(x: &[f32], s: &mut [f32], t: &mut [f32], exp: impl Fn(f32) -> f3
 }
 
 #[inline(always)]
+fn tanh_loop(x: &mut [f32], exp: impl Fn(f32) -> f32 + Copy) {
+    for x in x {
+        // As `forward_loop`, without keeping `σ`.
+        *x = sigmoid(*x * 2.0, exp) * 2.0 - 1.0;
+    }
+}
+
+#[inline(always)]
 fn backward_loop(s: &[f32], grad: &mut [f32]) {
     for (g, &s) in grad.iter_mut().zip(s) {
         // autodiff through the composed form: ×2, then burn's `σ'` (g·s·(1 − s)), then ×2.
@@ -118,9 +127,40 @@ fn forward_avx2(x: &[f32], s: &mut [f32], t: &mut [f32]) {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn tanh_avx512(x: &mut [f32]) {
+    tanh_loop(x, exp_non_positive);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn tanh_avx2(x: &mut [f32]) {
+    tanh_loop(x, exp_non_positive);
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn backward_avx512(s: &[f32], grad: &mut [f32]) {
     backward_loop(s, grad);
+}
+
+#[inline(always)]
+fn exp_loop(x: &mut [f32], exp: impl Fn(f32) -> f32) {
+    for x in x {
+        *x = exp(*x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn exp_avx512(x: &mut [f32]) {
+    exp_loop(x, exp_non_positive);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn exp_avx2(x: &mut [f32]) {
+    exp_loop(x, exp_non_positive);
 }
 
 /// Which loop this CPU runs.
@@ -157,6 +197,35 @@ pub(crate) fn sigmoid_tanh(x: &[f32], s: &mut [f32], t: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => unsafe { forward_avx2(x, s, t) },
         _ => forward_loop(x, s, t, f32::exp),
+    }
+}
+
+/// In place, `x ← 2σ(2x) − 1`: the `t` of [`sigmoid_tanh`] bit for bit, for passes that
+/// need no backward (validation, encoding through burn).
+pub(crate) fn tanh_in_place(x: &mut [f32]) {
+    match path() {
+        // SAFETY: `path` checked that the CPU has the features the loop is compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => unsafe { tanh_avx512(x) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => unsafe { tanh_avx2(x) },
+        _ => tanh_loop(x, f32::exp),
+    }
+}
+
+/// In place, `x ← exp(x)` for `x ≤ 0` (the shifted terms of a log-sum-exp): the C
+/// library's `expf`, vectorised where the CPU allows.
+pub(crate) fn exp_non_positive_in_place(x: &mut [f32]) {
+    debug_assert!(x.iter().all(|&x| x <= 0.0 || x.is_nan()));
+    match path() {
+        // SAFETY: `path` checked that the CPU has the features the loop is compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => unsafe { exp_avx512(x) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => unsafe { exp_avx2(x) },
+        _ => exp_loop(x, f32::exp),
     }
 }
 
@@ -217,6 +286,25 @@ mod tests {
                 assert!((s - want).abs() <= 2.0 * f32::EPSILON, "σ(2·{x:e}), {path:?} loop");
             }
             assert!(t.to_bits() == (s * 2.0 - 1.0).to_bits() || t.is_nan());
+        }
+    }
+
+    /// The in-place tanh (no backward to serve) gives the `t` of the two-output loop bit
+    /// for bit, NaN included; the in-place `exp` is `exp_non_positive`'s.
+    #[test]
+    fn in_place_loops_are_the_two_output_loops() {
+        let xs: Vec<f32> = non_positive_floats().flat_map(|x| [x, -x, x * 0.5, -x * 0.5, f32::NAN]).collect();
+        let (mut s, mut t) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
+        sigmoid_tanh(&xs, &mut s, &mut t);
+        let mut in_place = xs.clone();
+        tanh_in_place(&mut in_place);
+        for ((&x, &t), &ours) in xs.iter().zip(&t).zip(&in_place) {
+            assert!(ours.to_bits() == t.to_bits() || ours.is_nan() && t.is_nan(), "tanh({x:e}): {ours:e} vs {t:e}");
+        }
+        let mut exps: Vec<f32> = non_positive_floats().collect();
+        exp_non_positive_in_place(&mut exps);
+        for (x, e) in non_positive_floats().zip(exps) {
+            assert_eq!(e.to_bits(), exp_non_positive(x).to_bits(), "exp({x:e})");
         }
     }
 
