@@ -61,6 +61,7 @@ fn model(m: usize, hidden: &[usize], activation: Activation) -> ModelFile {
             source_gains: None,
         },
         weights: ModelWeights {
+            architecture: unmix_format::Architecture::Mlp,
             activation,
             encoder,
             decoder,

@@ -28,6 +28,8 @@ fn synthetic_stream_through_the_pipeline_equals_offline_separation() {
         training: TrainingConfig::new(PdgmmVaeConfig::new(1, 1)).with_max_epochs(3).with_min_epochs(3),
         backend: Backend::default_compiled().unwrap(),
         cancel: None,
+        model: unmix_separate::ModelChoice::Vae,
+        chain: unmix_model::chain::ChainConfig::new(unmix_model::chain::ChainShape::Saturating),
     };
     let model = fit(&recording, &separate, &mut |_| {}).unwrap().model;
     let want = apply(&model, &recording).unwrap();

@@ -53,7 +53,7 @@ fn auto_count_separates_a_noisy_mixture() {
     assert!(s.min_abs_corr >= 0.97, "{s:?}");
     // `from_latent` names the trained latent of each output source: its posterior
     // variance and (sign-fixed) prior are the last epoch's of that latent.
-    let last = fitted.history.epochs.last().unwrap();
+    let last = fitted.vae.as_ref().unwrap().history.epochs.last().unwrap();
     let weights = &fitted.model.weights;
     let k = weights.prior.components;
     for (i, (&latent, &sign)) in fitted.ordering.from_latent.iter().zip(&fitted.ordering.signs).enumerate() {

@@ -305,8 +305,12 @@ mod enabled {
         // `separate`'s defaults, but one run instead of restarts: the warm-up fit is waited
         // for live (the warm start from linear ICA keeps the single run reliable). One
         // thread, so that the fit leaves a core to the audio callback and the separator.
+        // PDGMM-VAE always: the saturating chain's fit (eight starts of full-batch
+        // descent) is too slow for a warm-up waited for live; `separate --model chain`
+        // trains one offline for `live --model`.
         let mut separate = SeparateConfig::new(SourceCount::Fixed(args.sources))?;
         separate.restarts = ConsensusConfig { threads: 1, ..ConsensusConfig::single() };
+        separate.model = unmix_separate::ModelChoice::Vae;
         let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
         let scores = monitoring.as_ref().map(|m| LiveScores {
             path: m.path.clone(),

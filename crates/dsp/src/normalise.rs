@@ -122,6 +122,14 @@ impl Normaliser {
         })
     }
 
+    /// The same statistics with the samples left as they are (mean 0, scale 1, no
+    /// whitening): for a model that reads the recording in units of its full scale. The
+    /// eigenvalues stay, as evidence for the number of sources.
+    pub fn full_scale(self) -> Self {
+        let m = self.mean.len();
+        Self { mean: vec![0.0; m], scale: vec![1.0; m], whitening: None, dims: m, ..self }
+    }
+
     /// Channels expected at the input.
     pub fn input_channels(&self) -> usize {
         self.mean.len()

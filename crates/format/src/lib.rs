@@ -20,7 +20,7 @@ mod error;
 mod weights;
 
 pub use error::{Error, Result};
-pub use weights::{Activation, DenseLayer, GmmParams, ModelWeights};
+pub use weights::{ATANH_LIMIT, Activation, Architecture, DenseLayer, GmmParams, ModelWeights, clamped_atanh};
 
 use std::io::Write;
 use std::path::Path;
@@ -32,8 +32,9 @@ use unmix_dsp::Normaliser;
 pub const MAGIC: &[u8; 8] = b"UNMIXMDL";
 /// The format version this build writes; it reads this one and older. Version 2 added
 /// [`ModelHeader::score_baseline`], version 3 [`ModelHeader::picked_channels`], version 4
-/// [`ModelHeader::source_gains`]; older files read as models without them.
-pub const FORMAT_VERSION: u32 = 4;
+/// [`ModelHeader::source_gains`], version 5 [`ModelWeights::architecture`]; older files read
+/// as models without them.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Everything about a trained model except its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +175,9 @@ impl ModelFile {
                 self.weights.inputs(),
                 h.normaliser.output_dims()
             )));
+        }
+        if self.weights.architecture == Architecture::SaturatingChain && h.normaliser.whitening.is_some() {
+            return Err(Error::Invalid("a saturating chain reads its channels unwhitened".into()));
         }
         if self.weights.sources() != h.sources {
             return Err(Error::Invalid(format!(

@@ -33,6 +33,7 @@ mod fixture {
                 source_gains: Some(vec![0.25, 2.0]),
             },
             weights: ModelWeights {
+                architecture: crate::Architecture::Mlp,
                 activation: Activation::Tanh,
                 encoder: vec![layer(2, 4, 0.1), layer(4, 2, -0.2)],
                 decoder: vec![layer(2, 2, 0.3)],

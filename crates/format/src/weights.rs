@@ -38,6 +38,35 @@ impl Activation {
     }
 }
 
+/// How the encoder's and decoder's layers are joined.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Architecture {
+    /// PDGMM-VAE's MLPs: [`ModelWeights::activation`] between hidden layers, the last
+    /// layer linear.
+    #[default]
+    Mlp,
+    /// A saturating sensor chain (the zero-noise limit of a PDGMM-VAE whose decoder is
+    /// `tanh(B2 tanh(B1 z))`): the encoder takes the `atanh` of every layer's input, its
+    /// argument clamped to ±[`ATANH_LIMIT`] (a frame beyond the training range saturates
+    /// instead of leaving the domain); the decoder takes the `tanh` of every layer's output
+    /// and is the encoder's inverse, layer by layer. Its input is the samples as read
+    /// (full scale ±1).
+    SaturatingChain,
+}
+
+/// Largest `|v|` a [`Architecture::SaturatingChain`] encoder takes the `atanh` of
+/// (`atanh(1 − 10⁻⁶) ≈ 7.25`).
+pub const ATANH_LIMIT: f32 = 1.0 - 1e-6;
+
+/// `atanh` with its argument clamped to ±[`ATANH_LIMIT`].
+#[inline]
+pub fn clamped_atanh(v: f32) -> f32 {
+    let v = v.clamp(-ATANH_LIMIT, ATANH_LIMIT);
+    // atanh(v) = ½ ln((1 + v) / (1 − v)) = ½ ln(1 + 2v / (1 − v)), accurate near 0 too.
+    0.5 * (2.0 * v / (1.0 - v)).ln_1p()
+}
+
 /// A dense layer `y = x W + b` with `W` stored row-major as `[inputs, outputs]` (burn's
 /// `Linear` layout).
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +122,9 @@ impl GmmParams {
 /// All parameters of a trained PDGMM-VAE.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelWeights {
-    /// Activation between hidden layers.
+    /// How the layers are joined (files before format version 5: [`Architecture::Mlp`]).
+    pub architecture: Architecture,
+    /// Activation between hidden layers of an [`Architecture::Mlp`].
     pub activation: Activation,
     /// Encoder layers, input first; the last gives the posterior means.
     pub encoder: Vec<DenseLayer>,
@@ -109,6 +140,8 @@ pub struct ModelWeights {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Layout {
+    #[serde(default)]
+    architecture: Architecture,
     activation: Activation,
     encoder: Vec<[usize; 2]>,
     decoder: Vec<[usize; 2]>,
@@ -134,6 +167,7 @@ impl ModelWeights {
 
     pub(crate) fn layout(&self) -> Layout {
         Layout {
+            architecture: self.architecture,
             activation: self.activation,
             encoder: self.encoder.iter().map(|l| [l.inputs, l.outputs]).collect(),
             decoder: self.decoder.iter().map(|l| [l.inputs, l.outputs]).collect(),
@@ -186,7 +220,14 @@ impl ModelWeights {
         if at != values.len() {
             return Err(Error::Corrupt(format!("{} weight values left over", values.len() - at)));
         }
-        let w = ModelWeights { activation: layout.activation, encoder, decoder, posterior_log_var, prior };
+        let w = ModelWeights {
+            architecture: layout.architecture,
+            activation: layout.activation,
+            encoder,
+            decoder,
+            posterior_log_var,
+            prior,
+        };
         w.check()?;
         Ok(w)
     }
@@ -292,6 +333,15 @@ impl ModelWeights {
             || self.prior.log_vars.len() != nk
         {
             return Err(Error::Invalid("prior arrays do not match sources × components".into()));
+        }
+        if self.architecture == Architecture::SaturatingChain
+            && self
+                .encoder
+                .iter()
+                .chain(&self.decoder)
+                .any(|l| l.inputs != l.outputs || l.bias.iter().any(|&b| b != 0.0))
+        {
+            return Err(Error::Invalid("a saturating chain's layers are square and have no bias".into()));
         }
         if self.flatten().iter().any(|v| !v.is_finite()) {
             return Err(Error::Invalid("weights hold NaN or infinite values".into()));

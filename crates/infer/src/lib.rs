@@ -31,7 +31,7 @@ mod avx512;
 mod kernel;
 
 use unmix_dsp::Normaliser;
-use unmix_format::{Activation, DenseLayer, ModelFile};
+use unmix_format::{Activation, Architecture, DenseLayer, ModelFile, clamped_atanh};
 
 pub use kernel::{Kernel, TANH_MAX_ABS_ERROR, fast_tanh};
 
@@ -148,7 +148,10 @@ struct PriorComponent {
 pub struct Separator {
     channels: usize,
     sources: usize,
+    architecture: Architecture,
     activation: Activation,
+    /// The encoder's layers; an MLP's first has the normalisation folded in, a saturating
+    /// chain's reads the standardised frame through its `atanh`.
     layers: Vec<PackedLayer>,
     /// Centring and scaling alone (`channels → channels`): the frame the reconstruction
     /// error is measured against.
@@ -195,9 +198,13 @@ impl Separator {
         let normaliser = &model.header.normaliser;
         let weights = &model.weights;
         let mut layers = Vec::with_capacity(weights.encoder.len());
+        let chain = weights.architecture == Architecture::SaturatingChain;
         for (index, layer) in weights.encoder.iter().enumerate() {
-            let (w, b) = if index == 0 { fold_normaliser(normaliser, layer) } else { widen(layer) };
-            let inputs = if index == 0 { normaliser.input_channels() } else { layer.inputs };
+            // A chain's atanh comes between the normalisation and its first layer, so the
+            // two cannot be folded together.
+            let fold = index == 0 && !chain;
+            let (w, b) = if fold { fold_normaliser(normaliser, layer) } else { widen(layer) };
+            let inputs = if fold { normaliser.input_channels() } else { layer.inputs };
             layers.push(PackedLayer::pack(inputs, layer.outputs, &w, &b));
         }
         let m = normaliser.input_channels();
@@ -239,6 +246,7 @@ impl Separator {
         Self {
             channels: normaliser.input_channels(),
             sources: weights.sources(),
+            architecture: weights.architecture,
             activation: weights.activation,
             layers,
             standardise,
@@ -372,6 +380,29 @@ impl Separator {
         let (a, b) = (a.as_mut_slice(), b.as_mut_slice());
         // Frames are laid out with row stride `widest`; the input layer reads `channels`.
         scatter(input, self.channels, a, stride);
+        if self.architecture == Architecture::SaturatingChain {
+            // Standardise (kept for scoring either way), then `atanh` before every layer.
+            let (kernel, scratch) = (self.kernel, self.scratch.as_mut_slice());
+            let standardised = self.standardised.as_mut_slice();
+            kernel.dense(a, standardised, stride, frames, &self.standardise, None, scratch);
+            let (mut cur, mut next) = (b, a);
+            for (index, layer) in self.layers.iter().enumerate() {
+                for f in 0..frames {
+                    let row = f * stride..f * stride + layer.inputs;
+                    if index == 0 {
+                        for (v, &x) in cur[row.clone()].iter_mut().zip(&standardised[row]) {
+                            *v = clamped_atanh(x);
+                        }
+                    } else {
+                        cur[row].iter_mut().for_each(|v| *v = clamped_atanh(*v));
+                    }
+                }
+                kernel.dense(cur, next, stride, frames, layer, None, scratch);
+                std::mem::swap(&mut cur, &mut next);
+            }
+            gather(cur, stride, output, self.sources);
+            return;
+        }
         if keep_standardised {
             let (standardise, scratch) = (&self.standardise, self.scratch.as_mut_slice());
             self.kernel.dense(a, self.standardised.as_mut_slice(), stride, frames, standardise, None, scratch);
@@ -393,11 +424,12 @@ impl Separator {
         scatter(mu, self.sources, a, stride);
         // The activation sits between the decoder's layers only: not after its last layer,
         // nor after the linear map back from the whitened dimensions.
+        // A saturating chain's decoder takes the tanh of every layer's output instead.
         let hidden = self.decoder_layers - 1;
-        let activation = self.activation;
+        let (activation, chain) = (self.activation, self.architecture == Architecture::SaturatingChain);
         let decoded =
             run_layers(self.kernel, &self.reconstruct, a, b, self.scratch.as_mut_slice(), stride, frames, |i| {
-                (i < hidden).then_some(activation)
+                if chain { Some(Activation::Tanh) } else { (i < hidden).then_some(activation) }
             });
         for (f, error) in reconstruction_error.iter_mut().enumerate() {
             let (z_hat, z) =

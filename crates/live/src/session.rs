@@ -1135,6 +1135,7 @@ mod tests {
     fn quick(seed: u64) -> SeparateConfig {
         let mut c = SeparateConfig::new(SourceCount::Fixed(3)).unwrap();
         c.restarts = ConsensusConfig::single();
+        c.model = unmix_separate::ModelChoice::Vae;
         c.training.max_epochs = 30;
         c.training.seed = seed;
         c

@@ -9,12 +9,16 @@
 //!   rule and a full training history; [`consensus`]: restarts with selection on held-out
 //!   frames and an optional warm start distilled from a linear solution; [`parallel`]:
 //!   independent jobs on a few threads, results in job order.
+//! - [`chain`]: exact maximum likelihood in the shape of a saturating sensor chain (the
+//!   zero-noise limit of a PDGMM-VAE with a two-layer `tanh` decoder and its exact inverse
+//!   as encoder), and the linear model it is weighed against; plain `f64`, not burn.
 //! - [`PdgmmVae::export`]: the weights as plain arrays for the model file and the
 //!   burn-free inference engine.
 //!
 //! Burn stays inside this crate: nothing on the real-time path depends on it.
 
 mod backend;
+pub mod chain;
 mod config;
 pub mod consensus;
 mod error;

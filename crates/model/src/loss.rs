@@ -71,6 +71,7 @@ mod tests {
     /// A linear 2 → 2 model with known weights and a 2-component prior per source.
     fn linear_model(prior: GmmParams, omega: [f32; 2], device: &Device) -> PdgmmVae {
         let w = ModelWeights {
+            architecture: unmix_format::Architecture::Mlp,
             activation: Activation::Tanh,
             encoder: vec![DenseLayer {
                 inputs: 2,

@@ -133,6 +133,7 @@ impl PdgmmVae {
     /// Copies every parameter out as plain arrays (for the model file and inference).
     pub fn export(&self) -> ModelWeights {
         ModelWeights {
+            architecture: unmix_format::Architecture::Mlp,
             activation: self.activation,
             encoder: self.encoder.iter().map(dense_from).collect(),
             decoder: self.decoder.iter().map(dense_from).collect(),
@@ -144,6 +145,9 @@ impl PdgmmVae {
     /// Rebuilds a module from exported weights.
     pub fn from_weights(weights: &ModelWeights, device: &Device) -> Result<Self> {
         weights.check().map_err(|e| Error::Weights(e.to_string()))?;
+        if weights.architecture != unmix_format::Architecture::Mlp {
+            return Err(Error::Weights("only an MLP model can be trained as a PDGMM-VAE".into()));
+        }
         let n = weights.sources();
         let log_vars: Vec<f32> =
             weights.prior.log_vars.iter().map(|&v| v.clamp(LOG_VAR_RANGE.0 as f32, LOG_VAR_RANGE.1 as f32)).collect();

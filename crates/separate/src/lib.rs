@@ -19,6 +19,7 @@ use unmix_dsp::metrics::{hungarian_min_cost, pearson};
 use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_format::{GmmParams, ModelFile, ModelHeader, ScoreBaseline};
 use unmix_infer::Separator;
+use unmix_model::chain::{self, ChainConfig, ChainFit, ChainShape, StartReport};
 pub use unmix_model::consensus::{ConsensusConfig, ConsensusReport, Progress};
 use unmix_model::consensus::{WarmStart, fit_with_restarts};
 use unmix_model::parallel::{round_robin, threads_for};
@@ -117,6 +118,96 @@ pub struct SeparateConfig {
     pub backend: Backend,
     /// Setting this flag stops a running fit at its next epoch with a `Cancelled` error.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Which model to train, or how to choose it.
+    pub model: ModelChoice,
+    /// Settings of the saturating-chain fit (and of the linear model it is weighed
+    /// against: the same but for [`ChainConfig::shape`], its starts and its steps).
+    pub chain: ChainConfig,
+}
+
+/// Which model a recording gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelChoice {
+    /// The saturating chain when it is eligible (as many sources as channels, every
+    /// sample inside full scale) and its held-out likelihood beats the linear model's by
+    /// [`CHAIN_MARGIN_NATS`] per frame; PDGMM-VAE otherwise.
+    Auto,
+    /// PDGMM-VAE.
+    Vae,
+    /// The saturating chain (an error when it is not eligible).
+    Chain,
+}
+
+/// How much better (nats per held-out frame) the saturating chain's likelihood must be
+/// than the linear model's for [`ModelChoice::Auto`] to choose it: well above what its
+/// extra `n² + n` parameters gain on a linear mixture (it loses there, README), well below
+/// what it gains on the nonlinear benchmark (0.5–0.9 nats).
+pub const CHAIN_MARGIN_NATS: f64 = 0.05;
+
+/// The maximum-likelihood fit of one model shape, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainSummary {
+    /// Which shape.
+    pub shape: ChainShape,
+    /// Frames it was fitted on (the held-out ones not counted).
+    pub frames: usize,
+    /// Adam steps per start.
+    pub steps: usize,
+    /// Mean NLL per training frame of the chosen start (nats, density of the samples as read).
+    pub train_nll: f64,
+    /// The same on held-out frames: what starts and models are chosen by.
+    pub validation_nll: f64,
+    /// The chosen start (from 0).
+    pub chosen: usize,
+    /// Every start.
+    pub starts: Vec<StartReport>,
+}
+
+impl ChainSummary {
+    fn of(fit: &ChainFit, config: &ChainConfig, frames: usize) -> Self {
+        let held_out = frames.checked_div(config.validation_every).unwrap_or(0);
+        Self {
+            shape: fit.shape,
+            frames: frames - held_out,
+            steps: config.steps,
+            train_nll: fit.train_nll,
+            validation_nll: fit.validation_nll,
+            chosen: fit.chosen,
+            starts: fit.starts.clone(),
+        }
+    }
+
+    /// The chosen start's relative NLL change over its last tenth of steps.
+    pub fn last_change(&self) -> Option<f64> {
+        self.starts.get(self.chosen).and_then(|s| s.last_change)
+    }
+}
+
+/// Which model was trained, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSelection {
+    /// What was asked for.
+    pub asked: ModelChoice,
+    /// `"pdgmm-vae"` or `"saturating-chain"`.
+    pub chosen: String,
+    /// Why, in words.
+    pub reason: String,
+    /// The linear model's fit, when the two were weighed.
+    pub linear: Option<ChainSummary>,
+    /// The saturating chain's fit, when it was tried.
+    pub chain: Option<ChainSummary>,
+}
+
+/// How a PDGMM-VAE was trained.
+#[derive(Debug)]
+pub struct VaeTraining {
+    /// The chosen candidate's training history.
+    pub history: TrainingHistory,
+    /// Restarts, candidates, validation losses.
+    pub consensus: ConsensusReport,
+    /// The warm start's linear ICA, if used.
+    pub ica: Option<IcaSummary>,
 }
 
 impl SeparateConfig {
@@ -136,6 +227,8 @@ impl SeparateConfig {
             training: TrainingConfig::new(PdgmmVaeConfig::new(n, n)),
             backend: Backend::default_compiled()?,
             cancel: None,
+            model: ModelChoice::Vae,
+            chain: ChainConfig::new(ChainShape::Saturating),
         })
     }
 }
@@ -190,14 +283,12 @@ pub struct IcaSummary {
 pub struct Fitted {
     /// The model, ready to save and apply (sources in their deterministic order and sign).
     pub model: ModelFile,
-    /// The chosen candidate's training history.
-    pub history: TrainingHistory,
-    /// Restarts, candidates, validation losses.
-    pub consensus: ConsensusReport,
+    /// Which model was trained and why.
+    pub selection: ModelSelection,
+    /// How the PDGMM-VAE was trained (`None` when the saturating chain was chosen).
+    pub vae: Option<VaeTraining>,
     /// The source-count estimate, for `-n auto`.
     pub count: Option<CountEstimate>,
-    /// The warm start's linear ICA, if used.
-    pub ica: Option<IcaSummary>,
     /// Per latent of the trained model (before pruning and ordering).
     pub latents: Vec<LatentEvidence>,
     /// How the output order and signs were chosen.
@@ -225,6 +316,10 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
     }
     if config.warm_start && !config.whiten {
         return Err(Error::Config("the warm start needs whitening (drop --no-whiten or use --no-warm-start)".into()));
+    }
+    let (selection, chain) = select_model(&segment, n, config)?;
+    if let Some(chain) = chain {
+        return package_chain(recording, &segment, chain, selection, config, count);
     }
     let whiten_to = config.whiten.then_some(n);
     let normaliser = Normaliser::fit(&segment, NormaliserConfig { whiten_to })?;
@@ -270,7 +365,120 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
     file.header.source_gains = Some(source_gains(&file, &segment)?);
     file.check()?;
     file.header.score_baseline = Some(score_baseline(&file, &segment)?);
-    Ok(Fitted { model: file, history: fitted.history, consensus: fitted.consensus, count, ica, latents, ordering })
+    let vae = VaeTraining { history: fitted.history, consensus: fitted.consensus, ica };
+    Ok(Fitted { model: file, selection, vae: Some(vae), count, latents, ordering })
+}
+
+/// Decides between the saturating chain and PDGMM-VAE ([`ModelChoice`]); the chain's fit
+/// comes back when it was chosen.
+fn select_model(segment: &Recording, n: usize, config: &SeparateConfig) -> Result<(ModelSelection, Option<ChainFit>)> {
+    let m = segment.channels();
+    let vae = |reason: String, linear, chain| ModelSelection {
+        asked: config.model,
+        chosen: "pdgmm-vae".into(),
+        reason,
+        linear,
+        chain,
+    };
+    if config.model == ModelChoice::Vae {
+        return Ok((vae("asked for (--model vae)".into(), None, None), None));
+    }
+    let peak = segment.interleaved().iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    let ineligible = if n != m {
+        Some(format!("the saturating chain needs as many sources as channels ({n} sources, {m} channels)"))
+    } else if peak.is_nan() || peak >= 1.0 {
+        Some(format!(
+            "the saturating chain needs every sample inside full scale (±1); the training segment peaks at {peak}"
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = ineligible {
+        return match config.model {
+            ModelChoice::Chain => Err(Error::Config(format!("--model chain: {why}"))),
+            _ => Ok((vae(why, None, None), None)),
+        };
+    }
+    let frames = segment.frames();
+    let chain_config = ChainConfig { shape: ChainShape::Saturating, ..config.chain.clone() };
+    let chain = chain::fit(segment.interleaved(), m, &chain_config, config.cancel.as_deref())?;
+    let chain_summary = ChainSummary::of(&chain, &chain_config, frames);
+    if config.model == ModelChoice::Chain {
+        let selection = ModelSelection {
+            asked: config.model,
+            chosen: "saturating-chain".into(),
+            reason: "asked for (--model chain)".into(),
+            linear: None,
+            chain: Some(chain_summary),
+        };
+        return Ok((selection, Some(chain)));
+    }
+    let linear_defaults = ChainConfig::new(ChainShape::Linear);
+    let linear_config = ChainConfig {
+        shape: ChainShape::Linear,
+        starts: linear_defaults.starts,
+        steps: linear_defaults.steps,
+        ..config.chain.clone()
+    };
+    let linear = chain::fit(segment.interleaved(), m, &linear_config, config.cancel.as_deref())?;
+    let linear_summary = ChainSummary::of(&linear, &linear_config, frames);
+    let gain = linear.validation_nll - chain.validation_nll;
+    if gain > CHAIN_MARGIN_NATS {
+        let reason = format!(
+            "held-out likelihood: the saturating chain's is {gain:.3} nats per frame above the linear model's (> {CHAIN_MARGIN_NATS})"
+        );
+        let selection = ModelSelection {
+            asked: config.model,
+            chosen: "saturating-chain".into(),
+            reason,
+            linear: Some(linear_summary),
+            chain: Some(chain_summary),
+        };
+        Ok((selection, Some(chain)))
+    } else {
+        let reason = format!(
+            "held-out likelihood: the saturating chain's is {gain:.3} nats per frame above the linear model's (not > {CHAIN_MARGIN_NATS}), so the mixture is taken as near-linear"
+        );
+        Ok((vae(reason, Some(linear_summary), Some(chain_summary)), None))
+    }
+}
+
+/// The saturating chain as a model file: the samples as read (full scale), its sources in
+/// the documented order and sign, their gains and the monitoring baseline as for the VAE.
+fn package_chain(
+    recording: &Recording,
+    segment: &Recording,
+    chain: ChainFit,
+    selection: ModelSelection,
+    config: &SeparateConfig,
+    count: Option<CountEstimate>,
+) -> Result<Fitted> {
+    let m = segment.channels();
+    let normaliser = Normaliser::fit(segment, NormaliserConfig { whiten_to: None })?.full_scale();
+    let weights = chain.export().ok_or_else(|| Error::Config("the chain fit is not a saturating chain".into()))?;
+    let mut file = ModelFile {
+        header: ModelHeader {
+            unmix_version: env!("CARGO_PKG_VERSION").to_string(),
+            channels: m,
+            sample_rate_hz: recording.sample_rate_hz(),
+            sources: m,
+            normaliser,
+            training_config: serde_json::to_value(&config.chain).unwrap_or_default(),
+            training_summary: serde_json::to_value(&selection.chain).unwrap_or_default(),
+            score_baseline: None,
+            picked_channels: None,
+            source_gains: None,
+        },
+        weights,
+    };
+    file.check()?;
+    let latents = latent_evidence(&file, segment)?;
+    // Never pruned: the chain's layers are square, every source is one of its channels' worth.
+    let ordering = prune_order_and_sign(&mut file, segment, &latents, false)?;
+    file.header.source_gains = Some(source_gains(&file, segment)?);
+    file.check()?;
+    file.header.score_baseline = Some(score_baseline(&file, segment)?);
+    Ok(Fitted { model: file, selection, vae: None, count, latents, ordering })
 }
 
 /// One GMM per ICA source, as the model's prior parameters (log-variances clamped to the
@@ -526,7 +734,40 @@ mod tests {
             training: TrainingConfig::new(model).with_max_epochs(3).with_min_epochs(3),
             backend: Backend::default_compiled().unwrap(),
             cancel: None,
+            model: ModelChoice::Vae,
+            chain: ChainConfig::new(ChainShape::Saturating),
         }
+    }
+
+    /// `--model chain` on the nonlinear benchmark: the packaged model (a model file of
+    /// the saturating-chain architecture, run by the burn-free separator) gives the chain
+    /// fit's own sources up to the order, signs and gains it fixed; a linear mixture is
+    /// refused with the reason, and `auto` keeps the VAE where the chain is not eligible.
+    #[test]
+    fn the_saturating_chain_is_packaged_and_applied() {
+        let data = generate(&SynthConfig { frames: 2000, ..SynthConfig::paper(MixKind::Nonlinear, 1) }).unwrap();
+        let mut config = quick_config(3, vec![8]);
+        config.model = ModelChoice::Chain;
+        config.chain = ChainConfig { starts: 2, steps: 150, threads: 2, ..ChainConfig::new(ChainShape::Saturating) };
+        let fitted = fit(&data.mixture, &config, &mut |_| {}).unwrap();
+        assert!(fitted.vae.is_none());
+        assert_eq!(fitted.model.weights.architecture, unmix_format::Architecture::SaturatingChain);
+        let bytes = fitted.model.to_bytes().unwrap();
+        let model = ModelFile::from_bytes(&bytes).unwrap();
+        let applied = apply(&model, &data.mixture).unwrap();
+        let direct = chain::fit(data.mixture.interleaved(), 3, &config.chain, None).unwrap();
+        let (sources, _) = direct.demix(data.mixture.interleaved());
+        for (j, (&from, &sign)) in fitted.ordering.from_latent.iter().zip(&fitted.ordering.signs).enumerate() {
+            let reference: Vec<f32> = sources.iter().skip(from).step_by(3).map(|&v| v as f32).collect();
+            let c = pearson(&applied.channel(j), &reference);
+            assert!(c * f64::from(sign) > 0.99999, "source {j}: corr {c} with the chain's own latent {from}");
+        }
+        let linear = generate(&SynthConfig { frames: 2000, ..SynthConfig::paper(MixKind::Linear, 1) }).unwrap();
+        let err = fit(&linear.mixture, &config, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("full scale") || err.contains("sources as channels"), "{err}");
+        config.model = ModelChoice::Auto;
+        let auto = fit(&linear.mixture, &config, &mut |_| {}).unwrap();
+        assert_eq!(auto.selection.chosen, "pdgmm-vae");
     }
 
     /// The plain-Rust encoder and burn's forward pass agree to 1e-5 relative, for an MLP
@@ -815,7 +1056,7 @@ mod tests {
         let a = fit(&data.mixture, &config, &mut |_| {}).unwrap();
         let b = fit(&data.mixture, &config, &mut |_| {}).unwrap();
         assert_eq!(a.model.weights, b.model.weights);
-        assert_eq!(a.consensus, b.consensus);
+        assert_eq!(a.vae.as_ref().unwrap().consensus, b.vae.as_ref().unwrap().consensus);
     }
 
     /// Candidates trained side by side end exactly as one after the other, the warm
@@ -847,12 +1088,16 @@ mod tests {
         let (one, one_epochs) = run(1);
         let (three, three_epochs) = run(3);
         assert_eq!(one.model.weights, three.model.weights);
-        let losses = |f: &Fitted| f.history.epochs.iter().map(|e| (e.loss, e.kl)).collect::<Vec<_>>();
+        let losses =
+            |f: &Fitted| f.vae.as_ref().unwrap().history.epochs.iter().map(|e| (e.loss, e.kl)).collect::<Vec<_>>();
         assert_eq!(losses(&one), losses(&three));
-        assert_eq!(one.consensus.rounds, three.consensus.rounds);
-        assert_eq!(one.consensus.candidate_traces, three.consensus.candidate_traces);
+        assert_eq!(one.vae.as_ref().unwrap().consensus.rounds, three.vae.as_ref().unwrap().consensus.rounds);
+        assert_eq!(
+            one.vae.as_ref().unwrap().consensus.candidate_traces,
+            three.vae.as_ref().unwrap().consensus.candidate_traces
+        );
         assert_eq!(one_epochs, vec![4; 3]);
         assert_eq!(three_epochs, one_epochs);
-        assert_eq!(three.consensus.config.worker_threads(), 3);
+        assert_eq!(three.vae.as_ref().unwrap().consensus.config.worker_threads(), 3);
     }
 }

@@ -37,6 +37,7 @@ pub fn model(m: usize, n: usize, hidden: &[usize], whiten: bool) -> ModelFile {
             source_gains: None,
         },
         weights: ModelWeights {
+            architecture: unmix_format::Architecture::Mlp,
             activation: Activation::Tanh,
             encoder,
             decoder,
