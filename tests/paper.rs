@@ -1,6 +1,7 @@
-//! The paper's linear experiment (section 4.1) at the issue's thresholds, with default
-//! settings, over data seeds 1–5. The full table, nonlinear case included, is printed by
-//! `cargo run --release --example paper`.
+//! The paper's experiments (section 4.1) at the issues' thresholds, with default settings,
+//! over data seeds 1–5: the linear case (PDGMM-VAE) and the nonlinear one (where `auto`
+//! picks the saturating chain). The full table is printed by `cargo run --release
+//! --example paper`.
 
 use unmix_dsp::metrics::score;
 use unmix_separate::{SeparateConfig, SourceCount, apply, fit};
@@ -24,4 +25,21 @@ fn paper_linear_case_every_seed() {
         assert!(s.min_abs_corr >= 0.995, "seed {seed}: |corr| {corr:?}");
         assert!(s.mean_abs_corr >= 0.998, "seed {seed}: mean {} of {corr:?}", s.mean_abs_corr);
     }
+}
+
+/// Issue 4's nonlinear floor (mean ≥ 0.97 and worst source ≥ 0.95 on at least 4 of 5
+/// seeds; issue 2 asks mean ≥ 0.90 on 4 of 5), through the default `separate`: the model
+/// choice must pick the saturating chain on every seed for this to hold.
+#[test]
+fn paper_nonlinear_case_meets_the_floor() {
+    let mut met = Vec::new();
+    for seed in 1..=5 {
+        let s = separate_paper_case(MixKind::Nonlinear, seed);
+        let corr: Vec<f64> = s.sources.iter().map(|r| r.abs_corr).collect();
+        eprintln!("nonlinear seed {seed}: mean {:.4}, min {:.4}, {corr:?}", s.mean_abs_corr, s.min_abs_corr);
+        if s.mean_abs_corr >= 0.97 && s.min_abs_corr >= 0.95 {
+            met.push(seed);
+        }
+    }
+    assert!(met.len() >= 4, "the floor held on seeds {met:?} only");
 }

@@ -87,10 +87,11 @@ pub struct SeparateArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_TRAIN_FRAMES)]
     pub max_train_samples: usize,
     /// Which model: `auto` weighs a saturating-chain model against a linear one on
-    /// held-out frames when the recording is eligible (about 35 s for 3 channels here) and
-    /// otherwise trains PDGMM-VAE; report.json says which and why. Not yet the default:
-    /// the chain's fit is several times slower than the VAE's.
-    #[arg(long, value_enum, default_value_t = ModelArg::Vae)]
+    /// held-out frames when the recording is eligible (as many sources as channels, every
+    /// sample inside ±1; a few seconds for 3 channels here, the chain stopping early
+    /// where it loses) and trains PDGMM-VAE unless the chain wins; report.json says which
+    /// and why.
+    #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
     pub model: ModelArg,
     /// Keep all channels instead of PCA-whitening them to the number of sources (only
     /// matters when there are more channels than sources).

@@ -44,6 +44,17 @@ use unmix_format::{Activation, Architecture, DenseLayer, GmmParams, ModelWeights
 use crate::parallel::{round_robin, threads_for};
 use crate::{Error, Result};
 
+/// Steps of the saturating chain's screening. At 300 of 1 500 steps the held-out NLL does
+/// not yet tell the winning start from the others (measured on the nonlinear benchmark:
+/// the winner ranked 2nd to 8th of eight on seeds 1–5), so every start goes on; but every start is
+/// already far below the linear model there when the mixture saturates, and above it when
+/// the mixture is linear, which is what [`fit_against`] stops on.
+pub const SCREEN_STEPS: usize = 300;
+
+fn finished_by_default() -> bool {
+    true
+}
+
 /// Largest `|v|` an `atanh` is evaluated at: frames beyond the training segment's range
 /// saturate there (`atanh(1 − 10⁻⁶) ≈ 7.25`) instead of leaving the domain.
 pub const ATANH_LIMIT: f64 = 1.0 - 1e-6;
@@ -92,8 +103,12 @@ pub struct ChainConfig {
     /// Independent starts (the first from whitening, the others turned by random
     /// rotations); the one with the lowest held-out NLL is kept.
     pub starts: usize,
-    /// Full-batch Adam steps per start.
+    /// Full-batch Adam steps per finished start.
     pub steps: usize,
+    /// Steps after which every start's held-out NLL is taken (the screening), so that
+    /// [`fit_against`] can stop where no start beats its rival; 0 for none.
+    #[serde(default)]
+    pub screen_steps: usize,
     /// Adam's learning rate.
     pub learning_rate: f64,
     /// GMM components per source.
@@ -111,11 +126,21 @@ impl ChainConfig {
     /// The defaults measured on the nonlinear benchmark (README): 8 starts of 1 500 steps
     /// at learning rate 0.01, 6 components, every 5th frame held out.
     pub fn new(shape: ChainShape) -> Self {
-        let (starts, steps) = match shape {
-            ChainShape::Saturating => (8, 1500),
-            ChainShape::Linear => (4, 1000),
+        let (starts, steps, screen_steps) = match shape {
+            ChainShape::Saturating => (8, 1500, SCREEN_STEPS),
+            ChainShape::Linear => (4, 1000, 0),
         };
-        Self { shape, starts, steps, learning_rate: 0.01, components: 6, validation_every: 5, seed: 0, threads: 0 }
+        Self {
+            shape,
+            starts,
+            steps,
+            screen_steps,
+            learning_rate: 0.01,
+            components: 6,
+            validation_every: 5,
+            seed: 0,
+            threads: 0,
+        }
     }
 }
 
@@ -126,6 +151,12 @@ pub struct StartReport {
     pub train_nll: Option<f64>,
     /// Mean NLL per frame on the held-out frames (nats).
     pub validation_nll: Option<f64>,
+    /// The held-out NLL at the end of the screening (nats), when there was one.
+    #[serde(default)]
+    pub screen_validation_nll: Option<f64>,
+    /// Whether the start ran to the end (not stopped at the screening).
+    #[serde(default = "finished_by_default")]
+    pub finished: bool,
     /// Relative change of the training NLL over the last 10 % of the steps (how far from
     /// its plateau the start stopped).
     pub last_change: Option<f64>,
@@ -152,6 +183,9 @@ pub struct ChainFit {
     pub starts: Vec<StartReport>,
     /// The chosen start.
     pub chosen: usize,
+    /// Adam steps the chosen start ran: [`ChainConfig::steps`], or
+    /// [`ChainConfig::screen_steps`] when [`fit_against`] stopped at the screening.
+    pub steps: usize,
     /// The standardisation the frames went through (mean, scale per channel; 0 and 1 for
     /// the saturating chain).
     standardise: (Vec<f64>, Vec<f64>),
@@ -240,6 +274,31 @@ impl Frames {
 ///
 /// Setting `cancel` stops every start within a few dozen steps with [`Error::Cancelled`].
 pub fn fit(frames: &[f32], channels: usize, config: &ChainConfig, cancel: Option<&AtomicBool>) -> Result<ChainFit> {
+    fit_with(frames, channels, config, None, cancel)
+}
+
+/// As [`fit`], but weighed against a rival model's held-out NLL (nats per frame, the density
+/// of the samples as read, on the same held-out frames: every `validation_every`-th): when
+/// no start is below `rival` at the screening ([`ChainConfig::screen_steps`]), the fit
+/// stops there and returns the best screened start, its [`ChainFit::steps`] telling so.
+/// A model that cannot beat its rival a fifth of the way in is not worth the rest.
+pub fn fit_against(
+    frames: &[f32],
+    channels: usize,
+    config: &ChainConfig,
+    rival: f64,
+    cancel: Option<&AtomicBool>,
+) -> Result<ChainFit> {
+    fit_with(frames, channels, config, Some(rival), cancel)
+}
+
+fn fit_with(
+    frames: &[f32],
+    channels: usize,
+    config: &ChainConfig,
+    rival: Option<f64>,
+    cancel: Option<&AtomicBool>,
+) -> Result<ChainFit> {
     let n = channels;
     if n == 0 || !frames.len().is_multiple_of(n) || frames.len() / n < 8 {
         return Err(Error::Data("the chain model needs at least 8 frames of at least one channel".into()));
@@ -252,46 +311,74 @@ pub fn fit(frames: &[f32], channels: usize, config: &ChainConfig, cancel: Option
     }
     let (train, validation, standardise) = prepare(frames, n, config)?;
     let warps = config.shape.warps();
-    let threads = threads_for(config.threads, config.starts);
     let (train, validation) = (&train, &validation);
-    let runs = round_robin(
-        0..config.starts,
-        threads,
-        || {
-            move |_, start: usize| {
-                let run = initial(train, warps, config, start).and_then(|p| descend(train, warps, p, config, cancel));
-                let reported = run.map(|(params, train_nll, last_change)| {
-                    let rho = scales(train, warps, &params);
-                    let validation_nll = evaluate(validation, warps, &params, &rho, config.components, None)
-                        .filter(|v| v.is_finite())
-                        .unwrap_or(f64::INFINITY);
-                    (params, rho, train_nll, validation_nll, last_change)
-                });
-                ControlFlow::Continue(reported)
+    let held_out = |descent: &Descent| {
+        evaluate(validation, warps, &descent.params, &scales(train, warps, &descent.params), config.components, None)
+            .filter(|v| v.is_finite())
+    };
+    // Every start to the screening (or to the end when there is none), on the threads;
+    // from the screening, every start to the end unless the rival won.
+    let screening = config.screen_steps > 0 && config.screen_steps < config.steps;
+    let first_leg = if screening { config.screen_steps } else { config.steps };
+    let mut descents: Vec<Option<Descent>> = in_parallel(config, (0..config.starts).collect(), |start| {
+        let mut descent = Descent::new(initial(train, warps, config, start)?);
+        descent.run(train, warps, config, first_leg, cancel)?;
+        Some(descent)
+    });
+    let mut reports: Vec<StartReport> = (0..config.starts)
+        .map(|_| StartReport {
+            train_nll: None,
+            validation_nll: None,
+            screen_validation_nll: None,
+            finished: !screening,
+            last_change: None,
+        })
+        .collect();
+    let mut stopped = false;
+    if screening {
+        for (start, descent) in descents.iter_mut().enumerate() {
+            reports[start].screen_validation_nll = descent.as_ref().and_then(&held_out);
+        }
+        let best_screened =
+            reports.iter().filter_map(|r| r.screen_validation_nll).fold(f64::INFINITY, f64::min) + validation.log_scale;
+        stopped =
+            rival.is_some_and(|rival| best_screened >= rival) && cancel.is_none_or(|c| !c.load(Ordering::Relaxed));
+        if !stopped {
+            let jobs: Vec<(usize, Descent)> =
+                descents.iter_mut().enumerate().filter_map(|(s, d)| d.take().map(|d| (s, d))).collect();
+            let finished = in_parallel(config, jobs, |(start, mut descent)| {
+                descent.run(train, warps, config, config.steps, cancel)?;
+                Some((start, descent))
+            });
+            for (start, descent) in finished.into_iter().flatten() {
+                reports[start].finished = true;
+                descents[start] = Some(descent);
             }
-        },
-        || (),
-    );
-    let mut reports = Vec::with_capacity(runs.len());
-    #[allow(clippy::type_complexity)]
-    let mut best: Option<(usize, Params, Vec<Vec<f64>>, f64, f64)> = None;
-    for (start, run) in runs {
-        match run {
-            Some((params, rho, train_nll, validation_nll, last_change)) => {
-                reports.push(StartReport {
-                    train_nll: Some(train_nll),
-                    validation_nll: validation_nll.is_finite().then_some(validation_nll),
-                    last_change: Some(last_change),
-                });
-                if validation_nll.is_finite() && best.as_ref().is_none_or(|b| validation_nll < b.4) {
-                    best = Some((start, params, rho, train_nll, validation_nll));
-                }
-            }
-            None => reports.push(StartReport { train_nll: None, validation_nll: None, last_change: None }),
         }
     }
     if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
         return Err(Error::Cancelled);
+    }
+    #[allow(clippy::type_complexity)]
+    let mut best: Option<(usize, Params, Vec<Vec<f64>>, f64, f64)> = None;
+    for (start, descent) in descents.into_iter().enumerate() {
+        let Some(descent) = descent.filter(|_| reports[start].finished || stopped) else { continue };
+        let rho = scales(train, warps, &descent.params);
+        let Some(train_nll) =
+            evaluate(train, warps, &descent.params, &rho, config.components, None).filter(|v| v.is_finite())
+        else {
+            continue;
+        };
+        let validation_nll = held_out(&descent);
+        let report = &mut reports[start];
+        report.train_nll = Some(train_nll);
+        report.validation_nll = validation_nll;
+        report.last_change = (!stopped).then(|| descent.last_change());
+        if let Some(v) = validation_nll
+            && best.as_ref().is_none_or(|b| v < b.4)
+        {
+            best = Some((start, descent.params, rho, train_nll, v));
+        }
     }
     let (chosen, params, rho, train_nll, validation_nll) =
         best.ok_or_else(|| Error::Data("every start of the chain model diverged".into()))?;
@@ -314,10 +401,12 @@ pub fn fit(frames: &[f32], channels: usize, config: &ChainConfig, cancel: Option
             .map(|r| StartReport {
                 train_nll: r.train_nll.map(|v| v + train.log_scale),
                 validation_nll: r.validation_nll.map(|v| v + validation.log_scale),
-                last_change: r.last_change,
+                screen_validation_nll: r.screen_validation_nll.map(|v| v + validation.log_scale),
+                ..r
             })
             .collect(),
         chosen,
+        steps: if stopped { config.screen_steps } else { config.steps },
         standardise,
         params,
         components: k,
@@ -601,58 +690,73 @@ fn scales(data: &Frames, warps: &[Warp], params: &Params) -> Vec<Vec<f64>> {
     out
 }
 
-/// Full-batch Adam from `params`; returns the parameters, the final training NLL and the
-/// relative change over the last 10 % of the steps, or `None` if the NLL stopped being
-/// finite.
-fn descend(
-    data: &Frames,
-    warps: &[Warp],
-    mut params: Params,
-    config: &ChainConfig,
-    cancel: Option<&AtomicBool>,
-) -> Option<(Params, f64, f64)> {
-    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
-    let len = params.0.len();
-    let (mut m, mut v, mut grad) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
-    let mut scratch = Scratch::default();
-    let mark = config.steps - config.steps.div_ceil(10);
-    let mut at_mark = f64::NAN;
-    let mut last = f64::NAN;
-    for step in 1..=config.steps {
-        if step % 32 == 0 && cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            return None;
-        }
-        let nll = nll_and_gradient(data, warps, &params, config.components, &mut grad, &mut scratch)?;
-        if step == mark.max(1) {
-            at_mark = nll;
-        }
-        last = nll;
-        let (c1, c2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
-        for i in 0..len {
-            m[i] = b1 * m[i] + (1.0 - b1) * grad[i];
-            v[i] = b2 * v[i] + (1.0 - b2) * grad[i] * grad[i];
-            params.0[i] -= config.learning_rate * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
-        }
-    }
-    let final_nll = evaluate(data, warps, &params, &scales(data, warps, &params), config.components, None)?;
-    final_nll.is_finite().then_some((params, final_nll, ((at_mark - last) / last.abs().max(1e-12)).abs()))
+/// `job` for every one of `jobs` on the configured threads, results in job order.
+fn in_parallel<J: Send, R: Send>(config: &ChainConfig, jobs: Vec<J>, job: impl Fn(J) -> R + Sync) -> Vec<R> {
+    let threads = threads_for(config.threads, jobs.len());
+    let job = &job;
+    round_robin(jobs, threads, || move |_, j| ControlFlow::Continue(job(j)), || ())
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
 }
 
-/// Per-frame buffers of one evaluation, reused between steps.
-#[derive(Default)]
-struct Scratch {
-    /// Per layer: its input `a_l`, its warped input `h_l`.
-    inputs: Vec<Vec<f64>>,
-    warped: Vec<Vec<f64>>,
-    delta: Vec<f64>,
-    delta_h: Vec<f64>,
-    /// `[frame][source][component]` shifted log-terms of the prior, then their `exp`.
-    terms: Vec<f32>,
-    /// `[frame][source]` the largest log-term.
-    tops: Vec<f64>,
-    /// The first layer's warped input and its mean log-slope, when it does not depend on
-    /// the parameters (the data are the same at every step).
-    first_warp: Option<(Vec<f64>, f64)>,
+/// One start's full-batch Adam, resumable across the screening.
+struct Descent {
+    params: Params,
+    /// Adam's moments.
+    m: Vec<f64>,
+    v: Vec<f64>,
+    /// Steps taken.
+    step: usize,
+    /// The training NLL at the start of the last tenth of `ChainConfig::steps`, and the last.
+    at_mark: f64,
+    last: f64,
+}
+
+impl Descent {
+    fn new(params: Params) -> Self {
+        let len = params.0.len();
+        Self { params, m: vec![0.0; len], v: vec![0.0; len], step: 0, at_mark: f64::NAN, last: f64::NAN }
+    }
+
+    /// Adam up to step `until`; `None` if the NLL stopped being finite or `cancel` was set.
+    fn run(
+        &mut self,
+        data: &Frames,
+        warps: &[Warp],
+        config: &ChainConfig,
+        until: usize,
+        cancel: Option<&AtomicBool>,
+    ) -> Option<()> {
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
+        let mut grad = vec![0.0; self.params.0.len()];
+        let mut scratch = Scratch::default();
+        let mark = (config.steps - config.steps.div_ceil(10)).max(1);
+        while self.step < until {
+            self.step += 1;
+            let step = self.step;
+            if step.is_multiple_of(32) && cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return None;
+            }
+            let nll = nll_and_gradient(data, warps, &self.params, config.components, &mut grad, &mut scratch)?;
+            if step == mark {
+                self.at_mark = nll;
+            }
+            self.last = nll;
+            let (c1, c2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
+            for (((p, m), v), g) in self.params.0.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(&grad) {
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                *p -= config.learning_rate * (*m / c1) / ((*v / c2).sqrt() + eps);
+            }
+        }
+        Some(())
+    }
+
+    /// Relative change of the training NLL over the last tenth of the steps.
+    fn last_change(&self) -> f64 {
+        ((self.at_mark - self.last) / self.last.abs().max(1e-12)).abs()
+    }
 }
 
 /// The prior's per-source log-weights, precisions and log-normalisers, `[source][component]`.
@@ -729,9 +833,108 @@ fn log_sum_exp(terms: impl Iterator<Item = f64> + Clone) -> f64 {
     top + terms.map(|v| (v - top).exp()).sum::<f64>().ln()
 }
 
+/// Per-frame buffers of one evaluation, reused between steps. Every per-frame array is
+/// planar, `[channel][frame]`, so that every loop runs over contiguous frames.
+#[derive(Default)]
+struct Scratch {
+    /// Per layer: its input `a_l` (for `l = 0` the data, planar, kept from the first
+    /// step), its warped input `h_l`, and for a warped layer the `atanh` arguments `v_l`.
+    inputs: Vec<Vec<f64>>,
+    warped: Vec<Vec<f64>>,
+    arguments: Vec<Vec<f64>>,
+    /// `ln(1 + v)` and `ln(1 − v)` of the layer being warped.
+    ln_plus: Vec<f64>,
+    ln_minus: Vec<f64>,
+    delta: Vec<f64>,
+    delta_h: Vec<f64>,
+    /// Per frame, for the source at hand: the largest of its shifted log-terms, the sum of
+    /// their `exp`s (then its inverse), its log, the NLL's derivative by the value.
+    tops: Vec<f64>,
+    sums: Vec<f64>,
+    logs: Vec<f64>,
+    ds: Vec<f64>,
+    /// Per frame, for the component at hand: the responsibility `r`, `(z − μ)/σ²`, their
+    /// product.
+    resp: Vec<f64>,
+    scaled: Vec<f64>,
+    weighted: Vec<f64>,
+    /// `[component][frame]` one source's log-terms, then shifted (`f32`), then their `exp`.
+    log_terms: Vec<f64>,
+    terms: Vec<f32>,
+    /// Whether the first layer's warped input (in `warped[0]`) and its mean log-slope
+    /// are kept: they do not depend on the parameters when its warp is not adaptive.
+    first_warp: Option<f64>,
+}
+
+/// `Σ x`, eight lanes at a time (so that it vectorises; the order differs from a plain
+/// left-to-right sum by rounding only).
+#[inline(always)]
+fn lane_sum(x: &[f64]) -> f64 {
+    lane_dot(x, None)
+}
+
+/// `Σ x y` (or `Σ x` without `y`), eight lanes at a time.
+#[inline(always)]
+fn lane_dot(x: &[f64], y: Option<&[f64]>) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let (x8, x_rest) = x.as_chunks::<8>();
+    let rest: f64 = match y {
+        Some(y) => {
+            let (y8, y_rest) = y.as_chunks::<8>();
+            for (x, y) in x8.iter().zip(y8) {
+                for i in 0..8 {
+                    lanes[i] += x[i] * y[i];
+                }
+            }
+            x_rest.iter().zip(y_rest).map(|(a, b)| a * b).sum()
+        }
+        None => {
+            for x in x8 {
+                for i in 0..8 {
+                    lanes[i] += x[i];
+                }
+            }
+            x_rest.iter().sum()
+        }
+    };
+    lanes.iter().sum::<f64>() + rest
+}
+
+/// `out = W h` on planar `[channel][frame]` arrays (`W` row-major `n × n`).
+#[inline(always)]
+fn through_planar(h: &[f64], w: &[f64], n: usize, out: &mut Vec<f64>) {
+    let t = h.len() / n;
+    out.clear();
+    out.resize(h.len(), 0.0);
+    for (row, o) in w.chunks_exact(n).zip(out.chunks_exact_mut(t)) {
+        for (&w, h) in row.iter().zip(h.chunks_exact(t)) {
+            o.iter_mut().zip(h).for_each(|(o, h)| *o += w * h);
+        }
+    }
+}
+
 /// Mean NLL per frame on `data` at `params` and its gradient (written to `grad`);
 /// `None` if a matrix is singular or the NLL is not finite.
+///
+/// Laid out for speed: planar arrays, the logarithms through the vectorised `ln`, the prior
+/// one source at a time, the sums in lanes, and the whole compiled for the CPU's vector
+/// unit (`tanh_kernel::vectorised`).
 fn nll_and_gradient(
+    data: &Frames,
+    warps: &[Warp],
+    params: &Params,
+    k: usize,
+    grad: &mut [f64],
+    scratch: &mut Scratch,
+) -> Option<f64> {
+    crate::tanh_kernel::vectorised(
+        #[inline(always)]
+        || nll_and_gradient_here(data, warps, params, k, grad, scratch),
+    )
+}
+
+#[inline(always)]
+fn nll_and_gradient_here(
     data: &Frames,
     warps: &[Warp],
     params: &Params,
@@ -745,186 +948,192 @@ fn nll_and_gradient(
     grad.fill(0.0);
     scratch.inputs.resize(layers + 1, Vec::new());
     scratch.warped.resize(layers, Vec::new());
-    scratch.inputs[0].clear();
-    scratch.inputs[0].extend_from_slice(&data.values);
+    scratch.arguments.resize(layers, Vec::new());
+    if scratch.inputs[0].len() != data.values.len() {
+        let planar = &mut scratch.inputs[0];
+        planar.clear();
+        planar.resize(data.values.len(), 0.0);
+        for (f, frame) in data.values.chunks_exact(n).enumerate() {
+            for (c, &v) in frame.iter().enumerate() {
+                planar[c * t + f] = v;
+            }
+        }
+        scratch.first_warp = None;
+    }
     let mut nll = 0.0;
     let mut rho = vec![vec![1.0; n]; layers];
     let mut top_frame = vec![vec![0usize; n]; layers];
     let mut inverses = Vec::with_capacity(layers);
-    // Forward, keeping every layer's input and warped input.
+    // Forward, keeping every layer's input, warped input and atanh arguments.
     for (l, &warp) in warps.iter().enumerate() {
         let (log_det, inverse) = log_det_and_inverse(params.map(l, n), n)?;
         nll -= log_det;
         inverses.push(inverse);
-        if l == 0 && warp != Warp::Adaptive {
+        let kept = l == 0 && warp != Warp::Adaptive;
+        if let (true, Some(log_slope)) = (kept, scratch.first_warp) {
             // The first layer's warp of the data is the same at every step.
-            if scratch.first_warp.is_none() {
-                let mut log_slope = 0.0;
-                let h: Vec<f64> = match warp {
-                    Warp::Linear => data.values.clone(),
-                    _ => data
-                        .values
-                        .iter()
-                        .map(|&v| {
-                            let v = v.clamp(-ATANH_LIMIT, ATANH_LIMIT);
-                            log_slope += (1.0 - v * v).ln();
-                            v.atanh()
-                        })
-                        .collect(),
-                };
-                scratch.first_warp = Some((h, log_slope * inv_t));
-            }
-            let (h, log_slope) = scratch.first_warp.as_ref()?;
             nll += log_slope;
-            scratch.inputs[1] = through(h, params.map(0, n), n);
-            scratch.warped[0].clear();
-            scratch.warped[0].extend_from_slice(h);
-            continue;
-        }
-        let a = std::mem::take(&mut scratch.inputs[l]);
-        if warp == Warp::Adaptive {
-            for c in 0..n {
-                let (mut top, mut at) = (0.0f64, 0usize);
-                for f in 0..t {
-                    let v = a[f * n + c].abs();
-                    if v > top {
-                        (top, at) = (v, f);
+        } else {
+            let a = &scratch.inputs[l];
+            if warp == Warp::Adaptive {
+                for (c, column) in a.chunks_exact(t).enumerate() {
+                    let (mut top, mut at) = (0.0f64, 0usize);
+                    for (f, v) in column.iter().enumerate() {
+                        if v.abs() > top {
+                            (top, at) = (v.abs(), f);
+                        }
                     }
+                    rho[l][c] = top * (1.0 + softplus(params.margin(l, n)[c]));
+                    top_frame[l][c] = at;
+                    nll += rho[l][c].ln();
                 }
-                rho[l][c] = top * (1.0 + softplus(params.margin(l, n)[c]));
-                top_frame[l][c] = at;
-                nll += rho[l][c].ln();
+            }
+            let h = &mut scratch.warped[l];
+            h.clear();
+            let mut log_slope = 0.0;
+            match warp {
+                Warp::Linear => h.extend_from_slice(a),
+                _ => {
+                    // atanh(v) = ½ (ln(1 + v) − ln(1 − v)), ln(1 − v²) = ln(1 + v) + ln(1 − v).
+                    let v = &mut scratch.arguments[l];
+                    v.clear();
+                    v.resize(a.len(), 0.0);
+                    for ((out, column), r) in v.chunks_exact_mut(t).zip(a.chunks_exact(t)).zip(&rho[l]) {
+                        let inv = 1.0 / r;
+                        out.iter_mut().zip(column).for_each(|(o, u)| *o = (u * inv).clamp(-ATANH_LIMIT, ATANH_LIMIT));
+                    }
+                    let (plus, minus) = (&mut scratch.ln_plus, &mut scratch.ln_minus);
+                    plus.clear();
+                    plus.extend(v.iter().map(|v| 1.0 + v));
+                    minus.clear();
+                    minus.extend(v.iter().map(|v| 1.0 - v));
+                    crate::tanh_kernel::ln_in_place(plus);
+                    crate::tanh_kernel::ln_in_place(minus);
+                    h.extend(plus.iter().zip(minus.iter()).map(|(p, m)| 0.5 * (p - m)));
+                    log_slope = (lane_sum(plus) + lane_sum(minus)) * inv_t;
+                }
+            }
+            nll += log_slope;
+            if kept {
+                scratch.first_warp = Some(log_slope);
             }
         }
-        let h = &mut scratch.warped[l];
-        h.clear();
-        match warp {
-            Warp::Linear => h.extend_from_slice(&a),
-            _ => {
-                let mut log_slope = 0.0;
-                h.extend(a.iter().enumerate().map(|(i, &u)| {
-                    let v = (u / rho[l][i % n]).clamp(-ATANH_LIMIT, ATANH_LIMIT);
-                    log_slope += (1.0 - v * v).ln();
-                    v.atanh()
-                }));
-                nll += log_slope * inv_t;
-            }
-        }
-        let next = through(h, params.map(l, n), n);
-        scratch.inputs[l] = a;
+        let mut next = std::mem::take(&mut scratch.inputs[l + 1]);
+        through_planar(&scratch.warped[l], params.map(l, n), n, &mut next);
         scratch.inputs[l + 1] = next;
     }
-    // The prior: NLL, the gradient with respect to every source value, and its own.
+    // The prior, one source at a time: NLL, the gradient with respect to every source
+    // value (into `delta`), and its own.
     let (log_w, precision, log_norm) = prior_terms(params, n, k);
     let means = params.means(n, k);
     let raw_lv = params.log_vars(n, k);
     let at = params.prior_at(n, k);
-    let s = &scratch.inputs[layers];
     scratch.delta.clear();
     scratch.delta.resize(t * n, 0.0);
-    // Every frame's shifted log-terms `t_c − max_c t_c` (≤ 0), exponentiated in one
-    // vectorised pass (f32: the responsibilities need no more), then summed per source.
-    let terms = &mut scratch.terms;
-    terms.clear();
-    terms.resize(t * n * k, 0.0);
-    let mut tops = std::mem::take(&mut scratch.tops);
-    tops.clear();
-    tops.resize(t * n, 0.0);
-    let mut shifted = vec![0.0f64; k];
-    for f in 0..t {
-        for j in 0..n {
-            let z = s[f * n + j];
-            let mut top = f64::NEG_INFINITY;
-            for c in 0..k {
-                let d = z - means[j * k + c];
-                shifted[c] = log_norm[j * k + c] - 0.5 * d * d * precision[j * k + c];
-                top = top.max(shifted[c]);
-            }
-            let row = &mut terms[(f * n + j) * k..(f * n + j + 1) * k];
-            for (r, v) in row.iter_mut().zip(&shifted) {
-                *r = (v - top) as f32;
-            }
-            tops[f * n + j] = top;
-        }
-    }
-    crate::tanh_kernel::exp_non_positive_in_place(terms);
     let mut prior_nll = 0.0;
-    for f in 0..t {
-        for j in 0..n {
-            let z = s[f * n + j];
-            let row = &terms[(f * n + j) * k..(f * n + j + 1) * k];
-            let sum: f64 = row.iter().map(|&e| f64::from(e)).sum();
-            prior_nll -= tops[f * n + j] + sum.ln();
-            let mut ds = 0.0;
-            for (c, &e) in row.iter().enumerate() {
-                let r = f64::from(e) / sum;
-                let jc = j * k + c;
-                let d = z - means[jc];
-                let pd = d * precision[jc];
-                ds += r * pd;
-                grad[at + jc] -= r;
-                grad[at + n * k + jc] -= r * pd;
-                grad[at + 2 * n * k + jc] -= r * 0.5 * (d * pd - 1.0);
+    for (j, (z, delta)) in scratch.inputs[layers].chunks_exact(t).zip(scratch.delta.chunks_exact_mut(t)).enumerate() {
+        let tops = &mut scratch.tops;
+        tops.clear();
+        tops.resize(t, f64::NEG_INFINITY);
+        let log_terms = &mut scratch.log_terms;
+        log_terms.clear();
+        log_terms.resize(k * t, 0.0);
+        for (c, row) in log_terms.chunks_exact_mut(t).enumerate() {
+            let (mu, p, ln) = (means[j * k + c], precision[j * k + c], log_norm[j * k + c]);
+            for ((term, top), &z) in row.iter_mut().zip(tops.iter_mut()).zip(z) {
+                let d = z - mu;
+                *term = ln - 0.5 * d * d * p;
+                *top = top.max(*term);
             }
-            scratch.delta[f * n + j] = ds * inv_t;
         }
-    }
-    scratch.tops = tops;
-    nll += prior_nll * inv_t;
-    for j in 0..n {
-        for c in 0..k {
+        // Shifted terms `t_c − max_c t_c` (≤ 0), exponentiated in one vectorised pass
+        // (f32: the responsibilities need no more).
+        let terms = &mut scratch.terms;
+        terms.clear();
+        terms.resize(k * t, 0.0);
+        for (out, row) in terms.chunks_exact_mut(t).zip(log_terms.chunks_exact(t)) {
+            out.iter_mut().zip(row).zip(tops.iter()).for_each(|((o, v), top)| *o = (v - top) as f32);
+        }
+        crate::tanh_kernel::exp_non_positive_in_place(terms);
+        let sums = &mut scratch.sums;
+        sums.clear();
+        sums.resize(t, 0.0);
+        for row in terms.chunks_exact(t) {
+            sums.iter_mut().zip(row).for_each(|(s, &e)| *s += f64::from(e));
+        }
+        // −log Σ_c π_c N(z; μ_c, σ_c²) = −(top + ln Σ_c e_c).
+        let logs = &mut scratch.logs;
+        logs.clear();
+        logs.extend_from_slice(sums);
+        crate::tanh_kernel::ln_in_place(logs);
+        prior_nll -= lane_sum(tops) + lane_sum(logs);
+        // From here `sums` holds 1 / Σ_c e_c.
+        sums.iter_mut().for_each(|s| *s = 1.0 / *s);
+        let ds = &mut scratch.ds;
+        ds.clear();
+        ds.resize(t, 0.0);
+        for (c, row) in terms.chunks_exact(t).enumerate() {
             let jc = j * k + c;
+            let (mu, p) = (means[jc], precision[jc]);
+            // Per frame the responsibility r, pd = (z − μ)/σ² and r·pd, each in its own
+            // vectorised pass; then Σ r, Σ r·pd and Σ r·d·pd = Σ (r·pd)·pd σ².
+            let (resp, scaled, weighted) = (&mut scratch.resp, &mut scratch.scaled, &mut scratch.weighted);
+            resp.clear();
+            resp.extend(row.iter().zip(sums.iter()).map(|(&e, inv)| f64::from(e) * inv));
+            scaled.clear();
+            scaled.extend(z.iter().map(|z| (z - mu) * p));
+            weighted.clear();
+            weighted.extend(resp.iter().zip(scaled.iter()).map(|(r, pd)| r * pd));
+            ds.iter_mut().zip(weighted.iter()).for_each(|(ds, w)| *ds += w);
+            let (r, rpd, rdpd) = (lane_sum(resp), lane_sum(weighted), lane_dot(weighted, Some(scaled)) / p);
             // d/dα of −Σ_t log Σ_c π_c N(…) is −Σ_t (r_tc − π_c).
-            grad[at + jc] = (grad[at + jc] + t as f64 * log_w[jc].exp()) * inv_t;
-            grad[at + n * k + jc] *= inv_t;
+            grad[at + jc] = (t as f64 * log_w[jc].exp() - r) * inv_t;
+            grad[at + n * k + jc] = -rpd * inv_t;
             let inside = (LOG_VAR_RANGE.0..=LOG_VAR_RANGE.1).contains(&raw_lv[jc]);
-            grad[at + 2 * n * k + jc] = if inside { grad[at + 2 * n * k + jc] * inv_t } else { 0.0 };
+            grad[at + 2 * n * k + jc] = if inside { -0.5 * (rdpd - r) * inv_t } else { 0.0 };
         }
+        delta.iter_mut().zip(ds.iter()).for_each(|(d, &v)| *d = v * inv_t);
     }
+    nll += prior_nll * inv_t;
     // Backward through the layers.
     for l in (0..layers).rev() {
         let base = l * (n * n + n);
         let h = &scratch.warped[l];
         let w = params.map(l, n);
         let inverse = &inverses[l];
-        for o in 0..n {
-            for i in 0..n {
-                let mut g = 0.0;
-                for f in 0..t {
-                    g += scratch.delta[f * n + o] * h[f * n + i];
-                }
-                // d/dW of −log|det W| is −W^{-T}.
-                grad[base + o * n + i] = g - inverse[i * n + o];
+        // d/dW of Σ δ·(W h) is Σ_f δ_f h_fᵀ; of −log|det W| it is −W^{-T}.
+        for (o, d) in scratch.delta.chunks_exact(t).enumerate() {
+            for (i, h) in h.chunks_exact(t).enumerate() {
+                grad[base + o * n + i] = lane_dot(d, Some(h)) - inverse[i * n + o];
             }
         }
         let warp = warps[l];
-        let needs_input_delta = l > 0;
-        if !needs_input_delta && warp != Warp::Adaptive {
+        if l == 0 && warp != Warp::Adaptive {
             break;
         }
-        // δh = W^T δa_{l+1}.
+        // δh = Wᵀ δa_{l+1}.
         scratch.delta_h.clear();
         scratch.delta_h.resize(t * n, 0.0);
-        for f in 0..t {
-            for i in 0..n {
-                scratch.delta_h[f * n + i] = (0..n).map(|o| w[o * n + i] * scratch.delta[f * n + o]).sum();
+        for (row, d) in w.chunks_exact(n).zip(scratch.delta.chunks_exact(t)) {
+            for (&w, out) in row.iter().zip(scratch.delta_h.chunks_exact_mut(t)) {
+                out.iter_mut().zip(d).for_each(|(o, d)| *o += w * d);
             }
         }
         let a = &scratch.inputs[l];
         match warp {
             Warp::Linear => std::mem::swap(&mut scratch.delta, &mut scratch.delta_h),
             Warp::FullScale | Warp::Adaptive => {
+                let v = &scratch.arguments[l];
                 let mut d_rho = vec![0.0; n];
-                for f in 0..t {
-                    for i in 0..n {
-                        let idx = f * n + i;
-                        let v = (a[idx] / rho[l][i]).clamp(-ATANH_LIMIT, ATANH_LIMIT);
-                        let slope = 1.0 / (1.0 - v * v);
-                        // h = atanh(v) and the NLL's + log(1 − v²)/T.
-                        let dv = scratch.delta_h[idx] * slope - 2.0 * v * slope * inv_t;
-                        scratch.delta_h[idx] = dv / rho[l][i];
-                        d_rho[i] -= dv * a[idx] / (rho[l][i] * rho[l][i]);
+                let columns = scratch.delta_h.chunks_exact_mut(t).zip(v.chunks_exact(t)).zip(a.chunks_exact(t));
+                for (i, ((dh, v), a)) in columns.enumerate() {
+                    let inv = 1.0 / rho[l][i];
+                    // h = atanh(v) and the NLL's + log(1 − v²)/T; ρ's share −Σ dv·a/ρ².
+                    for (dh, &v) in dh.iter_mut().zip(v) {
+                        *dh = (*dh - 2.0 * v * inv_t) / (1.0 - v * v);
                     }
+                    d_rho[i] = -lane_dot(dh, Some(a)) * inv * inv;
+                    dh.iter_mut().for_each(|dv| *dv *= inv);
                 }
                 if warp == Warp::Adaptive {
                     for i in 0..n {
@@ -935,8 +1144,8 @@ fn nll_and_gradient(
                         grad[base + n * n + i] = d * top * sigmoid(margin);
                         // ρ = max|a| (1 + softplus(g)): the largest frame carries the max's gradient.
                         let f = top_frame[l][i];
-                        let sign = if a[f * n + i] < 0.0 { -1.0 } else { 1.0 };
-                        scratch.delta_h[f * n + i] += d * (1.0 + softplus(margin)) * sign;
+                        let sign = if a[i * t + f] < 0.0 { -1.0 } else { 1.0 };
+                        scratch.delta_h[i * t + f] += d * (1.0 + softplus(margin)) * sign;
                     }
                 }
                 std::mem::swap(&mut scratch.delta, &mut scratch.delta_h);

@@ -152,7 +152,8 @@ pub struct ChainSummary {
     pub shape: ChainShape,
     /// Frames it was fitted on (the held-out ones not counted).
     pub frames: usize,
-    /// Adam steps per start.
+    /// Adam steps the chosen start ran (fewer than asked when the fit stopped at its
+    /// screening).
     pub steps: usize,
     /// Mean NLL per training frame of the chosen start (nats, density of the samples as read).
     pub train_nll: f64,
@@ -170,7 +171,7 @@ impl ChainSummary {
         Self {
             shape: fit.shape,
             frames: frames - held_out,
-            steps: config.steps,
+            steps: fit.steps,
             train_nll: fit.train_nll,
             validation_nll: fit.validation_nll,
             chosen: fit.chosen,
@@ -211,8 +212,9 @@ pub struct VaeTraining {
 }
 
 impl SeparateConfig {
-    /// The defaults of `unmix separate` for `sources`: whitening, warm start, consensus
-    /// restarts, the default model and training settings, the default compiled backend.
+    /// The defaults of `unmix separate` for `sources`: the model chosen automatically
+    /// ([`ModelChoice::Auto`]), whitening, warm start, consensus restarts, the default
+    /// model and training settings, the default compiled backend.
     pub fn new(sources: SourceCount) -> Result<Self> {
         let n = match sources {
             SourceCount::Fixed(n) => n.max(1),
@@ -227,7 +229,7 @@ impl SeparateConfig {
             training: TrainingConfig::new(PdgmmVaeConfig::new(n, n)),
             backend: Backend::default_compiled()?,
             cancel: None,
-            model: ModelChoice::Vae,
+            model: ModelChoice::Auto,
             chain: ChainConfig::new(ChainShape::Saturating),
         })
     }
@@ -317,12 +319,14 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
     if config.warm_start && !config.whiten {
         return Err(Error::Config("the warm start needs whitening (drop --no-whiten or use --no-warm-start)".into()));
     }
+    // Fitted first for its checks too (a silent or non-finite channel is named here,
+    // whichever model follows).
+    let whiten_to = config.whiten.then_some(n);
+    let normaliser = Normaliser::fit(&segment, NormaliserConfig { whiten_to })?;
     let (selection, chain) = select_model(&segment, n, config)?;
     if let Some(chain) = chain {
         return package_chain(recording, &segment, chain, selection, config, count);
     }
-    let whiten_to = config.whiten.then_some(n);
-    let normaliser = Normaliser::fit(&segment, NormaliserConfig { whiten_to })?;
     let data = normaliser.transform(&segment)?;
     let mut training = config.training.clone();
     training.model.inputs = normaliser.output_dims();
@@ -401,29 +405,40 @@ fn select_model(segment: &Recording, n: usize, config: &SeparateConfig) -> Resul
     }
     let frames = segment.frames();
     let chain_config = ChainConfig { shape: ChainShape::Saturating, ..config.chain.clone() };
-    let chain = chain::fit(segment.interleaved(), m, &chain_config, config.cancel.as_deref())?;
-    let chain_summary = ChainSummary::of(&chain, &chain_config, frames);
     if config.model == ModelChoice::Chain {
+        let chain = chain::fit(segment.interleaved(), m, &chain_config, config.cancel.as_deref())?;
         let selection = ModelSelection {
             asked: config.model,
             chosen: "saturating-chain".into(),
             reason: "asked for (--model chain)".into(),
             linear: None,
-            chain: Some(chain_summary),
+            chain: Some(ChainSummary::of(&chain, &chain_config, frames)),
         };
         return Ok((selection, Some(chain)));
     }
+    // The linear model first (a few seconds): the chain stops at its screening unless it
+    // is already below the linear model's held-out NLL there.
     let linear_defaults = ChainConfig::new(ChainShape::Linear);
     let linear_config = ChainConfig {
         shape: ChainShape::Linear,
         starts: linear_defaults.starts,
         steps: linear_defaults.steps,
+        screen_steps: 0,
         ..config.chain.clone()
     };
     let linear = chain::fit(segment.interleaved(), m, &linear_config, config.cancel.as_deref())?;
     let linear_summary = ChainSummary::of(&linear, &linear_config, frames);
+    let chain =
+        chain::fit_against(segment.interleaved(), m, &chain_config, linear.validation_nll, config.cancel.as_deref())?;
+    let chain_summary = ChainSummary::of(&chain, &chain_config, frames);
     let gain = linear.validation_nll - chain.validation_nll;
-    if gain > CHAIN_MARGIN_NATS {
+    if chain.steps < chain_config.steps {
+        let reason = format!(
+            "held-out likelihood: after {} of {} steps the saturating chain's best start was {:.3} nats per frame below the linear model's, so it stopped there and the mixture is taken as near-linear",
+            chain.steps, chain_config.steps, -gain
+        );
+        Ok((vae(reason, Some(linear_summary), Some(chain_summary)), None))
+    } else if gain > CHAIN_MARGIN_NATS {
         let reason = format!(
             "held-out likelihood: the saturating chain's is {gain:.3} nats per frame above the linear model's (> {CHAIN_MARGIN_NATS})"
         );
@@ -742,7 +757,9 @@ mod tests {
     /// `--model chain` on the nonlinear benchmark: the packaged model (a model file of
     /// the saturating-chain architecture, run by the burn-free separator) gives the chain
     /// fit's own sources up to the order, signs and gains it fixed; a linear mixture is
-    /// refused with the reason, and `auto` keeps the VAE where the chain is not eligible.
+    /// refused with the reason, and `auto` keeps the VAE where the chain is not eligible,
+    /// stops the chain at its screening on an eligible linear mixture, and picks the chain
+    /// on the nonlinear benchmark.
     #[test]
     fn the_saturating_chain_is_packaged_and_applied() {
         let data = generate(&SynthConfig { frames: 2000, ..SynthConfig::paper(MixKind::Nonlinear, 1) }).unwrap();
@@ -768,6 +785,28 @@ mod tests {
         config.model = ModelChoice::Auto;
         let auto = fit(&linear.mixture, &config, &mut |_| {}).unwrap();
         assert_eq!(auto.selection.chosen, "pdgmm-vae");
+        assert!(auto.selection.chain.is_none(), "ineligible: {}", auto.selection.reason);
+        // The same linear mixture at a recording's level (inside full scale) is eligible:
+        // the chain is weighed against the linear model and stops at its screening.
+        let top = linear.mixture.interleaved().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let level = Recording::from_interleaved(
+            linear.mixture.sample_rate_hz(),
+            3,
+            linear.mixture.interleaved().iter().map(|v| 0.5 * v / top).collect(),
+        )
+        .unwrap();
+        config.chain = ChainConfig { starts: 2, steps: 600, screen_steps: 150, threads: 2, ..config.chain };
+        let auto = fit(&level, &config, &mut |_| {}).unwrap();
+        assert_eq!(auto.selection.chosen, "pdgmm-vae", "{}", auto.selection.reason);
+        let chain = auto.selection.chain.as_ref().unwrap();
+        assert_eq!(chain.steps, 150, "{}", auto.selection.reason);
+        assert!(chain.starts.iter().all(|s| !s.finished && s.screen_validation_nll.is_some()));
+        assert!(chain.validation_nll >= auto.selection.linear.as_ref().unwrap().validation_nll);
+        // And the nonlinear benchmark gets the chain, which runs to the end.
+        let auto = fit(&data.mixture, &config, &mut |_| {}).unwrap();
+        assert_eq!(auto.selection.chosen, "saturating-chain", "{}", auto.selection.reason);
+        assert_eq!(auto.selection.chain.as_ref().unwrap().steps, 600);
+        assert!(auto.vae.is_none());
     }
 
     /// The plain-Rust encoder and burn's forward pass agree to 1e-5 relative, for an MLP
