@@ -1,10 +1,11 @@
 //! Progress bars (indicatif draws them only on a terminal).
 
 use indicatif::{ProgressBar, ProgressStyle};
+use unmix_model::chain::ChainShape;
 use unmix_separate::{ConsensusConfig, Progress};
 
-/// Training's progress, one phase after the other on the same line: the warm start's
-/// distillation epochs, the restarts' candidate epochs (all candidates of all rounds, so
+/// Training's progress, one phase after the other on the same line: the model choice's
+/// maximum-likelihood fits (steps over all starts), the warm start's distillation epochs, the restarts' candidate epochs (all candidates of all rounds, so
 /// the bar only moves forward), then the chosen candidate's epochs up to the cap.
 pub struct TrainingBar {
     bar: ProgressBar,
@@ -17,6 +18,9 @@ pub struct TrainingBar {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// The maximum-likelihood fits of the model choice.
+    Linear,
+    Chain,
     WarmStart,
     Restarts,
     Final,
@@ -64,6 +68,17 @@ impl TrainingBar {
                 self.bar.set_position(e.epoch as u64);
                 self.bar
                     .set_message(format!("epochs  loss {:.4}  rec {:.4}  kl {:.3}", e.loss, e.reconstruction, e.kl));
+            }
+            Progress::Chain { shape, done, total } => {
+                let (phase, name, what) = match shape {
+                    ChainShape::Linear => {
+                        (Phase::Linear, "linear", "steps  the linear model, to weigh the chain against")
+                    }
+                    ChainShape::Saturating => (Phase::Chain, "chain", "steps  the saturating chain, all starts"),
+                };
+                self.enter(phase, name, total as u64);
+                self.bar.set_position(done.min(total) as u64);
+                self.bar.set_message(what);
             }
         }
     }

@@ -32,7 +32,7 @@
 //! max-scale are awkward there.
 
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -274,30 +274,23 @@ impl Frames {
 ///
 /// Setting `cancel` stops every start within a few dozen steps with [`Error::Cancelled`].
 pub fn fit(frames: &[f32], channels: usize, config: &ChainConfig, cancel: Option<&AtomicBool>) -> Result<ChainFit> {
-    fit_with(frames, channels, config, None, cancel)
+    fit_watched(frames, channels, config, None, cancel, &mut |_, _| {})
 }
 
-/// As [`fit`], but weighed against a rival model's held-out NLL (nats per frame, the density
-/// of the samples as read, on the same held-out frames: every `validation_every`-th): when
-/// no start is below `rival` at the screening ([`ChainConfig::screen_steps`]), the fit
-/// stops there and returns the best screened start, its [`ChainFit::steps`] telling so.
-/// A model that cannot beat its rival a fifth of the way in is not worth the rest.
-pub fn fit_against(
-    frames: &[f32],
-    channels: usize,
-    config: &ChainConfig,
-    rival: f64,
-    cancel: Option<&AtomicBool>,
-) -> Result<ChainFit> {
-    fit_with(frames, channels, config, Some(rival), cancel)
-}
-
-fn fit_with(
+/// As [`fit`], reporting the steps done over every start and the steps of all of them run
+/// to the end (`progress(done, total)`, on the calling thread, every ~50 ms), and, with a
+/// `rival` (another model's held-out NLL in nats per frame, the density of the samples as
+/// read, on the same held-out frames: every `validation_every`-th), stopping at the
+/// screening ([`ChainConfig::screen_steps`]) when no start is below it there: the best
+/// screened start is returned, its [`ChainFit::steps`] telling so. A model that cannot
+/// beat its rival a fifth of the way in is not worth the rest.
+pub fn fit_watched(
     frames: &[f32],
     channels: usize,
     config: &ChainConfig,
     rival: Option<f64>,
     cancel: Option<&AtomicBool>,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ChainFit> {
     let n = channels;
     if n == 0 || !frames.len().is_multiple_of(n) || frames.len() / n < 8 {
@@ -320,9 +313,11 @@ fn fit_with(
     // from the screening, every start to the end unless the rival won.
     let screening = config.screen_steps > 0 && config.screen_steps < config.steps;
     let first_leg = if screening { config.screen_steps } else { config.steps };
-    let mut descents: Vec<Option<Descent>> = in_parallel(config, (0..config.starts).collect(), |start| {
+    let steps_done = AtomicUsize::new(0);
+    let mut watch = Watch { steps_done: &steps_done, total: config.starts * config.steps, progress };
+    let mut descents: Vec<Option<Descent>> = in_parallel(config, (0..config.starts).collect(), &mut watch, |start| {
         let mut descent = Descent::new(initial(train, warps, config, start)?);
-        descent.run(train, warps, config, first_leg, cancel)?;
+        descent.run(train, warps, config, first_leg, cancel, &steps_done)?;
         Some(descent)
     });
     let mut reports: Vec<StartReport> = (0..config.starts)
@@ -346,8 +341,8 @@ fn fit_with(
         if !stopped {
             let jobs: Vec<(usize, Descent)> =
                 descents.iter_mut().enumerate().filter_map(|(s, d)| d.take().map(|d| (s, d))).collect();
-            let finished = in_parallel(config, jobs, |(start, mut descent)| {
-                descent.run(train, warps, config, config.steps, cancel)?;
+            let finished = in_parallel(config, jobs, &mut watch, |(start, mut descent)| {
+                descent.run(train, warps, config, config.steps, cancel, &steps_done)?;
                 Some((start, descent))
             });
             for (start, descent) in finished.into_iter().flatten() {
@@ -690,14 +685,50 @@ fn scales(data: &Frames, warps: &[Warp], params: &Params) -> Vec<Vec<f64>> {
     out
 }
 
-/// `job` for every one of `jobs` on the configured threads, results in job order.
-fn in_parallel<J: Send, R: Send>(config: &ChainConfig, jobs: Vec<J>, job: impl Fn(J) -> R + Sync) -> Vec<R> {
+/// Where the starts' steps are counted, and who is told.
+struct Watch<'a> {
+    steps_done: &'a AtomicUsize,
+    total: usize,
+    progress: &'a mut dyn FnMut(usize, usize),
+}
+
+/// Counts a worker thread's end when dropped with its worker: at the end of its jobs, or
+/// while it unwinds from a panic, so that the calling thread's wait in [`in_parallel`]
+/// always ends (the panic is resumed after it).
+struct WorkerEnd<'a>(&'a AtomicUsize);
+
+impl Drop for WorkerEnd<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// `job` for every one of `jobs` on the configured threads, results in job order; the
+/// calling thread reports the steps done every ~50 ms meanwhile.
+fn in_parallel<J: Send, R: Send>(
+    config: &ChainConfig,
+    jobs: Vec<J>,
+    watch: &mut Watch<'_>,
+    job: impl Fn(J) -> R + Sync,
+) -> Vec<R> {
     let threads = threads_for(config.threads, jobs.len());
-    let job = &job;
-    round_robin(jobs, threads, || move |_, j| ControlFlow::Continue(job(j)), || ())
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect()
+    let ended = AtomicUsize::new(0);
+    let (job, ended_ref) = (&job, &ended);
+    let worker = || {
+        let end = WorkerEnd(ended_ref);
+        move |_, j| {
+            let _end = &end;
+            ControlFlow::Continue(job(j))
+        }
+    };
+    let meanwhile = || {
+        while ended.load(Ordering::Acquire) < threads {
+            (watch.progress)(watch.steps_done.load(Ordering::Relaxed), watch.total);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        (watch.progress)(watch.steps_done.load(Ordering::Relaxed), watch.total);
+    };
+    round_robin(jobs, threads, worker, meanwhile).into_iter().map(|(_, r)| r).collect()
 }
 
 /// One start's full-batch Adam, resumable across the screening.
@@ -719,7 +750,8 @@ impl Descent {
         Self { params, m: vec![0.0; len], v: vec![0.0; len], step: 0, at_mark: f64::NAN, last: f64::NAN }
     }
 
-    /// Adam up to step `until`; `None` if the NLL stopped being finite or `cancel` was set.
+    /// Adam up to step `until`, counting steps into `steps_done`; `None` if the NLL stopped
+    /// being finite or `cancel` was set.
     fn run(
         &mut self,
         data: &Frames,
@@ -727,16 +759,22 @@ impl Descent {
         config: &ChainConfig,
         until: usize,
         cancel: Option<&AtomicBool>,
+        steps_done: &AtomicUsize,
     ) -> Option<()> {
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
         let mut grad = vec![0.0; self.params.0.len()];
         let mut scratch = Scratch::default();
         let mark = (config.steps - config.steps.div_ceil(10)).max(1);
+        let mut uncounted = 0;
         while self.step < until {
             self.step += 1;
             let step = self.step;
-            if step.is_multiple_of(32) && cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return None;
+            uncounted += 1;
+            if step.is_multiple_of(32) {
+                steps_done.fetch_add(std::mem::take(&mut uncounted), Ordering::Relaxed);
+                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    return None;
+                }
             }
             let nll = nll_and_gradient(data, warps, &self.params, config.components, &mut grad, &mut scratch)?;
             if step == mark {
@@ -750,6 +788,7 @@ impl Descent {
                 *p -= config.learning_rate * (*m / c1) / ((*v / c2).sqrt() + eps);
             }
         }
+        steps_done.fetch_add(uncounted, Ordering::Relaxed);
         Some(())
     }
 
@@ -1249,6 +1288,24 @@ mod tests {
             chain.validation_nll,
             linear.validation_nll
         );
+    }
+
+    /// A start that panics ends its thread's part of the progress wait too: the panic
+    /// reaches the caller instead of the wait hanging on a thread that never reports back.
+    #[test]
+    fn a_panicking_start_reaches_the_caller() {
+        let config = ChainConfig { threads: 2, ..ChainConfig::new(ChainShape::Linear) };
+        let steps = AtomicUsize::new(0);
+        let mut reports = 0;
+        {
+            let mut progress = |_, _| reports += 1;
+            let mut watch = Watch { steps_done: &steps, total: 1, progress: &mut progress };
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                in_parallel(&config, vec![0, 1, 2, 3], &mut watch, |j| if j == 1 { panic!("start {j}") } else { j })
+            }));
+            assert!(outcome.is_err());
+        }
+        assert!(reports >= 1);
     }
 
     /// On a linear mixture the linear model is the better density, so `separate` keeps the

@@ -203,6 +203,16 @@ pub enum Progress<'a> {
     },
     /// An epoch of the chosen candidate's final training.
     Final(&'a EpochRecord),
+    /// A maximum-likelihood fit ([`crate::chain`]) weighed before the VAE, every ~50 ms.
+    Chain {
+        /// Which model.
+        shape: crate::chain::ChainShape,
+        /// Adam steps done, over every start.
+        done: usize,
+        /// Steps of every start run to the end (a fit stopped at its screening ends
+        /// below this).
+        total: usize,
+    },
 }
 
 /// The fitted model with its history and the restarts' report.

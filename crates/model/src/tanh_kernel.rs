@@ -311,8 +311,10 @@ fn call_avx2<R>(f: impl FnOnce() -> R) -> R {
 
 /// `f()`, compiled (where it inlines: mark its loops `#[inline(always)]`) for the widest
 /// vector unit this CPU has, so that lane-wise loops run 4 or 8 `f64`s wide instead of
-/// SSE2's 2. Rust never fuses or reorders floating-point operations by itself, so the
-/// result is the same bit for bit on every path.
+/// SSE2's 2. Rust never fuses or reorders floating-point operations by itself, so `f`'s
+/// own arithmetic gives the same bits on every path (the kernels it calls, such as
+/// [`ln_in_place`], choose their own: the same polynomial on AVX-512 and AVX2, the C
+/// library elsewhere).
 pub(crate) fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     match path() {
         // SAFETY: `path` checked that the CPU has the features the function is compiled for.
