@@ -33,8 +33,9 @@ fn synth_writes_mixture_truth_and_meta() {
     assert_eq!(std::fs::read(out.join("mixture.wav")).unwrap(), std::fs::read(again.join("mixture.wav")).unwrap());
 }
 
-/// `--marginals` and `--tanh-input-std` shape the data exactly as the library does, are
-/// recorded in meta.json, and a bad value is a usage error that writes nothing.
+/// `--marginals`, `--tanh-input-std` and `--max-condition` shape the data exactly as the
+/// library does, are recorded in meta.json, and a bad value is a usage error that writes
+/// nothing.
 #[test]
 fn synth_takes_marginals_and_tanh_spread() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,9 +57,39 @@ fn synth_takes_marginals_and_tanh_spread() {
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["marginals"], serde_json::json!(["bimodal", "sinusoid", "bimodal"]));
     assert_eq!(meta["tanh_input_std"], 0.5);
+    // Issue 4's noisy benchmark, condition bound and all, from the command line.
+    let noisy = dir.path().join("noisy");
+    let o = unmix(&[
+        "synth",
+        "linear",
+        "--sources",
+        "4",
+        "--sensors",
+        "6",
+        "--snr-db",
+        "20",
+        "--max-condition",
+        "3",
+        "--samples",
+        "800",
+        "--seed",
+        "2",
+        "-o",
+        noisy.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = unmix_synth::generate(&unmix_synth::SynthConfig {
+        frames: 800,
+        ..unmix_synth::SynthConfig::noisy_benchmark(2)
+    })
+    .unwrap();
+    assert_eq!(read(&noisy.join("mixture.wav")).interleaved(), want.mixture.interleaved());
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(noisy.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["max_condition"], 3.0);
     for (flag, value, says) in [
         ("--marginals", "uniform,gaussian", "unknown marginal \"gaussian\""),
         ("--tanh-input-std", "0", "not a positive"),
+        ("--max-condition", "1.2", "is not a number ≥ 1.5"),
     ] {
         let bad = dir.path().join(format!("bad{flag}"));
         let o = unmix(&[&args[..], &[flag, value, "-o", bad.to_str().unwrap()]].concat());

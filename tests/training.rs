@@ -7,7 +7,7 @@ use unmix_dsp::ica::{FastIcaConfig, fast_ica};
 use unmix_dsp::metrics::{pearson, score};
 use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_separate::{SeparateConfig, SourceCount, apply, fit};
-use unmix_synth::{MixKind, Synth, SynthConfig, generate};
+use unmix_synth::{MAX_CONDITION, MixKind, Synth, SynthConfig, generate};
 
 /// `n` sources with different marginals into `m` sensors at 20 dB SNR.
 fn noisy(sources: usize, sensors: usize, seed: u64) -> Synth {
@@ -88,12 +88,19 @@ fn different_seeds_give_the_same_order_and_sign() {
     }
 }
 
-/// On noisy linear data the defaults are as good as linear ICA (PCA + FastICA), source by
-/// source; both sit at the best any linear demixer can do here (`examples/paper.rs noisy`).
+/// Issue 4's noisy over-determined benchmark (4 sources into 6 sensors at 20 dB SNR,
+/// mixing condition ≤ 3): every source ≥ 0.985 with the defaults, and source by source as
+/// good as linear ICA (PCA + FastICA); both sit at the best any linear demixer can do
+/// (`examples/paper.rs noisy`). At the default condition bound of 5 (seed 4 there leaves
+/// one source weak: the best linear estimate reaches 0.982) the defaults still match
+/// FastICA.
 #[test]
 fn noisy_overdetermined_case_is_no_worse_than_linear_ica() {
-    for seed in [1, 4] {
-        let data = noisy(4, 6, seed);
+    let hard = SynthConfig { max_condition: MAX_CONDITION, ..SynthConfig::noisy_benchmark(4) };
+    for (config, floor) in
+        [(SynthConfig::noisy_benchmark(2), 0.985), (SynthConfig::noisy_benchmark(8), 0.985), (hard, 0.98)]
+    {
+        let data = generate(&config).unwrap();
         let truth = columns(&data.truth);
         let fitted = fit(&data.mixture, &SeparateConfig::new(SourceCount::Fixed(4)).unwrap(), &mut |_| {}).unwrap();
         let ours = score(&truth, &columns(&apply(&fitted.model, &data.mixture).unwrap())).unwrap();
@@ -102,9 +109,10 @@ fn noisy_overdetermined_case_is_no_worse_than_linear_ica() {
         let ica = fast_ica(&z, 4, &FastIcaConfig::default()).unwrap().apply(&z);
         let ica = Recording::from_interleaved(8000, 4, ica).unwrap();
         let linear = score(&truth, &columns(&ica)).unwrap();
+        let which = format!("seed {}, condition ≤ {}", config.seed, config.max_condition);
         for (o, l) in ours.sources.iter().zip(&linear.sources) {
-            assert!(o.abs_corr >= l.abs_corr - 0.002, "seed {seed}: ours {o:?}, FastICA {l:?}");
+            assert!(o.abs_corr >= l.abs_corr - 0.002, "{which}: ours {o:?}, FastICA {l:?}");
         }
-        assert!(ours.min_abs_corr >= 0.98, "seed {seed}: {ours:?}");
+        assert!(ours.min_abs_corr >= floor, "{which}: {ours:?}");
     }
 }
