@@ -10,10 +10,10 @@ Adam, every channel standardised. Nothing of unmix's own training (warm start, r
 first (a rank Gaussianisation, or the exact inverse of the outer tanh as an oracle).
 
     unmix synth nonlinear --sources 3 --samples 10000 --seed 1 -o nl1
-    python3 examples/reference/pdgmm_vae.py nl1 --beta 0.01 --epochs 200
+    python3 research/python/pdgmm_vae.py nl1 --beta 0.01 --epochs 200
 
 prints the mean and worst |corr| (optimal one-to-one matching, as `unmix score`) every
-`--every` epochs. Figures measured with it are in the README (*Known limitations*).
+`--every` epochs. Figures measured with it are in `docs/limitations.md`.
 """
 import argparse
 import math

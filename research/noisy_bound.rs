@@ -1,12 +1,13 @@
-//! How well can *any* estimator recover the sources of issue 4's noisy case (4 sources into
-//! 6 sensors at 20 dB SNR)? The posterior mean `E[s | x]` maximises the correlation with
-//! `s` among all functions of the mixture, so its |corr| bounds every method. This computes
-//! it exactly for a linear-Gaussian model with a K-component GMM prior per source (a sum
-//! over the K⁴ prior-component combinations, each a Gaussian posterior), in the PCA-whitened
-//! coordinates, either for the model estimated blindly (PCA noise level from the discarded
-//! eigenvalues, FastICA mixing, GMMs fitted to the FastICA outputs and deconvolved by their
-//! noise) or, with `oracle`, for the true mixing, noise and GMM fits of the true sources.
-//! The data are issue 4's noisy benchmark at the mixing condition bound `--condition C`
+//! How well can *any* estimator recover the sources of the noisy over-determined
+//! benchmark (4 sources into 6 sensors at 20 dB SNR)? The posterior mean `E[s | x]`
+//! maximises the correlation with `s` among all functions of the mixture, so its |corr|
+//! bounds every method. This computes it exactly for a linear-Gaussian model with a
+//! K-component GMM prior per source (a sum over the K⁴ prior-component combinations, each
+//! a Gaussian posterior), in the PCA-whitened coordinates, either for the model estimated
+//! blindly (PCA noise level from the discarded eigenvalues, FastICA mixing, GMMs fitted to
+//! the FastICA outputs and deconvolved by their noise) or, with `oracle`, for the true
+//! mixing, noise and GMM fits of the true sources.
+//! The data are the noisy benchmark at the mixing condition bound `--condition C`
 //! (default 5, `paper -- noisy-hard`; the benchmark itself, `paper -- noisy`, uses 3).
 //!
 //! `draws` instead asks how often the mixing leaves a source weak: for 2 000 seeds, the

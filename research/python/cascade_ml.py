@@ -1,5 +1,5 @@
 """Probe for the nonlinear benchmark: exact maximum likelihood in the inverse's own function
-class, with the domain edge that stopped `examples/cascade_mi.rs` taken out of the way.
+class, with the domain edge that stopped `research/cascade_mi.rs` taken out of the way.
 Not part of the build: it needs `pip install torch numpy scipy`.
 
 The demixer is `s = W1 atanh(v)`, `v_i = u_i / rho_i`, `u = W2 atanh(x)` (the generator
@@ -27,9 +27,9 @@ mean/worst |corr| of every start, of the chosen one, and of the truth (W1 = A1^-
 W2 = A2^-1, the densities and scales fitted with the matrices held there).
 
     for s in 1 2 3 4 5; do unmix synth nonlinear --sources 3 --samples 10000 --seed $s -o nl$s; done
-    python3 examples/reference/cascade_ml.py nl1 nl2 nl3 nl4 nl5 --starts 8 --steps 1500 --random-w2 1
+    python3 research/python/cascade_ml.py nl1 nl2 nl3 nl4 nl5 --starts 8 --steps 1500 --random-w2 1
 
-Figures measured with it are in the README (*Known limitations*).
+Figures measured with it are in `docs/limitations.md`.
 """
 import argparse
 import json

@@ -3,7 +3,7 @@ front end that undoes the mixing's outer `tanh` gets linear ICA. Not part of the
 it needs `pip install numpy scipy scikit-learn`.
 
     for s in 1 2 3 4 5; do unmix synth nonlinear --sources 3 --samples 10000 --seed $s -o nl$s; done
-    python3 examples/reference/linearised_ica.py nl1 nl2 nl3 nl4 nl5
+    python3 research/python/linearised_ica.py nl1 nl2 nl3 nl4 nl5
 
 prints, per directory, the mean / worst |corr| (optimal one-to-one matching, as `unmix
 score`) of sklearn's FastICA on
@@ -12,7 +12,7 @@ score`) of sklearn's FastICA on
 - `atanh`: the *exact* inverse of the outer layer, an oracle no blind method has;
 - `twice`: Gaussianise, FastICA, Gaussianise its outputs, FastICA again (one step per
   tanh layer).
-Figures measured with it are in the README (*Known limitations*).
+Figures measured with it are in `docs/limitations.md`.
 """
 import sys
 
