@@ -1,17 +1,17 @@
 //! `Separator::process`, `process_scored` and `ScoredSeparator::process` allocate nothing
-//! after construction: a
-//! counting global allocator watches this thread while blocks of every size go through.
+//! after construction: a counting global allocator watches this thread while blocks of
+//! every size go through.
 
-#[path = "../../../tests/support/counting_alloc.rs"]
-mod counting_alloc;
+#[global_allocator]
+static ALLOCATOR: unmix_test_support::CountingAllocator = unmix_test_support::CountingAllocator;
 
 #[path = "support/model.rs"]
 mod support;
 
-use counting_alloc::allocations;
 use support::model;
 use unmix_format::ScoreBaseline;
 use unmix_infer::{SCORE_CHANNELS, ScoredSeparator, Separator};
+use unmix_test_support::allocations;
 
 #[test]
 fn process_allocates_nothing() {

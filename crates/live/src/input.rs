@@ -483,13 +483,13 @@ mod tests {
         };
         let mut callback = ctx.into_fn::<i16>();
         let data: Vec<i16> = (0..7000 * channels).map(|i| (i % 30_000) as i16).collect();
-        let before = crate::counting_alloc::allocations();
+        let before = unmix_test_support::allocations();
         let mut at = 0;
         for frames in [1usize, 7, 256, 1000, 1733, 3] {
             callback(&data[at * channels..(at + frames) * channels]);
             at += frames;
         }
-        assert_eq!(crate::counting_alloc::allocations() - before, 0, "the callback allocated");
+        assert_eq!(unmix_test_support::allocations() - before, 0, "the callback allocated");
         assert_eq!(meter.frames_captured.load(Ordering::Relaxed), at as u64);
         let mut out = vec![0.0f32; 5000 * channels];
         let got = reader.pop(&mut out);
@@ -535,10 +535,10 @@ mod tests {
         let ctx = Capture { writer, meter: meter.clone(), channels: 3, pick, device_channels: 5, stop_after: None };
         let mut callback = ctx.into_fn::<f32>();
         let data: Vec<f32> = (0..600 * 5).map(|i| i as f32).collect();
-        let before = crate::counting_alloc::allocations();
+        let before = unmix_test_support::allocations();
         callback(&data[..250 * 5]);
         callback(&data[250 * 5..]);
-        assert_eq!(crate::counting_alloc::allocations() - before, 0, "the callback allocated");
+        assert_eq!(unmix_test_support::allocations() - before, 0, "the callback allocated");
         let mut out = vec![0.0f32; 600 * 3];
         assert_eq!(reader.pop(&mut out), 600);
         for (t, frame) in out.chunks_exact(3).enumerate() {

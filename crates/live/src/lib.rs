@@ -19,8 +19,10 @@ pub mod session;
 
 pub use error::{Error, Result};
 
+// The allocation-free tests of the callback and the processor count this thread's
+// allocations.
 #[cfg(test)]
-#[path = "../../../tests/support/counting_alloc.rs"]
-mod counting_alloc;
+#[global_allocator]
+static ALLOCATOR: unmix_test_support::CountingAllocator = unmix_test_support::CountingAllocator;
 pub use input::{InputSpec, Negotiated};
 pub use session::{EndReason, LiveConfig, LiveReport, LiveScores, LiveSession, ModelState, Status};

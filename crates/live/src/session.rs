@@ -1250,7 +1250,7 @@ mod tests {
         let second = Encoder::new(&new, false);
         let mut output = vec![0.0f32; input.len()];
         let mut pending = [Some(first), Some(second)];
-        let before = crate::counting_alloc::allocations();
+        let before = unmix_test_support::allocations();
         for (k, (x, y)) in input.chunks(block * 3).zip(output.chunks_mut(block * 3)).enumerate() {
             if k * block == first_at {
                 models_tx.try_send(pending[0].take().unwrap()).unwrap();
@@ -1262,7 +1262,7 @@ mod tests {
             let mut drain = [0.0f32; 256 * 3];
             while tap_reader.pop(&mut drain) > 0 {}
         }
-        assert_eq!(crate::counting_alloc::allocations() - before, 0, "processing and swapping allocated");
+        assert_eq!(unmix_test_support::allocations() - before, 0, "processing and swapping allocated");
         assert_eq!(counters.swaps.load(Ordering::Relaxed), 2);
         assert_eq!(counters.first_model_frame.load(Ordering::Relaxed), first_at as u64);
         assert!(retired_rx.try_recv().is_ok(), "the old encoder went back to be freed");

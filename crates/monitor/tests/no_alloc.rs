@@ -1,12 +1,12 @@
 //! The monitor's per-block path allocates nothing once its buffers exist: a counting
 //! global allocator watches blocks of the size it was built for go through.
 
-#[path = "../../../tests/support/counting_alloc.rs"]
-mod counting_alloc;
+#[global_allocator]
+static ALLOCATOR: unmix_test_support::CountingAllocator = unmix_test_support::CountingAllocator;
 
-use counting_alloc::allocations;
 use unmix_core::{BoxError, Sink};
 use unmix_monitor::{SCORE_CHANNELS, WindowMonitor, WindowSpec};
+use unmix_test_support::allocations;
 
 /// Counts what it is given, allocating nothing.
 struct Count;

@@ -1,11 +1,11 @@
 //! The per-block paths of the stream crate allocate nothing after construction: framing
 //! (with and without a window, overlapping or not) and ring pushes and pops.
 
-#[path = "../../../tests/support/counting_alloc.rs"]
-mod counting_alloc;
+#[global_allocator]
+static ALLOCATOR: unmix_test_support::CountingAllocator = unmix_test_support::CountingAllocator;
 
-use counting_alloc::allocations;
 use unmix_stream::{FrameRing, Framer, Policy};
+use unmix_test_support::allocations;
 
 #[test]
 fn framing_allocates_nothing_per_block() {
