@@ -88,10 +88,7 @@ static CONFIG: TileConfig = {
 pub(crate) fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| {
-        let vector = std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("fma");
-        if !vector {
+        if unmix_vecmath::VectorUnit::detect() < unmix_vecmath::VectorUnit::Avx512 {
             return false;
         }
         // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.

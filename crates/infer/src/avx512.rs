@@ -26,11 +26,6 @@ use crate::PackedLayer;
 /// Outputs per vector register.
 const LANES: usize = 16;
 
-/// Whether the processor has what this module is compiled for.
-pub(crate) fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
-}
-
 /// `output[f] = act(input[f] · W + b)` for `frames` rows of stride `stride`
 /// (`stride ≥ layer.padded`, `stride ≥ layer.inputs`); rows past `frames` are not touched.
 /// A buffer too short for that panics on a slice bound (the separator sizes them).
@@ -176,14 +171,14 @@ mod tests {
     /// step adds nothing that shows.
     #[test]
     fn tanh16_error_is_as_stated() {
-        if !available() {
+        if !crate::Kernel::Avx512.is_available() {
             return; // no AVX-512 here: nothing runs this code
         }
         let mut worst = 0.0f64;
         let xs: Vec<f32> = (0..200_000).map(|i| -10.0 + i as f32 * 1e-4).collect();
         for chunk in xs.chunks_exact(16) {
             let mut out = [0.0f32; 16];
-            // SAFETY: `available` checked AVX-512F and FMA; both buffers hold 16 f32.
+            // SAFETY: `is_available` checked AVX-512F and FMA; both buffers hold 16 f32.
             unsafe { _mm512_storeu_ps(out.as_mut_ptr(), tanh16(_mm512_loadu_ps(chunk.as_ptr()))) };
             for (&x, &y) in chunk.iter().zip(&out) {
                 worst = worst.max((f64::from(y) - f64::from(x).tanh()).abs());
@@ -195,13 +190,13 @@ mod tests {
     /// The vector activations are the scalar ones (tanh within its stated error).
     #[test]
     fn vector_activations_are_the_scalar_ones() {
-        if !available() {
+        if !crate::Kernel::Avx512.is_available() {
             return;
         }
         let xs: Vec<f32> = (0..4096).map(|i| (i as f32 - 2048.0) * 0.006).collect();
         for activation in [Activation::Tanh, Activation::Relu, Activation::LeakyRelu, Activation::Silu] {
             let mut rows = xs.clone();
-            // SAFETY: `available` checked AVX-512F and FMA.
+            // SAFETY: `is_available` checked AVX-512F and FMA.
             unsafe { activate_rows(&mut rows, 256, 16, 256, activation) };
             for (&x, &y) in xs.iter().zip(&rows) {
                 let want = activation.apply(x);

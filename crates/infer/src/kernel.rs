@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use unmix_format::Activation;
+use unmix_vecmath::{VectorUnit, fast_tanh};
 
 use crate::PackedLayer;
 
@@ -16,33 +17,6 @@ const ROWS: usize = 4;
 /// Narrowest layer input worth the tile unit: below it the tile product is mostly padding.
 #[cfg(target_arch = "x86_64")]
 const MIN_AMX_INPUTS: usize = 16;
-
-/// Largest absolute error of [`fast_tanh`] against `f64` tanh, measured over
-/// `[-10, 10]` in steps of 1e-4 (unit test `fast_tanh_error_is_as_stated`).
-pub const TANH_MAX_ABS_ERROR: f32 = 5e-7;
-
-/// `tanh` as a [7/6] rational function on `[-7.9, 7.9]` (the coefficients of Eigen's
-/// `generic_fast_tanh_float`), saturating beyond; branch-free, so it vectorises.
-#[allow(clippy::excessive_precision)] // coefficients quoted as published
-#[inline(always)]
-pub fn fast_tanh(x: f32) -> f32 {
-    const CLAMP: f32 = 7.905_311;
-    let x = x.clamp(-CLAMP, CLAMP);
-    let x2 = x * x;
-    let mut p = -2.760_768_5e-16f32;
-    p = p * x2 + 2.000_187_9e-13;
-    p = p * x2 - 8.604_671_5e-11;
-    p = p * x2 + 5.122_297e-8;
-    p = p * x2 + 1.485_722_4e-5;
-    p = p * x2 + 6.372_619_3e-4;
-    p = p * x2 + 4.893_524_6e-3;
-    let p = p * x;
-    let mut q = 1.198_258_4e-6f32;
-    q = q * x2 + 1.185_347_1e-4;
-    q = q * x2 + 2.268_434_6e-3;
-    q = q * x2 + 4.893_525e-3;
-    p / q
-}
 
 #[inline(always)]
 fn activate(x: f32, activation: Activation) -> f32 {
@@ -95,11 +69,9 @@ impl Kernel {
         match self {
             Kernel::Portable => true,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2Fma => {
-                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-            }
+            Kernel::Avx2Fma => VectorUnit::detect() >= VectorUnit::Avx2Fma,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => crate::avx512::available(),
+            Kernel::Avx512 => VectorUnit::detect() >= VectorUnit::Avx512,
             #[cfg(target_arch = "x86_64")]
             Kernel::Amx => crate::amx::available(),
         }
@@ -353,25 +325,6 @@ fn dense_generic(
             }
         }
         f += ROWS;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_tanh_error_is_as_stated() {
-        let mut worst = 0.0f64;
-        let mut x = -10.0f64;
-        while x <= 10.0 {
-            let err = (f64::from(fast_tanh(x as f32)) - x.tanh()).abs();
-            worst = worst.max(err);
-            x += 1e-4;
-        }
-        assert!(worst <= f64::from(TANH_MAX_ABS_ERROR), "max error {worst:e}");
-        assert_eq!(fast_tanh(0.0), 0.0);
-        assert!(fast_tanh(50.0) <= 1.0 && fast_tanh(-50.0) >= -1.0);
     }
 }
 

@@ -33,7 +33,8 @@ mod kernel;
 use unmix_dsp::Normaliser;
 use unmix_format::{Activation, Architecture, DenseLayer, ModelFile, clamped_atanh};
 
-pub use kernel::{Kernel, TANH_MAX_ABS_ERROR, fast_tanh};
+pub use kernel::Kernel;
+pub use unmix_vecmath::{TANH_MAX_ABS_ERROR, fast_tanh};
 
 /// Frames computed together: enough to amortise per-layer overhead, small enough that the
 /// working set (`BLOCK_FRAMES × widest layer`) stays in L1/L2. A whole number of the tile

@@ -957,7 +957,7 @@ fn through_planar(h: &[f64], w: &[f64], n: usize, out: &mut Vec<f64>) {
 ///
 /// Laid out for speed: planar arrays, the logarithms through the vectorised `ln`, the prior
 /// one source at a time, the sums in lanes, and the whole compiled for the CPU's vector
-/// unit (`tanh_kernel::vectorised`).
+/// unit (`unmix_vecmath::vectorised`).
 fn nll_and_gradient(
     data: &Frames,
     warps: &[Warp],
@@ -966,7 +966,7 @@ fn nll_and_gradient(
     grad: &mut [f64],
     scratch: &mut Scratch,
 ) -> Option<f64> {
-    crate::tanh_kernel::vectorised(
+    unmix_vecmath::vectorised(
         #[inline(always)]
         || nll_and_gradient_here(data, warps, params, k, grad, scratch),
     )
@@ -1046,8 +1046,8 @@ fn nll_and_gradient_here(
                     plus.extend(v.iter().map(|v| 1.0 + v));
                     minus.clear();
                     minus.extend(v.iter().map(|v| 1.0 - v));
-                    crate::tanh_kernel::ln_in_place(plus);
-                    crate::tanh_kernel::ln_in_place(minus);
+                    unmix_vecmath::ln_in_place(plus);
+                    unmix_vecmath::ln_in_place(minus);
                     h.extend(plus.iter().zip(minus.iter()).map(|(p, m)| 0.5 * (p - m)));
                     log_slope = (lane_sum(plus) + lane_sum(minus)) * inv_t;
                 }
@@ -1093,7 +1093,7 @@ fn nll_and_gradient_here(
         for (out, row) in terms.chunks_exact_mut(t).zip(log_terms.chunks_exact(t)) {
             out.iter_mut().zip(row).zip(tops.iter()).for_each(|((o, v), top)| *o = (v - top) as f32);
         }
-        crate::tanh_kernel::exp_non_positive_in_place(terms);
+        unmix_vecmath::exp_non_positive_in_place(terms);
         let sums = &mut scratch.sums;
         sums.clear();
         sums.resize(t, 0.0);
@@ -1104,7 +1104,7 @@ fn nll_and_gradient_here(
         let logs = &mut scratch.logs;
         logs.clear();
         logs.extend_from_slice(sums);
-        crate::tanh_kernel::ln_in_place(logs);
+        unmix_vecmath::ln_in_place(logs);
         prior_nll -= lane_sum(tops) + lane_sum(logs);
         // From here `sums` holds 1 / Σ_c e_c.
         sums.iter_mut().for_each(|s| *s = 1.0 / *s);

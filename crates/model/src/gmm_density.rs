@@ -7,7 +7,7 @@
 //! numbers: 15 % of a training run in the forward pass alone (README, *Training speed*).
 //! Here it is one loop over the frames each way. Within a frame the arithmetic is in `f64`
 //! (the composed form was `f32` throughout) but for the `exp` of the shifted terms, which
-//! is the C library's `expf` in one vectorised pass (`tanh_kernel.rs`); the values agree
+//! is the C library's `expf` in one vectorised pass (`unmix-vecmath`); the values agree
 //! with the composed form to `f32` rounding, and the parameter gradients are sums over the
 //! batch accumulated in `f64`.
 //!
@@ -26,7 +26,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extensi
 use burn::tensor::{Tensor, TensorData};
 
 use crate::prior::LN_2PI;
-use crate::tanh_kernel;
+use unmix_vecmath as vecmath;
 
 /// Backends that evaluate the GMM log-density in one pass. The inner (non-autodiff)
 /// backends read their tensors to the host (all of them are CPU backends here) and run the
@@ -147,7 +147,7 @@ impl Components {
             }
             *max_out = max;
         }
-        tanh_kernel::exp_non_positive_in_place(terms);
+        vecmath::exp_non_positive_in_place(terms);
         for ((out, terms), max) in out.iter_mut().zip(terms.chunks_exact_mut(k)).zip(maxes) {
             let sum: f64 = terms.iter().map(|&q| f64::from(q)).sum();
             *out = (max + sum.ln()) as f32;

@@ -27,7 +27,6 @@ mod loss;
 pub mod parallel;
 mod prior;
 mod tanh;
-mod tanh_kernel;
 mod trainer;
 mod vae;
 

@@ -31,7 +31,7 @@ pub trait SigmoidTanh: Backend {
 
 /// The inner backend's two halves of the fused tanh. The default bodies are burn's own
 /// operations in the order the model has always used; `flex` has one-pass loops
-/// (`tanh_kernel.rs`) giving the same values bit for bit.
+/// (`unmix-vecmath`) giving the same values bit for bit.
 pub trait SigmoidTanhKernels: Backend {
     /// `(σ(2x), 2σ(2x) − 1)`.
     fn sigmoid_tanh_parts(x: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
@@ -65,7 +65,7 @@ mod flex {
     use burn::tensor::{Bytes, DType};
 
     use super::{SigmoidTanh, SigmoidTanhKernels, composed_backward, composed_parts};
-    use crate::tanh_kernel;
+    use unmix_vecmath as vecmath;
 
     impl SigmoidTanh for Flex {
         /// Without autodiff nothing needs `σ(2x)`: overwrite the input when this pass owns it
@@ -73,7 +73,7 @@ mod flex {
         fn sigmoid_tanh(mut x: FlexTensor) -> FlexTensor {
             let n = x.layout().num_elements();
             if x.is_unique() && x.dtype() == DType::F32 && x.layout().contiguous_offsets() == Some((0, n)) {
-                tanh_kernel::tanh_in_place(&mut x.storage_mut::<f32>()[..n]);
+                vecmath::tanh_in_place(&mut x.storage_mut::<f32>()[..n]);
                 return x;
             }
             Flex::sigmoid_tanh_parts(x).1
@@ -86,7 +86,7 @@ mod flex {
                 return composed_parts::<Flex>(x);
             };
             let (mut s, mut t) = (vec![0.0f32; input.len()], vec![0.0f32; input.len()]);
-            tanh_kernel::sigmoid_tanh(input, &mut s, &mut t);
+            vecmath::sigmoid_tanh(input, &mut s, &mut t);
             let tensor = |values: Vec<f32>| {
                 FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(x.layout().shape().clone()), DType::F32)
             };
@@ -99,7 +99,7 @@ mod flex {
             if s.layout().shape() == grad.layout().shape() && whole(&s) && whole(&grad) {
                 // The incoming gradient is usually owned by this step alone: overwrite it.
                 let s_values = &s.as_slice::<f32>().expect("contiguous f32")[..n];
-                tanh_kernel::sigmoid_tanh_backward(s_values, &mut grad.storage_mut::<f32>()[..n]);
+                vecmath::sigmoid_tanh_backward(s_values, &mut grad.storage_mut::<f32>()[..n]);
                 return grad;
             }
             composed_backward::<Flex>(s, grad)
