@@ -29,7 +29,7 @@ fn synthetic_stream_through_the_pipeline_equals_offline_separation() {
         backend: Backend::default_compiled().unwrap(),
         cancel: None,
         model: unmix_separate::ModelChoice::Vae,
-        chain: unmix_model::chain::ChainConfig::new(unmix_model::chain::ChainShape::Saturating),
+        chain: unmix_likelihood::chain::ChainConfig::new(unmix_likelihood::chain::ChainShape::Saturating),
     };
     let model = fit(&recording, &separate, &mut |_| {}).unwrap().model;
     let want = apply(&model, &recording).unwrap();

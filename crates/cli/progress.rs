@@ -1,7 +1,8 @@
 //! Progress bars (indicatif draws them only on a terminal).
 
 use indicatif::{ProgressBar, ProgressStyle};
-use unmix_model::chain::ChainShape;
+use unmix_likelihood::chain::ChainShape;
+use unmix_model::consensus::Progress as VaeProgress;
 use unmix_separate::{ConsensusConfig, Progress};
 
 /// Training's progress, one phase after the other on the same line: the model choice's
@@ -48,12 +49,12 @@ impl TrainingBar {
     /// Shows one fit event.
     pub fn show(&mut self, event: Progress<'_>) {
         match event {
-            Progress::WarmStart { epoch, epochs, encoder_mismatch } => {
+            Progress::Vae(VaeProgress::WarmStart { epoch, epochs, encoder_mismatch }) => {
                 self.enter(Phase::WarmStart, "warm start", epochs as u64);
                 self.bar.set_position(epoch as u64);
                 self.bar.set_message(format!("epochs  mismatch to linear ICA {encoder_mismatch:.4}"));
             }
-            Progress::Candidate { round, rounds, candidate, record } => {
+            Progress::Vae(VaeProgress::Candidate { round, rounds, candidate, record }) => {
                 self.enter(Phase::Restarts, "restarts", self.restart_epochs);
                 self.candidate_epochs += 1;
                 self.bar.set_position(self.candidate_epochs);
@@ -63,7 +64,7 @@ impl TrainingBar {
                     record.loss
                 ));
             }
-            Progress::Final(e) => {
+            Progress::Vae(VaeProgress::Final(e)) => {
                 self.enter(Phase::Final, "training", self.max_epochs);
                 self.bar.set_position(e.epoch as u64);
                 self.bar

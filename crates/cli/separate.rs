@@ -261,10 +261,10 @@ impl SeparateArgs {
                 ModelArg::Vae => ModelChoice::Vae,
                 ModelArg::Chain => ModelChoice::Chain,
             },
-            chain: unmix_model::chain::ChainConfig {
+            chain: unmix_likelihood::chain::ChainConfig {
                 seed: self.seed,
                 threads: self.threads,
-                ..unmix_model::chain::ChainConfig::new(unmix_model::chain::ChainShape::Saturating)
+                ..unmix_likelihood::chain::ChainConfig::new(unmix_likelihood::chain::ChainShape::Saturating)
             },
         })
     }

@@ -4,8 +4,13 @@
 //! one frame is the value of every channel at one time instant, which is exactly one
 //! observation `y_t` of the PDGMM-VAE model. Every crate speaks in these terms, and keeps
 //! *frames* (one instant of all channels) apart from *samples* (one value of one channel).
+//!
+//! Besides: the stage traits of the streaming pipeline ([`Source`], [`Processor`], [`Sink`])
+//! and [`parallel`], independent jobs on a few threads with results that never depend on
+//! the scheduling (restart candidates, per-source fits, the starts of a likelihood fit).
 
 mod error;
+pub mod parallel;
 mod recording;
 mod stage;
 

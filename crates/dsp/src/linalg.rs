@@ -1,6 +1,10 @@
 //! Small dense linear algebra in `f64`, enough for covariance matrices of a few dozen
 //! channels: symmetric eigendecomposition by cyclic Jacobi rotations (accurate to machine
-//! precision, no external BLAS), matrix products and condition numbers.
+//! precision, no external BLAS), matrix products, inverses, determinants, inverse square
+//! roots, random orthogonal matrices and condition numbers.
+
+use rand::Rng;
+use rand_distr::StandardNormal;
 
 /// A dense row-major matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +183,104 @@ pub fn symmetric_pseudo_inverse(a: &Matrix, relative_floor: f64) -> Matrix {
     inverse
 }
 
+/// The covariance matrix (divided by the row count) of `rows`, row-major `[row][n]`.
+pub fn covariance(rows: &[f64], n: usize) -> Matrix {
+    let t = (rows.len() / n) as f64;
+    let mut mean = vec![0.0; n];
+    for frame in rows.chunks_exact(n) {
+        for (m, v) in mean.iter_mut().zip(frame) {
+            *m += v / t;
+        }
+    }
+    let mut cov = Matrix::zeros(n, n);
+    for frame in rows.chunks_exact(n) {
+        for i in 0..n {
+            for j in 0..n {
+                cov.data[i * n + j] += (frame[i] - mean[i]) * (frame[j] - mean[j]) / t;
+            }
+        }
+    }
+    cov
+}
+
+/// `A^{-1/2}` of a symmetric positive semi-definite matrix (the symmetric whitening of data
+/// whose covariance is `A`), its eigenvalues floored at `floor` so that a direction without
+/// variance is scaled up by `1/√floor` rather than by infinity.
+pub fn inverse_square_root(a: &Matrix, floor: f64) -> Matrix {
+    let n = a.rows;
+    let eig = symmetric_eigen(a);
+    let mut out = Matrix::zeros(n, n);
+    for k in 0..n {
+        let w = 1.0 / eig.values[k].max(floor).sqrt();
+        for i in 0..n {
+            for j in 0..n {
+                out.data[i * n + j] += eig.vectors.data[i * n + k] * w * eig.vectors.data[j * n + k];
+            }
+        }
+    }
+    out
+}
+
+/// A random `n × n` orthogonal matrix, uniform over the orthogonal group: the `Q` of a
+/// Gaussian matrix's QR decomposition with `R`'s diagonal made positive (modified
+/// Gram–Schmidt on the columns).
+pub fn random_orthogonal<R: Rng + ?Sized>(rng: &mut R, n: usize) -> Matrix {
+    let mut q: Vec<f64> = (0..n * n).map(|_| rng.sample(StandardNormal)).collect();
+    for c in 0..n {
+        for p in 0..c {
+            let dot: f64 = (0..n).map(|r| q[r * n + c] * q[r * n + p]).sum();
+            for r in 0..n {
+                q[r * n + c] -= dot * q[r * n + p];
+            }
+        }
+        let norm = (0..n).map(|r| q[r * n + c].powi(2)).sum::<f64>().sqrt();
+        for r in 0..n {
+            q[r * n + c] /= norm;
+        }
+    }
+    Matrix { rows: n, cols: n, data: q }
+}
+
+/// `log|det A|` and `A⁻¹` of a square matrix by Gauss–Jordan elimination with partial
+/// pivoting; `None` when `A` is singular (a pivot of magnitude ≤ 10⁻³⁰⁰) or not finite.
+pub fn log_det_and_inverse(a: &Matrix) -> Option<(f64, Matrix)> {
+    assert_eq!(a.rows, a.cols, "log_det_and_inverse needs a square matrix");
+    let n = a.rows;
+    let mut a = a.data.clone();
+    let mut inv = Matrix::identity(n).data;
+    let mut log_det = 0.0;
+    for c in 0..n {
+        let pivot = (c..n).max_by(|&p, &q| a[p * n + c].abs().total_cmp(&a[q * n + c].abs()))?;
+        let p = a[pivot * n + c];
+        if p.abs() <= 1e-300 || !p.is_finite() {
+            return None;
+        }
+        if pivot != c {
+            for j in 0..n {
+                a.swap(c * n + j, pivot * n + j);
+                inv.swap(c * n + j, pivot * n + j);
+            }
+        }
+        log_det += p.abs().ln();
+        for j in 0..n {
+            a[c * n + j] /= p;
+            inv[c * n + j] /= p;
+        }
+        for r in 0..n {
+            if r != c {
+                let f = a[r * n + c];
+                if f != 0.0 {
+                    for j in 0..n {
+                        a[r * n + j] -= f * a[c * n + j];
+                        inv[r * n + j] -= f * inv[c * n + j];
+                    }
+                }
+            }
+        }
+    }
+    Some((log_det, Matrix { rows: n, cols: n, data: inv }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +322,56 @@ mod tests {
         assert!((a.condition_number() - 8.0).abs() < 1e-12);
         let singular = Matrix::from_rows(&[vec![1.0, 1.0], vec![1.0, 1.0]]);
         assert!(singular.condition_number() > 1e12);
+    }
+    #[test]
+    fn covariance_of_known_rows() {
+        // Two channels, the second twice the first plus a constant: variance 1.25 and 5.
+        let rows: Vec<f64> = [1.0, 2.0, 3.0, 4.0].iter().flat_map(|&x| [x, 2.0 * x + 7.0]).collect();
+        let c = covariance(&rows, 2);
+        for (got, want) in c.data.iter().zip([1.25, 2.5, 2.5, 5.0]) {
+            assert!((got - want).abs() < 1e-12, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn inverse_square_root_whitens() {
+        let a = Matrix::from_rows(&[vec![4.0, 1.0], vec![1.0, 3.0]]);
+        let w = inverse_square_root(&a, 1e-12);
+        // W A W = I for the symmetric whitening.
+        let i = w.matmul(&a).matmul(&w);
+        for r in 0..2 {
+            for c in 0..2 {
+                assert!((i[(r, c)] - if r == c { 1.0 } else { 0.0 }).abs() < 1e-12, "{i:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn random_orthogonal_is_orthogonal() {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(5);
+        for n in [1, 2, 5] {
+            let q = random_orthogonal(&mut rng, n);
+            let i = q.transpose().matmul(&q);
+            for r in 0..n {
+                for c in 0..n {
+                    assert!((i[(r, c)] - if r == c { 1.0 } else { 0.0 }).abs() < 1e-12, "{i:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn log_det_and_inverse_of_a_known_matrix() {
+        // det = 2·3 − 1·4 = 2, pivoting needed (the first column's larger entry is below).
+        let a = Matrix::from_rows(&[vec![1.0, 3.0], vec![2.0, 4.0]]);
+        let (log_det, inv) = log_det_and_inverse(&a).unwrap();
+        assert!((log_det - 2f64.ln()).abs() < 1e-12);
+        let i = a.matmul(&inv);
+        for r in 0..2 {
+            for c in 0..2 {
+                assert!((i[(r, c)] - if r == c { 1.0 } else { 0.0 }).abs() < 1e-12, "{i:?}");
+            }
+        }
+        assert!(log_det_and_inverse(&Matrix::from_rows(&[vec![1.0, 2.0], vec![2.0, 4.0]])).is_none());
     }
 }

@@ -770,7 +770,7 @@ fn trainer_loop(
                 Some((fitted.model, recording))
             }
             // Cancelled at shutdown: not a failure.
-            Err(unmix_separate::Error::Model(unmix_model::Error::Cancelled)) => None,
+            Err(unmix_separate::Error::Cancelled) => None,
             Err(e) => {
                 if let Ok(mut slot) = shared.fit_error.lock() {
                     *slot = Some(e.to_string());
@@ -831,7 +831,7 @@ fn trainer_loop(
 
 #[cfg(test)]
 mod tests {
-    use unmix_model::chain::{ChainConfig, ChainShape};
+    use unmix_likelihood::chain::{ChainConfig, ChainShape};
     use unmix_separate::{ConsensusConfig, apply};
     use unmix_synth::{MixKind, SynthConfig, generate};
 

@@ -32,10 +32,10 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use unmix_format::{GmmParams, ModelWeights};
 
-use crate::parallel::{round_robin, threads_for};
 use crate::prior::initial_params;
 use crate::trainer::{Run, ShuffledRows, Start, Trainer, TrainingData, TrainingHistory};
 use crate::{EpochRecord, PdgmmVae};
+use unmix_core::parallel::{round_robin, threads_for};
 
 /// Settings of consensus restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,16 +203,6 @@ pub enum Progress<'a> {
     },
     /// An epoch of the chosen candidate's final training.
     Final(&'a EpochRecord),
-    /// A maximum-likelihood fit ([`crate::chain`]) weighed before the VAE, every ~50 ms.
-    Chain {
-        /// Which model.
-        shape: crate::chain::ChainShape,
-        /// Adam steps done, over every start.
-        done: usize,
-        /// Steps of every start run to the end (a fit stopped at its screening ends
-        /// below this).
-        total: usize,
-    },
 }
 
 /// The fitted model with its history and the restarts' report.

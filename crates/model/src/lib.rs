@@ -7,24 +7,18 @@
 //!   the optional λ auxiliary reconstruction of the noiseless mean.
 //! - [`Trainer`]: Adam on minibatches drawn by a [`BatchPlan`], with a plateau stopping
 //!   rule and a full training history; [`consensus`]: restarts with selection on held-out
-//!   frames and an optional warm start distilled from a linear solution; [`parallel`]:
-//!   independent jobs on a few threads, results in job order.
-//! - [`chain`]: exact maximum likelihood in the shape of a saturating sensor chain (the
-//!   zero-noise limit of a PDGMM-VAE with a two-layer `tanh` decoder and its exact inverse
-//!   as encoder), and the linear model it is weighed against; plain `f64`, not burn.
+//!   frames and an optional warm start distilled from a linear solution.
 //! - [`PdgmmVae::export`]: the weights as plain arrays for the model file and the
 //!   burn-free inference engine.
 //!
 //! Burn stays inside this crate: nothing on the real-time path depends on it.
 
 mod backend;
-pub mod chain;
 mod config;
 pub mod consensus;
 mod error;
 mod gmm_density;
 mod loss;
-pub mod parallel;
 mod prior;
 mod tanh;
 mod trainer;

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 use unmix_core::Recording;
+use unmix_core::parallel::{round_robin, threads_for};
 use unmix_dsp::count::{SourceCount as CountEstimate, estimate_sources};
 use unmix_dsp::gmm::fit_1d;
 use unmix_dsp::ica::{FastIcaConfig, fast_ica};
@@ -19,10 +20,10 @@ use unmix_dsp::metrics::{hungarian_min_cost, pearson};
 use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_format::{GmmParams, ModelFile, ModelHeader, ScoreBaseline};
 use unmix_infer::Separator;
-use unmix_model::chain::{self, ChainConfig, ChainFit, ChainShape, StartReport};
-pub use unmix_model::consensus::{ConsensusConfig, ConsensusReport, Progress};
+use unmix_likelihood::chain::{self, ChainConfig, ChainFit, ChainShape, StartReport};
+use unmix_model::consensus::Progress as VaeProgress;
+pub use unmix_model::consensus::{ConsensusConfig, ConsensusReport};
 use unmix_model::consensus::{WarmStart, fit_with_restarts};
-use unmix_model::parallel::{round_robin, threads_for};
 use unmix_model::{Backend, PdgmmVaeConfig, Trainer, TrainingConfig, TrainingHistory};
 
 /// Fewest frames a training segment may have.
@@ -31,6 +32,23 @@ pub const MIN_TRAIN_FRAMES: usize = 256;
 /// Default cap on the training segment: enough frames to fit the per-sample model well,
 /// few enough that memory stays bounded and an epoch stays short whatever the input length.
 pub const DEFAULT_MAX_TRAIN_FRAMES: usize = 131_072;
+
+/// What a separation job is doing, for progress display.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A likelihood fit weighed in the model choice, every ~50 ms.
+    Chain {
+        /// Which model.
+        shape: ChainShape,
+        /// Adam steps done, over every start.
+        done: usize,
+        /// Steps of every start run to the end (a fit stopped at its screening ends
+        /// below this).
+        total: usize,
+    },
+    /// The PDGMM-VAE's training: the warm start, the restarts' candidates, the final run.
+    Vae(VaeProgress<'a>),
+}
 
 /// What can go wrong in a separation job.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +80,15 @@ pub enum Error {
     /// Normalisation failed (silent channel, NaN, rank deficiency).
     #[error(transparent)]
     Dsp(#[from] unmix_dsp::Error),
+    /// The fit was cancelled (its cancel flag was set).
+    #[error("training was cancelled")]
+    Cancelled,
     /// Training failed.
     #[error(transparent)]
-    Model(#[from] unmix_model::Error),
+    Model(unmix_model::Error),
+    /// A likelihood fit failed.
+    #[error(transparent)]
+    Likelihood(unmix_likelihood::Error),
     /// The model could not be packaged.
     #[error(transparent)]
     Format(#[from] unmix_format::Error),
@@ -81,6 +105,24 @@ pub enum Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<unmix_model::Error> for Error {
+    fn from(e: unmix_model::Error) -> Self {
+        match e {
+            unmix_model::Error::Cancelled => Error::Cancelled,
+            e => Error::Model(e),
+        }
+    }
+}
+
+impl From<unmix_likelihood::Error> for Error {
+    fn from(e: unmix_likelihood::Error) -> Self {
+        match e {
+            unmix_likelihood::Error::Cancelled => Error::Cancelled,
+            e => Error::Likelihood(e),
+        }
+    }
+}
 
 /// How many sources to separate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -345,7 +387,8 @@ pub fn fit(recording: &Recording, config: &SeparateConfig, progress: &mut dyn Fn
     } else {
         (None, None)
     };
-    let fitted = fit_with_restarts(&trainer, &data, warm.as_ref(), &config.restarts, progress)?;
+    let fitted =
+        fit_with_restarts(&trainer, &data, warm.as_ref(), &config.restarts, &mut |e| progress(Progress::Vae(e)))?;
     let header = new_header(
         recording,
         n,
@@ -1120,7 +1163,7 @@ mod tests {
         let mut config = quick_config(3, vec![8]);
         config.cancel = Some(Arc::new(AtomicBool::new(true)));
         let e = fit(&data.mixture, &config, &mut |_| {}).unwrap_err();
-        assert!(matches!(e, Error::Model(unmix_model::Error::Cancelled)), "{e}");
+        assert!(matches!(e, Error::Cancelled), "{e}");
     }
 
     #[test]
@@ -1155,7 +1198,7 @@ mod tests {
             };
             let mut candidate_epochs = vec![0usize; 3];
             let fitted = fit(&data.mixture, &config, &mut |event| {
-                if let Progress::Candidate { candidate, .. } = event {
+                if let Progress::Vae(VaeProgress::Candidate { candidate, .. }) = event {
                     candidate_epochs[candidate] += 1;
                 }
             })

@@ -1,0 +1,19 @@
+//! Demixing models fitted by their exact likelihood, in plain `f64`.
+//!
+//! Where a model's encoder is invertible, the density of a frame follows from the change
+//! of variables, `log p(x) = Σ_j log p_j(s_j) + log|det ∂s/∂x|`, with `p_j` each source's
+//! own 1-D Gaussian mixture (PDGMM's prior). That likelihood is what these models are
+//! fitted by, and what a held-out set of frames judges them by, so that models of
+//! different shapes compare on one scale.
+//!
+//! - [`chain`]: the saturating sensor chain `s = W1 atanh(W2 atanh(x) / ρ)` and the linear
+//!   model `s = W x̃` it is weighed against.
+//!
+//! Not burn: these models have a few dozen parameters, so burn's cost per operation would
+//! dominate every step, and `log|det W|` and the max-scale are awkward there. The
+//! vectorised `exp` and `ln` come from `unmix-vecmath`.
+
+pub mod chain;
+mod error;
+
+pub use error::{Error, Result};
