@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use unmix_dsp::metrics::score;
-use unmix_separate::{ConsensusConfig, SeparateConfig, SourceCount, apply, fit};
+use unmix_separate::{CancelToken, ConsensusConfig, SeparateConfig, SeparateParams, SourceCount, apply, fit};
 use unmix_synth::{MAX_CONDITION, Marginal, MixKind, SynthConfig, TANH_INPUT_STD, generate};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -150,8 +150,8 @@ fn main() -> Result<()> {
             }
             let config = configure(n, &overrides)?;
             let started = Instant::now();
-            let fitted = fit(&data.mixture, &config, &mut |_| {})?;
-            let estimates = apply(&fitted.model, &data.mixture)?;
+            let fitted = fit(&data.mixture, &config, &CancelToken::new(), &mut |_| {})?;
+            let estimates = apply(&fitted.model, &data.mixture, config.params().kernel)?;
             let wall = started.elapsed().as_secs_f64();
             let truth: Vec<Vec<f32>> = (0..n).map(|c| data.truth.channel(c)).collect();
             let est: Vec<Vec<f32>> = (0..estimates.channels()).map(|c| estimates.channel(c)).collect();
@@ -182,8 +182,8 @@ fn main() -> Result<()> {
 
 /// `unmix separate`'s defaults with the command line's overrides.
 fn configure(n: usize, overrides: &[(String, f64)]) -> Result<SeparateConfig> {
-    let mut config = SeparateConfig::new(SourceCount::Fixed(n))?;
-    let training = &mut config.training;
+    let mut config = SeparateParams::new(SourceCount::Fixed(n));
+    let (training, layout) = (&mut config.recipe, &mut config.layout);
     for (name, value) in overrides {
         let v = *value;
         match name.as_str() {
@@ -191,34 +191,34 @@ fn configure(n: usize, overrides: &[(String, f64)]) -> Result<SeparateConfig> {
             "lambda" => training.lambda = v,
             "lr" => training.learning_rate = v,
             "batch" => training.batch_size = v as usize,
-            "k" => training.model.components = v as usize,
+            "k" => layout.components = v as usize,
             "hidden" => {
                 let h = v as usize;
-                training.model.encoder_hidden = if h == 0 { vec![] } else { vec![h] };
-                training.model.decoder_hidden = training.model.encoder_hidden.clone();
+                layout.encoder_hidden = if h == 0 { vec![] } else { vec![h] };
+                layout.decoder_hidden = layout.encoder_hidden.clone();
             }
             "hidden2" => {
-                training.model.encoder_hidden = vec![v as usize; 2];
-                training.model.decoder_hidden = vec![v as usize; 2];
+                layout.encoder_hidden = vec![v as usize; 2];
+                layout.decoder_hidden = vec![v as usize; 2];
             }
             "enc-width" => {
-                let layers = training.model.encoder_hidden.len().max(1);
-                training.model.encoder_hidden = vec![v as usize; layers];
+                let layers = layout.encoder_hidden.len().max(1);
+                layout.encoder_hidden = vec![v as usize; layers];
             }
             "enc-layers" => {
-                let w = training.model.encoder_hidden.first().copied().unwrap_or(32);
-                training.model.encoder_hidden = vec![w; v as usize];
+                let w = layout.encoder_hidden.first().copied().unwrap_or(32);
+                layout.encoder_hidden = vec![w; v as usize];
             }
             "dec-width" => {
-                let layers = training.model.decoder_hidden.len().max(1);
-                training.model.decoder_hidden = vec![v as usize; layers];
+                let layers = layout.decoder_hidden.len().max(1);
+                layout.decoder_hidden = vec![v as usize; layers];
             }
             "dec-layers" => {
-                let w = training.model.decoder_hidden.first().copied().unwrap_or(32);
-                training.model.decoder_hidden = vec![w; v as usize];
+                let w = layout.decoder_hidden.first().copied().unwrap_or(32);
+                layout.decoder_hidden = vec![w; v as usize];
             }
             "act" => {
-                training.model.activation = match v as usize {
+                layout.activation = match v as usize {
                     0 => unmix_model::Activation::Tanh,
                     1 => unmix_model::Activation::Relu,
                     2 => unmix_model::Activation::LeakyRelu,
@@ -228,7 +228,7 @@ fn configure(n: usize, overrides: &[(String, f64)]) -> Result<SeparateConfig> {
             "max-epochs" => training.max_epochs = v as usize,
             "min-epochs" => training.min_epochs = v as usize,
             "tol" => training.plateau_tolerance = v,
-            "omega" => training.model.initial_posterior_log_var = v,
+            "omega" => layout.initial_posterior_log_var = v,
             "train-seed" => training.seed = v as u64,
             "whiten" => config.whiten = v != 0.0,
             "warm" => config.warm_start = v != 0.0,
@@ -255,5 +255,5 @@ fn configure(n: usize, overrides: &[(String, f64)]) -> Result<SeparateConfig> {
             other => anyhow::bail!("unknown override --{other}"),
         }
     }
-    Ok(config)
+    Ok(config.check()?)
 }

@@ -22,7 +22,7 @@ use unmix_dsp::ica::{FastIcaConfig, fast_ica};
 use unmix_dsp::linalg::{Matrix, symmetric_eigen};
 use unmix_dsp::metrics::score;
 use unmix_dsp::{Normaliser, NormaliserConfig};
-use unmix_separate::{SeparateConfig, SourceCount, apply, fit};
+use unmix_separate::{CancelToken, SeparateConfig, SourceCount, apply, fit};
 use unmix_synth::{MixKind, SynthConfig, TANH_INPUT_STD, generate};
 
 fn main() -> Result<()> {
@@ -41,9 +41,9 @@ fn main() -> Result<()> {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x0127_0901);
         let orthogonal = cascade(&s, &orthogonal_matrix(&mut rng, 3), &orthogonal_matrix(&mut rng, 3));
         for (label, mixture) in [("benchmark", data.mixture.clone()), ("orthogonal", orthogonal)] {
-            let config = SeparateConfig::new(SourceCount::Fixed(3))?;
-            let fitted = fit(&mixture, &config, &mut |_| {})?;
-            let est = apply(&fitted.model, &mixture)?;
+            let config = SeparateConfig::defaults(SourceCount::Fixed(3))?;
+            let fitted = fit(&mixture, &config, &CancelToken::new(), &mut |_| {})?;
+            let est = apply(&fitted.model, &mixture, config.params().kernel)?;
             let est: Vec<Vec<f32>> = (0..3).map(|c| est.channel(c)).collect();
             let sc = score(&truth, &est)?;
             let c: Vec<String> = sc.sources.iter().map(|r| format!("{:>7.4}", r.abs_corr)).collect();

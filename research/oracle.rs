@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use unmix_dsp::metrics::score;
 use unmix_dsp::{Normaliser, NormaliserConfig};
-use unmix_model::{Backend, PdgmmVae, PdgmmVaeConfig, TrainingConfig, loss};
+use unmix_model::{Backend, PdgmmVae, TrainingConfig, TrainingRecipe, VaeLayout, loss};
 use unmix_synth::{MixKind, SynthConfig, generate};
 
 fn main() -> Result<()> {
@@ -33,8 +33,8 @@ fn main() -> Result<()> {
         Some(h) => h.split(',').map(str::parse).collect::<Result<_, _>>()?,
         None => vec![32],
     };
-    let config =
-        TrainingConfig::new(PdgmmVaeConfig::new(3, 3).with_encoder_hidden(hidden.clone()).with_decoder_hidden(hidden));
+    let layout = VaeLayout::new().with_encoder_hidden(hidden.clone()).with_decoder_hidden(hidden);
+    let config = TrainingConfig::new(layout.with_sizes(3, 3), TrainingRecipe::new());
     let device = Backend::default_compiled()?.device()?.autodiff();
     let mut model: PdgmmVae = config.model.init(0, &device)?;
     let mut optim = AdamConfig::new().init();
@@ -54,7 +54,7 @@ fn main() -> Result<()> {
         for epoch in 1..=epochs {
             let mut order: Vec<usize> = (0..frames).collect();
             order.shuffle(&mut rng);
-            for batch in order.chunks(config.batch_size) {
+            for batch in order.chunks(config.recipe.batch_size) {
                 let b = batch.len();
                 let ids: Vec<i64> = batch.iter().map(|&i| i as i64).collect();
                 let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [b]), &device);
@@ -62,7 +62,7 @@ fn main() -> Result<()> {
                 let sb = all_s.clone().select(0, ids);
                 let eps: Vec<f32> = (0..b * 3).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
                 let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, 3]), &device);
-                let mut total = loss(&model, yb.clone(), eps, config.beta, 0.0).total;
+                let mut total = loss(&model, yb.clone(), eps, config.recipe.beta, 0.0).total;
                 if gamma > 0.0 {
                     total = total + (model.encode(yb) - sb).square().mean() * gamma;
                 }

@@ -655,7 +655,7 @@ fn issue3_streamed_output_equals_whole_file_output() {
     args.extend_from_slice(QUICK);
     assert!(unmix(&args).status.success());
     let model = unmix_format::ModelFile::load(&out.join("model.unmix")).unwrap();
-    let whole = unmix_separate::apply(&model, &read(&mix)).unwrap();
+    let whole = unmix_separate::apply(&model, &read(&mix), unmix_infer::Kernel::best()).unwrap();
     let streamed = read(&out.join("sources.wav"));
     assert_eq!(streamed.interleaved().len(), whole.interleaved().len());
     assert!(streamed.interleaved().iter().zip(whole.interleaved()).all(|(a, b)| a.to_bits() == b.to_bits()));

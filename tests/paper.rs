@@ -4,14 +4,15 @@
 //! --example paper`.
 
 use unmix_dsp::metrics::score;
-use unmix_separate::{SeparateConfig, SourceCount, apply, fit};
+use unmix_infer::Kernel;
+use unmix_separate::{CancelToken, SeparateConfig, SourceCount, apply, fit};
 use unmix_synth::{MixKind, SynthConfig, generate};
 
 fn separate_paper_case(kind: MixKind, seed: u64) -> unmix_dsp::metrics::Score {
     let data = generate(&SynthConfig::paper(kind, seed)).unwrap();
-    let config = SeparateConfig::new(SourceCount::Fixed(3)).unwrap();
-    let model = fit(&data.mixture, &config, &mut |_| {}).unwrap().model;
-    let est = apply(&model, &data.mixture).unwrap();
+    let config = SeparateConfig::defaults(SourceCount::Fixed(3)).unwrap();
+    let model = fit(&data.mixture, &config, &CancelToken::new(), &mut |_| {}).unwrap().model;
+    let est = apply(&model, &data.mixture, Kernel::best()).unwrap();
     let truth: Vec<Vec<f32>> = (0..3).map(|c| data.truth.channel(c)).collect();
     let est: Vec<Vec<f32>> = (0..3).map(|c| est.channel(c)).collect();
     score(&truth, &est).unwrap()

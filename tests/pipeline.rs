@@ -2,10 +2,10 @@
 //! trained separator as processor, the streaming WAV writer as sink, on real threads.
 
 use unmix_core::Recording;
-use unmix_infer::Separator;
+use unmix_infer::{Kernel, Separator};
 use unmix_io::WavStreamWriter;
-use unmix_model::{Backend, PdgmmVaeConfig, TrainingConfig};
-use unmix_separate::{ConsensusConfig, SeparateConfig, SourceCount, apply, fit};
+use unmix_model::TrainingRecipe;
+use unmix_separate::{CancelToken, ConsensusConfig, ModelChoice, SeparateParams, SourceCount, apply, fit};
 use unmix_stream::{Pipeline, PipelineConfig, Policy};
 use unmix_synth::{MixKind, SynthConfig, SynthStream};
 
@@ -19,20 +19,16 @@ fn synthetic_stream_through_the_pipeline_equals_offline_separation() {
     let mut offline = Vec::new();
     SynthStream::new(&config).unwrap().draw(&mut offline, None, frames);
     let recording = Recording::from_interleaved(8000, 4, offline).unwrap();
-    let separate = SeparateConfig {
-        sources: SourceCount::Fixed(3),
+    let separate = SeparateParams {
         max_train_frames: 4000,
-        whiten: true,
         warm_start: false,
         restarts: ConsensusConfig::single(),
-        training: TrainingConfig::new(PdgmmVaeConfig::new(1, 1)).with_max_epochs(3).with_min_epochs(3),
-        backend: Backend::default_compiled().unwrap(),
-        cancel: None,
-        model: unmix_separate::ModelChoice::Vae,
-        chain: unmix_likelihood::chain::ChainConfig::new(unmix_likelihood::chain::ChainShape::Saturating),
+        recipe: TrainingRecipe::new().with_max_epochs(3).with_min_epochs(3),
+        model: ModelChoice::Vae,
+        ..SeparateParams::new(SourceCount::Fixed(3))
     };
-    let model = fit(&recording, &separate, &mut |_| {}).unwrap().model;
-    let want = apply(&model, &recording).unwrap();
+    let model = fit(&recording, &separate.check().unwrap(), &CancelToken::new(), &mut |_| {}).unwrap().model;
+    let want = apply(&model, &recording, Kernel::best()).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sources.wav");

@@ -6,7 +6,8 @@ use unmix_dsp::count::estimate_sources;
 use unmix_dsp::ica::{FastIcaConfig, fast_ica};
 use unmix_dsp::metrics::{pearson, score};
 use unmix_dsp::{Normaliser, NormaliserConfig};
-use unmix_separate::{SeparateConfig, SourceCount, apply, fit};
+use unmix_infer::Kernel;
+use unmix_separate::{CancelToken, SeparateConfig, SeparateParams, SourceCount, apply, fit};
 use unmix_synth::{MAX_CONDITION, MixKind, Synth, SynthConfig, generate};
 
 /// `n` sources with different marginals into `m` sensors at 20 dB SNR.
@@ -42,13 +43,18 @@ fn auto_count_finds_two_to_six_sources() {
 #[test]
 fn auto_count_separates_a_noisy_mixture() {
     let data = noisy(4, 6, 3);
-    let fitted =
-        fit(&data.mixture, &SeparateConfig::new(SourceCount::Auto { max: None }).unwrap(), &mut |_| {}).unwrap();
+    let fitted = fit(
+        &data.mixture,
+        &SeparateConfig::defaults(SourceCount::Auto { max: None }).unwrap(),
+        &CancelToken::new(),
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(fitted.model.header.sources, 4);
     let count = fitted.count.as_ref().unwrap();
     assert_eq!(count.mdl.len(), 6);
     assert!(fitted.latents.iter().all(|l| l.kept && l.information_nats > 1.0), "{:?}", fitted.latents);
-    let est = apply(&fitted.model, &data.mixture).unwrap();
+    let est = apply(&fitted.model, &data.mixture, Kernel::best()).unwrap();
     let s = score(&columns(&data.truth), &columns(&est)).unwrap();
     assert!(s.min_abs_corr >= 0.97, "{s:?}");
     // `from_latent` names the trained latent of each output source: its posterior
@@ -64,8 +70,13 @@ fn auto_count_separates_a_noisy_mixture() {
             assert!((mean - f64::from(sign) * last.prior_means[latent][c]).abs() < 1e-4, "source {i}, component {c}");
         }
     }
-    let capped =
-        fit(&data.mixture, &SeparateConfig::new(SourceCount::Auto { max: Some(3) }).unwrap(), &mut |_| {}).unwrap();
+    let capped = fit(
+        &data.mixture,
+        &SeparateConfig::defaults(SourceCount::Auto { max: Some(3) }).unwrap(),
+        &CancelToken::new(),
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(capped.model.header.sources, 3);
 }
 
@@ -75,10 +86,10 @@ fn different_seeds_give_the_same_order_and_sign() {
     for data in [generate(&SynthConfig::paper(MixKind::Linear, 4)).unwrap(), noisy(4, 6, 2)] {
         let n = data.truth.channels();
         let run = |seed: u64| {
-            let mut config = SeparateConfig::new(SourceCount::Fixed(n)).unwrap();
-            config.training.seed = seed;
-            let model = fit(&data.mixture, &config, &mut |_| {}).unwrap().model;
-            columns(&apply(&model, &data.mixture).unwrap())
+            let mut config = SeparateParams::new(SourceCount::Fixed(n));
+            config.recipe.seed = seed;
+            let model = fit(&data.mixture, &config.check().unwrap(), &CancelToken::new(), &mut |_| {}).unwrap().model;
+            columns(&apply(&model, &data.mixture, Kernel::best()).unwrap())
         };
         let (a, b) = (run(1), run(29));
         for (k, (x, y)) in a.iter().zip(&b).enumerate() {
@@ -102,8 +113,14 @@ fn noisy_overdetermined_case_is_no_worse_than_linear_ica() {
     {
         let data = generate(&config).unwrap();
         let truth = columns(&data.truth);
-        let fitted = fit(&data.mixture, &SeparateConfig::new(SourceCount::Fixed(4)).unwrap(), &mut |_| {}).unwrap();
-        let ours = score(&truth, &columns(&apply(&fitted.model, &data.mixture).unwrap())).unwrap();
+        let fitted = fit(
+            &data.mixture,
+            &SeparateConfig::defaults(SourceCount::Fixed(4)).unwrap(),
+            &CancelToken::new(),
+            &mut |_| {},
+        )
+        .unwrap();
+        let ours = score(&truth, &columns(&apply(&fitted.model, &data.mixture, Kernel::best()).unwrap())).unwrap();
         let norm = Normaliser::fit(&data.mixture, NormaliserConfig { whiten_to: Some(4) }).unwrap();
         let z = norm.transform(&data.mixture).unwrap();
         let ica = fast_ica(&z, 4, &FastIcaConfig::default()).unwrap().apply(&z);

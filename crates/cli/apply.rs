@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use unmix_core::{Processor, Sink, Source};
 use unmix_format::ModelFile;
-use unmix_infer::{ScoredSeparator, Separator};
+use unmix_infer::{Kernel, ScoredSeparator, Separator};
 use unmix_io::{
     BlockReader, ChannelSelection, Clipping, CsvStreamWriter, WavFormat, WavStreamWriter, input_name, is_csv, is_stdin,
 };
@@ -255,6 +255,7 @@ impl Monitoring {
 }
 
 pub fn run(args: ApplyArgs) -> Result<()> {
+    let kernel = args.kernel.kernel()?;
     let model = ModelFile::load(&args.model).with_context(|| args.model.display().to_string())?;
     let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
     crate::output::refuse_to_overwrite(
@@ -271,7 +272,8 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         .with_context(|| args.model.display().to_string())?;
     let started = Instant::now();
     let output = Output { path: &args.output, wav_format: args.wav_format.into() };
-    let applied = apply_file(&model, &args.input, &[output], &picked, !args.quiet, monitoring.as_ref())?;
+    let options = ApplyOptions { progress: !args.quiet, monitoring: monitoring.as_ref(), kernel };
+    let applied = apply_file(&model, &args.input, &[output], &picked, &options)?;
     let wall = started.elapsed().as_secs_f64();
     let seconds = applied.frames as f64 / f64::from(applied.sample_rate_hz.max(1));
     println!(
@@ -295,7 +297,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         }
     }
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
-        print!("{}", stats_table(report));
+        print!("{}", stats_table(report, kernel));
     }
     match applied.input_error {
         Some(e) => bail!(e),
@@ -334,7 +336,7 @@ pub struct Applied {
 }
 
 /// Per-stage and per-ring statistics as a terminal table.
-pub fn stats_table(r: &PipelineReport) -> String {
+pub fn stats_table(r: &PipelineReport, kernel: Kernel) -> String {
     let mut out = String::from("stage       frames in   frames out   blocks    busy s   ns/frame\n");
     for s in &r.stages {
         out += &format!(
@@ -350,8 +352,7 @@ pub fn stats_table(r: &PipelineReport) -> String {
         );
     }
     out += &format!("wall {:.3} s\n", r.wall_s);
-    // The processor's separator is built by `Separator::new`, on the process's kernel.
-    out += &format!("encoder kernel: {}\n", unmix_infer::Kernel::selected().name());
+    out += &format!("encoder kernel: {}\n", kernel.name());
     out
 }
 
@@ -402,6 +403,16 @@ pub struct Output<'a> {
     pub wav_format: WavFormat,
 }
 
+/// How [`apply_file`] and [`apply_reader`] run.
+pub struct ApplyOptions<'a> {
+    /// Show a progress bar (on a terminal).
+    pub progress: bool,
+    /// Score every frame and write the monitoring windows.
+    pub monitoring: Option<&'a Monitoring>,
+    /// The encoder kernel.
+    pub kernel: Kernel,
+}
+
 /// Applies `model` to `input` (WAV or CSV) and writes the sources to every one of
 /// `outputs` (each CSV by extension, else a WAV; one pass feeds them all), streaming
 /// through the pipeline — reader, separator and writer on their own threads — so memory
@@ -413,12 +424,11 @@ pub fn apply_file(
     input: &Path,
     outputs: &[Output<'_>],
     picked: &InputArgs,
-    progress: bool,
-    monitoring: Option<&Monitoring>,
+    options: &ApplyOptions<'_>,
 ) -> Result<Applied> {
-    let reader = picked.open(input, Some(model.header.sample_rate_hz), !progress)?;
+    let reader = picked.open(input, Some(model.header.sample_rate_hz), !options.progress)?;
     check_channels(model, input, &reader)?;
-    apply_reader(model, input, reader, Vec::new(), outputs, progress, monitoring)
+    apply_reader(model, input, reader, Vec::new(), outputs, options)
 }
 
 /// [`apply_file`] on `input` already open as `reader`, whose first frames were read into
@@ -429,9 +439,9 @@ pub fn apply_reader(
     reader: BlockReader,
     head: Vec<f32>,
     outputs: &[Output<'_>],
-    progress: bool,
-    monitoring: Option<&Monitoring>,
+    options: &ApplyOptions<'_>,
 ) -> Result<Applied> {
+    let ApplyOptions { progress, monitoring, kernel } = *options;
     // Ctrl-C ends a stream where it is, its outputs complete; it abandons a file, leaving
     // no output (the writers' temporary files are removed).
     crate::interrupt::watch()?;
@@ -474,7 +484,7 @@ pub fn apply_reader(
         (config.read_frames, config.frame_len) = (block, block);
     }
     let (processor, sink): (Box<dyn Processor>, Box<dyn Sink>) = match monitoring {
-        None => (Box::new(Separator::new(model)), sink),
+        None => (Box::new(Separator::with_kernel(model, kernel)?), sink),
         Some(monitoring) => {
             let spec = monitoring.spec(rate)?;
             let mut scores: Box<dyn Sink> = Box::new(csv_writer(&monitoring.path, &score_columns(n))?);
@@ -484,7 +494,7 @@ pub fn apply_reader(
                 scores = Box::new(AlertTap::new(scores, n, share, print));
             }
             let monitor = WindowMonitor::new(n, spec, config.read_frames, sink, scores)?;
-            (Box::new(ScoredSeparator::new(model)), Box::new(monitor))
+            (Box::new(ScoredSeparator::with_kernel(model, kernel)?), Box::new(monitor))
         }
     };
     let pipeline = Pipeline::start(source, processor, sink, config)?;

@@ -30,6 +30,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut separate_args = SeparateArgs::defaults(dir.join("mixture.wav"), "3", args.output.clone());
     separate_args.truth = Some(dir.join("truth.wav"));
     separate_args.force = true;
+    separate_args.kernel = args.kernel.clone();
     let outcome = separate::execute(&separate_args)?;
     let Some(score) = outcome.score else { bail!("demo produced no score") };
     println!(

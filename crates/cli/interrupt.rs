@@ -8,33 +8,34 @@
 //! Only commands that look at the flag install the handler ([`watch`]); the others keep
 //! the default, which ends the process at the first Ctrl-C.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
+use unmix_core::CancelToken;
 
-static REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+static REQUESTED: OnceLock<CancelToken> = OnceLock::new();
 
-/// Installs the handler (once) and returns the flag the first Ctrl-C sets.
-pub fn watch() -> Result<Arc<AtomicBool>> {
-    if let Some(flag) = REQUESTED.get() {
-        return Ok(flag.clone());
+/// Installs the handler (once) and returns the token the first Ctrl-C cancels.
+pub fn watch() -> Result<CancelToken> {
+    if let Some(token) = REQUESTED.get() {
+        return Ok(token.clone());
     }
-    let flag = Arc::new(AtomicBool::new(false));
-    let seen = flag.clone();
+    let token = CancelToken::new();
+    let seen = token.clone();
     ctrlc::set_handler(move || {
-        if seen.swap(true, Ordering::AcqRel) {
+        if seen.is_cancelled() {
             eprintln!("\ninterrupted again: exiting at once");
             std::process::exit(EXIT_STATUS);
         }
+        seen.cancel();
     })
     .context("installing the Ctrl-C handler")?;
-    Ok(REQUESTED.get_or_init(|| flag).clone())
+    Ok(REQUESTED.get_or_init(|| token).clone())
 }
 
 /// Whether Ctrl-C was pressed since [`watch`] installed the handler.
 pub fn requested() -> bool {
-    REQUESTED.get().is_some_and(|flag| flag.load(Ordering::Acquire))
+    REQUESTED.get().is_some_and(CancelToken::is_cancelled)
 }
 
 /// The exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).

@@ -1,6 +1,6 @@
 //! `--kernel`: the encoder kernel of every separator a command builds.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use unmix_infer::Kernel;
 
@@ -15,18 +15,17 @@ pub struct KernelArgs {
 }
 
 impl KernelArgs {
-    /// No choice: the fastest kernel.
-    pub const NONE: KernelArgs = KernelArgs { kernel: None };
-
-    /// Makes the chosen kernel that of every separator this run builds; one this
-    /// processor lacks is refused, naming those it runs.
-    pub fn select(&self) -> Result<()> {
-        let Some(id) = self.kernel.as_deref() else { return Ok(()) };
+    /// The chosen kernel, or the fastest this processor runs; one this processor lacks is
+    /// refused, naming those it runs.
+    pub fn kernel(&self) -> Result<Kernel> {
+        let Some(id) = self.kernel.as_deref() else { return Ok(Kernel::best()) };
         let kernel = Kernel::from_id(id).ok_or_else(|| anyhow!("--kernel {id}: no such kernel in this build"))?;
-        kernel.select().map_err(|e| {
+        if !kernel.is_available() {
+            let e = unmix_infer::Error::KernelUnavailable(kernel.name());
             let here: Vec<_> = Kernel::available().map(Kernel::id).collect();
-            anyhow!("--kernel {id}: {e} (it runs: {})", here.join(", "))
-        })
+            bail!("--kernel {id}: {e} (it runs: {})", here.join(", "));
+        }
+        Ok(kernel)
     }
 }
 

@@ -228,9 +228,13 @@ mod enabled {
     use std::time::Duration;
 
     use anyhow::{Context, Result, bail};
+    use unmix_core::{CancelToken, Recording};
     use unmix_format::ModelFile;
-    use unmix_live::{EndReason, InputSpec, LiveConfig, LiveScores, LiveSession, Status};
-    use unmix_separate::{ConsensusConfig, SeparateConfig, SourceCount};
+    use unmix_infer::Kernel;
+    use unmix_live::{
+        EndReason, FitError, FittedModel, InputSpec, LiveParams, LiveScores, LiveSession, ModelFitter, Status,
+    };
+    use unmix_separate::{ConsensusConfig, ModelChoice, SeparateConfig, SeparateParams, SourceCount};
 
     use super::{DevicesArgs, LiveArgs, PlayArgs};
     use crate::apply::alert_line;
@@ -288,7 +292,31 @@ mod enabled {
         Ok(())
     }
 
+    /// Most frames a live fit trains on (evenly strided from the warm-up or refit
+    /// segment): a warm-up of 10 s at 48 kHz trains in seconds rather than minutes.
+    const LIVE_FIT_FRAMES: usize = 16_384;
+
+    /// The session's fits, by `unmix-separate`: each a fit of the stream's latest segment
+    /// that continues the model before it.
+    struct SeparateFitter(SeparateConfig);
+
+    impl ModelFitter for SeparateFitter {
+        fn fit(
+            &mut self,
+            segment: &Recording,
+            previous: Option<&ModelFile>,
+            cancel: &CancelToken,
+        ) -> std::result::Result<FittedModel, FitError> {
+            match unmix_separate::fit_for_stream(segment, previous, &self.0, cancel) {
+                Ok(fit) => Ok(FittedModel { model: fit.model, alignment: fit.alignment }),
+                Err(unmix_separate::Error::Cancelled) => Err(FitError::Cancelled),
+                Err(e) => Err(FitError::Failed(Box::new(e))),
+            }
+        }
+    }
+
     pub fn live(args: LiveArgs) -> Result<()> {
+        let kernel = args.kernel.kernel()?;
         args.check_outputs()?;
         let model = match &args.model {
             Some(path) => Some(ModelFile::load(path).with_context(|| path.display().to_string())?),
@@ -311,10 +339,12 @@ mod enabled {
         // PDGMM-VAE for the warm-up: the saturating chain's fit (eight starts of full-batch
         // descent) is too slow for a fit waited for live; `separate` trains one offline for
         // `live --model`, and the session refits a given chain as a chain (one thread too).
-        let mut separate = SeparateConfig::new(SourceCount::Fixed(args.sources))?;
+        let mut separate = SeparateParams::new(SourceCount::Fixed(args.sources));
+        separate.max_train_frames = LIVE_FIT_FRAMES;
         separate.restarts = ConsensusConfig { threads: 1, ..ConsensusConfig::single() };
         separate.chain.threads = 1;
-        separate.model = unmix_separate::ModelChoice::Vae;
+        separate.model = ModelChoice::Vae;
+        separate.kernel = kernel;
         let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
         let scores = monitoring.as_ref().map(|m| LiveScores {
             path: m.path.clone(),
@@ -328,7 +358,7 @@ mod enabled {
             model.as_ref().map(|m| (m.header.channels, m.header.picked_channels.as_deref())),
             args.quiet,
         )?;
-        let config = LiveConfig {
+        let config = LiveParams {
             input: InputSpec {
                 device: args.input.clone(),
                 channels,
@@ -349,9 +379,13 @@ mod enabled {
             raw_stdout: args.raw.is_some(),
             scores,
             stall_timeout: Duration::from_secs_f64(args.stall_seconds.max(0.1)),
-            separate,
+            kernel,
         };
-        let session = LiveSession::start(config).with_context(|| format!("live input '{}'", args.input))?;
+        let context = || format!("live input '{}'", args.input);
+        let config = config.check().with_context(context)?;
+        let fitter: Option<Box<dyn ModelFitter>> =
+            if config.fits() { Some(Box::new(SeparateFitter(separate.check()?))) } else { None };
+        let session = LiveSession::start(config, fitter).with_context(context)?;
         let n = session.negotiated();
         let channels = match &n.picked {
             Some(picked) => {
@@ -439,7 +473,7 @@ mod enabled {
         }
         if args.stats {
             // With `--raw -` stdout carries the samples: the table goes to stderr.
-            let table = stats_table(&report);
+            let table = stats_table(&report, kernel);
             if args.raw.is_some() {
                 eprint!("{table}");
             } else {
@@ -491,7 +525,7 @@ mod enabled {
         )
     }
 
-    fn stats_table(report: &unmix_live::LiveReport) -> String {
+    fn stats_table(report: &unmix_live::LiveReport, kernel: Kernel) -> String {
         use std::fmt::Write;
         let p = &report.pipeline;
         let mut t = String::new();
@@ -519,7 +553,7 @@ mod enabled {
             report.input.sample_rate_hz,
             p.config.frame_len
         );
-        let _ = writeln!(t, "encoder kernel: {}", unmix_infer::Kernel::selected().name());
+        let _ = writeln!(t, "encoder kernel: {}", kernel.name());
         t
     }
 }

@@ -51,14 +51,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let kernel = match &cli.command {
-        Command::Separate(a) => &a.kernel,
-        Command::Apply(a) => &a.kernel,
-        Command::Demo(a) => &a.kernel,
-        Command::Live(a) => &a.kernel,
-        _ => &kernel::KernelArgs::NONE,
-    };
-    let result = kernel.select().and_then(|()| match cli.command {
+    let result = match cli.command {
         Command::Synth(a) => synth::run(a),
         Command::Separate(a) => separate::run(a).map(|_| ()),
         Command::Apply(a) => apply::run(a),
@@ -67,7 +60,7 @@ fn main() -> ExitCode {
         Command::Devices(a) => live::devices(a),
         Command::Live(a) => live::live(a),
         Command::Play(a) => live::play(a),
-    });
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

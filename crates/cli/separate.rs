@@ -10,13 +10,14 @@ use unmix_core::Recording;
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
 use unmix_io::{BlockReader, ChannelSelection, input_name, is_stdin};
-use unmix_model::{Activation, Backend, PdgmmVaeConfig, TrainingConfig};
+use unmix_likelihood::chain::{ChainConfig, ChainShape};
+use unmix_model::{Activation, Backend, TrainingRecipe, VaeLayout};
 use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, ModelChoice, SeparateConfig,
-    SourceCount,
+    SeparateParams, SourceCount,
 };
 
-use crate::apply::{InputArgs, Output, WavFormatArg, WindowArgs, apply_file, apply_reader};
+use crate::apply::{ApplyOptions, InputArgs, Output, WavFormatArg, WindowArgs, apply_file, apply_reader};
 use crate::output::Staging;
 use crate::progress::TrainingBar;
 use crate::{plot, score};
@@ -205,13 +206,12 @@ impl SeparateArgs {
             ActivationArg::LeakyRelu => Activation::LeakyRelu,
             ActivationArg::Silu => Activation::Silu,
         };
-        // inputs/sources are placeholders here; `unmix_separate::fit` fills them in.
-        let model = PdgmmVaeConfig::new(1, 1)
+        let layout = VaeLayout::new()
             .with_components(self.components)
             .with_encoder_hidden(hidden.clone())
             .with_decoder_hidden(hidden)
             .with_activation(activation);
-        let training = TrainingConfig::new(model)
+        let recipe = TrainingRecipe::new()
             .with_beta(self.beta)
             .with_lambda(self.lambda)
             .with_learning_rate(self.lr)
@@ -219,7 +219,6 @@ impl SeparateArgs {
             .with_min_epochs(30.min(self.epochs))
             .with_batch_size(self.batch_size)
             .with_seed(self.seed);
-        training.check()?;
         let max_train_frames = match (self.train_seconds, self.train_samples) {
             (Some(s), _) if !(s.is_finite() && s > 0.0) => bail!("--train-seconds must be positive"),
             (Some(s), _) => (s * f64::from(sample_rate_hz)).round() as usize,
@@ -247,26 +246,24 @@ impl SeparateArgs {
         if self.restarts == 0 {
             bail!("--restarts must be at least 1");
         }
-        Ok(SeparateConfig {
+        let params = SeparateParams {
             sources,
             max_train_frames,
             whiten: !self.no_whiten,
             warm_start: !self.no_warm_start && !self.no_whiten,
             restarts,
-            training,
+            layout,
+            recipe,
             backend: Backend::from_name(&self.backend)?,
-            cancel: None,
             model: match self.model {
                 ModelArg::Auto => ModelChoice::Auto,
                 ModelArg::Vae => ModelChoice::Vae,
                 ModelArg::Chain => ModelChoice::Chain,
             },
-            chain: unmix_likelihood::chain::ChainConfig {
-                seed: self.seed,
-                threads: self.threads,
-                ..unmix_likelihood::chain::ChainConfig::new(unmix_likelihood::chain::ChainShape::Saturating)
-            },
-        })
+            chain: ChainConfig { seed: self.seed, threads: self.threads, ..ChainConfig::new(ChainShape::Saturating) },
+            kernel: self.kernel.kernel()?,
+        };
+        Ok(params.check()?)
     }
 }
 
@@ -295,6 +292,8 @@ const OUTPUTS: [&str; 9] = [
 /// Runs a whole separation job.
 pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let started = Instant::now();
+    // An encoder kernel this processor lacks is refused before anything is read.
+    args.kernel.kernel()?;
     let input = &args.input;
     // A stream cannot be read twice: its head is kept for the separation, which then goes
     // on with the rest of it.
@@ -312,7 +311,8 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         (None, Some((_, true))) => Some(ChannelSelection::from_indices(&(1..=reader.channels()).collect::<Vec<_>>())),
         (pick, _) => pick.clone(),
     };
-    let mut config = args.config(reader.sample_rate_hz())?;
+    let config = args.config(reader.sample_rate_hz())?;
+    let (max_train_frames, kernel) = (config.params().max_train_frames, config.params().kernel);
     // Monitoring settings are checked now, not after minutes of training (or of waiting
     // for a stream's head).
     if args.scores {
@@ -320,12 +320,12 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     }
     // Ctrl-C stops training at its next epoch, or the separation where it is, and the job
     // then ends leaving nothing in the output directory.
-    config.cancel = Some(crate::interrupt::watch()?);
+    let cancel = crate::interrupt::watch()?;
     let head = if streaming {
-        read_stream_head(&mut reader, config.max_train_frames, args.quiet)?
+        read_stream_head(&mut reader, max_train_frames, args.quiet)?
     } else {
         let mut head = Vec::new();
-        reader.read_block(&mut head, config.max_train_frames)?;
+        reader.read_block(&mut head, max_train_frames)?;
         head
     };
     let segment = Recording::from_interleaved(reader.sample_rate_hz(), reader.channels(), head)?;
@@ -368,9 +368,9 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let read_s = started.elapsed().as_secs_f64();
 
     // 2. Training.
-    let mut bar = TrainingBar::new(&config.restarts, config.training.max_epochs, !args.quiet);
+    let mut bar = TrainingBar::new(&config.params().restarts, config.params().recipe.max_epochs, !args.quiet);
     let train_started = Instant::now();
-    let fitted = unmix_separate::fit(&segment, &config, &mut |p| bar.show(p));
+    let fitted = unmix_separate::fit(&segment, &config, &cancel, &mut |p| bar.show(p));
     bar.finish();
     crate::interrupt::check()?;
     let fitted = fitted.map_err(|e| match e {
@@ -417,15 +417,16 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         .chain(csv_path.as_deref())
         .map(|path| Output { path, wav_format: args.wav_format.into() })
         .collect();
+    let options = ApplyOptions { progress: !args.quiet, monitoring: monitoring.as_ref(), kernel };
     // The same columns at the same rate as the training segment, decided (and said) once.
     let applied = match stream_rest {
         Some(rest) => {
             let head = segment.interleaved().to_vec();
-            apply_reader(model, input, rest, head, &outputs, !args.quiet, monitoring.as_ref())?
+            apply_reader(model, input, rest, head, &outputs, &options)?
         }
         None => {
             let same_input = InputArgs { channels: picked.clone(), csv_rate: Some(segment.sample_rate_hz()) };
-            apply_file(model, input, &outputs, &same_input, !args.quiet, monitoring.as_ref())?
+            apply_file(model, input, &outputs, &same_input, &options)?
         }
     };
     let total_frames = total_frames.unwrap_or(applied.frames);
@@ -441,7 +442,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // 5. Plots.
     if !args.no_plots {
         // The priors are learned on the posterior means: they are compared before the gains.
-        let segment_sources = unmix_separate::posterior_means(model, &segment)?;
+        let segment_sources = unmix_separate::posterior_means(model, &segment, kernel)?;
         if let Some(vae) = vae {
             plot::training_curves(&out.path("training.png"), &vae.history, &fitted.ordering)?;
         }
@@ -481,7 +482,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "timings_s": { "read": read_s, "train": train_s, "apply": apply_s, "total": started.elapsed().as_secs_f64() },
         "pipeline": applied.pipeline,
         // Kernels agree to 1e-5, not bit for bit: say which one computed the sources.
-        "encoder_kernel": unmix_infer::Kernel::selected().name(),
+        "encoder_kernel": kernel.name(),
         "monitoring": monitoring.as_ref().zip(monitoring_summary.as_ref()).map(|(m, s)| serde_json::json!({
             "window_s": m.window_s,
             "hop_s": m.hop_s,
@@ -540,7 +541,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         println!("monitoring: {summary}");
     }
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
-        print!("{}", crate::apply::stats_table(report));
+        print!("{}", crate::apply::stats_table(report, kernel));
     }
     if let Some(e) = applied.input_error {
         bail!(e);

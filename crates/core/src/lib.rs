@@ -5,15 +5,18 @@
 //! observation `y_t` of the PDGMM-VAE model. Every crate speaks in these terms, and keeps
 //! *frames* (one instant of all channels) apart from *samples* (one value of one channel).
 //!
-//! Besides: the stage traits of the streaming pipeline ([`Source`], [`Processor`], [`Sink`])
-//! and [`parallel`], independent jobs on a few threads with results that never depend on
-//! the scheduling (restart candidates, per-source fits, the starts of a likelihood fit).
+//! Besides: the stage traits of the streaming pipeline ([`Source`], [`Processor`],
+//! [`Sink`]); [`CancelToken`], how long work is asked to stop early; and [`parallel`],
+//! independent jobs on a few threads with results that never depend on the scheduling
+//! (restart candidates, per-source fits, the starts of a likelihood fit).
 
+mod cancel;
 mod error;
 pub mod parallel;
 mod recording;
 mod stage;
 
+pub use cancel::CancelToken;
 pub use error::{Error, Result};
 pub use recording::Recording;
 pub use stage::{BoxError, Processor, SCORE_CHANNELS, Sink, Source};

@@ -3,8 +3,6 @@
 //! and with AVX2+FMA; beside it the AVX-512 ([`crate::avx512`]) and AMX ([`crate::amx`])
 //! variants. One is chosen at construction ([`Kernel`]).
 
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use unmix_format::Activation;
 use unmix_vecmath::{VectorUnit, fast_tanh};
 
@@ -26,15 +24,11 @@ fn activate(x: f32, activation: Activation) -> f32 {
     }
 }
 
-/// The index in [`Kernel::ALL`] of the kernel [`Kernel::select`] chose, or
-/// [`NONE_SELECTED`]. Read when a separator is built, never on the real-time path.
-static SELECTED: AtomicU8 = AtomicU8::new(NONE_SELECTED);
-const NONE_SELECTED: u8 = u8::MAX;
-
-/// The compiled variants of the dense kernel. [`crate::Separator::new`] uses
-/// [`Kernel::selected`]: the one the process chose with [`Kernel::select`] (the command
-/// line's `--kernel`), else the fastest this processor runs; any other is there through
-/// [`crate::Separator::with_kernel`] (to compare them).
+/// The compiled variants of the dense kernel. [`crate::Separator::new`] runs the fastest
+/// this processor has ([`Kernel::best`]); [`crate::Separator::with_kernel`] runs the one a
+/// caller's configuration names (the command line's `--kernel`, or a comparison).
+/// Kernels agree to about 1e-5, not bit for bit: naming one runs the same arithmetic on
+/// every machine that has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     /// Plain Rust that LLVM vectorises for the build's target: runs everywhere.
@@ -103,28 +97,6 @@ impl Kernel {
     /// The compiled variant with this [`id`](Self::id), whether or not it runs here.
     pub fn from_id(id: &str) -> Option<Kernel> {
         Self::ALL.iter().copied().find(|k| k.id() == id)
-    }
-
-    /// Makes `self` the kernel of every separator this process builds from now on with
-    /// [`crate::Separator::new`] (kernels agree to about 1e-5, not bit for bit: choosing
-    /// one runs the same arithmetic on every machine). One this processor does not run is
-    /// refused and changes nothing.
-    pub fn select(self) -> Result<(), crate::Error> {
-        if !self.is_available() {
-            return Err(crate::Error::KernelUnavailable(self.name()));
-        }
-        let index = Self::ALL.iter().position(|&k| k == self).expect("every variant is in ALL");
-        SELECTED.store(index as u8, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// The kernel [`crate::Separator::new`] uses: the [selected](Self::select) one, else
-    /// [`Kernel::best`].
-    pub fn selected() -> Self {
-        match SELECTED.load(Ordering::Relaxed) {
-            NONE_SELECTED => Self::best(),
-            index => Self::ALL[usize::from(index)],
-        }
     }
 
     /// Its name in reports (`avx-512`, `avx2+fma`, …).

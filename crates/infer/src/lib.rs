@@ -179,15 +179,13 @@ pub struct Separator {
 }
 
 impl Separator {
-    /// Builds the separator of a model file on the process's kernel ([`Kernel::selected`]:
-    /// the fastest this processor runs unless one was chosen), allocating every buffer it
-    /// will use.
+    /// Builds the separator of a model file on the fastest kernel this processor runs
+    /// ([`Kernel::best`]), allocating every buffer it will use.
     pub fn new(model: &ModelFile) -> Self {
-        Self::build(model, Kernel::selected())
+        Self::build(model, Kernel::best())
     }
 
-    /// [`new`](Self::new) on a chosen kernel (to compare kernels); one this processor does
-    /// not run is refused.
+    /// [`new`](Self::new) on a chosen kernel; one this processor does not run is refused.
     pub fn with_kernel(model: &ModelFile, kernel: Kernel) -> Result<Self, Error> {
         if !kernel.is_available() {
             return Err(Error::KernelUnavailable(kernel.name()));
@@ -626,9 +624,18 @@ pub struct ScoredSeparator {
 }
 
 impl ScoredSeparator {
-    /// Builds the separator of a model file and its scratch buffers.
+    /// Builds the separator of a model file and its scratch buffers, on the fastest kernel
+    /// this processor runs.
     pub fn new(model: &ModelFile) -> Self {
-        let separator = Separator::new(model);
+        Self::around(model, Separator::new(model))
+    }
+
+    /// [`new`](Self::new) on a chosen kernel; one this processor does not run is refused.
+    pub fn with_kernel(model: &ModelFile, kernel: Kernel) -> Result<Self, Error> {
+        Ok(Self::around(model, Separator::with_kernel(model, kernel)?))
+    }
+
+    fn around(model: &ModelFile, separator: Separator) -> Self {
         let n = separator.sources();
         Self {
             separator,

@@ -76,20 +76,17 @@ fn a_kernel_this_processor_lacks_is_refused() {
     }
 }
 
-/// Every compiled kernel has a command-line id that names it back, and selecting one
-/// this processor lacks is refused without changing the process's kernel. (Selecting
-/// one that runs is tested in its own process, `tests/selected_kernel.rs`, since it
-/// changes what every other test's `Separator::new` builds.)
+/// Every compiled kernel has a command-line id that names it back; one this processor
+/// lacks is refused by name (`kernel_choice.rs` tests the ones it runs).
 #[test]
-fn kernel_ids_name_them_and_an_unavailable_one_cannot_be_selected() {
+fn kernel_ids_name_them_and_an_unavailable_one_is_refused() {
     for &kernel in Kernel::ALL {
         assert_eq!(Kernel::from_id(kernel.id()), Some(kernel));
     }
     assert_eq!(Kernel::from_id("sse9"), None);
-    let before = Kernel::selected();
+    let model = model(3, 3, &[8], false);
     for kernel in Kernel::ALL.iter().copied().filter(|k| !k.is_available()) {
-        let e = kernel.select().expect_err("an unavailable kernel was selected");
+        let e = Separator::with_kernel(&model, kernel).expect_err("an unavailable kernel was built");
         assert!(e.to_string().contains(kernel.name()), "{e}");
-        assert_eq!(Kernel::selected(), before);
     }
 }

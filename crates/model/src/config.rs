@@ -1,17 +1,19 @@
-//! Model and training configurations (burn `Config`s, saved in the model file).
+//! Model and training configurations, saved in the model file.
+//!
+//! What a user chooses before seeing the data — the architecture's [`VaeLayout`] and the
+//! [`TrainingRecipe`] — is kept apart from the two sizes the data fix (channels after
+//! normalisation, sources): [`VaeLayout::with_sizes`] completes a layout into the
+//! [`PdgmmVaeConfig`] of one recording, and [`TrainingConfig`] is that plus the recipe.
 
 use burn::config::Config;
+use serde::{Deserialize, Serialize};
 
 use crate::Activation;
 use crate::error::Error as ConfigError;
 
-/// Architecture of a PDGMM-VAE.
+/// A PDGMM-VAE's architecture but for its two sizes.
 #[derive(Config, Debug, PartialEq)]
-pub struct PdgmmVaeConfig {
-    /// Input width `m` (after normalisation).
-    pub inputs: usize,
-    /// Number of sources `n` (latent dimensions).
-    pub sources: usize,
+pub struct VaeLayout {
     /// Gaussian components per source prior `K`.
     #[config(default = 4)]
     pub components: usize,
@@ -29,7 +31,42 @@ pub struct PdgmmVaeConfig {
     pub initial_posterior_log_var: f64,
 }
 
+impl VaeLayout {
+    /// Checks every value once, so that only valid architectures are built.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.components == 0 {
+            return Err(ConfigError::Config("the prior needs at least one component".into()));
+        }
+        if self.encoder_hidden.iter().chain(&self.decoder_hidden).any(|&h| h == 0) {
+            return Err(ConfigError::Config("hidden layers must have at least one unit".into()));
+        }
+        Ok(())
+    }
+
+    /// The architecture for `inputs` normalised channels and `sources` sources.
+    pub fn with_sizes(self, inputs: usize, sources: usize) -> PdgmmVaeConfig {
+        PdgmmVaeConfig { inputs, sources, layout: self }
+    }
+}
+
+/// Architecture of a PDGMM-VAE: its [`VaeLayout`] for `inputs` and `sources`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PdgmmVaeConfig {
+    /// Input width `m` (after normalisation).
+    pub inputs: usize,
+    /// Number of sources `n` (latent dimensions).
+    pub sources: usize,
+    /// Everything else.
+    #[serde(flatten)]
+    pub layout: VaeLayout,
+}
+
 impl PdgmmVaeConfig {
+    /// The default layout for `inputs` and `sources`.
+    pub fn new(inputs: usize, sources: usize) -> Self {
+        VaeLayout::new().with_sizes(inputs, sources)
+    }
+
     /// Checks every value once, so that only valid architectures are built.
     pub fn check(&self) -> crate::Result<()> {
         if self.inputs == 0 || self.sources == 0 {
@@ -41,28 +78,21 @@ impl PdgmmVaeConfig {
                 self.sources, self.inputs
             )));
         }
-        if self.components == 0 {
-            return Err(ConfigError::Config("the prior needs at least one component".into()));
-        }
-        if self.encoder_hidden.iter().chain(&self.decoder_hidden).any(|&h| h == 0) {
-            return Err(ConfigError::Config("hidden layers must have at least one unit".into()));
-        }
-        Ok(())
+        self.layout.check()
     }
 }
 
-/// Everything that defines a training run.
+/// How a PDGMM-VAE is trained: the loss weights, Adam, minibatches, the stopping rule and
+/// the seed.
 #[derive(Config, Debug, PartialEq)]
-pub struct TrainingConfig {
-    /// Architecture.
-    pub model: PdgmmVaeConfig,
+pub struct TrainingRecipe {
     /// Weight `β` of the KL term. With `λ = 1` separation is flat for β from 0.001 to 1;
-    /// 0.1 measured best on the linear and noisy problems (README). Without λ, β ≥ 1
-    /// treats part of the signal as noise.
+    /// 0.1 measured best on the linear and noisy problems (`docs/results.md`). Without λ,
+    /// β ≥ 1 treats part of the signal as noise.
     #[config(default = 0.1)]
     pub beta: f64,
     /// Weight `λ` of the auxiliary reconstruction of the noiseless mean (0 = off). λ = 1
-    /// keeps separation good for β up to 1 (without it, only up to 0.1; README).
+    /// keeps separation good for β up to 1 (without it, only up to 0.1).
     #[config(default = 1.0)]
     pub lambda: f64,
     /// Adam learning rate.
@@ -95,10 +125,9 @@ pub struct TrainingConfig {
     pub seed: u64,
 }
 
-impl TrainingConfig {
+impl TrainingRecipe {
     /// Checks every value once.
     pub fn check(&self) -> crate::Result<()> {
-        self.model.check()?;
         let positive = |v: f64, name: &str| {
             if v.is_finite() && v > 0.0 {
                 Ok(())
@@ -124,12 +153,44 @@ impl TrainingConfig {
     }
 }
 
+/// Everything that defines a training run: the architecture and the recipe. Serialised
+/// flat (`{"model": {…}, "beta": …, …}`), as the model file's header has always held it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingConfig {
+    /// Architecture.
+    pub model: PdgmmVaeConfig,
+    /// How it is trained.
+    #[serde(flatten)]
+    pub recipe: TrainingRecipe,
+}
+
+impl TrainingConfig {
+    /// `model` trained by `recipe`.
+    pub fn new(model: PdgmmVaeConfig, recipe: TrainingRecipe) -> Self {
+        Self { model, recipe }
+    }
+
+    /// Checks every value once.
+    pub fn check(&self) -> crate::Result<()> {
+        self.model.check()?;
+        self.recipe.check()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn valid() -> TrainingConfig {
-        TrainingConfig::new(PdgmmVaeConfig::new(3, 3))
+        TrainingConfig::new(PdgmmVaeConfig::new(3, 3), TrainingRecipe::new())
+    }
+
+    fn with_recipe(recipe: TrainingRecipe) -> TrainingConfig {
+        TrainingConfig { recipe, ..valid() }
+    }
+
+    fn with_layout(layout: VaeLayout) -> TrainingConfig {
+        TrainingConfig::new(layout.with_sizes(3, 3), TrainingRecipe::new())
     }
 
     #[test]
@@ -138,22 +199,56 @@ mod tests {
     }
 
     #[test]
-    fn each_rule_is_enforced() {
-        assert!(TrainingConfig::new(PdgmmVaeConfig::new(2, 3)).check().is_err());
-        assert!(TrainingConfig::new(PdgmmVaeConfig::new(3, 3).with_components(0)).check().is_err());
-        assert!(TrainingConfig::new(PdgmmVaeConfig::new(3, 3).with_encoder_hidden(vec![0])).check().is_err());
-        assert!(valid().with_beta(-1.0).check().is_err());
-        assert!(valid().with_lambda(f64::NAN).check().is_err());
-        assert!(valid().with_learning_rate(0.0).check().is_err());
-        assert!(valid().with_batch_size(0).check().is_err());
-        assert!(valid().with_lr_decay_factor(1.0).check().is_err());
+    fn more_sources_than_inputs_are_refused() {
+        assert!(TrainingConfig::new(PdgmmVaeConfig::new(2, 3), TrainingRecipe::new()).check().is_err());
+        assert!(TrainingConfig::new(PdgmmVaeConfig::new(0, 0), TrainingRecipe::new()).check().is_err());
     }
 
     #[test]
-    fn config_round_trips_through_json() {
-        let c = valid().with_beta(0.05).with_seed(9);
-        let json = serde_json::to_string(&c).unwrap();
-        let back: TrainingConfig = serde_json::from_str(&json).unwrap();
+    fn a_prior_needs_a_component() {
+        assert!(with_layout(VaeLayout::new().with_components(0)).check().is_err());
+    }
+
+    #[test]
+    fn hidden_layers_need_a_unit() {
+        assert!(with_layout(VaeLayout::new().with_encoder_hidden(vec![0])).check().is_err());
+        assert!(with_layout(VaeLayout::new().with_decoder_hidden(vec![8, 0])).check().is_err());
+    }
+
+    #[test]
+    fn beta_and_lambda_are_non_negative_and_finite() {
+        assert!(with_recipe(TrainingRecipe::new().with_beta(-1.0)).check().is_err());
+        assert!(with_recipe(TrainingRecipe::new().with_lambda(f64::NAN)).check().is_err());
+        with_recipe(TrainingRecipe::new().with_beta(0.0).with_lambda(0.0)).check().unwrap();
+    }
+
+    #[test]
+    fn the_learning_rate_and_tolerance_are_positive() {
+        assert!(with_recipe(TrainingRecipe::new().with_learning_rate(0.0)).check().is_err());
+        assert!(with_recipe(TrainingRecipe::new().with_plateau_tolerance(f64::INFINITY)).check().is_err());
+    }
+
+    #[test]
+    fn a_decay_divides_the_learning_rate() {
+        assert!(with_recipe(TrainingRecipe::new().with_lr_decay_factor(1.0)).check().is_err());
+    }
+
+    #[test]
+    fn batches_epochs_and_patience_are_at_least_one() {
+        assert!(with_recipe(TrainingRecipe::new().with_batch_size(0)).check().is_err());
+        assert!(with_recipe(TrainingRecipe::new().with_max_epochs(0)).check().is_err());
+        assert!(with_recipe(TrainingRecipe::new().with_patience(0)).check().is_err());
+    }
+
+    /// The serialised form is the flat one the model file's header has always held.
+    #[test]
+    fn config_round_trips_through_flat_json() {
+        let c = with_recipe(TrainingRecipe::new().with_beta(0.05).with_seed(9));
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["beta"], 0.05);
+        assert_eq!(json["model"]["inputs"], 3);
+        assert_eq!(json["model"]["components"], 4);
+        let back: TrainingConfig = serde_json::from_value(json).unwrap();
         assert_eq!(back, c);
     }
 }

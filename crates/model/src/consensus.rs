@@ -85,7 +85,8 @@ impl ConsensusConfig {
         threads_for(self.threads, self.candidates)
     }
 
-    fn check(&self) -> crate::Result<()> {
+    /// Checks every value once.
+    pub fn check(&self) -> crate::Result<()> {
         if self.candidates == 0 {
             return Err(crate::Error::Config("restarts need at least one candidate".into()));
         }
@@ -226,7 +227,7 @@ pub fn fit_with_restarts(
 ) -> crate::Result<Fitted> {
     config.check()?;
     let c = trainer.config();
-    let (inputs, sources, seed) = (c.model.inputs, c.model.sources, c.seed);
+    let (inputs, sources, seed) = (c.model.inputs, c.model.sources, c.recipe.seed);
     let total = trainer.data(data)?.frames();
     if let Some(w) = warm
         && w.targets.len() != total * sources
@@ -250,7 +251,7 @@ pub fn fit_with_restarts(
     };
     let train = trainer.data(&rows(&train_idx, data, inputs))?;
     let held = trainer.validation(&rows(held_idx, data, inputs), seed ^ 0x0a11_da7a)?;
-    let mut plan = ShuffledRows { batch_size: c.batch_size };
+    let mut plan = ShuffledRows { batch_size: c.recipe.batch_size };
 
     // The common starting network.
     let mut warm_report = None;
@@ -271,7 +272,8 @@ pub fn fit_with_restarts(
             Some(weights)
         }
     };
-    let fresh_prior = |stream: u64| initial_params(sources, c.model.components, &mut StdRng::seed_from_u64(stream));
+    let fresh_prior =
+        |stream: u64| initial_params(sources, c.model.layout.components, &mut StdRng::seed_from_u64(stream));
     let start_of = |candidate: usize| -> Start {
         let stream = seed.wrapping_add(candidate as u64);
         match &base {
@@ -343,7 +345,7 @@ pub fn fit_with_restarts(
 
     let mut winner = runs.swap_remove(chosen);
     drop(runs);
-    let max_epochs = c.max_epochs;
+    let max_epochs = c.recipe.max_epochs;
     trainer.train(&mut winner, &train, &mut plan, max_epochs, &mut |record| progress(Progress::Final(record)))?;
     let final_validation = trainer.validation_loss(&winner, &held);
     if n_rounds == 0 {

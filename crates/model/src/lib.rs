@@ -25,7 +25,7 @@ mod trainer;
 mod vae;
 
 pub use backend::Backend;
-pub use config::{PdgmmVaeConfig, TrainingConfig};
+pub use config::{PdgmmVaeConfig, TrainingConfig, TrainingRecipe, VaeLayout};
 pub use error::{Error, Result};
 pub use loss::{LossParts, loss};
 pub use prior::{GmmPrior, LatentPrior, initial_params};

@@ -10,8 +10,6 @@
 //! Reaching `max_epochs` first stops it as *not converged*, and the summary says how
 //! much the loss was still improving.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -22,6 +20,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
+use unmix_core::CancelToken;
 
 use unmix_format::ModelWeights;
 
@@ -213,7 +212,7 @@ impl Run {
 pub struct Trainer {
     config: TrainingConfig,
     backend: Backend,
-    cancel: Option<Arc<AtomicBool>>,
+    cancel: Option<CancelToken>,
 }
 
 impl Trainer {
@@ -224,16 +223,16 @@ impl Trainer {
         Ok(Self { config, backend, cancel: None })
     }
 
-    /// Makes training stop with [`Error::Cancelled`] at the next epoch once `flag` is set
-    /// (a live session shutting down while a fit runs in the background).
-    pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.cancel = Some(flag);
+    /// Makes training stop with [`Error::Cancelled`] at the next epoch once `cancel` is
+    /// cancelled (Ctrl-C, a live session shutting down while a fit runs in the background).
+    pub fn with_cancel(mut self, cancel: CancelToken) -> Self {
+        self.cancel = Some(cancel);
         self
     }
 
     fn check_cancelled(&self) -> Result<()> {
         match &self.cancel {
-            Some(flag) if flag.load(Ordering::Acquire) => Err(Error::Cancelled),
+            Some(cancel) if cancel.is_cancelled() => Err(Error::Cancelled),
             _ => Ok(()),
         }
     }
@@ -307,8 +306,8 @@ impl Trainer {
             // One stream for shuffling and noise, separate from the initialisation stream.
             rng: StdRng::seed_from_u64(stream ^ 0x9e37_79b9_7f4a_7c15),
             epochs: Vec::new(),
-            learning_rate: self.config.learning_rate,
-            decays_left: self.config.lr_decays,
+            learning_rate: self.config.recipe.learning_rate,
+            decays_left: self.config.recipe.lr_decays,
             window_start: 0,
             steps: 0,
             stop: None,
@@ -339,8 +338,8 @@ impl Trainer {
         epochs: usize,
         on_epoch: &mut dyn FnMut(&EpochRecord),
     ) -> Result<()> {
-        let c = &self.config;
-        let sources = c.model.sources;
+        let c = &self.config.recipe;
+        let sources = self.config.model.sources;
         let device = data.all.device();
         let started = Instant::now();
         for _ in 0..epochs {
@@ -401,7 +400,7 @@ impl Trainer {
     /// The plateau test over the window `[len − patience, len)` against everything before
     /// it since the current learning rate took effect.
     fn judge(&self, run: &mut Run) {
-        let c = &self.config;
+        let c = &self.config.recipe;
         let len = run.epochs.len();
         if len >= c.min_epochs && len >= run.window_start + 2 * c.patience {
             let split = len - c.patience;
@@ -427,7 +426,7 @@ impl Trainer {
     /// as the training loss).
     pub fn validation_loss(&self, run: &Run, held: &Validation) -> f64 {
         let model = run.model.clone().valid();
-        let parts = loss(&model, held.y.clone(), held.eps.clone(), self.config.beta, self.config.lambda);
+        let parts = loss(&model, held.y.clone(), held.eps.clone(), self.config.recipe.beta, self.config.recipe.lambda);
         f64::from(parts.total.into_scalar::<f32>())
     }
 
@@ -455,7 +454,7 @@ impl Trainer {
         let device = data.all.device();
         let s_all = Tensor::<2>::from_data(TensorData::new(targets.to_vec(), [data.frames, n]), &device);
         let mut optim = AdamConfig::new().init();
-        let mut plan = ShuffledRows { batch_size: self.config.batch_size };
+        let mut plan = ShuffledRows { batch_size: self.config.recipe.batch_size };
         let mut mismatch = (f64::NAN, f64::NAN);
         for epoch in 1..=epochs {
             self.check_cancelled()?;
@@ -473,7 +472,7 @@ impl Trainer {
                 dec_sum = dec_sum + dec.clone().detach();
                 let total = (enc + dec) / (b as f64);
                 let grads = GradientsParams::from_grads(total.backward(), &run.model);
-                run.model = optim.step(self.config.learning_rate, run.model.clone(), grads);
+                run.model = optim.step(self.config.recipe.learning_rate, run.model.clone(), grads);
             }
             // Targets and data are standardised, so their total energy is frames × width.
             let enc = f64::from(enc_sum.into_scalar::<f32>()) / (data.frames * n) as f64;
@@ -501,7 +500,7 @@ impl Trainer {
             stop_reason: stop,
             converged: stop == StopReason::Plateau,
             remaining_relative_improvement: remaining,
-            plateau_tolerance: self.config.plateau_tolerance,
+            plateau_tolerance: self.config.recipe.plateau_tolerance,
             final_loss: run.epochs.last().map_or(f64::NAN, |e| e.loss),
             best_loss: best(&run.epochs),
             wall_s: run.wall_s,
@@ -522,8 +521,9 @@ impl Trainer {
         on_epoch: &mut dyn FnMut(&EpochRecord),
     ) -> Result<(PdgmmVae, TrainingHistory)> {
         let data = self.data(data)?;
-        let mut run = self.start(&Start::Seed(self.config.seed), self.config.seed)?;
-        self.train(&mut run, &data, plan, self.config.max_epochs, on_epoch)?;
+        let seed = self.config.recipe.seed;
+        let mut run = self.start(&Start::Seed(seed), seed)?;
+        self.train(&mut run, &data, plan, self.config.recipe.max_epochs, on_epoch)?;
         Ok(self.finish(run, data.frames))
     }
 }

@@ -45,16 +45,16 @@ impl PdgmmVaeConfig {
         let mlp = |w: Vec<usize>, rng: &mut StdRng| -> Vec<Linear> {
             w.windows(2).map(|p| init_linear(p[0], p[1], rng, device)).collect()
         };
-        let encoder = mlp(widths(&self.encoder_hidden, self.inputs, self.sources), &mut rng);
-        let decoder = mlp(widths(&self.decoder_hidden, self.sources, self.inputs), &mut rng);
-        let prior = GmmPrior::init(self.sources, self.components, &mut rng, device);
-        let omega = vec![self.initial_posterior_log_var as f32; self.sources];
+        let encoder = mlp(widths(&self.layout.encoder_hidden, self.inputs, self.sources), &mut rng);
+        let decoder = mlp(widths(&self.layout.decoder_hidden, self.sources, self.inputs), &mut rng);
+        let prior = GmmPrior::init(self.sources, self.layout.components, &mut rng, device);
+        let omega = vec![self.layout.initial_posterior_log_var as f32; self.sources];
         Ok(PdgmmVae {
             encoder,
             decoder,
             posterior_log_var: Param::from_tensor(Tensor::from_data(TensorData::new(omega, [self.sources]), device)),
             prior,
-            activation: self.activation,
+            activation: self.layout.activation,
         })
     }
 }

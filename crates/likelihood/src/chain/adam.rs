@@ -2,7 +2,9 @@
 //! ε 10⁻⁸) with bias correction, resumable so that the screening can stop a start and
 //! let it go on later with its moments intact.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use unmix_core::CancelToken;
 
 use super::gradient::{Scratch, nll_and_gradient};
 use super::{ChainConfig, Frames, Params, Warp};
@@ -34,7 +36,7 @@ impl Descent {
         warps: &[Warp],
         config: &ChainConfig,
         until: usize,
-        cancel: Option<&AtomicBool>,
+        cancel: Option<&CancelToken>,
         steps_done: &AtomicUsize,
     ) -> Option<()> {
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
@@ -48,7 +50,7 @@ impl Descent {
             uncounted += 1;
             if step.is_multiple_of(32) {
                 steps_done.fetch_add(std::mem::take(&mut uncounted), Ordering::Relaxed);
-                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                if cancel.is_some_and(CancelToken::is_cancelled) {
                     return None;
                 }
             }

@@ -3,11 +3,12 @@
 //! NLL.
 
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
+use unmix_core::CancelToken;
 use unmix_core::parallel::{round_robin, threads_for};
 use unmix_dsp::linalg::{Matrix, covariance, inverse_square_root, random_orthogonal};
 use unmix_format::GmmParams;
@@ -25,8 +26,8 @@ use crate::{Error, Result};
 /// Fails when a value is not finite, when the saturating chain meets a sample at or
 /// beyond full scale (its outer `atanh` has no preimage there), or when every start fails.
 ///
-/// Setting `cancel` stops every start within a few dozen steps with [`Error::Cancelled`].
-pub fn fit(frames: &[f32], channels: usize, config: &ChainConfig, cancel: Option<&AtomicBool>) -> Result<ChainFit> {
+/// Cancelling `cancel` stops every start within a few dozen steps with [`Error::Cancelled`].
+pub fn fit(frames: &[f32], channels: usize, config: &ChainConfig, cancel: Option<&CancelToken>) -> Result<ChainFit> {
     fit_watched(frames, channels, config, None, cancel, &mut |_, _| {})
 }
 
@@ -42,16 +43,14 @@ pub fn fit_watched(
     channels: usize,
     config: &ChainConfig,
     rival: Option<f64>,
-    cancel: Option<&AtomicBool>,
+    cancel: Option<&CancelToken>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ChainFit> {
     let n = channels;
     if n == 0 || !frames.len().is_multiple_of(n) || frames.len() / n < 8 {
         return Err(Error::Data("the chain model needs at least 8 frames of at least one channel".into()));
     }
-    if config.starts == 0 || config.steps == 0 || config.components == 0 {
-        return Err(Error::Config("the chain model needs at least one start, step and component".into()));
-    }
+    config.check()?;
     if frames.iter().any(|v| !v.is_finite()) {
         return Err(Error::Data("a sample is NaN or infinite".into()));
     }
@@ -89,8 +88,7 @@ pub fn fit_watched(
         }
         let best_screened =
             reports.iter().filter_map(|r| r.screen_validation_nll).fold(f64::INFINITY, f64::min) + validation.log_scale;
-        stopped =
-            rival.is_some_and(|rival| best_screened >= rival) && cancel.is_none_or(|c| !c.load(Ordering::Relaxed));
+        stopped = rival.is_some_and(|rival| best_screened >= rival) && cancel.is_none_or(|c| !c.is_cancelled());
         if !stopped {
             let jobs: Vec<(usize, Descent)> =
                 descents.iter_mut().enumerate().filter_map(|(s, d)| d.take().map(|d| (s, d))).collect();
@@ -104,7 +102,7 @@ pub fn fit_watched(
             }
         }
     }
-    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+    if cancel.is_some_and(CancelToken::is_cancelled) {
         return Err(Error::Cancelled);
     }
     #[allow(clippy::type_complexity)]

@@ -126,7 +126,7 @@ pub struct ChainConfig {
 }
 
 impl ChainConfig {
-    /// The defaults measured on the nonlinear benchmark (README): 8 starts of 1 500 steps
+    /// The defaults measured on the nonlinear benchmark (`docs/model.md`): 8 starts of 1 500 steps
     /// at learning rate 0.01, 6 components, every 5th frame held out.
     pub fn new(shape: ChainShape) -> Self {
         let (starts, steps, screen_steps) = match shape {
@@ -144,6 +144,14 @@ impl ChainConfig {
             seed: 0,
             threads: 0,
         }
+    }
+
+    /// Checks every value once: a fit needs at least one start, step and component.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.starts == 0 || self.steps == 0 || self.components == 0 {
+            return Err(crate::Error::Config("the chain model needs at least one start, step and component".into()));
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,493 @@
+//! A live session: input device → pipeline (source, processor, sinks on their threads) →
+//! device, recording or stdout, with a trainer thread that has the session's
+//! [`ModelFitter`] fit on the warm-up, hands each new encoder to the processor, and keeps
+//! re-fitting with `--refit`.
+//!
+//! - `source.rs`: the input ring into the pipeline, and why the session ends;
+//! - `processor.rs`: the inference stage, with its hot swap (real-time safe);
+//! - `trainer.rs`: the trainer thread;
+//! - `status.rs`: the model's state, the end reason, the status line's figures.
+//!
+//! # Warm-up
+//! Until the first model is ready the processor outputs **silence** on every source
+//! channel (not a pass-through: a microphone channel played as "source 1" would be a
+//! different signal from what follows). The recording therefore starts with the warm-up
+//! as silence, so output frame `k` is always input frame `k`: the pipeline adds no delay
+//! in frames, only buffering latency. With a model given up front separation starts at
+//! once.
+//!
+//! # Swaps
+//! A new encoder ([`unmix_infer::Separator`], built and allocated on the trainer thread)
+//! arrives over a one-slot channel and replaces the old one between two blocks; the old
+//! one goes back to the trainer thread to be freed there, so the processor neither waits
+//! nor frees. A refit continues its predecessor (the fitter aligns it), so output channel
+//! `k` stays the same source with the same sign.
+
+mod processor;
+mod source;
+mod status;
+#[cfg(test)]
+mod tests;
+mod trainer;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use serde::Serialize;
+use unmix_core::{CancelToken, Sink};
+use unmix_format::ModelFile;
+use unmix_infer::Kernel;
+use unmix_monitor::{AlertTap, WindowMonitor, WindowShares, WindowSpec, score_columns};
+use unmix_stream::{FrameRing, Pipeline, PipelineConfig, PipelineReport, Policy, TeeSink};
+
+use self::processor::{Encoder, LiveProcessor};
+use self::source::LiveSource;
+pub use self::status::{EndReason, ModelState, Status};
+use self::status::{StatusView, status_from};
+use self::trainer::{Trainer, trainer_loop};
+use crate::error::{Error, Result};
+use crate::fitter::ModelFitter;
+use crate::input::{InputMeter, InputSpec, LiveInput, Negotiated};
+use crate::output::{LiveOutput, OutputSink, RawSink};
+
+/// Settings of a live session as a user gives them, not yet checked:
+/// [`LiveParams::check`] turns them into the [`LiveConfig`] a session starts with.
+#[derive(Debug, Clone)]
+pub struct LiveParams {
+    /// The input device.
+    pub input: InputSpec,
+    /// Sources `N`.
+    pub sources: usize,
+    /// Seconds of input buffered for the first fit.
+    pub warmup_s: f64,
+    /// Start with this model instead of a warm-up fit.
+    pub model: Option<ModelFile>,
+    /// Re-fit on the latest `warmup_s` seconds every this many seconds.
+    pub refit_s: Option<f64>,
+    /// Frames the processor handles at a time.
+    pub frame_len: usize,
+    /// Output device and `--listen K` (0-based); opened by `LiveSession::start` (feature `cpal`).
+    pub output: Option<(String, Option<usize>)>,
+    /// WAV recording of the sources.
+    pub record: Option<PathBuf>,
+    /// Its sample format (integer formats clip beyond full scale: [`LiveReport::record_clipped`]).
+    pub record_format: unmix_io::WavFormat,
+    /// Raw `f32` sources to stdout.
+    pub raw_stdout: bool,
+    /// Per-window monitoring scores to a CSV (`--scores`).
+    pub scores: Option<LiveScores>,
+    /// Input silent this long (no frames at all) ends the session.
+    pub stall_timeout: Duration,
+    /// The encoder kernel of every model the session runs.
+    pub kernel: Kernel,
+}
+
+/// Where and how often a live session writes its monitoring scores.
+#[derive(Debug, Clone)]
+pub struct LiveScores {
+    /// The score CSV: a log, each row on disk as its window closes (it can be followed
+    /// while the session runs, and a session that dies leaves the rows so far).
+    pub path: PathBuf,
+    /// Window length, seconds.
+    pub window_s: f64,
+    /// Hop between window starts, seconds.
+    pub hop_s: f64,
+    /// Outlier share above which a window raises an alert ([`LiveSession::alerts`]).
+    pub alert_share: f32,
+}
+
+impl LiveParams {
+    /// Checks every setting once, before anything is opened: at most as many sources as
+    /// channels (and at least one), a given model of the same channels and sources, a
+    /// listened source among them, a positive warm-up, a frame length of at least one, and
+    /// a kernel this processor runs.
+    pub fn check(self) -> Result<LiveConfig> {
+        let (m, n) = (self.input.channels, self.sources);
+        if n == 0 || n > m {
+            return Err(Error::Config(format!("{m} channels cannot be separated into {n} sources")));
+        }
+        if let Some(model) = &self.model {
+            if model.header.channels != m {
+                return Err(Error::ModelChannels { expected: model.header.channels, got: m });
+            }
+            if model.header.sources != n {
+                return Err(Error::Config(format!("the model separates {} sources, not {n}", model.header.sources)));
+            }
+        }
+        if let Some((_, Some(k))) = &self.output
+            && *k >= n
+        {
+            return Err(Error::Config(format!("--listen {} is not one of the {n} sources", k + 1)));
+        }
+        if !(self.warmup_s.is_finite() && self.warmup_s > 0.0) {
+            return Err(Error::Config("--warmup must be positive".into()));
+        }
+        if self.frame_len == 0 {
+            return Err(Error::Config("the frame length must be at least 1".into()));
+        }
+        if !self.kernel.is_available() {
+            return Err(Error::Config(format!("the {} kernel does not run on this processor", self.kernel.name())));
+        }
+        Ok(LiveConfig(self))
+    }
+}
+
+/// Settings that passed [`LiveParams::check`]: the only settings a session starts with.
+#[derive(Debug, Clone)]
+pub struct LiveConfig(LiveParams);
+
+impl LiveConfig {
+    /// The settings.
+    pub fn params(&self) -> &LiveParams {
+        &self.0
+    }
+
+    /// Whether the session fits models (no model given, or refits asked for), and so
+    /// needs a [`ModelFitter`].
+    pub fn fits(&self) -> bool {
+        self.0.model.is_none() || self.0.refit_s.is_some()
+    }
+}
+
+/// Shared between the session, the threads and the status line.
+#[derive(Debug)]
+struct Shared {
+    stop: AtomicBool,
+    /// Cancelled once the pipeline has ended: a fit still running stops at its next
+    /// epoch, so the trainer thread joins promptly.
+    cancel_training: CancelToken,
+    /// An [`EndReason`].
+    end: AtomicU8,
+    /// A [`ModelState`].
+    state: AtomicU8,
+    swaps: AtomicU64,
+    /// Input frame index at which the first model took over.
+    first_model_frame: AtomicU64,
+    tap_dropped: AtomicU64,
+    /// Alerts that found the queue of [`ALERTS_KEPT`] full (nobody reading them).
+    alerts_dropped: AtomicU64,
+    fit_error: Mutex<Option<String>>,
+    last_alignment: Mutex<Vec<f64>>,
+}
+
+impl Shared {
+    /// Fresh state; with a model given up front the session separates from frame 0.
+    fn new(model_given: bool) -> Self {
+        let state = if model_given { ModelState::Separating } else { ModelState::WarmingUp };
+        Self {
+            stop: AtomicBool::new(false),
+            cancel_training: CancelToken::new(),
+            end: AtomicU8::new(EndReason::Running as u8),
+            state: AtomicU8::new(state as u8),
+            swaps: AtomicU64::new(0),
+            first_model_frame: AtomicU64::new(if model_given { 0 } else { u64::MAX }),
+            tap_dropped: AtomicU64::new(0),
+            alerts_dropped: AtomicU64::new(0),
+            fit_error: Mutex::new(None),
+            last_alignment: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn state(&self) -> ModelState {
+        ModelState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    fn set_state(&self, state: ModelState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    /// Why the session ended ([`EndReason::Running`] while it runs).
+    fn end(&self) -> EndReason {
+        EndReason::from_u8(self.end.load(Ordering::Acquire))
+    }
+
+    /// Records why the session ends; the first reason stays.
+    fn end_with(&self, reason: EndReason) {
+        let _ = self.end.compare_exchange(EndReason::Running as u8, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+/// The outcome of a session.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveReport {
+    /// What was negotiated with the input.
+    pub input: Negotiated,
+    /// Output device, if any.
+    pub output_device: Option<String>,
+    /// Why it ended.
+    pub end: EndReason,
+    /// The failed device's error message (which device, what it said), if any.
+    pub device_error: Option<String>,
+    /// Final status.
+    pub status: Status,
+    /// The pipeline's counters.
+    pub pipeline: PipelineReport,
+    /// Input frame at which the first model took over (0 with `--model`).
+    pub first_model_frame: Option<u64>,
+    /// |corr| of each source with its predecessor at the last refit.
+    pub last_alignment: Vec<f64>,
+    /// The last fit's error, if one failed.
+    pub fit_error: Option<String>,
+    /// Samples of the recording clipped at full scale and the largest magnitude given
+    /// (an integer `record_format`; `None` without a recording).
+    pub record_clipped: Option<(u64, f32)>,
+    /// The model in use at the end (the last fit, or `--model`).
+    #[serde(skip)]
+    pub model: Option<ModelFile>,
+}
+
+/// A running session.
+pub struct LiveSession {
+    input: InputHalf,
+    output: Option<LiveOutput>,
+    pipeline: Pipeline,
+    trainer: JoinHandle<Option<ModelFile>>,
+    shared: Arc<Shared>,
+    started: Instant,
+    frame_len: usize,
+    alerts: Receiver<WindowShares>,
+    record_clipping: Option<Arc<unmix_io::Clipping>>,
+}
+
+/// Alerts kept for the caller to collect; beyond these, new ones are dropped (a caller
+/// that never looks must not grow the session's memory).
+const ALERTS_KEPT: usize = 1024;
+
+impl LiveSession {
+    /// Opens the input and output devices of `config` and starts every thread; `fitter`
+    /// fits the models when the session fits any ([`LiveConfig::fits`]).
+    #[cfg(feature = "cpal")]
+    pub fn start(config: LiveConfig, fitter: Option<Box<dyn ModelFitter>>) -> Result<Self> {
+        let params = config.params();
+        let input = crate::input::open_input(&params.input)?;
+        let output = match &params.output {
+            Some((device, listen)) => {
+                let rate = input.negotiated.sample_rate_hz;
+                let ring = (rate as usize).max(4 * params.frame_len);
+                Some(crate::output::open_output(device, params.sources, *listen, rate, ring)?)
+            }
+            None => None,
+        };
+        Self::start_with(config, fitter, input, output)
+    }
+
+    /// Starts every thread on an input that is already running (a device, or any feeder
+    /// of a [`crate::input::Capture`]) and an optional output; the configuration's
+    /// `output` is ignored.
+    pub fn start_with(
+        config: LiveConfig,
+        fitter: Option<Box<dyn ModelFitter>>,
+        input: LiveInput,
+        output: Option<(LiveOutput, OutputSink)>,
+    ) -> Result<Self> {
+        // Without fits to do a fitter given anyway is never called.
+        let fitter = match (config.fits(), fitter) {
+            (true, None) => {
+                return Err(Error::Config(
+                    "this session fits models (no model given, or refits asked for) but has no fitter".into(),
+                ));
+            }
+            (fits, fitter) => fitter.filter(|_| fits),
+        };
+        let params = config.params();
+        let (m, n) = (params.input.channels, params.sources);
+        let LiveInput { keep_alive, reader, meter, negotiated, error } = input;
+        let input = InputHalf { _keep_alive: keep_alive, meter, negotiated, error };
+        let rate = input.negotiated.sample_rate_hz;
+        let shared = Arc::new(Shared::new(params.model.is_some()));
+
+        // Sinks.
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        let output = output.map(|(out, sink)| {
+            sinks.push(Box::new(sink));
+            out
+        });
+        let mut record_clipping = None;
+        if let Some(path) = &params.record {
+            let writer = unmix_io::WavStreamWriter::create_as(path, n, rate, params.record_format)?;
+            record_clipping = Some(writer.clipping());
+            sinks.push(Box::new(writer));
+        }
+        if params.raw_stdout {
+            sinks.push(Box::new(RawSink::stdout()));
+        }
+        let scored = params.scores.is_some();
+        let (alerts_tx, alerts) = crossbeam_channel::bounded(ALERTS_KEPT);
+        let sink: Box<dyn Sink> = match &params.scores {
+            None => Box::new(TeeSink(sinks)),
+            Some(scores) => {
+                let spec = WindowSpec::from_seconds(scores.window_s, scores.hop_s, rate)
+                    .map_err(|e| Error::Config(e.to_string()))?;
+                let writer = unmix_io::CsvStreamWriter::create_log(&scores.path, &score_columns(n))?;
+                let counted = shared.clone();
+                let tap = AlertTap::new(
+                    Box::new(writer),
+                    n,
+                    scores.alert_share,
+                    Box::new(move |window| {
+                        if alerts_tx.try_send(window).is_err() {
+                            counted.alerts_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }),
+                );
+                Box::new(
+                    WindowMonitor::new(n, spec, params.frame_len, Box::new(TeeSink(sinks)), Box::new(tap))
+                        .map_err(|e| Error::Config(e.to_string()))?,
+                )
+            }
+        };
+
+        // The trainer's tap holds one warm-up (or refit) segment.
+        let warm_frames = ((params.warmup_s * f64::from(rate)).round() as usize).max(1);
+        let (tap_writer, tap_reader) = FrameRing::new(m, warm_frames.max(params.frame_len) * 2);
+        let (models_tx, models_rx) = crossbeam_channel::bounded::<Encoder>(1);
+        let (retired_tx, retired_rx) = crossbeam_channel::bounded::<Encoder>(2);
+        let current = params
+            .model
+            .as_ref()
+            .map(|model| Encoder::new(model, scored, params.kernel))
+            .transpose()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let processor = LiveProcessor {
+            m,
+            n,
+            scored,
+            current,
+            models: models_rx,
+            retired: retired_tx,
+            tap: fitter.is_some().then_some(tap_writer),
+            tap_after_first_model: params.refit_s.is_some(),
+            tap_active: fitter.is_some(),
+            frames_done: 0,
+            shared: shared.clone(),
+        };
+        let source = LiveSource {
+            reader,
+            meter: input.meter.clone(),
+            output_meter: output.as_ref().map(|o| o.meter.clone()),
+            shared: shared.clone(),
+            channels: m,
+            sample_rate_hz: rate,
+            stall_timeout: params.stall_timeout,
+            last_data: Instant::now(),
+        };
+        let pipeline = Pipeline::start(
+            Box::new(source),
+            Box::new(processor),
+            sink,
+            PipelineConfig {
+                read_frames: params.frame_len,
+                frame_len: params.frame_len,
+                ring_frames: (rate as usize).max(8 * params.frame_len),
+                policy: Policy::DropAndCount,
+            },
+        )?;
+        let trainer = Trainer {
+            config: config.clone(),
+            fitter,
+            tap: tap_reader,
+            sample_rate_hz: rate,
+            models: models_tx,
+            retired: retired_rx,
+            shared: shared.clone(),
+        };
+        let trainer = std::thread::Builder::new()
+            .name("unmix-trainer".into())
+            .spawn(move || trainer_loop(trainer))
+            .map_err(|e| Error::Config(format!("cannot start the trainer thread: {e}")))?;
+        Ok(Self {
+            input,
+            output,
+            pipeline,
+            trainer,
+            shared,
+            started: Instant::now(),
+            frame_len: params.frame_len,
+            alerts,
+            record_clipping,
+        })
+    }
+
+    /// The alerts (with `scores`): each window whose outlier share goes above the alert
+    /// level, in order, as it closes. The handle outlives [`LiveSession::wait`], which
+    /// closes the last windows.
+    pub fn alerts(&self) -> Receiver<WindowShares> {
+        self.alerts.clone()
+    }
+
+    /// What was negotiated with the input device.
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.input.negotiated
+    }
+
+    /// The output device's id and channel count, if one is open.
+    pub fn output_device(&self) -> Option<(&str, usize)> {
+        self.output.as_ref().map(|o| (o.device.as_str(), o.channels))
+    }
+
+    /// Whether the session has ended (end of input, duration, device error or stall).
+    pub fn is_finished(&self) -> bool {
+        self.pipeline.is_finished()
+    }
+
+    /// Asks the session to end (Ctrl-C): the input stops, what was captured is processed
+    /// and the sinks are finished.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+    }
+
+    /// A status reading; resets the input peak meters.
+    pub fn status(&self) -> Status {
+        let view = StatusView { started: self.started, frame_len: self.frame_len, negotiated: &self.input.negotiated };
+        let output = self.output.as_ref().map(|o| &*o.meter);
+        status_from(&self.input.meter, output, &self.pipeline.report(), &self.shared, &view)
+    }
+
+    /// Waits for every thread and returns the report. The recording is finalised whenever
+    /// the session ended without a pipeline error.
+    pub fn wait(self) -> Result<LiveReport> {
+        let LiveSession { input, output, pipeline, trainer, shared, started, frame_len, alerts: _, record_clipping } =
+            self;
+        let report = pipeline.wait();
+        // A trainer waiting for frames sees `stop`; one in the middle of a fit sees the
+        // cancel token at its next epoch (tens of milliseconds) and gives up that fit.
+        shared.stop.store(true, Ordering::Release);
+        shared.cancel_training.cancel();
+        let model = trainer.join().ok().flatten();
+        let report = report?;
+        let view = StatusView { started, frame_len, negotiated: &input.negotiated };
+        let status = status_from(&input.meter, output.as_ref().map(|o| &*o.meter), &report, &shared, &view);
+        let first = shared.first_model_frame.load(Ordering::Relaxed);
+        let device_error =
+            input.error.try_recv().ok().or_else(|| output.as_ref().and_then(|o| o.error.try_recv().ok()));
+        let end = shared.end();
+        let InputHalf { _keep_alive, negotiated, .. } = input;
+        // Stop the device before reporting.
+        drop(_keep_alive);
+        Ok(LiveReport {
+            input: negotiated,
+            output_device: output.as_ref().map(|o| o.device.clone()),
+            end,
+            device_error,
+            status,
+            pipeline: report,
+            first_model_frame: (first != u64::MAX).then_some(first),
+            last_alignment: shared.last_alignment.lock().map(|v| v.clone()).unwrap_or_default(),
+            fit_error: shared.fit_error.lock().ok().and_then(|e| e.clone()),
+            record_clipped: record_clipping.map(|c| (c.samples(), c.peak())),
+            model,
+        })
+    }
+}
+
+/// What the session keeps of the input once its ring reader went to the source thread.
+struct InputHalf {
+    _keep_alive: Box<dyn std::any::Any + Send>,
+    meter: Arc<InputMeter>,
+    negotiated: Negotiated,
+    error: Receiver<String>,
+}

@@ -1,0 +1,216 @@
+//! A separation's settings: [`SeparateParams`] as a user gives them, checked once by
+//! [`SeparateParams::check`] into the [`SeparateConfig`] that [`crate::fit`] takes, so that
+//! no fit ever starts on settings that cannot work.
+
+use serde::{Deserialize, Serialize};
+use unmix_infer::Kernel;
+use unmix_likelihood::chain::{ChainConfig, ChainShape};
+use unmix_model::consensus::ConsensusConfig;
+use unmix_model::{Backend, TrainingRecipe, VaeLayout};
+
+use crate::{Error, Result};
+
+/// Fewest frames a training segment may have.
+pub const MIN_TRAIN_FRAMES: usize = 256;
+
+/// Default cap on the training segment: enough frames to fit the per-sample model well,
+/// few enough that memory stays bounded and an epoch stays short whatever the input length.
+pub const DEFAULT_MAX_TRAIN_FRAMES: usize = 131_072;
+
+/// How many sources to separate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceCount {
+    /// Exactly this many.
+    Fixed(usize),
+    /// Estimate it (MDL on the correlation eigenvalues, then pruning of latents that carry
+    /// no information), at most `max` if given.
+    Auto {
+        /// Upper bound (`--max-sources`).
+        max: Option<usize>,
+    },
+}
+
+/// Which model a recording gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelChoice {
+    /// The saturating chain when it is eligible (as many sources as channels, every
+    /// sample inside full scale) and its held-out likelihood beats the linear model's by
+    /// [`crate::CHAIN_MARGIN_NATS`] per frame; PDGMM-VAE otherwise.
+    Auto,
+    /// PDGMM-VAE.
+    Vae,
+    /// The saturating chain (an error when it is not eligible).
+    Chain,
+}
+
+/// The settings of a separation as a user gives them, not yet checked.
+/// [`SeparateParams::new`] gives `unmix separate`'s defaults; change what you need, then
+/// [`check`](SeparateParams::check) them into a [`SeparateConfig`].
+#[derive(Debug, Clone)]
+pub struct SeparateParams {
+    /// Number of sources `n`, or how to find it.
+    pub sources: SourceCount,
+    /// Train on at most this many frames from the start of the input.
+    pub max_train_frames: usize,
+    /// Whiten (PCA) to `n` dimensions before the model: decorrelates the channels (and
+    /// reduces them to `n` when `m > n`), leaving the model a rotation to find.
+    pub whiten: bool,
+    /// Distil a linear ICA solution (FastICA on the whitened data) into the encoder and
+    /// decoder, and fit the first candidate's prior to it, before the VAE objective takes
+    /// over. Needs `whiten`.
+    pub warm_start: bool,
+    /// Consensus restarts ([`ConsensusConfig::single`] for one plain run).
+    pub restarts: ConsensusConfig,
+    /// The PDGMM-VAE's architecture; its sizes come from the recording.
+    pub layout: VaeLayout,
+    /// How the PDGMM-VAE is trained.
+    pub recipe: TrainingRecipe,
+    /// burn backend of the training.
+    pub backend: Backend,
+    /// Which model to train, or how to choose it.
+    pub model: ModelChoice,
+    /// Settings of the saturating-chain fit (and of the linear model it is weighed
+    /// against: the same but for [`ChainConfig::shape`], its starts and its steps).
+    pub chain: ChainConfig,
+    /// The encoder kernel that computes every source of the fit (the order, signs, gains
+    /// and score baseline are measured with it).
+    pub kernel: Kernel,
+}
+
+impl SeparateParams {
+    /// The defaults of `unmix separate` for `sources`: the model chosen automatically
+    /// ([`ModelChoice::Auto`]), whitening, warm start, consensus restarts, the default
+    /// architecture and recipe, the default compiled backend, the fastest kernel.
+    pub fn new(sources: SourceCount) -> Self {
+        Self {
+            sources,
+            max_train_frames: DEFAULT_MAX_TRAIN_FRAMES,
+            whiten: true,
+            warm_start: true,
+            restarts: ConsensusConfig::default(),
+            layout: VaeLayout::new(),
+            recipe: TrainingRecipe::new(),
+            // A build without a backend is told so by `check`.
+            backend: Backend::default_compiled().unwrap_or(Backend::Flex),
+            model: ModelChoice::Auto,
+            chain: ChainConfig::new(ChainShape::Saturating),
+            kernel: Kernel::best(),
+        }
+    }
+
+    /// Checks every setting once; only the [`SeparateConfig`] it returns can fit.
+    ///
+    /// Refused: a warm start without whitening; an invalid architecture, recipe,
+    /// restart or chain setting; a backend not compiled into this build; a kernel this
+    /// processor does not run. What depends on the recording (enough channels and frames
+    /// for the sources) is checked by the fit.
+    pub fn check(self) -> Result<SeparateConfig> {
+        if self.warm_start && !self.whiten {
+            return Err(Error::Config(
+                "the warm start needs whitening (drop --no-whiten or use --no-warm-start)".into(),
+            ));
+        }
+        self.layout.check()?;
+        self.recipe.check()?;
+        self.restarts.check()?;
+        self.chain.check()?;
+        self.backend.device()?;
+        if !self.kernel.is_available() {
+            return Err(unmix_infer::Error::KernelUnavailable(self.kernel.name()).into());
+        }
+        Ok(SeparateConfig(self))
+    }
+}
+
+/// Settings that passed [`SeparateParams::check`]: the only settings [`crate::fit`] takes.
+#[derive(Debug, Clone)]
+pub struct SeparateConfig(SeparateParams);
+
+impl SeparateConfig {
+    /// `unmix separate`'s defaults for `sources`, checked.
+    pub fn defaults(sources: SourceCount) -> Result<Self> {
+        SeparateParams::new(sources).check()
+    }
+
+    /// The settings.
+    pub fn params(&self) -> &SeparateParams {
+        &self.0
+    }
+
+    /// The settings, to change and check again.
+    pub fn into_params(self) -> SeparateParams {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> SeparateParams {
+        SeparateParams::new(SourceCount::Fixed(3))
+    }
+
+    fn refused(params: SeparateParams) -> String {
+        params.check().expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        let config = defaults().check().unwrap();
+        assert_eq!(config.params().model, ModelChoice::Auto);
+        assert_eq!(config.clone().into_params().kernel, Kernel::best());
+    }
+
+    #[test]
+    fn a_warm_start_needs_whitening() {
+        let e = refused(SeparateParams { whiten: false, ..defaults() });
+        assert!(e.contains("the warm start needs whitening"), "{e}");
+        SeparateParams { whiten: false, warm_start: false, ..defaults() }.check().unwrap();
+    }
+
+    #[test]
+    fn the_architecture_is_checked() {
+        let e = refused(SeparateParams { layout: VaeLayout::new().with_components(0), ..defaults() });
+        assert!(e.contains("at least one component"), "{e}");
+    }
+
+    #[test]
+    fn the_recipe_is_checked() {
+        let e = refused(SeparateParams { recipe: TrainingRecipe::new().with_learning_rate(-1.0), ..defaults() });
+        assert!(e.contains("learning rate must be positive"), "{e}");
+    }
+
+    #[test]
+    fn the_restarts_are_checked() {
+        let e =
+            refused(SeparateParams { restarts: ConsensusConfig { candidates: 0, ..Default::default() }, ..defaults() });
+        assert!(e.contains("at least one candidate"), "{e}");
+    }
+
+    #[test]
+    fn the_chain_settings_are_checked() {
+        let e = refused(SeparateParams { chain: ChainConfig { starts: 0, ..defaults().chain }, ..defaults() });
+        assert!(e.contains("at least one start"), "{e}");
+    }
+
+    #[test]
+    fn the_backend_is_compiled_in() {
+        for backend in [Backend::Flex, Backend::Ndarray] {
+            match (SeparateParams { backend, ..defaults() }).check() {
+                Ok(_) => assert!(backend.device().is_ok()),
+                Err(e) => assert!(e.to_string().contains("not compiled into this build"), "{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_kernel_runs_on_this_processor() {
+        for kernel in Kernel::ALL.iter().copied() {
+            let checked = SeparateParams { kernel, ..defaults() }.check();
+            assert_eq!(checked.is_ok(), kernel.is_available(), "{}", kernel.name());
+        }
+    }
+}
