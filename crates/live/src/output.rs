@@ -2,8 +2,9 @@
 //! the processor's sources go to (device, WAV recording, raw stdout).
 //!
 //! # Real-time safety
-//! The output callback pops what the ring holds, fills the rest with silence and counts
-//! the underrun; it converts `f32` to the device's format in place. Nothing else.
+//! The output callback ([`Playback`]) pops what the ring holds, fills the rest with silence
+//! and counts the underrun; it converts `f32` to the device's format in place. Nothing
+//! else.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -14,9 +15,10 @@ use cpal::traits::{DeviceTrait, StreamTrait};
 #[cfg(feature = "cpal")]
 use cpal::{FromSample, SampleFormat, SizedSample};
 use unmix_core::{BoxError, Sink};
-use unmix_stream::RingWriter;
 #[cfg(feature = "cpal")]
-use unmix_stream::{FrameRing, RingReader};
+use unmix_stream::FrameRing;
+use unmix_stream::RingReader;
+use unmix_stream::RingWriter;
 
 #[cfg(feature = "cpal")]
 use crate::devices::{device_id, find};
@@ -128,30 +130,57 @@ pub fn open_output(
 
 /// The output callback: ring → device, silence on underrun.
 #[cfg(feature = "cpal")]
-fn play<T>(mut reader: RingReader, meter: Arc<OutputMeter>) -> impl FnMut(&mut [T], &cpal::OutputCallbackInfo) + Send
+fn play<T>(reader: RingReader, meter: Arc<OutputMeter>) -> impl FnMut(&mut [T], &cpal::OutputCallbackInfo) + Send
 where
     T: SizedSample + FromSample<f32>,
 {
+    let mut playback = Playback::new(reader, meter);
+    move |data: &mut [T], _info| playback.fill(data)
+}
+
+/// What the output callback does with each buffer the device asks for, apart from the
+/// device: the frames the ring holds, then silence for the rest, counted as underrun.
+///
+/// # Real-time safety
+/// [`Playback::fill`] pops into a fixed scratch array, converts in place and bumps atomic
+/// counters: no allocation, lock or wait, whatever the ring holds.
+pub struct Playback {
+    reader: RingReader,
+    meter: Arc<OutputMeter>,
+    scratch: [f32; Playback::SCRATCH_SAMPLES],
+}
+
+impl Playback {
+    /// Samples popped from the ring at a time (a device buffer larger than this is
+    /// filled in several pops).
     const SCRATCH_SAMPLES: usize = 4096;
-    let channels = reader.channels();
-    let mut scratch = [0.0f32; SCRATCH_SAMPLES];
-    move |data: &mut [T], _info| {
+
+    /// Plays what `reader` holds, counting into `meter`.
+    pub fn new(reader: RingReader, meter: Arc<OutputMeter>) -> Self {
+        Self { reader, meter, scratch: [0.0; Self::SCRATCH_SAMPLES] }
+    }
+
+    /// Fills one device buffer of interleaved frames: the ring's frames first, silence
+    /// after them (counted in [`OutputMeter::underrun_frames`]), each sample converted to
+    /// the device's format.
+    pub fn fill<T: dasp_sample::FromSample<f32>>(&mut self, data: &mut [T]) {
+        let channels = self.reader.channels();
         let frames = data.len() / channels;
-        meter.max_callback_frames.fetch_max(frames as u64, Ordering::Relaxed);
-        let chunk_frames = (SCRATCH_SAMPLES / channels).max(1);
+        self.meter.max_callback_frames.fetch_max(frames as u64, Ordering::Relaxed);
+        let chunk_frames = (Self::SCRATCH_SAMPLES / channels).max(1);
         let (mut played, mut silent) = (0u64, 0u64);
         for chunk in data.chunks_mut(chunk_frames * channels) {
-            let got = reader.pop(&mut scratch[..chunk.len()]);
+            let got = self.reader.pop(&mut self.scratch[..chunk.len()]);
             played += got as u64;
             silent += (chunk.len() / channels - got) as u64;
             for (i, o) in chunk.iter_mut().enumerate() {
-                let v = if i < got * channels { scratch[i] } else { 0.0 };
+                let v = if i < got * channels { self.scratch[i] } else { 0.0 };
                 *o = T::from_sample_(v);
             }
         }
-        meter.frames_played.fetch_add(played, Ordering::Relaxed);
+        self.meter.frames_played.fetch_add(played, Ordering::Relaxed);
         if silent > 0 {
-            meter.underrun_frames.fetch_add(silent, Ordering::Relaxed);
+            self.meter.underrun_frames.fetch_add(silent, Ordering::Relaxed);
         }
     }
 }
@@ -288,5 +317,58 @@ impl Sink for RawSink {
     fn finish(mut self: Box<Self>) -> std::result::Result<(), BoxError> {
         self.out.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use unmix_stream::FrameRing;
+
+    use super::*;
+
+    /// An empty ring plays silence and counts it: a buffer larger than what the ring holds
+    /// gets the ring's frames first, in order, then zeros, and the counters say how many
+    /// of each; the device's format is converted to (here 16-bit integers). No allocation.
+    #[test]
+    fn an_empty_ring_plays_silence_and_is_counted() {
+        let (mut writer, reader) = FrameRing::new(2, 64);
+        let meter = Arc::new(OutputMeter::default());
+        let mut playback = Playback::new(reader, meter.clone());
+        // Three frames queued, a device buffer of five frames.
+        let queued = [0.5f32, -0.5, 0.25, -0.25, 1.0, -1.0];
+        assert_eq!(writer.push(&queued), 3);
+        let mut buffer = [7i16; 10];
+        let before = unmix_test_support::allocations();
+        playback.fill(&mut buffer);
+        assert_eq!(unmix_test_support::allocations() - before, 0, "the callback allocated");
+        let played: Vec<i16> = queued.iter().map(|&v| dasp_sample::FromSample::from_sample_(v)).collect();
+        assert_eq!(&buffer[..6], &played[..]);
+        assert_eq!(&buffer[6..], &[0; 4], "the missing frames are silence");
+        assert_eq!(meter.frames_played.load(Ordering::Relaxed), 3);
+        assert_eq!(meter.underrun_frames.load(Ordering::Relaxed), 2);
+        assert_eq!(meter.max_callback_frames.load(Ordering::Relaxed), 5);
+        // A ring left empty: the whole buffer is silence, all of it counted.
+        let mut buffer = [1.0f32; 8];
+        playback.fill(&mut buffer);
+        assert_eq!(buffer, [0.0; 8]);
+        assert_eq!(meter.underrun_frames.load(Ordering::Relaxed), 6);
+        assert_eq!(meter.frames_played.load(Ordering::Relaxed), 3);
+    }
+
+    /// A device buffer larger than the scratch array is filled in several pops, the
+    /// frames still in order and none lost.
+    #[test]
+    fn a_large_buffer_is_filled_in_order() {
+        let frames = 3000;
+        let (mut writer, reader) = FrameRing::new(3, frames);
+        let samples: Vec<f32> = (0..frames * 3).map(|i| i as f32 * 1e-4).collect();
+        assert_eq!(writer.push(&samples), frames);
+        let meter = Arc::new(OutputMeter::default());
+        let mut playback = Playback::new(reader, meter.clone());
+        let mut buffer = vec![0.0f32; frames * 3];
+        playback.fill(&mut buffer);
+        assert_eq!(buffer, samples);
+        assert_eq!(meter.underrun_frames.load(Ordering::Relaxed), 0);
+        assert_eq!(meter.frames_played.load(Ordering::Relaxed), frames as u64);
     }
 }
