@@ -7,18 +7,8 @@ use unmix_synth::MixKind;
 fn synth_writes_mixture_truth_and_meta() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench");
-    let o = unmix(&[
-        "synth",
-        "nonlinear",
-        "--sources",
-        "3",
-        "--samples",
-        "500",
-        "--seed",
-        "4",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o =
+        unmix(&["synth", "nonlinear", "--sources", "3", "--frames", "500", "--seed", "4", "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mix = read(&out.join("mixture.wav"));
     let truth = read(&out.join("truth.wav"));
@@ -29,7 +19,7 @@ fn synth_writes_mixture_truth_and_meta() {
     assert_eq!(meta["marginals"][2], "exponential");
     // The same seed gives the same file.
     let again = dir.path().join("again");
-    unmix(&["synth", "nonlinear", "--sources", "3", "--samples", "500", "--seed", "4", "-o", again.to_str().unwrap()]);
+    unmix(&["synth", "nonlinear", "--sources", "3", "--frames", "500", "--seed", "4", "-o", again.to_str().unwrap()]);
     assert_eq!(std::fs::read(out.join("mixture.wav")).unwrap(), std::fs::read(again.join("mixture.wav")).unwrap());
 }
 
@@ -40,7 +30,7 @@ fn synth_writes_mixture_truth_and_meta() {
 fn synth_takes_marginals_and_tanh_spread() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bent");
-    let args = ["synth", "nonlinear", "--sources", "3", "--samples", "800", "--seed", "6"];
+    let args = ["synth", "nonlinear", "--sources", "3", "--frames", "800", "--seed", "6"];
     let o = unmix(
         &[&args[..], &["--marginals", "bimodal,sinusoid", "--tanh-input-std", "0.5", "-o"], &[out.to_str().unwrap()]]
             .concat(),
@@ -70,7 +60,7 @@ fn synth_takes_marginals_and_tanh_spread() {
         "20",
         "--max-condition",
         "3",
-        "--samples",
+        "--frames",
         "800",
         "--seed",
         "2",
@@ -111,7 +101,7 @@ fn long_synth_output_is_streamed() {
         "linear",
         "--sources",
         "2",
-        "--samples",
+        "--frames",
         &frames.to_string(),
         "--seed",
         "9",
@@ -450,7 +440,7 @@ fn a_recorder_piped_in_is_separated_like_its_file() {
     }
 
     let (file_out, piped) = (dir.path().join("file"), dir.path().join("piped"));
-    let options = ["-n", "3", "--train-samples", "6000", "--epochs", "30", "--no-plots"];
+    let options = ["-n", "3", "--train-frames", "6000", "--epochs", "30", "--no-plots"];
     let o =
         unmix(&[&["separate", recorded.to_str().unwrap(), "-o", file_out.to_str().unwrap()], &options[..]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
@@ -724,7 +714,7 @@ fn truncated_input_mid_stream_leaves_no_output() {
     let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 2, 2, 100_000, 8);
     let out = dir.path().join("out");
     let mut args =
-        vec!["separate", mix.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap(), "--train-samples", "2000"];
+        vec!["separate", mix.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap(), "--train-frames", "2000"];
     args.extend_from_slice(QUICK);
     assert!(unmix(&args).status.success());
     // Cut the file at 80 %: the header still promises 100 000 frames.
@@ -813,4 +803,27 @@ fn live_without_the_feature_says_how_to_enable_it() {
         assert!(stderr(&o).contains("--features live"), "{}", stderr(&o));
         assert!(stderr(&o).contains("libasound2-dev"), "{}", stderr(&o));
     }
+}
+
+/// The frame counts' old names (`--samples`, `--train-samples`, `--max-train-samples`,
+/// from before frames and samples were told apart) still work, unlisted in the help.
+#[test]
+fn the_old_frame_count_names_still_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = dir.path().join("bench");
+    let o = unmix(&["synth", "linear", "--sources", "2", "--samples", "400", "-o", bench.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&bench.join("mixture.wav")).frames(), 400);
+    let mix = bench.join("mixture.wav");
+    let out = dir.path().join("out");
+    for option in ["--train-samples", "--max-train-samples", "--train-frames", "--max-train-frames"] {
+        let o = unmix(&["separate", mix.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap(), option, "100"]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("only 100 frames to train on"), "{option}: {}", stderr(&o));
+    }
+    let help = stdout(&unmix(&["separate", "--help"]));
+    assert!(help.contains("--train-frames") && help.contains("--max-train-frames"), "{help}");
+    assert!(!help.contains("train-samples"), "{help}");
+    let synth_help = stdout(&unmix(&["synth", "--help"]));
+    assert!(synth_help.contains("--frames") && !synth_help.contains("--samples"), "{synth_help}");
 }

@@ -43,7 +43,7 @@ fn scores_follow_the_windows_and_flag_a_changed_mixing() {
     #[rustfmt::skip]
     let o = unmix(&[
         "separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(),
-        "--train-samples", "8000", "--epochs", "40", "--quiet",
+        "--train-frames", "8000", "--epochs", "40", "--quiet",
         "--scores", "--window-s", "0.25", "--hop-s", "0.125",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -156,7 +156,7 @@ fn a_logger_piped_into_apply_is_monitored_as_it_writes() {
     #[rustfmt::skip]
     let o = unmix(&[
         "separate", logged.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--csv-rate", "8000",
-        "--train-samples", "8000", "--epochs", "40", "--quiet", "--no-plots",
+        "--train-frames", "8000", "--epochs", "40", "--quiet", "--no-plots",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let model = out.join("model.unmix");
@@ -247,7 +247,7 @@ fn a_logger_piped_into_separate_trains_on_its_head_then_separates_as_it_writes()
     let half = text.match_indices('\n').nth(8000).unwrap().0 + 1; // the header and 8000 rows
     #[rustfmt::skip]
     let options = [
-        "-n", "3", "--csv-rate", "8000", "--train-samples", "8000", "--epochs", "40", "--no-plots",
+        "-n", "3", "--csv-rate", "8000", "--train-frames", "8000", "--epochs", "40", "--no-plots",
         "--scores", "--window-s", "0.25",
     ];
     let file_out = dir.path().join("file");

@@ -50,6 +50,11 @@ pub fn unmix_fed(args: &[&str], input: Vec<u8>) -> Output {
     out
 }
 
+/// Stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Stderr as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -56,7 +56,7 @@ pub struct SeparateArgs {
     /// columns, optional header); see --channels to use only some channels. `-` reads a
     /// stream from the standard input (CSV rows as a logger writes them, or a WAV as a
     /// recorder writes it): training waits for the training segment (the first
-    /// --train-seconds, --train-samples or --max-train-samples), model.unmix is written as
+    /// --train-seconds, --train-frames or --max-train-frames), model.unmix is written as
     /// soon as it is trained, and the rest of the stream is separated as it arrives
     /// (sources.csv and scores.csv are then logs flushed as they grow, alerts print at
     /// once); Ctrl-C before the model is written stops with nothing written, after it ends
@@ -79,14 +79,16 @@ pub struct SeparateArgs {
     #[arg(long)]
     pub truth: Option<PathBuf>,
     /// Train on the first this many seconds of the input.
-    #[arg(long, conflicts_with = "train_samples")]
+    #[arg(long, conflicts_with = "train_frames")]
     pub train_seconds: Option<f64>,
-    /// Train on the first this many frames of the input.
-    #[arg(long)]
-    pub train_samples: Option<usize>,
+    /// Train on the first this many frames of the input (a frame is one sample of every
+    /// channel).
+    // `--train-samples`, the name before frames and samples were told apart, still works.
+    #[arg(long, alias = "train-samples")]
+    pub train_frames: Option<usize>,
     /// Cap on the training segment, in frames, when neither of the above is given.
-    #[arg(long, default_value_t = DEFAULT_MAX_TRAIN_FRAMES)]
-    pub max_train_samples: usize,
+    #[arg(long, alias = "max-train-samples", default_value_t = DEFAULT_MAX_TRAIN_FRAMES)]
+    pub max_train_frames: usize,
     /// Which model: `auto` weighs a saturating-chain model against a linear one on
     /// held-out frames when the recording is eligible (as many sources as channels, every
     /// sample inside ±1; a few seconds for 3 channels here, the chain stopping early
@@ -219,11 +221,11 @@ impl SeparateArgs {
             .with_min_epochs(30.min(self.epochs))
             .with_batch_size(self.batch_size)
             .with_seed(self.seed);
-        let max_train_frames = match (self.train_seconds, self.train_samples) {
+        let max_train_frames = match (self.train_seconds, self.train_frames) {
             (Some(s), _) if !(s.is_finite() && s > 0.0) => bail!("--train-seconds must be positive"),
             (Some(s), _) => (s * f64::from(sample_rate_hz)).round() as usize,
             (None, Some(n)) => n,
-            (None, None) => self.max_train_samples,
+            (None, None) => self.max_train_frames,
         };
         let sources = match self.sources {
             SourceCount::Auto { .. } => SourceCount::Auto { max: self.max_sources },

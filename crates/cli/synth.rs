@@ -49,11 +49,13 @@ pub struct SynthArgs {
     /// Number of sensors (channels); defaults to the number of sources.
     #[arg(long)]
     sensors: Option<usize>,
-    /// Number of frames (time samples). Above 4 194 304 the benchmark is drawn as a stream
-    /// (flat memory; each source standardised with its marginal's exact moments rather
-    /// than the sample's, the nonlinear second layer scaled on a pilot sample).
-    #[arg(long, default_value_t = 10_000)]
-    samples: usize,
+    /// Number of frames (one sample of every channel). Above 4 194 304 the benchmark is
+    /// drawn as a stream (flat memory; each source standardised with its marginal's exact
+    /// moments rather than the sample's, the nonlinear second layer scaled on a pilot
+    /// sample).
+    // `--samples`, the name before frames and samples were told apart, still works.
+    #[arg(long, alias = "samples", default_value_t = 10_000)]
+    frames: usize,
     /// Seed of the generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -115,7 +117,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
         },
         sources: args.sources,
         sensors: args.sensors.unwrap_or(args.sources),
-        frames: args.samples,
+        frames: args.frames,
         seed: args.seed,
         sample_rate_hz: args.sample_rate,
         snr_db: args.snr_db,

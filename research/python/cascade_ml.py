@@ -26,7 +26,7 @@ R of them and keeps the lowest NLL (no truth used). It prints, per data seed, th
 mean/worst |corr| of every start, of the chosen one, and of the truth (W1 = A1^-1,
 W2 = A2^-1, the densities and scales fitted with the matrices held there).
 
-    for s in 1 2 3 4 5; do unmix synth nonlinear --sources 3 --samples 10000 --seed $s -o nl$s; done
+    for s in 1 2 3 4 5; do unmix synth nonlinear --sources 3 --frames 10000 --seed $s -o nl$s; done
     python3 research/python/cascade_ml.py nl1 nl2 nl3 nl4 nl5 --starts 8 --steps 1500 --random-w2 1
 
 Figures measured with it are in `docs/limitations.md`.

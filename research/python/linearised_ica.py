@@ -2,7 +2,7 @@
 front end that undoes the mixing's outer `tanh` gets linear ICA. Not part of the build:
 it needs `pip install numpy scipy scikit-learn`.
 
-    for s in 1 2 3 4 5; do unmix synth nonlinear --sources 3 --samples 10000 --seed $s -o nl$s; done
+    for s in 1 2 3 4 5; do unmix synth nonlinear --sources 3 --frames 10000 --seed $s -o nl$s; done
     python3 research/python/linearised_ica.py nl1 nl2 nl3 nl4 nl5
 
 prints, per directory, the mean / worst |corr| (optimal one-to-one matching, as `unmix

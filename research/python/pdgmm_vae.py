@@ -9,7 +9,7 @@ Adam, every channel standardised. Nothing of unmix's own training (warm start, r
 λ, whitening, stopping rule) is in it. `--warp gauss|atanh` transforms each channel
 first (a rank Gaussianisation, or the exact inverse of the outer tanh as an oracle).
 
-    unmix synth nonlinear --sources 3 --samples 10000 --seed 1 -o nl1
+    unmix synth nonlinear --sources 3 --frames 10000 --seed 1 -o nl1
     python3 research/python/pdgmm_vae.py nl1 --beta 0.01 --epochs 200
 
 prints the mean and worst |corr| (optimal one-to-one matching, as `unmix score`) every

@@ -19,7 +19,7 @@ data under the true mixing (noiseless, `m = n`):
 
 which the negative ELBO of the true model approaches as the noise variance goes to zero.
 
-    unmix synth nonlinear --sources 3 --samples 10000 --seed 1 -o nl1
+    unmix synth nonlinear --sources 3 --frames 10000 --seed 1 -o nl1
     python3 research/python/shaped_vae.py nl1 --noise 1e-3 --epochs 300
     python3 research/python/shaped_vae.py nl1 --init truth --freeze-dec 1 --free 1 \\
         --noise 1e-3 --batch 10000 --epochs 2000 --every 250
