@@ -1,10 +1,10 @@
 //! The PDGMM-VAE paper's experiments (section 4) on unmix's own `synth` data, plus the
-//! noisy over-determined case of issue 4. Prints |corr| per source, mean, min, SI-SDR,
+//! noisy over-determined benchmark. Prints |corr| per source, mean, min, SI-SDR,
 //! epochs and wall time per data seed, with `unmix separate`'s defaults.
 //!
 //! Cases: `linear` and `nonlinear` (3 sources into 3 sensors, T = 10 000, as the paper),
 //! `noisy` (4 sources — uniform, Laplace, exponential, bimodal — into 6 sensors at 20 dB
-//! SNR, T = 10 000, mixing condition number ≤ 3: issue 4's benchmark). Default: all three.
+//! SNR, T = 10 000, mixing condition number ≤ 3). Default: all three.
 //! `noisy-hard` is the same at the default condition bound of 5, where the mixing can
 //! leave a source too little of its own direction for any method to reach the floor.
 //!

@@ -47,7 +47,7 @@ fn synth_takes_marginals_and_tanh_spread() {
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["marginals"], serde_json::json!(["bimodal", "sinusoid", "bimodal"]));
     assert_eq!(meta["tanh_input_std"], 0.5);
-    // Issue 4's noisy benchmark, condition bound and all, from the command line.
+    // The noisy over-determined benchmark, condition bound and all, from the command line.
     let noisy = dir.path().join("noisy");
     let o = unmix(&[
         "synth",
@@ -632,11 +632,11 @@ fn score_prints_a_table_and_json() {
     assert_clean_failure(&o, "short.csv", "ends after 999 frames, but");
 }
 
-/// Regression for issue 3: the streamed `apply` (reader, separator and writer on their
+/// The streamed `apply` (reader, separator and writer on their
 /// own threads, blocks of every size) gives the same sources, bit for bit, as applying
 /// the model to the whole recording at once.
 #[test]
-fn issue3_streamed_output_equals_whole_file_output() {
+fn streamed_output_equals_whole_file_output() {
     let dir = tempfile::tempdir().unwrap();
     // 50 001 frames: not a multiple of any block size in the pipeline.
     let (mix, _) = synth_wavs(dir.path(), MixKind::Nonlinear, 3, 4, 50_001, 7);

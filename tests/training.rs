@@ -1,4 +1,4 @@
-//! Training that works on the first try (issue 4): the source count, deterministic order
+//! Training that works on the first try: the source count, deterministic order
 //! and sign, and no worse than linear ICA on noisy linear data — all with the defaults.
 
 use unmix_core::Recording;
@@ -99,7 +99,7 @@ fn different_seeds_give_the_same_order_and_sign() {
     }
 }
 
-/// Issue 4's noisy over-determined benchmark (4 sources into 6 sensors at 20 dB SNR,
+/// The noisy over-determined benchmark (4 sources into 6 sensors at 20 dB SNR,
 /// mixing condition ≤ 3): every source ≥ 0.985 with the defaults, and source by source as
 /// good as linear ICA (PCA + FastICA); both sit at the best any linear demixer can do
 /// (`examples/paper.rs noisy`). At the default condition bound of 5 (seed 4 there leaves

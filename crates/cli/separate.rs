@@ -113,7 +113,7 @@ pub struct SeparateArgs {
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
     /// Weight λ of the auxiliary reconstruction of the posterior mean (0 = off); λ = 1
-    /// makes the result insensitive to β up to β = 1 (README).
+    /// makes the result insensitive to β up to β = 1 (docs/results.md).
     #[arg(long, default_value_t = 1.0)]
     pub lambda: f64,
     /// Consensus restarts: candidates trained side by side with different prior

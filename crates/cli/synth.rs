@@ -43,7 +43,8 @@ pub struct SynthArgs {
     tanh_input_std: f64,
     /// Linear only: the largest condition number accepted for the mixing matrix (≥ 1.5).
     /// Matrices are drawn until one passes; a smaller bound leaves every source more of
-    /// its own direction, which matters with noise (issue 4's noisy benchmark uses 3).
+    /// its own direction, which matters with noise (the noisy over-determined benchmark uses
+    /// 3).
     #[arg(long, default_value_t = MAX_CONDITION, value_parser = parse_condition_bound)]
     max_condition: f64,
     /// Number of sensors (channels); defaults to the number of sources.

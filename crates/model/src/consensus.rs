@@ -22,7 +22,7 @@
 //! initialisation and a fresh optimiser. After the last round the best candidate is
 //! trained on by the ordinary stopping rule. Defaults (4 candidates, 3 rounds of 8
 //! epochs) cost 96 candidate epochs, about the length of one plain run on the paper's
-//! problems, so the whole fit stays within 2–3× a single run (README).
+//! problems, so the whole fit stays within 2–3× a single run (`docs/model.md`).
 
 use std::ops::ControlFlow;
 

@@ -4,7 +4,7 @@
 //! Why: written with burn's tensor operations the density is thirteen operations on
 //! `[T, n, K]` tensors (broadcast, square, scale, exp, max, log-sum-exp, …) and about twice
 //! as many in the backward pass, each an allocation and an autodiff node for a few thousand
-//! numbers: 15 % of a training run in the forward pass alone (README, *Training speed*).
+//! numbers: 15 % of a training run in the forward pass alone (`docs/performance.md`).
 //! Here it is one loop over the frames each way. Within a frame the arithmetic is in `f64`
 //! (the composed form was `f32` throughout) but for the `exp` of the shifted terms, which
 //! is the C library's `expf` in one vectorised pass (`unmix-vecmath`); the values agree

@@ -6,7 +6,7 @@
 //! model has always computed `2σ(2x) − 1`. Written with burn's tensor operations that is
 //! four autodiff nodes, and autodiff's `sigmoid` backward recomputes `σ` from its input —
 //! a second pass of `expf` over every hidden unit of every step, ≈ 9 % of a training run
-//! (README, *Training speed*). Here the same four forward operations run on the inner
+//! (`docs/performance.md`). Here the same four forward operations run on the inner
 //! backend as one node, and its backward applies exactly the operations autodiff applied
 //! through the four (`×2`, `σ'` from the stored `σ`, `×2`), so values and gradients are bit
 //! for bit those of the composed form (a test checks it) at one `expf` pass instead of two.

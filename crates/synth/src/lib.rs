@@ -18,12 +18,12 @@ use unmix_dsp::linalg::Matrix;
 /// matrices with unit rows pass it, 40 % pass 3.0 ([`SynthConfig::max_condition`]).
 pub const MAX_CONDITION: f64 = 5.0;
 
-/// The condition bound of issue 4's noisy over-determined benchmark (4 sources into 6
+/// The condition bound of the noisy over-determined benchmark (4 sources into 6
 /// sensors at 20 dB SNR). At the default bound a random matrix can leave one source with
 /// little of its own direction: for 24 % of 2 000 seeds some source's best linear estimate
 /// (LMMSE with the true mixing) stays below |corr| 0.985, and no method recovers it much
-/// better. At 3.0 that happens for 0.2 % (median worst source 0.9925): the data the issue
-/// describes, on which linear ICA reaches about 0.99 (`cargo run --release --example
+/// better. At 3.0 that happens for 0.2 % (median worst source 0.9925): data on which
+/// linear ICA reaches about 0.99, as the benchmark intends (`cargo run --release --example
 /// noisy_bound -- draws`).
 pub const NOISY_BENCHMARK_CONDITION: f64 = 3.0;
 
@@ -246,7 +246,7 @@ impl SynthConfig {
         }
     }
 
-    /// Issue 4's noisy over-determined benchmark: 4 sources into 6 sensors at 20 dB SNR,
+    /// The noisy over-determined benchmark: 4 sources into 6 sensors at 20 dB SNR,
     /// mixing condition number ≤ [`NOISY_BENCHMARK_CONDITION`], 10 000 frames.
     pub fn noisy_benchmark(seed: u64) -> Self {
         Self {
