@@ -11,4 +11,5 @@ mod live;
 mod monitor;
 mod paper;
 mod pipeline;
+mod readme;
 mod training;
