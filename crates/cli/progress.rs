@@ -6,8 +6,9 @@ use unmix_model::consensus::Progress as VaeProgress;
 use unmix_separate::{ConsensusConfig, Progress};
 
 /// Training's progress, one phase after the other on the same line: the model choice's
-/// maximum-likelihood fits (steps over all starts), the warm start's distillation epochs, the restarts' candidate epochs (all candidates of all rounds, so
-/// the bar only moves forward), then the chosen candidate's epochs up to the cap.
+/// maximum-likelihood fits (steps over all starts), the warm start's distillation epochs,
+/// the restarts' candidate epochs (all candidates of all rounds, so the bar only moves
+/// forward), then the chosen candidate's epochs up to the cap.
 pub struct TrainingBar {
     bar: ProgressBar,
     phase: Option<Phase>,

@@ -37,8 +37,9 @@ impl std::fmt::Display for ModelKind {
 
 /// How much better (nats per held-out frame) the saturating chain's likelihood must be
 /// than the linear model's for [`ModelChoice::Auto`] to choose it: well above what its
-/// extra `n² + n` parameters gain on a linear mixture (it loses there, `docs/model.md`), well below
-/// what it gains on the nonlinear benchmark (2.4–3.0 nats per frame on seeds 1–5).
+/// extra `n² + n` parameters gain on a linear mixture (it loses there, `docs/model.md`),
+/// well below what it gains on the nonlinear benchmark (2.4–3.0 nats per frame on seeds
+/// 1–5).
 pub const CHAIN_MARGIN_NATS: f64 = 0.05;
 
 /// The maximum-likelihood fit of one model shape, as reported.

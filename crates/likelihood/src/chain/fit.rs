@@ -344,8 +344,8 @@ mod tests {
     use crate::chain::test_data::{benchmark, scores};
 
     /// The paper's nonlinear benchmark, blind, with the defaults: above the floors the
-    /// project holds it to (0.97 mean, 0.95 worst source) on data seed 1; the held-out NLL is below the linear
-    /// model's, which is how `separate` chooses it.
+    /// project holds it to (0.97 mean, 0.95 worst source) on data seed 1; the held-out NLL
+    /// is below the linear model's, which is how `separate` chooses it.
     #[test]
     fn separates_the_nonlinear_benchmark_blind() {
         let (mixture, truth) = benchmark(MixKind::Nonlinear, 1, 10_000);

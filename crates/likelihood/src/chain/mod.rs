@@ -13,8 +13,9 @@
 //! (`v_l` a layer's `atanh` argument, `ρ_l` its scale, `p_j` a K-component 1-D GMM per
 //! source, the PDGMM prior), this is the zero-noise limit of a PDGMM-VAE whose decoder is
 //! `tanh(B2 tanh(B1 z))` and whose encoder is that decoder's exact inverse. It separates
-//! the benchmark blind (0.98–0.99 mean |corr|, `docs/results.md`), where the MLP VAE ends near linear
-//! ICA: the VAE's bound cannot see the truth's advantage where the tanh saturates (`docs/limitations.md`), the exact likelihood can.
+//! the benchmark blind (0.98–0.99 mean |corr|, `docs/results.md`), where the MLP VAE ends
+//! near linear ICA: the VAE's bound cannot see the truth's advantage where the tanh
+//! saturates (`docs/limitations.md`), the exact likelihood can.
 //!
 //! The inner `atanh`'s scale is `ρ_i = max_t |u_ti| (1 + softplus(g_i))`: the largest inner
 //! value sits just inside the domain whatever `W2` is, so every `W2` is feasible and the
@@ -126,8 +127,8 @@ pub struct ChainConfig {
 }
 
 impl ChainConfig {
-    /// The defaults measured on the nonlinear benchmark (`docs/model.md`): 8 starts of 1 500 steps
-    /// at learning rate 0.01, 6 components, every 5th frame held out.
+    /// The defaults measured on the nonlinear benchmark (`docs/model.md`): 8 starts of
+    /// 1 500 steps at learning rate 0.01, 6 components, every 5th frame held out.
     pub fn new(shape: ChainShape) -> Self {
         let (starts, steps, screen_steps) = match shape {
             ChainShape::Saturating => (8, 1500, SCREEN_STEPS),

@@ -88,8 +88,8 @@ pub struct Status {
     pub model: ModelState,
     /// Models swapped in so far.
     pub swaps: u64,
-    /// Alerts not queued because [`LiveSession::alerts`] was not read fast enough (the
-    /// score rows on disk still have them).
+    /// Alerts not queued because [`LiveSession::alerts`](super::LiveSession::alerts) was
+    /// not read fast enough (the score rows on disk still have them).
     pub alerts_dropped: u64,
 }
 
