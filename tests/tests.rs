@@ -9,6 +9,7 @@ mod cli;
 #[cfg(feature = "live")]
 mod live;
 mod monitor;
+mod outputs;
 mod paper;
 mod pipeline;
 mod readme;

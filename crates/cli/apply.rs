@@ -27,7 +27,9 @@ pub struct ApplyArgs {
     /// once; Ctrl-C ends the stream there, a WAV output completed as when the input ends;
     /// so does a bad row, which the command then fails on, naming it.
     input: PathBuf,
-    /// Output file: `.csv` for CSV, anything else a WAV (see --wav-format).
+    /// Output file: `.csv` for CSV, anything else a WAV (see --wav-format). `-` writes a
+    /// WAV to the standard output (its header says "to the end of the stream"), as does a
+    /// FIFO; what the command says then goes to the standard error.
     #[arg(short, long)]
     output: PathBuf,
     /// Sample format of a WAV output: 32-bit float keeps any level; 16- or 24-bit integer
@@ -258,7 +260,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     let kernel = args.kernel.kernel()?;
     let model = ModelFile::load(&args.model).with_context(|| args.model.display().to_string())?;
     let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
-    crate::output::refuse_to_overwrite(
+    let outputs = crate::output::check_outputs(
         &[
             ("-o", Some(&args.output)),
             ("--scores", monitoring.as_ref().map(|m| m.path.as_path())),
@@ -266,6 +268,16 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         ],
         args.force,
     )?;
+    if let Some(plot) = &args.plot {
+        crate::output::check_plot("--plot", plot)?;
+    }
+    let scores_streamed = outputs[1].as_ref().is_some_and(|out| out.is_stream());
+    if scores_streamed && args.plot.is_some() {
+        bail!("--plot draws the scores from the --scores file, which is a stream here; give --scores a file");
+    }
+    // With sources or scores on standard output, what is said goes to standard error.
+    let stdout_taken = outputs.iter().flatten().any(|out| out.is_stdout());
+    let say = |line: &str| if stdout_taken { eprintln!("{line}") } else { println!("{line}") };
     let picked = args
         .input_channels
         .or_model(&model, &args.input, args.quiet)
@@ -276,16 +288,20 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     let applied = apply_file(&model, &args.input, &[output], &picked, &options)?;
     let wall = started.elapsed().as_secs_f64();
     let seconds = applied.frames as f64 / f64::from(applied.sample_rate_hz.max(1));
-    println!(
+    say(&format!(
         "separated {} frames into {} sources in {wall:.2} s ({:.0}× real time) → {}{}",
         applied.frames,
         model.header.sources,
         seconds / wall.max(1e-9),
         args.output.display(),
         ending(&applied)
-    );
+    ));
     if let Some(monitoring) = &monitoring {
-        println!("monitoring: {} → {}", monitoring.summary(model.header.sources)?, monitoring.path.display());
+        if scores_streamed {
+            say(&format!("monitoring: scores written to {} (a stream: no summary)", monitoring.path.display()));
+        } else {
+            say(&format!("monitoring: {} → {}", monitoring.summary(model.header.sources)?, monitoring.path.display()));
+        }
         if let Some(path) = &args.plot {
             let scores = unmix_io::read_csv(&monitoring.path, 1)?;
             let (sources, share) = (model.header.sources, monitoring.alert_share);
@@ -293,11 +309,11 @@ pub fn run(args: ApplyArgs) -> Result<()> {
                 crate::plot::monitoring(tmp, &scores, sources, share)
                     .with_context(|| format!("{}: cannot draw the plot", path.display()))
             })?;
-            println!("plotted the scores → {}", path.display());
+            say(&format!("plotted the scores → {}", path.display()));
         }
     }
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
-        print!("{}", stats_table(report, kernel));
+        say(stats_table(report, kernel).trim_end());
     }
     match applied.input_error {
         Some(e) => bail!(e),

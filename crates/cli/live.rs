@@ -3,7 +3,7 @@
 //! Both need the `live` cargo feature (cpal, ALSA headers); without it they say how to
 //! enable it and exit non-zero.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
@@ -114,17 +114,22 @@ pub struct LiveArgs {
 impl LiveArgs {
     /// The files the session writes, refused when one exists already (and not `--force`):
     /// checked before the device opens, so an old recording is never replaced by accident.
+    /// Returns whether one of them is the standard output (`-`), which the statistics
+    /// table then leaves to the data.
     #[cfg_attr(not(feature = "live"), allow(dead_code))]
-    fn check_outputs(&self) -> Result<()> {
-        crate::output::refuse_to_overwrite(
+    fn check_outputs(&self) -> Result<bool> {
+        let raw = self.raw.as_ref().map(|_| Path::new("-"));
+        let outputs = crate::output::check_outputs(
             &[
+                ("--raw", raw),
                 ("--record", self.record.as_deref()),
                 ("--scores", self.scores.as_deref()),
                 ("--report", self.report.as_deref()),
                 ("--save-model", self.save_model.as_deref()),
             ],
             self.force,
-        )
+        )?;
+        Ok(outputs.iter().flatten().any(|out| out.is_stdout()))
     }
 }
 
@@ -317,7 +322,7 @@ mod enabled {
 
     pub fn live(args: LiveArgs) -> Result<()> {
         let kernel = args.kernel.kernel()?;
-        args.check_outputs()?;
+        let stdout_taken = args.check_outputs()?;
         let model = match &args.model {
             Some(path) => Some(ModelFile::load(path).with_context(|| path.display().to_string())?),
             None => None,
@@ -472,9 +477,9 @@ mod enabled {
             eprintln!("warning: a fit failed: {e}");
         }
         if args.stats {
-            // With `--raw -` stdout carries the samples: the table goes to stderr.
+            // With an output on stdout (`--raw -`, `--record -`, …) the table goes to stderr.
             let table = stats_table(&report, kernel);
-            if args.raw.is_some() {
+            if stdout_taken {
                 eprint!("{table}");
             } else {
                 print!("{table}");

@@ -1,17 +1,21 @@
-//! The output directory: results are written into a hidden staging directory inside it and
-//! moved into place only when everything succeeded, so a failed run leaves no partial
-//! results (the staging directory is removed when dropped, and so is the output directory
-//! if the run created it).
+//! Where commands write. A command's output directory: results are written into a hidden
+//! staging directory inside it and moved into place only when everything succeeded, so a
+//! failed run leaves no partial results (the staging directory is removed when dropped, and
+//! so is the output directory if the run created it); and the single output files of the
+//! other commands, checked before any work by `unmix_io::OutputPath`'s rules.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use unmix_io::{OutputPath, OutputRefusal};
 
 /// A staging area whose files become the output directory's on [`Staging::commit`].
 pub struct Staging {
     dir: PathBuf,
     /// `None` once committed.
     staging: Option<tempfile::TempDir>,
+    /// Every name this command writes into the directory (its results as a whole).
+    owned: Vec<String>,
     files: Vec<String>,
     /// Files of `files` already in the output directory itself (published, or written in
     /// place): kept whatever happens to the rest of the run.
@@ -41,14 +45,39 @@ impl Staging {
                 return Err(e);
             }
         };
-        Ok(Self { dir: dir.to_path_buf(), staging: Some(staging), files: Vec::new(), in_dir: Vec::new(), created_dir })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            staging: Some(staging),
+            owned: names.iter().map(|n| n.to_string()).collect(),
+            files: Vec::new(),
+            in_dir: Vec::new(),
+            created_dir,
+        })
     }
 
     /// What [`new`](Self::new) refuses, checked without touching the disk: before a wait
     /// (a stream's training segment) that should not end in a refusal.
     pub fn refuse_existing(dir: &Path, names: &[&str], force: bool) -> Result<()> {
+        if dir == Path::new("-") {
+            bail!("-: the output (-o) is a directory of results, not the standard output");
+        }
         if dir.exists() && !dir.is_dir() {
             bail!("{}: is a file, not a directory; the output (-o) must be a directory", dir.display());
+        }
+        // Results are moved in by renaming: whatever stands at a result's name is replaced,
+        // so only a regular file may (a link would be replaced, not followed; a FIFO or a
+        // device would be swapped for a file).
+        for name in names {
+            let path = dir.join(name);
+            if let Ok(meta) = std::fs::symlink_metadata(&path)
+                && !meta.file_type().is_file()
+            {
+                bail!(
+                    "{}: is not a regular file (a link, a FIFO, a device or a directory); unmix replaces only its \
+                     own result files in an output directory",
+                    path.display()
+                );
+            }
         }
         if !force {
             let existing: Vec<&str> = names.iter().copied().filter(|n| dir.join(n).exists()).collect();
@@ -90,8 +119,22 @@ impl Staging {
         self.dir.join(name)
     }
 
-    /// Moves every staged file into the output directory.
+    /// Moves every staged file into the output directory, and removes the results of an
+    /// earlier run that this one did not write (a CSV run's `sources.csv` under a WAV run's
+    /// results, say): the directory then holds this run's results as a whole.
     pub fn commit(mut self) -> Result<Vec<PathBuf>> {
+        let produced: Vec<&String> = self
+            .files
+            .iter()
+            .filter(|name| self.in_dir.contains(name) || self.staging_dir().join(name).exists())
+            .collect();
+        for name in self.owned.iter().filter(|name| !produced.contains(name)) {
+            let stale = self.dir.join(name);
+            if std::fs::symlink_metadata(&stale).is_ok_and(|m| m.file_type().is_file()) {
+                std::fs::remove_file(&stale)
+                    .with_context(|| format!("{}: cannot remove an earlier run's result", stale.display()))?;
+            }
+        }
         let mut out = Vec::new();
         for name in &self.files {
             let to = self.dir.join(name);
@@ -125,8 +168,13 @@ impl Drop for Staging {
 
 /// Has `write` make the file at `path` through a temporary file beside it with the same
 /// extension (plot encoders go by it), renamed into place: the file is either the old one
-/// or the whole new one, never half written.
+/// or the whole new one, never half written. The path follows `unmix_io::OutputPath`'s
+/// rules; a stream is refused, since an image encoder writes a file.
 pub fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let out = OutputPath::check(path, true)?;
+    if out.is_stream() {
+        return Err(unmix_io::Error::Output { path: path.to_path_buf(), refusal: OutputRefusal::NotAFile }.into());
+    }
     let cannot = || format!("{}: cannot write", path.display());
     let tmp = unmix_io::temp_file_beside_keeping_extension(path).with_context(cannot)?.into_temp_path();
     write(&tmp)?;
@@ -134,19 +182,44 @@ pub fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) 
     Ok(())
 }
 
-/// Refuses, before any work, output files that already exist (unless `force`) and one
-/// path given to two options; `outputs` pairs each option with its path, if given.
-pub fn refuse_to_overwrite(outputs: &[(&str, Option<&Path>)], force: bool) -> Result<()> {
+/// Checks, before any work, every output file a command will write: one path given to
+/// two options is refused, and each path by `unmix_io::OutputPath`'s rules — an existing
+/// file only with `force`, a FIFO or character device (or `-`, standard output) written
+/// through, a link followed, anything else refused. `outputs` pairs each option with its
+/// path, if given; the checked paths come back in the same order.
+pub fn check_outputs(outputs: &[(&str, Option<&Path>)], force: bool) -> Result<Vec<Option<OutputPath>>> {
     let mut seen: Vec<&Path> = Vec::new();
+    let mut checked = Vec::with_capacity(outputs.len());
     for (option, path) in outputs {
-        let Some(path) = *path else { continue };
+        let Some(path) = *path else {
+            checked.push(None);
+            continue;
+        };
         if seen.contains(&path) {
             bail!("{}: given to two options (the second is {option})", path.display());
         }
         seen.push(path);
-        if path.exists() && !force {
-            bail!("{}: already exists ({option}); pass --force to overwrite", path.display());
+        match OutputPath::check(path, force) {
+            Ok(out) => checked.push(Some(out)),
+            Err(unmix_io::Error::Output { refusal: OutputRefusal::Exists, .. }) => {
+                bail!("{}: already exists ({option}); pass --force to overwrite", path.display())
+            }
+            Err(unmix_io::Error::Output { refusal, .. }) => bail!("{}: {refusal} ({option})", path.display()),
+            Err(e) => return Err(anyhow::Error::new(e).context(option.to_string())),
         }
+    }
+    Ok(checked)
+}
+
+/// Checks a plot's path before any work: a PNG (the encoder goes by the extension) and a
+/// file, not a stream.
+pub fn check_plot(option: &str, path: &Path) -> Result<()> {
+    let png = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !png {
+        bail!("{}: a plot is a PNG; name it with .png ({option})", path.display());
+    }
+    if OutputPath::check(path, true).is_ok_and(|out| out.is_stream()) {
+        bail!("{}: {} ({option})", path.display(), OutputRefusal::NotAFile);
     }
     Ok(())
 }

@@ -510,8 +510,11 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "history": vae.map(|v| &v.history.epochs),
     });
     let report_path = out.path("report.json");
-    std::fs::write(&report_path, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("{}: cannot write", report_path.display()))?;
+    let report = serde_json::to_string_pretty(&report)?;
+    unmix_io::write_atomically(&report_path, |out| {
+        std::io::Write::write_all(out, report.as_bytes())
+            .map_err(|source| unmix_io::Error::Io { path: report_path.clone(), source })
+    })?;
     if !streaming {
         // A file's run stopped now leaves nothing; a stream's Ctrl-C has ended its input.
         crate::interrupt::check()?;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use unmix_io::{WavStreamWriter, write_wav_f32};
 use unmix_synth::{
@@ -139,7 +139,10 @@ pub fn run(args: SynthArgs) -> Result<()> {
     };
     let meta = serde_json::to_string_pretty(&meta)?;
     let meta_path = out.path("meta.json");
-    std::fs::write(&meta_path, meta).with_context(|| format!("{}: cannot write", meta_path.display()))?;
+    unmix_io::write_atomically(&meta_path, |out| {
+        std::io::Write::write_all(out, meta.as_bytes())
+            .map_err(|source| unmix_io::Error::Io { path: meta_path.clone(), source })
+    })?;
     crate::interrupt::check()?;
     out.commit()?;
     println!(

@@ -13,6 +13,10 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The file could not be written where it was asked to (a directory, an existing file
+    /// not to be replaced, …).
+    #[error(transparent)]
+    Output(#[from] unmix_io::Error),
     /// The magic bytes are missing.
     #[error("not an unmix model file (bad magic bytes)")]
     NotAModel,

@@ -213,14 +213,13 @@ impl ModelFile {
         Ok(())
     }
 
-    /// Writes the file atomically (temporary file beside it, then rename).
+    /// Writes the file by `unmix_io`'s output rules: whole or not at all (a temporary file
+    /// beside it, synced, then renamed), or through a FIFO or to standard output (`-`).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes()?;
-        let io = |source| Error::Io { path: path.to_path_buf(), source };
-        let mut tmp = unmix_io::temp_file_beside(path).map_err(io)?;
-        tmp.write_all(&bytes).map_err(io)?;
-        tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(path).map_err(|e| io(e.error))?;
+        unmix_io::write_atomically(path, |out| {
+            out.write_all(&bytes).map_err(|source| unmix_io::Error::Io { path: path.to_path_buf(), source })
+        })?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use unmix_core::Recording;
 
 use crate::error::io_error;
-use crate::{ChannelSelection, Error, Result, write_atomically};
+use crate::{ChannelSelection, Error, OutputFile, OutputPath, Result, write_atomically};
 
 /// Reads a sensor CSV block by block, so memory does not grow with the file's length.
 ///
@@ -360,18 +360,19 @@ pub fn read_csv_selected(path: &Path, sample_rate_hz: u32, columns: &ChannelSele
 /// ([`create_log`](Self::create_log)) is written in place instead, each block flushed.
 pub struct CsvStreamWriter {
     path: std::path::PathBuf,
-    writer: csv::Writer<std::io::BufWriter<std::fs::File>>,
-    /// The temporary file, renamed to `path` on finish; `None` for a log.
-    tmp: Option<tempfile::TempPath>,
+    writer: csv::Writer<OutputFile>,
+    /// A log: every block flushed as it is written, in place.
+    log: bool,
     channels: usize,
     row: Vec<String>,
 }
 
 impl CsvStreamWriter {
-    /// Starts a CSV with one column per name.
+    /// Starts a CSV with one column per name, through [`OutputFile`]: staged and renamed
+    /// into place on finish, or straight into a stream.
     pub fn create(path: &Path, names: &[String]) -> Result<Self> {
-        let (file, tmp) = crate::atomic::temp_beside(path)?.into_parts();
-        Self::start(path, file, Some(tmp), names)
+        let out = OutputFile::create(&OutputPath::check(path, true)?)?;
+        Self::start(path, out, false, names)
     }
 
     /// Starts a CSV that others read while it grows (a live session's monitoring scores):
@@ -379,19 +380,19 @@ impl CsvStreamWriter {
     /// is written, so each row is complete on disk once written and a session that dies
     /// leaves the rows it wrote.
     pub fn create_log(path: &Path, names: &[String]) -> Result<Self> {
-        let file = std::fs::File::create(path).map_err(io_error(path))?;
-        let mut log = Self::start(path, file, None, names)?;
+        let out = OutputFile::log(&OutputPath::check(path, true)?)?;
+        let mut log = Self::start(path, out, true, names)?;
         log.flush()?;
         Ok(log)
     }
 
-    fn start(path: &Path, file: std::fs::File, tmp: Option<tempfile::TempPath>, names: &[String]) -> Result<Self> {
-        let mut writer = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, file));
+    fn start(path: &Path, out: OutputFile, log: bool, names: &[String]) -> Result<Self> {
+        let mut writer = csv::Writer::from_writer(out);
         writer.write_record(names).map_err(|e| Error::Csv { path: path.to_path_buf(), detail: e.to_string() })?;
         Ok(Self {
             path: path.to_path_buf(),
             writer,
-            tmp,
+            log,
             channels: names.len().max(1),
             row: Vec::with_capacity(names.len()),
         })
@@ -406,7 +407,7 @@ impl CsvStreamWriter {
                 .write_record(&self.row)
                 .map_err(|e| Error::Csv { path: self.path.clone(), detail: e.to_string() })?;
         }
-        if self.tmp.is_none() && !samples.is_empty() {
+        if self.log && !samples.is_empty() {
             self.flush()?;
         }
         Ok(())
@@ -416,14 +417,12 @@ impl CsvStreamWriter {
         self.writer.flush().map_err(io_error(&self.path))
     }
 
-    /// Flushes and renames the file into place (a log is only flushed).
+    /// Flushes and renames the file into place (a log and a stream are only flushed).
     pub fn finish(mut self) -> Result<()> {
         self.flush()?;
-        drop(self.writer);
-        if let Some(tmp) = self.tmp {
-            tmp.persist(&self.path).map_err(|e| Error::Io { path: self.path.clone(), source: e.error })?;
-        }
-        Ok(())
+        let out =
+            self.writer.into_inner().map_err(|e| Error::Io { path: self.path.clone(), source: e.into_error() })?;
+        out.commit()
     }
 }
 

@@ -73,6 +73,14 @@ pub enum Error {
         /// Zero-based channel.
         channel: usize,
     },
+    /// An output path unmix will not write.
+    #[error("{}: {refusal}", path.display())]
+    Output {
+        /// The path.
+        path: PathBuf,
+        /// Why not.
+        refusal: OutputRefusal,
+    },
     /// The file holds no frames.
     #[error("{}: holds no samples", path.display())]
     Empty {
@@ -87,6 +95,27 @@ pub enum Error {
         /// Why.
         source: unmix_core::Error,
     },
+}
+
+/// Why an output path is refused ([`crate::OutputPath::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OutputRefusal {
+    /// A regular file is there, and replacing it was not allowed.
+    #[error("already exists; pass --force to overwrite")]
+    Exists,
+    /// A directory is there.
+    #[error("is a directory")]
+    Directory,
+    /// A symbolic link to nothing: links are followed, never replaced.
+    #[error("is a symbolic link to nothing; unmix follows links, never replaces them")]
+    DanglingLink,
+    /// A block device, a socket, or anything else that is not a file, a FIFO or a
+    /// character device.
+    #[error("is not a regular file, a FIFO or a character device; unmix writes none of the others")]
+    NotWritable,
+    /// A stream was asked for what only a file can do (seek back, hold an image).
+    #[error("is a stream (a FIFO, a character device or standard output); this output must be a file")]
+    NotAFile,
 }
 
 /// Result with this crate's [`Error`].

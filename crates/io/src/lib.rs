@@ -6,19 +6,24 @@
 //!   or tab between cells; every bad cell is reported with its line and column.
 //! - [`ChannelSelection`]: only some channels of a WAV or CSV, by number or CSV header name.
 //! - [`BlockReader`]: a WAV or a CSV, by extension, read in blocks in bounded memory.
-//! - [`write_wav_f32`], [`write_csv`]: written to a temporary file in the destination
-//!   directory and renamed into place, so a failure never leaves half a file.
+//! - [`OutputPath`], [`OutputFile`]: the one way every output is written — a file staged
+//!   beside its target and renamed into place whole, a FIFO, a character device or
+//!   standard output written through, links followed, everything else refused;
+//!   [`write_wav_f32`], [`write_csv`], [`WavStreamWriter`] and [`CsvStreamWriter`] write
+//!   through it.
 
-mod atomic;
 mod csv_file;
 mod error;
+mod output;
 mod reader;
 mod select;
 mod wav;
 
-pub use atomic::{temp_file_beside, temp_file_beside_keeping_extension, write_atomically};
 pub use csv_file::{CsvBlockReader, CsvStreamWriter, read_csv, read_csv_selected, time_unit_s, write_csv};
-pub use error::{Error, Result};
+pub use error::{Error, OutputRefusal, Result};
+pub use output::{
+    OutputFile, OutputKind, OutputPath, temp_file_beside, temp_file_beside_keeping_extension, write_atomically,
+};
 pub use reader::BlockReader;
 pub use select::ChannelSelection;
 pub use wav::{Clipping, WavBlockReader, WavFormat, WavStreamWriter, read_wav, write_wav_f32};

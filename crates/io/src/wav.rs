@@ -6,7 +6,7 @@ use std::path::Path;
 use hound::{SampleFormat, WavReader, WavSpec};
 use unmix_core::Recording;
 
-use crate::{ChannelSelection, Error, Result};
+use crate::{ChannelSelection, Error, OutputFile, OutputPath, Result};
 
 mod rf64;
 
@@ -345,20 +345,22 @@ impl Clipping {
     }
 }
 
-/// Writes a WAV (32-bit float, or 16/24-bit PCM: [`WavFormat`]) as blocks arrive, into a
-/// temporary file that becomes `path` only on [`finish`](Self::finish); dropped
-/// unfinished, it leaves nothing behind.
+/// Writes a WAV (32-bit float, or 16/24-bit PCM: [`WavFormat`]) as blocks arrive, through
+/// [`OutputFile`]: into a temporary file that becomes `path` only on
+/// [`finish`](Self::finish) (dropped unfinished, it leaves nothing behind), or straight
+/// into a FIFO, a character device or standard output (`-`).
 ///
 /// The header is hound's with a 28-byte `JUNK` chunk reserved after `WAVE`; the samples
-/// are written as raw little-endian bytes and the sizes are patched on `finish`. A file
-/// that outgrows RIFF's 32-bit sizes (4 GiB: 46 minutes of 8 float channels at 48 kHz)
-/// becomes RF64 (EBU Tech 3306) there: `RIFF` → `RF64`, `JUNK` → `ds64` holding the 64-bit
-/// sizes, the 32-bit fields set to `0xFFFFFFFF`. Smaller files stay plain WAV that every
-/// reader takes (they skip `JUNK`).
+/// are written as raw little-endian bytes and, in a file, the sizes are patched on
+/// `finish`. A file that outgrows RIFF's 32-bit sizes (4 GiB: 46 minutes of 8 float
+/// channels at 48 kHz) becomes RF64 (EBU Tech 3306) there: `RIFF` → `RF64`, `JUNK` →
+/// `ds64` holding the 64-bit sizes, the 32-bit fields set to `0xFFFFFFFF`. Smaller files
+/// stay plain WAV that every reader takes (they skip `JUNK`). A stream cannot be sought
+/// back into: its sizes stay the placeholder `0xFFFFFFFF` ("to the end of the stream"),
+/// as a recorder writing to a pipe leaves them, and every reader of a pipe takes that.
 pub struct WavStreamWriter {
     path: std::path::PathBuf,
-    file: std::io::BufWriter<std::fs::File>,
-    tmp: tempfile::TempPath,
+    out: OutputFile,
     header_len: u64,
     data_bytes: u64,
     channels: usize,
@@ -375,10 +377,9 @@ impl WavStreamWriter {
         Self::create_as(path, channels, sample_rate_hz, WavFormat::Float32)
     }
 
-    /// Starts a WAV of `channels` at `sample_rate_hz` in `format`.
+    /// Starts a WAV of `channels` at `sample_rate_hz` in `format` at `path` (replacing a
+    /// file there: whether it may was the caller's decision).
     pub fn create_as(path: &Path, channels: usize, sample_rate_hz: u32, format: WavFormat) -> Result<Self> {
-        let io = |source| Error::Io { path: path.to_path_buf(), source };
-        let tmp = crate::atomic::temp_beside(path)?;
         let (bits_per_sample, sample_format) = format.spec();
         let spec = WavSpec {
             channels: u16::try_from(channels).map_err(|_| Error::Wav {
@@ -389,14 +390,13 @@ impl WavStreamWriter {
             bits_per_sample,
             sample_format,
         };
+        let mut out = OutputFile::create(&OutputPath::check(path, true)?)?;
         let header = rf64::reserve_ds64(spec.into_header_for_infinite_file());
-        let (file, tmp) = tmp.into_parts();
-        let mut file = std::io::BufWriter::with_capacity(IO_BUFFER_BYTES, file);
-        std::io::Write::write_all(&mut file, &header).map_err(io)?;
+        std::io::Write::write_all(&mut out, &header)
+            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         Ok(Self {
             path: path.to_path_buf(),
-            file,
-            tmp,
+            out,
             header_len: header.len() as u64,
             data_bytes: 0,
             channels,
@@ -429,7 +429,7 @@ impl WavStreamWriter {
                 self.count(samples, clipped);
             }
         }
-        std::io::Write::write_all(&mut self.file, &self.bytes)
+        std::io::Write::write_all(&mut self.out, &self.bytes)
             .map_err(|source| Error::Io { path: self.path.clone(), source })?;
         self.data_bytes += self.bytes.len() as u64;
         Ok(())
@@ -449,30 +449,21 @@ impl WavStreamWriter {
         (self.data_bytes / self.format.bytes_per_sample() as u64) as usize / self.channels
     }
 
-    /// Writes the real sizes into the header and renames the file into place.
-    pub fn finish(self) -> Result<()> {
-        use std::io::{Seek, SeekFrom, Write};
-        let path = self.path;
-        let io = |source| Error::Io { path: path.clone(), source };
-        let riff = self.header_len - 8 + self.data_bytes;
-        let mut file = self.file.into_inner().map_err(|e| io(e.into_error()))?;
-        if riff <= self.riff_limit {
-            file.seek(SeekFrom::Start(4)).map_err(io)?;
-            file.write_all(&(riff as u32).to_le_bytes()).map_err(io)?;
-            file.seek(SeekFrom::Start(self.header_len - 4)).map_err(io)?;
-            file.write_all(&(self.data_bytes as u32).to_le_bytes()).map_err(io)?;
-        } else {
-            let frames = self.data_bytes / self.format.bytes_per_sample() as u64 / self.channels as u64;
-            file.seek(SeekFrom::Start(0)).map_err(io)?;
-            file.write_all(&rf64::promote(riff, self.data_bytes, frames)).map_err(io)?;
-            file.seek(SeekFrom::Start(self.header_len - 4)).map_err(io)?;
-            file.write_all(&u32::MAX.to_le_bytes()).map_err(io)?;
+    /// In a file, writes the real sizes into the header and renames the file into place;
+    /// in a stream, flushes the last samples.
+    pub fn finish(mut self) -> Result<()> {
+        if self.out.is_seekable() {
+            let riff = self.header_len - 8 + self.data_bytes;
+            if riff <= self.riff_limit {
+                self.out.write_at(4, &(riff as u32).to_le_bytes())?;
+                self.out.write_at(self.header_len - 4, &(self.data_bytes as u32).to_le_bytes())?;
+            } else {
+                let frames = self.data_bytes / self.format.bytes_per_sample() as u64 / self.channels as u64;
+                self.out.write_at(0, &rf64::promote(riff, self.data_bytes, frames))?;
+                self.out.write_at(self.header_len - 4, &u32::MAX.to_le_bytes())?;
+            }
         }
-        // No fsync: the rename below is what makes the result appear whole, and waiting for
-        // the disk would cost more than the separation itself on long files.
-        drop(file);
-        self.tmp.persist(&path).map_err(|e| Error::Io { path: path.clone(), source: e.error })?;
-        Ok(())
+        self.out.commit()
     }
 }
 
