@@ -735,13 +735,22 @@ fn truncated_input_mid_stream_leaves_no_output() {
     assert_eq!(files_in(dir.path()).iter().filter(|f| f.ends_with(".part")).count(), 0, "temporary file left behind");
 }
 
-/// Ctrl-C during training ends `separate` at the next epoch with one line and status 130,
-/// and the output directory it created is gone again — staging directory and all.
+/// Ctrl-C (or SIGTERM, SIGHUP) during training ends `separate` at the next epoch with one
+/// line and the signal's status (130, 143, 129), and the output directory it created is
+/// gone again — staging directory and all.
 #[test]
 fn ctrl_c_stops_separate_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 3, 3, 40_000, 9);
-    let out = dir.path().join("out");
+    // Ctrl-C, and the signals of a service manager (SIGTERM) and a closed terminal (SIGHUP).
+    for (signal, said, status) in [("INT", "Ctrl-C", 130), ("TERM", "SIGTERM", 143), ("HUP", "SIGHUP", 129)] {
+        stop_separate_with(&mix, &dir.path().join(format!("out-{signal}")), signal, said, status);
+    }
+}
+
+/// Starts a long `separate` of `mix` into `out`, sends `signal` once training has begun,
+/// and checks that it stopped within seconds with nothing left and the signal's status.
+fn stop_separate_with(mix: &std::path::Path, out: &std::path::Path, signal: &str, said: &str, status: i32) {
     // Small batches: minutes of training, epochs of a fraction of a second.
     #[rustfmt::skip]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
@@ -752,19 +761,19 @@ fn ctrl_c_stops_separate_and_leaves_nothing() {
         .unwrap();
     // Training has begun once the staging directory exists.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while files_in(&out).is_empty() && std::time::Instant::now() < deadline {
+    while files_in(out).is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert!(files_in(&out).iter().any(|f| f.starts_with(".unmix-staging-")), "{:?}", files_in(&out));
+    assert!(files_in(out).iter().any(|f| f.starts_with(".unmix-staging-")), "{:?}", files_in(out));
     std::thread::sleep(std::time::Duration::from_millis(300));
     let asked = std::time::Instant::now();
-    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
+    let kill = std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+    assert!(kill.unwrap().success());
     let o = child.wait_with_output().unwrap();
     let waited = asked.elapsed();
-    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
-    assert_eq!(stderr(&o).trim(), "error: interrupted (Ctrl-C): nothing was written");
-    assert!(!out.exists(), "left behind: {:?}", files_in(&out));
+    assert_eq!(o.status.code(), Some(status), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim(), format!("error: interrupted ({said}): nothing was written"));
+    assert!(!out.exists(), "left behind: {:?}", files_in(out));
     assert!(waited < std::time::Duration::from_secs(20), "took {waited:?} to stop");
 }
 

@@ -285,28 +285,35 @@ fn a_logger_piped_into_separate_trains_on_its_head_then_separates_as_it_writes()
         serde_json::from_str(&std::fs::read_to_string(piped.join("report.json")).unwrap()).unwrap();
     assert_eq!((report["input"].as_str(), report["frames"].as_u64()), (Some("stdin"), Some(16_000)));
 
-    // Ctrl-C once the model is written ends the stream there, every output complete.
-    let stopped = dir.path().join("stopped");
-    let (child, mut stdin) =
-        unmix_on_a_pipe(&[&["separate", "-", "-o", stopped.to_str().unwrap()], &options[..]].concat());
-    stdin.write_all(&text.as_bytes()[..half]).unwrap();
-    stdin.flush().unwrap();
-    assert!(wait_for(|| score_rows(&stopped) == 4));
-    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
-    let o = child.wait_with_output().unwrap(); // the logger is still open
-    drop(stdin);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("separated 8000 frames of 3 channels into 3 sources") && out.contains("(stopped by Ctrl-C)"));
-    let wav = read(&stopped.join("sources.wav"));
-    assert_eq!(wav.interleaved(), &read(&file_out.join("sources.wav")).interleaved()[..8000 * 3]);
+    // Ctrl-C once the model is written ends the stream there, every output complete; so
+    // does SIGTERM (a service manager, `timeout`) and SIGHUP (a closed terminal).
     let sorted = |dir: &std::path::Path| {
         let mut files = files_in(dir);
         files.sort();
         files
     };
-    assert_eq!(sorted(&stopped), sorted(&file_out), "every output, as for the whole file");
+    for (signal, said) in [("INT", "Ctrl-C"), ("TERM", "SIGTERM"), ("HUP", "SIGHUP")] {
+        let stopped = dir.path().join(format!("stopped-{signal}"));
+        let (child, mut stdin) =
+            unmix_on_a_pipe(&[&["separate", "-", "-o", stopped.to_str().unwrap()], &options[..]].concat());
+        stdin.write_all(&text.as_bytes()[..half]).unwrap();
+        stdin.flush().unwrap();
+        assert!(wait_for(|| score_rows(&stopped) == 4));
+        let kill = std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+        assert!(kill.unwrap().success());
+        let o = child.wait_with_output().unwrap(); // the logger is still open
+        drop(stdin);
+        assert!(o.status.success(), "{signal}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let stopped_by = format!("(stopped by {said})");
+        assert!(
+            out.contains("separated 8000 frames of 3 channels into 3 sources") && out.contains(&stopped_by),
+            "{out}"
+        );
+        let wav = read(&stopped.join("sources.wav"));
+        assert_eq!(wav.interleaved(), &read(&file_out.join("sources.wav")).interleaved()[..8000 * 3]);
+        assert_eq!(sorted(&stopped), sorted(&file_out), "{signal}: every output, as for the whole file");
+    }
 
     // A bad row ends the stream there: the rows before it are all in the outputs, which
     // are complete, and the run still fails, naming the row.

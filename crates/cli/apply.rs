@@ -331,7 +331,12 @@ pub fn stream_block_frames(sample_rate_hz: u32, max: usize) -> usize {
 pub fn ending(applied: &Applied) -> &'static str {
     match (applied.stopped, &applied.input_error) {
         (_, Some(_)) => " (ended by an input error)",
-        (true, None) => " (stopped by Ctrl-C)",
+        (true, None) => match crate::interrupt::what_stopped() {
+            "Ctrl-C" => " (stopped by Ctrl-C)",
+            "SIGTERM" => " (stopped by SIGTERM)",
+            "SIGHUP" => " (stopped by SIGHUP)",
+            _ => " (stopped by a signal)",
+        },
         (false, None) => "",
     }
 }
@@ -526,7 +531,10 @@ pub fn apply_reader(
             stopped = true;
             if streaming {
                 bar.suspend(|| {
-                    eprintln!("stopping: completing the outputs with the rows read (Ctrl-C again quits at once)")
+                    eprintln!(
+                        "stopping: completing the outputs with the rows read ({} again quits at once)",
+                        crate::interrupt::what_stopped()
+                    )
                 });
                 pipeline.end_input();
             } else {
@@ -536,7 +544,7 @@ pub fn apply_reader(
     }
     bar.finish_and_clear();
     let report = pipeline.wait().map_err(|e| match e {
-        unmix_stream::Error::Aborted => anyhow::Error::new(crate::interrupt::Interrupted),
+        unmix_stream::Error::Aborted => anyhow::Error::new(crate::interrupt::interrupted()),
         e => e.into(),
     })?;
     for (path, clipped) in clipping.iter().filter(|(_, c)| c.samples() > 0) {

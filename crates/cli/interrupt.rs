@@ -1,59 +1,140 @@
-//! Ctrl-C for the commands that write.
+//! Ctrl-C, and the signals a service manager, `timeout` or a closed terminal sends
+//! (SIGTERM, SIGHUP), for the commands that write.
 //!
-//! The first Ctrl-C asks the running command to stop where it can do so cleanly: a job on
-//! files leaves nothing behind (its staging files are removed; exit status 130), while a
-//! stream piped into `apply -` and a live session end as if their input had ended, their
-//! outputs complete. A second Ctrl-C ends the process at once.
+//! The first of them asks the running command to stop where it can do so cleanly: a job on
+//! files leaves nothing behind (its staging files are removed; exit status 128 + the
+//! signal's number: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP), while a stream
+//! piped into `apply -` or `separate -` and a live session end as if their input had
+//! ended, their outputs complete. A second one ends the process at once.
 //!
-//! Only commands that look at the flag install the handler ([`watch`]); the others keep
-//! the default, which ends the process at the first Ctrl-C.
+//! Only commands that look at the request install the handler ([`watch`]); the others keep
+//! the default, which ends the process at the first signal.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::{Context, Result};
 use unmix_core::CancelToken;
 
-static REQUESTED: OnceLock<CancelToken> = OnceLock::new();
+/// The request to stop, and the signal that made it.
+struct Watch {
+    token: CancelToken,
+    /// The first signal's number, 0 before one came.
+    signal: AtomicI32,
+}
 
-/// Installs the handler (once) and returns the token the first Ctrl-C cancels.
+static WATCH: OnceLock<Watch> = OnceLock::new();
+
+/// SIGINT's number, which Ctrl-C sends (the same on every platform that has signals).
+const SIGINT: i32 = 2;
+
+/// Installs the handler (once) and returns the token the first signal cancels.
 pub fn watch() -> Result<CancelToken> {
-    if let Some(token) = REQUESTED.get() {
-        return Ok(token.clone());
+    if let Some(watch) = WATCH.get() {
+        return Ok(watch.token.clone());
     }
-    let token = CancelToken::new();
-    let seen = token.clone();
-    ctrlc::set_handler(move || {
-        if seen.is_cancelled() {
-            eprintln!("\ninterrupted again: exiting at once");
-            std::process::exit(EXIT_STATUS);
+    let watch = WATCH.get_or_init(|| Watch { token: CancelToken::new(), signal: AtomicI32::new(0) });
+    install(watch).context("installing the signal handler")?;
+    Ok(watch.token.clone())
+}
+
+/// What to do on each signal: the first cancels, a second exits at once.
+fn on_signal(watch: &Watch, signal: i32) {
+    if watch.signal.compare_exchange(0, signal, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        watch.token.cancel();
+    } else {
+        eprintln!("\n{} again: exiting at once", name(signal));
+        std::process::exit(128 + signal);
+    }
+}
+
+#[cfg(unix)]
+fn install(watch: &'static Watch) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new().name("unmix-signals".into()).spawn(move || {
+        for signal in signals.forever() {
+            on_signal(watch, signal);
         }
-        seen.cancel();
-    })
-    .context("installing the Ctrl-C handler")?;
-    Ok(REQUESTED.get_or_init(|| token).clone())
+    })?;
+    Ok(())
 }
 
-/// Whether Ctrl-C was pressed since [`watch`] installed the handler.
+#[cfg(not(unix))]
+fn install(watch: &'static Watch) -> std::io::Result<()> {
+    ctrlc::set_handler(move || on_signal(watch, SIGINT)).map_err(std::io::Error::other)
+}
+
+/// The signal that asked to stop, if one did since [`watch`] installed the handler.
+fn received() -> Option<i32> {
+    WATCH.get().map(|w| w.signal.load(Ordering::Acquire)).filter(|&s| s != 0)
+}
+
+/// Whether a signal asked to stop since [`watch`] installed the handler.
 pub fn requested() -> bool {
-    REQUESTED.get().is_some_and(CancelToken::is_cancelled)
+    received().is_some()
 }
 
-/// The exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
-pub const EXIT_STATUS: i32 = 130;
+/// How messages name a signal: Ctrl-C for SIGINT, else its name.
+fn name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "Ctrl-C",
+        15 => "SIGTERM",
+        1 => "SIGHUP",
+        _ => "a signal",
+    }
+}
 
-/// The error of a command that Ctrl-C stopped before it wrote anything.
+/// How messages name the signal that asked to stop (Ctrl-C before any came).
+pub fn what_stopped() -> &'static str {
+    name(received().unwrap_or(SIGINT))
+}
+
+/// The error of a command that a signal stopped before it wrote anything.
 #[derive(Debug)]
-pub struct Interrupted;
+pub struct Interrupted {
+    signal: i32,
+}
+
+impl Interrupted {
+    /// The exit status a shell reports for the signal: 128 + its number.
+    pub fn exit_status(&self) -> u8 {
+        u8::try_from(128 + self.signal).unwrap_or(u8::MAX)
+    }
+}
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("interrupted (Ctrl-C): nothing was written")
+        write!(f, "interrupted ({}): nothing was written", name(self.signal))
     }
 }
 
 impl std::error::Error for Interrupted {}
 
-/// `Err(Interrupted)` once Ctrl-C was pressed: a check between two steps of a job.
+/// `Err(Interrupted)` once a signal asked to stop: a check between two steps of a job.
 pub fn check() -> Result<()> {
-    if requested() { Err(Interrupted.into()) } else { Ok(()) }
+    match received() {
+        Some(signal) => Err(Interrupted { signal }.into()),
+        None => Ok(()),
+    }
+}
+
+/// The error of a job that a signal stopped (Ctrl-C's if none is on record).
+pub fn interrupted() -> Interrupted {
+    Interrupted { signal: received().unwrap_or(SIGINT) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_signal_has_its_name_and_exit_status() {
+        let cases = [(SIGINT, "Ctrl-C", 130), (15, "SIGTERM", 143), (1, "SIGHUP", 129)];
+        for (signal, said, status) in cases {
+            let e = Interrupted { signal };
+            assert_eq!(e.to_string(), format!("interrupted ({said}): nothing was written"));
+            assert_eq!(e.exit_status(), status);
+        }
+    }
 }

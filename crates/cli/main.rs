@@ -66,8 +66,8 @@ fn main() -> ExitCode {
         Err(e) => {
             let line = one_line(&e);
             eprintln!("error: {line}");
-            if e.chain().any(|cause| cause.is::<interrupt::Interrupted>()) {
-                ExitCode::from(interrupt::EXIT_STATUS as u8)
+            if let Some(stopped) = e.chain().find_map(|cause| cause.downcast_ref::<interrupt::Interrupted>()) {
+                ExitCode::from(stopped.exit_status())
             } else {
                 ExitCode::FAILURE
             }
