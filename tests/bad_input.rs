@@ -164,3 +164,28 @@ fn missing_files_and_unwritable_outputs() {
     assert_clean_failure(&separate(std::path::Path::new(mix), "2", &file), "plain-file", "not a directory");
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
+
+/// `score` defines its degenerate cases: a silent estimate scores |corr| 0 and the SI-SDR
+/// floor, in numbers (it was +∞, `null` in JSON); a one-frame input and a constant true
+/// source are one clear error naming the truth (one frame was −∞).
+#[test]
+fn score_of_a_silent_estimate_or_a_single_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let (truth, silent, one) =
+        (dir.path().join("truth.wav"), dir.path().join("silent.wav"), dir.path().join("one.wav"));
+    let samples: Vec<f32> = (0..400).flat_map(|i| [(i as f32 * 0.3).sin(), (i as f32 * 0.11).cos()]).collect();
+    write_wav(&truth, 2, &samples);
+    let quiet: Vec<f32> = samples.iter().enumerate().map(|(i, &v)| if i % 2 == 0 { v } else { 0.0 }).collect();
+    write_wav(&silent, 2, &quiet);
+    let o = unmix(&["score", "--truth", truth.to_str().unwrap(), "--est", silent.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let floor = unmix_dsp::metrics::SI_SDR_FLOOR_DB;
+    assert_eq!(s["min_si_sdr_db"], floor, "{s}");
+    assert!(s["mean_si_sdr_db"].is_number() && s["sources"][1]["abs_corr"] == 0.0, "{s}");
+    write_wav(&one, 2, &[0.5, -0.5]);
+    let o = unmix(&["score", "--truth", one.to_str().unwrap(), "--est", one.to_str().unwrap()]);
+    assert_clean_failure(&o, "one.wav", "1 frame to score; a correlation needs at least 2");
+    let o = unmix(&["score", "--truth", silent.to_str().unwrap(), "--est", truth.to_str().unwrap()]);
+    assert_clean_failure(&o, "silent.wav", "true source 2 is constant");
+}

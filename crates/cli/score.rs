@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use unmix_dsp::metrics::{Score, ScoreAccumulator};
 use unmix_io::BlockReader;
@@ -68,7 +68,8 @@ pub fn score_files(truth: &Path, est: &Path, csv_rate: u32) -> Result<Score> {
         }
         acc.push(&tb, &eb)?;
     }
-    Ok(acc.finish()?)
+    // A constant true source or a single frame cannot be scored: the truth says so.
+    acc.finish().with_context(|| truth.display().to_string())
 }
 
 /// A terminal table of a score.

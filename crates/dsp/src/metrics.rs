@@ -57,7 +57,17 @@ fn ranks(values: &[f32]) -> Vec<f32> {
     ranks
 }
 
-/// Scale-invariant SDR of `estimate` against `reference`, in dB, both taken zero-mean.
+/// The highest SI-SDR reported: an estimate whose distortion is 10⁻¹⁰ of its target's
+/// energy or less (a copy of the reference up to sign, scale and the rounding of the sums)
+/// is at the ceiling, not at +∞, so that every score is a number (JSON has no infinity).
+pub const SI_SDR_CEILING_DB: f64 = 100.0;
+
+/// The lowest SI-SDR reported: an estimate that carries nothing of the reference (a
+/// silent or constant channel) is at the floor, not at −∞.
+pub const SI_SDR_FLOOR_DB: f64 = -100.0;
+
+/// Scale-invariant SDR of `estimate` against `reference`, in dB, both taken zero-mean,
+/// within [[`SI_SDR_FLOOR_DB`], [`SI_SDR_CEILING_DB`]].
 ///
 /// The optimal scale (possibly negative) is projected out, so a sign flip or a gain
 /// change of the estimate does not change the score.
@@ -72,7 +82,7 @@ pub fn si_sdr_db(reference: &[f32], estimate: &[f32]) -> f64 {
         rr += r * r;
     }
     if rr <= 0.0 {
-        return f64::NEG_INFINITY;
+        return SI_SDR_FLOOR_DB;
     }
     let alpha = dot / rr;
     let (mut target, mut noise) = (0.0, 0.0);
@@ -82,10 +92,19 @@ pub fn si_sdr_db(reference: &[f32], estimate: &[f32]) -> f64 {
         let d = f64::from(e) - me - t;
         noise += d * d;
     }
-    if noise <= 0.0 {
-        return f64::INFINITY;
+    bounded_si_sdr(target, noise)
+}
+
+/// `10 log10(target / noise)` within the floor and the ceiling: no target (a constant
+/// estimate) is the floor, no noise the ceiling.
+fn bounded_si_sdr(target: f64, noise: f64) -> f64 {
+    if target <= 0.0 {
+        return SI_SDR_FLOOR_DB;
     }
-    10.0 * (target / noise).log10()
+    if noise <= 0.0 {
+        return SI_SDR_CEILING_DB;
+    }
+    (10.0 * (target / noise).log10()).clamp(SI_SDR_FLOOR_DB, SI_SDR_CEILING_DB)
 }
 
 /// Minimum-cost assignment of rows to distinct columns (`rows ≤ cols`), by the
@@ -355,10 +374,25 @@ impl ScoreAccumulator {
     }
 
     /// Matches estimates to true sources one-to-one (maximising total |corr|) and scores
-    /// the pairs.
+    /// the pairs. Fewer than two frames, or a true source without variance (silent or
+    /// constant: nothing to recover), is an error; a constant estimate scores |corr| 0 and
+    /// the SI-SDR floor.
     pub fn finish(&self) -> Result<Score> {
         let (nt, ne) = (self.truth, self.estimates);
         let var = |k: usize| self.centred(k, k, self.square[k]);
+        if self.frames < 2 {
+            return Err(Error::Shape(format!(
+                "{} frame{} to score; a correlation needs at least 2",
+                self.frames,
+                if self.frames == 1 { "" } else { "s" }
+            )));
+        }
+        if let Some(i) = (0..nt).find(|&i| var(i) <= 0.0) {
+            return Err(Error::Shape(format!(
+                "true source {} is constant (silent): there is nothing to score it against",
+                i + 1
+            )));
+        }
         let corr: Vec<Vec<f64>> = (0..nt)
             .map(|i| {
                 (0..ne)
@@ -408,17 +442,18 @@ impl ScoreAccumulator {
 /// SI-SDR in dB from the centred moments of reference `r` and estimate `e`: `rr = Σ r²`,
 /// `ee = Σ e²`, `dot = Σ r e`. The target is the projection `α r`, `α = dot / rr`, of
 /// energy `dot² / rr`; the distortion is what remains of `ee`. A distortion below the
-/// rounding of the sums (a copy of the reference, up to sign and scale) is +∞ dB.
+/// rounding of the sums (a copy of the reference, up to sign and scale) is the ceiling; an
+/// estimate without variance, the floor.
 fn si_sdr_from_moments(rr: f64, ee: f64, dot: f64) -> f64 {
-    if rr <= 0.0 {
-        return f64::NEG_INFINITY;
+    if rr <= 0.0 || ee <= 0.0 {
+        return SI_SDR_FLOOR_DB;
     }
     let target = dot * dot / rr;
     let noise = ee - target;
     if noise <= ee * 1e-14 {
-        return f64::INFINITY;
+        return SI_SDR_CEILING_DB;
     }
-    10.0 * (target / noise).log10()
+    bounded_si_sdr(target, noise)
 }
 
 #[cfg(test)]
@@ -488,7 +523,7 @@ mod tests {
         let (truth, est) = (vec![a, b], vec![e0, e1, e2]);
         let whole = score(&truth, &est).unwrap();
         assert_eq!((whole.sources[0].estimate, whole.sources[1].estimate), (1, 0));
-        assert_eq!(whole.sources[0].si_sdr_db, f64::INFINITY, "a scaled, flipped copy");
+        assert_eq!(whole.sources[0].si_sdr_db, SI_SDR_CEILING_DB, "a scaled, flipped copy");
         for (s, (t, e)) in whole.sources.iter().zip([(&truth[0], &est[1]), (&truth[1], &est[0])]) {
             assert!((s.abs_corr - pearson(t, e).abs()).abs() < 1e-9, "{} vs {}", s.abs_corr, pearson(t, e));
             assert!((s.abs_rank_corr - spearman(t, e).abs()).abs() < 1e-12);
@@ -540,5 +575,26 @@ mod tests {
     #[test]
     fn too_few_estimates_is_an_error() {
         assert!(score(&[vec![1.0, 2.0], vec![2.0, 1.0]], &[vec![1.0, 2.0]]).is_err());
+    }
+
+    /// Every score is a number: a silent or constant estimate is |corr| 0 at the SI-SDR
+    /// floor (it was +∞, JSON null); a perfect copy is at the ceiling; a true source
+    /// without variance and a single frame are errors that say so (it was −∞).
+    #[test]
+    fn degenerate_cases_are_defined() {
+        let truth: Vec<f32> = (0..100).map(|i| (i as f32 * 0.3).sin()).collect();
+        for constant in [vec![0.0f32; 100], vec![0.25f32; 100]] {
+            let s = score(std::slice::from_ref(&truth), std::slice::from_ref(&constant)).unwrap();
+            assert_eq!((s.sources[0].abs_corr, s.sources[0].si_sdr_db), (0.0, SI_SDR_FLOOR_DB));
+            assert_eq!(si_sdr_db(&truth, &constant), SI_SDR_FLOOR_DB);
+            assert!(s.mean_si_sdr_db.is_finite() && s.min_si_sdr_db.is_finite());
+        }
+        let s = score(std::slice::from_ref(&truth), std::slice::from_ref(&truth)).unwrap();
+        assert_eq!(s.sources[0].si_sdr_db, SI_SDR_CEILING_DB);
+        assert_eq!(si_sdr_db(&truth, &truth), SI_SDR_CEILING_DB);
+        let e = score(&[vec![1.0; 100]], std::slice::from_ref(&truth)).unwrap_err().to_string();
+        assert!(e.contains("true source 1 is constant"), "{e}");
+        let e = score(&[vec![0.5]], &[vec![0.5]]).unwrap_err().to_string();
+        assert!(e.contains("1 frame to score; a correlation needs at least 2"), "{e}");
     }
 }
