@@ -189,3 +189,45 @@ fn score_of_a_silent_estimate_or_a_single_frame() {
     let o = unmix(&["score", "--truth", silent.to_str().unwrap(), "--est", truth.to_str().unwrap()]);
     assert_clean_failure(&o, "silent.wav", "true source 2 is constant");
 }
+
+/// `--truth` is checked before any training: a missing file, too many true sources or a
+/// length unlike the input's fail at once, naming the truth, with nothing written; a
+/// stream's truth, whose length shows only at the end, is named with the output's own
+/// path, not the staging directory's.
+#[test]
+fn truth_is_checked_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, truth) = synth_wavs(dir.path(), MixKind::Linear, 2, 2, 2000, 3);
+    let out = dir.path().join("out");
+    let separate_with = |truth: &std::path::Path| {
+        let mut args = vec!["separate", mix.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap()];
+        args.extend_from_slice(&["--truth", truth.to_str().unwrap(), "--epochs", "400", "--quiet"]);
+        let started = std::time::Instant::now();
+        (unmix(&args), started.elapsed())
+    };
+    let (o, took) = separate_with(&dir.path().join("missing.wav"));
+    assert_clean_failure(&o, "missing.wav", "No such file");
+    assert!(took < std::time::Duration::from_secs(5), "refused after {took:?}: trained first");
+    let short = dir.path().join("short.wav");
+    unmix_io::write_wav_f32(&short, &read(&truth).head(1500)).unwrap();
+    let (o, _) = separate_with(&short);
+    assert_clean_failure(&o, "short.wav", "1500 frames, but the input has 2000 (--truth)");
+    let three = dir.path().join("three");
+    std::fs::create_dir(&three).unwrap();
+    let (_, wide) = synth_wavs(&three, MixKind::Linear, 3, 3, 2000, 3);
+    let (o, _) = separate_with(&wide);
+    assert_clean_failure(&o, "truth.wav", "3 true sources cannot be matched to at most 2");
+    assert!(!out.exists(), "{:?}", files_in(&out));
+
+    // A recorder's stream, whose header does not know its length: the mismatch shows at
+    // the end, and names out/sources.wav.
+    let mut bytes = std::fs::read(&mix).unwrap();
+    let data = bytes.windows(4).position(|w| w == b"data").unwrap();
+    bytes[data + 4..data + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut args = vec!["separate", "-", "-n", "2", "-o", out.to_str().unwrap(), "--truth", short.to_str().unwrap()];
+    args.extend_from_slice(QUICK);
+    let o = unmix_fed(&args, bytes);
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains(&out.join("sources.wav").display().to_string()), "{err}");
+    assert!(!err.contains(".unmix-staging"), "{err}");
+}

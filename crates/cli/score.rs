@@ -26,7 +26,7 @@ pub struct ScoreArgs {
 }
 
 pub fn run(args: ScoreArgs) -> Result<()> {
-    let s = score_files(&args.truth, &args.est, args.csv_rate)?;
+    let s = score_files(&args.truth, &args.est, &args.est, args.csv_rate)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
@@ -36,9 +36,12 @@ pub fn run(args: ScoreArgs) -> Result<()> {
 }
 
 /// Reads and scores two files, block by block: memory does not grow with their length.
-pub fn score_files(truth: &Path, est: &Path, csv_rate: u32) -> Result<Score> {
+/// Messages call the estimates `est_name` (the name a user knows them by: `separate`
+/// scores its sources before they are moved into place).
+pub fn score_files(truth: &Path, est: &Path, est_name: &Path, csv_rate: u32) -> Result<Score> {
     let mut t = BlockReader::open(truth, csv_rate)?;
-    let mut e = BlockReader::open(est, csv_rate)?;
+    let mut e = BlockReader::open(est, csv_rate).with_context(|| est_name.display().to_string())?;
+    let est = est_name;
     if e.channels() < t.channels() {
         bail!(
             "{}: {} estimated sources cannot be matched to {} true sources",

@@ -363,6 +363,11 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
             segment.channels(),
         );
     }
+    // The truth is checked before any training: a missing file, or one that cannot match
+    // the sources, should not throw a separation away.
+    if let Some(truth) = &args.truth {
+        check_truth(truth, total_frames, segment.channels(), args.sources, segment.sample_rate_hz())?;
+    }
     let mut out = Staging::new(&args.output, &OUTPUTS, args.force)?;
     // A stream's CSV outputs are logs in the output directory itself, as `apply -` writes.
     let csv_output = |out: &mut Staging, name: &str| if streaming { out.in_place(name) } else { out.path(name) };
@@ -437,7 +442,10 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
 
     // 4. Scores against the truth, on the whole input.
     let score = match &args.truth {
-        Some(truth) => Some(score::score_files(truth, &sources_path, segment.sample_rate_hz())?),
+        Some(truth) => {
+            let final_name = args.output.join("sources.wav");
+            Some(score::score_files(truth, &sources_path, &final_name, segment.sample_rate_hz())?)
+        }
         None => None,
     };
 
@@ -552,6 +560,51 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         bail!(e);
     }
     Ok(Outcome { score })
+}
+
+/// Checks the true sources before any work: readable, no more of them than the sources
+/// (or, with `-n auto`, than the channels), and as long as the input when both lengths are
+/// known (a CSV's rows are counted; a stream's length shows only at its end, where the
+/// scores are computed).
+fn check_truth(
+    truth: &Path,
+    input_frames: Option<usize>,
+    channels: usize,
+    sources: SourceCount,
+    sample_rate_hz: u32,
+) -> Result<()> {
+    let mut reader =
+        BlockReader::open(truth, sample_rate_hz).with_context(|| format!("--truth {}", truth.display()))?;
+    let most = match sources {
+        SourceCount::Fixed(n) => n,
+        SourceCount::Auto { max } => max.unwrap_or(channels).min(channels),
+    };
+    if reader.channels() > most {
+        bail!(
+            "{}: {} true sources cannot be matched to at most {most} separated ones (--truth)",
+            truth.display(),
+            reader.channels()
+        );
+    }
+    let truth_frames = match reader.frames_total() {
+        Some(frames) => frames,
+        None => {
+            let (mut frames, mut block) = (0, Vec::new());
+            loop {
+                crate::interrupt::check()?;
+                match reader.read_block(&mut block, 1 << 16)? {
+                    0 => break frames,
+                    got => frames += got,
+                }
+            }
+        }
+    };
+    if let Some(input_frames) = input_frames
+        && input_frames != truth_frames
+    {
+        bail!("{}: {truth_frames} frames, but the input has {input_frames} (--truth)", truth.display());
+    }
+    Ok(())
 }
 
 /// Reads a stream's training segment as its rows arrive, a block of 50 ms at a time so
