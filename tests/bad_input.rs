@@ -231,3 +231,29 @@ fn truth_is_checked_before_training() {
     assert!(!o.status.success() && err.contains(&out.join("sources.wav").display().to_string()), "{err}");
     assert!(!err.contains(".unmix-staging"), "{err}");
 }
+
+/// A `.tsv` is tab-separated text, read as CSV (it was read as a WAV and refused), and
+/// the sources of `apply -o x.tsv` are written with tabs.
+#[test]
+fn a_tsv_is_delimited_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("sensors.tsv");
+    let mut text = String::from("a\tb\n");
+    for i in 0..600 {
+        text += &format!("{}\t{}\n", (i as f32 * 0.1).sin(), ((i * 37 % 101) as f32 / 50.0 - 1.0));
+    }
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("out");
+    let mut args =
+        vec!["separate", input.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap(), "--csv-rate", "100"];
+    args.extend_from_slice(QUICK);
+    let o = unmix(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tsv = dir.path().join("sources.tsv");
+    let (model, input) = (out.join("model.unmix"), input.to_str().unwrap().to_string());
+    let o = unmix(&["apply", model.to_str().unwrap(), &input, "-o", tsv.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written = std::fs::read_to_string(&tsv).unwrap();
+    assert!(written.starts_with("source1\tsource2\n"), "{}", &written[..40]);
+    assert_eq!(unmix_io::read_csv(&tsv, 100).unwrap().frames(), 600);
+}

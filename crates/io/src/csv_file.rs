@@ -387,7 +387,8 @@ impl CsvStreamWriter {
     }
 
     fn start(path: &Path, out: OutputFile, log: bool, names: &[String]) -> Result<Self> {
-        let mut writer = csv::Writer::from_writer(out);
+        let delimiter = if crate::is_tsv(path) { b'\t' } else { b',' };
+        let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(out);
         writer.write_record(names).map_err(|e| Error::Csv { path: path.to_path_buf(), detail: e.to_string() })?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -439,8 +440,9 @@ impl unmix_core::Sink for CsvStreamWriter {
 /// Writes a recording as CSV with a header of `names` (one per channel), atomically.
 pub fn write_csv(path: &Path, recording: &Recording, names: &[String]) -> Result<()> {
     let csv_err = |e: csv::Error| Error::Csv { path: path.to_path_buf(), detail: e.to_string() };
+    let delimiter = if crate::is_tsv(path) { b'\t' } else { b',' };
     write_atomically(path, |w| {
-        let mut writer = csv::Writer::from_writer(w);
+        let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(w);
         writer.write_record(names).map_err(csv_err)?;
         let mut row = Vec::with_capacity(recording.channels());
         for frame in recording.iter_frames() {

@@ -1,11 +1,13 @@
 //! File input and output for unmix.
 //!
-//! - [`read_wav`]: any WAV `hound` reads (8/16/24/32-bit integer PCM, 32-bit float), any
-//!   sample rate and channel count, scaled to `[-1, 1)` floats.
+//! - [`read_wav`]: 8/16/24/32-bit integer PCM and 32-bit float WAV (RIFF or RF64), any
+//!   sample rate and channel count, scaled to `[-1, 1)` floats; a file and a stream by the
+//!   same rules.
 //! - [`read_csv`]: numeric columns, one row per frame, an optional header row, `,`, `;`
 //!   or tab between cells; every bad cell is reported with its line and column.
 //! - [`ChannelSelection`]: only some channels of a WAV or CSV, by number or CSV header name.
-//! - [`BlockReader`]: a WAV or a CSV, by extension, read in blocks in bounded memory.
+//! - [`BlockReader`]: a WAV or delimited text (`.csv`, `.tsv`), by extension, read in
+//!   blocks in bounded memory.
 //! - [`OutputPath`], [`OutputFile`]: the one way every output is written — a file staged
 //!   beside its target and renamed into place whole, a FIFO, a character device or
 //!   standard output written through, links followed, everything else refused;
@@ -51,7 +53,14 @@ pub fn input_name(path: &Path) -> String {
     if is_stdin(path) { STDIN_NAME.into() } else { path.display().to_string() }
 }
 
-/// Whether a path names a CSV file (by its extension); everything else is taken as WAV.
+/// Whether a path names delimited text (by its extension: `.csv`, or `.tsv` for tabs);
+/// everything else is taken as WAV.
 pub fn is_csv(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    is_tsv(path) || path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// Whether a path names tab-separated text (`.tsv`): read as CSV (the delimiter is
+/// recognised from the first line), written with tabs.
+pub fn is_tsv(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("tsv"))
 }

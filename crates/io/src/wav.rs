@@ -1,9 +1,10 @@
-//! WAV input (every format `hound` reads, and RF64) and WAV output as 32-bit float or
-//! 16/24-bit integer PCM (RF64 beyond 4 GiB).
+//! WAV input (8/16/24/32-bit integer PCM and 32-bit float, plain or
+//! `WAVE_FORMAT_EXTENSIBLE`, RIFF or RF64, from a file or a stream by one parser and one set
+//! of rules) and WAV output as 32-bit float or 16/24-bit integer PCM (RF64 beyond 4 GiB).
 
 use std::path::Path;
 
-use hound::{SampleFormat, WavReader, WavSpec};
+use hound::{SampleFormat, WavSpec};
 use unmix_core::Recording;
 
 use crate::{ChannelSelection, Error, OutputFile, OutputPath, Result};
@@ -49,7 +50,8 @@ enum Encoding {
 
 /// Reads a WAV file block by block, so memory does not grow with the file's length.
 ///
-/// The header is parsed by hound; the sample data are read as raw bytes in large blocks
+/// The header is parsed by `rf64::read_header`, the same for a file and a stream (every
+/// chunk's pad byte skipped); the sample data are read as raw bytes in large blocks
 /// and converted with `dasp_sample` (`i16`, 24-bit and `i32` are scaled by `2^(bits-1)`,
 /// unsigned 8-bit is centred first), which is several times faster than per-sample reads.
 pub struct WavBlockReader {
@@ -74,29 +76,32 @@ pub struct WavBlockReader {
 }
 
 impl WavBlockReader {
-    /// Opens `path` and reads its header.
+    /// Opens `path` and reads its header: RIFF or RF64, by the same rules as a stream
+    /// ([`from_stream`](Self::from_stream)), every chunk's pad byte skipped. A header that
+    /// does not know the length (0, or a placeholder near 2³¹ or 2³² bytes beyond the
+    /// file's end: a recording saved from a pipe) is read to the end of the file.
     pub fn open(path: &Path) -> Result<Self> {
-        let wav_err = |detail: String| Error::Wav { path: path.to_path_buf(), detail };
-        let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let file_bytes = file.metadata().map_err(io)?.len();
         let file: Box<dyn std::io::Read + Send> = Box::new(file);
         let mut file = std::io::BufReader::with_capacity(IO_BUFFER_BYTES, file);
-        let is_rf64 = std::io::BufRead::fill_buf(&mut file)
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?
-            .starts_with(b"RF64");
-        // Either parser leaves the reader at the first byte of the samples: hound for RIFF,
-        // our own for RF64 (which hound does not read).
-        let (spec, samples_total, file) = if is_rf64 {
-            let (spec, bytes) = rf64::read_header(&mut file).map_err(wav_err)?;
-            (spec, bytes / u64::from(spec.bits_per_sample.div_ceil(8).max(1)), file)
-        } else {
-            let reader = WavReader::new(file).map_err(|e| wav_err(e.to_string()))?;
-            let spec = reader.spec();
-            let samples = reader.len() as u64;
-            (spec, samples, reader.into_inner())
+        let mut counted = Counted { inner: &mut file, bytes: 0 };
+        let (spec, bytes) =
+            rf64::read_header(&mut counted).map_err(|detail| Error::Wav { path: path.to_path_buf(), detail })?;
+        let available = file_bytes.saturating_sub(counted.bytes);
+        let to_the_end = bytes == 0 || (bytes > available && bytes >= PLACEHOLDER_BYTES);
+        let frames_total = match (to_the_end, frame_bytes(&spec)) {
+            (false, frame) => Some(bytes / frame),
+            (true, frame) if available.is_multiple_of(frame) => Some(available / frame),
+            // Read to the end as a stream is, which ends inside a frame: the error says where.
+            (true, _) => None,
         };
-        let samples_total = usize::try_from(samples_total).map_err(|_| wav_err("too large for this machine".into()))?;
-        let frames_total = samples_total / usize::from(spec.channels.max(1));
-        Self::start(path, file, spec, Some(frames_total))
+        let frames_total = frames_total
+            .map(usize::try_from)
+            .transpose()
+            .map_err(|_| Error::Wav { path: path.to_path_buf(), detail: "too large for this machine".into() })?;
+        Self::start(path, file, spec, frames_total)
     }
 
     /// Reads a WAV arriving on a stream (`-`: a recorder piped in, `arecord -t wav`), whose
@@ -105,12 +110,10 @@ impl WavBlockReader {
     /// must fall between two frames). A length below 2 GiB is taken as given (a whole file
     /// piped in, chunks after its data not read as samples).
     pub fn from_stream(path: &Path, stream: Box<dyn std::io::Read + Send>) -> Result<Self> {
-        const PLACEHOLDER_BYTES: u64 = 0x7FFF_0000;
         let mut file = std::io::BufReader::with_capacity(IO_BUFFER_BYTES, stream);
         let (spec, bytes) =
             rf64::read_header(&mut file).map_err(|detail| Error::Wav { path: path.to_path_buf(), detail })?;
-        let frame_bytes = u64::from(spec.bits_per_sample.div_ceil(8).max(1)) * u64::from(spec.channels.max(1));
-        let frames_total = (bytes != 0 && bytes < PLACEHOLDER_BYTES).then(|| (bytes / frame_bytes) as usize);
+        let frames_total = (bytes != 0 && bytes < PLACEHOLDER_BYTES).then(|| (bytes / frame_bytes(&spec)) as usize);
         Self::start(path, file, spec, frames_total)
     }
 
@@ -276,6 +279,30 @@ impl WavBlockReader {
         }
         self.frames_read += frames;
         Ok(frames)
+    }
+}
+
+/// A data size at or above this (near 2³¹, or 2³²) is a recorder's placeholder for "to the
+/// end": a pipe cannot be gone back into to write the real one.
+const PLACEHOLDER_BYTES: u64 = 0x7FFF_0000;
+
+/// Bytes of one frame of `spec` (containers as wide as the sample: `rf64::parse_fmt`
+/// refuses any other).
+fn frame_bytes(spec: &WavSpec) -> u64 {
+    u64::from(spec.bits_per_sample.div_ceil(8).max(1)) * u64::from(spec.channels.max(1))
+}
+
+/// A reader that counts the bytes read through it (the header's length).
+struct Counted<'a, R> {
+    inner: &'a mut R,
+    bytes: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let got = self.inner.read(buf)?;
+        self.bytes += got as u64;
+        Ok(got)
     }
 }
 
@@ -514,7 +541,7 @@ impl unmix_core::Sink for WavStreamWriter {
 
 #[cfg(test)]
 mod tests {
-    use hound::WavWriter;
+    use hound::{WavReader, WavWriter};
 
     use super::*;
 
@@ -842,5 +869,96 @@ mod tests {
         let fmt_at = alaw.windows(4).position(|w| w == b"fmt ").unwrap();
         alaw[fmt_at + 8..fmt_at + 10].copy_from_slice(&6u16.to_le_bytes());
         check("alaw.wav", &alaw, "format tag");
+    }
+
+    /// A 16-bit stereo WAV assembled chunk by chunk: `before` chunks (id, payload) ahead
+    /// of `fmt `, the data chunk with `data_size` in its header, then `after` bytes.
+    fn assembled(before: &[(&[u8; 4], &[u8])], frames: &[[i16; 2]], data_size: Option<u32>, after: &[u8]) -> Vec<u8> {
+        let mut body: Vec<u8> = b"WAVE".to_vec();
+        let mut chunk = |id: &[u8; 4], payload: &[u8], size: u32| {
+            body.extend_from_slice(id);
+            body.extend_from_slice(&size.to_le_bytes());
+            body.extend_from_slice(payload);
+            if payload.len() % 2 == 1 {
+                body.push(0); // the pad byte of an odd-sized chunk
+            }
+        };
+        for (id, payload) in before {
+            chunk(id, payload, payload.len() as u32);
+        }
+        let mut fmt = Vec::new();
+        for v in [1u16, 2] {
+            fmt.extend_from_slice(&v.to_le_bytes()); // PCM, 2 channels
+        }
+        fmt.extend_from_slice(&8000u32.to_le_bytes());
+        fmt.extend_from_slice(&32000u32.to_le_bytes());
+        for v in [4u16, 16] {
+            fmt.extend_from_slice(&v.to_le_bytes()); // block align, bits
+        }
+        chunk(b"fmt ", &fmt, 16);
+        let data: Vec<u8> = frames.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+        chunk(b"data", &data, data_size.unwrap_or(data.len() as u32));
+        body.extend_from_slice(after);
+        let mut out = b"RIFF".to_vec();
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// The same bytes, from a file and from a stream.
+    fn both_ways(dir: &Path, name: &str, bytes: &[u8]) -> (Result<Vec<f32>>, Result<Vec<f32>>) {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let all = |mut reader: WavBlockReader| -> Result<Vec<f32>> {
+            let (mut out, mut block) = (Vec::new(), Vec::new());
+            while reader.read_block(&mut block, 3)? > 0 {
+                out.extend_from_slice(&block);
+            }
+            Ok(out)
+        };
+        let from_file = WavBlockReader::open(&path).and_then(all);
+        let stream: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(bytes.to_vec()));
+        let from_stream = WavBlockReader::from_stream(&path, stream).and_then(all);
+        (from_file, from_stream)
+    }
+
+    /// One reader, one set of rules: an odd-sized chunk with its pad byte before the data
+    /// (refused from a file by hound: "Failed to read enough bytes"), a header whose length
+    /// is a recorder's placeholder (refused from a file, read to the end from a stream),
+    /// and a chunk after the data (not samples) read the same from a file and a stream.
+    #[test]
+    fn a_file_and_a_stream_follow_the_same_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let frames = [[1000i16, -1000], [2000, -2000], [3000, -3000], [4000, -4000], [5000, -5000]];
+        let want: Vec<f32> = frames.iter().flatten().map(|&v| f32::from(v) / 32768.0).collect();
+        let odd = assembled(&[(b"LIST", b"hello")], &frames, None, &[]);
+        let placeholder = assembled(&[], &frames, Some(u32::MAX), &[]);
+        let trailing = assembled(&[], &frames, None, b"LIST\x04\x00\x00\x00abcd");
+        for (name, bytes) in [("odd.wav", &odd), ("placeholder.wav", &placeholder), ("trailing.wav", &trailing)] {
+            let (file, stream) = both_ways(dir.path(), name, bytes);
+            assert_eq!(file.unwrap(), want, "{name} from a file");
+            assert_eq!(stream.unwrap(), want, "{name} from a stream");
+        }
+        // A placeholder whose data end inside a frame is an error either way.
+        let mut ragged = placeholder.clone();
+        ragged.pop();
+        let (file, stream) = both_ways(dir.path(), "ragged.wav", &ragged);
+        for e in [file.unwrap_err().to_string(), stream.unwrap_err().to_string()] {
+            assert!(e.contains("ragged.wav") && e.contains("ends inside frame 4"), "{e}");
+        }
+    }
+
+    /// A container wider than its sample (24 bits in 4 bytes) would be read at the wrong
+    /// offsets: refused, with the reason.
+    #[test]
+    fn a_container_wider_than_its_sample_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = assembled(&[], &[[1, 2]], None, &[]);
+        let fmt = bytes.windows(4).position(|w| w == b"fmt ").unwrap() + 8;
+        bytes[fmt + 14..fmt + 16].copy_from_slice(&24u16.to_le_bytes()); // 24 bits in the 2-byte containers
+        let (file, stream) = both_ways(dir.path(), "wide.wav", &bytes);
+        for e in [file.unwrap_err().to_string(), stream.unwrap_err().to_string()] {
+            assert!(e.contains("containers wider than the sample"), "{e}");
+        }
     }
 }

@@ -103,7 +103,15 @@ pub(super) fn read_header(r: &mut impl Read) -> Result<(WavSpec, u64), String> {
 fn parse_fmt(b: &[u8]) -> Result<WavSpec, String> {
     let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
     let mut tag = u16_at(0);
-    let bits = u16_at(14);
+    let (channels, block_align, bits) = (u16_at(2), u16_at(12), u16_at(14));
+    // Containers as wide as the sample: a 24-bit sample in 4 bytes, say, would be read at
+    // the wrong offsets.
+    if u32::from(block_align) != u32::from(channels) * u32::from(bits.div_ceil(8)) {
+        return Err(format!(
+            "frames of {block_align} bytes for {channels} channels of {bits}-bit samples; containers wider than \
+             the sample are not supported"
+        ));
+    }
     if tag == 0xFFFE {
         if b.len() < 40 {
             return Err("WAVE_FORMAT_EXTENSIBLE fmt chunk shorter than 40 bytes".into());
@@ -119,12 +127,11 @@ fn parse_fmt(b: &[u8]) -> Result<WavSpec, String> {
         3 => SampleFormat::Float,
         other => return Err(format!("unsupported format tag {other:#06x}; use PCM or IEEE float")),
     };
-    Ok(WavSpec {
-        channels: u16_at(2),
-        sample_rate: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-        bits_per_sample: bits,
-        sample_format,
-    })
+    let sample_rate = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+    if sample_rate == 0 {
+        return Err("a sample rate of 0 Hz".into());
+    }
+    Ok(WavSpec { channels, sample_rate, bits_per_sample: bits, sample_format })
 }
 
 fn read_exact(r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<(), String> {
