@@ -836,3 +836,66 @@ fn the_old_frame_count_names_still_work() {
     let synth_help = stdout(&unmix(&["synth", "--help"]));
     assert!(synth_help.contains("--frames") && !synth_help.contains("--samples"), "{synth_help}");
 }
+
+/// A learning rate that makes the training diverge said "weights: model file is
+/// inconsistent"; it says the training diverged, and which option to lower.
+#[test]
+fn a_diverging_training_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 3, 3, 2000, 1);
+    let out = dir.path().join("out");
+    let o = unmix(&[
+        "separate",
+        mix.to_str().unwrap(),
+        "-n",
+        "3",
+        "-o",
+        out.to_str().unwrap(),
+        "--lr",
+        "1e30",
+        "--model",
+        "vae",
+        "--quiet",
+    ]);
+    assert_clean_failure(&o, "mixture.wav", "training diverged");
+    assert!(
+        stderr(&o).contains("try a lower learning rate than --lr 1000000000000000000000000000000"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+}
+
+/// Counts are said as a person says them, and a short input's speed is not "0×".
+#[test]
+fn one_frame_one_source_and_a_short_input_are_said_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 1, 1, 2000, 1);
+    let out = dir.path().join("out");
+    let o = unmix(&[
+        "separate",
+        mix.to_str().unwrap(),
+        "-n",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--no-plots",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("of 1 channel into 1 source (trained on"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("1 epoch,"), "{}", stdout(&o));
+    let tiny = dir.path().join("tiny.wav");
+    write_wav(&tiny, 1, &[0.25]);
+    let o = unmix(&[
+        "apply",
+        out.join("model.unmix").to_str().unwrap(),
+        tiny.to_str().unwrap(),
+        "-o",
+        dir.path().join("s.wav").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("separated 1 frame into 1 source"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains(" 0× real time"), "{}", stdout(&o));
+}

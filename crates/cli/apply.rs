@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
-use unmix_core::{Processor, Sink, Source};
+use unmix_core::{Processor, Sink, Source, plural};
 use unmix_format::ModelFile;
 use unmix_infer::{Kernel, ScoredSeparator, Separator};
 use unmix_io::{
@@ -289,10 +289,10 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     let wall = started.elapsed().as_secs_f64();
     let seconds = applied.frames as f64 / f64::from(applied.sample_rate_hz.max(1));
     say(&format!(
-        "separated {} frames into {} sources in {wall:.2} s ({:.0}× real time) → {}{}",
-        applied.frames,
-        model.header.sources,
-        seconds / wall.max(1e-9),
+        "separated {} into {} in {wall:.2} s ({}) → {}{}",
+        plural(applied.frames, "frame"),
+        plural(model.header.sources, "source"),
+        speed(seconds, wall),
         args.output.display(),
         ending(&applied)
     ));
@@ -319,6 +319,18 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         Some(e) => bail!(e),
         None => Ok(()),
     }
+}
+
+/// How fast a job ran against the length of its input, to two significant digits at
+/// least: "120× real time", "3.5× real time", "0.025× real time" (a short input, or a
+/// slow job), never a bare "0×".
+pub fn speed(input_s: f64, wall_s: f64) -> String {
+    let factor = input_s / wall_s.max(1e-9);
+    let decimals = match factor {
+        f if f >= 10.0 || f <= 0.0 || !f.is_finite() => 0,
+        f => (1 - f.log10().floor() as i32).clamp(1, 9) as usize,
+    };
+    format!("{factor:.decimals$}× real time")
 }
 
 /// Frames a stream is read in: 50 ms, so that a slow logger's rows (and Ctrl-C) are seen
@@ -407,8 +419,9 @@ fn check_channels(model: &ModelFile, input: &Path, reader: &BlockReader) -> Resu
             _ => String::new(),
         };
         bail!(
-            "{}: has {channels} channels, but the model was trained on {}{hint}",
+            "{}: has {}, but the model was trained on {}{hint}",
             input_name(input),
+            plural(channels, "channel"),
             model.header.channels
         );
     }
@@ -552,7 +565,22 @@ pub fn apply_reader(
     }
     let frames = report.frames_out as usize;
     let input_error = input_error.and_then(|e| e.get()).map(|e| {
-        format!("{e} (the stream ended there: the {frames} frames before it were separated, the outputs completed)")
+        format!(
+            "{e} (the stream ended there: the {} before it were separated, the outputs completed)",
+            plural(frames, "frame")
+        )
     });
     Ok(Applied { frames, pipeline: Some(report), stopped, sample_rate_hz: rate, input_error })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn speeds_keep_two_significant_digits() {
+        let said = |input_s, wall_s| super::speed(input_s, wall_s);
+        assert_eq!(said(600.0, 1.25), "480× real time");
+        assert_eq!(said(3.5, 1.0), "3.5× real time");
+        assert_eq!(said(0.00125, 0.05), "0.025× real time");
+        assert_eq!(said(0.0, 0.05), "0× real time");
+    }
 }

@@ -36,6 +36,7 @@ impl TrainingBar {
         if let Ok(style) = ProgressStyle::with_template("{prefix:>10} {bar:30} {pos:>4}/{len} {msg}  [{elapsed}]") {
             bar.set_style(style);
         }
+        let restarts = restarts.within_epochs(max_epochs);
         let restart_epochs =
             if restarts.candidates > 1 { restarts.candidates * restarts.rounds * restarts.epochs_per_round } else { 0 };
         Self {
@@ -111,7 +112,7 @@ pub fn frames_bar(frames: u64, sample_rate_hz: u32) -> ProgressBar {
         s.with_key("rtf", move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
             let elapsed = state.elapsed().as_secs_f64();
             if elapsed > 0.0 {
-                let _ = write!(w, "{:.0}× real time", state.pos() as f64 / rate / elapsed);
+                let _ = write!(w, "{}", crate::apply::speed(state.pos() as f64 / rate, elapsed));
             }
         })
     }) {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use unmix_core::plural;
 use unmix_dsp::metrics::{Score, ScoreAccumulator};
 use unmix_io::BlockReader;
 
@@ -53,7 +54,7 @@ pub fn score_files(truth: &Path, est: &Path, est_name: &Path, csv_rate: u32) -> 
     if let (Some(a), Some(b)) = (t.frames_total(), e.frames_total())
         && a != b
     {
-        bail!("{}: {b} frames, but {} has {a}", est.display(), truth.display());
+        bail!("{}: {}, but {} has {a}", est.display(), plural(b, "frame"), truth.display());
     }
     let mut acc = ScoreAccumulator::new(t.channels(), e.channels())?;
     const BLOCK: usize = 16_384;
@@ -64,7 +65,12 @@ pub fn score_files(truth: &Path, est: &Path, est_name: &Path, csv_rate: u32) -> 
             // A CSV's length shows only at its end.
             let (short, long) = if got_t < got_e { (truth, est) } else { (est, truth) };
             let frames = acc.frames() + got_t.min(got_e) as u64;
-            bail!("{}: ends after {frames} frames, but {} goes on", short.display(), long.display());
+            bail!(
+                "{}: ends after {}, but {} goes on",
+                short.display(),
+                plural(frames as usize, "frame"),
+                long.display()
+            );
         }
         if got_t == 0 {
             break;

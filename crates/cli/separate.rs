@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use unmix_core::Recording;
+use unmix_core::{Recording, plural};
 use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
 use unmix_io::{BlockReader, ChannelSelection, input_name, is_stdin};
@@ -33,6 +33,15 @@ pub enum ActivationArg {
     LeakyRelu,
     /// SiLU (swish).
     Silu,
+}
+
+/// burn backend of the training.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BackendArg {
+    /// burn's pure-Rust `flex` CPU backend.
+    Flex,
+    /// burn's `ndarray` CPU backend.
+    Ndarray,
 }
 
 /// Which model to train.
@@ -146,9 +155,10 @@ pub struct SeparateArgs {
     /// Seed of initialisation, shuffling and sampling noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// burn CPU backend.
-    #[arg(long, default_value = "flex")]
-    pub backend: String,
+    /// burn CPU backend of the training (the result is the same up to rounding; flex
+    /// measured faster).
+    #[arg(long, value_enum, default_value_t = BackendArg::Flex)]
+    pub backend: BackendArg,
     #[command(flatten)]
     pub input_channels: InputArgs,
     /// Sample format of sources.wav: 32-bit float keeps any level; 16- or 24-bit integer
@@ -256,7 +266,10 @@ impl SeparateArgs {
             restarts,
             layout,
             recipe,
-            backend: Backend::from_name(&self.backend)?,
+            backend: match self.backend {
+                BackendArg::Flex => Backend::Flex,
+                BackendArg::Ndarray => Backend::Ndarray,
+            },
             model: match self.model {
                 ModelArg::Auto => ModelChoice::Auto,
                 ModelArg::Vae => ModelChoice::Vae,
@@ -357,11 +370,8 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     if let SourceCount::Fixed(n) = args.sources
         && segment.channels() < n
     {
-        bail!(
-            "{}: {} channels cannot be separated into {n} sources (need at least as many channels as sources)",
-            input.display(),
-            segment.channels(),
-        );
+        let refused = unmix_separate::Error::TooFewChannels { channels: segment.channels(), sources: n };
+        bail!("{}: {refused}", input.display());
     }
     // The truth is checked before any training: a missing file, or one that cannot match
     // the sources, should not throw a separation away.
@@ -393,6 +403,9 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
                 channel + 1
             )
         }
+        unmix_separate::Error::Model(
+            e @ (unmix_model::Error::Diverged { .. } | unmix_model::Error::DivergedWeights),
+        ) => anyhow::anyhow!("{}: {e} than --lr {}", input.display(), args.lr),
         e => anyhow::Error::new(e).context(input.display().to_string()),
     });
     let mut fitted = fitted?;
@@ -531,13 +544,15 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
 
     if !args.quiet {
         let how = match vae {
-            Some(v) => format!("{} epochs", v.history.summary.epochs),
+            Some(v) => plural(v.history.summary.epochs, "epoch").to_string(),
             None => "saturating chain".into(),
         };
         println!(
-            "separated {total_frames} frames of {} channels into {} sources (trained on {training_frames} frames, {how}, {train_s:.1} s){}",
-            model.header.channels,
-            model.header.sources,
+            "separated {} of {} into {} (trained on {}, {how}, {train_s:.1} s){}",
+            plural(total_frames, "frame"),
+            plural(model.header.channels, "channel"),
+            plural(model.header.sources, "source"),
+            plural(training_frames, "frame"),
             crate::apply::ending(&applied)
         );
         if let Some(s) = &score {
@@ -602,7 +617,7 @@ fn check_truth(
     if let Some(input_frames) = input_frames
         && input_frames != truth_frames
     {
-        bail!("{}: {truth_frames} frames, but the input has {input_frames} (--truth)", truth.display());
+        bail!("{}: {}, but the input has {input_frames} (--truth)", truth.display(), plural(truth_frames, "frame"));
     }
     Ok(())
 }
@@ -652,7 +667,7 @@ fn duration_text(seconds: f64) -> String {
 /// convergence; a run that hit the epoch cap is always reported, quiet or not.
 fn report_fit(fitted: &Fitted, quiet: bool) {
     if let (Some(count), false) = (&fitted.count, quiet) {
-        println!("-n auto: {} sources ({})", fitted.model.header.sources, count.reason);
+        println!("-n auto: {} ({})", plural(fitted.model.header.sources, "source"), count.reason);
         let dropped = fitted.latents.iter().filter(|l| !l.kept).count();
         if dropped > 0 {
             println!("  {dropped} latent(s) carried < {MIN_LATENT_INFORMATION_NATS} nats and were pruned");
@@ -678,10 +693,10 @@ fn report_fit(fitted: &Fitted, quiet: bool) {
     let c = &vae.consensus;
     if !quiet && c.config.candidates > 1 {
         println!(
-            "restarts: {} candidates × {} rounds of {} epochs; chose candidate {} (held-out loss {:.5}, {:.5} at the end)",
-            c.config.candidates,
-            c.config.rounds,
-            c.config.epochs_per_round,
+            "restarts: {} × {} of {}; chose candidate {} (held-out loss {:.5}, {:.5} at the end)",
+            plural(c.config.candidates, "candidate"),
+            plural(c.config.rounds, "round"),
+            plural(c.config.epochs_per_round, "epoch"),
             c.chosen + 1,
             c.chosen_validation_loss,
             c.final_validation_loss
@@ -691,14 +706,19 @@ fn report_fit(fitted: &Fitted, quiet: bool) {
     if s.converged {
         if !quiet {
             println!(
-                "training converged after {} epochs: loss {:.5} (last improvement {:.2e} < tolerance {:.0e})",
-                s.epochs, s.final_loss, s.remaining_relative_improvement, s.plateau_tolerance
+                "training converged after {}: loss {:.5} (last improvement {:.2e} < tolerance {:.0e})",
+                plural(s.epochs, "epoch"),
+                s.final_loss,
+                s.remaining_relative_improvement,
+                s.plateau_tolerance
             );
         }
     } else {
         eprintln!(
-            "warning: training stopped at the epoch cap ({} epochs) before the loss plateaued: it was still improving by {:.2e} (tolerance {:.0e}); raise --epochs",
-            s.epochs, s.remaining_relative_improvement, s.plateau_tolerance
+            "warning: training stopped at the epoch cap ({}) before the loss plateaued: it was still improving by {:.2e} (tolerance {:.0e}); raise --epochs",
+            plural(s.epochs, "epoch"),
+            s.remaining_relative_improvement,
+            s.plateau_tolerance
         );
     }
 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use unmix_core::plural;
 use unmix_io::{WavStreamWriter, write_wav_f32};
 use unmix_synth::{
     MAX_CONDITION, MIN_CONDITION_BOUND, Marginal, MixKind, SynthConfig, SynthMeta, SynthStream, TANH_INPUT_STD,
@@ -146,10 +147,10 @@ pub fn run(args: SynthArgs) -> Result<()> {
     crate::interrupt::check()?;
     out.commit()?;
     println!(
-        "wrote {} frames of {} sources mixed into {} sensors ({:?}, seed {}) to {}",
-        config.frames,
-        config.sources,
-        config.sensors,
+        "wrote {} of {} mixed into {} ({:?}, seed {}) to {}",
+        plural(config.frames, "frame"),
+        plural(config.sources, "source"),
+        plural(config.sensors, "sensor"),
         config.kind,
         config.seed,
         args.output.display()

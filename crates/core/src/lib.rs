@@ -13,10 +13,12 @@
 mod cancel;
 mod error;
 pub mod parallel;
+mod plural;
 mod recording;
 mod stage;
 
 pub use cancel::CancelToken;
 pub use error::{Error, Result};
+pub use plural::{Plural, plural};
 pub use recording::Recording;
 pub use stage::{BoxError, Processor, SCORE_CHANNELS, Sink, Source};

@@ -85,6 +85,15 @@ impl ConsensusConfig {
         threads_for(self.threads, self.candidates)
     }
 
+    /// These settings for a training of at most `max_epochs` epochs: the rounds never
+    /// run past the cap (fewer epochs a round, or fewer rounds of one epoch), so that the
+    /// cap holds for the candidates too and the report says what ran.
+    pub fn within_epochs(&self, max_epochs: usize) -> Self {
+        let rounds = self.rounds.min(max_epochs);
+        let epochs_per_round = self.epochs_per_round.min(max_epochs / rounds.max(1)).max(1);
+        Self { rounds, epochs_per_round, ..self.clone() }
+    }
+
     /// Checks every value once.
     pub fn check(&self) -> crate::Result<()> {
         if self.candidates == 0 {
@@ -227,6 +236,7 @@ pub fn fit_with_restarts(
 ) -> crate::Result<Fitted> {
     config.check()?;
     let c = trainer.config();
+    let config = &config.within_epochs(c.recipe.max_epochs);
     let (inputs, sources, seed) = (c.model.inputs, c.model.sources, c.recipe.seed);
     let total = trainer.data(data)?.frames();
     if let Some(w) = warm
@@ -424,5 +434,26 @@ fn perturb(weights: &mut ModelWeights, relative: f64, rng: &mut StdRng) {
         for w in &mut layer.weight {
             *w += (relative * rms * rng.sample::<f64, _>(StandardNormal)) as f32;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rounds never run past the epoch cap, and the report then says what ran (it
+    /// said "3 rounds of 8 epochs" whatever `--epochs` was).
+    #[test]
+    fn the_rounds_fit_within_the_epoch_cap() {
+        let c = ConsensusConfig::default();
+        let within = |cap| {
+            let w = c.within_epochs(cap);
+            (w.rounds, w.epochs_per_round)
+        };
+        assert_eq!(within(400), (3, 8));
+        assert_eq!(within(12), (3, 4));
+        assert_eq!(within(5), (3, 1));
+        assert_eq!(within(2), (2, 1));
+        assert_eq!(within(1), (1, 1));
     }
 }

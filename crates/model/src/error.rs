@@ -15,6 +15,9 @@ pub enum Error {
         /// Epoch (1-based) at which it happened.
         epoch: usize,
     },
+    /// The weights became NaN or infinite (the loss may not have shown it yet).
+    #[error("training diverged (the weights are no longer finite numbers); try a lower learning rate")]
+    DivergedWeights,
     /// Weights could not be moved in or out of burn.
     #[error("weights: {0}")]
     Weights(String),

@@ -144,6 +144,10 @@ impl PdgmmVae {
 
     /// Rebuilds a module from exported weights.
     pub fn from_weights(weights: &ModelWeights, device: &Device) -> Result<Self> {
+        // Weights gone to NaN or infinity come from a training that diverged.
+        if weights.flatten().iter().any(|v| !v.is_finite()) {
+            return Err(Error::DivergedWeights);
+        }
         weights.check().map_err(|e| Error::Weights(e.to_string()))?;
         if weights.architecture != unmix_format::Architecture::Mlp {
             return Err(Error::Weights("only an MLP model can be trained as a PDGMM-VAE".into()));

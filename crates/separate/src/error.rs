@@ -1,5 +1,7 @@
 //! What can go wrong in a separation job.
 
+use unmix_core::plural;
+
 use crate::config::MIN_TRAIN_FRAMES;
 
 /// What can go wrong in a separation job.
@@ -7,7 +9,9 @@ use crate::config::MIN_TRAIN_FRAMES;
 pub enum Error {
     /// More sources asked for than there are channels.
     #[error(
-        "{channels} channels cannot be separated into {sources} sources (need at least as many channels as sources)"
+        "{} cannot be separated into {} (need at least as many channels as sources)",
+        plural(*.channels, "channel"),
+        plural(*.sources, "source")
     )]
     TooFewChannels {
         /// Channels in the input.
@@ -16,7 +20,7 @@ pub enum Error {
         sources: usize,
     },
     /// The training segment is too short.
-    #[error("only {frames} frames to train on; at least {MIN_TRAIN_FRAMES} are needed")]
+    #[error("only {} to train on; at least {MIN_TRAIN_FRAMES} are needed", plural(*.frames, "frame"))]
     TooShort {
         /// Frames available.
         frames: usize,
