@@ -257,3 +257,71 @@ fn a_tsv_is_delimited_text() {
     assert!(written.starts_with("source1\tsource2\n"), "{}", &written[..40]);
     assert_eq!(unmix_io::read_csv(&tsv, 100).unwrap().frames(), 600);
 }
+
+/// Sizes from options that once aborted on a failed allocation (`--hidden 100000000`,
+/// exit 134 and a staging folder left), or ran for minutes (`--components 100000`,
+/// `--restarts 100000`), are refused at once, with the option's name and its range.
+#[test]
+fn sizes_from_options_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 3, 3, 2000, 1);
+    let out = dir.path().join("out");
+    let cases = [
+        (&["--hidden", "100000000"][..], "--hidden: a layer of 100000000 units; a layer has 1 to 1024"),
+        (&["--hidden", "8,8,8,8,8,8,8,8,8"], "the encoder has 9 hidden layers; at most 8"),
+        (
+            &["--components", "100000"],
+            "invalid value '100000' for '--components <COMPONENTS>': 100000 is not in 1..=64",
+        ),
+        (&["--restarts", "100000"], "invalid value '100000' for '--restarts <RESTARTS>': 100000 is not in 1..=64"),
+        (&["--epochs", "0"], "invalid value '0' for '--epochs <EPOCHS>'"),
+        (&["--train-frames", "100000000"], "a training segment of 100000000 frames of 3 channels is more than"),
+    ];
+    for (options, problem) in cases {
+        let started = std::time::Instant::now();
+        let mut args = vec!["separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap()];
+        args.extend_from_slice(options);
+        let o = unmix(&args);
+        assert!(!o.status.success() && stderr(&o).contains(problem), "{options:?}: {}", stderr(&o));
+        assert_eq!(o.status.code(), Some(if problem.starts_with("invalid value") { 2 } else { 1 }), "{options:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{options:?} took {:?}", started.elapsed());
+        assert!(!out.exists(), "{options:?} left {:?}", files_in(&out));
+    }
+    // `--epochs` no longer speaks of a "patience" that is no option.
+    let o = unmix(&["separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--epochs", "0"]);
+    assert!(!stderr(&o).contains("patience"), "{}", stderr(&o));
+}
+
+/// A recording of 1 000 channels was still in its eigendecomposition after 400 s: it is
+/// refused before its training segment is read, with the way out (`--channels`).
+#[test]
+fn too_many_channels_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = dir.path().join("wide.wav");
+    let noise = |k: u64| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+    let samples: Vec<f32> = (0..400 * 1000).map(noise).collect();
+    write_wav(&wide, 1000, &samples);
+    let out = dir.path().join("out");
+    let o = unmix(&["separate", wide.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--quiet"]);
+    assert_clean_failure(
+        &o,
+        "wide.wav",
+        "1000 channels: unmix separates at most 256 at a time (pick some with --channels)",
+    );
+    assert!(!out.exists());
+    let o = unmix(&[
+        "separate",
+        wide.to_str().unwrap(),
+        "-n",
+        "3",
+        "--channels",
+        "1-4",
+        "-o",
+        out.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--quiet",
+        "--no-plots",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

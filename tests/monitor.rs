@@ -369,7 +369,8 @@ fn bad_monitoring_windows_are_refused_before_any_work() {
     let out = dir.path().join("out");
     for (window, hop, problem) in [
         ("0.5", "1", "longer than --window-s"),
-        ("0", "0", "must be a positive number"),
+        ("0", "0", "'0' is not a positive number of seconds"),
+        ("NaN", "1", "'NaN' is not a positive number of seconds"),
         ("0.00001", "0.00001", "less than one frame"),
     ] {
         #[rustfmt::skip]
@@ -382,10 +383,17 @@ fn bad_monitoring_windows_are_refused_before_any_work() {
         assert!(!err.contains("panicked"), "{err}");
         assert!(files_in(&out).iter().all(|f| f.starts_with('.')), "{:?}", files_in(&out));
     }
-    #[rustfmt::skip]
-    let o = unmix(&[
-        "separate", mix.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap(),
-        "--scores", "--alert-share", "1.5", "--quiet",
-    ]);
-    assert!(!o.status.success() && stderr(&o).contains("--alert-share 1.5: must be a share between 0 and 1"));
+    // A share that means nothing is refused, monitoring or not (NaN and 5 were taken).
+    for (share, scores) in [("1.5", true), ("NaN", false), ("5", false)] {
+        let mut args = vec!["separate", mix.to_str().unwrap(), "-n", "2", "-o", out.to_str().unwrap()];
+        args.extend(["--alert-share", share, "--quiet"]);
+        if scores {
+            args.push("--scores");
+        }
+        let o = unmix(&args);
+        let said = format!(
+            "invalid value '{share}' for '--alert-share <ALERT_SHARE>': '{share}' is not a share between 0 and 1"
+        );
+        assert!(!o.status.success() && stderr(&o).contains(&said), "{}", stderr(&o));
+    }
 }

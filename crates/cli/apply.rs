@@ -200,15 +200,15 @@ impl InputArgs {
 #[derive(Args, Debug, Clone)]
 pub struct WindowArgs {
     /// Length of a monitoring window, in seconds.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::bounds::seconds)]
     pub window_s: f64,
     /// Hop between the starts of two monitoring windows, in seconds (default: the window
     /// length; shorter hops overlap the windows).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::bounds::seconds)]
     pub hop_s: Option<f64>,
     /// Share of outlying frames above which a window counts as unusual in the summary
     /// printed at the end (data like the training segment give about 0.01).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = crate::bounds::share)]
     pub alert_share: f32,
 }
 
@@ -481,6 +481,11 @@ pub fn apply_reader(
     crate::interrupt::watch()?;
     let n = model.header.sources;
     let rate = reader.sample_rate_hz();
+    // The windows are checked before any output is opened.
+    let spec = monitoring.map(|m| m.spec(rate)).transpose()?;
+    if let Some(spec) = &spec {
+        spec.check_for(n)?;
+    }
     let source: Box<dyn Source> =
         if head.is_empty() { Box::new(reader) } else { Box::new(Prepended::new(head, reader)) };
     let total = source.frames_total();
@@ -517,10 +522,9 @@ pub fn apply_reader(
         let block = stream_block_frames(rate, config.frame_len);
         (config.read_frames, config.frame_len) = (block, block);
     }
-    let (processor, sink): (Box<dyn Processor>, Box<dyn Sink>) = match monitoring {
+    let (processor, sink): (Box<dyn Processor>, Box<dyn Sink>) = match monitoring.zip(spec) {
         None => (Box::new(Separator::with_kernel(model, kernel)?), sink),
-        Some(monitoring) => {
-            let spec = monitoring.spec(rate)?;
+        Some((monitoring, spec)) => {
             let mut scores: Box<dyn Sink> = Box::new(csv_writer(&monitoring.path, &score_columns(n))?);
             if streaming {
                 let share = monitoring.alert_share;

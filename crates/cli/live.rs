@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
+use unmix_core::limits::{MAX_BLOCK_FRAMES, MAX_CHANNELS};
 use unmix_io::ChannelSelection;
+
+use crate::bounds;
 
 /// Arguments of `unmix devices`.
 #[derive(Args, Debug, Clone)]
@@ -25,7 +28,7 @@ pub struct LiveArgs {
     #[arg(long, default_value = "default")]
     pub input: String,
     /// Input channels M: the first M of the device (default: the model's count).
-    #[arg(long)]
+    #[arg(long, value_parser = bounds::between(1, MAX_CHANNELS))]
     pub channels: Option<usize>,
     /// Device channels to use instead, in this order: numbers from 1 and ranges, e.g. `3-6`
     /// for an array on inputs 3 to 6 (the device is opened wide enough to reach them).
@@ -34,7 +37,7 @@ pub struct LiveArgs {
     #[arg(long, value_name = "LIST")]
     pub pick: Option<ChannelSelection>,
     /// Sources N to separate.
-    #[arg(short = 'n', long = "sources")]
+    #[arg(short = 'n', long = "sources", value_parser = bounds::between(1, MAX_CHANNELS))]
     pub sources: usize,
     /// Seconds of input buffered and fitted before separating (output is silence until then).
     #[arg(long, default_value = "10s", value_parser = parse_seconds)]
@@ -85,13 +88,13 @@ pub struct LiveArgs {
     #[arg(long)]
     pub buffer: Option<u32>,
     /// Frames processed at a time.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = bounds::between(1, MAX_BLOCK_FRAMES))]
     pub frame: usize,
     /// Capacity of the input ring, seconds (overruns are dropped and counted).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value = "2", value_parser = parse_seconds)]
     pub ring_seconds: f64,
     /// End the session when the input delivers nothing for this many seconds.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value = "2", value_parser = parse_seconds)]
     pub stall_seconds: f64,
     /// No status line.
     #[arg(long)]
@@ -232,7 +235,7 @@ pub use enabled::{devices, live, play};
 mod enabled {
     use std::time::Duration;
 
-    use anyhow::{Context, Result, bail};
+    use anyhow::{Context, Result, anyhow, bail};
     use unmix_core::{CancelToken, Recording};
     use unmix_format::ModelFile;
     use unmix_infer::Kernel;
@@ -335,9 +338,6 @@ mod enabled {
         {
             bail!("--listen {k}: sources are numbered 1 to {}", args.sources);
         }
-        if !(args.ring_seconds.is_finite() && args.ring_seconds > 0.0) {
-            bail!("--ring-seconds must be positive");
-        }
         // `separate`'s defaults, but one run instead of restarts: the warm-up fit is waited
         // for live (the warm start from linear ICA keeps the single run reliable). One
         // thread, so that the fit leaves a core to the audio callback and the separator.
@@ -383,7 +383,8 @@ mod enabled {
             record_format: args.wav_format.into(),
             raw_stdout: args.raw.is_some(),
             scores,
-            stall_timeout: Duration::from_secs_f64(args.stall_seconds.max(0.1)),
+            stall_timeout: Duration::try_from_secs_f64(args.stall_seconds.max(0.1))
+                .map_err(|_| anyhow!("--stall-seconds {}: too long a wait", args.stall_seconds))?,
             kernel,
         };
         let context = || format!("live input '{}'", args.input);

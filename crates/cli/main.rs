@@ -4,6 +4,7 @@
 //! bundled demo mixture and prints its scores.
 
 mod apply;
+mod bounds;
 mod demo;
 mod interrupt;
 mod kernel;

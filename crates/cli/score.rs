@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use unmix_core::limits::MAX_CHANNELS;
 use unmix_core::plural;
 use unmix_dsp::metrics::{Score, ScoreAccumulator};
 use unmix_io::BlockReader;
@@ -43,6 +44,12 @@ pub fn score_files(truth: &Path, est: &Path, est_name: &Path, csv_rate: u32) -> 
     let mut t = BlockReader::open(truth, csv_rate)?;
     let mut e = BlockReader::open(est, csv_rate).with_context(|| est_name.display().to_string())?;
     let est = est_name;
+    // Checked before a block of either is read: a block is channels wide.
+    for (path, channels) in [(truth, t.channels()), (est, e.channels())] {
+        if channels > MAX_CHANNELS {
+            bail!("{}: {} to score; at most {MAX_CHANNELS}", path.display(), plural(channels, "source"));
+        }
+    }
     if e.channels() < t.channels() {
         bail!(
             "{}: {} estimated sources cannot be matched to {} true sources",

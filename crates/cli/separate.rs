@@ -17,10 +17,12 @@ use unmix_separate::{
     SeparateParams, SourceCount,
 };
 
+use unmix_core::limits::{MAX_CHANNELS, MAX_HIDDEN_UNITS, MAX_PRIOR_COMPONENTS, MAX_RESTARTS};
+
 use crate::apply::{ApplyOptions, InputArgs, Output, WavFormatArg, WindowArgs, apply_file, apply_reader};
 use crate::output::Staging;
 use crate::progress::TrainingBar;
-use crate::{plot, score};
+use crate::{bounds, plot, score};
 
 /// Activation between hidden layers.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -78,7 +80,7 @@ pub struct SeparateArgs {
     #[arg(short = 'n', long = "sources", value_parser = parse_sources)]
     pub sources: SourceCount,
     /// With `-n auto`: never more than this many sources.
-    #[arg(long)]
+    #[arg(long, value_parser = bounds::between(1, MAX_CHANNELS))]
     pub max_sources: Option<usize>,
     /// Output directory: sources.wav (+ sources.csv for CSV input), model.unmix,
     /// report.json and plots.
@@ -93,10 +95,10 @@ pub struct SeparateArgs {
     /// Train on the first this many frames of the input (a frame is one sample of every
     /// channel).
     // `--train-samples`, the name before frames and samples were told apart, still works.
-    #[arg(long, alias = "train-samples")]
+    #[arg(long, alias = "train-samples", value_parser = bounds::at_least_one())]
     pub train_frames: Option<usize>,
     /// Cap on the training segment, in frames, when neither of the above is given.
-    #[arg(long, alias = "max-train-samples", default_value_t = DEFAULT_MAX_TRAIN_FRAMES)]
+    #[arg(long, alias = "max-train-samples", default_value_t = DEFAULT_MAX_TRAIN_FRAMES, value_parser = bounds::at_least_one())]
     pub max_train_frames: usize,
     /// Which model: `auto` weighs a saturating-chain model against a linear one on
     /// held-out frames when the recording is eligible (as many sources as channels, every
@@ -110,7 +112,7 @@ pub struct SeparateArgs {
     #[arg(long)]
     pub no_whiten: bool,
     /// Gaussian components per source prior (K).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = bounds::between(1, MAX_PRIOR_COMPONENTS))]
     pub components: usize,
     /// Hidden layer widths of the encoder and decoder, comma-separated; "" for linear.
     #[arg(long, default_value = "32", value_delimiter = ',')]
@@ -127,13 +129,13 @@ pub struct SeparateArgs {
     pub lambda: f64,
     /// Consensus restarts: candidates trained side by side with different prior
     /// initialisations, the best on held-out frames kept and finished (1 = a single run).
-    #[arg(long, default_value_t = ConsensusConfig::default().candidates)]
+    #[arg(long, default_value_t = ConsensusConfig::default().candidates, value_parser = bounds::between(1, MAX_RESTARTS))]
     pub restarts: usize,
     /// Selection rounds of the restarts.
-    #[arg(long, default_value_t = ConsensusConfig::default().rounds)]
+    #[arg(long, default_value_t = ConsensusConfig::default().rounds, value_parser = bounds::at_least_one())]
     pub restart_rounds: usize,
     /// Epochs every candidate trains per round.
-    #[arg(long, default_value_t = ConsensusConfig::default().epochs_per_round)]
+    #[arg(long, default_value_t = ConsensusConfig::default().epochs_per_round, value_parser = bounds::at_least_one())]
     pub restart_epochs: usize,
     /// Threads that train the restarts' candidates side by side and fit the warm start's
     /// priors (0 = one per core). The result is the same for any number.
@@ -147,10 +149,10 @@ pub struct SeparateArgs {
     #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
     /// Maximum number of epochs (training stops earlier when the loss plateaus).
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 400, value_parser = bounds::at_least_one())]
     pub epochs: usize,
     /// Frames per minibatch.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = bounds::at_least_one())]
     pub batch_size: usize,
     /// Seed of initialisation, shuffling and sampling noise.
     #[arg(long, default_value_t = 0)]
@@ -210,7 +212,11 @@ impl SeparateArgs {
             .hidden
             .iter()
             .filter(|h| !h.trim().is_empty())
-            .map(|h| h.trim().parse::<usize>().with_context(|| format!("--hidden: '{h}' is not a layer width")))
+            .map(|h| match h.trim().parse::<usize>() {
+                Ok(units) if (1..=MAX_HIDDEN_UNITS).contains(&units) => Ok(units),
+                Ok(units) => bail!("--hidden: a layer of {units} units; a layer has 1 to {MAX_HIDDEN_UNITS}"),
+                Err(_) => bail!("--hidden: '{h}' is not a layer width"),
+            })
             .collect::<Result<_>>()?;
         let activation = match self.activation {
             ActivationArg::Tanh => Activation::Tanh,
@@ -255,9 +261,6 @@ impl SeparateArgs {
                 ..ConsensusConfig::default()
             }
         };
-        if self.restarts == 0 {
-            bail!("--restarts must be at least 1");
-        }
         let params = SeparateParams {
             sources,
             max_train_frames,
@@ -327,11 +330,18 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         (pick, _) => pick.clone(),
     };
     let config = args.config(reader.sample_rate_hz())?;
-    let (max_train_frames, kernel) = (config.params().max_train_frames, config.params().kernel);
+    // Too many channels, or a segment beyond the memory bound, is refused before the
+    // segment is read.
+    let max_train_frames = config.training_frames(reader.channels()).with_context(|| input_name(input))?;
+    let kernel = config.params().kernel;
     // Monitoring settings are checked now, not after minutes of training (or of waiting
     // for a stream's head).
     if args.scores {
-        args.windows.to(PathBuf::new())?.spec(reader.sample_rate_hz())?;
+        let most_sources = match config.params().sources {
+            SourceCount::Fixed(n) => n,
+            SourceCount::Auto { max } => max.unwrap_or(usize::MAX).min(reader.channels()),
+        };
+        args.windows.to(PathBuf::new())?.spec(reader.sample_rate_hz())?.check_for(most_sources)?;
     }
     // Ctrl-C stops training at its next epoch, or the separation where it is, and the job
     // then ends leaving nothing in the output directory.
@@ -729,8 +739,8 @@ fn parse_sources(s: &str) -> std::result::Result<SourceCount, String> {
         return Ok(SourceCount::Auto { max: None });
     }
     match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(SourceCount::Fixed(n)),
+        Ok(n) if (1..=MAX_CHANNELS).contains(&n) => Ok(SourceCount::Fixed(n)),
+        Ok(n) => Err(format!("{n} is not in 1..={MAX_CHANNELS}")),
         Err(_) => Err(format!("'{s}' is neither a number of sources nor 'auto'")),
     }
 }

@@ -8,10 +8,12 @@
 //! Besides: the stage traits of the streaming pipeline ([`Source`], [`Processor`],
 //! [`Sink`]); [`CancelToken`], how long work is asked to stop early; and [`parallel`],
 //! independent jobs on a few threads with results that never depend on the scheduling
-//! (restart candidates, per-source fits, the starts of a likelihood fit).
+//! (restart candidates, per-source fits, the starts of a likelihood fit); and the
+//! [`limits`] every size from input or options is checked against.
 
 mod cancel;
 mod error;
+pub mod limits;
 pub mod parallel;
 mod plural;
 mod recording;

@@ -8,6 +8,7 @@
 //! low).
 
 use serde::{Deserialize, Serialize};
+use unmix_core::limits::MAX_CHANNELS;
 
 use crate::{Error, Result};
 
@@ -284,6 +285,10 @@ impl ScoreAccumulator {
             return Err(Error::Shape(format!(
                 "{estimates} estimated sources cannot be matched to {truth} true sources"
             )));
+        }
+        // The matching grows with the product, the assignment with its cube.
+        if estimates > MAX_CHANNELS {
+            return Err(Error::Shape(format!("{estimates} sources to score: at most {MAX_CHANNELS}")));
         }
         let k = truth + estimates;
         Ok(Self {

@@ -28,6 +28,12 @@ pub enum Error {
         /// Newest version this build reads.
         supported: u32,
     },
+    /// The file is larger than a model can be.
+    #[error("larger than the {most} bytes a model file can hold: not a model file")]
+    TooLarge {
+        /// The bound ([`unmix_core::limits::MAX_MODEL_FILE_BYTES`]).
+        most: u64,
+    },
     /// The file ends early.
     #[error("model file is truncated")]
     Truncated,

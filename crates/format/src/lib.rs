@@ -26,6 +26,7 @@ use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use unmix_core::limits::{MAX_CHANNELS, MAX_MODEL_FILE_BYTES, MAX_PRIOR_COMPONENTS};
 use unmix_dsp::Normaliser;
 
 /// Magic bytes at the start of every model file.
@@ -162,6 +163,13 @@ impl ModelFile {
     pub fn check(&self) -> Result<()> {
         self.weights.check()?;
         let h = &self.header;
+        if h.channels > MAX_CHANNELS || self.weights.prior.components > MAX_PRIOR_COMPONENTS {
+            return Err(Error::Invalid(format!(
+                "{} channels and {} components a prior, beyond the {MAX_CHANNELS} and {MAX_PRIOR_COMPONENTS} unmix \
+                 trains",
+                h.channels, self.weights.prior.components
+            )));
+        }
         if h.normaliser.input_channels() != h.channels {
             return Err(Error::Invalid(format!(
                 "normaliser expects {} channels, header says {}",
@@ -223,9 +231,27 @@ impl ModelFile {
         Ok(())
     }
 
-    /// Reads and validates a model file.
+    /// Reads and validates a model file. What is not one is told by its first bytes, and
+    /// nothing beyond [`MAX_MODEL_FILE_BYTES`] is read: a recording given as the model, or
+    /// `/dev/zero`, is refused at once instead of being read into memory.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        use std::io::Read;
+        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut bytes = Vec::new();
+        Read::by_ref(&mut file).take(MAGIC.len() as u64).read_to_end(&mut bytes).map_err(io)?;
+        if bytes != MAGIC {
+            return Err(Error::NotAModel);
+        }
+        let too_large = Error::TooLarge { most: MAX_MODEL_FILE_BYTES };
+        if file.metadata().map_err(io)?.len() > MAX_MODEL_FILE_BYTES {
+            return Err(too_large);
+        }
+        // A FIFO's length shows only as it is read.
+        file.take(MAX_MODEL_FILE_BYTES + 1 - MAGIC.len() as u64).read_to_end(&mut bytes).map_err(io)?;
+        if bytes.len() as u64 > MAX_MODEL_FILE_BYTES {
+            return Err(too_large);
+        }
         Self::from_bytes(&bytes)
     }
 }

@@ -188,3 +188,25 @@ fn pruning_a_latent_fills_it_with_its_mean_in_the_decoder() {
     assert!(d.iter().zip(&d2).all(|(a, b)| (a - b).abs() < 1e-6), "{d:?} vs {d2:?}");
     assert!(after.clone().select_sources(&[3], &[1.0], &[0.0]).is_err());
 }
+
+/// A recording given as the model, or an endless device, was read into memory whole before
+/// being refused: the first bytes tell, and no model is read beyond its bound.
+#[cfg(unix)]
+#[test]
+fn what_is_no_model_is_refused_from_its_first_bytes() {
+    let started = std::time::Instant::now();
+    assert!(matches!(ModelFile::load(Path::new("/dev/zero")), Err(Error::NotAModel)));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let dir = tempfile::tempdir().unwrap();
+    // The magic, then more bytes than a model holds (a sparse file: nothing is written).
+    let big = dir.path().join("big.unmix");
+    let file = std::fs::File::create(&big).unwrap();
+    std::io::Write::write_all(&mut &file, MAGIC).unwrap();
+    file.set_len(MAX_MODEL_FILE_BYTES + 1).unwrap();
+    let e = ModelFile::load(&big).unwrap_err().to_string();
+    assert_eq!(e, format!("larger than the {MAX_MODEL_FILE_BYTES} bytes a model file can hold: not a model file"));
+    // A model file of the right size loads as before.
+    let path = dir.path().join("m.unmix");
+    fixture::model().save(&path).unwrap();
+    assert_eq!(ModelFile::load(&path).unwrap(), fixture::model());
+}

@@ -8,6 +8,8 @@
 use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
+use unmix_core::limits::{MAX_HIDDEN_LAYERS, MAX_HIDDEN_UNITS, MAX_PRIOR_COMPONENTS};
+
 use crate::Activation;
 use crate::error::Error as ConfigError;
 
@@ -34,11 +36,24 @@ pub struct VaeLayout {
 impl VaeLayout {
     /// Checks every value once, so that only valid architectures are built.
     pub fn check(&self) -> crate::Result<()> {
-        if self.components == 0 {
-            return Err(ConfigError::Config("the prior needs at least one component".into()));
+        if !(1..=MAX_PRIOR_COMPONENTS).contains(&self.components) {
+            return Err(ConfigError::Config(format!(
+                "a prior has 1 to {MAX_PRIOR_COMPONENTS} components, not {}",
+                self.components
+            )));
         }
-        if self.encoder_hidden.iter().chain(&self.decoder_hidden).any(|&h| h == 0) {
-            return Err(ConfigError::Config("hidden layers must have at least one unit".into()));
+        for (what, hidden) in [("encoder", &self.encoder_hidden), ("decoder", &self.decoder_hidden)] {
+            if hidden.len() > MAX_HIDDEN_LAYERS {
+                return Err(ConfigError::Config(format!(
+                    "the {what} has {} hidden layers; at most {MAX_HIDDEN_LAYERS}",
+                    hidden.len()
+                )));
+            }
+            if let Some(&units) = hidden.iter().find(|&&h| !(1..=MAX_HIDDEN_UNITS).contains(&h)) {
+                return Err(ConfigError::Config(format!(
+                    "a hidden layer has 1 to {MAX_HIDDEN_UNITS} units, not {units}"
+                )));
+            }
         }
         Ok(())
     }
@@ -146,8 +161,14 @@ impl TrainingRecipe {
         if self.lr_decay_factor <= 1.0 || !self.lr_decay_factor.is_finite() {
             return Err(ConfigError::Config("lr decay factor must be > 1".into()));
         }
-        if self.batch_size == 0 || self.max_epochs == 0 || self.patience == 0 {
-            return Err(ConfigError::Config("batch size, max epochs and patience must be at least 1".into()));
+        for (value, name) in [
+            (self.batch_size, "the batch size"),
+            (self.max_epochs, "the epoch cap"),
+            (self.patience, "the plateau window"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Config(format!("{name} must be at least 1")));
+            }
         }
         Ok(())
     }
@@ -215,6 +236,16 @@ mod tests {
         assert!(with_layout(VaeLayout::new().with_decoder_hidden(vec![8, 0])).check().is_err());
     }
 
+    /// A mistyped size is refused before anything is allocated for it.
+    #[test]
+    fn sizes_are_bounded() {
+        let refused = |layout: VaeLayout| with_layout(layout).check().expect_err("refused").to_string();
+        assert!(refused(VaeLayout::new().with_components(100_000)).contains("1 to 64 components, not 100000"));
+        assert!(refused(VaeLayout::new().with_encoder_hidden(vec![100_000_000])).contains("not 100000000"));
+        assert!(refused(VaeLayout::new().with_decoder_hidden(vec![8; 9])).contains("9 hidden layers"));
+        with_layout(VaeLayout::new().with_components(64).with_encoder_hidden(vec![1024; 8])).check().unwrap();
+    }
+
     #[test]
     fn beta_and_lambda_are_non_negative_and_finite() {
         assert!(with_recipe(TrainingRecipe::new().with_beta(-1.0)).check().is_err());
@@ -238,6 +269,9 @@ mod tests {
         assert!(with_recipe(TrainingRecipe::new().with_batch_size(0)).check().is_err());
         assert!(with_recipe(TrainingRecipe::new().with_max_epochs(0)).check().is_err());
         assert!(with_recipe(TrainingRecipe::new().with_patience(0)).check().is_err());
+        // Each is named alone, not in a list with the others.
+        let refused = with_recipe(TrainingRecipe::new().with_max_epochs(0)).check().unwrap_err().to_string();
+        assert_eq!(refused, "invalid configuration: the epoch cap must be at least 1");
     }
 
     /// The serialised form is the flat one the model file's header has always held.

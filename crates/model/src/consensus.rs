@@ -35,6 +35,7 @@ use unmix_format::{GmmParams, ModelWeights};
 use crate::prior::initial_params;
 use crate::trainer::{Run, ShuffledRows, Start, Trainer, TrainingData, TrainingHistory};
 use crate::{EpochRecord, PdgmmVae};
+use unmix_core::limits::MAX_RESTARTS;
 use unmix_core::parallel::{round_robin, threads_for};
 
 /// Settings of consensus restarts.
@@ -96,8 +97,11 @@ impl ConsensusConfig {
 
     /// Checks every value once.
     pub fn check(&self) -> crate::Result<()> {
-        if self.candidates == 0 {
-            return Err(crate::Error::Config("restarts need at least one candidate".into()));
+        if !(1..=MAX_RESTARTS).contains(&self.candidates) {
+            return Err(crate::Error::Config(format!(
+                "restarts have 1 to {MAX_RESTARTS} candidates, not {}",
+                self.candidates
+            )));
         }
         if self.candidates > 1 && (self.rounds == 0 || self.epochs_per_round == 0) {
             return Err(crate::Error::Config("restarts need at least one round of at least one epoch".into()));

@@ -52,6 +52,18 @@ pub enum Error {
     /// No sources to monitor.
     #[error("a monitor needs at least one source")]
     NoSources,
+    /// A window would hold more samples than a buffer may.
+    #[error(
+        "monitoring windows of {window_frames} frames of {channels} channels are more than the {} samples a \
+         buffer may hold; use shorter windows",
+        unmix_core::limits::MAX_BUFFERED_SAMPLES
+    )]
+    WindowTooLong {
+        /// Frames per window.
+        window_frames: usize,
+        /// Channels a window holds (the sources and the scores).
+        channels: usize,
+    },
     /// Windows given in seconds round to less than one frame.
     #[error("monitoring windows of {window_s} s every {hop_s} s: less than one frame at {sample_rate_hz} Hz")]
     ShorterThanAFrame {
@@ -100,6 +112,17 @@ impl WindowSpec {
             return Err(Error::ShorterThanAFrame { window_s, hop_s, sample_rate_hz });
         }
         Self::new(window_frames, hop_frames, sample_rate_hz)
+    }
+
+    /// Whether a window of `sources` sources (and their scores) fits the memory bound
+    /// ([`unmix_core::limits::MAX_BUFFERED_SAMPLES`]): checked by [`WindowMonitor::new`],
+    /// and by a caller that wants to know before long work.
+    pub fn check_for(&self, sources: usize) -> Result<()> {
+        let channels = sources + SCORE_CHANNELS;
+        if self.window_frames.saturating_mul(channels) > unmix_core::limits::MAX_BUFFERED_SAMPLES {
+            return Err(Error::WindowTooLong { window_frames: self.window_frames, channels });
+        }
+        Ok(())
     }
 
     /// Frames per window.
@@ -217,6 +240,7 @@ impl WindowMonitor {
         if sources == 0 {
             return Err(Error::NoSources);
         }
+        spec.check_for(sources)?;
         let framer = Framer::new(sources + SCORE_CHANNELS, spec.window_frames, spec.hop_frames, false)
             .ok_or(Error::Window { window_frames: spec.window_frames, hop_frames: spec.hop_frames })?;
         // A block of `block_frames` completes at most this many windows.
@@ -592,6 +616,18 @@ mod tests {
         ));
         let (mut monitor, _, _) = monitor(2, 4, 2, 10);
         assert!(monitor.write(&[0.0; 5]).is_err());
+    }
+
+    /// A window of a day at 48 kHz would be gigabytes: refused before it is allocated.
+    #[test]
+    fn a_window_beyond_the_memory_bound_is_refused() {
+        let day = WindowSpec::from_seconds(86_400.0, 86_400.0, 48_000).unwrap();
+        let channels = 3 + SCORE_CHANNELS;
+        let refused = WindowMonitor::new(3, day, 256, Box::new(Keep::default()), Box::new(Keep::default()));
+        assert!(
+            matches!(refused, Err(Error::WindowTooLong { window_frames: 4_147_200_000, channels: c }) if c == channels)
+        );
+        WindowSpec::from_seconds(60.0, 60.0, 48_000).unwrap().check_for(3).unwrap();
     }
 
     #[test]

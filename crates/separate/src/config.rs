@@ -3,6 +3,7 @@
 //! no fit ever starts on settings that cannot work.
 
 use serde::{Deserialize, Serialize};
+use unmix_core::limits::{MAX_BUFFERED_SAMPLES, MAX_CHANNELS};
 use unmix_infer::Kernel;
 use unmix_likelihood::chain::{ChainConfig, ChainShape};
 use unmix_model::consensus::ConsensusConfig;
@@ -107,6 +108,18 @@ impl SeparateParams {
     /// processor does not run. What depends on the recording (enough channels and frames
     /// for the sources) is checked by the fit.
     pub fn check(self) -> Result<SeparateConfig> {
+        match self.sources {
+            SourceCount::Fixed(n) if !(1..=MAX_CHANNELS).contains(&n) => {
+                return Err(Error::Config(format!("{n} sources: a separation gives 1 to {MAX_CHANNELS}")));
+            }
+            SourceCount::Auto { max: Some(0) } => {
+                return Err(Error::Config("a maximum of 0 sources leaves nothing to separate".into()));
+            }
+            _ => {}
+        }
+        if self.max_train_frames == 0 {
+            return Err(Error::Config("a training segment of 0 frames leaves nothing to train on".into()));
+        }
         if self.warm_start && !self.whiten {
             return Err(Error::Config(
                 "the warm start needs whitening (drop --no-whiten or use --no-warm-start)".into(),
@@ -137,6 +150,21 @@ impl SeparateConfig {
     /// The settings.
     pub fn params(&self) -> &SeparateParams {
         &self.0
+    }
+
+    /// The frames of the training segment of a recording of `channels` channels, or why
+    /// such a recording cannot be separated whatever its length: more than
+    /// [`MAX_CHANNELS`] channels, or a segment above [`MAX_BUFFERED_SAMPLES`] samples.
+    /// What a reader checks once it knows the channels, before it reads the segment.
+    pub fn training_frames(&self, channels: usize) -> Result<usize> {
+        if channels > MAX_CHANNELS {
+            return Err(Error::TooManyChannels { channels });
+        }
+        let frames = self.0.max_train_frames;
+        if frames.saturating_mul(channels) > MAX_BUFFERED_SAMPLES {
+            return Err(Error::SegmentTooLarge { frames, channels });
+        }
+        Ok(frames)
     }
 
     /// The settings, to change and check again.
@@ -174,7 +202,7 @@ mod tests {
     #[test]
     fn the_architecture_is_checked() {
         let e = refused(SeparateParams { layout: VaeLayout::new().with_components(0), ..defaults() });
-        assert!(e.contains("at least one component"), "{e}");
+        assert!(e.contains("1 to 64 components, not 0"), "{e}");
     }
 
     #[test]
@@ -187,13 +215,34 @@ mod tests {
     fn the_restarts_are_checked() {
         let e =
             refused(SeparateParams { restarts: ConsensusConfig { candidates: 0, ..Default::default() }, ..defaults() });
-        assert!(e.contains("at least one candidate"), "{e}");
+        assert!(e.contains("1 to 64 candidates, not 0"), "{e}");
     }
 
     #[test]
     fn the_chain_settings_are_checked() {
         let e = refused(SeparateParams { chain: ChainConfig { starts: 0, ..defaults().chain }, ..defaults() });
         assert!(e.contains("at least one start"), "{e}");
+    }
+
+    #[test]
+    fn the_source_count_and_segment_are_checked() {
+        let e = refused(SeparateParams { sources: SourceCount::Auto { max: Some(0) }, ..defaults() });
+        assert!(e.contains("a maximum of 0 sources"), "{e}");
+        let e = refused(SeparateParams { sources: SourceCount::Fixed(1000), ..defaults() });
+        assert!(e.contains("1000 sources: a separation gives 1 to 256"), "{e}");
+        let e = refused(SeparateParams { max_train_frames: 0, ..defaults() });
+        assert!(e.contains("0 frames"), "{e}");
+    }
+
+    #[test]
+    fn a_recording_too_wide_or_a_segment_too_long_is_refused_before_reading() {
+        let config = defaults().check().unwrap();
+        assert_eq!(config.training_frames(256).unwrap(), DEFAULT_MAX_TRAIN_FRAMES);
+        let e = config.training_frames(1000).unwrap_err().to_string();
+        assert!(e.contains("1000 channels"), "{e}");
+        let long = SeparateParams { max_train_frames: 100_000_000, ..defaults() }.check().unwrap();
+        let e = long.training_frames(3).unwrap_err().to_string();
+        assert!(e.contains("100000000 frames of 3 channels"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What can go wrong in a separation job.
 
+use unmix_core::limits::{MAX_BUFFERED_SAMPLES, MAX_CHANNELS};
 use unmix_core::plural;
 
 use crate::config::MIN_TRAIN_FRAMES;
@@ -18,6 +19,23 @@ pub enum Error {
         channels: usize,
         /// Sources asked for.
         sources: usize,
+    },
+    /// More channels than a separation reads.
+    #[error("{channels} channels: unmix separates at most {MAX_CHANNELS} at a time (pick some with --channels)")]
+    TooManyChannels {
+        /// Channels in the input.
+        channels: usize,
+    },
+    /// The training segment would not fit the memory bound.
+    #[error(
+        "a training segment of {frames} frames of {channels} channels is more than the \
+         {MAX_BUFFERED_SAMPLES} samples one is allowed; train on fewer frames"
+    )]
+    SegmentTooLarge {
+        /// Frames asked for.
+        frames: usize,
+        /// Channels of the recording.
+        channels: usize,
     },
     /// The training segment is too short.
     #[error("only {} to train on; at least {MIN_TRAIN_FRAMES} are needed", plural(*.frames, "frame"))]

@@ -72,9 +72,9 @@ pub fn fit(
     cancel: &CancelToken,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Fitted> {
-    let config = config.params();
     let m = recording.channels();
-    let segment = recording.head(config.max_train_frames);
+    let segment = recording.head(config.training_frames(m)?);
+    let config = config.params();
     if segment.frames() < MIN_TRAIN_FRAMES {
         return Err(Error::TooShort { frames: segment.frames() });
     }
@@ -239,7 +239,8 @@ pub fn fit_for_stream(
     cancel: &CancelToken,
 ) -> Result<StreamFit> {
     let params = config.params();
-    let (m, max_frames) = (segment.channels(), params.max_train_frames.max(1));
+    let m = segment.channels();
+    let max_frames = config.training_frames(m)?;
     let stride = segment.frames().div_ceil(max_frames).max(1);
     let frames: Vec<f32> = segment.interleaved().chunks_exact(m).step_by(stride).flatten().copied().collect();
     let thinned = Recording::from_interleaved(segment.sample_rate_hz(), m, frames)?;

@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp, Normal, StandardNormal, StudentT};
 use serde::{Deserialize, Serialize};
 use unmix_core::Recording;
+use unmix_core::limits::MAX_CHANNELS;
 use unmix_dsp::linalg::Matrix;
 
 /// Largest condition number accepted by default for a linear mixing matrix: mixtures
@@ -272,6 +273,15 @@ impl SynthConfig {
                 "need sources ≥ 1, sensors ≥ sources, sample rate > 0 (got {n} sources, {m} sensors, {} Hz)",
                 self.sample_rate_hz
             )));
+        }
+        if m > MAX_CHANNELS {
+            return Err(Error::Invalid(format!("{m} sensors: at most {MAX_CHANNELS}, as many as unmix separates")));
+        }
+        // Beyond these the noise's power is 0 or infinite in floating point.
+        if let Some(snr) = self.snr_db
+            && !(-100.0..=300.0).contains(&snr)
+        {
+            return Err(Error::Invalid(format!("the SNR must be between -100 and 300 dB (got {snr})")));
         }
         if self.kind == MixKind::Nonlinear && !(self.tanh_input_std.is_finite() && self.tanh_input_std > 0.0) {
             return Err(Error::Invalid(format!("tanh input std must be > 0 (got {})", self.tanh_input_std)));
@@ -601,6 +611,21 @@ mod tests {
         assert_eq!(a.mixture, b.mixture);
         let d = generate(&SynthConfig { seed: 8, ..c }).unwrap();
         assert_ne!(a.mixture, d.mixture);
+    }
+
+    /// A NaN SNR once wrote an all-NaN mixture; sizes beyond what unmix separates are
+    /// refused before anything is drawn.
+    #[test]
+    fn the_snr_and_the_sizes_are_checked() {
+        let refused = |c: SynthConfig| generate(&c).expect_err("refused").to_string();
+        let noisy = |snr| SynthConfig { snr_db: Some(snr), ..SynthConfig::paper(MixKind::Linear, 1) };
+        assert!(refused(noisy(f64::NAN)).contains("between -100 and 300 dB (got NaN)"));
+        assert!(refused(noisy(-4000.0)).contains("got -4000"));
+        assert!(SynthStream::new(&noisy(f64::INFINITY)).is_err());
+        let wide = SynthConfig { sensors: 1000, ..SynthConfig::paper(MixKind::Linear, 1) };
+        assert!(refused(wide).contains("1000 sensors: at most 256"));
+        let data = generate(&SynthConfig { frames: 100, ..noisy(-20.0) }).unwrap();
+        assert!(data.mixture.interleaved().iter().all(|v| v.is_finite()));
     }
 
     #[test]

@@ -42,6 +42,7 @@ mod fit;
 mod gradient;
 
 use serde::{Deserialize, Serialize};
+use unmix_core::limits::{MAX_PRIOR_COMPONENTS, MAX_RESTARTS};
 use unmix_dsp::linalg::{Matrix, log_det_and_inverse};
 use unmix_format::{Activation, Architecture, DenseLayer, GmmParams, ModelWeights};
 
@@ -151,6 +152,13 @@ impl ChainConfig {
     pub fn check(&self) -> crate::Result<()> {
         if self.starts == 0 || self.steps == 0 || self.components == 0 {
             return Err(crate::Error::Config("the chain model needs at least one start, step and component".into()));
+        }
+        if self.starts > MAX_RESTARTS || self.components > MAX_PRIOR_COMPONENTS {
+            return Err(crate::Error::Config(format!(
+                "the chain model has at most {MAX_RESTARTS} starts and {MAX_PRIOR_COMPONENTS} components a prior, \
+                 not {} and {}",
+                self.starts, self.components
+            )));
         }
         Ok(())
     }

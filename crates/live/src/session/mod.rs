@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use serde::Serialize;
+use unmix_core::limits::{MAX_BLOCK_FRAMES, MAX_BUFFERED_SAMPLES, MAX_CHANNELS};
 use unmix_core::{CancelToken, Sink};
 use unmix_format::ModelFile;
 use unmix_infer::Kernel;
@@ -110,6 +111,9 @@ impl LiveParams {
         if n == 0 || n > m {
             return Err(Error::Config(format!("{m} channels cannot be separated into {n} sources")));
         }
+        if m > MAX_CHANNELS {
+            return Err(Error::Config(format!("{m} channels: a session reads at most {MAX_CHANNELS}")));
+        }
         if let Some(model) = &self.model {
             if model.header.channels != m {
                 return Err(Error::ModelChannels { expected: model.header.channels, got: m });
@@ -126,8 +130,27 @@ impl LiveParams {
         if !(self.warmup_s.is_finite() && self.warmup_s > 0.0) {
             return Err(Error::Config("--warmup must be positive".into()));
         }
-        if self.frame_len == 0 {
-            return Err(Error::Config("the frame length must be at least 1".into()));
+        // Long enough for any use, short enough that the buffers they size stay bounded
+        // (the warm-up's frames are checked against the memory bound once the rate is known).
+        let seconds = [
+            ("--warmup", Some(self.warmup_s), MAX_WARMUP_S),
+            ("--refit", self.refit_s, f64::INFINITY),
+            ("--duration", self.input.stop_after_s, f64::INFINITY),
+            ("--ring-seconds", Some(self.input.ring_s), MAX_RING_S),
+        ];
+        for (option, value, most) in seconds {
+            if let Some(v) = value
+                && !(v.is_finite() && v > 0.0 && v <= most)
+            {
+                let range = if most.is_finite() { format!(" of at most {most} s") } else { String::new() };
+                return Err(Error::Config(format!("{option} {v}: must be a positive duration{range}")));
+            }
+        }
+        if !(1..=MAX_BLOCK_FRAMES).contains(&self.frame_len) {
+            return Err(Error::Config(format!(
+                "the frame length must be 1 to {MAX_BLOCK_FRAMES} frames, not {}",
+                self.frame_len
+            )));
         }
         if !self.kernel.is_available() {
             return Err(Error::Config(format!("the {} kernel does not run on this processor", self.kernel.name())));
@@ -253,6 +276,13 @@ pub struct LiveSession {
     record_clipping: Option<Arc<unmix_io::Clipping>>,
 }
 
+/// The longest warm-up: an hour (its frames are bounded by the memory bound too).
+const MAX_WARMUP_S: f64 = 3600.0;
+
+/// The largest input ring: a minute of audio, where a few hundred milliseconds of slack
+/// already absorb any scheduling delay.
+const MAX_RING_S: f64 = 60.0;
+
 /// Alerts kept for the caller to collect; beyond these, new ones are dropped (a caller
 /// that never looks must not grow the session's memory).
 const ALERTS_KEPT: usize = 1024;
@@ -343,6 +373,13 @@ impl LiveSession {
 
         // The trainer's tap holds one warm-up (or refit) segment.
         let warm_frames = ((params.warmup_s * f64::from(rate)).round() as usize).max(1);
+        if warm_frames.saturating_mul(m) > MAX_BUFFERED_SAMPLES {
+            return Err(Error::Config(format!(
+                "--warmup {} s of {m} channels at {rate} Hz is more than the {MAX_BUFFERED_SAMPLES} samples a \
+                 segment may hold; warm up for less",
+                params.warmup_s
+            )));
+        }
         let (tap_writer, tap_reader) = FrameRing::new(m, warm_frames.max(params.frame_len) * 2);
         let (models_tx, models_rx) = crossbeam_channel::bounded::<Encoder>(1);
         let (retired_tx, retired_rx) = crossbeam_channel::bounded::<Encoder>(2);

@@ -452,7 +452,26 @@ fn the_warm_up_is_positive() {
 
 #[test]
 fn the_frame_length_is_at_least_one() {
-    assert!(refused(LiveParams { frame_len: 0, ..params() }).contains("at least 1"));
+    assert!(refused(LiveParams { frame_len: 0, ..params() }).contains("1 to 65536 frames, not 0"));
+    assert!(refused(LiveParams { frame_len: 1 << 20, ..params() }).contains("not 1048576"));
+}
+
+/// Every duration that sizes a buffer has a bound, so a mistyped one is refused instead
+/// of allocated.
+#[test]
+fn durations_and_channels_are_bounded() {
+    let e = refused(LiveParams { warmup_s: 1e9, ..params() });
+    assert!(e.contains("--warmup 1000000000: must be a positive duration of at most 3600 s"), "{e}");
+    let mut ring = params();
+    ring.input.ring_s = 1e9;
+    assert!(refused(ring).contains("--ring-seconds 1000000000"));
+    let mut stop = params();
+    stop.input.stop_after_s = Some(f64::NAN);
+    assert!(refused(stop).contains("--duration NaN"));
+    assert!(refused(LiveParams { refit_s: Some(-1.0), ..params() }).contains("--refit -1"));
+    let mut wide = params();
+    wide.input.channels = 1000;
+    assert!(refused(wide).contains("1000 channels: a session reads at most 256"));
 }
 
 #[test]
