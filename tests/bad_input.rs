@@ -325,3 +325,22 @@ fn too_many_channels_are_refused_before_reading() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A CSV without line breaks grew memory until the allocator failed (2.1 GB for a 300 MB
+/// line): a row is refused at its bound, naming its line.
+#[test]
+fn a_csv_without_line_breaks_is_refused_at_the_row_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = unmix_fed(&["separate", "-", "-n", "1", "-o", out.to_str().unwrap(), "--quiet"], vec![b'1'; 3 << 20]);
+    assert_clean_failure(
+        &o,
+        "stdin",
+        "line 1: a row longer than 1048576 bytes (is this a CSV file, with a line per row?)",
+    );
+    let flat = dir.path().join("flat.csv");
+    std::fs::write(&flat, "0.5,".repeat(1 << 19)).unwrap();
+    let o = unmix(&["separate", flat.to_str().unwrap(), "-n", "1", "-o", out.to_str().unwrap(), "--quiet"]);
+    assert_clean_failure(&o, "flat.csv", "line 1: a row longer than 1048576 bytes");
+    assert!(!out.exists());
+}

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use unmix_core::Recording;
+use unmix_core::limits::MAX_CSV_RECORD_BYTES;
 
 use crate::error::io_error;
 use crate::{ChannelSelection, Error, OutputFile, OutputPath, Result, write_atomically};
@@ -55,10 +56,9 @@ impl CsvBlockReader {
         Self::from_reader(path, Box::new(file), sample_rate_hz, columns)
     }
 
-    /// Reads the standard input as CSV (a logger piped in), named `stdin` in messages.
-    /// Rows are taken as they arrive: a block ends early only at the end of the input, so
-    /// a slow stream is best read in small blocks.
-    /// Reads CSV from `input`, called `path` in messages (see [`Self::open_selected`]).
+    /// Reads CSV from `input` (the standard input: a logger piped in), called `path` in
+    /// messages (see [`Self::open_selected`]). Rows are taken as they arrive: a block ends
+    /// early only at the end of the input, so a slow stream is best read in small blocks.
     pub fn from_reader(
         path: &Path,
         input: Box<dyn std::io::Read + Send>,
@@ -67,7 +67,7 @@ impl CsvBlockReader {
     ) -> Result<Self> {
         // The delimiter is read off the first line; what was read to find it is put back
         // in front of the rest, so a pipe is read once.
-        let mut input = std::io::BufReader::with_capacity(1 << 16, input);
+        let mut input = std::io::BufReader::with_capacity(1 << 16, CsvLines::new(input));
         let (delimiter, first_lines) = sniff_delimiter(&mut input).map_err(io_error(path))?;
         let input: Box<dyn std::io::Read + Send> =
             Box::new(std::io::Read::chain(std::io::Cursor::new(first_lines), input));
@@ -76,14 +76,10 @@ impl CsvBlockReader {
             .flexible(true)
             .delimiter(delimiter)
             .trim(csv::Trim::All)
-            .comment(Some(b'#'))
             .buffer_capacity(1 << 20)
             .from_reader(input);
         let mut first = csv::StringRecord::new();
-        let has_first = reader
-            .read_record(&mut first)
-            .map_err(|e| Error::Csv { path: path.to_path_buf(), detail: e.to_string() })?;
-        if !has_first {
+        if !next_record(&mut reader, &mut first, path)? {
             return Err(Error::Empty { path: path.to_path_buf() });
         }
         let decimal_comma = delimiter != b',';
@@ -155,11 +151,7 @@ impl CsvBlockReader {
         let Some((_, unit, _)) = self.time_column else { return Ok(None) };
         while self.pending.len() < ROWS {
             let mut record = csv::StringRecord::new();
-            let more = self
-                .reader
-                .read_record(&mut record)
-                .map_err(|e| Error::Csv { path: self.path.clone(), detail: e.to_string() })?;
-            if !more {
+            if !next_record(&mut self.reader, &mut record, &self.path)? {
                 break;
             }
             self.pending.push_back(record);
@@ -207,11 +199,7 @@ impl CsvBlockReader {
         let record = match self.pending.pop_front() {
             Some(r) => r,
             None => {
-                let more = self
-                    .reader
-                    .read_record(&mut self.record)
-                    .map_err(|e| Error::Csv { path: self.path.clone(), detail: e.to_string() })?;
-                if !more {
+                if !next_record(&mut self.reader, &mut self.record, &self.path)? {
                     return Ok(false);
                 }
                 std::mem::take(&mut self.record)
@@ -307,11 +295,10 @@ fn parse_number<T: std::str::FromStr>(cell: &str, decimal_comma: bool) -> Option
     }
 }
 
-/// The delimiter of the first line that is neither empty nor a comment: `;` or tab if it
-/// holds any (whichever more), else `,`. `;` and tab never occur inside a number, while a
-/// comma may be a decimal comma in files that separate cells with `;`.
 /// The delimiter of the first line that is neither empty nor a comment, and the bytes read
-/// to find it.
+/// to find it: `;` or tab if the line holds any (whichever more), else `,`. `;` and tab
+/// never occur inside a number, while a comma may be a decimal comma in files that
+/// separate cells with `;`.
 fn sniff_delimiter(input: &mut impl std::io::BufRead) -> std::io::Result<(u8, Vec<u8>)> {
     let mut consumed = Vec::new();
     loop {
@@ -331,6 +318,149 @@ fn sniff_delimiter(input: &mut impl std::io::BufRead) -> std::io::Result<(u8, Ve
             _ => b'\t',
         };
         return Ok((delimiter, consumed));
+    }
+}
+
+/// The input of a CSV parser, line for line, so that the parser's line numbers are the
+/// file's: a comment line becomes `#` and an empty line a space, both records that
+/// [`next_record`] skips, instead of lines the parser would skip without counting them.
+/// Quoted cells are followed (a line break inside one does not end its record), and the
+/// input ends with an error once a record runs past [`MAX_CSV_RECORD_BYTES`]: the parser
+/// holds a whole record in memory, and a file without line breaks (not a CSV) would
+/// otherwise be read into memory whole.
+struct CsvLines<R> {
+    inner: std::io::BufReader<R>,
+    /// The current line as the parser gets it, and how much of it was served.
+    line: Vec<u8>,
+    served: usize,
+    /// Lines read (the file's line number of the last one), and the line the current
+    /// record began on.
+    lines: u64,
+    record_line: u64,
+    /// Bytes of the current record before the current line.
+    record_bytes: usize,
+    /// Where the parser would be at the end of the last line.
+    state: Quoting,
+}
+
+/// Where a parser is in a record, as far as quotes go: at the start of a cell, in a
+/// cell that began without a quote (a quote there is a character), in a quoted cell, or
+/// just after a quote in one (the end of the cell, or the first of a doubled quote).
+/// `,`, `;` and tab all end a cell here, whichever the file uses: a quote right after a
+/// decimal comma is no number either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    CellStart,
+    Unquoted,
+    Quoted,
+    QuoteInQuoted,
+}
+
+impl Quoting {
+    fn after(self, byte: u8) -> Self {
+        use Quoting::*;
+        match (self, byte) {
+            (Quoted, b'"') => QuoteInQuoted,
+            (Quoted, _) => Quoted,
+            (CellStart, b'"') | (QuoteInQuoted, b'"') => Quoted,
+            (_, b',' | b';' | b'\t') => CellStart,
+            _ => Unquoted,
+        }
+    }
+}
+
+impl<R: std::io::Read> CsvLines<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner: std::io::BufReader::with_capacity(1 << 16, inner),
+            line: Vec::new(),
+            served: 0,
+            lines: 0,
+            record_line: 1,
+            record_bytes: 0,
+            state: Quoting::CellStart,
+        }
+    }
+
+    /// Reads the next line into `self.line`, as the parser is to get it; `false` at the end.
+    fn next_line(&mut self) -> std::io::Result<bool> {
+        use std::io::BufRead as _;
+        self.line.clear();
+        self.served = 0;
+        let room = (MAX_CSV_RECORD_BYTES - self.record_bytes) as u64;
+        let read = std::io::Read::take(&mut self.inner, room + 1).read_until(b'\n', &mut self.line)?;
+        if read == 0 {
+            return Ok(false);
+        }
+        let starts_record = self.state != Quoting::Quoted;
+        if starts_record {
+            self.record_line = self.lines + 1;
+        }
+        self.lines += 1;
+        if read as u64 > room {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "line {}: a row longer than {MAX_CSV_RECORD_BYTES} bytes (is this a CSV file, with a line per row?)",
+                    self.record_line
+                ),
+            ));
+        }
+        // The parser counts a line at each `\n` but ends a record at a `\r` as well, so
+        // that every record after a `\r\n` would be numbered a line too early.
+        if self.line.ends_with(b"\r\n") {
+            self.line.remove(self.line.len() - 2);
+        }
+        let ended = self.line.last() == Some(&b'\n');
+        let content = self.line.len() - usize::from(ended);
+        if starts_record && self.line.first() == Some(&b'#') {
+            // Quotes in a comment open nothing.
+            self.line.splice(1..content, []);
+            return Ok(true);
+        }
+        if starts_record && content == 0 && ended {
+            self.line.insert(0, b' ');
+            return Ok(true);
+        }
+        self.state = self.line[..content].iter().fold(self.state, |state, &b| state.after(b));
+        if self.state == Quoting::Quoted && ended {
+            self.record_bytes += self.line.len();
+        } else {
+            (self.state, self.record_bytes) = (Quoting::CellStart, 0);
+        }
+        Ok(true)
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for CsvLines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.served == self.line.len() && !self.next_line()? {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.line.len() - self.served);
+        buf[..n].copy_from_slice(&self.line[self.served..self.served + n]);
+        self.served += n;
+        Ok(n)
+    }
+}
+
+/// Reads the next record that is neither a comment (a first cell starting with `#`) nor
+/// an empty line into `record`; `false` at the end of the input.
+fn next_record(
+    reader: &mut csv::Reader<Box<dyn std::io::Read + Send>>,
+    record: &mut csv::StringRecord,
+    path: &Path,
+) -> Result<bool> {
+    loop {
+        let more =
+            reader.read_record(record).map_err(|e| Error::Csv { path: path.to_path_buf(), detail: e.to_string() })?;
+        let skipped = match record.get(0) {
+            Some(first) => first.starts_with('#') || (record.len() == 1 && first.is_empty()),
+            None => true,
+        };
+        if !more || !skipped {
+            return Ok(more);
+        }
     }
 }
 
@@ -472,6 +602,80 @@ mod tests {
         assert_eq!(with, without);
         assert_eq!(with.channels(), 2);
         assert_eq!(with.interleaved(), &[1.0, 2.0, 3.5, -0.4]);
+    }
+
+    /// An endless input: `head`, then `fill` forever.
+    struct Endless {
+        head: std::io::Cursor<Vec<u8>>,
+        fill: u8,
+    }
+
+    impl std::io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.head.read(buf)? {
+                0 => {
+                    buf.fill(self.fill);
+                    Ok(buf.len())
+                }
+                n => Ok(n),
+            }
+        }
+    }
+
+    /// A file without line breaks, or a quoted cell that never closes, once grew memory
+    /// until the allocator failed: the record is refused at its bound instead.
+    #[test]
+    fn an_endless_record_is_refused_at_its_bound() {
+        let endless = |head: &str, fill| Endless { head: std::io::Cursor::new(head.as_bytes().to_vec()), fill };
+        let open = |input: Endless| {
+            CsvBlockReader::from_reader(Path::new("stdin"), Box::new(input), 100, &ChannelSelection::all())
+        };
+        let e = open(endless("", b'1')).err().expect("refused").to_string();
+        assert_eq!(e, "stdin: line 1: a row longer than 1048576 bytes (is this a CSV file, with a line per row?)");
+        let mut reader = open(endless("a,b\n1,2\n3,\"", b'\n')).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(reader.read_block(&mut out, 10).unwrap(), 1);
+        let e = reader.read_block(&mut out, 10).unwrap_err().to_string();
+        assert!(e.starts_with("stdin: line 3: a row longer than"), "{e}");
+        // A quote in a comment opens nothing; a long quoted cell within the bound is read.
+        let text = format!("# \"quoted\n1,\"{}\"\n2,3\n", "2".repeat(10_000));
+        let mut reader = CsvBlockReader::from_reader(
+            Path::new("x"),
+            Box::new(std::io::Cursor::new(text)),
+            100,
+            &ChannelSelection::all(),
+        )
+        .unwrap();
+        let e = reader.read_block(&mut out, 10).unwrap_err().to_string();
+        assert!(e.contains("line 2, column 2: '2222"), "{e}");
+    }
+
+    /// The parser skipped comment and empty lines without counting them, so that a bad
+    /// cell after them was given a line number too small.
+    #[test]
+    fn line_numbers_count_comments_empty_lines_and_quoted_breaks() {
+        let cases = [
+            ("# c\n# d\n1,2e99\n", 3),
+            ("1,2\n# c\n\n# d\n3,2e99\n", 5),
+            ("\r\n\r\n1,2\r\n3,x\r\n", 4),
+            ("1,2\r\n3,4\r\n5,x\r\n", 3),
+            ("\"a\nb\",c\n1,2\n\n# \"\n2,x\n", 6),
+            ("1,2\n  \n3,x", 3),
+        ];
+        for (text, line) in cases {
+            let input = Box::new(std::io::Cursor::new(text.to_string()));
+            let mut reader =
+                CsvBlockReader::from_reader(Path::new("f.csv"), input, 1, &ChannelSelection::all()).unwrap();
+            let mut out = Vec::new();
+            let e = loop {
+                match reader.read_block(&mut out, 1) {
+                    Ok(0) => panic!("{text:?}: no error"),
+                    Ok(_) => {}
+                    Err(e) => break e.to_string(),
+                }
+            };
+            assert!(e.starts_with(&format!("f.csv: line {line}, column 2")), "{text:?}: {e}");
+        }
     }
 
     #[test]
