@@ -215,19 +215,19 @@ impl CsvBlockReader {
                 line,
                 column: self.width,
                 cell: record[self.width - 1].to_string(),
-                expected: "empty, as in the first row",
+                expected: "is not empty, as the first row's last cell is",
             });
         }
         for &c in &self.selected {
             match parse_cell(&record[c], self.decimal_comma) {
-                Some(v) => out.push(v),
-                None => {
+                Ok(v) => out.push(v),
+                Err(expected) => {
                     return Err(Error::CsvCell {
                         path: self.path.clone(),
                         line,
                         column: c + 1,
                         cell: record[c].to_string(),
-                        expected: "a finite number",
+                        expected,
                     });
                 }
             }
@@ -280,9 +280,20 @@ pub fn time_unit_s(name: &str) -> Option<f64> {
     named.then(|| words.find_map(unit).unwrap_or(1.0))
 }
 
-/// A finite number, or `None`; with `decimal_comma`, `0,25` reads as 0.25.
-fn parse_cell(cell: &str, decimal_comma: bool) -> Option<f32> {
-    parse_number::<f32>(cell, decimal_comma).filter(|v| v.is_finite())
+/// A sample: a number within the range of `f32` (with `decimal_comma`, `0,25` reads as
+/// 0.25), or what is wrong with the cell.
+fn parse_cell(cell: &str, decimal_comma: bool) -> std::result::Result<f32, &'static str> {
+    match parse_number::<f32>(cell, decimal_comma) {
+        Some(v) if v.is_finite() => Ok(v),
+        Some(v) if v.is_nan() => Err("is not a number (NaN)"),
+        // A finite number beyond ±3.4·10³⁸ reads as an infinite sample.
+        Some(_) if parse_number::<f64>(cell, decimal_comma).is_some_and(f64::is_finite) => {
+            Err("is beyond the range of 32-bit samples (±3.4e38)")
+        }
+        Some(_) => Err("is infinite"),
+        None if cell.is_empty() => Err("is empty, where a number should be"),
+        None => Err("is not a number"),
+    }
 }
 
 /// Any number `T` reads (`f32` for samples, `f64` for time stamps, whose epoch seconds
@@ -691,6 +702,30 @@ mod tests {
         assert!(matches!(read_csv(&p, 100).unwrap_err(), Error::CsvWidth { line: 2, got: 1, expected: 2, .. }));
     }
 
+    /// Each way a cell can fail is said as it is: `1e308` is a finite number, too large
+    /// for a sample, not "not a finite number"; a long cell is cut short in the message.
+    #[test]
+    fn a_bad_cell_is_told_what_is_wrong_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "9".repeat(100);
+        let cases = [
+            ("1e308", "'1e308' is beyond the range of 32-bit samples (±3.4e38)".to_string()),
+            ("-4e38", "'-4e38' is beyond the range of 32-bit samples".into()),
+            ("inf", "'inf' is infinite".into()),
+            ("nan", "'nan' is not a number (NaN)".into()),
+            ("", "'' is empty, where a number should be".into()),
+            ("1.5.2", "'1.5.2' is not a number".into()),
+            (&long, format!("'{}…' is beyond the range", "9".repeat(40))),
+        ];
+        for (cell, said) in cases {
+            let p = write(dir.path(), "cell.csv", &format!("1,2\n3,{cell}\n"));
+            let e = read_csv(&p, 100).unwrap_err().to_string();
+            assert!(e.contains(&format!("cell.csv: line 2, column 2: {said}")), "{cell}: {e}");
+        }
+        let p = write(dir.path(), "edge.csv", "3.4e38,-3.4e38\n");
+        assert_eq!(read_csv(&p, 100).unwrap().interleaved(), [3.4e38, -3.4e38]);
+    }
+
     /// A stream (here one that hands over a byte at a time, as a slow pipe may) is read
     /// once: the lines read to find the delimiter are not lost.
     #[test]
@@ -714,7 +749,7 @@ mod tests {
         assert_eq!(r.read_block(&mut out, 10).unwrap(), 2);
         assert_eq!(out, [1.0, 2.0, 3.0, 4.0]);
         let err = r.read_block(&mut out, 10).unwrap_err().to_string();
-        assert_eq!(err, "stdin: line 3, column 2: 'x' is not a finite number");
+        assert_eq!(err, "stdin: line 3, column 2: 'x' is not a number");
         assert!(out.is_empty(), "no half row");
     }
 

@@ -21,8 +21,8 @@ pub enum Error {
         /// What hound reported.
         detail: String,
     },
-    /// A CSV cell is not what it should be (a number).
-    #[error("{}: line {line}, column {column}: '{cell}' is not {expected}", path.display())]
+    /// A CSV cell is not what it should be (a number). A long cell is shown cut short.
+    #[error("{}: line {line}, column {column}: '{}' {expected}", path.display(), shown(cell))]
     CsvCell {
         /// The file.
         path: PathBuf,
@@ -32,7 +32,7 @@ pub enum Error {
         column: usize,
         /// The offending text.
         cell: String,
-        /// What the cell should hold.
+        /// What is wrong with it ("is not a number").
         expected: &'static str,
     },
     /// A CSV row has a different number of cells than the first.
@@ -116,6 +116,15 @@ pub enum OutputRefusal {
     /// A stream was asked for what only a file can do (seek back, hold an image).
     #[error("is a stream (a FIFO, a character device or standard output); this output must be a file")]
     NotAFile,
+}
+
+/// A cell as a message shows it: whole if short, else its first characters.
+fn shown(cell: &str) -> String {
+    const MOST: usize = 40;
+    match cell.char_indices().nth(MOST) {
+        Some((cut, _)) => format!("{}…", &cell[..cut]),
+        None => cell.to_string(),
+    }
 }
 
 /// Result with this crate's [`Error`].
