@@ -397,3 +397,57 @@ fn bad_monitoring_windows_are_refused_before_any_work() {
         assert!(!o.status.success() && stderr(&o).contains(&said), "{}", stderr(&o));
     }
 }
+
+/// A logger whose clock went back, or that lost rows, was read as a steady rate without a
+/// word: the separation says so before it trains, and its report counts them; a steady
+/// log says nothing.
+#[test]
+fn time_stamps_that_go_back_or_skip_ahead_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(&SynthConfig { frames: 3000, ..SynthConfig::paper(MixKind::Linear, 4) }).unwrap();
+    let write = |name: &str, stamp: &dyn Fn(usize) -> f64| {
+        let mut text = String::from("time_ms,a,b,c\n");
+        for (k, frame) in data.mixture.iter_frames().enumerate() {
+            text += &format!("{},{},{},{}\n", stamp(k), frame[0], frame[1], frame[2]);
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let steady = write("steady.csv", &|k| 10.0 * k as f64);
+    let uneven = write("uneven.csv", &|k| match k {
+        _ if k < 1000 => 10.0 * k as f64,
+        1000 => 9000.0,
+        _ if k < 2000 => 10.0 * k as f64,
+        _ => 10.0 * k as f64 + 500.0,
+    });
+    let separate = |input: &std::path::Path, out: &str| {
+        let out = dir.path().join(out);
+        let o = unmix(&[
+            "separate",
+            input.to_str().unwrap(),
+            "-n",
+            "3",
+            "-o",
+            out.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--quiet",
+            "--no-plots",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        (stderr(&o), report["time_stamps"].clone())
+    };
+    let (said, stamps) = separate(&steady, "s");
+    assert!(!said.contains("time stamps"), "{said}");
+    assert_eq!(stamps, serde_json::json!({"backwards": 0, "gaps": 0, "largest_gap_s": null}));
+    let (said, stamps) = separate(&uneven, "u");
+    assert!(
+        said.contains("uneven.csv: its time stamps go back or stand still once (first at line 1002) and skip ahead 2 times (first at line 1003, by up to 1.010000 s); rows are taken as evenly spaced"),
+        "{said}"
+    );
+    assert_eq!(stamps["backwards"], 1);
+    assert_eq!(stamps["gaps"], 2);
+}

@@ -1,6 +1,7 @@
 //! `unmix apply`, and the streaming application of a model that `separate` shares.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -10,7 +11,8 @@ use unmix_core::{Processor, Sink, Source, plural};
 use unmix_format::ModelFile;
 use unmix_infer::{Kernel, ScoredSeparator, Separator};
 use unmix_io::{
-    BlockReader, ChannelSelection, Clipping, CsvStreamWriter, WavFormat, WavStreamWriter, input_name, is_csv, is_stdin,
+    BlockReader, ChannelSelection, Clipping, CsvStreamWriter, StampLog, WavFormat, WavStreamWriter, input_name, is_csv,
+    is_stdin,
 };
 use unmix_monitor::{AlertTap, ScoresSummary, WindowMonitor, WindowShares, WindowSpec, score_columns};
 use unmix_stream::{EndAtError, Pipeline, PipelineConfig, PipelineReport, Prepended, TeeSink};
@@ -315,6 +317,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
         say(stats_table(report, kernel).trim_end());
     }
+    warn_of_stamps(&args.input, applied.stamps.as_deref());
     match applied.input_error {
         Some(e) => bail!(e),
         None => Ok(()),
@@ -366,6 +369,8 @@ pub struct Applied {
     /// The error that ended a stream (`-`) before its input did: the command's outputs
     /// are complete up to it, and it fails with this once they are written.
     pub input_error: Option<String>,
+    /// How evenly a CSV's time stamps stepped, with a time-stamp column.
+    pub stamps: Option<Arc<StampLog>>,
 }
 
 /// Per-stage and per-ring statistics as a terminal table.
@@ -396,6 +401,24 @@ pub fn alert_line(window: &WindowShares, alert_share: f32) -> String {
         "alert: window at {:.2} s: outlier shares log-prior {:.3}, reconstruction {:.3} (above {alert_share})",
         window.start_s, window.log_prior, window.reconstruction
     )
+}
+
+/// The warning for a CSV whose time stamps went back or skipped ahead, if they did.
+pub fn warn_of_stamps(input: &Path, stamps: Option<&StampLog>) {
+    if let Some(said) = stamps.and_then(StampLog::describe) {
+        eprintln!("warning: {}: {said}", input_name(input));
+    }
+}
+
+/// How a report shows a CSV's time stamps (`null` without a time-stamp column).
+pub fn stamps_json(stamps: Option<&StampLog>) -> serde_json::Value {
+    stamps.map_or(serde_json::Value::Null, |s| {
+        serde_json::json!({
+            "backwards": s.backwards(),
+            "gaps": s.gaps(),
+            "largest_gap_s": (s.gaps() > 0).then(|| s.largest_gap_s()),
+        })
+    })
 }
 
 /// The warning for an integer WAV output that clipped `samples` (live recordings too).
@@ -481,6 +504,7 @@ pub fn apply_reader(
     crate::interrupt::watch()?;
     let n = model.header.sources;
     let rate = reader.sample_rate_hz();
+    let stamps = reader.stamp_log();
     // The windows are checked before any output is opened.
     let spec = monitoring.map(|m| m.spec(rate)).transpose()?;
     if let Some(spec) = &spec {
@@ -574,7 +598,7 @@ pub fn apply_reader(
             plural(frames, "frame")
         )
     });
-    Ok(Applied { frames, pipeline: Some(report), stopped, sample_rate_hz: rate, input_error })
+    Ok(Applied { frames, pipeline: Some(report), stopped, sample_rate_hz: rate, input_error, stamps })
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ use unmix_separate::{
 
 use unmix_core::limits::{MAX_CHANNELS, MAX_HIDDEN_UNITS, MAX_PRIOR_COMPONENTS, MAX_RESTARTS};
 
-use crate::apply::{ApplyOptions, InputArgs, Output, WavFormatArg, WindowArgs, apply_file, apply_reader};
+use crate::apply::{
+    ApplyOptions, InputArgs, Output, WavFormatArg, WindowArgs, apply_file, apply_reader, stamps_json, warn_of_stamps,
+};
 use crate::output::Staging;
 use crate::progress::TrainingBar;
 use crate::{bounds, plot, score};
@@ -329,6 +331,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         (None, Some((_, true))) => Some(ChannelSelection::from_indices(&(1..=reader.channels()).collect::<Vec<_>>())),
         (pick, _) => pick.clone(),
     };
+    let stamps = reader.stamp_log();
     let config = args.config(reader.sample_rate_hz())?;
     // Too many channels, or a segment beyond the memory bound, is refused before the
     // segment is read.
@@ -372,6 +375,10 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
             }
         }
     };
+    // Said before the training, for a file: the user may rather fix the file first.
+    if !streaming {
+        warn_of_stamps(input, stamps.as_deref());
+    }
     // Errors about a channel name it as the file numbers it.
     let file_channels: Vec<usize> = (0..reader.channels()).map(|k| reader.file_channel(k)).collect();
     // CSV input (a file, or rows on a stream) also gets its sources as CSV.
@@ -459,6 +466,9 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
             apply_file(model, input, &outputs, &same_input, &options)?
         }
     };
+    if streaming {
+        warn_of_stamps(input, stamps.as_deref());
+    }
     let total_frames = total_frames.unwrap_or(applied.frames);
     let apply_s = apply_started.elapsed().as_secs_f64();
     let monitoring_summary = monitoring.as_ref().map(|m| m.summary(model.header.sources)).transpose()?;
@@ -507,6 +517,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "channels": model.header.channels,
         "picked_channels": model.header.picked_channels,
         "sample_rate_hz": model.header.sample_rate_hz,
+        "time_stamps": stamps_json(stamps.as_deref()),
         "sources": model.header.sources,
         "training_frames": training_frames,
         "model": fitted.selection,

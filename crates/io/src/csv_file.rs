@@ -1,11 +1,13 @@
 //! Sensor CSV: one row per frame, one numeric column per channel, an optional header.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use unmix_core::Recording;
 use unmix_core::limits::MAX_CSV_RECORD_BYTES;
 
 use crate::error::io_error;
+use crate::stamps::{StampCheck, StampLog};
 use crate::{ChannelSelection, Error, OutputFile, OutputPath, Result, write_atomically};
 
 /// Reads a sensor CSV block by block, so memory does not grow with the file's length.
@@ -36,6 +38,8 @@ pub struct CsvBlockReader {
     width: usize,
     /// The cells that are channels, in output order (zero-based).
     selected: Vec<usize>,
+    /// How evenly the time stamps step, with a time-stamp column.
+    stamps: Option<StampCheck>,
     /// Whether every row ends with an empty cell (a trailing delimiter).
     trailing_empty: bool,
     decimal_comma: bool,
@@ -107,6 +111,7 @@ impl CsvBlockReader {
             record: csv::StringRecord::new(),
             pending: if is_header { Default::default() } else { [first].into() },
             deferred_error: None,
+            stamps: time_column.as_ref().map(|(_, unit, _)| StampCheck::new(*unit)),
             time_column,
             width,
             selected,
@@ -164,7 +169,17 @@ impl CsvBlockReader {
             return Ok(None);
         }
         steps.sort_by(f64::total_cmp);
-        Ok(Some(steps[steps.len() / 2] * unit))
+        let step_s = steps[steps.len() / 2] * unit;
+        if let Some(stamps) = &mut self.stamps {
+            stamps.set_step_s(step_s);
+        }
+        Ok(Some(step_s))
+    }
+
+    /// How evenly the time stamps have stepped so far (`None` without a time-stamp
+    /// column): a handle that stays readable after the reader has moved into a pipeline.
+    pub fn stamp_log(&self) -> Option<Arc<StampLog>> {
+        self.stamps.as_ref().map(StampCheck::log)
     }
 
     /// Reads up to `max_frames` rows into `out` (cleared first); returns the frames read,
@@ -231,6 +246,9 @@ impl CsvBlockReader {
                     });
                 }
             }
+        }
+        if let Some(stamps) = &mut self.stamps {
+            stamps.follow(record.get(0).and_then(|c| parse_number(c, self.decimal_comma)), line, self.sample_rate_hz);
         }
         self.record = record;
         Ok(true)
@@ -873,6 +891,42 @@ mod tests {
         assert_eq!(read_csv(&write(dir.path(), "lone.csv", "time\n0\n1\n"), 1).unwrap().channels(), 1);
         let sensors = write(dir.path(), "s.csv", "t1,s2,x\n0,1,2\n1,2,3\n");
         assert_eq!(CsvBlockReader::open(&sensors, 1).unwrap().time_column(), None);
+        // The jitter above is no irregularity.
+        let mut r = CsvBlockReader::open(&p, 1).unwrap();
+        r.time_step_s().unwrap();
+        r.read_block(&mut out, 1000).unwrap();
+        assert_eq!(r.stamp_log().unwrap().describe(), None);
+    }
+
+    /// A clock that goes back, or rows lost, were read as a steady rate without a word:
+    /// they are counted, with the line of the first.
+    #[test]
+    fn time_stamps_that_go_back_or_skip_ahead_are_reported() {
+        let mut text = String::from("time,x\n");
+        let stamps = (0..50).map(f64::from).chain([48.0, 48.0, 49.0, 50.0, 54.0, 55.0, 58.0, 59.0]);
+        for (k, t) in stamps.enumerate() {
+            text += &format!("{},{k}\n", t * 0.01);
+        }
+        let input = Box::new(std::io::Cursor::new(text));
+        let mut r = CsvBlockReader::from_reader(Path::new("log"), input, 100, &ChannelSelection::all()).unwrap();
+        let log = r.stamp_log().unwrap();
+        let mut out = Vec::new();
+        assert_eq!(r.read_block(&mut out, 1000).unwrap(), 58);
+        assert_eq!((log.backwards(), log.gaps()), (2, 2));
+        assert!((log.largest_gap_s() - 0.04).abs() < 1e-9);
+        assert_eq!(
+            log.describe().unwrap(),
+            "its time stamps go back or stand still 2 times (first at line 52) and skip ahead 2 times \
+             (first at line 56, by up to 0.040000 s); rows are taken as evenly spaced"
+        );
+        // Without a time-stamp column there is nothing to follow.
+        let plain = Box::new(std::io::Cursor::new("x,y\n1,2\n".to_string()));
+        assert!(
+            CsvBlockReader::from_reader(Path::new("p"), plain, 1, &ChannelSelection::all())
+                .unwrap()
+                .stamp_log()
+                .is_none()
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod error;
 mod output;
 mod reader;
 mod select;
+mod stamps;
 mod wav;
 
 pub use csv_file::{CsvBlockReader, CsvStreamWriter, read_csv, read_csv_selected, time_unit_s, write_csv};
@@ -28,6 +29,7 @@ pub use output::{
 };
 pub use reader::BlockReader;
 pub use select::ChannelSelection;
+pub use stamps::StampLog;
 pub use wav::{Clipping, WavBlockReader, WavFormat, WavStreamWriter, read_wav, write_wav_f32};
 
 use std::path::Path;

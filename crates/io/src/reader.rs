@@ -100,6 +100,14 @@ impl BlockReader {
         }
     }
 
+    /// How evenly a CSV's time stamps have stepped ([`CsvBlockReader::stamp_log`]).
+    pub fn stamp_log(&self) -> Option<std::sync::Arc<crate::StampLog>> {
+        match self {
+            Self::Wav(_) => None,
+            Self::Csv(r) => r.stamp_log(),
+        }
+    }
+
     /// Frames in the file, if its header says (WAV); a CSV is only known at its end.
     pub fn frames_total(&self) -> Option<usize> {
         match self {
