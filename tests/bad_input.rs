@@ -258,6 +258,42 @@ fn a_tsv_is_delimited_text() {
     assert_eq!(unmix_io::read_csv(&tsv, 100).unwrap().frames(), 600);
 }
 
+/// One absurd sample (3·10³⁸ in a float WAV) once set its channel's scale and the
+/// whitening, and the separation was ruined without a word. Its frame is left out of the
+/// fit and reported; the sources of every other frame are as good as without it.
+#[test]
+fn a_gross_outlier_is_left_out_of_the_fit_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, truth) = synth_wavs(dir.path(), MixKind::Linear, 3, 3, 4000, 2);
+    let mut samples = read(&mix).interleaved().to_vec();
+    let (frame, channel) = (1000, 1);
+    samples[frame * 3 + channel] = 3e38;
+    let spiked = dir.path().join("spiked.wav");
+    write_wav(&spiked, 3, &samples);
+    let out = dir.path().join("out");
+    let o =
+        unmix(&["separate", spiked.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--quiet", "--no-plots"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("spiked.wav: left 1 frame of the training segment out of the fit (the first is frame 1000")
+            && stderr(&o).contains("usual level (1 sample in channel 2)"),
+        "{}",
+        stderr(&o)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["gross_outliers"]["frames"], 1);
+    assert_eq!(report["gross_outliers"]["first_frames"][0], frame);
+    // Scored on every frame but the spiked one, which the separation carries through.
+    let without = |r: unmix_core::Recording| -> Vec<Vec<f32>> {
+        (0..r.channels())
+            .map(|c| r.channel(c).into_iter().enumerate().filter(|(k, _)| *k != frame).map(|(_, v)| v).collect())
+            .collect()
+    };
+    let s = unmix_dsp::metrics::score(&without(read(&truth)), &without(read(&out.join("sources.wav")))).unwrap();
+    assert!(s.min_abs_corr > 0.95, "{s:?}");
+}
+
 /// Sizes from options that once aborted on a failed allocation (`--hidden 100000000`,
 /// exit 134 and a staging folder left), or ran for minutes (`--components 100000`,
 /// `--restarts 100000`), are refused at once, with the option's name and its range.

@@ -430,6 +430,30 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     fitted.model.header.picked_channels = picked.as_ref().map(ToString::to_string);
     let train_s = train_started.elapsed().as_secs_f64();
     report_fit(&fitted, args.quiet);
+    let gross = &fitted.gross_outliers;
+    if !gross.is_empty() {
+        let channels: Vec<String> = (gross.per_channel.iter().enumerate())
+            .filter(|(_, n)| **n > 0)
+            .map(|(c, n)| {
+                format!(
+                    "{} in {} {}",
+                    plural(*n, "sample"),
+                    if csv_input { "column" } else { "channel" },
+                    file_channels[c] + 1
+                )
+            })
+            .collect();
+        eprintln!(
+            "warning: {}: left {} of the training segment out of the fit (the first is frame {}, counted from 0) for \
+             gross outliers, samples over {:.0e} times their channel's usual level ({}); the separation carries them \
+             through",
+            input_name(input),
+            plural(gross.frames.len(), "frame"),
+            gross.frames[0],
+            unmix_dsp::outliers::GROSS_FACTOR,
+            channels.join(", ")
+        );
+    }
     let (model, vae) = (&fitted.model, fitted.vae.as_ref());
     let training_frames =
         vae.map_or_else(|| fitted.selection.chain.as_ref().map_or(0, |c| c.frames), |v| v.history.summary.frames);
@@ -485,7 +509,8 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // 5. Plots.
     if !args.no_plots {
         // The priors are learned on the posterior means: they are compared before the gains.
-        let segment_sources = unmix_separate::posterior_means(model, &segment, kernel)?;
+        let fitted_segment = unmix_dsp::outliers::without_frames(&segment, &gross.frames)?;
+        let segment_sources = unmix_separate::posterior_means(model, &fitted_segment, kernel)?;
         if let Some(vae) = vae {
             plot::training_curves(&out.path("training.png"), &vae.history, &fitted.ordering)?;
         }
@@ -520,6 +545,12 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "time_stamps": stamps_json(stamps.as_deref()),
         "sources": model.header.sources,
         "training_frames": training_frames,
+        "gross_outliers": {
+            "frames": gross.frames.len(),
+            "first_frames": &gross.frames[..gross.frames.len().min(100)],
+            "per_channel": &gross.per_channel,
+            "worst_levels": &gross.worst_levels,
+        },
         "model": fitted.selection,
         "config": model.header.training_config,
         "training": vae.map(|v| &v.history.summary),

@@ -1,7 +1,8 @@
 //! Signal processing for unmix: per-channel normalisation and PCA whitening fitted on a
 //! training segment, the small dense linear algebra they need, and the separation metrics
 //! (|corr| after optimal matching, SI-SDR) used to score estimated sources; linear ICA
-//! (FastICA) for warm starts and the source-count estimate (MDL).
+//! (FastICA) for warm starts and the source-count estimate (MDL); and the gross outliers
+//! a fit leaves out.
 
 pub mod count;
 mod error;
@@ -10,6 +11,7 @@ pub mod ica;
 pub mod linalg;
 pub mod metrics;
 mod normalise;
+pub mod outliers;
 
 pub use error::{Error, Result};
 pub use normalise::{Normaliser, NormaliserConfig};

@@ -10,6 +10,7 @@ use unmix_core::{CancelToken, Recording};
 use unmix_dsp::count::{SourceCount as CountEstimate, estimate_sources};
 use unmix_dsp::gmm::fit_1d;
 use unmix_dsp::ica::{FastIcaConfig, fast_ica};
+use unmix_dsp::outliers::{GrossOutliers, gross_outliers, without_frames};
 use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_format::{Architecture, GmmParams, ModelFile, ModelHeader};
 use unmix_likelihood::chain::ChainFit;
@@ -60,6 +61,9 @@ pub struct Fitted {
     pub latents: Vec<LatentEvidence>,
     /// How the output order and signs were chosen.
     pub ordering: Ordering,
+    /// The gross outliers of the training segment, whose frames were left out of the fit
+    /// (the separation still carries them through).
+    pub gross_outliers: GrossOutliers,
 }
 
 /// Trains a model on the head of `recording` (at most
@@ -75,6 +79,10 @@ pub fn fit(
     let m = recording.channels();
     let segment = recording.head(config.training_frames(m)?);
     let config = config.params();
+    // One absurd sample would set its channel's scale and the whitening: the frames that
+    // hold one are left out of the fit, and reported.
+    let gross = gross_outliers(&segment);
+    let segment = if gross.is_empty() { segment } else { without_frames(&segment, &gross.frames)? };
     if segment.frames() < MIN_TRAIN_FRAMES {
         return Err(Error::TooShort { frames: segment.frames() });
     }
@@ -95,10 +103,11 @@ pub fn fit(
     let whiten_to = config.whiten.then_some(n);
     let normaliser = Normaliser::fit(&segment, NormaliserConfig { whiten_to })?;
     let (selection, chain) = select_model(&segment, n, config, cancel, progress)?;
-    match chain {
+    let fitted = match chain {
         Some(chain) => package_chain(recording, &segment, chain, selection, config, count),
         None => fit_vae(recording, &segment, normaliser, n, selection, count, config, cancel, progress),
-    }
+    };
+    Ok(Fitted { gross_outliers: gross, ..fitted? })
 }
 
 /// PDGMM-VAE on `segment`: the warm start, the restarts, and the finished model file.
@@ -140,7 +149,7 @@ fn fit_vae(
     let (file, latents, ordering) =
         finish_model(ModelFile { header, weights: fitted.model.export() }, segment, count.is_some(), config.kernel)?;
     let vae = VaeTraining { history: fitted.history, consensus: fitted.consensus, ica };
-    Ok(Fitted { model: file, selection, vae: Some(vae), count, latents, ordering })
+    Ok(Fitted { model: file, selection, vae: Some(vae), count, latents, ordering, gross_outliers: Default::default() })
 }
 
 /// The saturating chain as a model file: the samples as read (full scale), its sources in
@@ -165,7 +174,7 @@ fn package_chain(
     );
     // Never pruned: the chain's layers are square, every source is one of its channels' worth.
     let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, config.kernel)?;
-    Ok(Fitted { model: file, selection, vae: None, count, latents, ordering })
+    Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
 }
 
 /// One GMM per ICA source, as the model's prior parameters (log-variances clamped to the
