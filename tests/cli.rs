@@ -744,13 +744,94 @@ fn ctrl_c_stops_separate_and_leaves_nothing() {
     let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 3, 3, 40_000, 9);
     // Ctrl-C, and the signals of a service manager (SIGTERM) and a closed terminal (SIGHUP).
     for (signal, said, status) in [("INT", "Ctrl-C", 130), ("TERM", "SIGTERM", 143), ("HUP", "SIGHUP", 129)] {
-        stop_separate_with(&mix, &dir.path().join(format!("out-{signal}")), signal, said, status);
+        let o = stop_separate_with(&mix, &dir.path().join(format!("out-{signal}")), &[signal]);
+        assert_eq!(o.status.code(), Some(status), "{}", stderr(&o));
+        assert_eq!(stderr(&o).trim(), format!("error: interrupted ({said}): nothing was written"));
     }
 }
 
-/// Starts a long `separate` of `mix` into `out`, sends `signal` once training has begun,
-/// and checks that it stopped within seconds with nothing left and the signal's status.
-fn stop_separate_with(mix: &std::path::Path, out: &std::path::Path, signal: &str, said: &str, status: i32) {
+/// `timeout` sends its SIGTERM to the command and again to the command's process group
+/// (a service manager and a closed terminal may do the same): the same signal twice in a
+/// second is one request, and once exited at once leaving the staging folder behind. A
+/// different signal after it still exits at once, its staging removed first.
+#[test]
+fn a_repeated_signal_is_one_request_and_an_exit_at_once_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 3, 3, 40_000, 9);
+    let o = stop_separate_with(&mix, &dir.path().join("twice"), &["TERM", "TERM"]);
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim(), "error: interrupted (SIGTERM): nothing was written");
+    // Sent at once, the two may be seen in either order.
+    let o = stop_separate_with(&mix, &dir.path().join("then-int"), &["TERM", "INT"]);
+    let said = stderr(&o);
+    let (int_last, term_last) = (said.contains("Ctrl-C after SIGTERM"), said.contains("SIGTERM after Ctrl-C"));
+    assert!((int_last || term_last) && said.contains("exiting at once"), "{said}");
+    assert_eq!(o.status.code(), Some(if int_last { 130 } else { 143 }), "{said}");
+    // And `timeout` itself, whose two signals may come as one.
+    let out = dir.path().join("timeout");
+    #[rustfmt::skip]
+    let o = std::process::Command::new("timeout")
+        .args(["--preserve-status", "3", env!("CARGO_BIN_EXE_unmix"), "separate", mix.to_str().unwrap(), "-n", "3",
+               "-o", out.to_str().unwrap(), "--batch-size", "16", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    assert!(!out.exists(), "left behind: {:?}", files_in(&out));
+}
+
+/// A run killed outright (SIGKILL, a crash, the power) cannot clean up: its staging folder
+/// is removed by the next run into the same directory, which sees its owner gone, while
+/// the staging of a run still going is left alone.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_staging_of_a_killed_run_is_removed_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, _) = synth_wavs(dir.path(), MixKind::Linear, 3, 3, 40_000, 9);
+    let out = dir.path().join("out");
+    // Starts a run and waits for its staging folder (one not in `known`) and owner file.
+    let start = |known: &[String]| {
+        #[rustfmt::skip]
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
+            .args(["separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--batch-size", "16", "--quiet"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let new_staging =
+            || files_in(&out).into_iter().any(|f| !known.contains(&f) && out.join(&f).join(".owner").exists());
+        assert!(wait_for(new_staging));
+        child
+    };
+    let mut killed = start(&[]);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let abandoned = files_in(&out);
+    assert_eq!(abandoned.len(), 1, "{abandoned:?}");
+    let mut running = start(&abandoned);
+    assert!(wait_for(|| !files_in(&out).contains(&abandoned[0])));
+    let left = files_in(&out);
+    assert!(!left.contains(&abandoned[0]) && left.len() == 1, "{abandoned:?} then {left:?}");
+    // A third run sees the second still running: its staging stays.
+    let o = unmix(&[
+        "separate",
+        mix.to_str().unwrap(),
+        "-n",
+        "3",
+        "-o",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--quiet",
+        "--no-plots",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(files_in(&out).contains(&left[0]));
+    running.kill().unwrap();
+    running.wait().unwrap();
+}
+
+/// Starts a long `separate` of `mix` into `out`, sends `signals` once training has begun,
+/// and checks that it stopped within seconds with nothing left.
+fn stop_separate_with(mix: &std::path::Path, out: &std::path::Path, signals: &[&str]) -> std::process::Output {
     // Small batches: minutes of training, epochs of a fraction of a second.
     #[rustfmt::skip]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
@@ -767,14 +848,20 @@ fn stop_separate_with(mix: &std::path::Path, out: &std::path::Path, signal: &str
     assert!(files_in(out).iter().any(|f| f.starts_with(".unmix-staging-")), "{:?}", files_in(out));
     std::thread::sleep(std::time::Duration::from_millis(300));
     let asked = std::time::Instant::now();
-    let kill = std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
-    assert!(kill.unwrap().success());
+    for (k, signal) in signals.iter().enumerate() {
+        // The same signal again comes 0.1 s later, as a second delivery would; another
+        // at once, while the first is still being acted on (an epoch takes seconds).
+        if k > 0 && signals[k - 1] == *signal {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let kill = std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+        assert!(kill.unwrap().success());
+    }
     let o = child.wait_with_output().unwrap();
     let waited = asked.elapsed();
-    assert_eq!(o.status.code(), Some(status), "{}", stderr(&o));
-    assert_eq!(stderr(&o).trim(), format!("error: interrupted ({said}): nothing was written"));
     assert!(!out.exists(), "left behind: {:?}", files_in(out));
     assert!(waited < std::time::Duration::from_secs(20), "took {waited:?} to stop");
+    o
 }
 
 /// `-n auto` reports its evidence and honours `--max-sources`; a bad `-n` is refused.

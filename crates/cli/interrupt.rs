@@ -5,13 +5,18 @@
 //! files leaves nothing behind (its staging files are removed; exit status 128 + the
 //! signal's number: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP), while a stream
 //! piped into `apply -` or `separate -` and a live session end as if their input had
-//! ended, their outputs complete. A second one ends the process at once.
+//! ended, their outputs complete. A second one ends the process at once, removing its
+//! temporary files first — unless it is the same signal within a second of the first:
+//! `timeout` sends its SIGTERM to the command and then to the command's process group, a
+//! service manager may send it to every process of the service, and a closed terminal
+//! sends SIGHUP to the whole session, so that one request can arrive twice.
 //!
 //! Only commands that look at the request install the handler ([`watch`]); the others keep
 //! the default, which ends the process at the first signal.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use unmix_core::CancelToken;
@@ -21,7 +26,12 @@ struct Watch {
     token: CancelToken,
     /// The first signal's number, 0 before one came.
     signal: AtomicI32,
+    /// When the first signal came.
+    first: OnceLock<Instant>,
 }
+
+/// How long after the first signal the same signal again is taken for the same request.
+const SAME_REQUEST: Duration = Duration::from_secs(1);
 
 static WATCH: OnceLock<Watch> = OnceLock::new();
 
@@ -33,18 +43,28 @@ pub fn watch() -> Result<CancelToken> {
     if let Some(watch) = WATCH.get() {
         return Ok(watch.token.clone());
     }
-    let watch = WATCH.get_or_init(|| Watch { token: CancelToken::new(), signal: AtomicI32::new(0) });
+    let watch =
+        WATCH.get_or_init(|| Watch { token: CancelToken::new(), signal: AtomicI32::new(0), first: OnceLock::new() });
     install(watch).context("installing the signal handler")?;
     Ok(watch.token.clone())
 }
 
-/// What to do on each signal: the first cancels, a second exits at once.
+/// What to do on each signal: the first cancels; the same one again within
+/// [`SAME_REQUEST`] is the same request; any other exits at once, its temporary files
+/// removed.
 fn on_signal(watch: &Watch, signal: i32) {
-    if watch.signal.compare_exchange(0, signal, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-        watch.token.cancel();
-    } else {
-        eprintln!("\n{} again: exiting at once", name(signal));
-        std::process::exit(128 + signal);
+    match watch.signal.compare_exchange(0, signal, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            let _ = watch.first.set(Instant::now());
+            watch.token.cancel();
+        }
+        Err(first) if first == signal && watch.first.get().is_some_and(|t| t.elapsed() < SAME_REQUEST) => {}
+        Err(first) => {
+            let again = if first == signal { "again".to_string() } else { format!("after {}", name(first)) };
+            eprintln!("\n{} {again}: exiting at once", name(signal));
+            unmix_io::remove_staged();
+            std::process::exit(128 + signal);
+        }
     }
 }
 

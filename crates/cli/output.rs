@@ -24,6 +24,67 @@ pub struct Staging {
     created_dir: bool,
 }
 
+/// The file in a staging directory that names the process that made it.
+const OWNER_FILE: &str = ".owner";
+
+/// The process that made a staging directory: its id, the boot it ran in and its pid
+/// namespace, so that an id from before a reboot, from another machine or from another
+/// container sharing the directory is never taken for a process this one can see. Linux
+/// only: elsewhere nothing is swept.
+#[derive(Debug, PartialEq, Eq)]
+struct Owner {
+    /// The boot and the pid namespace, as one word.
+    scope: String,
+    pid: u32,
+}
+
+impl Owner {
+    fn this_process() -> Option<Self> {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
+        let scope = format!("{}/{}", boot.trim(), namespace.display()).replace(char::is_whitespace, "");
+        Some(Self { scope, pid: std::process::id() })
+    }
+
+    /// Whether the owner is a process this one could see that no longer runs.
+    fn is_gone(&self) -> bool {
+        Self::this_process().is_some_and(|me| me.scope == self.scope && self.pid != me.pid)
+            && !Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.scope, self.pid)
+    }
+}
+
+impl std::str::FromStr for Owner {
+    type Err = ();
+
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        let (scope, pid) = s.trim().split_once(' ').ok_or(())?;
+        Ok(Self { scope: scope.to_string(), pid: pid.parse().map_err(|_| ())? })
+    }
+}
+
+/// Removes the staging directories in `dir` whose owner was killed before it could remove
+/// them (SIGKILL, a crash, the power): they are named by their owner file, so nothing
+/// another running process (or another machine) is writing is touched.
+fn remove_abandoned_staging(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let abandoned = entry.file_name().to_string_lossy().starts_with(".unmix-staging-")
+            && std::fs::read_to_string(entry.path().join(OWNER_FILE))
+                .ok()
+                .and_then(|s| s.parse::<Owner>().ok())
+                .is_some_and(|owner| owner.is_gone());
+        if abandoned {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl Staging {
     /// Prepares `dir` (created if missing). Refuses when any of `names` already exists
     /// there, unless `force`.
@@ -32,12 +93,24 @@ impl Staging {
         let created_dir = !dir.exists();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create the output directory", dir.display()))?;
+        if created_dir {
+            unmix_io::register_created_dir(dir);
+        }
         let staging = tempfile::Builder::new()
             .prefix(".unmix-staging-")
             .tempdir_in(dir)
             .with_context(|| format!("{}: cannot write to the output directory", dir.display()));
         let staging = match staging {
-            Ok(staging) => staging,
+            Ok(staging) => {
+                // Removed by a process that has to exit at once; a process killed outright
+                // leaves it to the next run here, which sees its owner gone.
+                unmix_io::register_staged(staging.path());
+                remove_abandoned_staging(dir);
+                if let Some(owner) = Owner::this_process() {
+                    let _ = std::fs::write(staging.path().join(OWNER_FILE), owner.to_string());
+                }
+                staging
+            }
             Err(e) => {
                 if created_dir {
                     let _ = std::fs::remove_dir(dir);

@@ -25,7 +25,8 @@ mod wav;
 pub use csv_file::{CsvBlockReader, CsvStreamWriter, read_csv, read_csv_selected, time_unit_s, write_csv};
 pub use error::{Error, OutputRefusal, Result};
 pub use output::{
-    OutputFile, OutputKind, OutputPath, temp_file_beside, temp_file_beside_keeping_extension, write_atomically,
+    OutputFile, OutputKind, OutputPath, register_created_dir, register_staged, remove_staged, temp_file_beside,
+    temp_file_beside_keeping_extension, write_atomically,
 };
 pub use reader::BlockReader;
 pub use select::ChannelSelection;

@@ -14,6 +14,7 @@
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{OutputRefusal, io_error};
 use crate::{Error, Result};
@@ -268,6 +269,61 @@ pub fn temp_file_beside_keeping_extension(path: &Path) -> std::io::Result<tempfi
     }
 }
 
+/// What this process made on its way to its outputs: temporary files and directories
+/// (staged outputs, renamed into place once complete or removed when dropped), and the
+/// output directories it created. A path that no longer exists is forgotten at the next
+/// registration.
+static STAGED: Mutex<Vec<Staged>> = Mutex::new(Vec::new());
+
+enum Staged {
+    /// Removed with all it holds.
+    Temporary(PathBuf),
+    /// Removed only if empty.
+    CreatedDir(PathBuf),
+}
+
+fn staged() -> MutexGuard<'static, Vec<Staged>> {
+    // A panic elsewhere while the list was held leaves it whole.
+    STAGED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn register(entry: Staged) {
+    let mut staged = staged();
+    staged.retain(|s| match s {
+        Staged::Temporary(p) | Staged::CreatedDir(p) => p.exists(),
+    });
+    staged.push(entry);
+}
+
+/// Records `path`, a temporary file or directory this process made, for
+/// [`remove_staged`]. Every temporary file of this module is recorded on creation.
+pub fn register_staged(path: &Path) {
+    register(Staged::Temporary(path.to_path_buf()));
+}
+
+/// Records `dir`, an output directory this process created, for [`remove_staged`],
+/// which removes it if it is empty by then.
+pub fn register_created_dir(dir: &Path) {
+    register(Staged::CreatedDir(dir.to_path_buf()));
+}
+
+/// Removes what this process staged that is still there (neither renamed into place nor
+/// removed yet), then the output directories it created if that left them empty: for a
+/// process about to exit at once, so that it leaves nothing behind. Best effort.
+pub fn remove_staged() {
+    let mut staged = staged();
+    for entry in staged.iter() {
+        if let Staged::Temporary(path) = entry {
+            let _ = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+        }
+    }
+    for entry in staged.drain(..).rev() {
+        if let Staged::CreatedDir(dir) = entry {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 fn temp_with_suffix(path: &Path, suffix: &str) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -283,6 +339,7 @@ fn temp_with_suffix(path: &Path, suffix: &str) -> std::io::Result<tempfile::Name
         }
     })?;
     make_readable(tmp.as_file())?;
+    register_staged(tmp.path());
     Ok(tmp)
 }
 
