@@ -224,19 +224,26 @@ impl WavBlockReader {
             return Err(e);
         }
         let mut frames = self.frames_total.map_or(max_frames, |total| max_frames.min(total - self.frames_read));
-        let samples = frames * self.channels;
-        self.bytes.resize(samples * self.bytes_per_sample, 0);
+        let frame_bytes = self.bytes_per_sample * self.channels;
+        let wanted = frames * frame_bytes;
+        // The buffer grows as the bytes arrive (doubling from 64 KiB), so that what a
+        // header claims (65 535 channels, say) costs nothing until the data is there;
+        // grown once, it serves every block after.
         let mut filled = 0;
-        while filled < self.bytes.len() {
-            match std::io::Read::read(&mut self.file, &mut self.bytes[filled..]) {
+        while filled < wanted {
+            if filled == self.bytes.len() {
+                let grow = (wanted - filled).min(filled.max(1 << 16));
+                self.bytes.resize(filled + grow, 0);
+            }
+            let end = self.bytes.len().min(wanted);
+            match std::io::Read::read(&mut self.file, &mut self.bytes[filled..end]) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(source) => return Err(Error::Io { path: self.path.clone(), source }),
             }
         }
-        if filled < self.bytes.len() {
-            let frame_bytes = self.bytes_per_sample * self.channels;
+        if filled < wanted {
             let at = self.frames_read + filled / frame_bytes;
             let detail = match self.frames_total {
                 // A stream of unknown length ends here, between two frames.
@@ -249,7 +256,6 @@ impl WavBlockReader {
             // The whole frames before the end come first; the error, if any, with the next
             // call (a stream keeps everything up to it).
             frames = filled / frame_bytes;
-            self.bytes.truncate(frames * frame_bytes);
             if !detail.is_empty() {
                 let error = Error::Wav { path: self.path.clone(), detail };
                 if frames == 0 {
@@ -258,14 +264,15 @@ impl WavBlockReader {
                 self.deferred_error = Some(error);
             }
         }
+        let data = &self.bytes[..frames * frame_bytes];
         let non_finite = match &self.selected {
             None => {
-                convert(self.encoding, &self.bytes, out);
+                convert(self.encoding, data, out);
                 out.iter().position(|v| !v.is_finite()).map(|i| (i / self.channels, i % self.channels))
             }
             Some(selected) => {
                 self.all.clear();
-                convert(self.encoding, &self.bytes, &mut self.all);
+                convert(self.encoding, data, &mut self.all);
                 out.reserve(frames * selected.len());
                 for frame in self.all.chunks_exact(self.channels) {
                     out.extend(selected.iter().map(|&c| frame[c]));
@@ -946,6 +953,33 @@ mod tests {
         for e in [file.unwrap_err().to_string(), stream.unwrap_err().to_string()] {
             assert!(e.contains("ragged.wav") && e.contains("ends inside frame 4"), "{e}");
         }
+    }
+
+    /// A header may claim anything: 65 535 channels and a length "to the end of the
+    /// stream" once made a block of 65 536 frames a 4 GiB buffer before a byte was read.
+    /// The buffer grows as the bytes arrive.
+    #[test]
+    fn what_a_header_claims_costs_nothing_until_the_data_is_there() {
+        let spec = hound::WavSpec {
+            channels: u16::MAX,
+            sample_rate: 8000,
+            bits_per_sample: 8,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        let mut writer = hound::WavWriter::new(&mut bytes, spec).unwrap();
+        for k in 0..u32::from(u16::MAX) {
+            writer.write_sample((k % 7) as i8).unwrap();
+        }
+        writer.finalize().unwrap();
+        let mut bytes = bytes.into_inner();
+        let data = bytes.windows(4).position(|w| w == b"data").unwrap();
+        bytes[data + 4..data + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut reader = WavBlockReader::from_stream(Path::new("wide"), Box::new(std::io::Cursor::new(bytes))).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(reader.read_block(&mut out, 1 << 16).unwrap(), 1);
+        assert!(reader.bytes.capacity() < 1 << 20, "{} bytes held", reader.bytes.capacity());
+        assert_eq!(reader.read_block(&mut out, 1 << 16).unwrap(), 0);
     }
 
     /// A container wider than its sample (24 bits in 4 bytes) would be read at the wrong
