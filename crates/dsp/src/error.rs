@@ -36,6 +36,9 @@ pub enum Error {
         /// Requested output dimensions.
         dims: usize,
     },
+    /// Fitted statistics that do not describe one normalisation (a damaged model file).
+    #[error("normaliser: {0}")]
+    Invalid(String),
     /// The whitened subspace is rank-deficient.
     #[error("the channels span only {rank} independent directions, fewer than the {dims} requested")]
     RankDeficient {

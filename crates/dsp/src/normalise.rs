@@ -140,6 +140,35 @@ impl Normaliser {
         self.dims
     }
 
+    /// Checks that the statistics describe one normalisation, as a model file must before
+    /// its normaliser is used: a mean and a positive, finite scale for every channel, at
+    /// least one output dimension and no more than there are channels, an eigenvalue for
+    /// every channel, and a whitening matrix of `dims × channels` finite values when there
+    /// is one (or, without one, as many dimensions as channels).
+    pub fn check(&self) -> Result<()> {
+        let (m, d) = (self.mean.len(), self.dims);
+        let invalid = |what: String| Err(Error::Invalid(what));
+        if self.scale.len() != m {
+            return invalid(format!("{} scales for {m} channel means", self.scale.len()));
+        }
+        if d == 0 || d > m {
+            return invalid(format!("{d} output dimensions from {m} channels"));
+        }
+        if self.mean.iter().any(|v| !v.is_finite()) || self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return invalid("a mean that is not finite, or a scale that is not positive".into());
+        }
+        if self.eigenvalues.len() != m || self.eigenvalues.iter().any(|v| !v.is_finite()) {
+            return invalid(format!("{} eigenvalues for {m} channels, or one not finite", self.eigenvalues.len()));
+        }
+        match &self.whitening {
+            Some(w) if w.len() != d * m || w.iter().any(|v| !v.is_finite()) => {
+                invalid(format!("a whitening matrix of {} values for {d} × {m}, or one not finite", w.len()))
+            }
+            None if d != m => invalid(format!("{d} output dimensions from {m} channels without whitening")),
+            _ => Ok(()),
+        }
+    }
+
     /// Normalises one frame into `out` (`output_dims()` long) without allocating.
     pub fn transform_frame(&self, frame: &[f32], out: &mut [f32]) {
         match &self.whitening {
@@ -187,6 +216,20 @@ mod tests {
 
     fn recording(channels: &[Vec<f32>]) -> Recording {
         Recording::from_channels(100, channels).unwrap()
+    }
+
+    /// What `fit` makes passes `check`, whitened or not, at full scale too.
+    #[test]
+    fn fitted_statistics_pass_their_check() {
+        let a: Vec<f32> = (0..500).map(|i| (i as f32 * 0.1).sin()).collect();
+        let b: Vec<f32> = (0..500).map(|i| ((i * 7919) % 101) as f32 - 20.0).collect();
+        let c: Vec<f32> = (0..500).map(|i| ((i * 31) % 17) as f32 + (i as f32 * 0.37).cos()).collect();
+        let rec = recording(&[a, b, c]);
+        for whiten_to in [None, Some(2), Some(3)] {
+            let norm = Normaliser::fit(&rec, NormaliserConfig { whiten_to }).unwrap();
+            norm.check().unwrap();
+            norm.full_scale().check().unwrap();
+        }
     }
 
     #[test]

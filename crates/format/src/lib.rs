@@ -163,6 +163,7 @@ impl ModelFile {
     pub fn check(&self) -> Result<()> {
         self.weights.check()?;
         let h = &self.header;
+        h.normaliser.check().map_err(|e| Error::Invalid(e.to_string()))?;
         if h.channels > MAX_CHANNELS || self.weights.prior.components > MAX_PRIOR_COMPONENTS {
             return Err(Error::Invalid(format!(
                 "{} channels and {} components a prior, beyond the {MAX_CHANNELS} and {MAX_PRIOR_COMPONENTS} unmix \

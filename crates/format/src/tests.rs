@@ -210,3 +210,21 @@ fn what_is_no_model_is_refused_from_its_first_bytes() {
     fixture::model().save(&path).unwrap();
     assert_eq!(ModelFile::load(&path).unwrap(), fixture::model());
 }
+
+/// Fuzzed model files whose normaliser did not match itself (fewer eigenvalues or scales
+/// than channels) passed the checks and then made the inference engine index out of
+/// bounds: the normaliser is checked with the rest.
+#[test]
+fn a_normaliser_that_does_not_match_itself_is_refused() {
+    let damage: [fn(&mut ModelFile); 3] = [
+        |m| m.header.normaliser.eigenvalues.truncate(1),
+        |m| m.header.normaliser.scale.push(1.0),
+        |m| m.header.normaliser.scale[0] = 0.0,
+    ];
+    for (k, damage) in damage.iter().enumerate() {
+        let mut model = fixture::model();
+        damage(&mut model);
+        let e = ModelFile::from_bytes(&model.to_bytes().unwrap()).unwrap_err().to_string();
+        assert!(e.starts_with("model file is inconsistent: normaliser:"), "damage {k}: {e}");
+    }
+}

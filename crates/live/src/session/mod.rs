@@ -125,7 +125,8 @@ impl LiveParams {
         if let Some((_, Some(k))) = &self.output
             && *k >= n
         {
-            return Err(Error::Config(format!("--listen {} is not one of the {n} sources", k + 1)));
+            // Numbered from 1 as the option is; a count as large as can be is not one more.
+            return Err(Error::Config(format!("--listen {} is not one of the {n} sources", k.saturating_add(1))));
         }
         if !(self.warmup_s.is_finite() && self.warmup_s > 0.0) {
             return Err(Error::Config("--warmup must be positive".into()));
