@@ -1,8 +1,10 @@
 //! Test helpers shared by unmix's crates (a dev-dependency only, never published).
 //!
 //! [`CountingAllocator`] counts every allocation made by the calling thread, for tests
-//! that prove a real-time path allocates nothing. A program has one global allocator, so
-//! each test binary that needs it installs it itself:
+//! that prove a real-time path allocates nothing, and the bytes the thread holds and the
+//! most it held ([`live_bytes`], [`peak_bytes`]), for bounds on a reader's memory. A
+//! program has one global allocator, so each test binary that needs it installs it
+//! itself:
 //!
 //! ```ignore
 //! #[global_allocator]
@@ -21,6 +23,18 @@ use std::cell::Cell;
 thread_local! {
     // `const` initialisation: no lazy set-up and no destructor, so the allocator may use it.
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    // Bytes allocated less bytes freed by this thread (memory one thread allocates and
+    // another frees is counted off the other), and the most since the last reset.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn held(change: isize) {
+    let live = LIVE.with(|l| {
+        l.set(l.get() + change);
+        l.get()
+    });
+    PEAK.with(|p| p.set(p.get().max(live)));
 }
 
 /// The system allocator, counting the allocations (and reallocations) of each thread.
@@ -31,17 +45,20 @@ pub struct CountingAllocator;
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        held(layout.size() as isize);
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        held(-(layout.size() as isize));
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        held(new_size as isize - layout.size() as isize);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -51,6 +68,22 @@ unsafe impl GlobalAlloc for CountingAllocator {
 /// the global allocator).
 pub fn allocations() -> usize {
     ALLOCATIONS.with(Cell::get)
+}
+
+/// Bytes this thread holds: allocated less freed (0 where [`CountingAllocator`] is not
+/// the global allocator).
+pub fn live_bytes() -> isize {
+    LIVE.with(Cell::get)
+}
+
+/// The most bytes this thread held since the last [`reset_peak`].
+pub fn peak_bytes() -> isize {
+    PEAK.with(Cell::get)
+}
+
+/// Starts a new peak from what this thread holds now.
+pub fn reset_peak() {
+    PEAK.with(|p| p.set(live_bytes()));
 }
 
 #[cfg(test)]
@@ -66,5 +99,16 @@ mod tests {
         let v: Vec<u64> = std::hint::black_box(Vec::with_capacity(16));
         assert!(allocations() > before);
         drop(v);
+    }
+
+    #[test]
+    fn the_peak_sees_what_was_held() {
+        reset_peak();
+        let start = live_bytes();
+        let v: Vec<u8> = std::hint::black_box(vec![1; 1 << 20]);
+        assert_eq!(live_bytes() - start, 1 << 20);
+        drop(v);
+        assert_eq!(live_bytes(), start);
+        assert_eq!(peak_bytes() - start, 1 << 20);
     }
 }
