@@ -468,12 +468,20 @@ impl<R: std::io::Read> CsvLines<R> {
 }
 
 impl<R: std::io::Read> std::io::Read for CsvLines<R> {
-    /// As many lines as `buf` holds (the parser asks for a megabyte at a time).
+    /// As many lines as `buf` holds (the parser asks for a megabyte at a time) and as
+    /// have arrived: once the bytes read so far are used up, the lines already taken are
+    /// handed on rather than waiting for more, or a logger's pipe would be parsed only a
+    /// megabyte late.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let mut filled = 0;
         while filled < buf.len() {
-            if self.served == self.line.len() && !self.next_line()? {
-                break;
+            if self.served == self.line.len() {
+                if filled > 0 && self.inner.buffer().is_empty() {
+                    break;
+                }
+                if !self.next_line()? {
+                    break;
+                }
             }
             let n = (buf.len() - filled).min(self.line.len() - self.served);
             buf[filled..filled + n].copy_from_slice(&self.line[self.served..self.served + n]);
@@ -765,6 +773,28 @@ mod tests {
         }
         let p = write(dir.path(), "edge.csv", "3.4e38,-3.4e38\n");
         assert_eq!(read_csv(&p, 100).unwrap().interleaved(), [3.4e38, -3.4e38]);
+    }
+
+    /// Rows that have arrived on a pipe are read without waiting for more: a logger's
+    /// rows are separated as it writes them. (The input here fails if read past them.)
+    #[test]
+    fn rows_that_arrived_are_read_before_more_come() {
+        struct Logger(Vec<Vec<u8>>);
+        impl std::io::Read for Logger {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let Some(chunk) = self.0.pop() else {
+                    return Err(std::io::Error::other("read past the rows that have arrived"));
+                };
+                buf[..chunk.len()].copy_from_slice(&chunk);
+                Ok(chunk.len())
+            }
+        }
+        let rows: String = (0..500).map(|i| format!("{i},{}\n", -i)).collect();
+        let input = Box::new(Logger(vec![rows.into_bytes(), b"x,y\n".to_vec()]));
+        let mut r = CsvBlockReader::from_reader(Path::new("stdin"), input, 100, &ChannelSelection::all()).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(r.read_block(&mut out, 500).unwrap(), 500);
+        assert_eq!(out[998..], [499.0, -499.0]);
     }
 
     /// A stream (here one that hands over a byte at a time, as a slow pipe may) is read
