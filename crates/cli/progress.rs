@@ -129,3 +129,21 @@ pub fn segment_bar(frames: u64) -> ProgressBar {
     }
     bar
 }
+
+/// Long work counted in frames, so that it never looks hung: a bar with the time left
+/// when the total is known, a running count when it is not.
+pub fn frames_done(what: &str, total: Option<u64>, visible: bool) -> ProgressBar {
+    let bar = match (visible, total) {
+        (false, _) => return ProgressBar::hidden(),
+        (true, Some(total)) => ProgressBar::new(total),
+        (true, None) => ProgressBar::new_spinner(),
+    };
+    let template = match total {
+        Some(_) => format!("{what} {{bar:30}} {{pos}}/{{len}} frames  [{{elapsed}}, {{eta}} left]"),
+        None => format!("{what} {{pos}} frames  [{{elapsed}}]"),
+    };
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}

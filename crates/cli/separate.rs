@@ -365,14 +365,18 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         None if streaming => None,
         None => {
             let (mut frames, mut block) = (segment.frames(), Vec::new());
-            loop {
+            let bar = crate::progress::frames_done("  checking the rest", None, !args.quiet);
+            let total = loop {
                 crate::interrupt::check()?;
                 let got = reader.read_block(&mut block, 1 << 16)?;
                 if got == 0 {
                     break Some(frames);
                 }
                 frames += got;
-            }
+                bar.set_position(frames as u64);
+            };
+            bar.finish_and_clear();
+            total
         }
     };
     // Said before the training, for a file: the user may rather fix the file first.

@@ -100,12 +100,25 @@ fn write_streamed(config: &SynthConfig, mixture_path: &Path, truth_path: &Path) 
     let mut mixture = WavStreamWriter::create(mixture_path, config.sensors, config.sample_rate_hz)?;
     let mut truth = WavStreamWriter::create(truth_path, config.sources, config.sample_rate_hz)?;
     let (mut x, mut s) = (Vec::new(), Vec::new());
-    while stream.draw(&mut x, Some(&mut s), BLOCK_FRAMES) > 0 {
+    // Said before the work: what it will write (float WAV, 4 bytes a sample).
+    let bytes = config.frames as f64 * (config.sensors + config.sources) as f64 * 4.0;
+    let size = if bytes < 1e9 { format!("{:.0} MB", bytes / 1e6) } else { format!("{:.1} GB", bytes / 1e9) };
+    eprintln!("drawing {} into two files of {size} in all", plural(config.frames, "frame"));
+    let bar = crate::progress::frames_done("drawing", Some(config.frames as u64), true);
+    let mut done = 0;
+    loop {
+        let got = stream.draw(&mut x, Some(&mut s), BLOCK_FRAMES);
+        if got == 0 {
+            break;
+        }
         // Ctrl-C: the writers are dropped unfinished, their temporary files with them.
         crate::interrupt::check()?;
         mixture.write(&x)?;
         truth.write(&s)?;
+        done += got as u64;
+        bar.set_position(done);
     }
+    bar.finish_and_clear();
     mixture.finish()?;
     truth.finish()?;
     Ok(stream.meta())
