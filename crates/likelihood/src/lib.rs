@@ -8,6 +8,8 @@
 //!
 //! - [`chain`]: the saturating sensor chain `s = W1 atanh(W2 atanh(x) / ρ)` and the linear
 //!   model `s = W x̃` it is weighed against.
+//! - [`linear`]: the linear model on whitened frames with a GMM per source, fitted to its
+//!   optimum by quasi-Newton steps: the model of an instantaneous mixture.
 //!
 //! Not burn: these models have a few dozen parameters, so burn's cost per operation would
 //! dominate every step, and `log|det W|` and the max-scale are awkward there. The
@@ -15,5 +17,6 @@
 
 pub mod chain;
 mod error;
+pub mod linear;
 
 pub use error::{Error, Result};

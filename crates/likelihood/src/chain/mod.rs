@@ -1,5 +1,5 @@
-//! Exact maximum-likelihood demixing in the shape of a saturating sensor chain, and the
-//! linear model it is weighed against.
+//! Exact maximum-likelihood demixing in the shape of a saturating sensor chain (and, in
+//! the same code, a linear shape).
 //!
 //! A sensor that saturates at its full scale, behind an amplifier stage that saturates too,
 //! records `x = tanh(A2 tanh(A1 s))`: the paper's nonlinear benchmark. Its inverse is
@@ -22,9 +22,10 @@
 //! truth (whose inner values reach ±(1 − 10⁻⁷)) is an interior point. The outer layer's
 //! scale is the recording's full scale, ±1 (the samples as read, not standardised).
 //!
-//! The same code fits the linear model `s = W x̃` ([`ChainShape::Linear`], standardised
-//! channels), whose likelihood is the exact density of the same recording: the two are
-//! compared on held-out frames to decide which model a recording gets.
+//! The same code fits a linear shape `s = W x̃` ([`ChainShape::Linear`], standardised
+//! channels), the exact density of the same recording by the same descent: the chain's own
+//! tests weigh the two. The model choice weighs the chain against [`crate::linear`], the
+//! linear model fitted to its optimum.
 //!
 //! Plain `f64` with closed-form gradients (checked against finite differences in the
 //! tests) and full-batch Adam, not burn: the model has `2n² + n + 3nK` parameters, so
