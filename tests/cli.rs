@@ -23,6 +23,24 @@ fn synth_writes_mixture_truth_and_meta() {
     assert_eq!(std::fs::read(out.join("mixture.wav")).unwrap(), std::fs::read(again.join("mixture.wav")).unwrap());
 }
 
+/// `synth postnonlinear`: each sensor's curve is in meta.json, one per sensor, with its
+/// parameters.
+#[test]
+fn synth_writes_post_nonlinear_mixtures_and_their_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pnl");
+    #[rustfmt::skip]
+    let o = unmix(&["synth", "postnonlinear", "--sources", "3", "--sensors", "5", "--frames", "500", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&out.join("mixture.wav")).channels(), 5);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["kind"], "postnonlinear");
+    let curves = meta["curves"].as_array().unwrap();
+    let mut kinds: Vec<&str> = curves.iter().map(|c| c["curve"].as_str().unwrap()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["arctan", "cubic-expansion", "logarithmic", "soft-knee-clip", "soft-limiter"]);
+}
+
 /// `--marginals`, `--tanh-input-std` and `--max-condition` shape the data exactly as the
 /// library does, are recorded in meta.json, and a bad value is a usage error that writes
 /// nothing.

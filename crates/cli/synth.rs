@@ -1,4 +1,4 @@
-//! `unmix synth`: the paper's benchmark mixtures.
+//! `unmix synth`: the paper's benchmark mixtures, and post-nonlinear ones.
 
 use std::path::{Path, PathBuf};
 
@@ -22,12 +22,16 @@ pub enum Kind {
     /// `x = tanh(A2 tanh(A1 s))`, every tanh input scaled to standard deviation 1.5
     /// (`--tanh-input-std`).
     Nonlinear,
+    /// Post-nonlinear: `x = f(A s)`, `A` as for `linear`, each sensor through its own
+    /// monotone curve — soft limiter, arctan, logarithmic compression, cubic expansion,
+    /// soft-knee clip, in turn, each with drawn parameters (written in `meta.json`).
+    Postnonlinear,
 }
 
 /// Arguments of `unmix synth`.
 #[derive(Args, Debug)]
 pub struct SynthArgs {
-    /// Linear or nonlinear mixing.
+    /// How the sources are mixed.
     #[arg(value_enum)]
     kind: Kind,
     /// Number of sources. Their marginals cycle through uniform, Laplace, exponential,
@@ -42,7 +46,8 @@ pub struct SynthArgs {
     /// bends less (0.25 is nearly linear); the paper's benchmark uses 1.5.
     #[arg(long, default_value_t = TANH_INPUT_STD, value_parser = parse_positive)]
     tanh_input_std: f64,
-    /// Linear only: the largest condition number accepted for the mixing matrix (≥ 1.5).
+    /// Linear and post-nonlinear: the largest condition number accepted for the mixing
+    /// matrix (≥ 1.5).
     /// Matrices are drawn until one passes; a smaller bound leaves every source more of
     /// its own direction, which matters with noise (the noisy over-determined benchmark uses
     /// 3).
@@ -129,6 +134,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
         kind: match args.kind {
             Kind::Linear => MixKind::Linear,
             Kind::Nonlinear => MixKind::Nonlinear,
+            Kind::Postnonlinear => MixKind::PostNonlinear,
         },
         sources: args.sources,
         sensors: args.sensors.unwrap_or(args.sources),

@@ -1,8 +1,10 @@
 //! Seeded synthetic mixtures: the benchmark problems of the PDGMM-VAE paper (section 4).
 //!
 //! `n` i.i.d. sources, each with a different non-Gaussian marginal (see [`Marginal`]),
-//! standardised to zero mean and unit variance, then mixed into `m ≥ n` sensors either
-//! linearly by a random well-conditioned matrix or nonlinearly as `tanh(A2 tanh(A1 s))`.
+//! standardised to zero mean and unit variance, then mixed into `m ≥ n` sensors linearly
+//! by a random well-conditioned matrix, nonlinearly as `tanh(A2 tanh(A1 s))`, or
+//! post-nonlinearly, each sensor reading its linear mixture through its own monotone
+//! curve ([`SensorCurve`]).
 //! Everything is drawn from one seeded generator, so the same [`SynthConfig`] always
 //! gives the same data.
 
@@ -13,6 +15,11 @@ use serde::{Deserialize, Serialize};
 use unmix_core::Recording;
 use unmix_core::limits::MAX_CHANNELS;
 use unmix_dsp::linalg::Matrix;
+
+mod curves;
+
+pub use curves::SensorCurve;
+use curves::draw_curves;
 
 /// Largest condition number accepted by default for a linear mixing matrix: mixtures
 /// stay separable without being trivially close to the identity. 79 % of Gaussian 6 × 4
@@ -50,6 +57,11 @@ pub enum MixKind {
     /// `x = tanh(A2 tanh(A1 s))`, rows scaled so each tanh input has the configured
     /// standard deviation ([`TANH_INPUT_STD`] in the benchmark).
     Nonlinear,
+    /// Post-nonlinear: `x_r = f_r((A s)_r)`, `A` as for [`MixKind::Linear`] (unit-norm
+    /// rows: every sensor's input has unit variance), each sensor through its own monotone
+    /// curve ([`SensorCurve`]: soft limiter, arctan, logarithmic compression, cubic
+    /// expansion, soft-knee clip, in turn, each with drawn parameters).
+    PostNonlinear,
 }
 
 /// The marginal distribution of a synthetic source. By default source `j` uses
@@ -179,10 +191,14 @@ pub struct SynthMeta {
     pub tanh_input_std: Option<f64>,
     /// Sensor noise, as SNR in dB per sensor, if any.
     pub snr_db: Option<f64>,
-    /// Linear only: the largest condition number the mixing matrix was allowed (absent
-    /// in files written before it could be set, which used [`MAX_CONDITION`]).
+    /// Linear and post-nonlinear: the largest condition number the mixing matrix was
+    /// allowed (absent in files written before it could be set, which used
+    /// [`MAX_CONDITION`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_condition: Option<f64>,
+    /// Post-nonlinear only: each sensor's curve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curves: Option<Vec<SensorCurve>>,
 }
 
 /// A generated problem: the mixture, the true sources and how they were made.
@@ -286,7 +302,8 @@ impl SynthConfig {
         if self.kind == MixKind::Nonlinear && !(self.tanh_input_std.is_finite() && self.tanh_input_std > 0.0) {
             return Err(Error::Invalid(format!("tanh input std must be > 0 (got {})", self.tanh_input_std)));
         }
-        if self.kind == MixKind::Linear && (self.max_condition.is_nan() || self.max_condition < MIN_CONDITION_BOUND) {
+        if self.kind != MixKind::Nonlinear && (self.max_condition.is_nan() || self.max_condition < MIN_CONDITION_BOUND)
+        {
             return Err(Error::Invalid(format!(
                 "max condition number must be ≥ {MIN_CONDITION_BOUND} (got {})",
                 self.max_condition
@@ -309,10 +326,22 @@ pub fn generate(config: &SynthConfig) -> Result<Synth, Error> {
     for s in &mut sources {
         standardise(s);
     }
+    let mut curves = None;
     let (mixed, mixing, mixing2) = match kind {
         MixKind::Linear => {
             let a = well_conditioned(&mut rng, m, n, max_condition)?;
             let x = apply(&a, &sources);
+            (x, a, None)
+        }
+        MixKind::PostNonlinear => {
+            let a = well_conditioned(&mut rng, m, n, max_condition)?;
+            let drawn = draw_curves(&mut rng, m);
+            let x = apply(&a, &sources)
+                .into_iter()
+                .zip(&drawn)
+                .map(|(row, curve)| row.into_iter().map(|u| curve.apply(u)).collect())
+                .collect();
+            curves = Some(drawn);
             (x, a, None)
         }
         MixKind::Nonlinear => {
@@ -358,7 +387,8 @@ pub fn generate(config: &SynthConfig) -> Result<Synth, Error> {
             mixing2: mixing2.as_ref().map(rows),
             tanh_input_std: (kind == MixKind::Nonlinear).then_some(tanh_input_std),
             snr_db: config.snr_db,
-            max_condition: (kind == MixKind::Linear).then_some(max_condition),
+            max_condition: (kind != MixKind::Nonlinear).then_some(max_condition),
+            curves,
         },
     })
 }
@@ -442,6 +472,7 @@ pub struct SynthStream {
     kind: MixKind,
     a1: Matrix,
     a2: Option<Matrix>,
+    curves: Option<Vec<SensorCurve>>,
     noise_sd: Option<Vec<f64>>,
     frames_left: usize,
     sample_rate_hz: u32,
@@ -470,8 +501,26 @@ impl SynthStream {
         let marginals = config.source_marginals();
         // Per-sensor signal power, for the noise level: linear rows have unit norm and the
         // sources unit variance, so every sensor has power 1; through tanh it is measured.
+        let mut curves = None;
         let (a1, a2, power) = match kind {
             MixKind::Linear => (well_conditioned(&mut rng, m, n, max_condition)?, None, vec![1.0; m]),
+            MixKind::PostNonlinear => {
+                let a = well_conditioned(&mut rng, m, n, max_condition)?;
+                let drawn = draw_curves(&mut rng, m);
+                // Each curve's output power, on a pilot sample of the sensor's input from
+                // its own generator (as the nonlinear second layer is scaled).
+                let mut pilot_rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+                let pilot: Vec<Vec<f64>> = (0..n)
+                    .map(|j| (0..20_000).map(|_| standard_draw(marginals[j], &mut pilot_rng)).collect())
+                    .collect();
+                let power = apply(&a, &pilot)
+                    .iter()
+                    .zip(&drawn)
+                    .map(|(row, curve)| row.iter().map(|&u| curve.apply(u).powi(2)).sum::<f64>() / row.len() as f64)
+                    .collect();
+                curves = Some(drawn);
+                (a, None, power)
+            }
             MixKind::Nonlinear => {
                 // Unit-variance independent sources: a row of norm σ gives std σ exactly.
                 let mut a1 = gaussian_matrix(&mut rng, m, n);
@@ -502,6 +551,7 @@ impl SynthStream {
             kind,
             a1,
             a2,
+            curves,
             noise_sd,
             frames_left: frames,
             sample_rate_hz,
@@ -535,7 +585,8 @@ impl SynthStream {
             mixing2: self.a2.as_ref().map(rows),
             tanh_input_std: (self.kind == MixKind::Nonlinear).then_some(self.config.tanh_input_std),
             snr_db: self.config.snr_db,
-            max_condition: (self.kind == MixKind::Linear).then_some(self.config.max_condition),
+            max_condition: (self.kind != MixKind::Nonlinear).then_some(self.config.max_condition),
+            curves: self.curves.clone(),
         }
     }
 
@@ -557,9 +608,10 @@ impl SynthStream {
                 self.h[r] = if self.a2.is_some() { v.tanh() } else { v };
             }
             for r in 0..m {
-                let mut x = match &self.a2 {
-                    None => self.h[r],
-                    Some(a2) => a2.row(r).iter().zip(&self.h).map(|(a, h)| a * h).sum::<f64>().tanh(),
+                let mut x = match (&self.a2, &self.curves) {
+                    (Some(a2), _) => a2.row(r).iter().zip(&self.h).map(|(a, h)| a * h).sum::<f64>().tanh(),
+                    (None, Some(curves)) => curves[r].apply(self.h[r]),
+                    (None, None) => self.h[r],
                 };
                 if let Some(sd) = &self.noise_sd {
                     x += sd[r] * self.rng.sample::<f64, _>(StandardNormal);
@@ -602,6 +654,46 @@ impl unmix_core::Source for SynthStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Post-nonlinear: every sensor is its own curve of its row of the linear mixture of
+    /// the true sources; the curves are in `meta.json`; the stream follows the same rule.
+    #[test]
+    fn a_post_nonlinear_mixture_is_each_sensors_curve_of_the_linear_mixture() {
+        let c = SynthConfig {
+            kind: MixKind::PostNonlinear,
+            sensors: 4,
+            frames: 500,
+            ..SynthConfig::paper(MixKind::Linear, 2)
+        };
+        let s = generate(&c).unwrap();
+        let curves = s.meta.curves.clone().unwrap();
+        assert_eq!(curves.len(), 4);
+        assert_eq!(s.meta.max_condition, Some(MAX_CONDITION));
+        for (frame, truth) in s.mixture.interleaved().chunks_exact(4).zip(s.truth.interleaved().chunks_exact(3)) {
+            for (r, curve) in curves.iter().enumerate() {
+                let u: f64 = (0..3).map(|j| s.meta.mixing[r][j] * f64::from(truth[j])).sum();
+                let want = curve.apply(u);
+                assert!((f64::from(frame[r]) - want).abs() < 1e-4 * (1.0 + want.abs()), "{curve:?} at {u}");
+            }
+        }
+        let json = serde_json::to_value(&s.meta).unwrap();
+        assert_eq!(json["kind"], "postnonlinear");
+        assert!(json["curves"][0]["curve"].is_string());
+        // The stream (its own draws: matrix first) keeps the same rule.
+        let mut stream = SynthStream::new(&c).unwrap();
+        let meta = stream.meta();
+        let (mut x, mut truth) = (Vec::new(), Vec::new());
+        assert_eq!(stream.draw(&mut x, Some(&mut truth), 200), 200);
+        let curves = meta.curves.unwrap();
+        for (frame, truth) in x.chunks_exact(4).zip(truth.chunks_exact(3)) {
+            for (r, curve) in curves.iter().enumerate() {
+                let u: f64 = (0..3).map(|j| meta.mixing[r][j] * f64::from(truth[j])).sum();
+                let want = curve.apply(u);
+                assert!((f64::from(frame[r]) - want).abs() < 1e-4 * (1.0 + want.abs()), "{curve:?} at {u}");
+            }
+        }
+        assert!(generate(&SynthConfig::paper(MixKind::Linear, 2)).unwrap().meta.curves.is_none());
+    }
 
     #[test]
     fn same_seed_same_data_other_seed_other_data() {
