@@ -12,8 +12,8 @@
 //! Overrides for measurements: `--beta --lambda --lr --batch --k --hidden --hidden2 --act
 //! --enc-width --enc-layers --dec-width --dec-layers --max-epochs --min-epochs --tol --omega
 //! --whiten --warm 0|1 --restarts R --rounds N --round-epochs E --threads N --train-seed S --linear-ica 1
-//! --model 0|1|2` (auto, PDGMM-VAE, saturating chain) `--chain-starts R --chain-steps S`. The
-//! epochs column says `chain` where the saturating chain was chosen.
+//! --model 0|1|2|3` (auto, PDGMM-VAE, saturating chain, linear) `--chain-starts R --chain-steps S`.
+//! The epochs column names the model (`linear`, `saturating-chain`) where it is not the VAE.
 //! Other data (as `unmix synth`): `--marginals uniform,bimodal,…` (cycled over the sources)
 //! and `--tanh-input-std S` (nonlinear case; the benchmark's is 1.5).
 
@@ -162,7 +162,10 @@ fn main() -> Result<()> {
                 s.mean_abs_corr,
                 s.min_abs_corr,
                 s.mean_si_sdr_db,
-                fitted.vae.as_ref().map_or_else(|| "chain".to_string(), |v| v.history.summary.epochs.to_string()),
+                fitted
+                    .vae
+                    .as_ref()
+                    .map_or_else(|| fitted.selection.chosen.to_string(), |v| v.history.summary.epochs.to_string()),
                 wall,
                 s.mean_abs_rank_corr
             );
@@ -246,7 +249,8 @@ fn configure(n: usize, overrides: &[(String, f64)]) -> Result<SeparateConfig> {
                 config.model = match v as usize {
                     0 => unmix_separate::ModelChoice::Auto,
                     1 => unmix_separate::ModelChoice::Vae,
-                    _ => unmix_separate::ModelChoice::Chain,
+                    2 => unmix_separate::ModelChoice::Chain,
+                    _ => unmix_separate::ModelChoice::Linear,
                 }
             }
             "chain-starts" => config.chain.starts = v as usize,

@@ -143,8 +143,43 @@ fn long_synth_output_is_streamed() {
     assert_eq!(meta, stream.meta());
 }
 
-/// `separate` writes every output, and `apply` with the saved model reproduces the
-/// sources bit for bit (the model file round trip is exact).
+/// `separate` with its default model choice on a linear mixture: the linear model, its
+/// held-out likelihood and iterations in the report and on the terminal, every output
+/// but the VAE's training curve, and `apply` with the saved model gives the same sources
+/// bit for bit.
+#[test]
+fn the_default_linear_model_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mix, truth) = synth_wavs(dir.path(), MixKind::Linear, 3, 4, 6000, 4);
+    let out = dir.path().join("out");
+    #[rustfmt::skip]
+    let o = unmix(&["separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--truth", truth.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let said = stdout(&o);
+    assert!(said.contains("model: linear (the only candidate: the saturating chain needs"), "{said}");
+    assert!(said.contains("linear model: held-out NLL ") && said.contains(" on all 6000 frames"), "{said}");
+    assert!(said.contains("(trained on 6000 frames, linear, "), "{said}");
+    let mut names = files_in(&out);
+    names.sort();
+    assert_eq!(names, ["model.unmix", "priors.png", "report.json", "sources.wav", "truth.png"]);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["model"]["chosen"], "linear");
+    assert!(report["model"]["linear"]["validation_nll"].as_f64().unwrap().is_finite());
+    assert!(report["score"]["min_abs_corr"].as_f64().unwrap() > 0.999, "{}", report["score"]);
+    let applied = dir.path().join("applied.wav");
+    let o = unmix(&[
+        "apply",
+        out.join("model.unmix").to_str().unwrap(),
+        mix.to_str().unwrap(),
+        "-o",
+        applied.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&applied), read(&out.join("sources.wav")));
+}
+
+/// `separate --model vae` writes every output, and `apply` with the saved model reproduces
+/// the sources bit for bit (the model file round trip is exact).
 #[test]
 fn separate_then_apply_gives_identical_sources() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,6 +194,8 @@ fn separate_then_apply_gives_identical_sources() {
         out.to_str().unwrap(),
         "--truth",
         truth.to_str().unwrap(),
+        "--model",
+        "vae",
         "--epochs",
         "5",
         "--quiet",
@@ -200,7 +237,7 @@ fn separate_then_apply_gives_identical_sources() {
     // The restarts' candidates trained on one thread give the same sources, byte for byte.
     let serial = dir.path().join("serial");
     let mut args = vec!["separate", mix.to_str().unwrap(), "-n", "2", "-o", serial.to_str().unwrap()];
-    args.extend_from_slice(&["--epochs", "5", "--quiet", "--no-plots", "--threads", "1"]);
+    args.extend_from_slice(&["--model", "vae", "--epochs", "5", "--quiet", "--no-plots", "--threads", "1"]);
     let o = unmix(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read(serial.join("sources.wav")).unwrap(), std::fs::read(out.join("sources.wav")).unwrap());
@@ -212,7 +249,7 @@ fn separate_then_apply_gives_identical_sources() {
     // largest (the same training; ordering, gains and sources computed by that kernel).
     let portable = dir.path().join("portable");
     let mut args = vec!["separate", mix.to_str().unwrap(), "-n", "2", "-o", portable.to_str().unwrap()];
-    args.extend_from_slice(&["--epochs", "5", "--quiet", "--no-plots", "--kernel", "portable"]);
+    args.extend_from_slice(&["--model", "vae", "--epochs", "5", "--quiet", "--no-plots", "--kernel", "portable"]);
     let o = unmix(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value =
@@ -790,7 +827,7 @@ fn a_repeated_signal_is_one_request_and_an_exit_at_once_leaves_nothing() {
     #[rustfmt::skip]
     let o = std::process::Command::new("timeout")
         .args(["--preserve-status", "3", env!("CARGO_BIN_EXE_unmix"), "separate", mix.to_str().unwrap(), "-n", "3",
-               "-o", out.to_str().unwrap(), "--batch-size", "16", "--quiet"])
+               "-o", out.to_str().unwrap(), "--model", "vae", "--batch-size", "16", "--quiet"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
@@ -810,7 +847,7 @@ fn the_staging_of_a_killed_run_is_removed_by_the_next() {
     let start = |known: &[String]| {
         #[rustfmt::skip]
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
-            .args(["separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--batch-size", "16", "--quiet"])
+            .args(["separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--model", "vae", "--batch-size", "16", "--quiet"])
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -853,7 +890,7 @@ fn stop_separate_with(mix: &std::path::Path, out: &std::path::Path, signals: &[&
     // Small batches: minutes of training, epochs of a fraction of a second.
     #[rustfmt::skip]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
-        .args(["separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--batch-size", "16", "--quiet"])
+        .args(["separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--model", "vae", "--batch-size", "16", "--quiet"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -984,6 +1021,8 @@ fn one_frame_one_source_and_a_short_input_are_said_plainly() {
         "1",
         "-o",
         out.to_str().unwrap(),
+        "--model",
+        "vae",
         "--epochs",
         "1",
         "--no-plots",

@@ -7,7 +7,7 @@ use unmix_dsp::ica::{FastIcaConfig, fast_ica};
 use unmix_dsp::metrics::{pearson, score};
 use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_infer::Kernel;
-use unmix_separate::{CancelToken, SeparateConfig, SeparateParams, SourceCount, apply, fit};
+use unmix_separate::{CancelToken, ModelChoice, SeparateConfig, SeparateParams, SourceCount, apply, fit};
 use unmix_synth::{MAX_CONDITION, MixKind, Synth, SynthConfig, generate};
 
 /// `n` sources with different marginals into `m` sensors at 20 dB SNR.
@@ -57,8 +57,13 @@ fn auto_count_separates_a_noisy_mixture() {
     let est = apply(&fitted.model, &data.mixture, Kernel::best()).unwrap();
     let s = score(&columns(&data.truth), &columns(&est)).unwrap();
     assert!(s.min_abs_corr >= 0.97, "{s:?}");
-    // `from_latent` names the trained latent of each output source: its posterior
-    // variance and (sign-fixed) prior are the last epoch's of that latent.
+    // PDGMM-VAE (`--model vae`): `from_latent` names the trained latent of each output
+    // source: its posterior variance and (sign-fixed) prior are the last epoch's of that
+    // latent.
+    let mut vae = SeparateParams::new(SourceCount::Auto { max: None });
+    vae.model = ModelChoice::Vae;
+    let fitted = fit(&data.mixture, &vae.check().unwrap(), &CancelToken::new(), &mut |_| {}).unwrap();
+    assert_eq!(fitted.model.header.sources, 4);
     let last = fitted.vae.as_ref().unwrap().history.epochs.last().unwrap();
     let weights = &fitted.model.weights;
     let k = weights.prior.components;
@@ -87,7 +92,7 @@ fn different_seeds_give_the_same_order_and_sign() {
         let n = data.truth.channels();
         let run = |seed: u64| {
             let mut config = SeparateParams::new(SourceCount::Fixed(n));
-            config.recipe.seed = seed;
+            (config.recipe.seed, config.chain.seed) = (seed, seed);
             let model = fit(&data.mixture, &config.check().unwrap(), &CancelToken::new(), &mut |_| {}).unwrap().model;
             columns(&apply(&model, &data.mixture, Kernel::best()).unwrap())
         };

@@ -338,17 +338,17 @@ mod enabled {
         {
             bail!("--listen {k}: sources are numbered 1 to {}", args.sources);
         }
-        // `separate`'s defaults, but one run instead of restarts: the warm-up fit is waited
-        // for live (the warm start from linear ICA keeps the single run reliable). One
-        // thread, so that the fit leaves a core to the audio callback and the separator.
-        // PDGMM-VAE for the warm-up: the saturating chain's fit (eight starts of full-batch
-        // descent) is too slow for a fit waited for live; `separate` trains one offline for
-        // `live --model`, and the session refits a given chain as a chain (one thread too).
+        // `separate`'s choice without the saturating chain: the linear model, the one
+        // `auto` keeps unless the chain wins, fits in a fraction of a second on one thread
+        // (a core stays free for the audio callback and the separator), where the chain's
+        // eight starts of full-batch descent are too slow for a fit waited for live;
+        // `separate` trains a chain offline for `live --model`, and the session refits a
+        // given chain as a chain (one thread too).
         let mut separate = SeparateParams::new(SourceCount::Fixed(args.sources));
         separate.max_train_frames = LIVE_FIT_FRAMES;
         separate.restarts = ConsensusConfig { threads: 1, ..ConsensusConfig::single() };
         separate.chain.threads = 1;
-        separate.model = ModelChoice::Vae;
+        separate.model = ModelChoice::Linear;
         separate.kernel = kernel;
         let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
         let scores = monitoring.as_ref().map(|m| LiveScores {

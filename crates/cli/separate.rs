@@ -13,8 +13,8 @@ use unmix_io::{BlockReader, ChannelSelection, input_name, is_stdin};
 use unmix_likelihood::chain::{ChainConfig, ChainShape};
 use unmix_model::{Activation, Backend, TrainingRecipe, VaeLayout};
 use unmix_separate::{
-    ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, ModelChoice, SeparateConfig,
-    SeparateParams, SourceCount,
+    ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, ModelChoice, ModelKind,
+    SeparateConfig, SeparateParams, SourceCount,
 };
 
 use unmix_core::limits::{MAX_CHANNELS, MAX_HIDDEN_UNITS, MAX_PRIOR_COMPONENTS, MAX_RESTARTS};
@@ -51,15 +51,18 @@ pub enum BackendArg {
 /// Which model to train.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModelArg {
-    /// The saturating chain when the recording is eligible (as many sources as channels,
-    /// every sample inside full scale) and it explains the held-out frames better than a
-    /// linear model does; PDGMM-VAE otherwise.
+    /// The linear model, or the saturating chain when the recording is eligible (as many
+    /// sources as channels, every sample inside full scale) and it explains the held-out
+    /// frames better.
     Auto,
     /// PDGMM-VAE.
     Vae,
     /// The saturating chain, `s = W1 atanh(W2 atanh(x) / ρ)` fitted by exact maximum
     /// likelihood: for sensors and amplifiers that saturate (`x = tanh(A2 tanh(A1 s))`).
     Chain,
+    /// The linear model `s = W x̃` with a GMM per source, fitted by exact maximum
+    /// likelihood: for instantaneous (linear) mixtures.
+    Linear,
 }
 
 /// Arguments of `unmix separate`.
@@ -279,6 +282,7 @@ impl SeparateArgs {
                 ModelArg::Auto => ModelChoice::Auto,
                 ModelArg::Vae => ModelChoice::Vae,
                 ModelArg::Chain => ModelChoice::Chain,
+                ModelArg::Linear => ModelChoice::Linear,
             },
             chain: ChainConfig { seed: self.seed, threads: self.threads, ..ChainConfig::new(ChainShape::Saturating) },
             kernel: self.kernel.kernel()?,
@@ -459,8 +463,14 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         );
     }
     let (model, vae) = (&fitted.model, fitted.vae.as_ref());
-    let training_frames =
-        vae.map_or_else(|| fitted.selection.chain.as_ref().map_or(0, |c| c.frames), |v| v.history.summary.frames);
+    let selection = &fitted.selection;
+    let training_frames = match (vae, selection.chosen) {
+        (Some(v), _) => v.history.summary.frames,
+        (None, ModelKind::Linear) => {
+            selection.linear.as_ref().map_or(0, |l| l.refit.as_ref().map_or(l.frames, |r| r.frames))
+        }
+        (None, _) => selection.chain.as_ref().map_or(0, |c| c.frames),
+    };
     model.save(&out.path("model.unmix"))?;
     if streaming {
         let path = out.publish("model.unmix")?;
@@ -599,9 +609,16 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let written = out.commit()?;
 
     if !args.quiet {
-        let how = match vae {
-            Some(v) => plural(v.history.summary.epochs, "epoch").to_string(),
-            None => "saturating chain".into(),
+        let how = match (vae, selection.chosen) {
+            (Some(v), _) => plural(v.history.summary.epochs, "epoch").to_string(),
+            (None, ModelKind::Linear) => {
+                let iterations = selection
+                    .linear
+                    .as_ref()
+                    .map_or(0, |l| l.iterations + l.refit.as_ref().map_or(0, |r| r.iterations));
+                format!("linear, {}", plural(iterations, "iteration"))
+            }
+            (None, _) => "saturating chain".into(),
         };
         println!(
             "separated {} of {} into {} (trained on {}, {how}, {train_s:.1} s){}",
@@ -734,6 +751,19 @@ fn report_fit(fitted: &Fitted, quiet: bool) {
         println!("model: {} ({})", selection.chosen, selection.reason);
     }
     let Some(vae) = &fitted.vae else {
+        if let (Some(linear), false) = (&selection.linear, quiet) {
+            println!(
+                "linear model: held-out NLL {:.4} nats per frame after {}{}{}",
+                linear.validation_nll,
+                plural(linear.iterations, "iteration"),
+                if linear.converged { "" } else { " (stopped at the cap before its tolerance)" },
+                linear.refit.as_ref().map_or(String::new(), |r| format!(
+                    "; then {} on all {}",
+                    plural(r.iterations, "iteration"),
+                    plural(r.frames, "frame")
+                ))
+            );
+        }
         if let (Some(chain), false) = (&selection.chain, quiet) {
             println!(
                 "saturating chain: start {} of {} chosen, held-out NLL {:.4} nats per frame; {} steps, the NLL still changing by {:.1e} over the last tenth",

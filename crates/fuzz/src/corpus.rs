@@ -152,7 +152,11 @@ pub fn models() -> Vec<Vec<u8>> {
             .expect("a small fit succeeds");
         fitted.model.to_bytes().expect("a fitted model serialises")
     };
-    vec![fit(ModelChoice::Vae, MixKind::Linear), fit(ModelChoice::Chain, MixKind::Nonlinear)]
+    vec![
+        fit(ModelChoice::Vae, MixKind::Linear),
+        fit(ModelChoice::Chain, MixKind::Nonlinear),
+        fit(ModelChoice::Linear, MixKind::Linear),
+    ]
 }
 
 #[cfg(test)]

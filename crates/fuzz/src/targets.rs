@@ -305,7 +305,7 @@ fn separation(rng: &mut StdRng) -> Result<(), String> {
         .with_plateau_tolerance(real_or(rng, recipe.plateau_tolerance))
         .with_lr_decays(count_or(rng, recipe.lr_decays))
         .with_lr_decay_factor(real_or(rng, recipe.lr_decay_factor));
-    p.model = [ModelChoice::Auto, ModelChoice::Vae, ModelChoice::Chain][rng.random_range(0..3)];
+    p.model = [ModelChoice::Auto, ModelChoice::Vae, ModelChoice::Chain, ModelChoice::Linear][rng.random_range(0..4)];
     p.chain = ChainConfig {
         starts: count_or(rng, chain.starts),
         steps: count_or(rng, chain.steps),

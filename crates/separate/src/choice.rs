@@ -1,10 +1,12 @@
-//! Which model a recording gets: PDGMM-VAE, or the saturating chain where the recording
-//! is eligible and the held-out likelihood says it explains the frames better than a
-//! linear model does ([`ModelChoice`]).
+//! Which model a recording gets: the linear model with a GMM per source, the saturating
+//! chain, or PDGMM-VAE. The linear model and the chain are weighed by one criterion, the
+//! exact likelihood of held-out frames ([`ModelChoice`]).
 
 use serde::{Deserialize, Serialize};
 use unmix_core::{CancelToken, Recording};
+use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_likelihood::chain::{self, ChainConfig, ChainFit, ChainShape, StartReport};
+use unmix_likelihood::linear::{LinearConfig, LinearFit, fit_linear};
 
 use crate::config::{ModelChoice, SeparateParams};
 use crate::{Error, Progress, Result};
@@ -17,14 +19,17 @@ pub enum ModelKind {
     PdgmmVae,
     /// The saturating chain, fitted by exact maximum likelihood.
     SaturatingChain,
+    /// The linear model with a GMM per source, fitted by exact maximum likelihood.
+    Linear,
 }
 
 impl ModelKind {
-    /// Its name in reports: `pdgmm-vae`, `saturating-chain`.
+    /// Its name in reports: `pdgmm-vae`, `saturating-chain`, `linear`.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::PdgmmVae => "pdgmm-vae",
             ModelKind::SaturatingChain => "saturating-chain",
+            ModelKind::Linear => "linear",
         }
     }
 }
@@ -82,6 +87,37 @@ impl ChainSummary {
     }
 }
 
+/// The linear model's fit, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearSummary {
+    /// Frames it was fitted on (the held-out ones not counted).
+    pub frames: usize,
+    /// Iterations run (an EM and a quasi-Newton step each).
+    pub iterations: usize,
+    /// Whether it met its tolerance.
+    pub converged: bool,
+    /// Mean NLL per training frame (nats, the density of the samples as read: see
+    /// [`LinearCandidate::nats_of_samples`]).
+    pub train_nll: f64,
+    /// The same on held-out frames.
+    pub validation_nll: f64,
+    /// Once chosen, the fit is continued on every frame of the segment, held-out ones
+    /// included: how many frames, and how many more iterations it took.
+    #[serde(default)]
+    pub refit: Option<LinearRefit>,
+}
+
+/// The chosen linear model's continuation on every frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearRefit {
+    /// Frames (the whole training segment).
+    pub frames: usize,
+    /// Iterations it took.
+    pub iterations: usize,
+    /// Whether it met its tolerance.
+    pub converged: bool,
+}
+
 /// Which model was trained, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSelection {
@@ -91,32 +127,104 @@ pub struct ModelSelection {
     pub chosen: ModelKind,
     /// Why, in words.
     pub reason: String,
-    /// The linear model's fit, when the two were weighed.
-    pub linear: Option<ChainSummary>,
+    /// The linear model's fit, when it was fitted.
+    pub linear: Option<LinearSummary>,
     /// The saturating chain's fit, when it was tried.
     pub chain: Option<ChainSummary>,
 }
 
-/// Decides between the saturating chain and PDGMM-VAE ([`ModelChoice`]); the chain's fit
-/// comes back when it was chosen.
+/// The linear model fitted in the choice, with the whitening its frames went through.
+#[derive(Debug)]
+pub(crate) struct LinearCandidate {
+    pub(crate) fit: LinearFit,
+    pub(crate) normaliser: Normaliser,
+    config: LinearConfig,
+}
+
+impl LinearCandidate {
+    /// Fits the linear model to `segment` whitened to `n` dimensions.
+    fn fit(segment: &Recording, n: usize, config: &SeparateParams, cancel: &CancelToken) -> Result<Self> {
+        let normaliser = Normaliser::fit(segment, NormaliserConfig { whiten_to: Some(n) })?;
+        let whitened = normaliser.transform(segment)?;
+        let linear_config = LinearConfig {
+            components: config.chain.components,
+            validation_every: config.chain.validation_every,
+            seed: config.chain.seed,
+            ..LinearConfig::default()
+        };
+        let fit = fit_linear(&whitened, n, &linear_config, Some(cancel))?;
+        Ok(Self { fit, normaliser, config: linear_config })
+    }
+
+    /// The chosen model continued on every frame of `segment`, the held-out ones included
+    /// ([`LinearFit::refit_on_every_frame`]).
+    pub(crate) fn refit_on_every_frame(self, segment: &Recording, cancel: &CancelToken) -> Result<(Self, LinearRefit)> {
+        let whitened = self.normaliser.transform(segment)?;
+        let fit = self.fit.refit_on_every_frame(&whitened, &self.config, Some(cancel))?;
+        let refit = LinearRefit {
+            frames: segment.frames(),
+            iterations: fit.iterations - self.fit.iterations,
+            converged: fit.converged,
+        };
+        Ok((Self { fit, ..self }, refit))
+    }
+
+    /// The nats per frame the whitening adds to an NLL of the whitened frames, so that it
+    /// is the density of the samples as read: `Σ_c ln scale_c + ½ Σ_k ln λ_k`, the log
+    /// Jacobian of `x ↦ Λ^{-1/2} Eᵀ D⁻¹ (x − μ)`. Exact when there are as many sources as
+    /// channels; with more channels it is the density of the frames' principal subspace
+    /// (the Gaussian remainder every candidate would add is left out: it is the same for
+    /// all).
+    fn nats_of_samples(&self) -> f64 {
+        let n = self.normaliser.output_dims();
+        let scales: f64 = self.normaliser.scale.iter().map(|&s| f64::from(s).ln()).sum();
+        let spread: f64 = self.normaliser.eigenvalues[..n].iter().map(|&l| 0.5 * f64::from(l).ln()).sum();
+        scales + spread
+    }
+
+    fn summary(&self, frames: usize, validation_every: usize) -> LinearSummary {
+        let offset = self.nats_of_samples();
+        LinearSummary {
+            frames: frames - frames.checked_div(validation_every).unwrap_or(0),
+            iterations: self.fit.iterations,
+            converged: self.fit.converged,
+            train_nll: self.fit.train_nll + offset,
+            validation_nll: self.fit.validation_nll + offset,
+            refit: None,
+        }
+    }
+}
+
+/// The model the choice settled on, fitted already unless it is PDGMM-VAE.
+#[derive(Debug)]
+pub(crate) enum Chosen {
+    Vae,
+    Chain(Box<ChainFit>),
+    Linear(Box<LinearCandidate>),
+}
+
+/// Decides between the linear model, the saturating chain and PDGMM-VAE ([`ModelChoice`]),
+/// and gives the fit of the one chosen when it is not the VAE.
 pub(crate) fn select_model(
     segment: &Recording,
     n: usize,
     config: &SeparateParams,
     cancel: &CancelToken,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(ModelSelection, Option<ChainFit>)> {
+) -> Result<(ModelSelection, Chosen)> {
     let m = segment.channels();
-    let vae = |reason: String, linear, chain| ModelSelection {
-        asked: config.model,
-        chosen: ModelKind::PdgmmVae,
-        reason,
-        linear,
-        chain,
-    };
+    let frames = segment.frames();
+    let selection =
+        |chosen, reason: String, linear, chain| ModelSelection { asked: config.model, chosen, reason, linear, chain };
     if config.model == ModelChoice::Vae {
-        return Ok((vae("asked for (--model vae)".into(), None, None), None));
+        return Ok((selection(ModelKind::PdgmmVae, "asked for (--model vae)".into(), None, None), Chosen::Vae));
     }
+    let chain_config = ChainConfig { shape: ChainShape::Saturating, ..config.chain.clone() };
+    let mut fit_chain = |rival: Option<f64>| {
+        let shape = chain_config.shape;
+        let mut report = |done, total| progress(Progress::Chain { shape, done, total });
+        chain::fit_watched(segment.interleaved(), m, &chain_config, rival, Some(cancel), &mut report)
+    };
     let peak = segment.interleaved().iter().fold(0.0f32, |a, v| a.max(v.abs()));
     let ineligible = if n != m {
         Some(format!("the saturating chain needs as many sources as channels ({n} sources, {m} channels)"))
@@ -127,68 +235,54 @@ pub(crate) fn select_model(
     } else {
         None
     };
-    if let Some(why) = ineligible {
-        return match config.model {
-            ModelChoice::Chain => Err(Error::Config(format!("--model chain: {why}"))),
-            _ => Ok((vae(why, None, None), None)),
-        };
-    }
-    let frames = segment.frames();
-    let mut fit_reporting = |chain_config: &ChainConfig, rival: Option<f64>| {
-        let shape = chain_config.shape;
-        let mut report = |done, total| progress(Progress::Chain { shape, done, total });
-        chain::fit_watched(segment.interleaved(), m, chain_config, rival, Some(cancel), &mut report)
-    };
-    let chain_config = ChainConfig { shape: ChainShape::Saturating, ..config.chain.clone() };
     if config.model == ModelChoice::Chain {
-        let chain = fit_reporting(&chain_config, None)?;
-        let selection = ModelSelection {
-            asked: config.model,
-            chosen: ModelKind::SaturatingChain,
-            reason: "asked for (--model chain)".into(),
-            linear: None,
-            chain: Some(ChainSummary::of(&chain, &chain_config, frames)),
-        };
-        return Ok((selection, Some(chain)));
+        if let Some(why) = ineligible {
+            return Err(Error::Config(format!("--model chain: {why}")));
+        }
+        let chain = fit_chain(None)?;
+        let summary = ChainSummary::of(&chain, &chain_config, frames);
+        let chosen = selection(ModelKind::SaturatingChain, "asked for (--model chain)".into(), None, Some(summary));
+        return Ok((chosen, Chosen::Chain(Box::new(chain))));
     }
-    // The linear model first (a few seconds): the chain stops at its screening unless it
-    // is already below the linear model's held-out NLL there.
-    let linear_defaults = ChainConfig::new(ChainShape::Linear);
-    let linear_config = ChainConfig {
-        shape: ChainShape::Linear,
-        starts: linear_defaults.starts,
-        steps: linear_defaults.steps,
-        screen_steps: 0,
-        ..config.chain.clone()
+    // The linear model first (well under a second): the chain stops at its screening
+    // unless it is already below the linear model's held-out NLL there.
+    let linear = LinearCandidate::fit(segment, n, config, cancel)?;
+    let linear_summary = linear.summary(frames, config.chain.validation_every);
+    let linear_nll = linear_summary.validation_nll;
+    let keep_linear = |reason: String, chain| {
+        let chosen = selection(ModelKind::Linear, reason, Some(linear_summary.clone()), chain);
+        (chosen, Chosen::Linear(Box::new(linear)))
     };
-    let linear = fit_reporting(&linear_config, None)?;
-    let linear_summary = ChainSummary::of(&linear, &linear_config, frames);
-    let chain = fit_reporting(&chain_config, Some(linear.validation_nll))?;
+    if config.model == ModelChoice::Linear {
+        return Ok(keep_linear("asked for (--model linear)".into(), None));
+    }
+    if let Some(why) = ineligible {
+        return Ok(keep_linear(format!("the only candidate: {why}"), None));
+    }
+    let chain = fit_chain(Some(linear_nll))?;
     let chain_summary = ChainSummary::of(&chain, &chain_config, frames);
-    let gain = linear.validation_nll - chain.validation_nll;
+    let gain = linear_nll - chain.validation_nll;
     if chain.steps < chain_config.steps {
-        let reason = format!(
-            "held-out likelihood: after {} of {} steps the saturating chain's best start was {:.3} nats per frame below the linear model's, so it stopped there and the mixture is taken as near-linear",
-            chain.steps, chain_config.steps, -gain
-        );
-        Ok((vae(reason, Some(linear_summary), Some(chain_summary)), None))
+        Ok(keep_linear(
+            format!(
+                "held-out likelihood: after {} of {} steps the saturating chain's best start was {:.3} nats per frame below the linear model's, so it stopped there",
+                chain.steps, chain_config.steps, -gain
+            ),
+            Some(chain_summary),
+        ))
     } else if gain > CHAIN_MARGIN_NATS {
         let reason = format!(
             "held-out likelihood: the saturating chain's is {gain:.3} nats per frame above the linear model's (> {CHAIN_MARGIN_NATS})"
         );
-        let selection = ModelSelection {
-            asked: config.model,
-            chosen: ModelKind::SaturatingChain,
-            reason,
-            linear: Some(linear_summary),
-            chain: Some(chain_summary),
-        };
-        Ok((selection, Some(chain)))
+        let chosen = selection(ModelKind::SaturatingChain, reason, Some(linear_summary), Some(chain_summary));
+        Ok((chosen, Chosen::Chain(Box::new(chain))))
     } else {
-        let reason = format!(
-            "held-out likelihood: the saturating chain's is {gain:.3} nats per frame above the linear model's (not > {CHAIN_MARGIN_NATS}), so the mixture is taken as near-linear"
-        );
-        Ok((vae(reason, Some(linear_summary), Some(chain_summary)), None))
+        Ok(keep_linear(
+            format!(
+                "held-out likelihood: the saturating chain's is {gain:.3} nats per frame above the linear model's (not > {CHAIN_MARGIN_NATS})"
+            ),
+            Some(chain_summary),
+        ))
     }
 }
 
@@ -200,6 +294,8 @@ mod tests {
     use unmix_infer::Kernel;
     use unmix_synth::{MixKind, SynthConfig, generate};
 
+    use unmix_likelihood::linear::{LinearConfig, fit_linear};
+
     use super::*;
     use crate::testing::{fit_with, quick_params};
     use crate::{CancelToken, apply, fit};
@@ -207,9 +303,9 @@ mod tests {
     /// `--model chain` on the nonlinear benchmark: the packaged model (a model file of
     /// the saturating-chain architecture, run by the burn-free separator) gives the chain
     /// fit's own sources up to the order, signs and gains it fixed; a linear mixture is
-    /// refused with the reason, and `auto` keeps the VAE where the chain is not eligible,
-    /// stops the chain at its screening on an eligible linear mixture, and picks the chain
-    /// on the nonlinear benchmark.
+    /// refused with the reason, and `auto` takes the linear model where the chain is not
+    /// eligible, stops the chain at its screening on an eligible linear mixture (the linear
+    /// model again), and picks the chain on the nonlinear benchmark.
     #[test]
     fn the_saturating_chain_is_packaged_and_applied() {
         let data = generate(&SynthConfig { frames: 2000, ..SynthConfig::paper(MixKind::Nonlinear, 1) }).unwrap();
@@ -234,8 +330,10 @@ mod tests {
         assert!(err.contains("full scale") || err.contains("sources as channels"), "{err}");
         config.model = ModelChoice::Auto;
         let auto = fit_with(&linear.mixture, &config).unwrap();
-        assert_eq!(auto.selection.chosen, ModelKind::PdgmmVae);
+        assert_eq!(auto.selection.chosen, ModelKind::Linear);
+        assert!(auto.vae.is_none());
         assert!(auto.selection.chain.is_none(), "ineligible: {}", auto.selection.reason);
+        assert!(auto.selection.reason.contains("the only candidate"), "{}", auto.selection.reason);
         // The same linear mixture at a recording's level (inside full scale) is eligible:
         // the chain is weighed against the linear model and stops at its screening.
         let top = linear.mixture.interleaved().iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -247,13 +345,13 @@ mod tests {
         .unwrap();
         config.chain = ChainConfig { starts: 2, steps: 600, screen_steps: 150, threads: 2, ..config.chain };
         let auto = fit_with(&level, &config).unwrap();
-        assert_eq!(auto.selection.chosen, ModelKind::PdgmmVae, "{}", auto.selection.reason);
+        assert_eq!(auto.selection.chosen, ModelKind::Linear, "{}", auto.selection.reason);
         let chain = auto.selection.chain.as_ref().unwrap();
         assert_eq!(chain.steps, 150, "{}", auto.selection.reason);
         assert!(chain.starts.iter().all(|s| !s.finished && s.screen_validation_nll.is_some()));
         assert!(chain.validation_nll >= auto.selection.linear.as_ref().unwrap().validation_nll);
-        // And the nonlinear benchmark gets the chain, which runs to the end, the progress
-        // telling the linear model's steps and then the chain's, up to their totals.
+        // And the nonlinear benchmark gets the chain, which runs to the end, its progress
+        // told up to its total.
         let mut seen: Vec<(ChainShape, usize, usize)> = Vec::new();
         let auto = fit(&data.mixture, &config.clone().check().unwrap(), &CancelToken::new(), &mut |event| {
             if let Progress::Chain { shape, done, total } = event {
@@ -264,13 +362,51 @@ mod tests {
         assert_eq!(auto.selection.chosen, ModelKind::SaturatingChain, "{}", auto.selection.reason);
         assert_eq!(auto.selection.chain.as_ref().unwrap().steps, 600);
         assert!(auto.vae.is_none());
-        let linear_end = seen.iter().rposition(|e| e.0 == ChainShape::Linear).unwrap();
-        assert!(seen[linear_end + 1..].iter().all(|e| e.0 == ChainShape::Saturating) && linear_end + 1 < seen.len());
-        assert!(seen.windows(2).all(|w| w[0].0 != w[1].0 || w[0].1 <= w[1].1), "steps only go forward");
-        let linear_steps = ChainConfig::new(ChainShape::Linear);
-        let last_linear = seen[linear_end];
-        assert_eq!((last_linear.1, last_linear.2), (linear_steps.starts * linear_steps.steps, 4000));
+        assert!(!seen.is_empty() && seen.iter().all(|e| e.0 == ChainShape::Saturating));
+        assert!(seen.windows(2).all(|w| w[0].1 <= w[1].1), "steps only go forward");
         let last = seen.last().unwrap();
         assert_eq!((last.1, last.2), (2 * 600, 2 * 600));
+    }
+
+    /// `auto` on a linear mixture into more channels than sources (4 into 6, sensor noise):
+    /// the linear model, packaged as a PDGMM-VAE without hidden layers, whose file gives
+    /// the fit's own sources (continued on every frame once chosen) up to the order and
+    /// signs it fixed, each the truth's to |corr| > 0.99; its held-out NLL is reported;
+    /// `--model linear` asks for it by name.
+    #[test]
+    fn the_linear_model_is_packaged_and_applied() {
+        let data = generate(&SynthConfig { frames: 2000, ..SynthConfig::noisy_benchmark(2) }).unwrap();
+        let mut config = quick_params(4, vec![8]);
+        config.model = ModelChoice::Auto;
+        let fitted = fit_with(&data.mixture, &config).unwrap();
+        assert_eq!(fitted.selection.chosen, ModelKind::Linear, "{}", fitted.selection.reason);
+        assert!(fitted.vae.is_none() && fitted.selection.chain.is_none());
+        let summary = fitted.selection.linear.as_ref().unwrap();
+        assert!(summary.validation_nll.is_finite() && summary.frames == 2000 - 2000 / 5, "{summary:?}");
+        let weights = &fitted.model.weights;
+        assert_eq!(weights.architecture, unmix_format::Architecture::Mlp);
+        assert_eq!((weights.encoder.len(), weights.decoder.len()), (1, 1));
+        let model = ModelFile::from_bytes(&fitted.model.to_bytes().unwrap()).unwrap();
+        let applied = apply(&model, &data.mixture, Kernel::best()).unwrap();
+        let whitened = model.header.normaliser.transform(&data.mixture).unwrap();
+        let linear_config = LinearConfig { components: config.chain.components, ..LinearConfig::default() };
+        let direct = fit_linear(&whitened, 4, &linear_config, None).unwrap();
+        let refit = summary.refit.as_ref().unwrap();
+        assert_eq!(refit.frames, 2000);
+        let direct = direct.refit_on_every_frame(&whitened, &linear_config, None).unwrap();
+        let sources = direct.demix(&whitened);
+        for (j, (&from, &sign)) in fitted.ordering.from_latent.iter().zip(&fitted.ordering.signs).enumerate() {
+            let reference: Vec<f32> = sources.iter().skip(from).step_by(4).map(|&v| v as f32).collect();
+            let c = pearson(&applied.channel(j), &reference);
+            assert!(c * f64::from(sign) > 0.99999, "source {j}: corr {c} with the fit's own latent {from}");
+        }
+        let truth: Vec<Vec<f32>> = (0..4).map(|j| data.truth.channel(j)).collect();
+        let estimates: Vec<Vec<f32>> = (0..4).map(|j| applied.channel(j)).collect();
+        let score = unmix_dsp::metrics::score(&truth, &estimates).unwrap();
+        assert!(score.min_abs_corr > 0.99, "{score:?}");
+        config.model = ModelChoice::Linear;
+        let asked = fit_with(&data.mixture, &config).unwrap();
+        assert_eq!(asked.selection.reason, "asked for (--model linear)");
+        assert_eq!(asked.model.weights, fitted.model.weights);
     }
 }

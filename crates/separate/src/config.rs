@@ -36,14 +36,16 @@ pub enum SourceCount {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelChoice {
-    /// The saturating chain when it is eligible (as many sources as channels, every
-    /// sample inside full scale) and its held-out likelihood beats the linear model's by
-    /// [`crate::CHAIN_MARGIN_NATS`] per frame; PDGMM-VAE otherwise.
+    /// The linear model with a GMM per source, or the saturating chain when it is eligible
+    /// (as many sources as channels, every sample inside full scale) and its held-out
+    /// likelihood beats the linear model's by [`crate::CHAIN_MARGIN_NATS`] per frame.
     Auto,
     /// PDGMM-VAE.
     Vae,
     /// The saturating chain (an error when it is not eligible).
     Chain,
+    /// The linear model with a GMM per source, fitted by exact maximum likelihood.
+    Linear,
 }
 
 /// The settings of a separation as a user gives them, not yet checked.

@@ -17,7 +17,7 @@ use unmix_likelihood::chain::ChainFit;
 use unmix_model::consensus::{ConsensusReport, WarmStart, fit_with_restarts};
 use unmix_model::{Trainer, TrainingConfig, TrainingHistory};
 
-use crate::choice::{ModelSelection, select_model};
+use crate::choice::{Chosen, LinearCandidate, ModelSelection, select_model};
 use crate::config::{MIN_TRAIN_FRAMES, ModelChoice, SeparateConfig, SeparateParams, SourceCount};
 use crate::finish::{LatentEvidence, Ordering, align_to, finish_model};
 use crate::{Error, Progress, Result};
@@ -102,10 +102,18 @@ pub fn fit(
     // whichever model follows).
     let whiten_to = config.whiten.then_some(n);
     let normaliser = Normaliser::fit(&segment, NormaliserConfig { whiten_to })?;
-    let (selection, chain) = select_model(&segment, n, config, cancel, progress)?;
-    let fitted = match chain {
-        Some(chain) => package_chain(recording, &segment, chain, selection, config, count),
-        None => fit_vae(recording, &segment, normaliser, n, selection, count, config, cancel, progress),
+    let (selection, chosen) = select_model(&segment, n, config, cancel, progress)?;
+    let fitted = match chosen {
+        Chosen::Chain(chain) => package_chain(recording, &segment, *chain, selection, config, count),
+        Chosen::Linear(linear) => {
+            let (linear, refit) = linear.refit_on_every_frame(&segment, cancel)?;
+            let mut selection = selection;
+            if let Some(summary) = selection.linear.as_mut() {
+                summary.refit = Some(refit);
+            }
+            package_linear(recording, &segment, linear, selection, config, count)
+        }
+        Chosen::Vae => fit_vae(recording, &segment, normaliser, n, selection, count, config, cancel, progress),
     };
     Ok(Fitted { gross_outliers: gross, ..fitted? })
 }
@@ -173,6 +181,36 @@ fn package_chain(
         serde_json::to_value(&selection.chain).unwrap_or_default(),
     );
     // Never pruned: the chain's layers are square, every source is one of its channels' worth.
+    let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, config.kernel)?;
+    Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
+}
+
+/// The linear model as a model file: a PDGMM-VAE without hidden layers on the whitened
+/// channels, its sources in the documented order and sign, their gains and the monitoring
+/// baseline as for the VAE.
+fn package_linear(
+    recording: &Recording,
+    segment: &Recording,
+    linear: LinearCandidate,
+    selection: ModelSelection,
+    config: &SeparateParams,
+    count: Option<CountEstimate>,
+) -> Result<Fitted> {
+    let n = linear.fit.sources;
+    let weights = linear.fit.export().ok_or_else(|| Error::Config("the linear model's unmixing is singular".into()))?;
+    let linear_config = serde_json::json!({
+        "components": config.chain.components,
+        "validation_every": config.chain.validation_every,
+        "seed": config.chain.seed,
+    });
+    let header = new_header(
+        recording,
+        n,
+        linear.normaliser,
+        linear_config,
+        serde_json::to_value(&selection.linear).unwrap_or_default(),
+    );
+    // Never pruned: every latent of the linear model is a direction of the whitened space.
     let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, config.kernel)?;
     Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
 }
