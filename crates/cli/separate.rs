@@ -749,6 +749,19 @@ fn report_fit(fitted: &Fitted, quiet: bool) {
     let selection = &fitted.selection;
     if !quiet {
         println!("model: {} ({})", selection.chosen, selection.reason);
+        if let Some(score) = &selection.vae {
+            let linear = selection
+                .linear
+                .as_ref()
+                .map_or(String::new(), |l| format!("; the linear model's {:.4}", l.validation_nll));
+            match (score.validation_nll, &score.unscored) {
+                (Some(nll), _) => println!(
+                    "PDGMM-VAE: held-out NLL {nll:.4} nats per frame, its encoder read as a change of variables{linear}"
+                ),
+                (None, Some(why)) => println!("PDGMM-VAE: no held-out NLL ({why}){linear}"),
+                (None, None) => {}
+            }
+        }
     }
     let Some(vae) = &fitted.vae else {
         if let (Some(linear), false) = (&selection.linear, quiet) {

@@ -10,12 +10,15 @@
 //!   model `s = W x̃` it is weighed against.
 //! - [`linear`]: the linear model on whitened frames with a GMM per source, fitted to its
 //!   optimum by quasi-Newton steps: the model of an instantaneous mixture.
+//! - [`encoder`]: a trained PDGMM-VAE's encoder read as a change of variables, so that it
+//!   is judged on the same scale.
 //!
 //! Not burn: these models have a few dozen parameters, so burn's cost per operation would
 //! dominate every step, and `log|det W|` and the max-scale are awkward there. The
 //! vectorised `exp` and `ln` come from `unmix-vecmath`.
 
 pub mod chain;
+pub mod encoder;
 mod error;
 pub mod linear;
 

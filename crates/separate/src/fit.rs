@@ -12,12 +12,15 @@ use unmix_dsp::gmm::fit_1d;
 use unmix_dsp::ica::{FastIcaConfig, fast_ica};
 use unmix_dsp::outliers::{GrossOutliers, gross_outliers, without_frames};
 use unmix_dsp::{Normaliser, NormaliserConfig};
-use unmix_format::{Architecture, GmmParams, ModelFile, ModelHeader};
+use unmix_format::{Architecture, GmmParams, ModelFile, ModelHeader, ModelWeights};
 use unmix_likelihood::chain::ChainFit;
+use unmix_likelihood::encoder::change_of_variables_nll;
 use unmix_model::consensus::{ConsensusReport, WarmStart, fit_with_restarts};
 use unmix_model::{Trainer, TrainingConfig, TrainingHistory};
 
-use crate::choice::{Chosen, LinearCandidate, ModelSelection, select_model};
+use crate::choice::{
+    Chosen, LinearCandidate, ModelSelection, VaeScore, held_out_frames, nats_of_samples, select_model,
+};
 use crate::config::{MIN_TRAIN_FRAMES, ModelChoice, SeparateConfig, SeparateParams, SourceCount};
 use crate::finish::{LatentEvidence, Ordering, align_to, finish_model};
 use crate::{Error, Progress, Result};
@@ -146,6 +149,9 @@ fn fit_vae(
     };
     let fitted =
         fit_with_restarts(&trainer, &data, warm.as_ref(), &config.restarts, &mut |e| progress(Progress::Vae(e)))?;
+    let weights = fitted.model.export();
+    let mut selection = selection;
+    selection.vae = Some(vae_score(&weights, &normaliser, segment, config.chain.validation_every));
     let header = new_header(
         recording,
         n,
@@ -155,9 +161,24 @@ fn fit_vae(
     );
     // `-n auto` drops the latents that carry no information.
     let (file, latents, ordering) =
-        finish_model(ModelFile { header, weights: fitted.model.export() }, segment, count.is_some(), config.kernel)?;
+        finish_model(ModelFile { header, weights }, segment, count.is_some(), config.kernel)?;
     let vae = VaeTraining { history: fitted.history, consensus: fitted.consensus, ica };
     Ok(Fitted { model: file, selection, vae: Some(vae), count, latents, ordering, gross_outliers: Default::default() })
+}
+
+/// PDGMM-VAE's held-out NLL with its encoder read as a change of variables, on the frames
+/// the likelihood fits hold out, in nats per frame of the samples as read.
+fn vae_score(weights: &ModelWeights, normaliser: &Normaliser, segment: &Recording, every: usize) -> VaeScore {
+    let scored = held_out_frames(segment, every)
+        .and_then(|frames| {
+            let frames = frames.ok_or_else(|| Error::Config("no frames are held out".into()))?;
+            Ok(normaliser.transform(&frames)?)
+        })
+        .and_then(|whitened| Ok(change_of_variables_nll(weights, &whitened)?));
+    match scored {
+        Ok(nll) => VaeScore { validation_nll: Some(nll + nats_of_samples(normaliser)), unscored: None },
+        Err(e) => VaeScore { validation_nll: None, unscored: Some(e.to_string()) },
+    }
 }
 
 /// The saturating chain as a model file: the samples as read (full scale), its sources in
