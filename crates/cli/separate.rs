@@ -779,12 +779,16 @@ fn report_fit(fitted: &Fitted, quiet: bool) {
         }
         if let (Some(chain), false) = (&selection.chain, quiet) {
             println!(
-                "saturating chain: start {} of {} chosen, held-out NLL {:.4} nats per frame; {} steps, the NLL still changing by {:.1e} over the last tenth",
+                "saturating chain: start {} of {} chosen, held-out NLL {:.4} nats per frame on {}; {}",
                 chain.chosen + 1,
                 chain.starts.len(),
                 chain.validation_nll,
-                chain.steps,
-                chain.last_change().unwrap_or(f64::NAN)
+                plural(chain.frames, "training frame"),
+                match chain.last_change() {
+                    Some(change) =>
+                        format!("{} steps, the NLL still changing by {change:.1e} over the last tenth", chain.steps),
+                    None => format!("stopped at its screening after {} steps", chain.steps),
+                }
             );
         }
         return;

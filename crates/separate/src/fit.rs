@@ -19,7 +19,7 @@ use unmix_model::consensus::{ConsensusReport, WarmStart, fit_with_restarts};
 use unmix_model::{Trainer, TrainingConfig, TrainingHistory};
 
 use crate::choice::{
-    Chosen, LinearCandidate, ModelSelection, VaeScore, held_out_frames, nats_of_samples, select_model,
+    Chosen, LinearCandidate, ModelSelection, VaeScore, held_out_frames, nats_of_samples, select_model, strided,
 };
 use crate::config::{MIN_TRAIN_FRAMES, ModelChoice, SeparateConfig, SeparateParams, SourceCount};
 use crate::finish::{LatentEvidence, Ordering, align_to, finish_model};
@@ -308,10 +308,7 @@ pub fn fit_for_stream(
 ) -> Result<StreamFit> {
     let params = config.params();
     let m = segment.channels();
-    let max_frames = config.training_frames(m)?;
-    let stride = segment.frames().div_ceil(max_frames).max(1);
-    let frames: Vec<f32> = segment.interleaved().chunks_exact(m).step_by(stride).flatten().copied().collect();
-    let thinned = Recording::from_interleaved(segment.sample_rate_hz(), m, frames)?;
+    let thinned = strided(segment, config.training_frames(m)?)?;
     let continues_a_chain = previous.is_some_and(|p| p.weights.architecture == Architecture::SaturatingChain);
     let chain_config;
     let config = if continues_a_chain && params.model != ModelChoice::Chain {

@@ -24,7 +24,9 @@ pub mod finish;
 mod fit;
 
 pub use apply::{apply, posterior_means};
-pub use choice::{CHAIN_MARGIN_NATS, ChainSummary, LinearRefit, LinearSummary, ModelKind, ModelSelection, VaeScore};
+pub use choice::{
+    CHAIN_MARGIN_NATS, CHAIN_MAX_FRAMES, ChainSummary, LinearRefit, LinearSummary, ModelKind, ModelSelection, VaeScore,
+};
 pub use config::{
     DEFAULT_MAX_TRAIN_FRAMES, MIN_TRAIN_FRAMES, ModelChoice, SeparateConfig, SeparateParams, SourceCount,
 };
