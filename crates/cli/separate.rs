@@ -112,11 +112,13 @@ pub struct SeparateArgs {
     /// and why.
     #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
     pub model: ModelArg,
-    /// Keep all channels instead of PCA-whitening them to the number of sources (only
-    /// matters when there are more channels than sources).
+    /// PDGMM-VAE: keep all channels instead of PCA-whitening them to the number of
+    /// sources (only matters when there are more channels than sources; the linear model
+    /// always whitens).
     #[arg(long)]
     pub no_whiten: bool,
-    /// Gaussian components per source prior (K).
+    /// PDGMM-VAE: Gaussian components per source prior (K; the linear model and the
+    /// saturating chain use 6).
     #[arg(long, default_value_t = 4, value_parser = bounds::between(1, MAX_PRIOR_COMPONENTS))]
     pub components: usize,
     /// Hidden layer widths of the encoder and decoder, comma-separated; "" for linear.
