@@ -18,9 +18,7 @@
 use unmix_dsp::linalg::{Matrix, log_det_and_inverse};
 use unmix_format::{Activation, Architecture, ModelWeights};
 
-use crate::{Error, Result};
-
-const LN_2PI: f64 = 1.837_877_066_409_345_5;
+use crate::{Error, LN_2PI, Result};
 
 /// Mean NLL per frame (nats) of `frames` (interleaved, as the encoder takes them: the
 /// normalised channels) under `weights` read as a change of variables.

@@ -23,3 +23,13 @@ mod error;
 pub mod linear;
 
 pub use error::{Error, Result};
+
+/// `ln 2π`, of every Gaussian log-density here.
+pub(crate) const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// `y = M x` as a [`unmix_format::DenseLayer`] (burn's `[inputs, outputs]` layout, no bias),
+/// for `M` row-major `n × n`: how the models here are written into a model file.
+pub(crate) fn dense(m: &[f64], n: usize) -> unmix_format::DenseLayer {
+    let weight = (0..n * n).map(|idx| m[(idx % n) * n + idx / n] as f32).collect();
+    unmix_format::DenseLayer { inputs: n, outputs: n, weight, bias: vec![0.0; n] }
+}

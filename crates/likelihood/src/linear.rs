@@ -29,11 +29,9 @@ use unmix_core::limits::MAX_PRIOR_COMPONENTS;
 use unmix_dsp::gmm::fit_1d;
 use unmix_dsp::ica::{FastIcaConfig, fast_ica};
 use unmix_dsp::linalg::{Matrix, log_det_and_inverse};
-use unmix_format::{Activation, Architecture, DenseLayer, GmmParams, ModelWeights};
+use unmix_format::{Activation, Architecture, GmmParams, ModelWeights};
 
-use crate::{Error, Result};
-
-const LN_2PI: f64 = 1.837_877_066_409_345_5;
+use crate::{Error, LN_2PI, Result, dense};
 
 /// Smallest eigenvalue the approximate Hessian's blocks are shifted up to: where a source's
 /// density is locally concave (`ψ' < 0`, between the modes of a multimodal mixture), the
@@ -210,12 +208,6 @@ impl LinearFit {
             prior,
         })
     }
-}
-
-/// `y = M x` as a [`DenseLayer`] (burn's `[inputs, outputs]` layout, no bias).
-fn dense(m: &[f64], n: usize) -> DenseLayer {
-    let weight = (0..n * n).map(|idx| m[(idx % n) * n + idx / n] as f32).collect();
-    DenseLayer { inputs: n, outputs: n, weight, bias: vec![0.0; n] }
 }
 
 /// Frames as `f64`, row-major `[frame][dimension]`.

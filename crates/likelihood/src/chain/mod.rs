@@ -45,7 +45,10 @@ mod gradient;
 use serde::{Deserialize, Serialize};
 use unmix_core::limits::{MAX_PRIOR_COMPONENTS, MAX_RESTARTS};
 use unmix_dsp::linalg::{Matrix, log_det_and_inverse};
-use unmix_format::{Activation, Architecture, DenseLayer, GmmParams, ModelWeights};
+use unmix_format::{Activation, Architecture, GmmParams, ModelWeights};
+
+pub(crate) use crate::LN_2PI;
+use crate::dense;
 
 pub use fit::{fit, fit_watched};
 use gradient::evaluate;
@@ -67,8 +70,6 @@ pub const ATANH_LIMIT: f64 = 1.0 - 1e-6;
 
 /// Bounds of the prior log-variances, as in the VAE's prior.
 pub(crate) const LOG_VAR_RANGE: (f64, f64) = (-9.0, 4.0);
-
-pub(crate) const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
 /// What a layer does to its input before its linear map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,12 +266,6 @@ impl ChainFit {
             prior: self.prior.clone(),
         })
     }
-}
-
-/// `y = M x` as a [`DenseLayer`] (burn's `[inputs, outputs]` layout, no bias).
-fn dense(m: &[f64], n: usize) -> DenseLayer {
-    let weight = (0..n * n).map(|idx| m[(idx % n) * n + idx / n] as f32).collect();
-    DenseLayer { inputs: n, outputs: n, weight, bias: vec![0.0; n] }
 }
 
 /// A recording's frames prepared for a fit: `f64`, row-major `[frame][channel]`.
