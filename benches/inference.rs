@@ -67,6 +67,7 @@ fn model(m: usize, hidden: &[usize], activation: Activation) -> ModelFile {
             decoder,
             posterior_log_var: vec![-3.0; m],
             prior: GmmParams { components: 1, logits: vec![0.0; m], means: vec![0.0; m], log_vars: vec![0.0; m] },
+            sensor_curves: Vec::new(),
         },
     }
 }

@@ -23,6 +23,7 @@ enum Phase {
     /// The maximum-likelihood fits of the model choice.
     Linear,
     Chain,
+    PostNonlinear,
     WarmStart,
     Restarts,
     Final,
@@ -82,6 +83,11 @@ impl TrainingBar {
                 self.enter(phase, name, total as u64);
                 self.bar.set_position(done.min(total) as u64);
                 self.bar.set_message(what);
+            }
+            Progress::PostNonlinear { done, total } => {
+                self.enter(Phase::PostNonlinear, "curves", total as u64);
+                self.bar.set_position(done.min(total) as u64);
+                self.bar.set_message("iterations  the post-nonlinear model, all starts");
             }
         }
     }

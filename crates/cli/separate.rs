@@ -11,6 +11,7 @@ use unmix_dsp::metrics::Score;
 use unmix_format::ModelFile;
 use unmix_io::{BlockReader, ChannelSelection, input_name, is_stdin};
 use unmix_likelihood::chain::{ChainConfig, ChainShape};
+use unmix_likelihood::postnonlinear::PostNonlinearConfig;
 use unmix_model::{Activation, Backend, TrainingRecipe, VaeLayout};
 use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, Fitted, MIN_LATENT_INFORMATION_NATS, ModelChoice, ModelKind,
@@ -51,9 +52,9 @@ pub enum BackendArg {
 /// Which model to train.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModelArg {
-    /// The linear model, or the saturating chain when the recording is eligible (as many
-    /// sources as channels, every sample inside full scale) and it explains the held-out
-    /// frames better.
+    /// The linear model, or a nonlinear model where it explains the held-out frames
+    /// better: the post-nonlinear model when there are as many sources as channels, the
+    /// saturating chain when also every sample is inside full scale.
     Auto,
     /// PDGMM-VAE.
     Vae,
@@ -63,6 +64,11 @@ pub enum ModelArg {
     /// The linear model `s = W x̃` with a GMM per source, fitted by exact maximum
     /// likelihood: for instantaneous (linear) mixtures.
     Linear,
+    /// A learned monotone curve per channel, then the linear model, fitted by exact
+    /// maximum likelihood: for sensors that each compress, expand or clip in their own way
+    /// (needs as many sources as channels).
+    #[value(name = "postnonlinear")]
+    PostNonlinear,
 }
 
 /// Arguments of `unmix separate`.
@@ -285,8 +291,14 @@ impl SeparateArgs {
                 ModelArg::Vae => ModelChoice::Vae,
                 ModelArg::Chain => ModelChoice::Chain,
                 ModelArg::Linear => ModelChoice::Linear,
+                ModelArg::PostNonlinear => ModelChoice::PostNonlinear,
             },
             chain: ChainConfig { seed: self.seed, threads: self.threads, ..ChainConfig::new(ChainShape::Saturating) },
+            post_nonlinear: PostNonlinearConfig {
+                seed: self.seed,
+                threads: self.threads,
+                ..PostNonlinearConfig::default()
+            },
             kernel: self.kernel.kernel()?,
         };
         Ok(params.check()?)
@@ -471,6 +483,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         (None, ModelKind::Linear) => {
             selection.linear.as_ref().map_or(0, |l| l.refit.as_ref().map_or(l.frames, |r| r.frames))
         }
+        (None, ModelKind::PostNonlinear) => selection.post_nonlinear.as_ref().map_or(0, |c| c.frames),
         (None, _) => selection.chain.as_ref().map_or(0, |c| c.frames),
     };
     model.save(&out.path("model.unmix"))?;
@@ -620,6 +633,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
                     .map_or(0, |l| l.iterations + l.refit.as_ref().map_or(0, |r| r.iterations));
                 format!("linear, {}", plural(iterations, "iteration"))
             }
+            (None, ModelKind::PostNonlinear) => "post-nonlinear".into(),
             (None, _) => "saturating chain".into(),
         };
         println!(

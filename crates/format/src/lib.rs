@@ -20,7 +20,9 @@ mod error;
 mod weights;
 
 pub use error::{Error, Result};
-pub use weights::{ATANH_LIMIT, Activation, Architecture, DenseLayer, GmmParams, ModelWeights, clamped_atanh};
+pub use weights::{
+    ATANH_LIMIT, Activation, Architecture, DenseLayer, GmmParams, ModelWeights, MonotoneCurve, clamped_atanh,
+};
 
 use std::io::Write;
 use std::path::Path;
@@ -33,9 +35,10 @@ use unmix_dsp::Normaliser;
 pub const MAGIC: &[u8; 8] = b"UNMIXMDL";
 /// The format version this build writes; it reads this one and older. Version 2 added
 /// [`ModelHeader::score_baseline`], version 3 [`ModelHeader::picked_channels`], version 4
-/// [`ModelHeader::source_gains`], version 5 [`ModelWeights::architecture`]; older files read
-/// as models without them.
-pub const FORMAT_VERSION: u32 = 5;
+/// [`ModelHeader::source_gains`], version 5 [`ModelWeights::architecture`], version 6
+/// [`ModelWeights::sensor_curves`] (the post-nonlinear architecture); older files read as
+/// models without them.
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Everything about a trained model except its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +190,9 @@ impl ModelFile {
         }
         if self.weights.architecture == Architecture::SaturatingChain && h.normaliser.whitening.is_some() {
             return Err(Error::Invalid("a saturating chain reads its channels unwhitened".into()));
+        }
+        if self.weights.architecture == Architecture::PostNonlinear && h.normaliser.whitening.is_some() {
+            return Err(Error::Invalid("a post-nonlinear model reads its channels unwhitened".into()));
         }
         if self.weights.sources() != h.sources {
             return Err(Error::Invalid(format!(

@@ -44,6 +44,7 @@ mod fixture {
                     means: vec![-1.0, 0.0, 1.0, -2.0, 0.5, 1.5],
                     log_vars: vec![-1.0, -0.5, 0.0, -0.2, -0.3, -0.4],
                 },
+                sensor_curves: Vec::new(),
             },
         }
     }
@@ -227,4 +228,41 @@ fn a_normaliser_that_does_not_match_itself_is_refused() {
         let e = ModelFile::from_bytes(&model.to_bytes().unwrap()).unwrap_err().to_string();
         assert!(e.starts_with("model file is inconsistent: normaliser:"), "damage {k}: {e}");
     }
+}
+
+/// A post-nonlinear model: its curves survive the round trip bit for bit, a version-5
+/// file (no curves in its layout) still reads, and curves that do not fit the model are
+/// refused by name.
+#[test]
+fn post_nonlinear_curves_round_trip_and_are_checked() {
+    let mut m = fixture::model();
+    m.weights.architecture = Architecture::PostNonlinear;
+    m.weights.encoder = vec![m.weights.decoder[0].clone()];
+    m.weights.sensor_curves = (0..2)
+        .map(|c| MonotoneCurve {
+            knots: vec![-2.0, -0.5, 0.25, 1.5 + c as f32],
+            values: vec![-3.0, -0.6, 0.2, 4.0 + c as f32],
+        })
+        .collect();
+    m.check().unwrap();
+    let bytes = m.to_bytes().unwrap();
+    assert_eq!(ModelFile::from_bytes(&bytes).unwrap(), m);
+    let curve = &m.weights.sensor_curves[0];
+    for x in [-5.0f32, -2.0, -1.0, 0.0, 0.25, 1.0, 7.0] {
+        assert!((curve.invert(curve.apply(x)) - x).abs() < 1e-5, "{x}");
+    }
+    assert_eq!(curve.apply(-0.5), -0.6);
+    assert_eq!(curve.apply(-4.0), -3.0 - 2.0 * 2.4 / 1.5, "the first segment continues to the left");
+
+    let refused = |edit: &dyn Fn(&mut ModelFile), needle: &str| {
+        let mut bad = m.clone();
+        edit(&mut bad);
+        let e = bad.check().unwrap_err().to_string();
+        assert!(e.contains(needle), "{e}");
+    };
+    refused(&|b| b.weights.sensor_curves[1].values[2] = 5.0, "strictly increasing");
+    refused(&|b| b.weights.sensor_curves.truncate(1), "a curve per channel");
+    refused(&|b| b.weights.sensor_curves[0].knots.truncate(1), "two points");
+    refused(&|b| b.weights.architecture = Architecture::Mlp, "only a post-nonlinear model");
+    refused(&|b| b.weights.encoder.push(b.weights.encoder[0].clone()), "one dense layer");
 }

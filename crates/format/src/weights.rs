@@ -53,6 +53,77 @@ pub enum Architecture {
     /// and is the encoder's inverse, layer by layer. Its input is the samples as read
     /// (full scale ±1).
     SaturatingChain,
+    /// A post-nonlinear model (the zero-noise limit of a PDGMM-VAE whose decoder is a
+    /// linear mixture read by each sensor through its own monotone curve): the encoder
+    /// passes every standardised channel through its curve ([`ModelWeights::sensor_curves`],
+    /// the inverse of the sensor's) and then through its one dense layer; the decoder is
+    /// the dense layer's inverse followed by every curve's inverse. Its input is the
+    /// channels standardised, not whitened.
+    PostNonlinear,
+}
+
+/// A strictly increasing piecewise-linear curve through the points `(knots[i], values[i])`,
+/// continued beyond the first and last point with the slopes of the outer segments, so that
+/// it maps the whole line onto the whole line and its inverse is the curve with the two
+/// arrays swapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonotoneCurve {
+    /// Where the segments meet, strictly increasing.
+    pub knots: Vec<f32>,
+    /// The curve at each knot, strictly increasing.
+    pub values: Vec<f32>,
+}
+
+impl MonotoneCurve {
+    /// The curve at `x`.
+    #[inline]
+    pub fn apply(&self, x: f32) -> f32 {
+        interpolate(&self.knots, &self.values, x)
+    }
+
+    /// The inverse curve at `y`.
+    #[inline]
+    pub fn invert(&self, y: f32) -> f32 {
+        interpolate(&self.values, &self.knots, y)
+    }
+
+    /// The curve's slope at `x` (the right-hand one at a knot).
+    #[inline]
+    pub fn slope(&self, x: f32) -> f32 {
+        let i = segment(&self.knots, x);
+        (self.values[i + 1] - self.values[i]) / (self.knots[i + 1] - self.knots[i])
+    }
+
+    fn check(&self) -> Result<()> {
+        let increasing = |v: &[f32]| v.windows(2).all(|p| p[1] > p[0]) && v.iter().all(|x| x.is_finite());
+        if self.knots.len() < 2 || self.knots.len() != self.values.len() {
+            return Err(Error::Invalid(format!(
+                "a sensor curve needs two points or more, knots and values alike ({} knots, {} values)",
+                self.knots.len(),
+                self.values.len()
+            )));
+        }
+        if !increasing(&self.knots) || !increasing(&self.values) {
+            return Err(Error::Invalid(
+                "a sensor curve's knots and values must be finite and strictly increasing".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The segment `x` falls in: `i` with `from[i] ≤ x < from[i + 1]`, the outer segments
+/// taking everything beyond them.
+#[inline]
+fn segment(from: &[f32], x: f32) -> usize {
+    from[1..from.len() - 1].partition_point(|&k| k <= x)
+}
+
+#[inline]
+fn interpolate(from: &[f32], to: &[f32], x: f32) -> f32 {
+    let i = segment(from, x);
+    let slope = (to[i + 1] - to[i]) / (from[i + 1] - from[i]);
+    to[i] + slope * (x - from[i])
 }
 
 /// Largest `|v|` a [`Architecture::SaturatingChain`] encoder takes the `atanh` of
@@ -134,6 +205,10 @@ pub struct ModelWeights {
     pub posterior_log_var: Vec<f32>,
     /// Per-source GMM priors.
     pub prior: GmmParams,
+    /// One curve per input channel, in front of the encoder, for an
+    /// [`Architecture::PostNonlinear`] model; empty for every other architecture (and in
+    /// files before format version 6).
+    pub sensor_curves: Vec<MonotoneCurve>,
 }
 
 /// Shapes, stored in the header so the weights blob can be cut back into arrays.
@@ -147,6 +222,9 @@ pub(crate) struct Layout {
     decoder: Vec<[usize; 2]>,
     sources: usize,
     components: usize,
+    /// Points of every sensor curve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    curve_points: Vec<usize>,
 }
 
 impl ModelWeights {
@@ -173,11 +251,13 @@ impl ModelWeights {
             decoder: self.decoder.iter().map(|l| [l.inputs, l.outputs]).collect(),
             sources: self.sources(),
             components: self.prior.components,
+            curve_points: self.sensor_curves.iter().map(|c| c.knots.len()).collect(),
         }
     }
 
     /// All values in file order: encoder layers (weight, bias), decoder layers, posterior
-    /// log-variances, prior logits, means, log-variances.
+    /// log-variances, prior logits, means, log-variances, then every sensor curve's knots and
+    /// values.
     pub fn flatten(&self) -> Vec<f32> {
         let mut out = Vec::new();
         for l in self.encoder.iter().chain(&self.decoder) {
@@ -188,6 +268,10 @@ impl ModelWeights {
         out.extend_from_slice(&self.prior.logits);
         out.extend_from_slice(&self.prior.means);
         out.extend_from_slice(&self.prior.log_vars);
+        for curve in &self.sensor_curves {
+            out.extend_from_slice(&curve.knots);
+            out.extend_from_slice(&curve.values);
+        }
         out
     }
 
@@ -217,6 +301,11 @@ impl ModelWeights {
         let posterior_log_var = take(layout.sources)?;
         let prior =
             GmmParams { components: layout.components, logits: take(nk)?, means: take(nk)?, log_vars: take(nk)? };
+        let sensor_curves = layout
+            .curve_points
+            .iter()
+            .map(|&points| Ok(MonotoneCurve { knots: take(points)?, values: take(points)? }))
+            .collect::<Result<Vec<_>>>()?;
         if at != values.len() {
             return Err(Error::Corrupt(format!("{} weight values left over", values.len() - at)));
         }
@@ -227,6 +316,7 @@ impl ModelWeights {
             decoder,
             posterior_log_var,
             prior,
+            sensor_curves,
         };
         w.check()?;
         Ok(w)
@@ -342,6 +432,23 @@ impl ModelWeights {
                 .any(|l| l.inputs != l.outputs || l.bias.iter().any(|&b| b != 0.0))
         {
             return Err(Error::Invalid("a saturating chain's layers are square and have no bias".into()));
+        }
+        if self.architecture == Architecture::PostNonlinear {
+            if self.encoder.len() != 1 || self.decoder.len() != 1 {
+                return Err(Error::Invalid("a post-nonlinear model has one dense layer each way".into()));
+            }
+            if self.sensor_curves.len() != self.inputs() {
+                return Err(Error::Invalid(format!(
+                    "a post-nonlinear model needs a curve per channel ({} curves, {} channels)",
+                    self.sensor_curves.len(),
+                    self.inputs()
+                )));
+            }
+            for curve in &self.sensor_curves {
+                curve.check()?;
+            }
+        } else if !self.sensor_curves.is_empty() {
+            return Err(Error::Invalid("only a post-nonlinear model has sensor curves".into()));
         }
         if self.flatten().iter().any(|v| !v.is_finite()) {
             return Err(Error::Invalid("weights hold NaN or infinite values".into()));

@@ -135,7 +135,8 @@ pub fn csv() -> Vec<Vec<u8>> {
 }
 
 /// Model-file seeds: a PDGMM-VAE (whitened, warm-started, with a score baseline and
-/// source gains) and a saturating chain, each fitted by `unmix_separate` on a small mixture.
+/// source gains), a saturating chain, a linear model and a post-nonlinear model, each
+/// fitted by `unmix_separate` on a small mixture.
 pub fn models() -> Vec<Vec<u8>> {
     let fit = |choice: ModelChoice, kind: MixKind| {
         let data = generate(&SynthConfig { frames: 600, ..SynthConfig::paper(kind, 3) }).expect("valid synth settings");
@@ -147,6 +148,8 @@ pub fn models() -> Vec<Vec<u8>> {
         params.chain.starts = 1;
         params.chain.steps = 20;
         params.chain.screen_steps = 0;
+        params.post_nonlinear.starts = 1;
+        params.post_nonlinear.max_iterations = 20;
         let config = params.check().expect("valid settings");
         let fitted = unmix_separate::fit(&data.mixture, &config, &unmix_core::CancelToken::new(), &mut |_| {})
             .expect("a small fit succeeds");
@@ -156,6 +159,7 @@ pub fn models() -> Vec<Vec<u8>> {
         fit(ModelChoice::Vae, MixKind::Linear),
         fit(ModelChoice::Chain, MixKind::Nonlinear),
         fit(ModelChoice::Linear, MixKind::Linear),
+        fit(ModelChoice::PostNonlinear, MixKind::PostNonlinear),
     ]
 }
 

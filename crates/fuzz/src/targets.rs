@@ -305,7 +305,9 @@ fn separation(rng: &mut StdRng) -> Result<(), String> {
         .with_plateau_tolerance(real_or(rng, recipe.plateau_tolerance))
         .with_lr_decays(count_or(rng, recipe.lr_decays))
         .with_lr_decay_factor(real_or(rng, recipe.lr_decay_factor));
-    p.model = [ModelChoice::Auto, ModelChoice::Vae, ModelChoice::Chain, ModelChoice::Linear][rng.random_range(0..4)];
+    p.model =
+        [ModelChoice::Auto, ModelChoice::Vae, ModelChoice::Chain, ModelChoice::Linear, ModelChoice::PostNonlinear]
+            [rng.random_range(0..5)];
     p.chain = ChainConfig {
         starts: count_or(rng, chain.starts),
         steps: count_or(rng, chain.steps),
@@ -314,6 +316,16 @@ fn separation(rng: &mut StdRng) -> Result<(), String> {
         components: count_or(rng, chain.components),
         validation_every: count_or(rng, chain.validation_every),
         ..chain
+    };
+    let curves = p.post_nonlinear.clone();
+    p.post_nonlinear = unmix_likelihood::postnonlinear::PostNonlinearConfig {
+        segments: count_or(rng, curves.segments),
+        components: count_or(rng, curves.components),
+        starts: count_or(rng, curves.starts),
+        max_iterations: count_or(rng, curves.max_iterations),
+        screen_iterations: count_or(rng, curves.screen_iterations),
+        validation_every: count_or(rng, curves.validation_every),
+        ..curves
     };
     p.kernel = Kernel::ALL[rng.random_range(0..Kernel::ALL.len())];
     let config = p.check().map_err(|e| e.to_string())?;

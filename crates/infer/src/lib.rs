@@ -31,7 +31,7 @@ mod avx512;
 mod kernel;
 
 use unmix_dsp::Normaliser;
-use unmix_format::{Activation, Architecture, DenseLayer, ModelFile, clamped_atanh};
+use unmix_format::{Activation, Architecture, DenseLayer, ModelFile, MonotoneCurve, clamped_atanh};
 
 pub use kernel::Kernel;
 pub use unmix_vecmath::{TANH_MAX_ABS_ERROR, fast_tanh};
@@ -162,6 +162,9 @@ pub struct Separator {
     reconstruct: Vec<PackedLayer>,
     /// Layers of `reconstruct` that are the decoder's.
     decoder_layers: usize,
+    /// A post-nonlinear model's curve per channel, between the standardisation and its one
+    /// layer (empty for the other architectures).
+    curves: Vec<MonotoneCurve>,
     /// `[source][component]`.
     prior: Vec<PriorComponent>,
     posterior_std: Vec<f32>,
@@ -197,11 +200,11 @@ impl Separator {
         let normaliser = &model.header.normaliser;
         let weights = &model.weights;
         let mut layers = Vec::with_capacity(weights.encoder.len());
-        let chain = weights.architecture == Architecture::SaturatingChain;
+        // A chain's atanh and a post-nonlinear model's curves come between the
+        // normalisation and the first layer, so the two cannot be folded together.
+        let curved = matches!(weights.architecture, Architecture::SaturatingChain | Architecture::PostNonlinear);
         for (index, layer) in weights.encoder.iter().enumerate() {
-            // A chain's atanh comes between the normalisation and its first layer, so the
-            // two cannot be folded together.
-            let fold = index == 0 && !chain;
+            let fold = index == 0 && !curved;
             let (w, b) = if fold { fold_normaliser(normaliser, layer) } else { widen(layer) };
             let inputs = if fold { normaliser.input_channels() } else { layer.inputs };
             layers.push(PackedLayer::pack(inputs, layer.outputs, &w, &b));
@@ -249,6 +252,7 @@ impl Separator {
             activation: weights.activation,
             layers,
             standardise,
+            curves: weights.sensor_curves.clone(),
             decoder_layers: weights.decoder.len(),
             reconstruct,
             prior,
@@ -402,6 +406,22 @@ impl Separator {
             gather(cur, stride, output, self.sources);
             return;
         }
+        if self.architecture == Architecture::PostNonlinear {
+            // Standardise (kept for scoring either way), each channel through its curve,
+            // then the one layer.
+            let (kernel, scratch) = (self.kernel, self.scratch.as_mut_slice());
+            let standardised = self.standardised.as_mut_slice();
+            kernel.dense(a, standardised, stride, frames, &self.standardise, None, scratch);
+            for f in 0..frames {
+                let row = f * stride..f * stride + self.channels;
+                for ((v, &x), curve) in b[row.clone()].iter_mut().zip(&standardised[row]).zip(&self.curves) {
+                    *v = curve.apply(x);
+                }
+            }
+            kernel.dense(b, a, stride, frames, &self.layers[0], None, scratch);
+            gather(a, stride, output, self.sources);
+            return;
+        }
         if keep_standardised {
             let (standardise, scratch) = (&self.standardise, self.scratch.as_mut_slice());
             self.kernel.dense(a, self.standardised.as_mut_slice(), stride, frames, standardise, None, scratch);
@@ -430,10 +450,16 @@ impl Separator {
             run_layers(self.kernel, &self.reconstruct, a, b, self.scratch.as_mut_slice(), stride, frames, |i| {
                 if chain { Some(Activation::Tanh) } else { (i < hidden).then_some(activation) }
             });
+        let curves = &self.curves;
         for (f, error) in reconstruction_error.iter_mut().enumerate() {
             let (z_hat, z) =
                 (&decoded[f * stride..f * stride + m], &self.standardised.as_slice()[f * stride..f * stride + m]);
-            *error = z_hat.iter().zip(z).map(|(p, q)| (p - q) * (p - q)).sum::<f32>() / m as f32;
+            *error = if curves.is_empty() {
+                z_hat.iter().zip(z).map(|(p, q)| (p - q) * (p - q)).sum::<f32>() / m as f32
+            } else {
+                // A post-nonlinear decoder ends in every curve's inverse.
+                z_hat.iter().zip(z).zip(curves).map(|((p, q), c)| (c.invert(*p) - q).powi(2)).sum::<f32>() / m as f32
+            };
         }
         let k = self.prior.len() / self.sources;
         for (frame, lp) in mu.chunks_exact(self.sources).zip(log_prior.iter_mut()) {

@@ -162,6 +162,7 @@ mod tests {
                 means: vec![-1.0, 0.0, 1.2, -0.5, 0.3, 0.9],
                 log_vars: vec![-1.0, 0.0, -0.5, 0.2, -0.7, -1.2],
             },
+            sensor_curves: Vec::new(),
         }
     }
 

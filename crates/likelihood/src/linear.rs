@@ -31,7 +31,7 @@ use unmix_dsp::ica::{FastIcaConfig, fast_ica};
 use unmix_dsp::linalg::{Matrix, log_det_and_inverse};
 use unmix_format::{Activation, Architecture, GmmParams, ModelWeights};
 
-use crate::{Error, LN_2PI, Result, dense};
+use crate::{BLOCK, Error, LN_2PI, MixtureBlock, Result, dense, dot, sum};
 
 /// Smallest eigenvalue the approximate Hessian's blocks are shifted up to: where a source's
 /// density is locally concave (`ψ' < 0`, between the modes of a multimodal mixture), the
@@ -127,7 +127,7 @@ impl Mixture {
     }
 
     /// The same density for `c · s`.
-    fn scaled(&self, c: f64) -> Self {
+    pub(crate) fn scaled(&self, c: f64) -> Self {
         Self {
             weights: self.weights.clone(),
             means: self.means.iter().map(|m| m * c).collect(),
@@ -142,6 +142,18 @@ fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
         return max;
     }
     max + values.map(|v| (v - max).exp()).sum::<f64>().ln()
+}
+
+/// Every source's density as a model file's priors.
+pub(crate) fn gmm_params(priors: &[Mixture]) -> GmmParams {
+    let k = priors.first().map_or(0, |p| p.weights.len());
+    let mut prior = GmmParams { components: k, logits: vec![], means: vec![], log_vars: vec![] };
+    for p in priors {
+        prior.logits.extend(p.weights.iter().map(|w| w.ln() as f32));
+        prior.means.extend(p.means.iter().map(|&m| m as f32));
+        prior.log_vars.extend(p.variances.iter().map(|v| v.ln() as f32));
+    }
+    prior
 }
 
 /// A fitted linear model.
@@ -192,13 +204,7 @@ impl LinearFit {
         let n = self.sources;
         let w = Matrix { rows: n, cols: n, data: self.unmixing.clone() };
         let (_, inverse) = log_det_and_inverse(&w)?;
-        let k = self.priors.first().map_or(0, |p| p.weights.len());
-        let mut prior = GmmParams { components: k, logits: vec![], means: vec![], log_vars: vec![] };
-        for p in &self.priors {
-            prior.logits.extend(p.weights.iter().map(|w| w.ln() as f32));
-            prior.means.extend(p.means.iter().map(|&m| m as f32));
-            prior.log_vars.extend(p.variances.iter().map(|v| v.ln() as f32));
-        }
+        let prior = gmm_params(&self.priors);
         Some(ModelWeights {
             architecture: Architecture::Mlp,
             activation: Activation::Tanh,
@@ -206,6 +212,7 @@ impl LinearFit {
             decoder: vec![dense(&inverse.data, n)],
             posterior_log_var: vec![(1e-6f32).ln(); n],
             prior,
+            sensor_curves: Vec::new(),
         })
     }
 }
@@ -537,13 +544,6 @@ fn pass(frames: &Frames, w: &Matrix, priors: &[Mixture]) -> PassStats {
     stats
 }
 
-/// Frames a block at a time, each source's values laid out as a column, so that every loop
-/// below runs down a column of the block: the compiler vectorises them (inlined into
-/// [`unmix_vecmath::vectorised`], as wide as the processor allows), and a source's
-/// component exponentials are one vectorised call. The exponentials are single precision:
-/// they weigh responsibilities, whose error then stays near 10⁻⁷; every sum is double.
-const BLOCK: usize = 512;
-
 #[inline(always)]
 fn accumulate(
     frames: &Frames,
@@ -557,9 +557,8 @@ fn accumulate(
     let mut s = vec![0.0f64; n * BLOCK];
     let mut square = vec![0.0f64; n * BLOCK];
     let mut psi = vec![0.0f64; n * BLOCK];
-    let mut arg = vec![0.0f64; k * BLOCK];
-    let mut shifted = vec![0.0f32; k * BLOCK];
-    let [mut top, mut total, mut log_total, mut inv_total, mut rc, mut mean_a, mut mean_a2, mut mean_prec, mut slope] =
+    let mut mixture = MixtureBlock::new(k);
+    let [mut inv_total, mut rc, mut mean_a, mut mean_a2, mut mean_prec, mut slope] =
         std::array::from_fn(|_| vec![0.0f64; BLOCK]);
     for block in frames.values.chunks(BLOCK * n) {
         let len = block.len() / n;
@@ -576,33 +575,8 @@ fn accumulate(
             let x = &s[j * BLOCK..j * BLOCK + len];
             let x2 = &square[j * BLOCK..j * BLOCK + len];
             let (means, prec) = (&priors[j].means, &precisions[j]);
-            top[..len].fill(f64::NEG_INFINITY);
-            for c in 0..k {
-                let (term, mean, half_prec) = (terms[j][c], means[c], 0.5 * prec[c]);
-                let a = &mut arg[c * BLOCK..c * BLOCK + len];
-                for (a, &x) in a.iter_mut().zip(x) {
-                    let d = x - mean;
-                    *a = term - d * d * half_prec;
-                }
-                for (t, &a) in top[..len].iter_mut().zip(a.iter()) {
-                    *t = if a > *t { a } else { *t };
-                }
-            }
-            total[..len].fill(0.0);
-            for c in 0..k {
-                let e = &mut shifted[c * BLOCK..c * BLOCK + len];
-                for ((e, &a), &t) in e.iter_mut().zip(&arg[c * BLOCK..c * BLOCK + len]).zip(&top[..len]) {
-                    *e = (a - t) as f32;
-                }
-                unmix_vecmath::exp_non_positive_in_place(e);
-                for (sum, &e) in total[..len].iter_mut().zip(e.iter()) {
-                    *sum += f64::from(e);
-                }
-            }
-            // Each total is in [1, K]: the largest term is exp(0).
-            log_total[..len].copy_from_slice(&total[..len]);
-            unmix_vecmath::ln_in_place(&mut log_total[..len]);
-            let block_log_density = sum(&top[..len]) + sum(&log_total[..len]);
+            let block_log_density = mixture.weigh(x, &terms[j], means, prec);
+            let (shifted, total) = (&mixture.shifted, &mixture.total);
             stats.log_density += block_log_density;
             stats.source_log_density[j] += block_log_density;
             for (i, &t) in inv_total[..len].iter_mut().zip(&total[..len]) {
@@ -651,36 +625,6 @@ fn accumulate(
             }
         }
     }
-}
-
-/// Lanes of the sums below: independent partial sums, so that they vectorise (Rust keeps
-/// a single running sum in order, which cannot).
-const LANES: usize = 8;
-
-#[inline(always)]
-fn sum(a: &[f64]) -> f64 {
-    let mut lanes = [0.0f64; LANES];
-    let chunks = a.chunks_exact(LANES);
-    let rest: f64 = chunks.remainder().iter().sum();
-    for c in chunks {
-        for l in 0..LANES {
-            lanes[l] += c[l];
-        }
-    }
-    lanes.iter().sum::<f64>() + rest
-}
-
-#[inline(always)]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut lanes = [0.0f64; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let rest: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            lanes[l] += x[l] * y[l];
-        }
-    }
-    lanes.iter().sum::<f64>() + rest
 }
 
 impl PassStats {

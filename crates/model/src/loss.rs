@@ -87,6 +87,7 @@ mod tests {
             }],
             posterior_log_var: omega.to_vec(),
             prior,
+            sensor_curves: Vec::new(),
         };
         PdgmmVae::from_weights(&w, device).unwrap()
     }

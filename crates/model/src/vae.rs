@@ -139,6 +139,7 @@ impl PdgmmVae {
             decoder: self.decoder.iter().map(dense_from).collect(),
             posterior_log_var: to_vec(self.posterior_log_var()),
             prior: self.prior.params(),
+            sensor_curves: Vec::new(),
         }
     }
 

@@ -1,12 +1,13 @@
 //! Which model a recording gets: the linear model with a GMM per source, the saturating
-//! chain, or PDGMM-VAE. The linear model and the chain are weighed by one criterion, the
-//! exact likelihood of held-out frames ([`ModelChoice`]).
+//! chain, the post-nonlinear model, or PDGMM-VAE. The first three are weighed by one
+//! criterion, the exact likelihood of held-out frames ([`ModelChoice`]).
 
 use serde::{Deserialize, Serialize};
 use unmix_core::{CancelToken, Recording};
 use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_likelihood::chain::{self, ChainConfig, ChainFit, ChainShape, StartReport};
 use unmix_likelihood::linear::{LinearConfig, LinearFit, fit_linear};
+use unmix_likelihood::postnonlinear::{self, PostNonlinearConfig, PostNonlinearFit};
 
 use crate::config::{ModelChoice, SeparateParams};
 use crate::{Error, Progress, Result};
@@ -21,15 +22,19 @@ pub enum ModelKind {
     SaturatingChain,
     /// The linear model with a GMM per source, fitted by exact maximum likelihood.
     Linear,
+    /// A learned monotone curve per channel, then the linear model, fitted by exact
+    /// maximum likelihood.
+    PostNonlinear,
 }
 
 impl ModelKind {
-    /// Its name in reports: `pdgmm-vae`, `saturating-chain`, `linear`.
+    /// Its name in reports: `pdgmm-vae`, `saturating-chain`, `linear`, `post-nonlinear`.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::PdgmmVae => "pdgmm-vae",
             ModelKind::SaturatingChain => "saturating-chain",
             ModelKind::Linear => "linear",
+            ModelKind::PostNonlinear => "post-nonlinear",
         }
     }
 }
@@ -40,15 +45,18 @@ impl std::fmt::Display for ModelKind {
     }
 }
 
-/// How much better (nats per held-out frame) the saturating chain's likelihood must be
-/// than the linear model's for [`ModelChoice::Auto`] to choose it: well above what its
-/// extra `n² + n` parameters gain on a linear mixture (it loses there, `docs/model.md`),
-/// well below what it gains on the nonlinear benchmark (2.4–3.0 nats per frame on seeds
-/// 1–5).
+/// How much better (nats per held-out frame) a nonlinear model's likelihood must be than
+/// the linear model's for [`ModelChoice::Auto`] to choose it: well above what the extra
+/// parameters gain on a linear mixture (the saturating chain loses there, the
+/// post-nonlinear model's curves gain less than 0.01, `docs/model.md`), well below what
+/// they gain where they belong (the chain 2.4–3.0 nats per frame on the nonlinear
+/// benchmark, the curves 0.3–0.9 on post-nonlinear mixtures).
 pub const CHAIN_MARGIN_NATS: f64 = 0.05;
 
-/// Frames the saturating chain is fitted on at most when `auto` weighs it, strided evenly
-/// over the training segment (`--model chain` fits the whole segment). Its eight starts of
+/// Frames the saturating chain and the post-nonlinear model are fitted on at most when
+/// `auto` weighs them, strided evenly over the training segment (`--model chain` fits the
+/// whole segment, `--model postnonlinear` this many too: its curves are fitted from
+/// 16 segments' worth of frames each, which 13 000 training frames give amply). Its eight starts of
 /// full-batch descent take time in proportion to the frames — 2 talkers into 2 channels,
 /// 96 000 frames, spent 8 s in the chain's screening before the linear model was kept;
 /// 1.5 s with this cap — and it separates its benchmark at 0.98 from 10 000 frames: on
@@ -144,6 +152,36 @@ pub struct LinearRefit {
     pub converged: bool,
 }
 
+/// The post-nonlinear model's fit, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PostNonlinearSummary {
+    /// Frames it was fitted on (the held-out ones not counted).
+    pub frames: usize,
+    /// Mean NLL per training frame of the chosen start (nats, the density of the samples
+    /// as read).
+    pub train_nll: f64,
+    /// The same on held-out frames: what starts and models are chosen by.
+    pub validation_nll: f64,
+    /// The chosen start (from 0).
+    pub chosen: usize,
+    /// Every start, its NLLs as the density of the samples as read.
+    pub starts: Vec<postnonlinear::StartReport>,
+    /// Whether every start stopped at the screening, not ahead of the linear model by the
+    /// margin: the figures are then of the best screened start.
+    pub screened_out: bool,
+    /// The linear model's NLL on the same held-out frames.
+    pub linear_nll: Option<f64>,
+    /// The same model's with every curve straight (its densities and optimiser, no
+    /// curves), fitted first: the curves are weighed against the lower of this and
+    /// [`PostNonlinearSummary::linear_nll`], so that what richer densities gain is not
+    /// taken for a gain of the curves.
+    #[serde(default)]
+    pub straight_nll: Option<f64>,
+    /// Iterations of the straight fit.
+    #[serde(default)]
+    pub straight_iterations: usize,
+}
+
 /// Which model was trained, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSelection {
@@ -157,6 +195,9 @@ pub struct ModelSelection {
     pub linear: Option<LinearSummary>,
     /// The saturating chain's fit, when it was tried.
     pub chain: Option<ChainSummary>,
+    /// The post-nonlinear model's fit, when it was tried.
+    #[serde(default)]
+    pub post_nonlinear: Option<PostNonlinearSummary>,
     /// PDGMM-VAE's held-out NLL, its encoder read as a change of variables, when it was
     /// trained.
     #[serde(default)]
@@ -262,12 +303,73 @@ pub(crate) fn held_out_frames(segment: &Recording, every: usize) -> Result<Optio
     Ok(Some(Recording::from_interleaved(segment.sample_rate_hz(), m, frames)?))
 }
 
+/// The post-nonlinear model fitted in the choice, with the standardisation its frames went
+/// through.
+#[derive(Debug)]
+pub(crate) struct PostNonlinearCandidate {
+    pub(crate) fit: PostNonlinearFit,
+    pub(crate) normaliser: Normaliser,
+}
+
+impl PostNonlinearCandidate {
+    /// Fits the model to `subset` standardised by `normaliser` (fitted on the whole
+    /// segment), against `rival` (nats per frame of the samples as read) when given.
+    fn fit(
+        subset: &Recording,
+        normaliser: Normaliser,
+        config: &SeparateParams,
+        rival: Option<f64>,
+        cancel: &CancelToken,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Self> {
+        let standardised = normaliser.transform(subset)?;
+        let offset = nats_of_samples(&normaliser);
+        let mut report = |done, total| progress(Progress::PostNonlinear { done, total });
+        let curves = PostNonlinearConfig { margin: CHAIN_MARGIN_NATS, ..config.post_nonlinear.clone() };
+        let fit = postnonlinear::fit_watched(
+            &standardised,
+            subset.channels(),
+            &curves,
+            rival.map(|r| r - offset),
+            Some(cancel),
+            &mut report,
+        )?;
+        Ok(Self { fit, normaliser })
+    }
+
+    fn summary(&self, frames: usize, linear_nll: Option<f64>, every: usize) -> PostNonlinearSummary {
+        let offset = nats_of_samples(&self.normaliser);
+        let shift = |v: Option<f64>| v.map(|v| v + offset);
+        PostNonlinearSummary {
+            frames: frames - frames.checked_div(every).unwrap_or(0),
+            train_nll: self.fit.train_nll + offset,
+            validation_nll: self.fit.validation_nll + offset,
+            chosen: self.fit.chosen_start,
+            starts: self
+                .fit
+                .starts
+                .iter()
+                .map(|s| postnonlinear::StartReport {
+                    train_nll: shift(s.train_nll),
+                    validation_nll: shift(s.validation_nll),
+                    ..s.clone()
+                })
+                .collect(),
+            screened_out: self.fit.screened_out,
+            linear_nll,
+            straight_nll: shift(self.fit.straight_validation_nll),
+            straight_iterations: self.fit.straight_iterations,
+        }
+    }
+}
+
 /// The model the choice settled on, fitted already unless it is PDGMM-VAE.
 #[derive(Debug)]
 pub(crate) enum Chosen {
     Vae,
     Chain(Box<ChainFit>),
     Linear(Box<LinearCandidate>),
+    PostNonlinear(Box<PostNonlinearCandidate>),
 }
 
 /// Decides between the linear model, the saturating chain and PDGMM-VAE ([`ModelChoice`]),
@@ -287,6 +389,7 @@ pub(crate) fn select_model(
         reason,
         linear,
         chain,
+        post_nonlinear: None,
         vae: None,
     };
     if config.model == ModelChoice::Vae {
@@ -305,14 +408,15 @@ pub(crate) fn select_model(
     // a subset, so that a recording it does not fit costs little.
     let chain_frames = if config.model == ModelChoice::Chain { frames } else { CHAIN_MAX_FRAMES };
     let chain_segment = strided(segment, chain_frames)?;
-    let mut fit_chain = |rival: Option<f64>| {
+    let fit_chain = |rival: Option<f64>, progress: &mut dyn FnMut(Progress<'_>)| {
         let shape = chain_config.shape;
         let mut report = |done, total| progress(Progress::Chain { shape, done, total });
         chain::fit_watched(chain_segment.interleaved(), m, &chain_config, rival, Some(cancel), &mut report)
     };
     let peak = segment.interleaved().iter().fold(0.0f32, |a, v| a.max(v.abs()));
-    let ineligible = if n != m {
-        Some(format!("the saturating chain needs as many sources as channels ({n} sources, {m} channels)"))
+    let square = (n != m).then(|| format!("as many sources as channels ({n} sources, {m} channels)"));
+    let ineligible = if let Some(why) = &square {
+        Some(format!("the saturating chain needs {why}"))
     } else if peak.is_nan() || peak >= 1.0 {
         Some(format!(
             "the saturating chain needs every sample inside full scale (±1); the training segment peaks at {peak}"
@@ -324,56 +428,106 @@ pub(crate) fn select_model(
         if let Some(why) = ineligible {
             return Err(Error::Config(format!("--model chain: {why}")));
         }
-        let chain = fit_chain(None)?;
+        let chain = fit_chain(None, progress)?;
         let summary = ChainSummary::of(&chain, &chain_config, chain_segment.frames(), None);
         let chosen = selection(ModelKind::SaturatingChain, "asked for (--model chain)".into(), None, Some(summary));
         return Ok((chosen, Chosen::Chain(Box::new(chain))));
     }
-    // The linear model first (well under a second): the chain stops at its screening
-    // unless it is already below the linear model's held-out NLL there.
+    // The post-nonlinear model reads the channels standardised over the whole segment.
+    let standardise = || Normaliser::fit(segment, NormaliserConfig { whiten_to: None });
+    let curves_segment = strided(segment, CHAIN_MAX_FRAMES)?;
+    if config.model == ModelChoice::PostNonlinear {
+        if let Some(why) = square {
+            return Err(Error::Config(format!("--model postnonlinear: the post-nonlinear model needs {why}")));
+        }
+        let fitted = PostNonlinearCandidate::fit(&curves_segment, standardise()?, config, None, cancel, progress)?;
+        let summary = fitted.summary(curves_segment.frames(), None, config.post_nonlinear.validation_every);
+        let mut chosen = selection(ModelKind::PostNonlinear, "asked for (--model postnonlinear)".into(), None, None);
+        chosen.post_nonlinear = Some(summary);
+        return Ok((chosen, Chosen::PostNonlinear(Box::new(fitted))));
+    }
+    // The linear model first (well under a second): the nonlinear models stop at their
+    // screening unless they are already ahead of it there.
     let linear = LinearCandidate::fit(segment, n, config, cancel)?;
     let linear_summary = linear.summary(frames, config.chain.validation_every);
     let linear_nll = linear_summary.validation_nll;
-    // The chain is weighed on its own held-out frames: a subset, when the segment is long.
-    let rival = match held_out_frames(&chain_segment, chain_config.validation_every)? {
-        Some(held_out) if ineligible.is_none() && chain_segment.frames() < frames => linear.nll_of(&held_out)?,
-        _ => linear_nll,
-    };
-    let keep_linear = |reason: String, chain| {
-        let chosen = selection(ModelKind::Linear, reason, Some(linear_summary.clone()), chain);
-        (chosen, Chosen::Linear(Box::new(linear)))
-    };
     if config.model == ModelChoice::Linear {
-        return Ok(keep_linear("asked for (--model linear)".into(), None));
+        let chosen = selection(ModelKind::Linear, "asked for (--model linear)".into(), Some(linear_summary), None);
+        return Ok((chosen, Chosen::Linear(Box::new(linear))));
     }
-    if let Some(why) = ineligible {
-        return Ok(keep_linear(format!("the only candidate: {why}"), None));
-    }
-    let chain = fit_chain(Some(rival))?;
-    let chain_summary = ChainSummary::of(&chain, &chain_config, chain_segment.frames(), Some(rival));
-    let gain = rival - chain.validation_nll;
-    if chain.steps < chain_config.steps {
-        Ok(keep_linear(
-            format!(
-                "held-out likelihood: after {} of {} steps the saturating chain's best start was {:.3} nats per frame below the linear model's, so it stopped there",
-                chain.steps, chain_config.steps, -gain
-            ),
-            Some(chain_summary),
-        ))
-    } else if gain > CHAIN_MARGIN_NATS {
-        let reason = format!(
-            "held-out likelihood: the saturating chain's is {gain:.3} nats per frame above the linear model's (> {CHAIN_MARGIN_NATS})"
+    // The nonlinear models are weighed on the held-out frames of a subset when the segment
+    // is long: the linear model's NLL on those same frames is their rival.
+    let rival_on = |subset: &Recording, every: usize| -> Result<f64> {
+        match held_out_frames(subset, every)? {
+            Some(held_out) if subset.frames() < frames => linear.nll_of(&held_out),
+            _ => Ok(linear_nll),
+        }
+    };
+    let mut verdicts: Vec<String> = Vec::new();
+    let mut winner: Option<(ModelKind, f64)> = None;
+    let mut consider = |kind: ModelKind, nll: f64, rival: f64, finished: bool, verdicts: &mut Vec<String>| {
+        let gain = rival - nll;
+        let (name, yardstick) = match kind {
+            ModelKind::SaturatingChain => ("the saturating chain's", "the linear model's"),
+            _ => ("the post-nonlinear model's", "the linear model's and its own with straight curves"),
+        };
+        if finished {
+            let above = if gain > CHAIN_MARGIN_NATS { ">" } else { "not >" };
+            verdicts
+                .push(format!("{name} is {gain:.3} nats per frame above {yardstick} ({above} {CHAIN_MARGIN_NATS})"));
+        } else {
+            verdicts.push(format!("{name} stopped at its screening, {gain:+.3} nats per frame against {yardstick}"));
+        }
+        // Each is weighed against the linear model on its own held-out frames; between
+        // two that pass, the larger gain wins.
+        if finished && gain > CHAIN_MARGIN_NATS && winner.is_none_or(|(_, best)| gain > best) {
+            winner = Some((kind, gain));
+        }
+    };
+    let mut chain_fit = None;
+    let mut chain_summary = None;
+    if ineligible.is_none() {
+        let rival = rival_on(&chain_segment, chain_config.validation_every)?;
+        let chain = fit_chain(Some(rival), progress)?;
+        chain_summary = Some(ChainSummary::of(&chain, &chain_config, chain_segment.frames(), Some(rival)));
+        consider(
+            ModelKind::SaturatingChain,
+            chain.validation_nll,
+            rival,
+            chain.steps == chain_config.steps,
+            &mut verdicts,
         );
-        let chosen = selection(ModelKind::SaturatingChain, reason, Some(linear_summary), Some(chain_summary));
-        Ok((chosen, Chosen::Chain(Box::new(chain))))
-    } else {
-        Ok(keep_linear(
-            format!(
-                "held-out likelihood: the saturating chain's is {gain:.3} nats per frame above the linear model's (not > {CHAIN_MARGIN_NATS})"
-            ),
-            Some(chain_summary),
-        ))
+        chain_fit = Some(chain);
     }
+    let mut curves_fit = None;
+    let mut curves_summary = None;
+    if square.is_none() {
+        let every = config.post_nonlinear.validation_every;
+        let rival = rival_on(&curves_segment, every)?;
+        // Screened against the linear model and its own straight fit, by the margin: a
+        // start not that far ahead by then could not be chosen.
+        let fitted =
+            PostNonlinearCandidate::fit(&curves_segment, standardise()?, config, Some(rival), cancel, progress)?;
+        let summary = fitted.summary(curves_segment.frames(), Some(rival), every);
+        let yardstick = summary.straight_nll.map_or(rival, |straight| straight.min(rival));
+        consider(ModelKind::PostNonlinear, summary.validation_nll, yardstick, !summary.screened_out, &mut verdicts);
+        curves_summary = Some(summary);
+        curves_fit = Some(fitted);
+    }
+    let reason = match (verdicts.is_empty(), ineligible) {
+        (true, why) => format!("the only candidate: {}", why.unwrap_or_default()),
+        (false, None) => format!("held-out likelihood: {}", verdicts.join("; ")),
+        (false, Some(why)) => format!("held-out likelihood: {} (not weighed: {why})", verdicts.join("; ")),
+    };
+    let kind = winner.map_or(ModelKind::Linear, |(kind, _)| kind);
+    let mut chosen = selection(kind, reason, Some(linear_summary), chain_summary);
+    chosen.post_nonlinear = curves_summary;
+    let fitted = match (kind, chain_fit, curves_fit) {
+        (ModelKind::SaturatingChain, Some(chain), _) => Chosen::Chain(Box::new(chain)),
+        (ModelKind::PostNonlinear, _, Some(curves)) => Chosen::PostNonlinear(Box::new(curves)),
+        _ => Chosen::Linear(Box::new(linear)),
+    };
+    Ok((chosen, fitted))
 }
 
 #[cfg(test)]
@@ -423,7 +577,7 @@ mod tests {
         assert_eq!(auto.selection.chosen, ModelKind::Linear);
         assert!(auto.vae.is_none());
         assert!(auto.selection.chain.is_none(), "ineligible: {}", auto.selection.reason);
-        assert!(auto.selection.reason.contains("the only candidate"), "{}", auto.selection.reason);
+        assert!(auto.selection.reason.contains("not weighed: the saturating chain needs"), "{}", auto.selection.reason);
         // The same linear mixture at a recording's level (inside full scale) is eligible:
         // the chain is weighed against the linear model and stops at its screening.
         let top = linear.mixture.interleaved().iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -498,6 +652,49 @@ mod tests {
         let asked = fit_with(&data.mixture, &config).unwrap();
         assert_eq!(asked.selection.reason, "asked for (--model linear)");
         assert_eq!(asked.model.weights, fitted.model.weights);
+    }
+
+    /// `auto` on a post-nonlinear mixture (each sensor its own kind of curve): the
+    /// post-nonlinear model wins by far, is packaged (curves in the model file) and applied
+    /// by the inference engine to the fit's own sources, which are the truth's; the
+    /// saturating chain was weighed too and lost. On the paper's linear mixture the curves
+    /// gain nothing and the linear model is kept.
+    #[test]
+    fn auto_chooses_the_curves_for_sensors_that_bend_and_only_there() {
+        let data = generate(&SynthConfig { frames: 8000, ..SynthConfig::paper(MixKind::PostNonlinear, 2) }).unwrap();
+        // At a recording's level, inside full scale, so that the chain is weighed too.
+        let top = data.mixture.interleaved().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let mixture = Recording::from_interleaved(
+            data.mixture.sample_rate_hz(),
+            3,
+            data.mixture.interleaved().iter().map(|v| 0.5 * v / top).collect(),
+        )
+        .unwrap();
+        let mut config = quick_params(3, vec![8]);
+        config.model = ModelChoice::Auto;
+        config.chain = ChainConfig { starts: 2, threads: 2, ..ChainConfig::new(ChainShape::Saturating) };
+        config.post_nonlinear.threads = 2;
+        let fitted = fit_with(&mixture, &config).unwrap();
+        let selection = &fitted.selection;
+        assert_eq!(selection.chosen, ModelKind::PostNonlinear, "{}", selection.reason);
+        let curves = selection.post_nonlinear.as_ref().unwrap();
+        let linear = selection.linear.as_ref().unwrap().validation_nll;
+        assert!(curves.validation_nll < linear - 0.2, "{curves:?} vs linear {linear}");
+        assert!(selection.chain.is_some(), "the chain was weighed too: {}", selection.reason);
+        assert!(selection.reason.contains("post-nonlinear model's is"), "{}", selection.reason);
+        let model = ModelFile::from_bytes(&fitted.model.to_bytes().unwrap()).unwrap();
+        assert_eq!(model.weights.architecture, unmix_format::Architecture::PostNonlinear);
+        assert!(model.header.normaliser.whitening.is_none());
+        let applied = apply(&model, &mixture, Kernel::best()).unwrap();
+        let truth: Vec<Vec<f32>> = (0..3).map(|j| data.truth.channel(j)).collect();
+        let estimates: Vec<Vec<f32>> = (0..3).map(|j| applied.channel(j)).collect();
+        let score = unmix_dsp::metrics::score(&truth, &estimates).unwrap();
+        assert!(score.mean_abs_corr > 0.97 && score.min_abs_corr > 0.95, "{score:?}");
+
+        let linear_data = generate(&SynthConfig { frames: 8000, ..SynthConfig::paper(MixKind::Linear, 2) }).unwrap();
+        let fitted = fit_with(&linear_data.mixture, &config).unwrap();
+        assert_eq!(fitted.selection.chosen, ModelKind::Linear, "{}", fitted.selection.reason);
+        assert!(fitted.selection.post_nonlinear.is_some());
     }
 
     /// `--model vae`: the linear model is fitted beside it for the report, and the VAE's

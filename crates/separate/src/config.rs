@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use unmix_core::limits::{MAX_BUFFERED_SAMPLES, MAX_CHANNELS};
 use unmix_infer::Kernel;
 use unmix_likelihood::chain::{ChainConfig, ChainShape};
+use unmix_likelihood::postnonlinear::PostNonlinearConfig;
 use unmix_model::consensus::ConsensusConfig;
 use unmix_model::{Backend, TrainingRecipe, VaeLayout};
 
@@ -36,9 +37,10 @@ pub enum SourceCount {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelChoice {
-    /// The linear model with a GMM per source, or the saturating chain when it is eligible
-    /// (as many sources as channels, every sample inside full scale) and its held-out
-    /// likelihood beats the linear model's by [`crate::CHAIN_MARGIN_NATS`] per frame.
+    /// The linear model with a GMM per source, or a nonlinear model where its held-out
+    /// likelihood beats the linear model's by [`crate::CHAIN_MARGIN_NATS`] per frame (the
+    /// lowest of those that do): the post-nonlinear model when there are as many sources
+    /// as channels, the saturating chain when also every sample is inside full scale.
     Auto,
     /// PDGMM-VAE.
     Vae,
@@ -46,6 +48,10 @@ pub enum ModelChoice {
     Chain,
     /// The linear model with a GMM per source, fitted by exact maximum likelihood.
     Linear,
+    /// The post-nonlinear model: a learned monotone curve per channel, then the linear
+    /// model (an error unless there are as many sources as channels).
+    #[serde(rename = "postnonlinear")]
+    PostNonlinear,
 }
 
 /// The settings of a separation as a user gives them, not yet checked.
@@ -77,6 +83,8 @@ pub struct SeparateParams {
     /// Settings of the saturating-chain fit (and of the linear model it is weighed
     /// against: the same but for [`ChainConfig::shape`], its starts and its steps).
     pub chain: ChainConfig,
+    /// Settings of the post-nonlinear model's fit.
+    pub post_nonlinear: PostNonlinearConfig,
     /// The encoder kernel that computes every source of the fit (the order, signs, gains
     /// and score baseline are measured with it).
     pub kernel: Kernel,
@@ -99,6 +107,7 @@ impl SeparateParams {
             backend: Backend::default_compiled().unwrap_or(Backend::Flex),
             model: ModelChoice::Auto,
             chain: ChainConfig::new(ChainShape::Saturating),
+            post_nonlinear: PostNonlinearConfig::default(),
             kernel: Kernel::best(),
         }
     }
@@ -131,6 +140,7 @@ impl SeparateParams {
         self.recipe.check()?;
         self.restarts.check()?;
         self.chain.check()?;
+        self.post_nonlinear.check()?;
         self.backend.device()?;
         if !self.kernel.is_available() {
             return Err(unmix_infer::Error::KernelUnavailable(self.kernel.name()).into());

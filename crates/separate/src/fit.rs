@@ -19,7 +19,8 @@ use unmix_model::consensus::{ConsensusReport, WarmStart, fit_with_restarts};
 use unmix_model::{Trainer, TrainingConfig, TrainingHistory};
 
 use crate::choice::{
-    Chosen, LinearCandidate, ModelSelection, VaeScore, held_out_frames, nats_of_samples, select_model, strided,
+    Chosen, LinearCandidate, ModelSelection, PostNonlinearCandidate, VaeScore, held_out_frames, nats_of_samples,
+    select_model, strided,
 };
 use crate::config::{MIN_TRAIN_FRAMES, ModelChoice, SeparateConfig, SeparateParams, SourceCount};
 use crate::finish::{LatentEvidence, Ordering, align_to, finish_model};
@@ -116,6 +117,7 @@ pub fn fit(
             }
             package_linear(recording, &segment, linear, selection, config, count)
         }
+        Chosen::PostNonlinear(curves) => package_post_nonlinear(recording, &segment, *curves, selection, config, count),
         Chosen::Vae => fit_vae(recording, &segment, normaliser, n, selection, count, config, cancel, progress),
     };
     Ok(Fitted { gross_outliers: gross, ..fitted? })
@@ -202,6 +204,31 @@ fn package_chain(
         serde_json::to_value(&selection.chain).unwrap_or_default(),
     );
     // Never pruned: the chain's layers are square, every source is one of its channels' worth.
+    let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, config.kernel)?;
+    Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
+}
+
+/// The post-nonlinear model as a model file: the channels standardised, not whitened, each
+/// through its curve, then its unmixing; its sources in the documented order and sign, their
+/// gains and the monitoring baseline as for the VAE.
+fn package_post_nonlinear(
+    recording: &Recording,
+    segment: &Recording,
+    curves: PostNonlinearCandidate,
+    selection: ModelSelection,
+    config: &SeparateParams,
+    count: Option<CountEstimate>,
+) -> Result<Fitted> {
+    let weights =
+        curves.fit.export().ok_or_else(|| Error::Config("the post-nonlinear model's unmixing is singular".into()))?;
+    let header = new_header(
+        recording,
+        curves.fit.sources,
+        curves.normaliser,
+        serde_json::to_value(&config.post_nonlinear).unwrap_or_default(),
+        serde_json::to_value(&selection.post_nonlinear).unwrap_or_default(),
+    );
+    // Never pruned: every source is one of its channels' worth.
     let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, config.kernel)?;
     Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
 }
@@ -295,9 +322,9 @@ pub struct StreamFit {
 /// - The segment is thinned to at most [`SeparateParams::max_train_frames`] evenly
 ///   strided frames: the models treat frames as independent, so a strided subset trains
 ///   them as well as the whole, in a fraction of the time.
-/// - A predecessor keeps its kind: a saturating chain is refitted as a chain, whatever
-///   `config` chooses, so that a refit never swaps it for a model that separates such
-///   data far worse.
+/// - A predecessor keeps its kind: a saturating chain is refitted as a chain and a
+///   post-nonlinear model as one, whatever `config` chooses, so that a refit never swaps
+///   it for a model that separates such data far worse.
 /// - The new model's sources are relabelled to be its predecessor's in order and sign
 ///   ([`align_to`]), so a stream's output channel `k` stays the same source.
 pub fn fit_for_stream(
@@ -309,13 +336,18 @@ pub fn fit_for_stream(
     let params = config.params();
     let m = segment.channels();
     let thinned = strided(segment, config.training_frames(m)?)?;
-    let continues_a_chain = previous.is_some_and(|p| p.weights.architecture == Architecture::SaturatingChain);
-    let chain_config;
-    let config = if continues_a_chain && params.model != ModelChoice::Chain {
-        chain_config = SeparateParams { model: ModelChoice::Chain, ..params.clone() }.check()?;
-        &chain_config
-    } else {
-        config
+    let kept = match previous.map(|p| p.weights.architecture) {
+        Some(Architecture::SaturatingChain) => Some(ModelChoice::Chain),
+        Some(Architecture::PostNonlinear) => Some(ModelChoice::PostNonlinear),
+        _ => None,
+    };
+    let kept_config;
+    let config = match kept {
+        Some(kind) if params.model != kind => {
+            kept_config = SeparateParams { model: kind, ..params.clone() }.check()?;
+            &kept_config
+        }
+        _ => config,
     };
     let mut model = fit(&thinned, config, cancel, &mut |_| {})?.model;
     let alignment = match previous {

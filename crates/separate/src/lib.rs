@@ -25,7 +25,8 @@ mod fit;
 
 pub use apply::{apply, posterior_means};
 pub use choice::{
-    CHAIN_MARGIN_NATS, CHAIN_MAX_FRAMES, ChainSummary, LinearRefit, LinearSummary, ModelKind, ModelSelection, VaeScore,
+    CHAIN_MARGIN_NATS, CHAIN_MAX_FRAMES, ChainSummary, LinearRefit, LinearSummary, ModelKind, ModelSelection,
+    PostNonlinearSummary, VaeScore,
 };
 pub use config::{
     DEFAULT_MAX_TRAIN_FRAMES, MIN_TRAIN_FRAMES, ModelChoice, SeparateConfig, SeparateParams, SourceCount,
@@ -50,6 +51,14 @@ pub enum Progress<'a> {
         done: usize,
         /// Steps of every start run to the end (a fit stopped at its screening ends
         /// below this).
+        total: usize,
+    },
+    /// The post-nonlinear model's fit, every ~50 ms.
+    PostNonlinear {
+        /// L-BFGS iterations done, over every start.
+        done: usize,
+        /// Iterations of every start run to the end (starts that end early count their
+        /// remaining iterations as done).
         total: usize,
     },
     /// The PDGMM-VAE's training: the warm start, the restarts' candidates, the final run.

@@ -43,6 +43,59 @@ pub fn model(m: usize, n: usize, hidden: &[usize], whiten: bool) -> ModelFile {
             decoder,
             posterior_log_var: vec![-3.0; n],
             prior: GmmParams { components: 1, logits: vec![0.0; n], means: vec![0.0; n], log_vars: vec![0.0; n] },
+            sensor_curves: Vec::new(),
         },
     }
+}
+
+/// A post-nonlinear model of `m` channels: each standardised channel through its own
+/// compressive curve (slopes falling away from 0, different per channel), then a dense
+/// `m × m` layer; the decoder that layer's exact inverse, so reconstruction is exact.
+#[allow(dead_code)]
+pub fn post_nonlinear_model(m: usize) -> ModelFile {
+    let mut file = model(m, m, &[], false);
+    let w: Vec<f64> =
+        (0..m * m).map(|i| if i % (m + 1) == 0 { 1.0 } else { ((i * 13 % 7) as f64 - 3.0) / 10.0 }).collect();
+    let inverse = invert(&w, m);
+    // burn's `[inputs, outputs]` layout: the weight of input i at output o is `M[o][i]`.
+    let layer = |matrix: &[f64]| DenseLayer {
+        inputs: m,
+        outputs: m,
+        weight: (0..m * m).map(|idx| matrix[(idx % m) * m + idx / m] as f32).collect(),
+        bias: vec![0.0; m],
+    };
+    file.weights.architecture = unmix_format::Architecture::PostNonlinear;
+    file.weights.encoder = vec![layer(&w)];
+    file.weights.decoder = vec![layer(&inverse)];
+    file.weights.sensor_curves = (0..m)
+        .map(|c| {
+            let knots: Vec<f32> = (-4..=4).map(|k| k as f32 * 0.75).collect();
+            let gain = 1.0 + 0.5 * c as f32;
+            let values = knots.iter().map(|&k| k + 0.1 * gain * k * k * k).collect();
+            unmix_format::MonotoneCurve { knots, values }
+        })
+        .collect();
+    file.check().unwrap();
+    file
+}
+
+/// `M⁻¹` by Gauss–Jordan elimination (the test matrices are diagonally dominant).
+fn invert(matrix: &[f64], n: usize) -> Vec<f64> {
+    let mut a = matrix.to_vec();
+    let mut inv: Vec<f64> = (0..n * n).map(|i| if i % (n + 1) == 0 { 1.0 } else { 0.0 }).collect();
+    for c in 0..n {
+        let p = a[c * n + c];
+        for j in 0..n {
+            a[c * n + j] /= p;
+            inv[c * n + j] /= p;
+        }
+        for r in (0..n).filter(|&r| r != c) {
+            let f = a[r * n + c];
+            for j in 0..n {
+                a[r * n + j] -= f * a[c * n + j];
+                inv[r * n + j] -= f * inv[c * n + j];
+            }
+        }
+    }
+    inv
 }

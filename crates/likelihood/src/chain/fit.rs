@@ -2,14 +2,12 @@
 //! rival model, the rest of the steps, and the choice of the start with the lowest held-out
 //! NLL.
 
-use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use unmix_core::CancelToken;
-use unmix_core::parallel::{round_robin, threads_for};
 use unmix_dsp::linalg::{Matrix, covariance, inverse_square_root, random_orthogonal};
 use unmix_format::GmmParams;
 
@@ -19,6 +17,7 @@ use super::{
     ChainConfig, ChainFit, ChainShape, Frames, LOG_VAR_RANGE, Params, StartReport, Warp, atanh, initial_margin,
     softplus,
 };
+use crate::parallel::{Watch, in_parallel};
 use crate::{Error, Result};
 
 /// Fits `config.shape` to `frames` (interleaved, `channels` wide; one source per channel).
@@ -67,11 +66,12 @@ pub fn fit_watched(
     let first_leg = if screening { config.screen_steps } else { config.steps };
     let steps_done = AtomicUsize::new(0);
     let mut watch = Watch { steps_done: &steps_done, total: config.starts * config.steps, progress };
-    let mut descents: Vec<Option<Descent>> = in_parallel(config, (0..config.starts).collect(), &mut watch, |start| {
-        let mut descent = Descent::new(initial(train, warps, config, start)?);
-        descent.run(train, warps, config, first_leg, cancel, &steps_done)?;
-        Some(descent)
-    });
+    let mut descents: Vec<Option<Descent>> =
+        in_parallel(config.threads, (0..config.starts).collect(), &mut watch, |start| {
+            let mut descent = Descent::new(initial(train, warps, config, start)?);
+            descent.run(train, warps, config, first_leg, cancel, &steps_done)?;
+            Some(descent)
+        });
     let mut reports: Vec<StartReport> = (0..config.starts)
         .map(|_| StartReport {
             train_nll: None,
@@ -92,7 +92,7 @@ pub fn fit_watched(
         if !stopped {
             let jobs: Vec<(usize, Descent)> =
                 descents.iter_mut().enumerate().filter_map(|(s, d)| d.take().map(|d| (s, d))).collect();
-            let finished = in_parallel(config, jobs, &mut watch, |(start, mut descent)| {
+            let finished = in_parallel(config.threads, jobs, &mut watch, |(start, mut descent)| {
                 descent.run(train, warps, config, config.steps, cancel, &steps_done)?;
                 Some((start, descent))
             });
@@ -290,52 +290,6 @@ pub(crate) fn scales(data: &Frames, warps: &[Warp], params: &Params) -> Vec<Vec<
     out
 }
 
-/// Where the starts' steps are counted, and who is told.
-pub(crate) struct Watch<'a> {
-    steps_done: &'a AtomicUsize,
-    total: usize,
-    progress: &'a mut dyn FnMut(usize, usize),
-}
-
-/// Counts a worker thread's end when dropped with its worker: at the end of its jobs, or
-/// while it unwinds from a panic, so that the calling thread's wait in [`in_parallel`]
-/// always ends (the panic is resumed after it).
-struct WorkerEnd<'a>(&'a AtomicUsize);
-
-impl Drop for WorkerEnd<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::Release);
-    }
-}
-
-/// `job` for every one of `jobs` on the configured threads, results in job order; the
-/// calling thread reports the steps done every ~50 ms meanwhile.
-fn in_parallel<J: Send, R: Send>(
-    config: &ChainConfig,
-    jobs: Vec<J>,
-    watch: &mut Watch<'_>,
-    job: impl Fn(J) -> R + Sync,
-) -> Vec<R> {
-    let threads = threads_for(config.threads, jobs.len());
-    let ended = AtomicUsize::new(0);
-    let (job, ended_ref) = (&job, &ended);
-    let worker = || {
-        let end = WorkerEnd(ended_ref);
-        move |_, j| {
-            let _end = &end;
-            ControlFlow::Continue(job(j))
-        }
-    };
-    let meanwhile = || {
-        while ended.load(Ordering::Acquire) < threads {
-            (watch.progress)(watch.steps_done.load(Ordering::Relaxed), watch.total);
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        (watch.progress)(watch.steps_done.load(Ordering::Relaxed), watch.total);
-    };
-    round_robin(jobs, threads, worker, meanwhile).into_iter().map(|(_, r)| r).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use unmix_synth::MixKind;
@@ -361,24 +315,6 @@ mod tests {
             chain.validation_nll,
             linear.validation_nll
         );
-    }
-
-    /// A start that panics ends its thread's part of the progress wait too: the panic
-    /// reaches the caller instead of the wait hanging on a thread that never reports back.
-    #[test]
-    fn a_panicking_start_reaches_the_caller() {
-        let config = ChainConfig { threads: 2, ..ChainConfig::new(ChainShape::Linear) };
-        let steps = AtomicUsize::new(0);
-        let mut reports = 0;
-        {
-            let mut progress = |_, _| reports += 1;
-            let mut watch = Watch { steps_done: &steps, total: 1, progress: &mut progress };
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                in_parallel(&config, vec![0, 1, 2, 3], &mut watch, |j| if j == 1 { panic!("start {j}") } else { j })
-            }));
-            assert!(outcome.is_err());
-        }
-        assert!(reports >= 1);
     }
 
     /// On a linear mixture the linear model is the better density, so `separate` keeps the

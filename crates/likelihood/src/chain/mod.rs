@@ -264,6 +264,7 @@ impl ChainFit {
             decoder,
             posterior_log_var: vec![(1e-6f32).ln(); n],
             prior: self.prior.clone(),
+            sensor_curves: Vec::new(),
         })
     }
 }
