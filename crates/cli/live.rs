@@ -338,16 +338,18 @@ mod enabled {
         {
             bail!("--listen {k}: sources are numbered 1 to {}", args.sources);
         }
-        // `separate`'s choice without the saturating chain: the linear model, the one
-        // `auto` keeps unless the chain wins, fits in a fraction of a second on one thread
-        // (a core stays free for the audio callback and the separator), where the chain's
-        // eight starts of full-batch descent are too slow for a fit waited for live;
-        // `separate` trains a chain offline for `live --model`, and the session refits a
-        // given chain as a chain (one thread too).
+        // `separate`'s choice without the nonlinear models: the linear model, the one
+        // `auto` keeps unless a nonlinear model wins, fits in a fraction of a second on one
+        // thread (a core stays free for the audio callback and the separator), where the
+        // chain's eight starts of full-batch descent and the post-nonlinear model's four
+        // starts are too slow for a fit waited for live; `separate` trains them offline for
+        // `live --model`, and the session refits a given one as its own kind (one thread
+        // too).
         let mut separate = SeparateParams::new(SourceCount::Fixed(args.sources));
         separate.max_train_frames = LIVE_FIT_FRAMES;
         separate.restarts = ConsensusConfig { threads: 1, ..ConsensusConfig::single() };
         separate.chain.threads = 1;
+        separate.post_nonlinear.threads = 1;
         separate.model = ModelChoice::Linear;
         separate.kernel = kernel;
         let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;

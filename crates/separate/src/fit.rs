@@ -476,4 +476,26 @@ mod tests {
         assert_eq!(first.model.weights.architecture, Architecture::Mlp);
         assert!(first.alignment.is_empty());
     }
+
+    /// A post-nonlinear predecessor keeps its kind too, whatever the stream's settings
+    /// ask, and the refit's outputs are its predecessor's sources in order and sign.
+    #[test]
+    fn a_stream_fit_continues_a_post_nonlinear_predecessor() {
+        let data = generate(&SynthConfig { frames: 6000, ..SynthConfig::paper(MixKind::PostNonlinear, 1) }).unwrap();
+        let mut curves = quick_params(3, vec![8]);
+        curves.model = ModelChoice::PostNonlinear;
+        curves.post_nonlinear.threads = 1;
+        let previous = fit_with(&data.mixture.head(3000), &curves).unwrap().model;
+        assert_eq!(previous.weights.architecture, Architecture::PostNonlinear);
+        let as_live = SeparateParams { model: ModelChoice::Linear, ..curves }.check().unwrap();
+        let refit = fit_for_stream(&data.mixture, Some(&previous), &as_live, &CancelToken::new()).unwrap();
+        assert_eq!(refit.model.weights.architecture, Architecture::PostNonlinear);
+        assert!(refit.alignment.iter().all(|&c| c > 0.95), "{:?}", refit.alignment);
+        let old = apply(&previous, &data.mixture, Kernel::best()).unwrap();
+        let new = apply(&refit.model, &data.mixture, Kernel::best()).unwrap();
+        for j in 0..3 {
+            let c = pearson(&old.channel(j), &new.channel(j));
+            assert!(c > 0.95, "output {j}: corr {c} with the predecessor's output {j}");
+        }
+    }
 }
