@@ -1,4 +1,5 @@
-//! `unmix synth`: the paper's benchmark mixtures, and post-nonlinear ones.
+//! `unmix synth`: the paper's benchmark mixtures, post-nonlinear ones, and a shear
+//! building's floor accelerations for structural-health monitoring.
 
 use std::path::{Path, PathBuf};
 
@@ -6,6 +7,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use unmix_core::plural;
 use unmix_io::{WavStreamWriter, write_wav_f32};
+use unmix_synth::shm::{Damage, Environment, ShmConfig, simulate};
 use unmix_synth::{
     MAX_CONDITION, MIN_CONDITION_BOUND, Marginal, MixKind, SynthConfig, SynthMeta, SynthStream, TANH_INPUT_STD,
     generate,
@@ -26,6 +28,10 @@ pub enum Kind {
     /// monotone curve — soft limiter, arctan, logarithmic compression, cubic expansion,
     /// soft-knee clip, in turn, each with drawn parameters (written in `meta.json`).
     Postnonlinear,
+    /// A shear building shaken at its base (structural-health monitoring): one
+    /// accelerometer per floor, the modes as sources (`--storeys`, `--duration-s`,
+    /// `--damage-storey`, `--environment`; 200 Hz unless `--sample-rate`).
+    Shm,
 }
 
 /// Arguments of `unmix synth`.
@@ -69,9 +75,41 @@ pub struct SynthArgs {
     /// Add white noise to every sensor at this SNR in dB.
     #[arg(long)]
     snr_db: Option<f64>,
-    /// Sample rate written into the WAV files (the data are i.i.d.; it is a label).
-    #[arg(long, default_value_t = 8_000)]
-    sample_rate: u32,
+    /// Sample rate written into the WAV files: a label for the i.i.d. mixtures (default
+    /// 8 000), the accelerometers' rate for `shm` (default 200).
+    #[arg(long)]
+    sample_rate: Option<u32>,
+    /// shm: floors (one accelerometer and one mode each).
+    #[arg(long, default_value_t = 4, help_heading = "Structural health (shm)")]
+    storeys: usize,
+    /// shm: length of the record in seconds.
+    #[arg(long, default_value_t = 600.0, value_parser = parse_positive, help_heading = "Structural health (shm)")]
+    duration_s: f64,
+    /// shm: the first mode's natural frequency in Hz.
+    #[arg(long, default_value_t = 2.0, value_parser = parse_positive, help_heading = "Structural health (shm)")]
+    first_frequency_hz: f64,
+    /// shm: every mode's damping ratio.
+    #[arg(long, default_value_t = 0.02, help_heading = "Structural health (shm)")]
+    damping: f64,
+    /// shm: sensor noise, its standard deviation this fraction of each floor's RMS.
+    #[arg(long, default_value_t = 0.05, help_heading = "Structural health (shm)")]
+    noise: f64,
+    /// shm: a stiffness loss on this storey (from 1, the ground storey).
+    #[arg(long, help_heading = "Structural health (shm)")]
+    damage_storey: Option<usize>,
+    /// shm: the fraction of the storey's stiffness lost.
+    #[arg(long, default_value_t = 0.1, help_heading = "Structural health (shm)")]
+    damage_loss: f64,
+    /// shm: when the loss starts, in seconds (default: half-way).
+    #[arg(long, help_heading = "Structural health (shm)")]
+    damage_from_s: Option<f64>,
+    /// shm: a slow environmental factor on every stiffness, `1 + A sin(2πt/P)`, of this
+    /// relative amplitude A (0.015: a ±1.5 % daily temperature cycle).
+    #[arg(long, help_heading = "Structural health (shm)")]
+    environment: Option<f64>,
+    /// shm: the environmental cycle's period P in seconds (a day compressed in time).
+    #[arg(long, default_value_t = 120.0, value_parser = parse_positive, help_heading = "Structural health (shm)")]
+    environment_period_s: f64,
     /// Output directory: mixture.wav, truth.wav, meta.json.
     #[arg(short, long)]
     output: PathBuf,
@@ -129,18 +167,69 @@ fn write_streamed(config: &SynthConfig, mixture_path: &Path, truth_path: &Path) 
     Ok(stream.meta())
 }
 
+/// `unmix synth shm`: the simulated building's record.
+fn run_shm(args: SynthArgs) -> Result<()> {
+    let config = ShmConfig {
+        storeys: args.storeys,
+        duration_s: args.duration_s,
+        sample_rate_hz: args.sample_rate.unwrap_or(200),
+        first_frequency_hz: args.first_frequency_hz,
+        damping_ratio: args.damping,
+        noise: args.noise,
+        damage: args.damage_storey.map(|storey| Damage {
+            storey,
+            loss: args.damage_loss,
+            from_s: args.damage_from_s.unwrap_or(args.duration_s / 2.0),
+        }),
+        environment: args.environment.map(|amplitude| Environment { amplitude, period_s: args.environment_period_s }),
+        seed: args.seed,
+    };
+    crate::interrupt::watch()?;
+    let mut out = Staging::new(&args.output, &["mixture.wav", "truth.wav", "meta.json"], args.force)?;
+    let record = simulate(&config)?;
+    write_wav_f32(&out.path("mixture.wav"), &record.mixture)?;
+    write_wav_f32(&out.path("truth.wav"), &record.truth)?;
+    let meta = serde_json::to_string_pretty(&record.meta)?;
+    let meta_path = out.path("meta.json");
+    unmix_io::write_atomically(&meta_path, |out| {
+        std::io::Write::write_all(out, meta.as_bytes())
+            .map_err(|source| unmix_io::Error::Io { path: meta_path.clone(), source })
+    })?;
+    crate::interrupt::check()?;
+    out.commit()?;
+    let frequencies: Vec<String> = record.meta.modes.frequencies_hz.iter().map(|f| format!("{f:.2}")).collect();
+    println!(
+        "wrote {} s of a {}-storey building at {} Hz (modes at {} Hz{}, seed {}) to {}",
+        config.duration_s,
+        config.storeys,
+        config.sample_rate_hz,
+        frequencies.join(", "),
+        config.damage.map_or(String::new(), |d| format!(
+            "; storey {} loses {:.0} % of its stiffness from {} s",
+            d.storey,
+            100.0 * d.loss,
+            d.from_s
+        )),
+        config.seed,
+        args.output.display()
+    );
+    Ok(())
+}
+
 pub fn run(args: SynthArgs) -> Result<()> {
+    let kind = match args.kind {
+        Kind::Linear => MixKind::Linear,
+        Kind::Nonlinear => MixKind::Nonlinear,
+        Kind::Postnonlinear => MixKind::PostNonlinear,
+        Kind::Shm => return run_shm(args),
+    };
     let config = SynthConfig {
-        kind: match args.kind {
-            Kind::Linear => MixKind::Linear,
-            Kind::Nonlinear => MixKind::Nonlinear,
-            Kind::Postnonlinear => MixKind::PostNonlinear,
-        },
+        kind,
         sources: args.sources,
         sensors: args.sensors.unwrap_or(args.sources),
         frames: args.frames,
         seed: args.seed,
-        sample_rate_hz: args.sample_rate,
+        sample_rate_hz: args.sample_rate.unwrap_or(8_000),
         snr_db: args.snr_db,
         marginals: args.marginals,
         tanh_input_std: args.tanh_input_std,

@@ -7,6 +7,9 @@
 //! curve ([`SensorCurve`]).
 //! Everything is drawn from one seeded generator, so the same [`SynthConfig`] always
 //! gives the same data.
+//!
+//! [`shm`] simulates the structural-health benchmark instead: a shear building's floor
+//! accelerations under ground shaking, whose sources are its modes.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -17,6 +20,7 @@ use unmix_core::limits::MAX_CHANNELS;
 use unmix_dsp::linalg::Matrix;
 
 mod curves;
+pub mod shm;
 
 pub use curves::SensorCurve;
 use curves::draw_curves;
