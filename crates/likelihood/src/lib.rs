@@ -12,6 +12,9 @@
 //!   optimum by quasi-Newton steps: the model of an instantaneous mixture.
 //! - [`postnonlinear`]: a monotone curve per channel in front of the linear model: the
 //!   model of sensors that each compress, expand or clip in their own way.
+//! - [`temporal`]: the linear model with an autoregressive prior per source, its
+//!   innovations the source's mixture: sources told apart by their spectra (a
+//!   structure's modes).
 //! - [`encoder`]: a trained PDGMM-VAE's encoder read as a change of variables, so that it
 //!   is judged on the same scale.
 //!
@@ -26,6 +29,7 @@ mod lbfgs;
 pub mod linear;
 mod parallel;
 pub mod postnonlinear;
+pub mod temporal;
 
 pub use error::{Error, Result};
 
