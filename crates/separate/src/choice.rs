@@ -478,10 +478,11 @@ pub(crate) fn select_model(
         } else {
             verdicts.push(format!("{name} stopped at its screening, {gain:+.3} nats per frame against {yardstick}"));
         }
-        // Each is weighed against the linear model on its own held-out frames; between
-        // two that pass, the larger gain wins.
-        if finished && gain > CHAIN_MARGIN_NATS && winner.is_none_or(|(_, best)| gain > best) {
-            winner = Some((kind, gain));
+        // Each must beat its yardstick by the margin; between two that do, the lower
+        // held-out NLL wins (with the defaults both hold out the same frames of the same
+        // subset).
+        if finished && gain > CHAIN_MARGIN_NATS && winner.is_none_or(|(_, best)| nll < best) {
+            winner = Some((kind, nll));
         }
     };
     let mut chain_fit = None;
