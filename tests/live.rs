@@ -425,8 +425,26 @@ impl JackServer {
 
 /// Runs a JACK command-line tool against the server named `server`.
 #[cfg(feature = "jack")]
+/// Runs a JACK tool against `server`, killed after 15 s: a client of a server that another
+/// test's server going away has wedged can block for ever (a CI run hung in `jack_lsp`),
+/// and a killed tool reads as a failed one.
 fn jack_tool(server: &str, program: &str, args: &[&str]) -> Output {
-    Command::new(program).args(args).env("JACK_DEFAULT_SERVER", server).output().expect("JACK tools run")
+    let mut child = Command::new(program)
+        .args(args)
+        .env("JACK_DEFAULT_SERVER", server)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("JACK tools run");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("JACK tools run").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(15) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("JACK tools run")
 }
 
 /// Waits for `port` on the JACK server `server` as long as the harness waits for anything
