@@ -167,6 +167,17 @@ fn write_streamed(config: &SynthConfig, mixture_path: &Path, truth_path: &Path) 
     Ok(stream.meta())
 }
 
+/// `meta.json` in the staging directory, whole or not at all.
+fn write_meta(out: &mut Staging, meta: &impl serde::Serialize) -> Result<()> {
+    let meta = serde_json::to_string_pretty(meta)?;
+    let meta_path = out.path("meta.json");
+    unmix_io::write_atomically(&meta_path, |out| {
+        std::io::Write::write_all(out, meta.as_bytes())
+            .map_err(|source| unmix_io::Error::Io { path: meta_path.clone(), source })
+    })?;
+    Ok(())
+}
+
 /// `unmix synth shm`: the simulated building's record.
 fn run_shm(args: SynthArgs) -> Result<()> {
     let config = ShmConfig {
@@ -189,12 +200,7 @@ fn run_shm(args: SynthArgs) -> Result<()> {
     let record = simulate(&config)?;
     write_wav_f32(&out.path("mixture.wav"), &record.mixture)?;
     write_wav_f32(&out.path("truth.wav"), &record.truth)?;
-    let meta = serde_json::to_string_pretty(&record.meta)?;
-    let meta_path = out.path("meta.json");
-    unmix_io::write_atomically(&meta_path, |out| {
-        std::io::Write::write_all(out, meta.as_bytes())
-            .map_err(|source| unmix_io::Error::Io { path: meta_path.clone(), source })
-    })?;
+    write_meta(&mut out, &record.meta)?;
     crate::interrupt::check()?;
     out.commit()?;
     let frequencies: Vec<String> = record.meta.modes.frequencies_hz.iter().map(|f| format!("{f:.2}")).collect();
@@ -246,12 +252,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
     } else {
         write_streamed(&config, &out.path("mixture.wav"), &out.path("truth.wav"))?
     };
-    let meta = serde_json::to_string_pretty(&meta)?;
-    let meta_path = out.path("meta.json");
-    unmix_io::write_atomically(&meta_path, |out| {
-        std::io::Write::write_all(out, meta.as_bytes())
-            .map_err(|source| unmix_io::Error::Io { path: meta_path.clone(), source })
-    })?;
+    write_meta(&mut out, &meta)?;
     crate::interrupt::check()?;
     out.commit()?;
     println!(

@@ -210,15 +210,24 @@ fn mass_modes(masses: &[f64], stiffnesses: &[f64]) -> MassModes {
 }
 
 impl MassModes {
+    /// For every mode, `sign · ‖φ‖`: its unit-length shape, top floor positive, is
+    /// `φ / that`, and its source `that · a` (so that shape × source = `φ a`).
+    fn unit_scales(&self) -> Vec<f64> {
+        self.phi
+            .iter()
+            .map(|phi| {
+                let norm = phi.iter().map(|v| v * v).sum::<f64>().sqrt();
+                if phi.last().copied().unwrap_or(1.0) < 0.0 { -norm } else { norm }
+            })
+            .collect()
+    }
+
     fn report(&self, damping: f64) -> Modes {
         let shapes = self
             .phi
             .iter()
-            .map(|phi| {
-                let norm = phi.iter().map(|v| v * v).sum::<f64>().sqrt();
-                let sign = if phi.last().copied().unwrap_or(1.0) < 0.0 { -1.0 } else { 1.0 };
-                phi.iter().map(|v| sign * v / norm).collect()
-            })
+            .zip(self.unit_scales())
+            .map(|(phi, scale)| phi.iter().map(|v| v / scale).collect())
             .collect();
         Modes {
             frequencies_hz: self.omega.iter().map(|w| w / std::f64::consts::TAU).collect(),
@@ -292,6 +301,7 @@ pub fn simulate(config: &ShmConfig) -> Result<ShmRecord, Error> {
         modes.phi.iter().map(|phi| phi.iter().zip(&masses).map(|(p, m)| p * m).sum()).collect()
     };
     let mut gamma = participation(&modes);
+    let mut scales = modes.unit_scales();
     let (mut q, mut v) = (vec![0.0; n], vec![0.0; n]);
     let mut floors = vec![0.0f64; frames * n];
     let mut sources = vec![0.0f64; frames * n];
@@ -308,6 +318,7 @@ pub fn simulate(config: &ShmConfig) -> Result<ShmRecord, Error> {
             modes = mass_modes(&masses, &stiffness_at(t as f64 * h, damaged));
             steps = modes.omega.iter().map(|&w| Step::new(w, zeta, h)).collect();
             gamma = participation(&modes);
+            scales = modes.unit_scales();
             for j in 0..n {
                 let phi = &modes.phi[j];
                 q[j] = (0..n).map(|i| phi[i] * masses[i] * u[i]).sum();
@@ -321,9 +332,7 @@ pub fn simulate(config: &ShmConfig) -> Result<ShmRecord, Error> {
             let omega = modes.omega[j];
             let a = -(2.0 * zeta * omega * v[j] + omega * omega * q[j]);
             let phi = &modes.phi[j];
-            let norm = phi.iter().map(|p| p * p).sum::<f64>().sqrt();
-            let sign = if phi[n - 1] < 0.0 { -1.0 } else { 1.0 };
-            sources[t * n + j] = sign * norm * a;
+            sources[t * n + j] = scales[j] * a;
             for i in 0..n {
                 floors[t * n + i] += phi[i] * a;
             }

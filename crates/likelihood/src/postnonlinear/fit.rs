@@ -188,7 +188,7 @@ pub fn fit_watched(
         Error::Data("every start of the post-nonlinear model failed (a singular unmixing or a non-finite value)".into())
     })?;
     let screened_out = reports.iter().all(|r| r.screened_out || r.validation_nll.is_none());
-    let mut fit = problem.finish(&outcome, &centred_train, chosen_start, reports, screened_out);
+    let mut fit = problem.finish(&outcome, &train, chosen_start, reports, screened_out);
     (fit.straight_validation_nll, fit.straight_iterations) = (Some(straight.best_nll), straight.iterations);
     Ok(fit)
 }
@@ -325,12 +325,12 @@ impl Problem {
     }
 
     /// The kept start as a fit: the curves' values at their knots (centred), and every
-    /// source scaled to unit variance on the training frames with its density along (the
-    /// likelihood is unchanged).
+    /// source scaled to unit variance on the training frames (`train`, standardised) with
+    /// its density along (the likelihood is unchanged).
     fn finish(
         &self,
         outcome: &Outcome,
-        centred_train: &[f64],
+        train: &[f64],
         chosen_start: usize,
         starts: Vec<StartReport>,
         screened_out: bool,
@@ -375,12 +375,7 @@ impl Problem {
             straight_validation_nll: None,
             straight_iterations: 0,
         };
-        // The training frames back in standardised units (the centring undone) for the
-        // sources' spread.
-        let standardised: Vec<f32> = centred_train
-            .chunks_exact(n)
-            .flat_map(|x| x.iter().zip(&self.centre).zip(&self.knots).map(|((v, c), k)| (v + c + k.at[0]) as f32))
-            .collect();
+        let standardised: Vec<f32> = train.iter().map(|&v| v as f32).collect();
         let sources = fit.demix(&standardised);
         for j in 0..n {
             let column = sources.iter().skip(j).step_by(n);
