@@ -1,0 +1,138 @@
+//! What `unmix separate` says about a fit: on the terminal, and the priors in report.json.
+
+use unmix_core::plural;
+use unmix_format::ModelFile;
+use unmix_separate::{Fitted, MIN_LATENT_INFORMATION_NATS};
+
+/// A wait as a person reads it: `0.8 s`, `21 min 51 s`, `3 h 2 min`.
+pub(super) fn duration_text(seconds: f64) -> String {
+    let whole = seconds.round() as u64;
+    match seconds {
+        s if s < 60.0 => format!("{s:.1} s"),
+        s if s < 3600.0 => format!("{} min {} s", whole / 60, whole % 60),
+        _ => format!("{} h {} min", whole / 3600, whole % 3600 / 60),
+    }
+}
+
+/// Says how training ended — the source count, the restarts and the chosen run's
+/// convergence; a run that hit the epoch cap is always reported, quiet or not.
+pub(super) fn report_fit(fitted: &Fitted, quiet: bool) {
+    if let (Some(count), false) = (&fitted.count, quiet) {
+        println!("-n auto: {} ({})", plural(fitted.model.header.sources, "source"), count.reason);
+        let dropped = fitted.latents.iter().filter(|l| !l.kept).count();
+        if dropped > 0 {
+            println!("  {dropped} latent(s) carried < {MIN_LATENT_INFORMATION_NATS} nats and were pruned");
+        }
+    }
+    let selection = &fitted.selection;
+    if !quiet {
+        println!("model: {} ({})", selection.chosen, selection.reason);
+        if let Some(score) = &selection.vae {
+            let linear = selection
+                .linear
+                .as_ref()
+                .map_or(String::new(), |l| format!("; the linear model's {:.4}", l.validation_nll));
+            match (score.validation_nll, &score.unscored) {
+                (Some(nll), _) => println!(
+                    "PDGMM-VAE: held-out NLL {nll:.4} nats per frame, its encoder read as a change of variables{linear}"
+                ),
+                (None, Some(why)) => println!("PDGMM-VAE: no held-out NLL ({why}){linear}"),
+                (None, None) => {}
+            }
+        }
+    }
+    let Some(vae) = &fitted.vae else {
+        if let (Some(linear), false) = (&selection.linear, quiet) {
+            println!(
+                "linear model: held-out NLL {:.4} nats per frame after {}{}{}",
+                linear.validation_nll,
+                plural(linear.iterations, "iteration"),
+                if linear.converged { "" } else { " (stopped at the cap before its tolerance)" },
+                linear.refit.as_ref().map_or(String::new(), |r| format!(
+                    "; then {} on all {}",
+                    plural(r.iterations, "iteration"),
+                    plural(r.frames, "frame")
+                ))
+            );
+        }
+        if let (Some(chain), false) = (&selection.chain, quiet) {
+            println!(
+                "saturating chain: start {} of {} chosen, held-out NLL {:.4} nats per frame on {}; {}",
+                chain.chosen + 1,
+                chain.starts.len(),
+                chain.validation_nll,
+                plural(chain.frames, "training frame"),
+                match chain.last_change() {
+                    Some(change) =>
+                        format!("{} steps, the NLL still changing by {change:.1e} over the last tenth", chain.steps),
+                    None => format!("stopped at its screening after {} steps", chain.steps),
+                }
+            );
+        }
+        return;
+    };
+    let c = &vae.consensus;
+    if !quiet && c.config.candidates > 1 {
+        println!(
+            "restarts: {} × {} of {}; chose candidate {} (held-out loss {:.5}, {:.5} at the end)",
+            plural(c.config.candidates, "candidate"),
+            plural(c.config.rounds, "round"),
+            plural(c.config.epochs_per_round, "epoch"),
+            c.chosen + 1,
+            c.chosen_validation_loss,
+            c.final_validation_loss
+        );
+    }
+    let s = &vae.history.summary;
+    if s.converged {
+        if !quiet {
+            println!(
+                "training converged after {}: loss {:.5} (last improvement {:.2e} < tolerance {:.0e})",
+                plural(s.epochs, "epoch"),
+                s.final_loss,
+                s.remaining_relative_improvement,
+                s.plateau_tolerance
+            );
+        }
+    } else {
+        eprintln!(
+            "warning: training stopped at the epoch cap ({}) before the loss plateaued: it was still improving by {:.2e} (tolerance {:.0e}); raise --epochs",
+            plural(s.epochs, "epoch"),
+            s.remaining_relative_improvement,
+            s.plateau_tolerance
+        );
+    }
+}
+
+pub(super) fn priors_json(model: &ModelFile) -> serde_json::Value {
+    let w = &model.weights;
+    let k = w.prior.components;
+    let sd = w.posterior_std();
+    let gains = model.source_gains();
+    let per_source: Vec<serde_json::Value> = (0..w.sources())
+        .map(|j| {
+            serde_json::json!({
+                "source": j + 1,
+                "output_gain": gains[j],
+                "posterior_std": sd[j],
+                "weights": w.prior.weights(j),
+                "means": &w.prior.means[j * k..(j + 1) * k],
+                "variances": w.prior.log_vars[j * k..(j + 1) * k].iter().map(|v| v.exp()).collect::<Vec<f32>>(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(per_source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_text;
+
+    #[test]
+    fn waits_read_as_a_person_says_them() {
+        assert_eq!(duration_text(0.75), "0.8 s");
+        assert_eq!(duration_text(59.94), "59.9 s");
+        assert_eq!(duration_text(1310.72), "21 min 51 s");
+        assert_eq!(duration_text(10_920.0), "3 h 2 min");
+    }
+}
