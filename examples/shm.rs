@@ -3,11 +3,14 @@
 //! coordinates' |corr| (every mode, mean, worst) for `unmix separate`'s model choice, for
 //! SOBI (the second-order reference of operational modal analysis, `unmix-dsp`) and for
 //! the AR-GMM temporal model (`unmix-likelihood`, with the frequency and damping of each
-//! source's AR spectrum), the last two on the same whitened frames, and the wall time of
-//! each.
+//! source's AR spectrum), the last two on the same whitened frames, and for the modal
+//! identification (`unmix-modal`: SOBI, a Whittle-fitted resonance per mode, Wiener-smoothed
+//! coordinates) with every mode's frequency and damping error and its shape's MAC against
+//! the truth; and the wall time of each.
 //!
-//! Run: `cargo run --release --example shm [-- --seeds 1,2,3 --storeys 4 --duration-s 600
-//! --noise 0.05 --order 8 --components 4]` (the last two: the AR-GMM model's).
+//! Run: `cargo run --release --example shm [-- --seeds 1,2,3 --storeys 4 --duration-s 600 --damping 0.02
+//! --noise 0.05 --order 8 --components 4 --skip-slow]` (`--order`, `--components`: the AR-GMM
+//! model's; `--skip-slow`: the modal identification alone).
 
 use std::time::Instant;
 
@@ -16,6 +19,7 @@ use unmix_dsp::metrics::{Score, score};
 use unmix_dsp::sobi::{SobiConfig, sobi};
 use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_likelihood::temporal::{TemporalConfig, fit_temporal};
+use unmix_modal::{ModalConfig, identify, mac};
 use unmix_separate::{CancelToken, SeparateParams, SourceCount, apply, fit};
 use unmix_synth::shm::{ShmConfig, simulate};
 
@@ -24,6 +28,7 @@ fn main() -> Result<()> {
     let mut seeds = vec![1u64, 2, 3];
     let mut config = ShmConfig::benchmark(1);
     let mut temporal_config = TemporalConfig::default();
+    let mut skip_slow = false;
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -31,6 +36,8 @@ fn main() -> Result<()> {
             "--storeys" => config.storeys = value()?.parse()?,
             "--duration-s" => config.duration_s = value()?.parse()?,
             "--noise" => config.noise = value()?.parse()?,
+            "--damping" => config.damping_ratio = value()?.parse()?,
+            "--skip-slow" => skip_slow = true,
             "--order" => temporal_config.order = value()?.parse()?,
             "--components" => temporal_config.components = value()?.parse()?,
             other => bail!("unknown argument {other}"),
@@ -51,6 +58,48 @@ fn main() -> Result<()> {
         let record = simulate(&ShmConfig { seed, ..config.clone() })?;
         let truth: Vec<Vec<f32>> = (0..n).map(|j| record.truth.channel(j)).collect();
         let frequencies: Vec<String> = record.meta.modes.frequencies_hz.iter().map(|f| format!("{f:.2}")).collect();
+
+        let start = Instant::now();
+        let analysis = identify(&record.mixture, n, &ModalConfig::default())?;
+        let modal_time = start.elapsed().as_secs_f64();
+        let coordinates: Vec<Vec<f32>> = (0..n).map(|j| analysis.coordinates.channel(j)).collect();
+        let modal = score(&truth, &coordinates)?;
+        let truth_modes = &record.meta.modes;
+        let (mut worst_f, mut worst_z, mut worst_mac) = (0.0f64, 0.0f64, 1.0f64);
+        let mut rows = Vec::new();
+        for (j, mode) in analysis.modes.iter().enumerate() {
+            let f_error = mode.frequency_hz / truth_modes.frequencies_hz[j] - 1.0;
+            let z_error = mode.damping_ratio / truth_modes.damping_ratios[j] - 1.0;
+            let shape_mac = mac(&mode.shape, &truth_modes.shapes[j]);
+            worst_f = worst_f.max(f_error.abs());
+            worst_z = worst_z.max(z_error.abs());
+            worst_mac = worst_mac.min(shape_mac);
+            rows.push(format!(
+                "{:.3} Hz ± {:.3} ({:+.2} %), ζ {:.4} ± {:.4} ({:+.0} %), MAC {:.5}",
+                mode.frequency_hz,
+                mode.frequency_std_hz.unwrap_or(f64::NAN),
+                100.0 * f_error,
+                mode.damping_ratio,
+                mode.damping_std.unwrap_or(f64::NAN),
+                100.0 * z_error,
+                shape_mac
+            ));
+        }
+        println!(
+            "{seed} | modal: {} | {:.4} | {:.4} | worst: frequency {:.2} %, damping {:.0} %, MAC {:.5} | {modal_time:.2} s",
+            per_mode(&modal),
+            modal.mean_abs_corr,
+            modal.min_abs_corr,
+            100.0 * worst_f,
+            100.0 * worst_z,
+            worst_mac
+        );
+        for row in rows {
+            println!("    {row}");
+        }
+        if skip_slow {
+            continue;
+        }
 
         let start = Instant::now();
         let params = SeparateParams::new(SourceCount::Fixed(n)).check()?;

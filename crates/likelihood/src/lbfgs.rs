@@ -20,7 +20,9 @@ const LINE_SEARCH_TRIALS: usize = 40;
 
 /// An objective: the value at `x`, and its gradient written into `gradient`; `None` where
 /// `x` is outside its domain (the line search then shortens the step).
-pub(crate) trait Objective {
+pub trait Objective {
+    /// The value at `x` with its gradient written into `gradient`, or `None` outside the
+    /// domain.
     fn evaluate(&self, x: &[f64], gradient: &mut [f64]) -> Option<f64>;
 }
 
@@ -32,7 +34,7 @@ impl<F: Fn(&[f64], &mut [f64]) -> Option<f64>> Objective for F {
 
 /// What one iteration did.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Step {
+pub enum Step {
     /// The value went down.
     Moved,
     /// No step along the search direction lowers the value at this precision: the
@@ -42,31 +44,34 @@ pub(crate) enum Step {
 
 /// The minimiser's state: where it is, and its curvature pairs.
 #[derive(Debug, Clone)]
-pub(crate) struct Lbfgs {
-    pub(crate) x: Vec<f64>,
-    pub(crate) value: f64,
+pub struct Lbfgs {
+    /// Where the minimiser is.
+    pub x: Vec<f64>,
+    /// The objective's value there.
+    pub value: f64,
     gradient: Vec<f64>,
     /// `(s, y, 1 / yᵀs)`, oldest first.
     pairs: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)>,
-    pub(crate) iterations: usize,
+    /// Iterations taken.
+    pub iterations: usize,
 }
 
 impl Lbfgs {
     /// Starts at `x`; `None` when the objective is not defined there.
-    pub(crate) fn new(x: Vec<f64>, objective: &impl Objective) -> Option<Self> {
+    pub fn new(x: Vec<f64>, objective: &impl Objective) -> Option<Self> {
         let mut gradient = vec![0.0; x.len()];
         let value = objective.evaluate(&x, &mut gradient)?;
         Some(Self { x, value, gradient, pairs: std::collections::VecDeque::new(), iterations: 0 })
     }
 
     /// The gradient's largest entry at the current point.
-    pub(crate) fn gradient_max(&self) -> f64 {
+    pub fn gradient_max(&self) -> f64 {
         self.gradient.iter().fold(0.0f64, |a, g| a.max(g.abs()))
     }
 
     /// One iteration: a search direction from the curvature pairs, a weak-Wolfe step
     /// along it, and the new pair.
-    pub(crate) fn step(&mut self, objective: &impl Objective) -> Step {
+    pub fn step(&mut self, objective: &impl Objective) -> Step {
         self.iterations += 1;
         let mut direction = self.direction();
         let mut slope = dot(&direction, &self.gradient);

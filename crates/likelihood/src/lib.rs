@@ -25,7 +25,7 @@
 pub mod chain;
 pub mod encoder;
 mod error;
-mod lbfgs;
+pub mod lbfgs;
 pub mod linear;
 mod parallel;
 pub mod postnonlinear;
