@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 #[cfg(feature = "live")]
 mod live;
+mod modes;
 mod monitor;
 mod outputs;
 mod paper;

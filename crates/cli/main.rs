@@ -9,6 +9,7 @@ mod demo;
 mod interrupt;
 mod kernel;
 mod live;
+mod modes;
 mod output;
 mod plot;
 mod progress;
@@ -35,6 +36,9 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Train PDGMM-VAE on a recording and write the separated sources, model and report.
     Separate(separate::SeparateArgs),
+    /// Identify a structure's modes from its sensors: natural frequencies, damping ratios
+    /// and mode shapes with their standard errors, and every mode's coordinate.
+    Modes(modes::ModesArgs),
     /// Apply a saved model to a recording with the model's channel count.
     Apply(apply::ApplyArgs),
     /// Score estimated sources against the true ones (|corr| and SI-SDR).
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Synth(a) => synth::run(a),
         Command::Separate(a) => separate::run(a).map(|_| ()),
         Command::Apply(a) => apply::run(a),
+        Command::Modes(a) => modes::run(a),
         Command::Score(a) => score::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Devices(a) => live::devices(a),

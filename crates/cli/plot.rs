@@ -358,6 +358,75 @@ pub fn monitoring(path: &Path, scores: &Recording, sources: usize, alert_share: 
     Ok(())
 }
 
+/// Every mode's spectrum: the periodogram of its demixed output (smoothed), the fitted
+/// resonance over its floor, and the identified frequency; in dB, one panel per mode.
+pub fn mode_spectra(path: &Path, analysis: &unmix_modal::ModalAnalysis) -> Result<()> {
+    register_font()?;
+    let n = analysis.modes.len();
+    let cols = n.min(2);
+    let rows = n.div_ceil(cols);
+    let root = BitMapBackend::new(path, (640 * cols as u32, 320 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let panels = root.split_evenly((rows, cols));
+    let demixed = &analysis.demixed;
+    let (frames, fs) = (demixed.frames(), f64::from(demixed.sample_rate_hz()));
+    // Up to half again the highest mode, so that the peaks are not crowded at one side.
+    let highest = analysis.modes.iter().map(|m| m.frequency_hz).fold(0.0, f64::max);
+    let top_hz = (1.5 * highest).min(fs / 2.0);
+    let bins = ((top_hz / fs * frames as f64) as usize).clamp(1, frames.div_ceil(2).saturating_sub(1).max(1));
+    // About 1 500 points per line, each the mean of the bins it stands for.
+    let stride = (bins / 1500).max(1);
+    let db = |v: f64| 10.0 * v.max(1e-30).log10();
+    for (j, (panel, mode)) in panels.iter().zip(&analysis.modes).enumerate() {
+        let output: Vec<f64> = demixed.channel(j).iter().map(|&v| f64::from(v)).collect();
+        let spectrum = unmix_dsp::spectrum::real_spectrum(&output)?;
+        let periodogram: Vec<f64> = spectrum.iter().skip(1).take(bins).map(|b| b.norm_sqr() / frames as f64).collect();
+        let smoothed = unmix_modal::resonance::moving_average(&periodogram, stride);
+        let hz = |k: usize| (k + 1) as f64 * fs / frames as f64;
+        let measured: Vec<(f64, f64)> =
+            smoothed.iter().enumerate().step_by(stride).map(|(k, &p)| (hz(k), db(p))).collect();
+        let fitted: Vec<(f64, f64)> = (0..bins)
+            .step_by(stride)
+            .map(|k| (hz(k), db(mode.resonance.density(2.0 * std::f64::consts::PI * hz(k) / fs))))
+            .collect();
+        let (lo, hi) = measured
+            .iter()
+            .chain(&fitted)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        let marker = vec![(mode.frequency_hz, lo), (mode.frequency_hz, hi)];
+        let title = format!("mode {}: {:.3} Hz, damping {:.2} %", j + 1, mode.frequency_hz, 100.0 * mode.damping_ratio);
+        let series = lines(vec![
+            ("periodogram, smoothed (dB)".into(), measured),
+            ("fitted resonance + floor".into(), fitted),
+            ("identified frequency".into(), marker),
+        ]);
+        line_panel(panel, &title, "frequency, Hz", &series)?;
+    }
+    root.present().map_err(err(path))?;
+    Ok(())
+}
+
+/// Every mode's shape over the sensors (unit length, largest entry positive).
+pub fn mode_shapes(path: &Path, analysis: &unmix_modal::ModalAnalysis) -> Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let series = lines(
+        analysis
+            .modes
+            .iter()
+            .enumerate()
+            .map(|(j, mode)| {
+                let points = mode.shape.iter().enumerate().map(|(c, &v)| ((c + 1) as f64, v)).collect();
+                (format!("mode {}: {:.3} Hz", j + 1, mode.frequency_hz), points)
+            })
+            .collect(),
+    );
+    line_panel(&root, "mode shapes", "channel (sensor)", &series)?;
+    root.present().map_err(err(path))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
