@@ -43,6 +43,9 @@ pub struct CsvBlockReader {
     /// Whether every row ends with an empty cell (a trailing delimiter).
     trailing_empty: bool,
     decimal_comma: bool,
+    /// Whether empty, NaN and infinite cells read as NaN (a monitor that reports and
+    /// survives a logger's dropouts) instead of refused.
+    keep_missing: bool,
     sample_rate_hz: u32,
 }
 
@@ -117,6 +120,7 @@ impl CsvBlockReader {
             selected,
             trailing_empty,
             decimal_comma,
+            keep_missing: false,
             sample_rate_hz,
         })
     }
@@ -134,6 +138,13 @@ impl CsvBlockReader {
     /// The sample rate given at opening (or by [`set_sample_rate_hz`](Self::set_sample_rate_hz)).
     pub fn sample_rate_hz(&self) -> u32 {
         self.sample_rate_hz
+    }
+
+    /// Reads empty, NaN and infinite cells as NaN instead of refusing them: for a reader
+    /// that reports a logger's dropouts and goes on. Text that is no number is still
+    /// refused.
+    pub fn keep_missing(&mut self) {
+        self.keep_missing = true;
     }
 
     /// Sets the rate the rows are taken at (CSV carries none: the caller decides, from
@@ -236,6 +247,7 @@ impl CsvBlockReader {
         for &c in &self.selected {
             match parse_cell(&record[c], self.decimal_comma) {
                 Ok(v) => out.push(v),
+                Err(_) if self.keep_missing && is_missing(&record[c], self.decimal_comma) => out.push(f32::NAN),
                 Err(expected) => {
                     return Err(Error::CsvCell {
                         path: self.path.clone(),
@@ -296,6 +308,14 @@ pub fn time_unit_s(name: &str) -> Option<f64> {
         "time" | "timestamp" | "t" | "date" | "datetime" | "epoch" | "elapsed" | "seconds" | "sec" | "secs"
     );
     named.then(|| words.find_map(unit).unwrap_or(1.0))
+}
+
+/// Whether a cell is a missing reading rather than a wrong one: empty, NaN or infinite
+/// (beyond `f32`'s range included).
+fn is_missing(cell: &str, decimal_comma: bool) -> bool {
+    cell.trim().is_empty()
+        || parse_number::<f64>(cell, decimal_comma).is_some_and(|v| !v.is_finite())
+        || parse_number::<f32>(cell, decimal_comma).is_some_and(|v| !v.is_finite())
 }
 
 /// A sample: a number within the range of `f32` (with `decimal_comma`, `0,25` reads as
@@ -749,6 +769,29 @@ mod tests {
         assert!(matches!(read_csv(&p, 100).unwrap_err(), Error::CsvCell { line: 2, column: 1, .. }));
         let p = write(dir.path(), "ragged.csv", "1,2\n3\n");
         assert!(matches!(read_csv(&p, 100).unwrap_err(), Error::CsvWidth { line: 2, got: 1, expected: 2, .. }));
+    }
+
+    /// A monitor keeps a logger's dropouts as NaN; text that is no number stays an error.
+    #[test]
+    fn missing_readings_are_kept_as_nan_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "gaps.csv", "a,b\n1,2\nNaN,\ninf,1e308\n5,6\n");
+        let mut reader = CsvBlockReader::open(&p, 100).unwrap();
+        reader.keep_missing();
+        let mut out = Vec::new();
+        assert_eq!(reader.read_block(&mut out, 10).unwrap(), 4);
+        assert_eq!(out[..2], [1.0, 2.0]);
+        assert!(out[2..6].iter().all(|v| v.is_nan()), "{out:?}");
+        assert_eq!(out[6..], [5.0, 6.0]);
+        let p = write(dir.path(), "text.csv", "a,b\n1,2\noops,2\n");
+        let mut reader = CsvBlockReader::open(&p, 100).unwrap();
+        reader.keep_missing();
+        let mut out = Vec::new();
+        let mut result = reader.read_block(&mut out, 10);
+        if result.as_ref().is_ok_and(|&n| n == 1) {
+            result = reader.read_block(&mut out, 10);
+        }
+        assert!(matches!(result, Err(Error::CsvCell { line: 3, column: 1, .. })), "{result:?}");
     }
 
     /// Each way a cell can fail is said as it is: `1e308` is a finite number, too large

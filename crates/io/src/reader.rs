@@ -76,6 +76,16 @@ impl BlockReader {
         }
     }
 
+    /// Hands missing readings on as NaN — a WAV's non-finite samples, a CSV's empty, NaN
+    /// or infinite cells — instead of refusing them: for a monitor that reports a
+    /// sensor's dropouts and goes on.
+    pub fn keep_missing_values(&mut self) {
+        match self {
+            Self::Wav(r) => r.keep_non_finite(),
+            Self::Csv(r) => r.keep_missing(),
+        }
+    }
+
     /// Sets the rate a CSV's rows are taken at (a WAV keeps its own).
     pub fn set_csv_sample_rate_hz(&mut self, sample_rate_hz: u32) {
         if let Self::Csv(r) = self {

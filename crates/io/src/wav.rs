@@ -73,6 +73,9 @@ pub struct WavBlockReader {
     /// The end met inside a frame, after whole frames in the same block: reported by the
     /// next read.
     deferred_error: Option<Error>,
+    /// Whether NaN and infinite samples are handed on (a monitor that reports and
+    /// survives a sensor's dropouts) instead of refused.
+    keep_non_finite: bool,
 }
 
 impl WavBlockReader {
@@ -159,6 +162,7 @@ impl WavBlockReader {
             selected: None,
             all: Vec::new(),
             deferred_error: None,
+            keep_non_finite: false,
         })
     }
 
@@ -166,6 +170,12 @@ impl WavBlockReader {
     /// given); the others are skipped, and so are non-finite values in them.
     pub fn open_selected(path: &Path, channels: &ChannelSelection) -> Result<Self> {
         Self::open(path)?.select(channels)
+    }
+
+    /// Hands NaN and infinite samples on instead of refusing them: for a reader that
+    /// reports a sensor's dropouts and goes on.
+    pub fn keep_non_finite(&mut self) {
+        self.keep_non_finite = true;
     }
 
     /// Reads only the `channels` picked (see [`open_selected`](Self::open_selected)).
@@ -281,7 +291,7 @@ impl WavBlockReader {
                 out.iter().position(|v| !v.is_finite()).map(|i| (i / k, selected[i % k]))
             }
         };
-        if let Some((frame, channel)) = non_finite {
+        if let Some((frame, channel)) = non_finite.filter(|_| !self.keep_non_finite) {
             return Err(Error::NonFinite { path: self.path.clone(), frame: self.frames_read + frame, channel });
         }
         self.frames_read += frames;
