@@ -22,7 +22,9 @@
 //! Modes come out in order of frequency, shapes with unit length and their largest entry
 //! positive; [`mac`] compares shapes.
 
+pub mod health;
 pub mod resonance;
+pub mod stats;
 
 use serde::{Deserialize, Serialize};
 use unmix_core::Recording;
@@ -30,7 +32,8 @@ use unmix_dsp::sobi::{SobiConfig, sobi};
 use unmix_dsp::spectrum::{Complex64, real_signal, real_spectrum};
 use unmix_dsp::{Normaliser, NormaliserConfig};
 
-pub use resonance::{Resonance, ResonanceConfig, ResonanceFit, fit_resonance};
+pub use health::{Assessment, Baseline, HealthConfig, WindowFeatures};
+pub use resonance::{Resonance, ResonanceConfig, ResonanceFit, fit_resonance, refit_resonance};
 
 /// What went wrong in a modal identification.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +119,9 @@ pub struct ModalAnalysis {
     /// The demixing of the raw channels, `modes × channels` row-major (after removing
     /// each channel's mean): row `j` gives output `j` of [`Self::demixed`].
     pub demixing: Vec<Vec<f64>>,
+    /// Each demixed output's pattern over the channels (its covariance with every
+    /// channel): the channels are `Σ_j pattern_j · output_j` plus what no mode explains.
+    pub patterns: Vec<Vec<f64>>,
     /// Blocks the standard errors come from (0 when none).
     pub blocks: usize,
 }
@@ -199,8 +205,9 @@ pub fn identify(recording: &Recording, modes: usize, config: &ModalConfig) -> Re
         &order.iter().map(|&j| whole.outputs[j].iter().map(|&v| v as f32).collect()).collect::<Vec<Vec<f32>>>(),
     )?;
     let demixing = order.iter().map(|&j| whole.demixing[j].clone()).collect();
+    let patterns = order.iter().map(|&j| whole.patterns[j].clone()).collect();
     let modes = order.iter().map(|&j| found[j].clone()).collect();
-    Ok(ModalAnalysis { modes, coordinates, demixed, demixing, blocks })
+    Ok(ModalAnalysis { modes, coordinates, demixed, demixing, patterns, blocks })
 }
 
 /// The modal assurance criterion `|aᵀb|² / (aᵀa · bᵀb)`: 1 for the same shape (up to
@@ -262,23 +269,31 @@ fn demix_and_fit(recording: &Recording, modes: usize, config: &ModalConfig) -> R
     }
     patterns.iter_mut().flatten().for_each(|p| *p /= frames as f64);
     // One fit per output, the outputs shared out over the cores.
-    let fit = |output: &Vec<f64>| -> Result<ResonanceFit> {
+    let fits = in_parallel(&outputs, |output| {
         let bins = real_spectrum(output)?;
         let periodogram: Vec<f64> = bins[1..frames.div_ceil(2)].iter().map(|b| b.norm_sqr() / frames as f64).collect();
         fit_resonance(&periodogram, frames, &config.resonance)
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(modes);
-    let fits = std::thread::scope(|scope| {
-        let workers: Vec<_> = outputs
-            .chunks(modes.div_ceil(threads))
-            .map(|chunk| scope.spawn(move || chunk.iter().map(fit).collect::<Vec<_>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect::<Result<Vec<_>>>()
-    })?;
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
     Ok(Demixed { outputs, patterns, demixing, fits })
+}
+
+/// `f` of every item, the items shared out in contiguous chunks over the cores; the
+/// results in the items' order.
+pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
 }
 
 /// For every mode of `reference`, the index of its match among `candidates`: greedily by
