@@ -10,6 +10,7 @@ mod interrupt;
 mod kernel;
 mod live;
 mod modes;
+mod monitor;
 mod output;
 mod plot;
 mod progress;
@@ -39,6 +40,9 @@ enum Command {
     /// Identify a structure's modes from its sensors: natural frequencies, damping ratios
     /// and mode shapes with their standard errors, and every mode's coordinate.
     Modes(modes::ModesArgs),
+    /// Watch a structure's sensors: a modal baseline from the input's head, then per
+    /// window the modes, a damage index the environment does not move, and an alarm.
+    Monitor(monitor::MonitorArgs),
     /// Apply a saved model to a recording with the model's channel count.
     Apply(apply::ApplyArgs),
     /// Score estimated sources against the true ones (|corr| and SI-SDR).
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Separate(a) => separate::run(a).map(|_| ()),
         Command::Apply(a) => apply::run(a),
         Command::Modes(a) => modes::run(a),
+        Command::Monitor(a) => monitor::run(a),
         Command::Score(a) => score::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Devices(a) => live::devices(a),

@@ -427,6 +427,48 @@ pub fn mode_shapes(path: &Path, analysis: &unmix_modal::ModalAnalysis) -> Result
     Ok(())
 }
 
+/// A monitoring run: every window's damage index (log scale) against the control limit,
+/// and every mode's frequency change from the baseline.
+pub fn damage_index(
+    path: &Path,
+    track: &[(f64, Option<f64>, Vec<f64>)],
+    baseline: &unmix_modal::Baseline,
+) -> Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let panels = root.split_evenly((2, 1));
+    let log10 = |v: f64| if v > 0.0 { v.log10() } else { f64::NAN };
+    let index: Vec<(f64, f64)> = track.iter().map(|(t, d, _)| (*t, d.map_or(f64::NAN, log10))).collect();
+    let span = match (track.first(), track.last()) {
+        (Some(a), Some(b)) => vec![(a.0, log10(baseline.limit)), (b.0, log10(baseline.limit))],
+        _ => Vec::new(),
+    };
+    line_panel(
+        &panels[0],
+        "damage index (log10 of the Mahalanobis distance² outside the environment's directions)",
+        "window start, s",
+        &lines(vec![("damage index".into(), index), ("control limit".into(), span)]),
+    )?;
+    let changes = lines(
+        baseline
+            .modes
+            .iter()
+            .enumerate()
+            .map(|(j, mode)| {
+                let points = track
+                    .iter()
+                    .map(|(t, _, f)| (*t, f.get(j).map_or(f64::NAN, |f| 100.0 * (f / mode.frequency_hz - 1.0))))
+                    .collect();
+                (format!("mode {}: {:.3} Hz", j + 1, mode.frequency_hz), points)
+            })
+            .collect(),
+    );
+    line_panel(&panels[1], "frequency change from the baseline, %", "window start, s", &changes)?;
+    root.present().map_err(err(path))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
