@@ -816,12 +816,22 @@ fn a_repeated_signal_is_one_request_and_an_exit_at_once_leaves_nothing() {
     let o = stop_separate_with(&mix, &dir.path().join("twice"), &["TERM", "TERM"]);
     assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
     assert_eq!(stderr(&o).trim(), "error: interrupted (SIGTERM): nothing was written");
-    // Sent at once, the two may be seen in either order.
+    // Sent at once, the two may be seen in either order — or the first may have ended
+    // the run before the second arrives (a loaded machine delivers it late): an orderly
+    // stop by that one alone, nothing left behind either way.
     let o = stop_separate_with(&mix, &dir.path().join("then-int"), &["TERM", "INT"]);
     let said = stderr(&o);
     let (int_last, term_last) = (said.contains("Ctrl-C after SIGTERM"), said.contains("SIGTERM after Ctrl-C"));
-    assert!((int_last || term_last) && said.contains("exiting at once"), "{said}");
-    assert_eq!(o.status.code(), Some(if int_last { 130 } else { 143 }), "{said}");
+    if int_last || term_last {
+        assert!(said.contains("exiting at once"), "{said}");
+        assert_eq!(o.status.code(), Some(if int_last { 130 } else { 143 }), "{said}");
+    } else {
+        let alone = [
+            ("error: interrupted (SIGTERM): nothing was written", 143),
+            ("error: interrupted (Ctrl-C): nothing was written", 130),
+        ];
+        assert!(alone.iter().any(|(line, code)| said.trim() == *line && o.status.code() == Some(*code)), "{said}");
+    }
     // And `timeout` itself, whose two signals may come as one.
     let out = dir.path().join("timeout");
     #[rustfmt::skip]
