@@ -183,6 +183,10 @@ fn monitor_refuses_what_it_cannot_do_before_writing() {
     assert_clean_failure(&run(&["--baseline", "600s"]), "mixture.wav", "before the 600 s baseline");
     assert_clean_failure(&run(&["--baseline", "240s", "-n", "4"]), "mixture.wav", "4 modes asked for");
     assert_clean_failure(&run(&["--baseline", "240s", "--window", "0.2s"]), "--window", "at least 64");
+    let no_clock = dir.path().join("no-clock.csv");
+    std::fs::write(&no_clock, "a,b,c\n".to_string() + &"0.1,0.2,0.3\n".repeat(1000)).unwrap();
+    let out = unmix(&["monitor", no_clock.to_str().unwrap(), "--baseline", "240s", "-o", report.to_str().unwrap()]);
+    assert_clean_failure(&out, "--window", "needs --csv-rate");
     assert!(!report.exists(), "nothing written");
     std::fs::write(&report, "earlier").unwrap();
     assert_clean_failure(&run(&["--baseline", "240s"]), "report.jsonl", "already exists");

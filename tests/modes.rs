@@ -103,6 +103,12 @@ fn modes_refuses_bad_requests_before_any_work() {
         "not JSON",
     );
 
+    // A CSV with no clock cannot give frequencies in Hz without --csv-rate.
+    let no_clock = dir.path().join("no-clock.csv");
+    std::fs::write(&no_clock, "a,b,c\n".to_string() + &"0.1,0.2,0.3\n".repeat(100)).unwrap();
+    let out = unmix(&["modes", no_clock.to_str().unwrap(), "-n", "3", "-o", results.to_str().unwrap()]);
+    assert_clean_failure(&out, "no-clock.csv", "needs --csv-rate");
+
     // A dead sensor (constant) is named.
     let record = crate::util::read(&mixture);
     let mut samples = record.interleaved().to_vec();

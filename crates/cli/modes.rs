@@ -167,6 +167,13 @@ pub fn run(args: ModesArgs) -> Result<()> {
 /// Reads the whole record (its picked channels), refusing one beyond [`MAX_SAMPLES`].
 fn read_whole(path: &Path, channels: &InputArgs) -> Result<Recording> {
     let mut reader = BlockReader::open_selected(path, channels.csv_rate.unwrap_or(1), &channels.channels())?;
+    // Frequencies in Hz need the true rate: a CSV's from its time column, or --csv-rate.
+    if matches!(reader, BlockReader::Csv(_)) && channels.csv_rate.is_none() {
+        match reader.time_step_s()? {
+            Some(step) => reader.set_csv_sample_rate_hz((1.0 / step).round().max(1.0) as u32),
+            None => bail!("{}: a CSV without a time column needs --csv-rate (frequencies are in Hz)", path.display()),
+        }
+    }
     let width = reader.channels();
     let limit = MAX_SAMPLES / width.max(1);
     if let Some(total) = reader.frames_total()

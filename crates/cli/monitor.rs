@@ -129,7 +129,7 @@ pub fn run(args: MonitorArgs) -> Result<()> {
     let frames_of = |seconds: f64| (seconds * rate).round() as usize;
     let (baseline_frames, window) = (frames_of(args.baseline), frames_of(args.window));
     let hop = args.hop.map_or(window, frames_of).max(1);
-    if baseline_frames * channels > MAX_BASELINE_SAMPLES {
+    if baseline_frames.checked_mul(channels).is_none_or(|samples| samples > MAX_BASELINE_SAMPLES) {
         bail!(
             "--baseline {} s: {} of {channels} channels is more than the {MAX_BASELINE_SAMPLES} samples held in memory",
             args.baseline,
@@ -137,7 +137,20 @@ pub fn run(args: MonitorArgs) -> Result<()> {
         );
     }
     if window < 64 {
-        bail!("--window {} s is {} at {rate} Hz; a window needs at least 64", args.window, plural(window, "frame"));
+        // A CSV without a time column is read at 1 Hz unless told: say so.
+        let hint = if args.input_channels.csv_rate.is_none()
+            && reader.time_column().is_none()
+            && matches!(reader, BlockReader::Csv(_))
+        {
+            " (a CSV without a time column needs --csv-rate)"
+        } else {
+            ""
+        };
+        bail!(
+            "--window {} s is {} at {rate} Hz; a window needs at least 64{hint}",
+            args.window,
+            plural(window, "frame")
+        );
     }
     if baseline_frames < 2 * window {
         bail!("--baseline {} s holds fewer than two windows of {} s", args.baseline, args.window);

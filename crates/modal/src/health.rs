@@ -170,7 +170,7 @@ impl Baseline {
         while start + config.window_frames <= recording.frames() {
             let window = &samples[start * channels..(start + config.window_frames) * channels];
             if let Some(f) = baseline.features(window, config).features {
-                features.push(log_frequencies(&f));
+                features.push(index_features(&f));
             }
             start += config.baseline_hop_frames.min(config.hop_frames);
         }
@@ -228,7 +228,7 @@ impl Baseline {
     pub fn assess(&self, window: &[f32], config: &HealthConfig) -> Assessment {
         let mut assessment = self.features(window, config);
         if let Some(f) = &assessment.features {
-            let index = self.index_of(&log_frequencies(f));
+            let index = self.index_of(&index_features(f));
             assessment.damage_index = Some(index);
             assessment.alarm = index > self.limit;
         }
@@ -371,7 +371,7 @@ impl Baseline {
 /// The features the damage index weighs: every mode's log frequency, and the log of its
 /// shape's distance from the baseline's (`1 − MAC`, floored at 10⁻⁹: on a log scale the
 /// estimation noise of a shape is about Gaussian, and a change stands out by orders).
-fn log_frequencies(features: &WindowFeatures) -> Vec<f64> {
+fn index_features(features: &WindowFeatures) -> Vec<f64> {
     features
         .frequencies_hz
         .iter()
