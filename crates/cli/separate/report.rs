@@ -69,6 +69,17 @@ pub(super) fn report_fit(fitted: &Fitted, quiet: bool) {
                 }
             );
         }
+        if let (Some(curves), false) = (&selection.post_nonlinear, quiet) {
+            let straight = curves.straight_nll.map_or(String::new(), |n| format!(", with straight curves {n:.4}"));
+            println!(
+                "post-nonlinear model: start {} of {} chosen, held-out NLL {:.4} nats per frame on {}{straight}{}",
+                curves.chosen + 1,
+                curves.starts.len(),
+                curves.validation_nll,
+                plural(curves.frames, "training frame"),
+                if curves.screened_out { "; every start stopped at its screening" } else { "" }
+            );
+        }
         return;
     };
     let c = &vae.consensus;
