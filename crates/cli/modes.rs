@@ -206,7 +206,6 @@ fn read_reference(path: &Path, channels: usize) -> Result<Vec<ReferenceMode>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("--reference {name}"))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("--reference {name}: not JSON"))?;
-    let numbers = |v: &serde_json::Value| -> Option<Vec<f64>> { v.as_array()?.iter().map(|x| x.as_f64()).collect() };
     let modes: Option<Vec<ReferenceMode>> = match &json["modes"] {
         // unmix modes: a list of modes.
         serde_json::Value::Array(list) => list
@@ -240,10 +239,14 @@ fn read_reference(path: &Path, channels: usize) -> Result<Vec<ReferenceMode>> {
     Ok(modes)
 }
 
+/// A JSON array of numbers.
+fn numbers(v: &serde_json::Value) -> Option<Vec<f64>> {
+    v.as_array()?.iter().map(|x| x.as_f64()).collect()
+}
+
 /// The modes of a synth meta.json's `modes` table: `frequencies_hz`, `damping_ratios` and
 /// `shapes` in columns.
 fn synth_modes(table: &serde_json::Map<String, serde_json::Value>) -> Option<Vec<ReferenceMode>> {
-    let numbers = |v: &serde_json::Value| -> Option<Vec<f64>> { v.as_array()?.iter().map(|x| x.as_f64()).collect() };
     let frequencies = numbers(table.get("frequencies_hz")?)?;
     let damping = table.get("damping_ratios").and_then(numbers);
     let shapes: Vec<Vec<f64>> = table.get("shapes")?.as_array()?.iter().map(numbers).collect::<Option<_>>()?;

@@ -114,7 +114,26 @@ pub struct Mixture {
     pub variances: Vec<f64>,
 }
 
+/// `e^{a_i} / Σ e^{a}` of `logits`, shifted by their largest for range.
+pub(crate) fn softmax(logits: &[f64]) -> Vec<f64> {
+    let top = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = logits.iter().map(|a| (a - top).exp()).collect();
+    let total: f64 = e.iter().sum();
+    e.iter().map(|v| v / total).collect()
+}
+
 impl Mixture {
+    /// The mixture of the unconstrained parameters the exact-likelihood fits move: weights
+    /// by the softmax of `logits` (floored at 10⁻¹²), `means` as they are, variances
+    /// `variance_floor + e^{log_var}`.
+    pub(crate) fn from_logits(logits: &[f64], means: &[f64], log_vars: &[f64], variance_floor: f64) -> Self {
+        Self {
+            weights: softmax(logits).into_iter().map(|w| w.max(1e-12)).collect(),
+            means: means.to_vec(),
+            variances: log_vars.iter().map(|l| variance_floor + l.exp()).collect(),
+        }
+    }
+
     /// `log p(s)`.
     pub fn log_density(&self, s: f64) -> f64 {
         let terms = self.log_terms();

@@ -383,17 +383,12 @@ pub fn fit_temporal(
     let at = layout.mixtures();
     let innovations = (0..n)
         .map(|j| {
-            let row = &best_params[at + j * k..at + (j + 1) * k];
-            let top = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let total: f64 = row.iter().map(|a| (a - top).exp()).sum();
-            Mixture {
-                weights: row.iter().map(|a| ((a - top).exp() / total).max(1e-12)).collect(),
-                means: best_params[at + nk + j * k..at + nk + (j + 1) * k].to_vec(),
-                variances: best_params[at + 2 * nk + j * k..at + 2 * nk + (j + 1) * k]
-                    .iter()
-                    .map(|l| VARIANCE_FLOOR + l.exp())
-                    .collect(),
-            }
+            Mixture::from_logits(
+                &best_params[at + j * k..at + (j + 1) * k],
+                &best_params[at + nk + j * k..at + nk + (j + 1) * k],
+                &best_params[at + 2 * nk + j * k..at + 2 * nk + (j + 1) * k],
+                VARIANCE_FLOOR,
+            )
         })
         .collect();
     Ok(TemporalFit {

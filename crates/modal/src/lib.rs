@@ -26,6 +26,8 @@ pub mod health;
 pub mod resonance;
 pub mod stats;
 
+use std::ops::ControlFlow;
+
 use serde::{Deserialize, Serialize};
 use unmix_core::Recording;
 use unmix_dsp::sobi::{SobiConfig, sobi};
@@ -279,21 +281,15 @@ fn demix_and_fit(recording: &Recording, modes: usize, config: &ModalConfig) -> R
     Ok(Demixed { outputs, patterns, demixing, fits })
 }
 
-/// `f` of every item, the items shared out in contiguous chunks over the cores; the
+/// `f` of every item, the items shared out over the cores (`unmix_core::parallel`); the
 /// results in the items' order.
 pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
-    if threads == 1 {
-        return items.iter().map(f).collect();
-    }
+    let threads = unmix_core::parallel::threads_for(0, items.len());
     let f = &f;
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(items.len().div_ceil(threads))
-            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    })
+    unmix_core::parallel::round_robin(items, threads, || move |_, item| ControlFlow::Continue(f(item)), || {})
+        .into_iter()
+        .map(|(_, result)| result)
+        .collect()
 }
 
 /// For every mode of `reference`, the index of its match among `candidates`: greedily by
@@ -375,7 +371,7 @@ mod tests {
             assert!(mac(&mode.shape, &truth.shapes[j]) > 0.99, "mode {j}: MAC {}", mac(&mode.shape, &truth.shapes[j]));
             assert!(mode.frequency_std_hz.unwrap() > 0.0 && mode.frequency_std_hz.unwrap() < 0.05 * f);
             let estimate = analysis.coordinates.channel(j);
-            let corr = correlation(&estimate, &record.truth.channel(j));
+            let corr = unmix_dsp::metrics::pearson(&estimate, &record.truth.channel(j));
             assert!(corr.abs() > 0.97, "mode {j}: |corr| {corr}");
         }
     }
@@ -397,19 +393,5 @@ mod tests {
         assert!((mac(&[1.0, 2.0], &[-2.0, -4.0]) - 1.0).abs() < 1e-12);
         assert!(mac(&[1.0, 0.0], &[0.0, 3.0]).abs() < 1e-12);
         assert_eq!(mac(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
-    }
-
-    fn correlation(a: &[f32], b: &[f32]) -> f64 {
-        let n = a.len() as f64;
-        let (ma, mb) =
-            (a.iter().map(|&v| f64::from(v)).sum::<f64>() / n, b.iter().map(|&v| f64::from(v)).sum::<f64>() / n);
-        let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-        for (&x, &y) in a.iter().zip(b) {
-            let (x, y) = (f64::from(x) - ma, f64::from(y) - mb);
-            ab += x * y;
-            aa += x * x;
-            bb += y * y;
-        }
-        ab / (aa * bb).sqrt()
     }
 }

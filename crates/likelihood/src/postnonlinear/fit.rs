@@ -351,15 +351,8 @@ impl Problem {
         let (logits, means, log_vars) = layout.mixtures(p);
         let mut priors: Vec<Mixture> = (0..n)
             .map(|j| {
-                let row = &logits[j * k..(j + 1) * k];
-                let top = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = row.iter().map(|a| (a - top).exp()).collect();
-                let total: f64 = e.iter().sum();
-                Mixture {
-                    weights: e.iter().map(|v| (v / total).max(1e-12)).collect(),
-                    means: means[j * k..(j + 1) * k].to_vec(),
-                    variances: log_vars[j * k..(j + 1) * k].iter().map(|l| VARIANCE_FLOOR + l.exp()).collect(),
-                }
+                let part = j * k..(j + 1) * k;
+                Mixture::from_logits(&logits[part.clone()], &means[part.clone()], &log_vars[part], VARIANCE_FLOOR)
             })
             .collect();
         let mut fit = PostNonlinearFit {

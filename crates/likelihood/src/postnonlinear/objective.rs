@@ -90,13 +90,7 @@ fn unpack(layout: &Layout, knots: &[Knots], centre: &[f64], p: &[f64]) -> Unpack
     }
     let w = Matrix { rows: n, cols: n, data: p[layout.unmixing_range()].to_vec() };
     let (logits, means, log_vars) = layout.mixtures(p);
-    let mut weights = Vec::with_capacity(n * k);
-    for row in logits.chunks_exact(k) {
-        let top = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let e: Vec<f64> = row.iter().map(|a| (a - top).exp()).collect();
-        let total: f64 = e.iter().sum();
-        weights.extend(e.iter().map(|v| v / total));
-    }
+    let weights: Vec<f64> = logits.chunks_exact(k).flat_map(crate::linear::softmax).collect();
     let variances: Vec<f64> = log_vars.iter().map(|l| VARIANCE_FLOOR + l.exp()).collect();
     let log_term = weights.iter().zip(&variances).map(|(w, v)| w.ln() - 0.5 * (LN_2PI + v.ln())).collect();
     Unpacked { base, slope, theta, w, log_term, means: means.to_vec(), variances, weights }
