@@ -59,6 +59,7 @@ fn model(m: usize, hidden: &[usize], activation: Activation) -> ModelFile {
             score_baseline: None,
             picked_channels: None,
             source_gains: None,
+            temporal_prior: None,
         },
         weights: ModelWeights {
             architecture: unmix_format::Architecture::Mlp,

@@ -36,9 +36,9 @@ pub const MAGIC: &[u8; 8] = b"UNMIXMDL";
 /// The format version this build writes; it reads this one and older. Version 2 added
 /// [`ModelHeader::score_baseline`], version 3 [`ModelHeader::picked_channels`], version 4
 /// [`ModelHeader::source_gains`], version 5 [`ModelWeights::architecture`], version 6
-/// [`ModelWeights::sensor_curves`] (the post-nonlinear architecture); older files read as
-/// models without them.
-pub const FORMAT_VERSION: u32 = 6;
+/// [`ModelWeights::sensor_curves`] (the post-nonlinear architecture), version 7
+/// [`ModelHeader::temporal_prior`]; older files read as models without them.
+pub const FORMAT_VERSION: u32 = 7;
 
 /// Everything about a trained model except its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +74,74 @@ pub struct ModelHeader {
     /// `None` (files before format version 4): the posterior means as they are.
     #[serde(default)]
     pub source_gains: Option<Vec<f32>>,
+    /// The temporal prior of a linear model fitted with one (`--prior ar-gmm`): each
+    /// source's autoregressive process and innovation density. The frame-wise scores of
+    /// `apply` and `live` read [`ModelWeights::prior`] (each source's marginal density);
+    /// this is what the fit found about the sources' spectra. `None`: sources modelled as
+    /// independent samples (and files before format version 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal_prior: Option<TemporalPrior>,
+}
+
+/// Each source as an autoregressive process with its own innovation density,
+/// `s_jt = Σ_i c_ji s_j(t−i) + e_jt`, `e_jt ~ Σ_k π_jk N(μ_jk, σ²_jk)`, in the units of the
+/// sources before their output gains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemporalPrior {
+    /// Each source's coefficients `c_j1 … c_jp` (the same order `p` for every source).
+    pub ar: Vec<Vec<f64>>,
+    /// Each source's innovation density.
+    pub innovations: Vec<InnovationDensity>,
+}
+
+/// A 1-D Gaussian mixture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InnovationDensity {
+    /// Component weights (sum to 1).
+    pub weights: Vec<f64>,
+    /// Component means.
+    pub means: Vec<f64>,
+    /// Component variances.
+    pub variances: Vec<f64>,
+}
+
+/// The highest autoregressive order a model file holds.
+pub const MAX_AR_ORDER: usize = 64;
+
+impl TemporalPrior {
+    fn check(&self, sources: usize) -> Result<()> {
+        let order = self.ar.first().map_or(0, Vec::len);
+        if self.ar.len() != sources || self.innovations.len() != sources {
+            return Err(Error::Invalid(format!(
+                "a temporal prior of {} processes and {} innovation densities for {sources} sources",
+                self.ar.len(),
+                self.innovations.len()
+            )));
+        }
+        if order > MAX_AR_ORDER || self.ar.iter().any(|c| c.len() != order || c.iter().any(|v| !v.is_finite())) {
+            return Err(Error::Invalid(format!(
+                "the temporal prior's coefficients are not of one order up to {MAX_AR_ORDER}, or not finite"
+            )));
+        }
+        for d in &self.innovations {
+            let k = d.weights.len();
+            let total: f64 = d.weights.iter().sum();
+            if k == 0
+                || k > MAX_PRIOR_COMPONENTS
+                || d.means.len() != k
+                || d.variances.len() != k
+                || d.weights.iter().any(|w| w.is_nan() || *w < 0.0)
+                || (total - 1.0).abs() > 1e-6
+                || d.means.iter().any(|m| !m.is_finite())
+                || d.variances.iter().any(|v| !(v.is_finite() && *v > 0.0))
+            {
+                return Err(Error::Invalid("a temporal prior's innovation density is not a Gaussian mixture".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The per-frame monitoring scores of the training segment, summarised into the
@@ -201,6 +269,9 @@ impl ModelFile {
                 h.sources
             )));
         }
+        if let Some(prior) = &h.temporal_prior {
+            prior.check(h.sources)?;
+        }
         if let Some(gains) = &h.source_gains
             && (gains.len() != h.sources || gains.iter().any(|g| !(g.is_finite() && *g > 0.0)))
         {
@@ -219,11 +290,24 @@ impl ModelFile {
     }
 
     /// Reorders and re-signs the sources as [`ModelWeights::relabel_sources`] does, their
-    /// output gains with them.
+    /// output gains and temporal prior with them (a source's sign leaves its AR
+    /// coefficients as they are and mirrors its innovation density).
     pub fn relabel_sources(&mut self, order: &[usize], signs: &[f32]) -> Result<()> {
         self.weights.relabel_sources(order, signs)?;
         if let Some(gains) = &mut self.header.source_gains {
             *gains = order.iter().map(|&j| gains[j]).collect();
+        }
+        if let Some(prior) = &mut self.header.temporal_prior {
+            prior.ar = order.iter().map(|&j| prior.ar[j].clone()).collect();
+            prior.innovations = order
+                .iter()
+                .zip(signs)
+                .map(|(&j, &sign)| {
+                    let mut d = prior.innovations[j].clone();
+                    d.means.iter_mut().for_each(|m| *m *= f64::from(sign));
+                    d
+                })
+                .collect();
         }
         Ok(())
     }

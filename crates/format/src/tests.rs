@@ -31,6 +31,7 @@ mod fixture {
                 }),
                 picked_channels: Some("acc_x,2-3".into()),
                 source_gains: Some(vec![0.25, 2.0]),
+                temporal_prior: None,
             },
             weights: ModelWeights {
                 architecture: crate::Architecture::Mlp,
@@ -265,4 +266,37 @@ fn post_nonlinear_curves_round_trip_and_are_checked() {
     refused(&|b| b.weights.sensor_curves[0].knots.truncate(1), "two points");
     refused(&|b| b.weights.architecture = Architecture::Mlp, "only a post-nonlinear model");
     refused(&|b| b.weights.encoder.push(b.weights.encoder[0].clone()), "one dense layer");
+}
+
+/// A temporal prior survives the round trip, moves with its sources when they are
+/// relabelled (a sign mirrors the innovation density, the AR coefficients stay), and one
+/// that does not fit the model is refused.
+#[test]
+fn a_temporal_prior_round_trips_relabels_and_is_checked() {
+    let mut model = fixture::model();
+    let density =
+        |m: f64| crate::InnovationDensity { weights: vec![0.25, 0.75], means: vec![m, -m], variances: vec![0.5, 1.0] };
+    model.header.temporal_prior = Some(crate::TemporalPrior {
+        ar: vec![vec![1.5, -0.9], vec![0.2, 0.1]],
+        innovations: vec![density(0.3), density(-1.0)],
+    });
+    let bytes = model.to_bytes().unwrap();
+    assert_eq!(ModelFile::from_bytes(&bytes).unwrap(), model);
+    let mut relabelled = model.clone();
+    relabelled.relabel_sources(&[1, 0], &[-1.0, 1.0]).unwrap();
+    let prior = relabelled.header.temporal_prior.as_ref().unwrap();
+    assert_eq!(prior.ar, vec![vec![0.2, 0.1], vec![1.5, -0.9]]);
+    assert_eq!(prior.innovations[0].means, vec![1.0, -1.0]);
+    assert_eq!(prior.innovations[1].means, vec![0.3, -0.3]);
+    for spoil in [
+        |p: &mut crate::TemporalPrior| p.ar.pop().map(drop).unwrap_or(()),
+        |p: &mut crate::TemporalPrior| p.ar[1].push(0.0),
+        |p: &mut crate::TemporalPrior| p.ar[0][0] = f64::NAN,
+        |p: &mut crate::TemporalPrior| p.innovations[0].weights[0] = 0.5,
+        |p: &mut crate::TemporalPrior| p.innovations[1].variances[1] = 0.0,
+    ] {
+        let mut bad = model.clone();
+        spoil(bad.header.temporal_prior.as_mut().unwrap());
+        assert!(bad.check().is_err(), "{:?}", bad.header.temporal_prior);
+    }
 }

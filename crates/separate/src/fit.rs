@@ -303,6 +303,7 @@ fn new_header(
         score_baseline: None,
         picked_channels: None,
         source_gains: None,
+        temporal_prior: None,
     }
 }
 

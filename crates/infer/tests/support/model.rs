@@ -35,6 +35,7 @@ pub fn model(m: usize, n: usize, hidden: &[usize], whiten: bool) -> ModelFile {
             score_baseline: None,
             picked_channels: None,
             source_gains: None,
+            temporal_prior: None,
         },
         weights: ModelWeights {
             architecture: unmix_format::Architecture::Mlp,
