@@ -220,20 +220,24 @@ impl LinearFit {
     /// `ln 10⁻⁶` (the encoder is the decoder's exact inverse: a source's posterior is a
     /// point). `None` when `W` is singular, which a fit never leaves.
     pub fn export(&self) -> Option<ModelWeights> {
-        let n = self.sources;
-        let w = Matrix { rows: n, cols: n, data: self.unmixing.clone() };
-        let (_, inverse) = log_det_and_inverse(&w)?;
-        let prior = gmm_params(&self.priors);
-        Some(ModelWeights {
-            architecture: Architecture::Mlp,
-            activation: Activation::Tanh,
-            encoder: vec![dense(&w.data, n)],
-            decoder: vec![dense(&inverse.data, n)],
-            posterior_log_var: vec![(1e-6f32).ln(); n],
-            prior,
-            sensor_curves: Vec::new(),
-        })
+        linear_weights(self.unmixing.clone(), self.sources, gmm_params(&self.priors))
     }
+}
+
+/// The weights of a linear unmixing `W` (row-major `n × n`) with `prior`: the encoder `W`,
+/// the decoder `W⁻¹`, the posterior log-variance `ln 10⁻⁶`; `None` when `W` is singular.
+pub(crate) fn linear_weights(unmixing: Vec<f64>, n: usize, prior: GmmParams) -> Option<ModelWeights> {
+    let w = Matrix { rows: n, cols: n, data: unmixing };
+    let (_, inverse) = log_det_and_inverse(&w)?;
+    Some(ModelWeights {
+        architecture: Architecture::Mlp,
+        activation: Activation::Tanh,
+        encoder: vec![dense(&w.data, n)],
+        decoder: vec![dense(&inverse.data, n)],
+        posterior_log_var: vec![(1e-6f32).ln(); n],
+        prior,
+        sensor_curves: Vec::new(),
+    })
 }
 
 /// Frames as `f64`, row-major `[frame][dimension]`.
