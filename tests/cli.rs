@@ -143,8 +143,9 @@ fn long_synth_output_is_streamed() {
     assert_eq!(meta, stream.meta());
 }
 
-/// `separate` with its default model choice on a linear mixture: the linear model, its
-/// held-out likelihood and iterations in the report and on the terminal, every output
+/// `separate` with its default model choice on a linear mixture: the linear model (the
+/// temporal prior weighed beside it), its held-out likelihood and iterations in the
+/// report and on the terminal, every output
 /// but the VAE's training curve, and `apply` with the saved model gives the same sources
 /// bit for bit.
 #[test]
@@ -156,7 +157,10 @@ fn the_default_linear_model_round_trips() {
     let o = unmix(&["separate", mix.to_str().unwrap(), "-n", "3", "-o", out.to_str().unwrap(), "--truth", truth.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let said = stdout(&o);
-    assert!(said.contains("model: linear (the only candidate: the saturating chain needs"), "{said}");
+    // Independent samples: the temporal prior is weighed and loses; the chain is not.
+    assert!(said.contains("model: linear (held-out likelihood: the temporal prior's is "), "{said}");
+    assert!(said.contains("(not weighed: the saturating chain needs"), "{said}");
+    assert!(said.contains("temporal prior (AR(8) with GMM innovations): held-out NLL "), "{said}");
     assert!(said.contains("linear model: held-out NLL ") && said.contains(" on all 6000 frames"), "{said}");
     assert!(said.contains("(trained on 6000 frames, linear, "), "{said}");
     let mut names = files_in(&out);

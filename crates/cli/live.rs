@@ -242,7 +242,7 @@ mod enabled {
     use unmix_live::{
         EndReason, FitError, FittedModel, InputSpec, LiveParams, LiveScores, LiveSession, ModelFitter, Status,
     };
-    use unmix_separate::{ConsensusConfig, ModelChoice, SeparateConfig, SeparateParams, SourceCount};
+    use unmix_separate::{ConsensusConfig, ModelChoice, PriorChoice, SeparateConfig, SeparateParams, SourceCount};
 
     use super::{DevicesArgs, LiveArgs, PlayArgs};
     use crate::apply::alert_line;
@@ -351,6 +351,9 @@ mod enabled {
         separate.chain.threads = 1;
         separate.post_nonlinear.threads = 1;
         separate.model = ModelChoice::Linear;
+        // The warm-up's frames are strided, no longer in time order: no temporal prior
+        // (a given model's is kept by its refits where their segment is not thinned).
+        separate.prior = PriorChoice::Gmm;
         separate.kernel = kernel;
         let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
         let scores = monitoring.as_ref().map(|m| LiveScores {

@@ -200,6 +200,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
             selection.linear.as_ref().map_or(0, |l| l.refit.as_ref().map_or(l.frames, |r| r.frames))
         }
         (None, ModelKind::PostNonlinear) => selection.post_nonlinear.as_ref().map_or(0, |c| c.frames),
+        (None, ModelKind::LinearArGmm) => selection.temporal.as_ref().map_or(0, |t| t.frames),
         (None, _) => selection.chain.as_ref().map_or(0, |c| c.frames),
     };
     model.save(&out.path("model.unmix"))?;
@@ -324,6 +325,9 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "linear_ica": vae.map(|v| &v.ica),
         "restarts": vae.map(|v| &v.consensus),
         "priors": priors_json(model),
+        // A temporal prior's processes, in the output's order (the priors above are then
+        // the sources' marginal densities).
+        "temporal_prior": model.header.temporal_prior,
         "score": score,
         "history": vae.map(|v| &v.history.epochs),
     });
@@ -350,6 +354,10 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
                 format!("linear, {}", plural(iterations, "iteration"))
             }
             (None, ModelKind::PostNonlinear) => "post-nonlinear".into(),
+            (None, ModelKind::LinearArGmm) => {
+                let iterations = selection.temporal.as_ref().map_or(0, |t| t.iterations);
+                format!("linear with the temporal prior, {}", plural(iterations, "iteration"))
+            }
             (None, _) => "saturating chain".into(),
         };
         println!(

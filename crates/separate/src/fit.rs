@@ -19,10 +19,10 @@ use unmix_model::consensus::{ConsensusReport, WarmStart, fit_with_restarts};
 use unmix_model::{Trainer, TrainingConfig, TrainingHistory};
 
 use crate::choice::{
-    Chosen, LinearCandidate, ModelSelection, PostNonlinearCandidate, VaeScore, held_out_frames, nats_of_samples,
-    select_model, strided,
+    Chosen, LinearCandidate, ModelSelection, PostNonlinearCandidate, TemporalCandidate, VaeScore, held_out_frames,
+    nats_of_samples, select_model, strided,
 };
-use crate::config::{MIN_TRAIN_FRAMES, ModelChoice, SeparateConfig, SeparateParams, SourceCount};
+use crate::config::{MIN_TRAIN_FRAMES, ModelChoice, PriorChoice, SeparateConfig, SeparateParams, SourceCount};
 use crate::finish::{LatentEvidence, Ordering, align_to, finish_model};
 use crate::{Error, Progress, Result};
 
@@ -118,6 +118,7 @@ pub fn fit(
             package_linear(recording, &segment, linear, selection, config, count)
         }
         Chosen::PostNonlinear(curves) => package_post_nonlinear(recording, &segment, *curves, selection, config, count),
+        Chosen::LinearArGmm(temporal) => package_temporal(recording, &segment, *temporal, selection, config, count),
         Chosen::Vae => fit_vae(recording, &segment, normaliser, n, selection, count, config, cancel, progress),
     };
     Ok(Fitted { gross_outliers: gross, ..fitted? })
@@ -263,6 +264,35 @@ fn package_linear(
     Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
 }
 
+/// The linear model with the temporal prior as a model file: the linear model's layout
+/// ([`package_linear`]) with each source's marginal density as the weights' prior and its
+/// AR process and innovation density in the header.
+fn package_temporal(
+    recording: &Recording,
+    segment: &Recording,
+    temporal: TemporalCandidate,
+    selection: ModelSelection,
+    config: &SeparateParams,
+    count: Option<CountEstimate>,
+) -> Result<Fitted> {
+    let n = temporal.fit.sources;
+    let (weights, prior) = temporal
+        .fit
+        .export(&temporal.whitened, config.chain.components)
+        .ok_or_else(|| Error::Config("the temporal model's unmixing is singular".into()))?;
+    let mut header = new_header(
+        recording,
+        n,
+        temporal.normaliser,
+        serde_json::to_value(&temporal.summary.config).unwrap_or_default(),
+        serde_json::to_value(&selection.temporal).unwrap_or_default(),
+    );
+    header.temporal_prior = Some(prior);
+    // Never pruned: every latent is a direction of the whitened space.
+    let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, config.kernel)?;
+    Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
+}
+
 /// One GMM per ICA source, as the model's prior parameters (log-variances clamped to the
 /// model's range). The sources are fitted side by side on `threads` threads (0 = one per
 /// core): each fit is 200 EM iterations over the whole segment, the longest step before
@@ -323,9 +353,11 @@ pub struct StreamFit {
 /// - The segment is thinned to at most [`SeparateParams::max_train_frames`] evenly
 ///   strided frames: the models treat frames as independent, so a strided subset trains
 ///   them as well as the whole, in a fraction of the time.
-/// - A predecessor keeps its kind: a saturating chain is refitted as a chain and a
-///   post-nonlinear model as one, whatever `config` chooses, so that a refit never swaps
-///   it for a model that separates such data far worse.
+/// - A predecessor keeps its kind: a saturating chain is refitted as a chain, a
+///   post-nonlinear model as one and a linear model with the temporal prior with it,
+///   whatever `config` chooses, so that a refit never swaps it for a model that separates
+///   such data far worse. A thinned segment gets no temporal prior (its frames are no
+///   longer in time order).
 /// - The new model's sources are relabelled to be its predecessor's in order and sign
 ///   ([`align_to`]), so a stream's output channel `k` stays the same source.
 pub fn fit_for_stream(
@@ -342,10 +374,23 @@ pub fn fit_for_stream(
         Some(Architecture::PostNonlinear) => Some(ModelChoice::PostNonlinear),
         _ => None,
     };
+    // The temporal prior reads frames in time order: not on a thinned segment; a
+    // predecessor with one keeps it otherwise.
+    let prior = if thinned.frames() < segment.frames() || kept.is_some() {
+        PriorChoice::Gmm
+    } else if previous.is_some_and(|p| p.header.temporal_prior.is_some()) {
+        PriorChoice::ArGmm
+    } else {
+        params.prior
+    };
     let kept_config;
     let config = match kept {
-        Some(kind) if params.model != kind => {
-            kept_config = SeparateParams { model: kind, ..params.clone() }.check()?;
+        Some(kind) if params.model != kind || params.prior != prior => {
+            kept_config = SeparateParams { model: kind, prior, ..params.clone() }.check()?;
+            &kept_config
+        }
+        None if params.prior != prior => {
+            kept_config = SeparateParams { prior, ..params.clone() }.check()?;
             &kept_config
         }
         _ => config,

@@ -26,10 +26,10 @@ mod fit;
 pub use apply::{apply, posterior_means};
 pub use choice::{
     CHAIN_MARGIN_NATS, CHAIN_MAX_FRAMES, ChainSummary, LinearRefit, LinearSummary, ModelKind, ModelSelection,
-    PostNonlinearSummary, VaeScore,
+    PostNonlinearSummary, TEMPORAL_MAX_BLOCKS, TemporalSummary, VaeScore,
 };
 pub use config::{
-    DEFAULT_MAX_TRAIN_FRAMES, MIN_TRAIN_FRAMES, ModelChoice, SeparateConfig, SeparateParams, SourceCount,
+    DEFAULT_MAX_TRAIN_FRAMES, MIN_TRAIN_FRAMES, ModelChoice, PriorChoice, SeparateConfig, SeparateParams, SourceCount,
 };
 pub use error::{Error, Result};
 pub use finish::{LatentEvidence, MIN_LATENT_INFORMATION_NATS, Ordering, align_to, score_baseline};
