@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use unmix_core::plural;
 use unmix_io::{WavStreamWriter, write_wav_f32};
+use unmix_synth::room::{RoomConfig, simulate_room};
 use unmix_synth::shm::{Damage, Environment, ShmConfig, simulate};
 use unmix_synth::{
     MAX_CONDITION, MIN_CONDITION_BOUND, Marginal, MixKind, SynthConfig, SynthMeta, SynthStream, TANH_INPUT_STD,
@@ -32,6 +33,11 @@ pub enum Kind {
     /// accelerometer per floor, the modes as sources (`--storeys`, `--duration-s`,
     /// `--damage-storey`, `--environment`; 200 Hz unless `--sample-rate`).
     Shm,
+    /// A shoebox room by the image-source method (a convolutive mixture): dry talkers
+    /// (`--dry`, or the three bundled espeak-ng talkers) heard by a line of `--sensors`
+    /// microphones `--spacing` m apart, at reverberation time `--rt60`; the truth is each
+    /// talker's image at the first microphone; 16 kHz unless `--sample-rate`.
+    Room,
 }
 
 /// Arguments of `unmix synth`.
@@ -110,6 +116,16 @@ pub struct SynthArgs {
     /// shm: the environmental cycle's period P in seconds (a day compressed in time).
     #[arg(long, default_value_t = 120.0, value_parser = parse_positive, help_heading = "Structural health (shm)")]
     environment_period_s: f64,
+    /// room: the reverberation time (to −60 dB), seconds.
+    #[arg(long, default_value_t = 0.3, value_parser = parse_positive, help_heading = "Room")]
+    rt60: f64,
+    /// room: the microphones' spacing, metres.
+    #[arg(long, default_value_t = 0.05, value_parser = parse_positive, help_heading = "Room")]
+    spacing: f64,
+    /// room: the dry sources, comma-separated WAV files (the first channel of each, at the
+    /// room's sample rate), one per --sources; default the bundled talkers (up to 3).
+    #[arg(long, value_delimiter = ',', help_heading = "Room")]
+    dry: Vec<PathBuf>,
     /// Output directory: mixture.wav, truth.wav, meta.json.
     #[arg(short, long)]
     output: PathBuf,
@@ -222,12 +238,79 @@ fn run_shm(args: SynthArgs) -> Result<()> {
     Ok(())
 }
 
+/// The talkers `synth room` uses without `--dry` (`data/speech/`, rendered by espeak-ng,
+/// 16-bit at 16 kHz).
+const BUNDLED_TALKERS: [&[u8]; 3] = [
+    include_bytes!("../../data/speech/talker1.wav"),
+    include_bytes!("../../data/speech/talker2.wav"),
+    include_bytes!("../../data/speech/talker3.wav"),
+];
+
+/// `unmix synth room`: talkers in a simulated room.
+fn run_room(args: SynthArgs) -> Result<()> {
+    let rate = args.sample_rate.unwrap_or(16_000);
+    let n = args.sources;
+    let m = args.sensors.unwrap_or(n);
+    let dry: Vec<Vec<f32>> = if args.dry.is_empty() {
+        if n > BUNDLED_TALKERS.len() || rate != 16_000 {
+            anyhow::bail!("the bundled talkers are 3, at 16 kHz: give --dry files for {n} sources at {rate} Hz");
+        }
+        BUNDLED_TALKERS[..n]
+            .iter()
+            .map(|bytes| {
+                let reader = hound::WavReader::new(std::io::Cursor::new(*bytes))?;
+                reader.into_samples::<i16>().map(|v| Ok(f32::from(v?) / 32_768.0)).collect::<Result<Vec<f32>>>()
+            })
+            .collect::<Result<_>>()?
+    } else {
+        if args.dry.len() != n {
+            anyhow::bail!("{} --dry files for {n} sources", args.dry.len());
+        }
+        args.dry
+            .iter()
+            .map(|path| {
+                let recording = unmix_io::read_wav(path)?;
+                if recording.sample_rate_hz() != rate {
+                    anyhow::bail!(
+                        "{}: {} Hz, the room's rate is {rate} Hz (--sample-rate)",
+                        path.display(),
+                        recording.sample_rate_hz()
+                    );
+                }
+                Ok(recording.channel(0))
+            })
+            .collect::<Result<_>>()?
+    };
+    let config = RoomConfig::drawn(args.seed, n, m, args.spacing, args.rt60, rate);
+    crate::interrupt::watch()?;
+    let mut out = Staging::new(&args.output, &["mixture.wav", "truth.wav", "meta.json"], args.force)?;
+    let record = simulate_room(&config, &dry)?;
+    write_wav_f32(&out.path("mixture.wav"), &record.mixture)?;
+    write_wav_f32(&out.path("truth.wav"), &record.truth)?;
+    write_meta(&mut out, &config)?;
+    crate::interrupt::check()?;
+    out.commit()?;
+    let [x, y, z] = config.dimensions;
+    println!(
+        "wrote {} s of {} in a {x:.1} × {y:.1} × {z:.1} m room (RT60 {} s) heard by {} {} m apart (seed {}) to {}",
+        record.mixture.frames() / rate as usize,
+        plural(n, "talker"),
+        config.rt60_s,
+        plural(m, "microphone"),
+        args.spacing,
+        args.seed,
+        args.output.display()
+    );
+    Ok(())
+}
+
 pub fn run(args: SynthArgs) -> Result<()> {
     let kind = match args.kind {
         Kind::Linear => MixKind::Linear,
         Kind::Nonlinear => MixKind::Nonlinear,
         Kind::Postnonlinear => MixKind::PostNonlinear,
         Kind::Shm => return run_shm(args),
+        Kind::Room => return run_room(args),
     };
     let config = SynthConfig {
         kind,

@@ -9,7 +9,8 @@
 //! gives the same data.
 //!
 //! [`shm`] simulates the structural-health benchmark instead: a shear building's floor
-//! accelerations under ground shaking, whose sources are its modes.
+//! accelerations under ground shaking, whose sources are its modes; [`room`] a
+//! reverberant room's microphone array hearing given dry sources (a convolutive mixture).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -20,6 +21,7 @@ use unmix_core::limits::MAX_CHANNELS;
 use unmix_dsp::linalg::Matrix;
 
 mod curves;
+pub mod room;
 pub mod shm;
 
 pub use curves::SensorCurve;
