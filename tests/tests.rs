@@ -15,4 +15,5 @@ mod outputs;
 mod paper;
 mod pipeline;
 mod readme;
+mod room;
 mod training;

@@ -3,6 +3,7 @@
 
 mod args;
 mod report;
+mod stft;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -45,6 +46,9 @@ const OUTPUTS: [&str; 9] = [
 
 /// Runs a whole separation job.
 pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
+    if args.domain == args::DomainArg::Stft {
+        return stft::execute(args);
+    }
     let started = Instant::now();
     // An encoder kernel this processor lacks is refused before anything is read.
     args.kernel.kernel()?;

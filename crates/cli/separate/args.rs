@@ -14,6 +14,8 @@ use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, ModelChoice, PriorChoice, SeparateConfig, SeparateParams, SourceCount,
 };
 
+use unmix_freq::{IvaConfig, SourcePrior, StftConfig};
+
 use crate::apply::{InputArgs, WavFormatArg, WindowArgs};
 use crate::bounds;
 
@@ -61,8 +63,17 @@ pub enum ModelArg {
     PostNonlinear,
 }
 
+/// Where the mixture is modelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DomainArg {
+    /// Sample by sample: instantaneous mixtures (one weight per channel and source).
+    Time,
+    /// Frame by frame and bin by bin (STFT): convolutive mixtures, rooms with echoes.
+    Stft,
+}
+
 /// Which prior the linear model's sources get.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PriorArg {
     /// The temporal prior where it explains the held-out frames (each given the frames
     /// before it) better than every model of independent samples, a GMM otherwise.
@@ -74,6 +85,15 @@ pub enum PriorArg {
     /// structure's modes under broadband excitation are (needs 5 000 frames).
     #[value(name = "ar-gmm")]
     ArGmm,
+    /// --domain stft: each source's spectral vector with AuxIVA's spherical Laplace
+    /// density.
+    Laplace,
+    /// --domain stft: each source a Gaussian with one variance per frame.
+    Gauss,
+    /// --domain stft: each source's power a low-rank non-negative model (ILRMA; the
+    /// default of --domain stft).
+    #[value(name = "low-rank")]
+    LowRank,
 }
 
 /// Arguments of `unmix separate`.
@@ -128,6 +148,24 @@ pub struct SeparateArgs {
     /// training segment (with --model auto or linear).
     #[arg(long, value_enum, default_value_t = PriorArg::Auto)]
     pub prior: PriorArg,
+    /// `time`: the sample-by-sample models (instantaneous mixtures); `stft`: independent
+    /// vector analysis in the frequency domain, for rooms, where every microphone hears
+    /// each source through its own echoes (its sources are their images at the first
+    /// channel; no model file yet).
+    #[arg(long, value_enum, default_value_t = DomainArg::Time)]
+    pub domain: DomainArg,
+    /// --domain stft: samples per STFT frame (about the room's reverberation time).
+    #[arg(long, default_value_t = 2048, value_parser = bounds::between(4, 65_536))]
+    pub stft_frame: usize,
+    /// --domain stft: samples between frames (a divisor of the frame, at most half).
+    #[arg(long, default_value_t = 512, value_parser = bounds::at_least_one())]
+    pub stft_hop: usize,
+    /// --domain stft: updates of every source's demixing and prior.
+    #[arg(long, default_value_t = 50, value_parser = bounds::between(1, 10_000))]
+    pub stft_iterations: usize,
+    /// --domain stft with --prior low-rank: non-negative bases per source.
+    #[arg(long, default_value_t = 2, value_parser = bounds::between(1, 64))]
+    pub stft_bases: usize,
     /// The temporal prior's autoregressive order: a damped mode is order 2, with sensor
     /// noise it needs a few more.
     #[arg(long, default_value_t = 8, value_parser = bounds::between(1, MAX_AR_ORDER))]
@@ -311,6 +349,9 @@ impl SeparateArgs {
                 PriorArg::Auto => PriorChoice::Auto,
                 PriorArg::Gmm => PriorChoice::Gmm,
                 PriorArg::ArGmm => PriorChoice::ArGmm,
+                PriorArg::Laplace | PriorArg::Gauss | PriorArg::LowRank => {
+                    bail!("--prior {}: a prior of --domain stft", self.prior.name())
+                }
             },
             temporal: TemporalConfig { order: self.ar_order, ..SeparateParams::default_temporal() },
             chain: ChainConfig { seed: self.seed, threads: self.threads, ..ChainConfig::new(ChainShape::Saturating) },
@@ -322,6 +363,41 @@ impl SeparateArgs {
             kernel: self.kernel.kernel()?,
         };
         Ok(params.check()?)
+    }
+}
+
+impl PriorArg {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PriorArg::Auto => "auto",
+            PriorArg::Gmm => "gmm",
+            PriorArg::ArGmm => "ar-gmm",
+            PriorArg::Laplace => "laplace",
+            PriorArg::Gauss => "gauss",
+            PriorArg::LowRank => "low-rank",
+        }
+    }
+}
+
+impl SeparateArgs {
+    /// The frequency-domain settings of `--domain stft`, checked: its prior (`auto`:
+    /// low-rank), STFT and iterations; the time-domain priors are refused.
+    pub fn stft_config(&self) -> Result<(StftConfig, IvaConfig)> {
+        let prior = match self.prior {
+            PriorArg::Auto | PriorArg::LowRank => SourcePrior::LowRank { bases: self.stft_bases },
+            PriorArg::Laplace => SourcePrior::Laplace,
+            PriorArg::Gauss => SourcePrior::Gauss,
+            PriorArg::Gmm | PriorArg::ArGmm => {
+                bail!(
+                    "--prior {}: a prior of --domain time (with --domain stft: laplace, gauss or low-rank)",
+                    self.prior.name()
+                )
+            }
+        };
+        let stft = StftConfig { frame: self.stft_frame, hop: self.stft_hop };
+        stft.check()?;
+        Ok((stft, IvaConfig { prior, iterations: self.stft_iterations, seed: self.seed }))
     }
 }
 

@@ -1,0 +1,459 @@
+//! Independent vector analysis: in every frequency bin a demixing matrix `W(f)`, the
+//! sources `y(f,t) = W(f) x(f,t)`, fitted so that each source's vector over the bins is
+//! independent of the others', by auxiliary-function updates (iterative projection,
+//! Ono 2011; with more microphones than sources the orthogonality-constrained form of
+//! OverIVA, Scheibler & Ono 2019).
+//!
+//! Every source has its own prior over its spectral vector, and each update of source
+//! `s` in bin `f` weighs the frames by `φ_s(f,t)` from it:
+//! - [`SourcePrior::Laplace`]: the spherical Laplace density of AuxIVA,
+//!   `φ = 1 / (2 ‖y_s(·,t)‖)`;
+//! - [`SourcePrior::Gauss`]: a time-varying Gaussian, one variance per frame,
+//!   `φ = F / ‖y_s(·,t)‖²`;
+//! - [`SourcePrior::LowRank`]: ILRMA's, a Gaussian whose variance is a low-rank
+//!   non-negative model of the source's power, `r_s(f,t) = Σ_l T_s(f,l) V_s(l,t)`, fitted
+//!   by multiplicative updates between the demixing updates, `φ = 1 / r_s(f,t)`.
+//!
+//! The separated sources are then each scaled per bin to their image at a reference
+//! microphone ([`Demixing::project_back`]), which fixes the scale that the model leaves
+//! free in every bin.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use realfft::num_complex::Complex64;
+use serde::{Deserialize, Serialize};
+use unmix_core::CancelToken;
+
+use crate::complex::{hermitian_form, solve};
+use crate::stft::Spectrogram;
+use crate::{Error, Result};
+
+/// Below this, a norm or a variance is taken as this (silent frames).
+const FLOOR: f64 = 1e-12;
+
+/// The prior over every source's spectral vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourcePrior {
+    /// AuxIVA's spherical Laplace density.
+    Laplace,
+    /// A Gaussian with one variance per frame.
+    Gauss,
+    /// ILRMA's low-rank spectral model with this many bases per source.
+    LowRank {
+        /// Non-negative bases per source.
+        bases: usize,
+    },
+}
+
+impl std::fmt::Display for SourcePrior {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourcePrior::Laplace => f.write_str("Laplace"),
+            SourcePrior::Gauss => f.write_str("time-varying Gauss"),
+            SourcePrior::LowRank { bases } => write!(f, "low-rank, {bases} bases per source"),
+        }
+    }
+}
+
+/// Settings of [`separate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IvaConfig {
+    /// The sources' prior.
+    pub prior: SourcePrior,
+    /// Updates of every source's demixing row (and of its spectral model).
+    pub iterations: usize,
+    /// Seeds the low-rank model's starting bases and activations.
+    pub seed: u64,
+}
+
+impl Default for IvaConfig {
+    /// Laplace, 50 iterations.
+    fn default() -> Self {
+        Self { prior: SourcePrior::Laplace, iterations: 50, seed: 1 }
+    }
+}
+
+/// Every channel's spectrogram, bin-major: in bin `f`, frame `t`, the channel vector
+/// `x(f,t)` at `data[(f · frames + t) · channels ..]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observations {
+    /// Channels (microphones).
+    pub channels: usize,
+    /// Frames.
+    pub frames: usize,
+    /// Bins.
+    pub bins: usize,
+    data: Vec<Complex64>,
+}
+
+impl Observations {
+    /// The channels' spectrograms, one per channel, of the same shape.
+    pub fn from_spectrograms(spectrograms: &[Spectrogram]) -> Result<Self> {
+        let first = spectrograms.first().ok_or_else(|| Error::Shape("no channels".into()))?;
+        let (m, frames, bins) = (spectrograms.len(), first.frames, first.bins);
+        if spectrograms.iter().any(|s| s.frames != frames || s.bins != bins) {
+            return Err(Error::Shape("the channels' spectrograms differ in shape".into()));
+        }
+        let mut data = vec![Complex64::default(); m * frames * bins];
+        for (c, s) in spectrograms.iter().enumerate() {
+            for t in 0..frames {
+                for f in 0..bins {
+                    data[(f * frames + t) * m + c] = s.data[t * bins + f];
+                }
+            }
+        }
+        Ok(Self { channels: m, frames, bins, data })
+    }
+
+    /// Bin `f`'s frames, `frames × channels`.
+    fn bin(&self, f: usize) -> &[Complex64] {
+        let width = self.frames * self.channels;
+        &self.data[f * width..(f + 1) * width]
+    }
+}
+
+/// A demixing matrix per bin, `sources × channels`, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Demixing {
+    /// Sources.
+    pub sources: usize,
+    /// Channels.
+    pub channels: usize,
+    /// Bins.
+    pub bins: usize,
+    /// `w[(f · sources + s) · channels + c]`.
+    pub w: Vec<Complex64>,
+}
+
+impl Demixing {
+    fn row(&self, f: usize, s: usize) -> &[Complex64] {
+        let at = (f * self.sources + s) * self.channels;
+        &self.w[at..at + self.channels]
+    }
+
+    /// Source `s` in bin `f` of every frame of `bin` (`frames × channels`).
+    fn source_of_bin(&self, f: usize, s: usize, bin: &[Complex64], out: &mut [Complex64]) {
+        let row = self.row(f, s);
+        for (o, x) in out.iter_mut().zip(bin.chunks_exact(self.channels)) {
+            *o = row.iter().zip(x).map(|(w, x)| w * x).sum();
+        }
+    }
+
+    /// The sources' spectrograms.
+    pub fn demix(&self, x: &Observations) -> Vec<Spectrogram> {
+        let (frames, bins) = (x.frames, x.bins);
+        let mut out: Vec<Spectrogram> = (0..self.sources)
+            .map(|_| Spectrogram { frames, bins, data: vec![Complex64::default(); frames * bins] })
+            .collect();
+        let mut column = vec![Complex64::default(); frames];
+        for f in 0..bins {
+            for (s, spectrogram) in out.iter_mut().enumerate() {
+                self.source_of_bin(f, s, x.bin(f), &mut column);
+                for (t, v) in column.iter().enumerate() {
+                    spectrogram.data[t * bins + f] = *v;
+                }
+            }
+        }
+        out
+    }
+
+    /// Scales every source in every bin to its image at channel `reference`, folded into
+    /// the demixing row (the sources' order is unchanged). With as many sources as
+    /// channels the image is exact: the mixing is `A(f) = W(f)⁻¹`, and source `s`'s image
+    /// at the reference is `A_ref,s(f) y_s(f,t)`. With more channels the mixing is not
+    /// determined by the demixing, and the scale is the least-squares fit of the
+    /// reference channel by the source, `z_s(f) = Σ_t ȳ x_ref / Σ_t |y|²` (the two agree
+    /// for independent sources as the frames grow).
+    pub fn project_back(&mut self, x: &Observations, reference: usize) -> Result<()> {
+        if reference >= x.channels {
+            return Err(Error::Shape(format!("reference channel {reference} of {}", x.channels)));
+        }
+        let (n, m) = (self.sources, self.channels);
+        let mut column = vec![Complex64::default(); x.frames];
+        for f in 0..self.bins {
+            if n == m {
+                // Row `reference` of W⁻¹: solve Wᵀ a = e_ref.
+                let block = &self.w[f * n * n..(f + 1) * n * n];
+                let mut transposed: Vec<Complex64> = (0..n * n).map(|i| block[(i % n) * n + i / n]).collect();
+                let mut a: Vec<Complex64> =
+                    (0..n).map(|i| Complex64::new(if i == reference { 1.0 } else { 0.0 }, 0.0)).collect();
+                if solve(&mut transposed, &mut a, n) {
+                    for (s, z) in a.iter().enumerate() {
+                        self.w[(f * n + s) * m..(f * n + s + 1) * m].iter_mut().for_each(|w| *w *= z);
+                    }
+                    continue;
+                }
+            }
+            let bin = x.bin(f);
+            for s in 0..self.sources {
+                self.source_of_bin(f, s, bin, &mut column);
+                let (mut num, mut den) = (Complex64::default(), 0.0);
+                for (y, frame) in column.iter().zip(bin.chunks_exact(x.channels)) {
+                    num += y.conj() * frame[reference];
+                    den += y.norm_sqr();
+                }
+                let z = if den > FLOOR { num / den } else { Complex64::default() };
+                let at = (f * self.sources + s) * self.channels;
+                self.w[at..at + self.channels].iter_mut().for_each(|w| *w *= z);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fit of [`separate`].
+#[derive(Debug, Clone)]
+pub struct IvaFit {
+    /// The demixing, not yet projected back.
+    pub demixing: Demixing,
+    /// Iterations run.
+    pub iterations: usize,
+}
+
+/// ILRMA's model of one source's power: bases `T` (`bins × L`) and activations `V`
+/// (`L × frames`).
+struct LowRank {
+    bases: usize,
+    t: Vec<f64>,
+    v: Vec<f64>,
+}
+
+impl LowRank {
+    fn new(bins: usize, frames: usize, bases: usize, rng: &mut StdRng) -> Self {
+        Self {
+            bases,
+            t: (0..bins * bases).map(|_| rng.random_range(0.1..1.0)).collect(),
+            v: (0..bases * frames).map(|_| rng.random_range(0.1..1.0)).collect(),
+        }
+    }
+
+    fn model(&self, bins: usize, frames: usize, out: &mut [f64]) {
+        let l = self.bases;
+        for f in 0..bins {
+            for t in 0..frames {
+                out[f * frames + t] =
+                    (0..l).map(|k| self.t[f * l + k] * self.v[k * frames + t]).sum::<f64>().max(FLOOR);
+            }
+        }
+    }
+
+    /// One multiplicative update of the bases, then of the activations, towards the
+    /// power `p` (`bins × frames`) under the Itakura–Saito divergence (ILRMA's).
+    fn update(&mut self, p: &[f64], bins: usize, frames: usize, r: &mut [f64]) {
+        let l = self.bases;
+        self.model(bins, frames, r);
+        for f in 0..bins {
+            for k in 0..l {
+                let (mut num, mut den) = (0.0, 0.0);
+                for t in 0..frames {
+                    let (rr, v) = (r[f * frames + t], self.v[k * frames + t]);
+                    num += p[f * frames + t] / (rr * rr) * v;
+                    den += v / rr;
+                }
+                self.t[f * l + k] = (self.t[f * l + k] * (num / den.max(FLOOR)).sqrt()).max(FLOOR);
+            }
+        }
+        self.model(bins, frames, r);
+        for k in 0..l {
+            for t in 0..frames {
+                let (mut num, mut den) = (0.0, 0.0);
+                for f in 0..bins {
+                    let (rr, b) = (r[f * frames + t], self.t[f * l + k]);
+                    num += p[f * frames + t] / (rr * rr) * b;
+                    den += b / rr;
+                }
+                self.v[k * frames + t] = (self.v[k * frames + t] * (num / den.max(FLOOR)).sqrt()).max(FLOOR);
+            }
+        }
+        self.model(bins, frames, r);
+    }
+
+    fn scale(&mut self, factor: f64) {
+        self.t.iter_mut().for_each(|v| *v *= factor);
+    }
+}
+
+/// Separates `x` into `sources` sources (at most its channels). Cancelling `cancel` stops
+/// the fit at its next iteration with [`Error::Cancelled`].
+pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Option<&CancelToken>) -> Result<IvaFit> {
+    let (m, n, frames, bins) = (x.channels, sources, x.frames, x.bins);
+    if n == 0 || n > m {
+        return Err(Error::Config(format!("{n} sources from {m} channels: 1 to {m}")));
+    }
+    if frames < 2 * m {
+        return Err(Error::Data(format!("{frames} STFT frames are too few for {m} channels")));
+    }
+    if let SourcePrior::LowRank { bases: 0 } = config.prior {
+        return Err(Error::Config("a low-rank prior needs at least one basis".into()));
+    }
+    if x.data.iter().any(|v| !(v.re.is_finite() && v.im.is_finite())) {
+        return Err(Error::Data("the spectrograms hold NaN or infinite values".into()));
+    }
+    // `W_hat(f)` (`m × m`): the demixing rows, then (with more channels than sources) the
+    // rows `[J, −I]` that keep the rest orthogonal to the sources (OverIVA). Start: each
+    // source the channel of its number.
+    let mut w_hat = vec![Complex64::default(); bins * m * m];
+    for f in 0..bins {
+        for i in 0..m {
+            w_hat[f * m * m + i * m + i] = Complex64::new(if i < n { 1.0 } else { -1.0 }, 0.0);
+        }
+    }
+    // The channels' covariance per bin, for the orthogonality constraint.
+    let covariance: Vec<Complex64> =
+        if n < m { (0..bins).flat_map(|f| weighted_covariance(x.bin(f), m, None)).collect() } else { Vec::new() };
+    if n < m {
+        for f in 0..bins {
+            update_orthogonal_rows(
+                &mut w_hat[f * m * m..(f + 1) * m * m],
+                &covariance[f * m * m..(f + 1) * m * m],
+                m,
+                n,
+            );
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut low_rank: Vec<LowRank> = match config.prior {
+        SourcePrior::LowRank { bases } => (0..n).map(|_| LowRank::new(bins, frames, bases, &mut rng)).collect(),
+        _ => Vec::new(),
+    };
+    let mut power = vec![0.0; n * bins * frames];
+    let mut weights = vec![0.0; bins * frames];
+    let mut model = vec![0.0; bins * frames];
+    let mut column = vec![Complex64::default(); frames];
+    let mut v = vec![Complex64::default(); m * m];
+    let mut wv = vec![Complex64::default(); m * m];
+    let mut u = vec![Complex64::default(); m];
+    for _ in 0..config.iterations {
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(Error::Cancelled);
+        }
+        // Every source's power per bin and frame from the current demixing.
+        for f in 0..bins {
+            let bin = x.bin(f);
+            for s in 0..n {
+                let row = &w_hat[f * m * m + s * m..f * m * m + (s + 1) * m];
+                for (o, frame) in column.iter_mut().zip(bin.chunks_exact(m)) {
+                    *o = row.iter().zip(frame).map(|(w, x)| w * x).sum();
+                }
+                for (t, y) in column.iter().enumerate() {
+                    power[(s * bins + f) * frames + t] = y.norm_sqr();
+                }
+            }
+        }
+        for s in 0..n {
+            let p = &power[s * bins * frames..(s + 1) * bins * frames];
+            match config.prior {
+                SourcePrior::Laplace | SourcePrior::Gauss => {
+                    for t in 0..frames {
+                        let energy: f64 = (0..bins).map(|f| p[f * frames + t]).sum();
+                        let phi = match config.prior {
+                            SourcePrior::Laplace => 1.0 / (2.0 * energy.sqrt()).max(FLOOR),
+                            _ => bins as f64 / energy.max(FLOOR),
+                        };
+                        (0..bins).for_each(|f| weights[f * frames + t] = phi);
+                    }
+                }
+                SourcePrior::LowRank { .. } => {
+                    low_rank[s].update(p, bins, frames, &mut model);
+                    for (w, r) in weights.iter_mut().zip(&model) {
+                        *w = 1.0 / r;
+                    }
+                }
+            }
+            for f in 0..bins {
+                let phi = &weights[f * frames..(f + 1) * frames];
+                v.copy_from_slice(&weighted_covariance(x.bin(f), m, Some(phi)));
+                let block = &mut w_hat[f * m * m..(f + 1) * m * m];
+                // u = (W_hat V)⁻¹ e_s, the new row its conjugate, scaled to unit
+                // weighted power.
+                for i in 0..m {
+                    for j in 0..m {
+                        wv[i * m + j] = (0..m).map(|k| block[i * m + k] * v[k * m + j]).sum();
+                    }
+                }
+                u.iter_mut().enumerate().for_each(|(i, e)| *e = Complex64::new(if i == s { 1.0 } else { 0.0 }, 0.0));
+                if !solve(&mut wv, &mut u, m) {
+                    continue;
+                }
+                let row: Vec<Complex64> = u.iter().map(|e| e.conj()).collect();
+                let norm = hermitian_form(&row, &v, m);
+                if !(norm.is_finite() && norm > FLOOR) {
+                    continue;
+                }
+                let scale = 1.0 / norm.sqrt();
+                for (target, value) in block[s * m..(s + 1) * m].iter_mut().zip(&row) {
+                    *target = value * scale;
+                }
+                if n < m {
+                    update_orthogonal_rows(block, &covariance[f * m * m..(f + 1) * m * m], m, n);
+                }
+            }
+        }
+        if !low_rank.is_empty() {
+            // ILRMA's normalisation: every source at unit mean power, its model with it.
+            for (s, model) in low_rank.iter_mut().enumerate() {
+                let mean =
+                    power[s * bins * frames..(s + 1) * bins * frames].iter().sum::<f64>() / (bins * frames) as f64;
+                if mean > FLOOR {
+                    let lambda = 1.0 / mean.sqrt();
+                    for f in 0..bins {
+                        w_hat[f * m * m + s * m..f * m * m + (s + 1) * m].iter_mut().for_each(|w| *w *= lambda);
+                    }
+                    model.scale(lambda * lambda);
+                }
+            }
+        }
+    }
+    let mut w = Vec::with_capacity(bins * n * m);
+    for f in 0..bins {
+        w.extend_from_slice(&w_hat[f * m * m..f * m * m + n * m]);
+    }
+    Ok(IvaFit { demixing: Demixing { sources: n, channels: m, bins, w }, iterations: config.iterations })
+}
+
+/// `(1/T) Σ_t φ_t x_t x_tᴴ` of a bin's frames (`frames × m`), `φ = 1` without weights.
+fn weighted_covariance(bin: &[Complex64], m: usize, phi: Option<&[f64]>) -> Vec<Complex64> {
+    let frames = bin.len() / m;
+    let mut v = vec![Complex64::default(); m * m];
+    for (t, x) in bin.chunks_exact(m).enumerate() {
+        let weight = phi.map_or(1.0, |p| p[t]);
+        for i in 0..m {
+            let xi = x[i] * weight;
+            for j in i..m {
+                v[i * m + j] += xi * x[j].conj();
+            }
+        }
+    }
+    let scale = 1.0 / frames.max(1) as f64;
+    for i in 0..m {
+        for j in i..m {
+            v[i * m + j] *= scale;
+            v[j * m + i] = v[i * m + j].conj();
+        }
+    }
+    v
+}
+
+/// OverIVA's constraint: the rows below the `n` sources' are `[J, −I]` with `J` chosen so
+/// that they are uncorrelated with the sources, `J = ((W C)[:, :n]⁻¹ (W C)[:, n:])ᴴ`.
+fn update_orthogonal_rows(block: &mut [Complex64], covariance: &[Complex64], m: usize, n: usize) {
+    // tmp = W C, n × m.
+    let mut tmp = vec![Complex64::default(); n * m];
+    for i in 0..n {
+        for j in 0..m {
+            tmp[i * m + j] = (0..m).map(|k| block[i * m + k] * covariance[k * m + j]).sum();
+        }
+    }
+    for col in n..m {
+        let mut a: Vec<Complex64> = (0..n).flat_map(|i| tmp[i * m..i * m + n].to_vec()).collect();
+        let mut z: Vec<Complex64> = (0..n).map(|i| tmp[i * m + col]).collect();
+        if !solve(&mut a, &mut z, n) {
+            return;
+        }
+        // Row `col` of W_hat: [J_(col−n), −e]; J's row is z's conjugate.
+        for (k, value) in z.iter().enumerate() {
+            block[col * m + k] = value.conj();
+        }
+    }
+}
