@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use unmix_core::Recording;
 use unmix_dsp::metrics::{score, si_sdr_db};
-use unmix_freq::{IvaConfig, SourcePrior, StftConfig, separate_recording};
+use unmix_freq::{IvaConfig, MnmfConfig, SourcePrior, StftConfig, separate_recording};
 use unmix_synth::room::{RoomConfig, simulate_room};
 
 fn main() -> Result<()> {
@@ -54,7 +54,7 @@ fn main() -> Result<()> {
         "{talkers} talkers, {mics} microphones {spacing} m apart, RT60 {rt60} s, STFT {} / {}, {iterations} iterations; SI-SDR (dB) per talker at the reference microphone",
         stft.frame, stft.hop
     );
-    println!("seed | mixture | laplace | gauss | low-rank | wall per prior");
+    println!("seed | mixture | laplace | gauss | low-rank | low-rank then spatial | wall per prior");
     for &seed in &seeds {
         let room = RoomConfig::drawn(seed, talkers, mics, spacing, rt60, 16_000);
         let record = simulate_room(&room, &dry)?;
@@ -63,10 +63,14 @@ fn main() -> Result<()> {
         let unprocessed: Vec<f64> = truth.iter().map(|t| si_sdr_db(t, &reference)).collect();
         let mut row = vec![format!("{seed}"), per(&unprocessed)];
         let mut walls = Vec::new();
-        for prior in [SourcePrior::Laplace, SourcePrior::Gauss, SourcePrior::LowRank { bases }] {
+        let spatial = MnmfConfig { iterations, seed, ..MnmfConfig::default() };
+        let low_rank = SourcePrior::LowRank { bases };
+        for (prior, spatial) in
+            [(SourcePrior::Laplace, None), (SourcePrior::Gauss, None), (low_rank, None), (low_rank, Some(&spatial))]
+        {
             let start = Instant::now();
             let config = IvaConfig { prior, iterations, seed };
-            let separated = separate_recording(&record.mixture, talkers, stft, &config, 0, None)?;
+            let separated = separate_recording(&record.mixture, talkers, stft, &config, spatial, 0, None)?;
             walls.push(format!("{:.2} s", start.elapsed().as_secs_f64()));
             let estimates: Vec<Vec<f32>> = (0..talkers).map(|j| separated.sources.channel(j)).collect();
             let s = score(&truth, &estimates)?;

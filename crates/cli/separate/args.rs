@@ -14,7 +14,7 @@ use unmix_separate::{
     ConsensusConfig, DEFAULT_MAX_TRAIN_FRAMES, ModelChoice, PriorChoice, SeparateConfig, SeparateParams, SourceCount,
 };
 
-use unmix_freq::{IvaConfig, SourcePrior, StftConfig};
+use unmix_freq::{IvaConfig, MnmfConfig, SourcePrior, StftConfig};
 
 use crate::apply::{InputArgs, WavFormatArg, WindowArgs};
 use crate::bounds;
@@ -166,6 +166,14 @@ pub struct SeparateArgs {
     /// --domain stft with --prior low-rank: non-negative bases per source.
     #[arg(long, default_value_t = 2, value_parser = bounds::between(1, 64))]
     pub stft_bases: usize,
+    /// --domain stft: updates of the spatial model (every source's power a low-rank model
+    /// and its image a diagonal in a basis shared per bin, FastMNMF2's model) started
+    /// from the demixing; 0 keeps the demixing's separation.
+    #[arg(long, default_value_t = 50, value_parser = bounds::between(0, 10_000))]
+    pub stft_spatial_iterations: usize,
+    /// --domain stft: NMF components per source of the spatial model.
+    #[arg(long, default_value_t = 8, value_parser = bounds::between(1, 64))]
+    pub stft_components: usize,
     /// The temporal prior's autoregressive order: a damped mode is order 2, with sensor
     /// noise it needs a few more.
     #[arg(long, default_value_t = 8, value_parser = bounds::between(1, MAX_AR_ORDER))]
@@ -382,8 +390,9 @@ impl PriorArg {
 
 impl SeparateArgs {
     /// The frequency-domain settings of `--domain stft`, checked: its prior (`auto`:
-    /// low-rank), STFT and iterations; the time-domain priors are refused.
-    pub fn stft_config(&self) -> Result<(StftConfig, IvaConfig)> {
+    /// low-rank), STFT and iterations, and the spatial model's; the time-domain priors
+    /// are refused.
+    pub fn stft_config(&self) -> Result<(StftConfig, IvaConfig, Option<MnmfConfig>)> {
         let prior = match self.prior {
             PriorArg::Auto | PriorArg::LowRank => SourcePrior::LowRank { bases: self.stft_bases },
             PriorArg::Laplace => SourcePrior::Laplace,
@@ -397,7 +406,12 @@ impl SeparateArgs {
         };
         let stft = StftConfig { frame: self.stft_frame, hop: self.stft_hop };
         stft.check()?;
-        Ok((stft, IvaConfig { prior, iterations: self.stft_iterations, seed: self.seed }))
+        let spatial = (self.stft_spatial_iterations > 0).then_some(MnmfConfig {
+            iterations: self.stft_spatial_iterations,
+            components: self.stft_components,
+            seed: self.seed,
+        });
+        Ok((stft, IvaConfig { prior, iterations: self.stft_iterations, seed: self.seed }, spatial))
     }
 }
 

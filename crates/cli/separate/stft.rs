@@ -19,7 +19,7 @@ const OUTPUTS: [&str; 2] = ["sources.wav", "report.json"];
 pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let started = Instant::now();
     let input = &args.input;
-    let (stft, iva) = args.stft_config()?;
+    let (stft, iva, spatial) = args.stft_config()?;
     let SourceCount::Fixed(n) = args.sources else {
         bail!("-n auto: --domain stft needs the number of sources");
     };
@@ -48,7 +48,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let mut out = Staging::new(&args.output, &OUTPUTS, args.force)?;
     let cancel = crate::interrupt::watch()?;
     let read_s = started.elapsed().as_secs_f64();
-    let separated = unmix_freq::separate_recording(&recording, n, stft, &iva, 0, Some(&cancel))
+    let separated = unmix_freq::separate_recording(&recording, n, stft, &iva, spatial.as_ref(), 0, Some(&cancel))
         .with_context(|| input_name(input))?;
     let separate_s = started.elapsed().as_secs_f64() - read_s;
     let sources_path = out.path("sources.wav");
@@ -66,6 +66,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "domain": "stft",
         "stft": stft,
         "separation": iva,
+        "spatial_model": spatial,
         "reference_channel": 1,
         "iterations": separated.fit.iterations,
         "score": score,
@@ -81,7 +82,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let written = out.commit()?;
     if !args.quiet {
         println!(
-            "separated {} of {} into {} in the frequency domain ({} prior, STFT {} / {}, {}, {:.1} s), each its image at channel 1",
+            "separated {} of {} into {} in the frequency domain ({} prior, STFT {} / {}, {}{}, {:.1} s), each its image at channel 1",
             plural(recording.frames(), "frame"),
             plural(m, "channel"),
             plural(n, "source"),
@@ -89,6 +90,9 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
             stft.frame,
             stft.hop,
             plural(separated.fit.iterations, "iteration"),
+            spatial
+                .as_ref()
+                .map_or(String::new(), |s| format!(", then the spatial model, {}", plural(s.iterations, "iteration"))),
             separate_s
         );
         if let Some(s) = &score {

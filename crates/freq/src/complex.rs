@@ -84,3 +84,122 @@ mod tests {
         assert!(!solve(&mut singular, &mut [Complex64::new(1.0, 0.0); 2], 2));
     }
 }
+
+/// The iterative-projection update of row `row` of a bin's square matrix `block`
+/// (`m × m`) under the weighted covariance `v`: `u = (block · v)⁻¹ e_row`, the new row
+/// `uᴴ / √(uᴴ v u)` (unit weighted power). `false`, leaving the row, when the system is
+/// singular or the power not positive. `scratch` holds `m² + m` values between calls.
+pub fn project_row(
+    block: &mut [Complex64],
+    v: &[Complex64],
+    m: usize,
+    row: usize,
+    scratch: &mut Vec<Complex64>,
+) -> bool {
+    scratch.resize(m * m + m, Complex64::default());
+    let (bv, u) = scratch.split_at_mut(m * m);
+    for i in 0..m {
+        for j in 0..m {
+            bv[i * m + j] = (0..m).map(|k| block[i * m + k] * v[k * m + j]).sum();
+        }
+    }
+    u.iter_mut().enumerate().for_each(|(i, e)| *e = Complex64::new(if i == row { 1.0 } else { 0.0 }, 0.0));
+    if !solve(bv, u, m) {
+        return false;
+    }
+    u.iter_mut().for_each(|e| *e = e.conj());
+    let power = hermitian_form(u, v, m);
+    if !(power.is_finite() && power > 1e-12) {
+        return false;
+    }
+    let scale = 1.0 / power.sqrt();
+    for (target, value) in block[row * m..(row + 1) * m].iter_mut().zip(u.iter()) {
+        *target = value * scale;
+    }
+    true
+}
+
+/// A bin's outer products `x_t x_tᴴ`, their upper triangles as real and imaginary parts,
+/// so that a weighted covariance `(1/T) Σ_t φ_t x_t x_tᴴ` is one pass of real
+/// multiply-adds over contiguous memory for every weighting of the same bin.
+#[derive(Debug, Default)]
+pub struct OuterProducts {
+    m: usize,
+    frames: usize,
+    /// `[t][pair][re, im]`, pairs `(i, j ≥ i)` row by row.
+    values: Vec<f64>,
+    sums: Vec<f64>,
+}
+
+impl OuterProducts {
+    /// Fills from a bin's frames (`frames × m`).
+    pub fn fill(&mut self, bin: &[Complex64], m: usize) {
+        let width = m * (m + 1);
+        (self.m, self.frames) = (m, bin.len() / m);
+        self.values.resize(self.frames * width, 0.0);
+        for (x, out) in bin.chunks_exact(m).zip(self.values.chunks_exact_mut(width)) {
+            let mut k = 0;
+            for i in 0..m {
+                for j in i..m {
+                    let v = x[i] * x[j].conj();
+                    out[k] = v.re;
+                    out[k + 1] = v.im;
+                    k += 2;
+                }
+            }
+        }
+    }
+
+    /// `(1/T) Σ_t φ_t x_t x_tᴴ` (`m × m`) into `out`; `φ = 1` without weights.
+    pub fn weighted(&mut self, phi: Option<&[f64]>, out: &mut [Complex64]) {
+        let (m, width) = (self.m, self.m * (self.m + 1));
+        self.sums.clear();
+        self.sums.resize(width, 0.0);
+        for (t, row) in self.values.chunks_exact(width).enumerate() {
+            let w = phi.map_or(1.0, |p| p[t]);
+            for (s, v) in self.sums.iter_mut().zip(row) {
+                *s += w * v;
+            }
+        }
+        let scale = 1.0 / self.frames.max(1) as f64;
+        let mut k = 0;
+        for i in 0..m {
+            for j in i..m {
+                let v = Complex64::new(self.sums[k], self.sums[k + 1]) * scale;
+                out[i * m + j] = v;
+                out[j * m + i] = v.conj();
+                k += 2;
+            }
+        }
+    }
+}
+
+/// Runs `job` over contiguous runs of `bins` bins, each with its part of `data`
+/// (`stride` values per bin), on up to `threads` threads.
+pub fn for_bin_runs<T: Send>(
+    data: &mut [T],
+    bins: usize,
+    stride: usize,
+    threads: usize,
+    job: impl Fn(std::ops::Range<usize>, &mut [T]) + Sync,
+) {
+    let threads = threads.clamp(1, bins.max(1));
+    let per = bins.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (k, part) in data.chunks_mut(per * stride).enumerate() {
+            let job = &job;
+            let start = k * per;
+            let range = start..(start + part.len() / stride.max(1));
+            if k + 1 == threads.min(bins.div_ceil(per)) {
+                job(range, part);
+            } else {
+                scope.spawn(move || job(range, part));
+            }
+        }
+    });
+}
+
+/// The threads the bin loops use: the processor's cores, at most 8.
+pub fn bin_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+}

@@ -24,7 +24,7 @@ use realfft::num_complex::Complex64;
 use serde::{Deserialize, Serialize};
 use unmix_core::CancelToken;
 
-use crate::complex::{hermitian_form, solve};
+use crate::complex::{OuterProducts, bin_threads, for_bin_runs, project_row, solve};
 use crate::stft::Spectrogram;
 use crate::{Error, Result};
 
@@ -107,7 +107,7 @@ impl Observations {
     }
 
     /// Bin `f`'s frames, `frames × channels`.
-    fn bin(&self, f: usize) -> &[Complex64] {
+    pub(crate) fn bin(&self, f: usize) -> &[Complex64] {
         let width = self.frames * self.channels;
         &self.data[f * width..(f + 1) * width]
     }
@@ -207,6 +207,10 @@ impl Demixing {
 pub struct IvaFit {
     /// The demixing, not yet projected back.
     pub demixing: Demixing,
+    /// Every bin's whole `channels × channels` matrix: the demixing rows, then (with more
+    /// channels than sources) the rows that span the rest, `[(f · channels + i) ·
+    /// channels + j]` — a start for a spatial model of every channel ([`crate::mnmf`]).
+    pub full: Vec<Complex64>,
     /// Iterations run.
     pub iterations: usize,
 }
@@ -255,16 +259,21 @@ impl LowRank {
             }
         }
         self.model(bins, frames, r);
-        for k in 0..l {
-            for t in 0..frames {
-                let (mut num, mut den) = (0.0, 0.0);
-                for f in 0..bins {
-                    let (rr, b) = (r[f * frames + t], self.t[f * l + k]);
-                    num += p[f * frames + t] / (rr * rr) * b;
-                    den += b / rr;
+        // Σ_f T(f,k) P/R² and Σ_f T(f,k) / R for every (k, t), a row of frames at a time.
+        let (mut num, mut den) = (vec![0.0; l * frames], vec![0.0; l * frames]);
+        for f in 0..bins {
+            for k in 0..l {
+                let b = self.t[f * l + k];
+                let (nr, dr) = (&mut num[k * frames..(k + 1) * frames], &mut den[k * frames..(k + 1) * frames]);
+                for t in 0..frames {
+                    let inv = 1.0 / r[f * frames + t];
+                    nr[t] += p[f * frames + t] * inv * inv * b;
+                    dr[t] += b * inv;
                 }
-                self.v[k * frames + t] = (self.v[k * frames + t] * (num / den.max(FLOOR)).sqrt()).max(FLOOR);
             }
+        }
+        for (v, (nv, dv)) in self.v.iter_mut().zip(num.iter().zip(&den)) {
+            *v = (*v * (nv / dv.max(FLOOR)).sqrt()).max(FLOOR);
         }
         self.model(bins, frames, r);
     }
@@ -318,12 +327,9 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
         _ => Vec::new(),
     };
     let mut power = vec![0.0; n * bins * frames];
-    let mut weights = vec![0.0; bins * frames];
+    let mut weights = vec![0.0; n * bins * frames];
     let mut model = vec![0.0; bins * frames];
     let mut column = vec![Complex64::default(); frames];
-    let mut v = vec![Complex64::default(); m * m];
-    let mut wv = vec![Complex64::default(); m * m];
-    let mut u = vec![Complex64::default(); m];
     for _ in 0..config.iterations {
         if cancel.is_some_and(CancelToken::is_cancelled) {
             return Err(Error::Cancelled);
@@ -343,6 +349,7 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
         }
         for s in 0..n {
             let p = &power[s * bins * frames..(s + 1) * bins * frames];
+            let weights = &mut weights[s * bins * frames..(s + 1) * bins * frames];
             match config.prior {
                 SourcePrior::Laplace | SourcePrior::Gauss => {
                     for t in 0..frames {
@@ -361,35 +368,26 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
                     }
                 }
             }
-            for f in 0..bins {
-                let phi = &weights[f * frames..(f + 1) * frames];
-                v.copy_from_slice(&weighted_covariance(x.bin(f), m, Some(phi)));
-                let block = &mut w_hat[f * m * m..(f + 1) * m * m];
-                // u = (W_hat V)⁻¹ e_s, the new row its conjugate, scaled to unit
-                // weighted power.
-                for i in 0..m {
-                    for j in 0..m {
-                        wv[i * m + j] = (0..m).map(|k| block[i * m + k] * v[k * m + j]).sum();
+        }
+        // Every bin's rows, source after source (each source's weights come from the
+        // demixing at the start of the iteration), the bins on every core.
+        let (weights, covariance) = (&weights, &covariance);
+        for_bin_runs(&mut w_hat, bins, m * m, bin_threads(), |range, blocks| {
+            let mut products = OuterProducts::default();
+            let (mut v, mut scratch) = (vec![Complex64::default(); m * m], Vec::new());
+            for (f, block) in range.zip(blocks.chunks_exact_mut(m * m)) {
+                products.fill(x.bin(f), m);
+                for s in 0..n {
+                    products.weighted(Some(&weights[(s * bins + f) * frames..(s * bins + f + 1) * frames]), &mut v);
+                    if !project_row(block, &v, m, s, &mut scratch) {
+                        continue;
+                    }
+                    if n < m {
+                        update_orthogonal_rows(block, &covariance[f * m * m..(f + 1) * m * m], m, n);
                     }
                 }
-                u.iter_mut().enumerate().for_each(|(i, e)| *e = Complex64::new(if i == s { 1.0 } else { 0.0 }, 0.0));
-                if !solve(&mut wv, &mut u, m) {
-                    continue;
-                }
-                let row: Vec<Complex64> = u.iter().map(|e| e.conj()).collect();
-                let norm = hermitian_form(&row, &v, m);
-                if !(norm.is_finite() && norm > FLOOR) {
-                    continue;
-                }
-                let scale = 1.0 / norm.sqrt();
-                for (target, value) in block[s * m..(s + 1) * m].iter_mut().zip(&row) {
-                    *target = value * scale;
-                }
-                if n < m {
-                    update_orthogonal_rows(block, &covariance[f * m * m..(f + 1) * m * m], m, n);
-                }
             }
-        }
+        });
         if !low_rank.is_empty() {
             // ILRMA's normalisation: every source at unit mean power, its model with it.
             for (s, model) in low_rank.iter_mut().enumerate() {
@@ -409,11 +407,11 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
     for f in 0..bins {
         w.extend_from_slice(&w_hat[f * m * m..f * m * m + n * m]);
     }
-    Ok(IvaFit { demixing: Demixing { sources: n, channels: m, bins, w }, iterations: config.iterations })
+    Ok(IvaFit { demixing: Demixing { sources: n, channels: m, bins, w }, full: w_hat, iterations: config.iterations })
 }
 
 /// `(1/T) Σ_t φ_t x_t x_tᴴ` of a bin's frames (`frames × m`), `φ = 1` without weights.
-fn weighted_covariance(bin: &[Complex64], m: usize, phi: Option<&[f64]>) -> Vec<Complex64> {
+pub(crate) fn weighted_covariance(bin: &[Complex64], m: usize, phi: Option<&[f64]>) -> Vec<Complex64> {
     let frames = bin.len() / m;
     let mut v = vec![Complex64::default(); m * m];
     for (t, x) in bin.chunks_exact(m).enumerate() {

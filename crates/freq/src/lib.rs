@@ -11,11 +11,13 @@
 
 pub mod complex;
 pub mod iva;
+pub mod mnmf;
 pub mod stft;
 
 use unmix_core::{CancelToken, Recording};
 
 pub use iva::{Demixing, IvaConfig, IvaFit, Observations, SourcePrior};
+pub use mnmf::{MnmfConfig, MnmfFit};
 pub use stft::{Spectrogram, Stft, StftConfig};
 
 /// What frequency-domain separation can refuse.
@@ -47,17 +49,21 @@ pub struct FrequencySeparation {
     /// Every source's image at the reference channel, in its units, one channel per
     /// source.
     pub sources: Recording,
-    /// The fit (its demixing projected back).
+    /// The independent vector analysis (its demixing projected back).
     pub fit: IvaFit,
+    /// The spatial model fitted from it, when asked for.
+    pub spatial: Option<MnmfFit>,
 }
 
 /// Separates `recording` into `sources` sources' images at channel `reference`: STFT,
-/// independent vector analysis, projection back, overlap-add.
+/// independent vector analysis, then (with `spatial`) the multichannel NMF model started
+/// from its demixing, projection back or the Wiener filter, overlap-add.
 pub fn separate_recording(
     recording: &Recording,
     sources: usize,
     stft: StftConfig,
     config: &IvaConfig,
+    spatial: Option<&MnmfConfig>,
     reference: usize,
     cancel: Option<&CancelToken>,
 ) -> Result<FrequencySeparation> {
@@ -68,13 +74,21 @@ pub fn separate_recording(
         .collect();
     let x = Observations::from_spectrograms(&spectrograms)?;
     let mut fit = iva::separate(&x, sources, config, cancel)?;
+    let (images, spatial) = match spatial {
+        Some(spatial) => {
+            let model = mnmf::fit(&x, sources, spatial, Some(&fit.full), cancel)?;
+            (model.images(&x, reference)?, Some(model))
+        }
+        None => (Vec::new(), None),
+    };
     fit.demixing.project_back(&x, reference)?;
-    let images = fit.demixing.demix(&x);
+    let images = if spatial.is_some() { images } else { fit.demixing.demix(&x) };
     let signals: Vec<Vec<f64>> = images.iter().map(|s| transform.synthesise(s, len)).collect::<Result<_>>()?;
     let interleaved: Vec<f32> = (0..len).flat_map(|t| signals.iter().map(move |s| s[t] as f32)).collect();
     Ok(FrequencySeparation {
         sources: Recording::from_interleaved(recording.sample_rate_hz(), sources, interleaved)?,
         fit,
+        spatial,
     })
 }
 
@@ -133,12 +147,34 @@ mod tests {
             let stft = StftConfig { frame: 512, hop: 128 };
             for prior in [SourcePrior::Laplace, SourcePrior::Gauss, SourcePrior::LowRank { bases: 2 }] {
                 let config = IvaConfig { prior, iterations: 30, seed: 1 };
-                let separated = separate_recording(&mixture, 2, stft, &config, 0, None).unwrap();
+                let separated = separate_recording(&mixture, 2, stft, &config, None, 0, None).unwrap();
                 let estimates: Vec<Vec<f32>> = (0..2).map(|j| separated.sources.channel(j)).collect();
                 let s = score(&truth, &estimates).unwrap();
                 let worst = s.sources.iter().map(|p| p.si_sdr_db).fold(f64::INFINITY, f64::min);
                 assert!(worst > 15.0, "{mics} microphones, {prior:?}: worst source {worst:.1} dB");
             }
+        }
+    }
+
+    /// The spatial model started from the low-rank demixing separates the same mixtures,
+    /// over-determined too, and its Wiener filter's images sum to the reference channel.
+    #[test]
+    fn the_spatial_model_separates_from_the_demixing_start() {
+        for mics in [2, 3] {
+            let (mixture, truth) = convolutive(48_000, mics, 5);
+            let stft = StftConfig { frame: 512, hop: 128 };
+            let config = IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 30, seed: 1 };
+            let spatial = MnmfConfig { iterations: 30, components: 4, seed: 1 };
+            let separated = separate_recording(&mixture, 2, stft, &config, Some(&spatial), 0, None).unwrap();
+            let estimates: Vec<Vec<f32>> = (0..2).map(|j| separated.sources.channel(j)).collect();
+            let s = score(&truth, &estimates).unwrap();
+            let worst = s.sources.iter().map(|p| p.si_sdr_db).fold(f64::INFINITY, f64::min);
+            assert!(worst > 15.0, "{mics} microphones: worst source {worst:.1} dB");
+            let reference = mixture.channel(0);
+            let sum: Vec<f32> = (0..mixture.frames()).map(|t| estimates[0][t] + estimates[1][t]).collect();
+            let error = reference.iter().zip(&sum).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>();
+            let power = reference.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>();
+            assert!(error < 1e-6 * power, "the images sum to the reference to {:.1e}", error / power);
         }
     }
 
