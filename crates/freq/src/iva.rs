@@ -234,11 +234,15 @@ impl LowRank {
 
     fn model(&self, bins: usize, frames: usize, out: &mut [f64]) {
         let l = self.bases;
-        for f in 0..bins {
-            for t in 0..frames {
-                out[f * frames + t] =
-                    (0..l).map(|k| self.t[f * l + k] * self.v[k * frames + t]).sum::<f64>().max(FLOOR);
+        for (f, row) in out[..bins * frames].chunks_exact_mut(frames).enumerate() {
+            row.fill(0.0);
+            for k in 0..l {
+                let basis = self.t[f * l + k];
+                for (o, v) in row.iter_mut().zip(&self.v[k * frames..(k + 1) * frames]) {
+                    *o += basis * v;
+                }
             }
+            row.iter_mut().for_each(|o| *o = o.max(FLOOR));
         }
     }
 
@@ -328,7 +332,6 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
     };
     let mut power = vec![0.0; n * bins * frames];
     let mut weights = vec![0.0; n * bins * frames];
-    let mut model = vec![0.0; bins * frames];
     let mut column = vec![Complex64::default(); frames];
     for _ in 0..config.iterations {
         if cancel.is_some_and(CancelToken::is_cancelled) {
@@ -347,28 +350,16 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
                 }
             }
         }
-        for s in 0..n {
-            let p = &power[s * bins * frames..(s + 1) * bins * frames];
-            let weights = &mut weights[s * bins * frames..(s + 1) * bins * frames];
-            match config.prior {
-                SourcePrior::Laplace | SourcePrior::Gauss => {
-                    for t in 0..frames {
-                        let energy: f64 = (0..bins).map(|f| p[f * frames + t]).sum();
-                        let phi = match config.prior {
-                            SourcePrior::Laplace => 1.0 / (2.0 * energy.sqrt()).max(FLOOR),
-                            _ => bins as f64 / energy.max(FLOOR),
-                        };
-                        (0..bins).for_each(|f| weights[f * frames + t] = phi);
-                    }
-                }
-                SourcePrior::LowRank { .. } => {
-                    low_rank[s].update(p, bins, frames, &mut model);
-                    for (w, r) in weights.iter_mut().zip(&model) {
-                        *w = 1.0 / r;
-                    }
-                }
+        // Every source's weights, the sources side by side.
+        std::thread::scope(|scope| {
+            let parts = power.chunks(bins * frames).zip(weights.chunks_mut(bins * frames));
+            let mut models = low_rank.iter_mut();
+            for (p, weights) in parts {
+                let model = models.next();
+                let prior = config.prior;
+                scope.spawn(move || source_weights(prior, model, p, weights, bins, frames));
             }
-        }
+        });
         // Every bin's rows, source after source (each source's weights come from the
         // demixing at the start of the iteration), the bins on every core.
         let (weights, covariance) = (&weights, &covariance);
@@ -408,6 +399,34 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
         w.extend_from_slice(&w_hat[f * m * m..f * m * m + n * m]);
     }
     Ok(IvaFit { demixing: Demixing { sources: n, channels: m, bins, w }, full: w_hat, iterations: config.iterations })
+}
+
+/// One source's frame weights `φ(f,t)` from its power `p` (`bins × frames`) under its
+/// prior (updating its low-rank model first, for that prior).
+fn source_weights(
+    prior: SourcePrior,
+    model: Option<&mut LowRank>,
+    p: &[f64],
+    weights: &mut [f64],
+    bins: usize,
+    frames: usize,
+) {
+    match (prior, model) {
+        (SourcePrior::LowRank { .. }, Some(model)) => {
+            model.update(p, bins, frames, weights);
+            weights.iter_mut().for_each(|w| *w = 1.0 / *w);
+        }
+        _ => {
+            for t in 0..frames {
+                let energy: f64 = (0..bins).map(|f| p[f * frames + t]).sum();
+                let phi = match prior {
+                    SourcePrior::Laplace => 1.0 / (2.0 * energy.sqrt()).max(FLOOR),
+                    _ => bins as f64 / energy.max(FLOOR),
+                };
+                (0..bins).for_each(|f| weights[f * frames + t] = phi);
+            }
+        }
+    }
 }
 
 /// `(1/T) Σ_t φ_t x_t x_tᴴ` of a bin's frames (`frames × m`), `φ = 1` without weights.

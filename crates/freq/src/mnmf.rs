@@ -105,20 +105,24 @@ pub fn fit(
     let mut lambda = vec![0.0; n * bins * frames];
     let mut qx_power = vec![0.0; bins * frames * m];
     let mut y = vec![0.0; bins * frames * m];
-    // λ = W H + floor, a row of frames at a time (contiguous in the frames).
+    // λ = W H + floor, a row of frames at a time (contiguous in the frames), the sources
+    // side by side.
     let model = |w: &[f64], h: &[f64], lambda: &mut [f64]| {
-        for s in 0..n {
-            for f in 0..bins {
-                let row = &mut lambda[(s * bins + f) * frames..(s * bins + f + 1) * frames];
-                row.fill(FLOOR);
-                for c in 0..k {
-                    let weight = w[(s * bins + f) * k + c];
-                    for (l, hv) in row.iter_mut().zip(&h[(s * k + c) * frames..(s * k + c + 1) * frames]) {
-                        *l += weight * hv;
+        std::thread::scope(|scope| {
+            for ((w, h), lambda) in w.chunks(bins * k).zip(h.chunks(k * frames)).zip(lambda.chunks_mut(bins * frames)) {
+                scope.spawn(move || {
+                    for (f, row) in lambda.chunks_exact_mut(frames).enumerate() {
+                        row.fill(FLOOR);
+                        for c in 0..k {
+                            let weight = w[f * k + c];
+                            for (l, hv) in row.iter_mut().zip(&h[c * frames..(c + 1) * frames]) {
+                                *l += weight * hv;
+                            }
+                        }
                     }
-                }
+                });
             }
-        }
+        });
     };
     // Y = Σ_n λ_n g_n + floor, the bins on every core.
     let total = |lambda: &[f64], g: &[f64], y: &mut [f64]| {
@@ -149,7 +153,6 @@ pub fn fit(
     project(&q, &mut qx_power);
     total(&lambda, &g, &mut y);
     let (mut tmp1, mut tmp2) = (vec![0.0; n * bins * frames], vec![0.0; n * bins * frames]);
-    let (mut num, mut den) = (vec![0.0; k * frames], vec![0.0; k * frames]);
     for iteration in 0..config.iterations {
         if cancel.is_some_and(CancelToken::is_cancelled) {
             return Err(Error::Cancelled);
@@ -173,55 +176,36 @@ pub fn fit(
                 });
             }
         });
-        for s in 0..n {
-            for f in 0..bins {
-                for c in 0..k {
-                    let (mut num, mut den) = (0.0, 0.0);
-                    for t in 0..frames {
-                        let hv = h[(s * k + c) * frames + t];
-                        num += hv * tmp1[(s * bins + f) * frames + t];
-                        den += hv * tmp2[(s * bins + f) * frames + t];
-                    }
-                    w[(s * bins + f) * k + c] *= (num / den.max(FLOOR)).sqrt();
-                }
+        // W then H of every source, the sources side by side.
+        std::thread::scope(|scope| {
+            let parts = w
+                .chunks_mut(bins * k)
+                .zip(h.chunks_mut(k * frames))
+                .zip(tmp1.chunks(bins * frames).zip(tmp2.chunks(bins * frames)));
+            for ((w, h), (tmp1, tmp2)) in parts {
+                scope.spawn(move || update_spectral_model(w, h, tmp1, tmp2, bins, frames, k));
             }
-            // Σ_f W(f,c) tmp(f,t) for every (c, t), a row of frames at a time.
-            num.fill(0.0);
-            den.fill(0.0);
-            for f in 0..bins {
-                let (a, b) = (
-                    &tmp1[(s * bins + f) * frames..(s * bins + f + 1) * frames],
-                    &tmp2[(s * bins + f) * frames..(s * bins + f + 1) * frames],
-                );
-                for c in 0..k {
-                    let wv = w[(s * bins + f) * k + c];
-                    let (nr, dr) = (&mut num[c * frames..(c + 1) * frames], &mut den[c * frames..(c + 1) * frames]);
-                    for t in 0..frames {
-                        nr[t] += wv * a[t];
-                        dr[t] += wv * b[t];
-                    }
-                }
-            }
-            for (hv, (nv, dv)) in h[s * k * frames..(s + 1) * k * frames].iter_mut().zip(num.iter().zip(&den)) {
-                *hv *= (nv / dv.max(FLOOR)).sqrt();
-            }
-        }
+        });
         model(&w, &h, &mut lambda);
         total(&lambda, &g, &mut y);
-        // g.
-        for s in 0..n {
-            for i in 0..m {
-                let (mut num, mut den) = (0.0, 0.0);
-                for f in 0..bins {
-                    for t in 0..frames {
-                        let (l, yy) = (lambda[(s * bins + f) * frames + t], y[(f * frames + t) * m + i]);
-                        num += l * qx_power[(f * frames + t) * m + i] / (yy * yy);
-                        den += l / yy;
+        // g, the sources side by side.
+        std::thread::scope(|scope| {
+            let (lambda, y, qx_power) = (&lambda, &y, &qx_power);
+            for (s, gs) in g.chunks_mut(m).enumerate() {
+                scope.spawn(move || {
+                    let lambda = &lambda[s * bins * frames..(s + 1) * bins * frames];
+                    for (i, gv) in gs.iter_mut().enumerate() {
+                        let (mut num, mut den) = (0.0, 0.0);
+                        for (at, l) in lambda.iter().enumerate() {
+                            let yy = y[at * m + i];
+                            num += l * qx_power[at * m + i] / (yy * yy);
+                            den += l / yy;
+                        }
+                        *gv *= (num / den.max(FLOOR)).sqrt();
                     }
-                }
-                g[s * m + i] *= (num / den.max(FLOOR)).sqrt();
+                });
             }
-        }
+        });
         total(&lambda, &g, &mut y);
         // Q, row by row: iterative projection with the weights 1 / Y_i (which do not
         // depend on Q), the bins on every core.
@@ -270,6 +254,46 @@ pub fn fit(
         }
     }
     Ok(MnmfFit { sources: n, channels: m, bins, frames, q, g, lambda, iterations: config.iterations })
+}
+
+/// One source's multiplicative updates of its bases `w` (`bins × k`), then of its
+/// activations `h` (`k × frames`), from `tmp1 = Σ_m g P / Y²` and `tmp2 = Σ_m g / Y`
+/// (`bins × frames`), both from the same auxiliary quantities (FastMNMF2's accelerated
+/// form).
+fn update_spectral_model(
+    w: &mut [f64],
+    h: &mut [f64],
+    tmp1: &[f64],
+    tmp2: &[f64],
+    bins: usize,
+    frames: usize,
+    k: usize,
+) {
+    for f in 0..bins {
+        let (a, b) = (&tmp1[f * frames..(f + 1) * frames], &tmp2[f * frames..(f + 1) * frames]);
+        for c in 0..k {
+            let hc = &h[c * frames..(c + 1) * frames];
+            let num: f64 = hc.iter().zip(a).map(|(x, y)| x * y).sum();
+            let den: f64 = hc.iter().zip(b).map(|(x, y)| x * y).sum();
+            w[f * k + c] *= (num / den.max(FLOOR)).sqrt();
+        }
+    }
+    // Σ_f W(f,c) tmp(f,t) for every (c, t), a row of frames at a time.
+    let (mut num, mut den) = (vec![0.0; k * frames], vec![0.0; k * frames]);
+    for f in 0..bins {
+        let (a, b) = (&tmp1[f * frames..(f + 1) * frames], &tmp2[f * frames..(f + 1) * frames]);
+        for c in 0..k {
+            let wv = w[f * k + c];
+            let (nr, dr) = (&mut num[c * frames..(c + 1) * frames], &mut den[c * frames..(c + 1) * frames]);
+            for t in 0..frames {
+                nr[t] += wv * a[t];
+                dr[t] += wv * b[t];
+            }
+        }
+    }
+    for (hv, (nv, dv)) in h.iter_mut().zip(num.iter().zip(&den)) {
+        *hv *= (nv / dv.max(FLOOR)).sqrt();
+    }
 }
 
 impl MnmfFit {
