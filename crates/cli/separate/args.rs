@@ -174,6 +174,10 @@ pub struct SeparateArgs {
     /// --domain stft: NMF components per source of the spatial model.
     #[arg(long, default_value_t = 8, value_parser = bounds::between(1, 64))]
     pub stft_components: usize,
+    /// --domain stft: draws of the spatial model's starting spectra (seeds --seed,
+    /// --seed + 1, …), the one of highest likelihood kept (each costs one fit).
+    #[arg(long, default_value_t = 3, value_parser = bounds::between(1, 64))]
+    pub stft_starts: usize,
     /// The temporal prior's autoregressive order: a damped mode is order 2, with sensor
     /// noise it needs a few more.
     #[arg(long, default_value_t = 8, value_parser = bounds::between(1, MAX_AR_ORDER))]
@@ -410,6 +414,7 @@ impl SeparateArgs {
             iterations: self.stft_spatial_iterations,
             components: self.stft_components,
             seed: self.seed,
+            starts: self.stft_starts,
         });
         Ok((stft, IvaConfig { prior, iterations: self.stft_iterations, seed: self.seed }, spatial))
     }

@@ -67,6 +67,10 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "stft": stft,
         "separation": iva,
         "spatial_model": spatial,
+        "spatial_fit": separated.spatial.as_ref().map(|s| serde_json::json!({
+            "nll_per_bin_and_frame": s.nll,
+            "chosen_start": s.chosen_start,
+        })),
         "reference_channel": 1,
         "iterations": separated.fit.iterations,
         "score": score,

@@ -46,6 +46,33 @@ pub fn solve(a: &mut [Complex64], b: &mut [Complex64], n: usize) -> bool {
     true
 }
 
+/// `ln |det a|` of `a` (`n × n`, destroyed) by elimination with partial pivoting;
+/// `None` when singular.
+pub fn log_abs_det(a: &mut [Complex64], n: usize) -> Option<f64> {
+    let mut total = 0.0;
+    for col in 0..n {
+        let pivot = (col..n).max_by(|&i, &j| a[i * n + col].norm().total_cmp(&a[j * n + col].norm()))?;
+        if a[pivot * n + col].norm() == 0.0 {
+            return None;
+        }
+        if pivot != col {
+            for k in 0..n {
+                a.swap(col * n + k, pivot * n + k);
+            }
+        }
+        let inv = 1.0 / a[col * n + col];
+        total += a[col * n + col].norm().ln();
+        for row in col + 1..n {
+            let factor = a[row * n + col] * inv;
+            for k in col..n {
+                let v = a[col * n + k];
+                a[row * n + k] -= factor * v;
+            }
+        }
+    }
+    Some(total)
+}
+
 /// `w V wᴴ` for a row `w` and a Hermitian `V` (`n × n`): real up to rounding.
 pub fn hermitian_form(w: &[Complex64], v: &[Complex64], n: usize) -> f64 {
     let mut total = Complex64::default();

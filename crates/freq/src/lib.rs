@@ -73,13 +73,32 @@ pub fn separate_recording(
         .map(|c| transform.analyse(&recording.channel(c).iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
         .collect();
     let x = Observations::from_spectrograms(&spectrograms)?;
-    let mut fit = iva::separate(&x, sources, config, cancel)?;
-    let (images, spatial) = match spatial {
+    let (mut fit, images, spatial) = match spatial {
+        // Every start draws the demixing's and the spatial model's random starts anew;
+        // the spatial model's likelihood picks one.
         Some(spatial) => {
-            let model = mnmf::fit(&x, sources, spatial, Some(&fit.full), cancel)?;
-            (model.images(&x, reference)?, Some(model))
+            let mut best: Option<(IvaFit, MnmfFit)> = None;
+            for draw in 0..spatial.starts.max(1) {
+                let seed = |base: u64| base.wrapping_add(draw as u64);
+                let demixing =
+                    iva::separate(&x, sources, &IvaConfig { seed: seed(config.seed), ..config.clone() }, cancel)?;
+                let mut model = mnmf::fit(
+                    &x,
+                    sources,
+                    &MnmfConfig { seed: seed(spatial.seed), ..spatial.clone() },
+                    Some(&demixing.full),
+                    cancel,
+                )?;
+                model.chosen_start = draw;
+                if best.as_ref().is_none_or(|(_, b)| model.nll < b.nll) {
+                    best = Some((demixing, model));
+                }
+            }
+            let (demixing, model) = best.ok_or_else(|| Error::Config("no start".into()))?;
+            let images = model.images(&x, reference)?;
+            (demixing, images, Some(model))
         }
-        None => (Vec::new(), None),
+        None => (iva::separate(&x, sources, config, cancel)?, Vec::new(), None),
     };
     fit.demixing.project_back(&x, reference)?;
     let images = if spatial.is_some() { images } else { fit.demixing.demix(&x) };
@@ -164,7 +183,7 @@ mod tests {
             let (mixture, truth) = convolutive(48_000, mics, 5);
             let stft = StftConfig { frame: 512, hop: 128 };
             let config = IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 30, seed: 1 };
-            let spatial = MnmfConfig { iterations: 30, components: 4, seed: 1 };
+            let spatial = MnmfConfig { iterations: 30, components: 4, seed: 1, starts: 1 };
             let separated = separate_recording(&mixture, 2, stft, &config, Some(&spatial), 0, None).unwrap();
             let estimates: Vec<Vec<f32>> = (0..2).map(|j| separated.sources.channel(j)).collect();
             let s = score(&truth, &estimates).unwrap();
@@ -176,6 +195,24 @@ mod tests {
             let power = reference.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>();
             assert!(error < 1e-6 * power, "the images sum to the reference to {:.1e}", error / power);
         }
+    }
+
+    /// Of several starts the one of lowest negative log-likelihood is kept: the same as
+    /// each start run alone with its seeds.
+    #[test]
+    fn the_start_of_highest_likelihood_is_kept() {
+        let (mixture, _) = convolutive(16_000, 2, 7);
+        let stft = StftConfig { frame: 256, hop: 64 };
+        let run = |seed: u64, starts: usize| {
+            let config = IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 10, seed };
+            let spatial = MnmfConfig { iterations: 10, components: 4, seed, starts };
+            separate_recording(&mixture, 2, stft, &config, Some(&spatial), 0, None).unwrap().spatial.unwrap()
+        };
+        let alone: Vec<f64> = (0..3).map(|d| run(4 + d, 1).nll).collect();
+        let together = run(4, 3);
+        let best = (0..3).min_by(|&a, &b| alone[a].total_cmp(&alone[b])).unwrap();
+        assert_eq!(together.chosen_start, best, "{alone:?}");
+        assert_eq!(together.nll, alone[best]);
     }
 
     /// Projection back gives each source's image at the reference channel exactly when
