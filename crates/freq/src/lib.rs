@@ -57,7 +57,9 @@ pub struct FrequencySeparation {
 
 /// Separates `recording` into `sources` sources' images at channel `reference`: STFT,
 /// independent vector analysis, then (with `spatial`) the multichannel NMF model started
-/// from its demixing, projection back or the Wiener filter, overlap-add.
+/// from its demixing — the two run from [`MnmfConfig::starts`] random draws and the
+/// start of lowest negative log-likelihood kept — its Wiener filter (or, without it,
+/// projection back), overlap-add.
 pub fn separate_recording(
     recording: &Recording,
     sources: usize,
