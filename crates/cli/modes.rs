@@ -131,12 +131,7 @@ pub fn run(args: ModesArgs) -> Result<()> {
         "score": score,
         "seconds": seconds,
     });
-    let json = serde_json::to_string_pretty(&report)?;
-    let json_path = out.path("modes.json");
-    unmix_io::write_atomically(&json_path, |file| {
-        std::io::Write::write_all(file, json.as_bytes())
-            .map_err(|source| unmix_io::Error::Io { path: json_path.clone(), source })
-    })?;
+    crate::output::write_json(&out.path("modes.json"), &report)?;
     if !args.no_plots {
         plot::mode_spectra(&out.path("spectra.png"), &analysis)?;
         plot::mode_shapes(&out.path("shapes.png"), &analysis)?;

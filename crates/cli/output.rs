@@ -243,6 +243,16 @@ impl Drop for Staging {
 /// extension (plot encoders go by it), renamed into place: the file is either the old one
 /// or the whole new one, never half written. The path follows `unmix_io::OutputPath`'s
 /// rules; a stream is refused, since an image encoder writes a file.
+/// `value` as pretty JSON at `path`, whole or not at all (`unmix_io::write_atomically`).
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    unmix_io::write_atomically(path, |out| {
+        std::io::Write::write_all(out, text.as_bytes())
+            .map_err(|source| unmix_io::Error::Io { path: path.to_path_buf(), source })
+    })?;
+    Ok(())
+}
+
 pub fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let out = OutputPath::check(path, true)?;
     if out.is_stream() {

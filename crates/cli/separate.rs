@@ -335,12 +335,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "score": score,
         "history": vae.map(|v| &v.history.epochs),
     });
-    let report_path = out.path("report.json");
-    let report = serde_json::to_string_pretty(&report)?;
-    unmix_io::write_atomically(&report_path, |out| {
-        std::io::Write::write_all(out, report.as_bytes())
-            .map_err(|source| unmix_io::Error::Io { path: report_path.clone(), source })
-    })?;
+    crate::output::write_json(&out.path("report.json"), &report)?;
     if !streaming {
         // A file's run stopped now leaves nothing; a stream's Ctrl-C has ended its input.
         crate::interrupt::check()?;

@@ -185,13 +185,7 @@ fn write_streamed(config: &SynthConfig, mixture_path: &Path, truth_path: &Path) 
 
 /// `meta.json` in the staging directory, whole or not at all.
 fn write_meta(out: &mut Staging, meta: &impl serde::Serialize) -> Result<()> {
-    let meta = serde_json::to_string_pretty(meta)?;
-    let meta_path = out.path("meta.json");
-    unmix_io::write_atomically(&meta_path, |out| {
-        std::io::Write::write_all(out, meta.as_bytes())
-            .map_err(|source| unmix_io::Error::Io { path: meta_path.clone(), source })
-    })?;
-    Ok(())
+    crate::output::write_json(&out.path("meta.json"), meta)
 }
 
 /// `unmix synth shm`: the simulated building's record.

@@ -76,12 +76,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "score": score,
         "timings_s": { "read": read_s, "separate": separate_s, "total": started.elapsed().as_secs_f64() },
     });
-    let report_path = out.path("report.json");
-    let text = serde_json::to_string_pretty(&report)?;
-    unmix_io::write_atomically(&report_path, |w| {
-        std::io::Write::write_all(w, text.as_bytes())
-            .map_err(|source| unmix_io::Error::Io { path: report_path.clone(), source })
-    })?;
+    crate::output::write_json(&out.path("report.json"), &report)?;
     crate::interrupt::check()?;
     let written = out.commit()?;
     if !args.quiet {

@@ -46,6 +46,13 @@ pub fn solve(a: &mut [Complex64], b: &mut [Complex64], n: usize) -> bool {
     true
 }
 
+/// Row `row` of `block⁻¹` (`m × m`), by solving `blockᵀ a = e_row`; `None` when singular.
+pub fn inverse_row(block: &[Complex64], m: usize, row: usize) -> Option<Vec<Complex64>> {
+    let mut transposed: Vec<Complex64> = (0..m * m).map(|i| block[(i % m) * m + i / m]).collect();
+    let mut a: Vec<Complex64> = (0..m).map(|i| Complex64::new(if i == row { 1.0 } else { 0.0 }, 0.0)).collect();
+    solve(&mut transposed, &mut a, m).then_some(a)
+}
+
 /// `ln |det a|` of `a` (`n × n`, destroyed) by elimination with partial pivoting;
 /// `None` when singular.
 pub fn log_abs_det(a: &mut [Complex64], n: usize) -> Option<f64> {

@@ -24,7 +24,7 @@ use realfft::num_complex::Complex64;
 use serde::{Deserialize, Serialize};
 use unmix_core::CancelToken;
 
-use crate::complex::{OuterProducts, bin_threads, for_bin_runs, project_row, solve};
+use crate::complex::{OuterProducts, bin_threads, for_bin_runs, inverse_row, project_row, solve};
 use crate::stft::Spectrogram;
 use crate::{Error, Result};
 
@@ -173,12 +173,8 @@ impl Demixing {
         let mut column = vec![Complex64::default(); x.frames];
         for f in 0..self.bins {
             if n == m {
-                // Row `reference` of W⁻¹: solve Wᵀ a = e_ref.
-                let block = &self.w[f * n * n..(f + 1) * n * n];
-                let mut transposed: Vec<Complex64> = (0..n * n).map(|i| block[(i % n) * n + i / n]).collect();
-                let mut a: Vec<Complex64> =
-                    (0..n).map(|i| Complex64::new(if i == reference { 1.0 } else { 0.0 }, 0.0)).collect();
-                if solve(&mut transposed, &mut a, n) {
+                // Row `reference` of W⁻¹: the mixing's weights at that channel.
+                if let Some(a) = inverse_row(&self.w[f * n * n..(f + 1) * n * n], n, reference) {
                     for (s, z) in a.iter().enumerate() {
                         self.w[(f * n + s) * m..(f * n + s + 1) * m].iter_mut().for_each(|w| *w *= z);
                     }
@@ -313,8 +309,15 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
         }
     }
     // The channels' covariance per bin, for the orthogonality constraint.
-    let covariance: Vec<Complex64> =
-        if n < m { (0..bins).flat_map(|f| weighted_covariance(x.bin(f), m, None)).collect() } else { Vec::new() };
+    let mut covariance = Vec::new();
+    if n < m {
+        let (mut products, mut v) = (OuterProducts::default(), vec![Complex64::default(); m * m]);
+        for f in 0..bins {
+            products.fill(x.bin(f), m);
+            products.weighted(None, &mut v);
+            covariance.extend_from_slice(&v);
+        }
+    }
     if n < m {
         for f in 0..bins {
             update_orthogonal_rows(
@@ -427,29 +430,6 @@ fn source_weights(
             }
         }
     }
-}
-
-/// `(1/T) Σ_t φ_t x_t x_tᴴ` of a bin's frames (`frames × m`), `φ = 1` without weights.
-pub(crate) fn weighted_covariance(bin: &[Complex64], m: usize, phi: Option<&[f64]>) -> Vec<Complex64> {
-    let frames = bin.len() / m;
-    let mut v = vec![Complex64::default(); m * m];
-    for (t, x) in bin.chunks_exact(m).enumerate() {
-        let weight = phi.map_or(1.0, |p| p[t]);
-        for i in 0..m {
-            let xi = x[i] * weight;
-            for j in i..m {
-                v[i * m + j] += xi * x[j].conj();
-            }
-        }
-    }
-    let scale = 1.0 / frames.max(1) as f64;
-    for i in 0..m {
-        for j in i..m {
-            v[i * m + j] *= scale;
-            v[j * m + i] = v[i * m + j].conj();
-        }
-    }
-    v
 }
 
 /// OverIVA's constraint: the rows below the `n` sources' are `[J, −I]` with `J` chosen so

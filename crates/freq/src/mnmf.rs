@@ -21,7 +21,7 @@ use realfft::num_complex::Complex64;
 use serde::{Deserialize, Serialize};
 use unmix_core::CancelToken;
 
-use crate::complex::{OuterProducts, bin_threads, for_bin_runs, log_abs_det, project_row, solve};
+use crate::complex::{OuterProducts, bin_threads, for_bin_runs, inverse_row, log_abs_det, project_row};
 use crate::iva::Observations;
 use crate::stft::Spectrogram;
 use crate::{Error, Result};
@@ -344,13 +344,9 @@ impl MnmfFit {
             (0..n).map(|_| Spectrogram { frames, bins, data: vec![Complex64::default(); frames * bins] }).collect();
         for f in 0..bins {
             let block = &self.q[f * m * m..(f + 1) * m * m];
-            // Row `reference` of Q⁻¹: solve Qᵀ a = e_ref.
-            let mut transposed: Vec<Complex64> = (0..m * m).map(|i| block[(i % m) * m + i / m]).collect();
-            let mut a: Vec<Complex64> =
-                (0..m).map(|i| Complex64::new(if i == reference { 1.0 } else { 0.0 }, 0.0)).collect();
-            if !solve(&mut transposed, &mut a, m) {
+            let Some(a) = inverse_row(block, m, reference) else {
                 continue;
-            }
+            };
             for (t, frame) in x.bin(f).chunks_exact(m).enumerate() {
                 let qx: Vec<Complex64> =
                     (0..m).map(|i| block[i * m..(i + 1) * m].iter().zip(frame).map(|(p, v)| p * v).sum()).collect();
