@@ -48,9 +48,26 @@ pub fn solve(a: &mut [Complex64], b: &mut [Complex64], n: usize) -> bool {
 
 /// Row `row` of `block⁻¹` (`m × m`), by solving `blockᵀ a = e_row`; `None` when singular.
 pub fn inverse_row(block: &[Complex64], m: usize, row: usize) -> Option<Vec<Complex64>> {
-    let mut transposed: Vec<Complex64> = (0..m * m).map(|i| block[(i % m) * m + i / m]).collect();
-    let mut a: Vec<Complex64> = (0..m).map(|i| Complex64::new(if i == row { 1.0 } else { 0.0 }, 0.0)).collect();
-    solve(&mut transposed, &mut a, m).then_some(a)
+    let (mut scratch, mut a) = (vec![Complex64::default(); m * m], vec![Complex64::default(); m]);
+    inverse_row_into(block, m, row, &mut scratch, &mut a).then_some(a)
+}
+
+/// [`inverse_row`] into `out` (`m` values) with `scratch` (`m²` values): no allocation.
+/// `false` when singular (`out` is then undefined).
+pub fn inverse_row_into(
+    block: &[Complex64],
+    m: usize,
+    row: usize,
+    scratch: &mut [Complex64],
+    out: &mut [Complex64],
+) -> bool {
+    for (i, t) in scratch[..m * m].iter_mut().enumerate() {
+        *t = block[(i % m) * m + i / m];
+    }
+    for (i, e) in out[..m].iter_mut().enumerate() {
+        *e = Complex64::new(if i == row { 1.0 } else { 0.0 }, 0.0);
+    }
+    solve(&mut scratch[..m * m], &mut out[..m], m)
 }
 
 /// `ln |det a|` of `a` (`n × n`, destroyed) by elimination with partial pivoting;

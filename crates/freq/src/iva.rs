@@ -319,12 +319,14 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
         }
     }
     if n < m {
+        let mut scratch = Vec::new();
         for f in 0..bins {
             update_orthogonal_rows(
                 &mut w_hat[f * m * m..(f + 1) * m * m],
                 &covariance[f * m * m..(f + 1) * m * m],
                 m,
                 n,
+                &mut scratch,
             );
         }
     }
@@ -368,7 +370,7 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
         let (weights, covariance) = (&weights, &covariance);
         for_bin_runs(&mut w_hat, bins, m * m, bin_threads(), |range, blocks| {
             let mut products = OuterProducts::default();
-            let (mut v, mut scratch) = (vec![Complex64::default(); m * m], Vec::new());
+            let (mut v, mut scratch, mut orthogonal) = (vec![Complex64::default(); m * m], Vec::new(), Vec::new());
             for (f, block) in range.zip(blocks.chunks_exact_mut(m * m)) {
                 products.fill(x.bin(f), m);
                 for s in 0..n {
@@ -377,7 +379,7 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
                         continue;
                     }
                     if n < m {
-                        update_orthogonal_rows(block, &covariance[f * m * m..(f + 1) * m * m], m, n);
+                        update_orthogonal_rows(block, &covariance[f * m * m..(f + 1) * m * m], m, n, &mut orthogonal);
                     }
                 }
             }
@@ -434,18 +436,29 @@ fn source_weights(
 
 /// OverIVA's constraint: the rows below the `n` sources' are `[J, −I]` with `J` chosen so
 /// that they are uncorrelated with the sources, `J = ((W C)[:, :n]⁻¹ (W C)[:, n:])ᴴ`.
-fn update_orthogonal_rows(block: &mut [Complex64], covariance: &[Complex64], m: usize, n: usize) {
+/// `scratch` holds `n·m + n² + n` values between calls (no allocation once it has).
+pub(crate) fn update_orthogonal_rows(
+    block: &mut [Complex64],
+    covariance: &[Complex64],
+    m: usize,
+    n: usize,
+    scratch: &mut Vec<Complex64>,
+) {
+    scratch.resize(n * m + n * n + n, Complex64::default());
+    let (tmp, rest) = scratch.split_at_mut(n * m);
+    let (a, z) = rest.split_at_mut(n * n);
     // tmp = W C, n × m.
-    let mut tmp = vec![Complex64::default(); n * m];
     for i in 0..n {
         for j in 0..m {
             tmp[i * m + j] = (0..m).map(|k| block[i * m + k] * covariance[k * m + j]).sum();
         }
     }
     for col in n..m {
-        let mut a: Vec<Complex64> = (0..n).flat_map(|i| tmp[i * m..i * m + n].to_vec()).collect();
-        let mut z: Vec<Complex64> = (0..n).map(|i| tmp[i * m + col]).collect();
-        if !solve(&mut a, &mut z, n) {
+        for i in 0..n {
+            a[i * n..(i + 1) * n].copy_from_slice(&tmp[i * m..i * m + n]);
+            z[i] = tmp[i * m + col];
+        }
+        if !solve(a, z, n) {
             return;
         }
         // Row `col` of W_hat: [J_(col−n), −e]; J's row is z's conjugate.

@@ -7,17 +7,21 @@
 //! - [`stft`]: analysis and exact overlap-add resynthesis;
 //! - [`iva`]: the demixing per bin, its priors, and projection back to a reference
 //!   microphone;
+//! - [`online`]: the same demixing frame by frame with forgetting statistics, for live
+//!   input;
 //! - [`separate_recording`]: the whole path on a recording.
 
 pub mod complex;
 pub mod iva;
 pub mod mnmf;
+pub mod online;
 pub mod stft;
 
 use unmix_core::{CancelToken, Recording};
 
 pub use iva::{Demixing, IvaConfig, IvaFit, Observations, SourcePrior};
 pub use mnmf::{MnmfConfig, MnmfFit};
+pub use online::{OnlineConfig, OnlineIva};
 pub use stft::{Spectrogram, Stft, StftConfig};
 
 /// What frequency-domain separation can refuse.
@@ -39,6 +43,11 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
 }
+
+// The allocation-free test of the online separator counts this thread's allocations.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: unmix_test_support::CountingAllocator = unmix_test_support::CountingAllocator;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
@@ -125,7 +134,7 @@ mod tests {
 
     /// Two speech-like sources (white noise under independent envelopes that change
     /// every 40 ms) through short random filters into 2 and 3 microphones, `len` samples.
-    fn convolutive(len: usize, mics: usize, seed: u64) -> (Recording, Vec<Vec<f32>>) {
+    pub(crate) fn convolutive(len: usize, mics: usize, seed: u64) -> (Recording, Vec<Vec<f32>>) {
         let mut rng = StdRng::seed_from_u64(seed);
         let sources: Vec<Vec<f64>> = (0..2)
             .map(|_| {

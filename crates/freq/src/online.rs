@@ -1,0 +1,655 @@
+//! Online independent vector analysis for live input: the STFT frame by frame, each
+//! bin's demixing updated from running statistics that forget the past geometrically,
+//! the sources projected back to the reference microphone and resynthesised by
+//! overlap-add as the samples arrive.
+//!
+//! Every hop of input makes one STFT frame `x(f)` (all bins, all channels). With the
+//! demixing of the frame before, every source's weights come from its prior over its
+//! whole spectral vector: `φ_s = 1 / (2 ‖y_s‖)` (Laplace), `F / ‖y_s‖²` (Gauss), or
+//! `1 / r_s(f)` from a low-rank model of its power learnt online ([`OnlineLowRank`]);
+//! and every source's weighted covariance in every bin forgets by `α`:
+//! `V_s(f) ← α V_s(f) + (1 − α) φ_s x(f) x(f)ᴴ` — the batch update's average over
+//! frames, made recursive (Taniguchi et al. 2014, online AuxIVA). One iterative-projection
+//! update of every source's row follows (and, with more microphones than sources,
+//! OverIVA's orthogonal rows from the forgetting covariance of the channels). The
+//! demixing changes a little at each frame, so each output channel stays the source it
+//! has converged on: the order is stable without any permutation step.
+//!
+//! The sources' images at the reference microphone come from row `reference` of the
+//! whole bin matrix's inverse, then the inverse transform and the synthesis window of
+//! [`crate::stft`]; a sample is complete once the last frame that covers it has been
+//! added, so the output lags the input by [`OnlineIva::latency`] = `frame − 1` samples.
+//!
+//! # Real-time safety
+//! [`OnlineIva::new`] allocates everything; [`OnlineIva::process`] only reads and writes
+//! those buffers (the FFTs run with their own scratch), takes no lock and never waits.
+
+use std::sync::Arc;
+
+use dasp_window::{Hanning, Window};
+use realfft::num_complex::Complex64;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use serde::{Deserialize, Serialize};
+
+use crate::complex::{inverse_row_into, project_row};
+use crate::iva::update_orthogonal_rows;
+use crate::stft::StftConfig;
+use crate::{Error, Result, SourcePrior};
+
+/// Below this a norm or an energy is taken as this.
+const FLOOR: f64 = 1e-12;
+
+/// Relative diagonal loading of every weighted covariance before its update: a
+/// statistic of few frames is near rank one at the start, and the loading keeps the
+/// projection's system solvable without changing a converged one measurably.
+const LOADING: f64 = 1e-6;
+
+/// Frames whose statistics are gathered before the first update of the demixing. A
+/// covariance of one frame is of rank one, and projecting onto it sends every source's
+/// row towards the same null direction, a start the updates never leave (measured: the
+/// time-varying Gauss prior ended 3–4 dB below the mixture on 2 talkers in rooms of RT60
+/// 0.2 s without this; 8 frames, 0.26 s at the default hop, put it 3–6 dB above).
+const WARM_FRAMES: u64 = 8;
+
+/// A frame in which a channel holds less than this share of the channels' mean energy
+/// is not learnt from: digital silence on one port (not yet connected, muted) or a dead
+/// microphone makes the statistics of an array with a channel missing, which is not the
+/// array being separated. 60 dB below the mean: no talker's level differs that much
+/// between the microphones of one array. (This does not make a late channel harmless:
+/// the frames around its arrival still steer the start, see `docs/limitations.md`.)
+const SILENT_CHANNEL: f64 = 1e-6;
+
+/// Settings of [`OnlineIva`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OnlineConfig {
+    /// Frame and hop.
+    pub stft: StftConfig,
+    /// Forgetting factor `α` per frame, in `(0, 1)`: the statistics' memory is about
+    /// `hop / (1 − α)` samples.
+    pub forgetting: f64,
+    /// The sources' prior; the low-rank model's bases are learnt online too
+    /// ([`OnlineLowRank`]).
+    pub prior: SourcePrior,
+    /// The channel whose images the sources are.
+    pub reference: usize,
+}
+
+impl OnlineConfig {
+    /// The offline frames (2048 every 512: 128 ms of latency at 16 kHz; 1024-sample frames
+    /// separated 2–4 dB less in rooms of RT60 0.2 s), `α = 0.99` (a memory of 100 frames,
+    /// 3.2 s at 16 kHz), ILRMA's low-rank prior with 2 bases per source, channel 0
+    /// (`docs/results.md#live-rooms` has the measurements).
+    pub const DEFAULT: Self =
+        Self { stft: StftConfig::DEFAULT, forgetting: 0.99, prior: SourcePrior::LowRank { bases: 2 }, reference: 0 };
+
+    /// Checks the settings for `channels` microphones and `sources` sources.
+    pub fn check(&self, channels: usize, sources: usize) -> Result<()> {
+        self.stft.check()?;
+        if sources == 0 || sources > channels {
+            return Err(Error::Config(format!("{sources} sources from {channels} channels: 1 to {channels}")));
+        }
+        if !(self.forgetting > 0.0 && self.forgetting < 1.0) {
+            return Err(Error::Config(format!("a forgetting factor of {}: between 0 and 1", self.forgetting)));
+        }
+        if let SourcePrior::LowRank { bases: 0 } = self.prior {
+            return Err(Error::Config("a low-rank prior needs at least one basis".into()));
+        }
+        if self.reference >= channels {
+            return Err(Error::Config(format!(
+                "reference channel {} of {channels}: numbered from 1 to {channels}",
+                self.reference.saturating_add(1)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Online independent vector analysis of `channels` microphones into `sources` sources'
+/// images at the reference microphone, sample in, sample out.
+pub struct OnlineIva {
+    config: OnlineConfig,
+    m: usize,
+    n: usize,
+    bins: usize,
+    analysis: Vec<f64>,
+    /// The synthesis window with the inverse transform's `1 / frame`.
+    synthesis: Vec<f64>,
+    forward: Arc<dyn RealToComplex<f64>>,
+    inverse: Arc<dyn ComplexToReal<f64>>,
+    forward_scratch: Vec<Complex64>,
+    inverse_scratch: Vec<Complex64>,
+    /// The last `frame` samples of every channel, channel after channel; the newest
+    /// `filled` of the last hop are not yet in a frame.
+    history: Vec<f64>,
+    filled: usize,
+    time: Vec<f64>,
+    spectrum: Vec<Complex64>,
+    /// The frame's channel vectors, bin after bin (`bins × m`).
+    x: Vec<Complex64>,
+    /// Every bin's whole `m × m` matrix: the sources' rows, then OverIVA's.
+    w: Vec<Complex64>,
+    /// Every source's weighted covariance per bin, `[(s · bins + f) · m² ..]`.
+    v: Vec<Complex64>,
+    /// The channels' covariance per bin (more microphones than sources only).
+    c: Vec<Complex64>,
+    /// Every source's power per bin of the frame (`n × bins`), then its weight `φ`.
+    power: Vec<f64>,
+    phi: Vec<f64>,
+    low_rank: Vec<OnlineLowRank>,
+    loaded: Vec<Complex64>,
+    row_scratch: Vec<Complex64>,
+    orthogonal_scratch: Vec<Complex64>,
+    inverse_block: Vec<Complex64>,
+    image_row: Vec<Complex64>,
+    /// Every source's image per bin of the current frame (`n × bins`).
+    images: Vec<Complex64>,
+    /// Every source's overlap-add accumulator over the current frame's span.
+    overlap: Vec<f64>,
+    /// Every source's finished samples of the last hop, handed out one per input sample.
+    ready: Vec<f64>,
+    channel_energy: Vec<f64>,
+    frames: u64,
+    skipped: u64,
+    gated: u64,
+}
+
+impl std::fmt::Debug for OnlineIva {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnlineIva")
+            .field("config", &self.config)
+            .field("channels", &self.m)
+            .field("sources", &self.n)
+            .field("frames", &self.frames)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OnlineIva {
+    /// A separator of `channels` microphones into `sources` sources, every buffer
+    /// allocated here. It starts from each source on the channel of its number and
+    /// adapts from the first frame.
+    pub fn new(channels: usize, sources: usize, config: OnlineConfig) -> Result<Self> {
+        config.check(channels, sources)?;
+        let (m, n) = (channels, sources);
+        let StftConfig { frame, hop } = config.stft;
+        let bins = config.stft.bins();
+        let analysis: Vec<f64> = (0..frame).map(|i| Hanning::window(i as f64 / frame as f64)).collect();
+        let mut overlap = vec![0.0; hop];
+        for (i, w) in analysis.iter().enumerate() {
+            overlap[i % hop] += w * w;
+        }
+        let synthesis = analysis.iter().enumerate().map(|(i, w)| w / overlap[i % hop] / frame as f64).collect();
+        let mut planner = RealFftPlanner::<f64>::new();
+        let (forward, inverse) = (planner.plan_fft_forward(frame), planner.plan_fft_inverse(frame));
+        let mut w = vec![Complex64::default(); bins * m * m];
+        for block in w.chunks_exact_mut(m * m) {
+            for i in 0..m {
+                block[i * m + i] = Complex64::new(if i < n { 1.0 } else { -1.0 }, 0.0);
+            }
+        }
+        Ok(Self {
+            config,
+            m,
+            n,
+            bins,
+            analysis,
+            synthesis,
+            forward_scratch: forward.make_scratch_vec(),
+            inverse_scratch: inverse.make_scratch_vec(),
+            forward,
+            inverse,
+            history: vec![0.0; m * frame],
+            filled: 0,
+            time: vec![0.0; frame],
+            spectrum: vec![Complex64::default(); bins],
+            x: vec![Complex64::default(); bins * m],
+            w,
+            v: vec![Complex64::default(); n * bins * m * m],
+            c: if n < m { vec![Complex64::default(); bins * m * m] } else { Vec::new() },
+            power: vec![0.0; n * bins],
+            phi: vec![0.0; n * bins],
+            low_rank: match config.prior {
+                SourcePrior::LowRank { bases } => (0..n).map(|s| OnlineLowRank::new(bins, bases, s as u64)).collect(),
+                _ => Vec::new(),
+            },
+            loaded: vec![Complex64::default(); m * m],
+            row_scratch: Vec::with_capacity(m * m + m),
+            orthogonal_scratch: Vec::with_capacity(n * m + n * n + n),
+            inverse_block: vec![Complex64::default(); m * m],
+            image_row: vec![Complex64::default(); m],
+            images: vec![Complex64::default(); n * bins],
+            overlap: vec![0.0; n * frame],
+            ready: vec![0.0; n * hop],
+            channel_energy: vec![0.0; m],
+            frames: 0,
+            skipped: 0,
+            gated: 0,
+        })
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &OnlineConfig {
+        &self.config
+    }
+
+    /// Microphones in.
+    pub fn channels(&self) -> usize {
+        self.m
+    }
+
+    /// Sources out.
+    pub fn sources(&self) -> usize {
+        self.n
+    }
+
+    /// Samples by which every output lags its input: output sample `t` is the sources'
+    /// image of input sample `t − latency` (silence before the first).
+    pub fn latency(&self) -> usize {
+        self.config.stft.frame - 1
+    }
+
+    /// STFT frames learnt from so far (not frames of silence, nor those in which a
+    /// channel is silent: [`silent_channel_frames`](Self::silent_channel_frames)).
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Frames left out of the statistics because a channel held NaN or an infinite value
+    /// (their output is silence).
+    pub fn skipped_frames(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Frames not learnt from because a channel was silent while others were not (a port
+    /// not yet connected, a dead microphone): the separation stands still meanwhile.
+    pub fn silent_channel_frames(&self) -> u64 {
+        self.gated
+    }
+
+    /// Every bin's demixing, `[(f · sources + s) · channels + c]`, not projected back.
+    pub fn demixing(&self) -> Vec<Complex64> {
+        let (m, n) = (self.m, self.n);
+        self.w.chunks_exact(m * m).flat_map(|block| block[..n * m].iter().copied()).collect()
+    }
+
+    /// Separates `input` (interleaved, `channels` per frame) into `output` (interleaved,
+    /// `sources` per frame, as many frames), adapting as it goes. Allocation-free.
+    ///
+    /// # Panics
+    /// When the two are not whole frames of the same count.
+    pub fn process(&mut self, input: &[f32], output: &mut [f32]) {
+        let (m, n) = (self.m, self.n);
+        let StftConfig { frame, hop } = self.config.stft;
+        assert!(
+            input.len().is_multiple_of(m) && output.len() == input.len() / m * n,
+            "{} input samples of {m} channels and {} output samples of {n} sources",
+            input.len(),
+            output.len()
+        );
+        for (x, y) in input.chunks_exact(m).zip(output.chunks_exact_mut(n)) {
+            let at = frame - hop + self.filled;
+            for (c, v) in x.iter().enumerate() {
+                self.history[c * frame + at] = f64::from(*v);
+            }
+            self.filled += 1;
+            if self.filled == hop {
+                self.frame();
+                for c in 0..m {
+                    self.history.copy_within(c * frame + hop..(c + 1) * frame, c * frame);
+                }
+                self.filled = 0;
+            }
+            // The finished sample of this position in the hop: the one `frame − 1` before
+            // (position 0 is the frame's first, handed out as the frame is made).
+            let k = self.filled;
+            for (s, out) in y.iter_mut().enumerate() {
+                *out = self.ready[s * hop + k] as f32;
+            }
+        }
+    }
+
+    /// One STFT frame: analysis, adaptation, images, synthesis of the next hop.
+    fn frame(&mut self) {
+        let (m, n, bins) = (self.m, self.n, self.bins);
+        let StftConfig { frame, hop } = self.config.stft;
+        for c in 0..m {
+            for ((t, h), w) in self.time.iter_mut().zip(&self.history[c * frame..(c + 1) * frame]).zip(&self.analysis) {
+                *t = h * w;
+            }
+            // Lengths are the planned ones: the transform cannot refuse them.
+            let _ = self.forward.process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.forward_scratch);
+            for (f, v) in self.spectrum.iter().enumerate() {
+                self.x[f * m + c] = *v;
+            }
+        }
+        for (c, e) in self.channel_energy.iter_mut().enumerate() {
+            *e = self.x.iter().skip(c).step_by(m).map(|v| v.norm_sqr()).sum();
+        }
+        let energy: f64 = self.channel_energy.iter().sum();
+        let finite = energy.is_finite();
+        let weakest = self.channel_energy.iter().copied().fold(f64::INFINITY, f64::min);
+        if !finite {
+            self.skipped += 1;
+        } else if weakest > SILENT_CHANNEL * energy / m as f64 && energy > 0.0 {
+            self.adapt();
+            self.frames += 1;
+        } else if energy > 0.0 {
+            self.gated += 1;
+        }
+        // Images at the reference: y_s(f) scaled by row `reference` of W(f)⁻¹.
+        for f in 0..bins {
+            let block = &self.w[f * m * m..(f + 1) * m * m];
+            let x = &self.x[f * m..(f + 1) * m];
+            let invertible = finite
+                && inverse_row_into(block, m, self.config.reference, &mut self.inverse_block, &mut self.image_row);
+            for s in 0..n {
+                self.images[s * bins + f] = if invertible {
+                    let y: Complex64 = block[s * m..(s + 1) * m].iter().zip(x).map(|(w, x)| w * x).sum();
+                    y * self.image_row[s]
+                } else {
+                    Complex64::default()
+                };
+            }
+        }
+        for s in 0..n {
+            self.spectrum.copy_from_slice(&self.images[s * bins..(s + 1) * bins]);
+            self.spectrum[0].im = 0.0;
+            self.spectrum[bins - 1].im = 0.0;
+            let _ = self.inverse.process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.inverse_scratch);
+            let overlap = &mut self.overlap[s * frame..(s + 1) * frame];
+            for ((o, t), g) in overlap.iter_mut().zip(&self.time).zip(&self.synthesis) {
+                *o += t * g;
+            }
+            self.ready[s * hop..(s + 1) * hop].copy_from_slice(&overlap[..hop]);
+            overlap.copy_within(hop.., 0);
+            overlap[frame - hop..].fill(0.0);
+        }
+    }
+
+    /// The frame's update of every statistic and every demixing row.
+    fn adapt(&mut self) {
+        let (m, n, bins) = (self.m, self.n, self.bins);
+        let alpha = self.config.forgetting;
+        // Every source's power under the demixing so far, then its weights from its prior.
+        for s in 0..n {
+            for f in 0..bins {
+                let row = &self.w[f * m * m + s * m..f * m * m + (s + 1) * m];
+                let y: Complex64 = row.iter().zip(&self.x[f * m..(f + 1) * m]).map(|(w, x)| w * x).sum();
+                self.power[s * bins + f] = y.norm_sqr();
+            }
+            let (power, phi) = (&self.power[s * bins..(s + 1) * bins], &mut self.phi[s * bins..(s + 1) * bins]);
+            match self.config.prior {
+                SourcePrior::LowRank { .. } => self.low_rank[s].update(power, alpha, phi),
+                prior => {
+                    let energy: f64 = power.iter().sum();
+                    phi.fill(match prior {
+                        SourcePrior::Gauss => bins as f64 / energy.max(FLOOR),
+                        _ => 1.0 / (2.0 * energy.sqrt()).max(FLOOR),
+                    });
+                }
+            }
+        }
+        for f in 0..bins {
+            let x = &self.x[f * m..(f + 1) * m];
+            for s in 0..n {
+                let gain = (1.0 - alpha) * self.phi[s * bins + f];
+                forget(&mut self.v[(s * bins + f) * m * m..(s * bins + f + 1) * m * m], x, m, alpha, gain);
+            }
+            if n < m {
+                forget(&mut self.c[f * m * m..(f + 1) * m * m], x, m, alpha, 1.0 - alpha);
+            }
+            if self.frames < WARM_FRAMES {
+                continue;
+            }
+            let block = &mut self.w[f * m * m..(f + 1) * m * m];
+            for s in 0..n {
+                let v = &self.v[(s * bins + f) * m * m..(s * bins + f + 1) * m * m];
+                let trace: f64 = (0..m).map(|i| v[i * m + i].re).sum();
+                let load = LOADING * trace / m as f64 + FLOOR;
+                self.loaded.copy_from_slice(v);
+                (0..m).for_each(|i| self.loaded[i * m + i].re += load);
+                project_row(block, &self.loaded, m, s, &mut self.row_scratch);
+            }
+            if n < m {
+                update_orthogonal_rows(block, &self.c[f * m * m..(f + 1) * m * m], m, n, &mut self.orthogonal_scratch);
+            }
+        }
+    }
+}
+
+/// `v ← α v + gain · x xᴴ` (`m × m`, Hermitian).
+fn forget(v: &mut [Complex64], x: &[Complex64], m: usize, alpha: f64, gain: f64) {
+    for i in 0..m {
+        for j in i..m {
+            let value = alpha * v[i * m + j] + gain * x[i] * x[j].conj();
+            v[i * m + j] = value;
+            v[j * m + i] = value.conj();
+        }
+    }
+}
+
+/// ILRMA's low-rank model of one source's power, learnt frame by frame: the bases `T`
+/// (`bins × L`) from statistics that forget as the covariances do, the frame's
+/// activations `v` (`L`) from the bases alone.
+///
+/// Both are the majorisation-minimisation updates of the Itakura–Saito fit of the
+/// power `p` by `r = T v` (ILRMA's): for the activations, a few rounds of
+/// `v_l ← v_l √(Σ_f T_fl p_f / r_f² / Σ_f T_fl / r_f)`; for the bases, the batch update's
+/// sums over frames made recursive, `A_fl ← α A_fl + v_l T_fl² p_f / r_f²`,
+/// `B_fl ← α B_fl + v_l / r_f`, `T_fl = √(A_fl / B_fl)` (each frame's terms with the bases
+/// of its time, so the update is a ratio of sums and cannot run away). The bases are kept
+/// at unit mean per column (the scale goes to the activations).
+#[derive(Debug, Clone)]
+pub struct OnlineLowRank {
+    bases: usize,
+    t: Vec<f64>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    v: Vec<f64>,
+    r: Vec<f64>,
+    sums: Vec<f64>,
+}
+
+/// Rounds of the activations' update per frame.
+const ACTIVATION_ROUNDS: usize = 4;
+
+impl OnlineLowRank {
+    /// Bases drawn from `seed` (a fixed small generator: no allocation after this).
+    fn new(bins: usize, bases: usize, seed: u64) -> Self {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x2545_F491_4F6C_DD1D);
+        let mut draw = || {
+            // xorshift64*: uniform in [0.5, 1.5).
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            0.5 + (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let t: Vec<f64> = (0..bins * bases).map(|_| draw()).collect();
+        // One frame's worth of prior statistics, so that the first frames move the bases
+        // gradually.
+        let a = t.iter().map(|v| v * v).collect();
+        Self {
+            bases,
+            t,
+            a,
+            b: vec![1.0; bins * bases],
+            v: vec![1.0; bases],
+            r: vec![1.0; bins],
+            sums: vec![0.0; 2 * bases],
+        }
+    }
+
+    /// Fits the frame's power `p`, learns from it, and writes the weights `φ = 1 / r`.
+    fn update(&mut self, p: &[f64], alpha: f64, phi: &mut [f64]) {
+        let (l, bins) = (self.bases, p.len());
+        // A start for the activations at the frame's level.
+        let level = p.iter().sum::<f64>() / bins as f64;
+        self.v.iter_mut().for_each(|v| *v = (level / l as f64).max(FLOOR));
+        for _ in 0..ACTIVATION_ROUNDS {
+            self.model();
+            self.sums.fill(0.0);
+            let (num, den) = self.sums.split_at_mut(l);
+            for ((power, r), bases) in p.iter().zip(&self.r).zip(self.t.chunks_exact(l)) {
+                let inv = 1.0 / r;
+                for (k, basis) in bases.iter().enumerate() {
+                    num[k] += basis * power * inv * inv;
+                    den[k] += basis * inv;
+                }
+            }
+            for (v, (nv, dv)) in self.v.iter_mut().zip(num.iter().zip(den.iter())) {
+                *v = (*v * (nv / dv.max(FLOOR)).sqrt()).max(FLOOR);
+            }
+        }
+        self.model();
+        for (f, (power, r)) in p.iter().zip(&self.r).enumerate() {
+            let inv = 1.0 / r;
+            for k in 0..l {
+                let i = f * l + k;
+                let basis = self.t[i];
+                self.a[i] = alpha * self.a[i] + self.v[k] * basis * basis * power * inv * inv;
+                self.b[i] = alpha * self.b[i] + self.v[k] * inv;
+            }
+        }
+        for (t, (a, b)) in self.t.iter_mut().zip(self.a.iter().zip(&self.b)) {
+            *t = (a / b.max(FLOOR)).sqrt().max(FLOOR);
+        }
+        for k in 0..l {
+            let mean = (0..bins).map(|f| self.t[f * l + k]).sum::<f64>() / bins as f64;
+            if mean > FLOOR {
+                for f in 0..bins {
+                    self.t[f * l + k] /= mean;
+                    self.a[f * l + k] /= mean * mean;
+                }
+            }
+        }
+        self.model();
+        for (o, r) in phi.iter_mut().zip(&self.r) {
+            *o = 1.0 / r;
+        }
+    }
+
+    /// `r = T v`, floored.
+    fn model(&mut self) {
+        let l = self.bases;
+        for (f, r) in self.r.iter_mut().enumerate() {
+            *r = (0..l).map(|k| self.t[f * l + k] * self.v[k]).sum::<f64>().max(FLOOR);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use unmix_dsp::metrics::score;
+
+    use super::*;
+    use crate::tests::convolutive;
+
+    fn small(prior: SourcePrior) -> OnlineConfig {
+        OnlineConfig { stft: StftConfig { frame: 512, hop: 128 }, forgetting: 0.98, prior, reference: 0 }
+    }
+
+    /// Runs `online` over `input` in blocks of `block` frames.
+    fn run(online: &mut OnlineIva, input: &[f32], block: usize) -> Vec<f32> {
+        let (m, n) = (online.channels(), online.sources());
+        let mut output = vec![0.0f32; input.len() / m * n];
+        for (x, y) in input.chunks(block * m).zip(output.chunks_mut(block * n)) {
+            online.process(x, y);
+        }
+        output
+    }
+
+    /// One microphone, one source: the demixing is a scale that projection back undoes,
+    /// so the output is the input `latency` samples late, to rounding, whatever the
+    /// block size.
+    #[test]
+    fn one_channel_comes_back_late_by_the_latency() {
+        let (mixture, _) = convolutive(8000, 1, 3);
+        let input = mixture.channel(0);
+        for block in [1, 100, 128, 1000] {
+            let mut online = OnlineIva::new(1, 1, small(SourcePrior::Laplace)).unwrap();
+            let output = run(&mut online, &input, block);
+            let lag = online.latency();
+            assert_eq!(lag, 511);
+            assert!(output[..lag].iter().all(|v| v.abs() < 1e-6));
+            for t in 0..input.len() - lag {
+                assert!((output[t + lag] - input[t]).abs() < 1e-5, "block {block}, sample {t}");
+            }
+        }
+    }
+
+    /// Every prior separates a convolutive mixture, square and over-determined, once it
+    /// has adapted, and keeps each source on its output channel.
+    #[test]
+    fn every_prior_separates_and_keeps_the_order() {
+        for mics in [2, 3] {
+            let (mixture, truth) = convolutive(96_000, mics, 5);
+            for prior in [SourcePrior::Laplace, SourcePrior::Gauss, SourcePrior::LowRank { bases: 2 }] {
+                let mut online = OnlineIva::new(mics, 2, small(prior)).unwrap();
+                let output = run(&mut online, mixture.interleaved(), 256);
+                let lag = online.latency();
+                let stretch = |from: usize, to: usize| {
+                    let t: Vec<Vec<f32>> = truth.iter().map(|s| s[from..to].to_vec()).collect();
+                    let e: Vec<Vec<f32>> =
+                        (0..2).map(|j| (from..to).map(|i| output[(i + lag) * 2 + j]).collect()).collect();
+                    score(&t, &e).unwrap()
+                };
+                let (third, last) = (stretch(48_000, 64_000), stretch(64_000, 96_000 - lag));
+                let worst = last.sources.iter().map(|p| p.si_sdr_db).fold(f64::INFINITY, f64::min);
+                assert!(worst > 12.0, "{mics} microphones, {prior:?}: worst source {worst:.1} dB");
+                let order = |s: &unmix_dsp::metrics::Score| s.sources.iter().map(|p| p.estimate).collect::<Vec<_>>();
+                assert_eq!(order(&third), order(&last), "{mics} microphones, {prior:?}: the order changed");
+            }
+        }
+    }
+
+    /// Processing allocates nothing, whatever the block size.
+    #[test]
+    fn processing_allocates_nothing() {
+        let (mixture, _) = convolutive(24_000, 3, 2);
+        for prior in [SourcePrior::Laplace, SourcePrior::LowRank { bases: 2 }] {
+            let mut online = OnlineIva::new(3, 2, small(prior)).unwrap();
+            let mut output = vec![0.0f32; 24_000 * 2];
+            let before = unmix_test_support::allocations();
+            for block in [1usize, 64, 257, 1000] {
+                let (x, y) = (&mixture.interleaved()[..block * 3], &mut output[..block * 2]);
+                online.process(x, y);
+            }
+            for (x, y) in mixture.interleaved().chunks(256 * 3).zip(output.chunks_mut(256 * 2)) {
+                online.process(x, y);
+            }
+            assert_eq!(unmix_test_support::allocations() - before, 0, "{prior:?}");
+            assert!(online.frames() > 100);
+        }
+    }
+
+    /// A frame holding NaN is left out of the statistics (its output is silence), and the
+    /// separation goes on from the frames after it.
+    #[test]
+    fn a_frame_with_nan_is_skipped() {
+        let (mixture, truth) = convolutive(64_000, 2, 5);
+        let mut input = mixture.interleaved().to_vec();
+        input[2 * 20_000] = f32::NAN;
+        let mut online = OnlineIva::new(2, 2, small(SourcePrior::Laplace)).unwrap();
+        let output = run(&mut online, &input, 256);
+        assert!(online.skipped_frames() > 0 && online.skipped_frames() <= 4, "{}", online.skipped_frames());
+        assert!(output.iter().all(|v| v.is_finite()));
+        let lag = online.latency();
+        let t: Vec<Vec<f32>> = truth.iter().map(|s| s[40_000..60_000].to_vec()).collect();
+        let e: Vec<Vec<f32>> = (0..2).map(|j| (40_000..60_000).map(|i| output[(i + lag) * 2 + j]).collect()).collect();
+        assert!(score(&t, &e).unwrap().min_si_sdr_db > 10.0);
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused() {
+        let ok = OnlineConfig::DEFAULT;
+        assert!(OnlineIva::new(2, 2, ok).is_ok());
+        assert!(OnlineIva::new(2, 3, ok).is_err());
+        assert!(OnlineIva::new(2, 0, ok).is_err());
+        for forgetting in [0.0, 1.0, f64::NAN, 1.5] {
+            assert!(OnlineIva::new(2, 2, OnlineConfig { forgetting, ..ok }).is_err(), "{forgetting}");
+        }
+        assert!(OnlineIva::new(2, 2, OnlineConfig { reference: 2, ..ok }).is_err());
+        assert!(OnlineIva::new(2, 2, OnlineConfig { prior: SourcePrior::LowRank { bases: 0 }, ..ok }).is_err());
+        assert!(OnlineIva::new(2, 2, OnlineConfig { stft: StftConfig { frame: 1000, hop: 300 }, ..ok }).is_err());
+    }
+}
