@@ -90,6 +90,31 @@ pub struct LiveArgs {
     /// Frames processed at a time.
     #[arg(long, default_value_t = 256, value_parser = bounds::between(1, MAX_BLOCK_FRAMES))]
     pub frame: usize,
+    /// `time`: a model of one sample of every channel, fitted on the warm-up (or
+    /// --model), for instantaneous mixtures; `stft`: online independent vector analysis
+    /// in the frequency domain, for rooms, where every microphone hears each talker
+    /// through its own echoes — it adapts from the first frame (no warm-up, no fit, no
+    /// model file), each source is its image at the first channel, and the sources lag
+    /// the input by one STFT frame.
+    #[arg(long, value_enum, default_value_t = crate::separate::args::DomainArg::Time)]
+    pub domain: crate::separate::args::DomainArg,
+    /// --domain stft: each source's prior over its spectral vector.
+    #[arg(long, value_enum, default_value_t = OnlinePriorArg::LowRank)]
+    pub prior: OnlinePriorArg,
+    /// --domain stft: samples per STFT frame (about the room's reverberation time; the
+    /// sources lag the input by this less one).
+    #[arg(long, default_value_t = 2048, value_parser = bounds::between(4, 65_536))]
+    pub stft_frame: usize,
+    /// --domain stft: samples between frames (a divisor of the frame, at most half).
+    #[arg(long, default_value_t = 512, value_parser = bounds::at_least_one())]
+    pub stft_hop: usize,
+    /// --domain stft with --prior low-rank: non-negative bases per source.
+    #[arg(long, default_value_t = 2, value_parser = bounds::between(1, 64))]
+    pub stft_bases: usize,
+    /// --domain stft: the statistics' forgetting factor per frame, below 1; they remember
+    /// about hop / (1 − factor) samples (3.2 s at 16 kHz with the defaults).
+    #[arg(long, default_value_t = 0.99)]
+    pub forgetting: f64,
     /// Capacity of the input ring, seconds (overruns are dropped and counted).
     #[arg(long, default_value = "2", value_parser = parse_seconds)]
     pub ring_seconds: f64,
@@ -133,6 +158,52 @@ impl LiveArgs {
             self.force,
         )?;
         Ok(outputs.iter().flatten().any(|out| out.is_stdout()))
+    }
+}
+
+/// The prior of `live --domain stft`'s sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnlinePriorArg {
+    /// Each source's power a low-rank non-negative model learnt as it goes (ILRMA's).
+    #[value(name = "low-rank")]
+    LowRank,
+    /// Each source a Gaussian with one variance per frame.
+    Gauss,
+    /// AuxIVA's spherical Laplace density.
+    Laplace,
+}
+
+impl LiveArgs {
+    /// The online separator's settings with `--domain stft`, `None` with `--domain time`;
+    /// the options of the other domain refused when given.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    fn online(&self) -> Result<Option<unmix_freq::OnlineConfig>> {
+        use crate::separate::args::DomainArg;
+        use unmix_freq::{OnlineConfig, SourcePrior, StftConfig};
+        if self.domain == DomainArg::Time {
+            return Ok(None);
+        }
+        for (given, option) in [(self.model.is_some(), "--model"), (self.save_model.is_some(), "--save-model")] {
+            if given {
+                bail!("{option}: --domain stft adapts its own demixing and has no model file yet");
+            }
+        }
+        let prior = match self.prior {
+            OnlinePriorArg::LowRank => SourcePrior::LowRank { bases: self.stft_bases },
+            OnlinePriorArg::Gauss => SourcePrior::Gauss,
+            OnlinePriorArg::Laplace => SourcePrior::Laplace,
+        };
+        let config = OnlineConfig {
+            stft: StftConfig { frame: self.stft_frame, hop: self.stft_hop },
+            forgetting: self.forgetting,
+            prior,
+            reference: 0,
+        };
+        config.stft.check()?;
+        if !(config.forgetting > 0.0 && config.forgetting < 1.0) {
+            bail!("--forgetting {}: a factor between 0 and 1", config.forgetting);
+        }
+        Ok(Some(config))
     }
 }
 
@@ -240,7 +311,8 @@ mod enabled {
     use unmix_format::ModelFile;
     use unmix_infer::Kernel;
     use unmix_live::{
-        EndReason, FitError, FittedModel, InputSpec, LiveParams, LiveScores, LiveSession, ModelFitter, Status,
+        EndReason, FitError, FittedModel, InputSpec, LiveDomain, LiveParams, LiveScores, LiveSession, ModelFitter,
+        Status,
     };
     use unmix_separate::{ConsensusConfig, ModelChoice, PriorChoice, SeparateConfig, SeparateParams, SourceCount};
 
@@ -325,6 +397,7 @@ mod enabled {
 
     pub fn live(args: LiveArgs) -> Result<()> {
         let kernel = args.kernel.kernel()?;
+        let online = args.online()?;
         let stdout_taken = args.check_outputs()?;
         let model = match &args.model {
             Some(path) => Some(ModelFile::load(path).with_context(|| path.display().to_string())?),
@@ -391,6 +464,7 @@ mod enabled {
             stall_timeout: Duration::try_from_secs_f64(args.stall_seconds.max(0.1))
                 .map_err(|_| anyhow!("--stall-seconds {}: too long a wait", args.stall_seconds))?,
             kernel,
+            domain: online.map_or(LiveDomain::Time, LiveDomain::Stft),
         };
         let context = || format!("live input '{}'", args.input);
         let config = config.check().with_context(context)?;
@@ -414,6 +488,18 @@ mod enabled {
         );
         for note in &n.notes {
             eprintln!("  {note}");
+        }
+        if let Some(online) = online {
+            eprintln!(
+                "separating in the STFT domain as the input arrives (prior: {}; frames of {} every {}; forgetting \
+                 {}): the sources lag the input by {} frames ({:.0} ms)",
+                online.prior,
+                online.stft.frame,
+                online.stft.hop,
+                online.forgetting,
+                online.stft.frame - 1,
+                1e3 * (online.stft.frame - 1) as f64 / f64::from(n.sample_rate_hz)
+            );
         }
         if let Some((device, channels)) = session.output_device() {
             eprintln!("output {device}: {channels} channels");
@@ -484,7 +570,7 @@ mod enabled {
         }
         if args.stats {
             // With an output on stdout (`--raw -`, `--record -`, …) the table goes to stderr.
-            let table = stats_table(&report, kernel);
+            let table = stats_table(&report, kernel, online);
             if stdout_taken {
                 eprint!("{table}");
             } else {
@@ -536,7 +622,11 @@ mod enabled {
         )
     }
 
-    fn stats_table(report: &unmix_live::LiveReport, kernel: Kernel) -> String {
+    fn stats_table(
+        report: &unmix_live::LiveReport,
+        kernel: Kernel,
+        online: Option<unmix_freq::OnlineConfig>,
+    ) -> String {
         use std::fmt::Write;
         let p = &report.pipeline;
         let mut t = String::new();
@@ -564,7 +654,18 @@ mod enabled {
             report.input.sample_rate_hz,
             p.config.frame_len
         );
-        let _ = writeln!(t, "encoder kernel: {}", kernel.name());
+        match online {
+            Some(online) => {
+                let _ = writeln!(
+                    t,
+                    "separator: online IVA in the STFT domain (frames of {} every {}), the sources {} frames late",
+                    online.stft.frame, online.stft.hop, report.latency_frames
+                );
+            }
+            None => {
+                let _ = writeln!(t, "encoder kernel: {}", kernel.name());
+            }
+        }
         t
     }
 }

@@ -1,7 +1,7 @@
 //! `unmix separate`: train on a segment of the input, separate all of it, and write the
 //! sources, the model, a report and plots.
 
-mod args;
+pub(crate) mod args;
 mod report;
 mod stft;
 

@@ -373,11 +373,33 @@ fn live(rng: &mut StdRng) -> Result<(), String> {
         }),
         stall_timeout: Duration::from_millis(rng.random_range(0..10_000)),
         kernel: Kernel::ALL[rng.random_range(0..Kernel::ALL.len())],
+        domain: if rng.random_bool(0.5) {
+            unmix_live::LiveDomain::Time
+        } else {
+            let prior = match rng.random_range(0..4) {
+                0 => unmix_freq::SourcePrior::Laplace,
+                1 => unmix_freq::SourcePrior::Gauss,
+                _ => unmix_freq::SourcePrior::LowRank { bases: count_or(rng, 2) },
+            };
+            unmix_live::LiveDomain::Stft(unmix_freq::OnlineConfig {
+                stft: unmix_freq::StftConfig { frame: count_or(rng, 2048), hop: count_or(rng, 512) },
+                forgetting: real_or(rng, 0.99),
+                prior,
+                reference: count_or(rng, 0),
+            })
+        },
     };
     let config = params.check().map_err(|e| e.to_string())?;
     let p = config.params();
     assert!(p.input.channels <= MAX_CHANNELS && p.frame_len <= unmix_core::limits::MAX_BLOCK_FRAMES);
     assert!(p.warmup_s.is_finite() && p.warmup_s > 0.0 && p.input.ring_s.is_finite());
+    if let unmix_live::LiveDomain::Stft(online) = p.domain {
+        // What passes makes a separator: a frame it can transform, a forgetting factor
+        // that forgets, a reference among the channels, and none of a model's options.
+        assert!(online.stft.check().is_ok() && online.forgetting > 0.0 && online.forgetting < 1.0);
+        assert!(online.reference < p.input.channels && p.model.is_none() && p.refit_s.is_none());
+        assert!(!config.fits() && config.latency_frames() + 1 == online.stft.frame);
+    }
     Ok(())
 }
 

@@ -24,7 +24,9 @@ pub mod session;
 pub use error::{Error, Result};
 pub use fitter::{FitError, FittedModel, ModelFitter};
 pub use input::{InputSpec, Negotiated};
-pub use session::{EndReason, LiveConfig, LiveParams, LiveReport, LiveScores, LiveSession, ModelState, Status};
+pub use session::{
+    EndReason, LiveConfig, LiveDomain, LiveParams, LiveReport, LiveScores, LiveSession, ModelState, Status,
+};
 
 // The allocation-free tests of the callback and the processor count this thread's
 // allocations.

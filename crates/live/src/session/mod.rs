@@ -41,6 +41,7 @@ use serde::Serialize;
 use unmix_core::limits::{MAX_BLOCK_FRAMES, MAX_BUFFERED_SAMPLES, MAX_CHANNELS};
 use unmix_core::{CancelToken, Sink};
 use unmix_format::ModelFile;
+use unmix_freq::{OnlineConfig, OnlineIva};
 use unmix_infer::Kernel;
 use unmix_monitor::{AlertTap, WindowMonitor, WindowShares, WindowSpec, score_columns};
 use unmix_stream::{FrameRing, Pipeline, PipelineConfig, PipelineReport, Policy, TeeSink};
@@ -85,6 +86,20 @@ pub struct LiveParams {
     pub stall_timeout: Duration,
     /// The encoder kernel of every model the session runs.
     pub kernel: Kernel,
+    /// Sample by sample with a model, or the online frequency-domain separator.
+    pub domain: LiveDomain,
+}
+
+/// What a session separates with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LiveDomain {
+    /// A model of one sample of every channel (fitted on the warm-up, or given), for
+    /// instantaneous mixtures.
+    Time,
+    /// Online independent vector analysis in the STFT domain ([`OnlineIva`]), for rooms:
+    /// it adapts from the first frame, needs no fit and no warm-up, and its sources lag
+    /// the input by [`OnlineIva::latency`] frames.
+    Stft(OnlineConfig),
 }
 
 /// Where and how often a live session writes its monitoring scores.
@@ -153,6 +168,18 @@ impl LiveParams {
                 self.frame_len
             )));
         }
+        if let LiveDomain::Stft(online) = &self.domain {
+            // The online separator adapts on its own: nothing of a time-domain model applies.
+            let refused = [
+                (self.model.is_some(), "a model given up front is a time-domain model"),
+                (self.refit_s.is_some(), "refits do not apply (its forgetting factor sets its memory)"),
+                (self.scores.is_some(), "monitoring scores need a time-domain model's priors"),
+            ];
+            if let Some((_, why)) = refused.iter().find(|(given, _)| *given) {
+                return Err(Error::Config(format!("--domain stft adapts its own demixing: {why}")));
+            }
+            online.check(m, n).map_err(|e| Error::Config(e.to_string()))?;
+        }
         if !self.kernel.is_available() {
             return Err(Error::Config(format!("the {} kernel does not run on this processor", self.kernel.name())));
         }
@@ -173,7 +200,16 @@ impl LiveConfig {
     /// Whether the session fits models (no model given, or refits asked for), and so
     /// needs a [`ModelFitter`].
     pub fn fits(&self) -> bool {
-        self.0.model.is_none() || self.0.refit_s.is_some()
+        (self.0.model.is_none() && self.0.domain == LiveDomain::Time) || self.0.refit_s.is_some()
+    }
+
+    /// Frames by which the sources lag the input: none sample by sample, the STFT's
+    /// frame less one in the frequency domain.
+    pub fn latency_frames(&self) -> usize {
+        match self.0.domain {
+            LiveDomain::Time => 0,
+            LiveDomain::Stft(online) => online.stft.frame - 1,
+        }
     }
 }
 
@@ -250,8 +286,13 @@ pub struct LiveReport {
     pub status: Status,
     /// The pipeline's counters.
     pub pipeline: PipelineReport,
-    /// Input frame at which the first model took over (0 with `--model`).
+    /// Input frame at which the first model took over (0 with `--model`, and with the
+    /// online separator of `--domain stft`).
     pub first_model_frame: Option<u64>,
+    /// Frames by which output frame `k` lags input frame `k` (the STFT's frame less one
+    /// with `--domain stft`, 0 otherwise): output frame `k` is input frame
+    /// `k − latency_frames` separated.
+    pub latency_frames: usize,
     /// |corr| of each source with its predecessor at the last refit.
     pub last_alignment: Vec<f64>,
     /// The last fit's error, if one failed.
@@ -273,6 +314,7 @@ pub struct LiveSession {
     shared: Arc<Shared>,
     started: Instant,
     frame_len: usize,
+    latency_frames: usize,
     alerts: Receiver<WindowShares>,
     record_clipping: Option<Arc<unmix_io::Clipping>>,
 }
@@ -329,7 +371,11 @@ impl LiveSession {
         let LiveInput { keep_alive, reader, meter, negotiated, error } = input;
         let input = InputHalf { _keep_alive: keep_alive, meter, negotiated, error };
         let rate = input.negotiated.sample_rate_hz;
-        let shared = Arc::new(Shared::new(params.model.is_some()));
+        let online = match params.domain {
+            LiveDomain::Stft(online) => Some(OnlineIva::new(m, n, online).map_err(|e| Error::Config(e.to_string()))?),
+            LiveDomain::Time => None,
+        };
+        let shared = Arc::new(Shared::new(params.model.is_some() || online.is_some()));
 
         // Sinks.
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
@@ -384,12 +430,15 @@ impl LiveSession {
         let (tap_writer, tap_reader) = FrameRing::new(m, warm_frames.max(params.frame_len) * 2);
         let (models_tx, models_rx) = crossbeam_channel::bounded::<Encoder>(1);
         let (retired_tx, retired_rx) = crossbeam_channel::bounded::<Encoder>(2);
-        let current = params
-            .model
-            .as_ref()
-            .map(|model| Encoder::new(model, scored, params.kernel))
-            .transpose()
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let current = match online {
+            Some(online) => Some(Encoder::Online(Box::new(online))),
+            None => params
+                .model
+                .as_ref()
+                .map(|model| Encoder::new(model, scored, params.kernel))
+                .transpose()
+                .map_err(|e| Error::Config(e.to_string()))?,
+        };
         let processor = LiveProcessor {
             m,
             n,
@@ -420,7 +469,11 @@ impl LiveSession {
             PipelineConfig {
                 read_frames: params.frame_len,
                 frame_len: params.frame_len,
-                ring_frames: (rate as usize).max(8 * params.frame_len),
+                // As long as the input ring (`--ring-seconds`), at least a second: a burst
+                // the device's ring absorbed is not dropped on the way to the processor.
+                ring_frames: ((params.input.ring_s * f64::from(rate)).ceil() as usize)
+                    .max(rate as usize)
+                    .max(8 * params.frame_len),
                 policy: Policy::DropAndCount,
             },
         )?;
@@ -445,6 +498,7 @@ impl LiveSession {
             shared,
             started: Instant::now(),
             frame_len: params.frame_len,
+            latency_frames: config.latency_frames(),
             alerts,
             record_clipping,
         })
@@ -488,8 +542,18 @@ impl LiveSession {
     /// Waits for every thread and returns the report. The recording is finalised whenever
     /// the session ended without a pipeline error.
     pub fn wait(self) -> Result<LiveReport> {
-        let LiveSession { input, output, pipeline, trainer, shared, started, frame_len, alerts: _, record_clipping } =
-            self;
+        let LiveSession {
+            input,
+            output,
+            pipeline,
+            trainer,
+            shared,
+            started,
+            frame_len,
+            latency_frames,
+            alerts: _,
+            record_clipping,
+        } = self;
         let report = pipeline.wait();
         // A trainer waiting for frames sees `stop`; one in the middle of a fit sees the
         // cancel token at its next epoch (tens of milliseconds) and gives up that fit.
@@ -514,6 +578,7 @@ impl LiveSession {
             status,
             pipeline: report,
             first_model_frame: (first != u64::MAX).then_some(first),
+            latency_frames,
             last_alignment: shared.last_alignment.lock().map(|v| v.clone()).unwrap_or_default(),
             fit_error: shared.fit_error.lock().ok().and_then(|e| e.clone()),
             record_clipped: record_clipping.map(|c| (c.samples(), c.peak())),

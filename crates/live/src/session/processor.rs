@@ -7,15 +7,18 @@ use std::sync::atomic::Ordering;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use unmix_core::{BoxError, Processor, SCORE_CHANNELS};
 use unmix_format::ModelFile;
+use unmix_freq::OnlineIva;
 use unmix_infer::{Kernel, ScoredSeparator, Separator};
 use unmix_stream::RingWriter;
 
 use super::Shared;
 
-/// The encoder the processor runs: plain, or scoring every frame too (`--scores`).
+/// What the processor separates with: a model's encoder, plain or scoring every frame
+/// too (`--scores`), or the online frequency-domain separator that adapts as it goes.
 pub(super) enum Encoder {
     Plain(Separator),
     Scored(ScoredSeparator),
+    Online(Box<OnlineIva>),
 }
 
 impl Encoder {
@@ -32,6 +35,10 @@ impl Encoder {
         match self {
             Self::Plain(separator) => separator.process(input, output),
             Self::Scored(separator) => separator.process(input, output),
+            Self::Online(separator) => {
+                separator.process(input, output);
+                Ok(())
+            }
         }
     }
 }
@@ -42,8 +49,8 @@ impl Encoder {
 /// # Real-time safety
 /// `process` receives a new encoder with `try_recv` on a one-slot channel, hands the old
 /// one back with `try_send` (freed on the trainer thread), copies the input into the tap
-/// with `push_or_drop`, and runs [`Separator::process`](unmix_infer::Separator::process):
-/// no allocation, lock or wait.
+/// with `push_or_drop`, and runs [`Separator::process`](unmix_infer::Separator::process)
+/// or [`OnlineIva::process`]: no allocation, lock or wait.
 ///
 /// With `scored`, every output frame carries the two monitoring scores after the sources
 /// (NaN, "no score", until the first model).

@@ -362,6 +362,7 @@ fn paced_config(record: &Path, warmup_s: f64, model: Option<ModelFile>) -> LiveP
         scores: None,
         stall_timeout: Duration::from_secs(5),
         kernel: Kernel::best(),
+        domain: LiveDomain::Time,
     }
 }
 
@@ -472,6 +473,67 @@ fn durations_and_channels_are_bounded() {
     let mut wide = params();
     wide.input.channels = 1000;
     assert!(refused(wide).contains("1000 channels: a session reads at most 256"));
+}
+
+/// With `--domain stft` nothing of a time-domain model applies, and the online
+/// separator's own settings are checked.
+#[test]
+fn the_online_separator_takes_no_model_and_checks_its_settings() {
+    let stft = LiveDomain::Stft(unmix_freq::OnlineConfig::DEFAULT);
+    let data = generate(&SynthConfig { frames: 2000, ..SynthConfig::paper(MixKind::Linear, 1) }).unwrap();
+    let model = offline_fit(&data.mixture, quick(0));
+    let e = refused(LiveParams { domain: stft, model: Some(model), ..params() });
+    assert!(e.contains("--domain stft adapts its own demixing: a model given up front"), "{e}");
+    assert!(refused(LiveParams { domain: stft, refit_s: Some(2.0), ..params() }).contains("refits"));
+    let scores = LiveScores { path: "s.csv".into(), window_s: 1.0, hop_s: 1.0, alert_share: 0.1 };
+    assert!(refused(LiveParams { domain: stft, scores: Some(scores), ..params() }).contains("monitoring scores"));
+    let forgetting =
+        LiveDomain::Stft(unmix_freq::OnlineConfig { forgetting: 1.0, ..unmix_freq::OnlineConfig::DEFAULT });
+    assert!(refused(LiveParams { domain: forgetting, ..params() }).contains("forgetting factor of 1"));
+    let config = LiveParams { domain: stft, ..params() }.check().unwrap();
+    assert!(!config.fits());
+    assert_eq!(config.latency_frames(), 2047);
+}
+
+/// A paced session separating a room in the STFT domain: no warm-up and no fitter, the
+/// separator running from frame 0, every frame recorded, and the recording exactly the
+/// online separator run offline on the same samples (the blocks the pipeline cuts change
+/// nothing).
+#[test]
+fn a_session_in_the_stft_domain_records_the_online_separation() {
+    use unmix_synth::room::{RoomConfig, simulate_room};
+    let rate = 16_000;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/speech");
+    let dry: Vec<Vec<f32>> = (1..=2)
+        .map(|k| unmix_io::read_wav(&dir.join(format!("talker{k}.wav"))).unwrap().channel(0)[..2 * rate].to_vec())
+        .collect();
+    let record = simulate_room(&RoomConfig::drawn(1, 2, 2, 0.05, 0.2, rate as u32), &dry).unwrap();
+    let mixture = record.mixture;
+    let frames = mixture.frames();
+    let out_dir = std::env::temp_dir().join(format!("unmix-live-stft-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let path = out_dir.join("sources.wav");
+    let online = unmix_freq::OnlineConfig::DEFAULT;
+    let mut config = paced_config(&path, 1.0, None);
+    config.input.channels = 2;
+    config.input.sample_rate_hz = Some(rate as u32);
+    config.sources = 2;
+    config.domain = LiveDomain::Stft(online);
+    let session =
+        LiveSession::start_with(config.check().unwrap(), None, paced_input(&mixture, frames as u64), None).unwrap();
+    let report = session.wait().unwrap();
+    assert_eq!(report.end, EndReason::Duration);
+    assert_eq!(report.first_model_frame, Some(0));
+    assert_eq!(report.latency_frames, 2047);
+    assert_eq!(report.status.dropped_frames, 0);
+    let recorded = unmix_io::read_wav(&path).unwrap();
+    assert_eq!(recorded.frames(), frames);
+    let mut offline = unmix_freq::OnlineIva::new(2, 2, online).unwrap();
+    let mut want = vec![0.0f32; frames * 2];
+    offline.process(mixture.interleaved(), &mut want);
+    assert_eq!(recorded.interleaved(), &want[..]);
+    assert!(want.iter().any(|v| *v != 0.0));
+    let _ = std::fs::remove_dir_all(&out_dir);
 }
 
 #[test]
