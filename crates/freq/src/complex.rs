@@ -117,6 +117,42 @@ mod tests {
 
     use super::*;
 
+    /// The covariances equal their definition, with and without weights, and `dot` its
+    /// sum for every length about the lane count.
+    #[test]
+    fn weighted_covariances_are_their_definition() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for len in [0usize, 1, 7, 8, 9, 23] {
+            let a: Vec<f64> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let b: Vec<f64> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - want).abs() < 1e-12, "{len}");
+        }
+        let (m, frames, k) = (3, 37, 2);
+        let bin: Vec<Complex64> =
+            (0..m * frames).map(|_| Complex64::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0))).collect();
+        let weights: Vec<f64> = (0..frames * k).map(|_| rng.random_range(0.0..2.0)).collect();
+        let mut out = vec![Complex64::default(); k * m * m];
+        let mut covariances = WeightedCovariances::default();
+        covariances.compute(&bin, m, Some(&weights), k, &mut out);
+        for j in 0..k {
+            for i in 0..m {
+                for l in 0..m {
+                    let want: Complex64 = (0..frames)
+                        .map(|t| bin[t * m + i] * bin[t * m + l].conj() * weights[t * k + j])
+                        .sum::<Complex64>()
+                        / frames as f64;
+                    assert!((out[j * m * m + i * m + l] - want).norm() < 1e-12);
+                }
+            }
+        }
+        let mut plain = vec![Complex64::default(); m * m];
+        covariances.compute(&bin, m, None, 1, &mut plain);
+        let want: Complex64 =
+            (0..frames).map(|t| bin[t * m + 1] * bin[t * m].conj()).sum::<Complex64>() / frames as f64;
+        assert!((plain[m] - want).norm() < 1e-12);
+    }
+
     #[test]
     fn a_solve_satisfies_its_system_and_refuses_a_singular_one() {
         let mut rng = StdRng::seed_from_u64(3);
@@ -170,56 +206,79 @@ pub fn project_row(
     true
 }
 
-/// A bin's outer products `x_t x_tᴴ`, their upper triangles as real and imaginary parts,
-/// so that a weighted covariance `(1/T) Σ_t φ_t x_t x_tᴴ` is one pass of real
-/// multiply-adds over contiguous memory for every weighting of the same bin.
-#[derive(Debug, Default)]
-pub struct OuterProducts {
-    m: usize,
-    frames: usize,
-    /// `[t][pair][re, im]`, pairs `(i, j ≥ i)` row by row.
-    values: Vec<f64>,
-    sums: Vec<f64>,
-}
-
-impl OuterProducts {
-    /// Fills from a bin's frames (`frames × m`).
-    pub fn fill(&mut self, bin: &[Complex64], m: usize) {
-        let width = m * (m + 1);
-        (self.m, self.frames) = (m, bin.len() / m);
-        self.values.resize(self.frames * width, 0.0);
-        for (x, out) in bin.chunks_exact(m).zip(self.values.chunks_exact_mut(width)) {
-            let mut k = 0;
-            for i in 0..m {
-                for j in i..m {
-                    let v = x[i] * x[j].conj();
-                    out[k] = v.re;
-                    out[k + 1] = v.im;
-                    k += 2;
-                }
-            }
+/// `Σ a_i b_i` over eight running sums, which the compiler keeps in vector registers
+/// (a single running sum of floats must be added in order, one lane at a time).
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut lanes = [0.0; 8];
+    let (head_a, tail_a) = a.split_at(a.len() - a.len() % 8);
+    let (head_b, tail_b) = b[..a.len()].split_at(head_a.len());
+    for (x, y) in head_a.chunks_exact(8).zip(head_b.chunks_exact(8)) {
+        for l in 0..8 {
+            lanes[l] += x[l] * y[l];
         }
     }
+    let tail: f64 = tail_a.iter().zip(tail_b).map(|(x, y)| x * y).sum();
+    lanes.iter().sum::<f64>() + tail
+}
 
-    /// `(1/T) Σ_t φ_t x_t x_tᴴ` (`m × m`) into `out`; `φ = 1` without weights.
-    pub fn weighted(&mut self, phi: Option<&[f64]>, out: &mut [Complex64]) {
-        let (m, width) = (self.m, self.m * (self.m + 1));
-        self.sums.clear();
-        self.sums.resize(width, 0.0);
-        for (t, row) in self.values.chunks_exact(width).enumerate() {
-            let w = phi.map_or(1.0, |p| p[t]);
-            for (s, v) in self.sums.iter_mut().zip(row) {
-                *s += w * v;
+/// A bin's weighted covariances `V_j = (1/T) Σ_t φ_j(t) x_t x_tᴴ` for several weightings
+/// `j` at once. The frames are first split into contiguous real and imaginary parts per
+/// channel, so that every entry of every covariance is a dot product of contiguous
+/// arrays (the products `x_i x̄_k` formed once per pair, then weighed by every
+/// weighting): vector loads and multiply-adds all through.
+#[derive(Debug, Default)]
+pub struct WeightedCovariances {
+    re: Vec<f64>,
+    im: Vec<f64>,
+    weights: Vec<f64>,
+    pair_re: Vec<f64>,
+    pair_im: Vec<f64>,
+}
+
+impl WeightedCovariances {
+    /// The `k` covariances of `bin` (`frames × m`) under `weights` (`frames × k`,
+    /// frame-major; `None`: one weighting, every frame weighing 1) into `out`
+    /// (`k × m × m`).
+    pub fn compute(&mut self, bin: &[Complex64], m: usize, weights: Option<&[f64]>, k: usize, out: &mut [Complex64]) {
+        let frames = bin.len() / m;
+        for buffer in [&mut self.re, &mut self.im] {
+            buffer.resize(m * frames, 0.0);
+        }
+        for (t, x) in bin.chunks_exact(m).enumerate() {
+            for (c, v) in x.iter().enumerate() {
+                self.re[c * frames + t] = v.re;
+                self.im[c * frames + t] = v.im;
             }
         }
-        let scale = 1.0 / self.frames.max(1) as f64;
-        let mut k = 0;
+        self.weights.resize(k * frames, 1.0);
+        match weights {
+            Some(w) => {
+                for (t, row) in w.chunks_exact(k).enumerate().take(frames) {
+                    for (j, phi) in row.iter().enumerate() {
+                        self.weights[j * frames + t] = *phi;
+                    }
+                }
+            }
+            None => self.weights.fill(1.0),
+        }
+        self.pair_re.resize(frames, 0.0);
+        self.pair_im.resize(frames, 0.0);
+        let scale = 1.0 / frames.max(1) as f64;
         for i in 0..m {
-            for j in i..m {
-                let v = Complex64::new(self.sums[k], self.sums[k + 1]) * scale;
-                out[i * m + j] = v;
-                out[j * m + i] = v.conj();
-                k += 2;
+            let (ri, ii) = (&self.re[i * frames..(i + 1) * frames], &self.im[i * frames..(i + 1) * frames]);
+            for l in i..m {
+                let (rl, il) = (&self.re[l * frames..(l + 1) * frames], &self.im[l * frames..(l + 1) * frames]);
+                // x_i x̄_l = (a + ib)(c − id) = ac + bd + i(bc − ad).
+                for t in 0..frames {
+                    self.pair_re[t] = ri[t] * rl[t] + ii[t] * il[t];
+                    self.pair_im[t] = ii[t] * rl[t] - ri[t] * il[t];
+                }
+                for (j, v) in out.chunks_exact_mut(m * m).take(k).enumerate() {
+                    let phi = &self.weights[j * frames..(j + 1) * frames];
+                    let value = Complex64::new(dot(phi, &self.pair_re), dot(phi, &self.pair_im)) * scale;
+                    v[i * m + l] = value;
+                    v[l * m + i] = value.conj();
+                }
             }
         }
     }

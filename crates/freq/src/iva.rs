@@ -24,7 +24,7 @@ use realfft::num_complex::Complex64;
 use serde::{Deserialize, Serialize};
 use unmix_core::CancelToken;
 
-use crate::complex::{OuterProducts, bin_threads, for_bin_runs, inverse_row, project_row, solve};
+use crate::complex::{WeightedCovariances, bin_threads, for_bin_runs, inverse_row, project_row, solve};
 use crate::stft::Spectrogram;
 use crate::{Error, Result};
 
@@ -311,10 +311,9 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
     // The channels' covariance per bin, for the orthogonality constraint.
     let mut covariance = Vec::new();
     if n < m {
-        let (mut products, mut v) = (OuterProducts::default(), vec![Complex64::default(); m * m]);
+        let (mut products, mut v) = (WeightedCovariances::default(), vec![Complex64::default(); m * m]);
         for f in 0..bins {
-            products.fill(x.bin(f), m);
-            products.weighted(None, &mut v);
+            products.compute(x.bin(f), m, None, 1, &mut v);
             covariance.extend_from_slice(&v);
         }
     }
@@ -369,13 +368,21 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
         // demixing at the start of the iteration), the bins on every core.
         let (weights, covariance) = (&weights, &covariance);
         for_bin_runs(&mut w_hat, bins, m * m, bin_threads(), |range, blocks| {
-            let mut products = OuterProducts::default();
-            let (mut v, mut scratch, mut orthogonal) = (vec![Complex64::default(); m * m], Vec::new(), Vec::new());
+            let mut products = WeightedCovariances::default();
+            let (mut v, mut scratch, mut orthogonal) = (vec![Complex64::default(); n * m * m], Vec::new(), Vec::new());
+            let mut phi = vec![0.0; frames * n];
             for (f, block) in range.zip(blocks.chunks_exact_mut(m * m)) {
-                products.fill(x.bin(f), m);
+                // Every source's weights of the bin, frame-major, then all n covariances
+                // in one pass (the weights do not depend on this iteration's rows).
                 for s in 0..n {
-                    products.weighted(Some(&weights[(s * bins + f) * frames..(s * bins + f + 1) * frames]), &mut v);
-                    if !project_row(block, &v, m, s, &mut scratch) {
+                    let source = &weights[(s * bins + f) * frames..(s * bins + f + 1) * frames];
+                    for (t, w) in source.iter().enumerate() {
+                        phi[t * n + s] = *w;
+                    }
+                }
+                products.compute(x.bin(f), m, Some(&phi), n, &mut v);
+                for s in 0..n {
+                    if !project_row(block, &v[s * m * m..(s + 1) * m * m], m, s, &mut scratch) {
                         continue;
                     }
                     if n < m {
