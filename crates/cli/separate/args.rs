@@ -175,9 +175,10 @@ pub struct SeparateArgs {
     #[arg(long, default_value_t = 8, value_parser = bounds::between(1, 64))]
     pub stft_components: usize,
     /// --domain stft: draws of the spatial model's starting spectra (seeds --seed,
-    /// --seed + 1, …), the one of highest likelihood kept (each costs one fit).
-    #[arg(long, default_value_t = 3, value_parser = bounds::between(1, 64))]
-    pub stft_starts: usize,
+    /// --seed + 1, …), the one of highest likelihood kept (each costs one fit); default 3
+    /// for a recording of up to 20 s, 1 for a longer one (where the draws measured alike).
+    #[arg(long, value_parser = bounds::between(1, 64))]
+    pub stft_starts: Option<usize>,
     /// The temporal prior's autoregressive order: a damped mode is order 2, with sensor
     /// noise it needs a few more.
     #[arg(long, default_value_t = 8, value_parser = bounds::between(1, MAX_AR_ORDER))]
@@ -393,10 +394,11 @@ impl PriorArg {
 }
 
 impl SeparateArgs {
-    /// The frequency-domain settings of `--domain stft`, checked: its prior (`auto`:
-    /// low-rank), STFT and iterations, and the spatial model's; the time-domain priors
+    /// The frequency-domain settings of `--domain stft` for a recording of `seconds`,
+    /// checked: its prior (`auto`: low-rank), STFT and iterations, and the spatial model's
+    /// (its starts by [`MnmfConfig::starts_for`] unless given); the time-domain priors
     /// are refused.
-    pub fn stft_config(&self) -> Result<(StftConfig, IvaConfig, Option<MnmfConfig>)> {
+    pub fn stft_config(&self, seconds: f64) -> Result<(StftConfig, IvaConfig, Option<MnmfConfig>)> {
         let prior = match self.prior {
             PriorArg::Auto | PriorArg::LowRank => SourcePrior::LowRank { bases: self.stft_bases },
             PriorArg::Laplace => SourcePrior::Laplace,
@@ -414,7 +416,7 @@ impl SeparateArgs {
             iterations: self.stft_spatial_iterations,
             components: self.stft_components,
             seed: self.seed,
-            starts: self.stft_starts,
+            starts: self.stft_starts.unwrap_or_else(|| MnmfConfig::starts_for(seconds)),
         });
         Ok((stft, IvaConfig { prior, iterations: self.stft_iterations, seed: self.seed }, spatial))
     }

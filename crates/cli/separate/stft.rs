@@ -19,7 +19,8 @@ const OUTPUTS: [&str; 2] = ["sources.wav", "report.json"];
 pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let started = Instant::now();
     let input = &args.input;
-    let (stft, iva, spatial) = args.stft_config()?;
+    // The settings are checked before the file is read; the starts follow its length.
+    args.stft_config(0.0)?;
     let SourceCount::Fixed(n) = args.sources else {
         bail!("-n auto: --domain stft needs the number of sources");
     };
@@ -39,6 +40,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         bail!("{}: longer than the {most} frames of {m} channels --domain stft holds in memory", input.display());
     }
     let recording = Recording::from_interleaved(rate, m, samples).with_context(|| input_name(input))?;
+    let (stft, iva, spatial) = args.stft_config(recording.frames() as f64 / f64::from(rate))?;
     // The checks every separation makes: a silent or non-finite channel is named.
     unmix_dsp::Normaliser::fit(&recording, unmix_dsp::NormaliserConfig { whiten_to: None })
         .with_context(|| input_name(input))?;
