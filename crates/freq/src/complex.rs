@@ -131,15 +131,19 @@ mod tests {
         let (m, frames, k) = (3, 37, 2);
         let bin: Vec<Complex64> =
             (0..m * frames).map(|_| Complex64::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0))).collect();
-        let weights: Vec<f64> = (0..frames * k).map(|_| rng.random_range(0.0..2.0)).collect();
+        // Channel-major parts, as SplitObservations keeps them.
+        let re: Vec<f64> = (0..m * frames).map(|i| bin[(i % frames) * m + i / frames].re).collect();
+        let im: Vec<f64> = (0..m * frames).map(|i| bin[(i % frames) * m + i / frames].im).collect();
+        // Two weightings 50 values apart in a longer array.
+        let weights: Vec<f64> = (0..50 + frames).map(|_| rng.random_range(0.0..2.0)).collect();
         let mut out = vec![Complex64::default(); k * m * m];
         let mut covariances = WeightedCovariances::default();
-        covariances.compute(&bin, m, Some(&weights), k, &mut out);
+        covariances.compute(&re, &im, m, Some((&weights, 50)), k, &mut out);
         for j in 0..k {
             for i in 0..m {
                 for l in 0..m {
                     let want: Complex64 = (0..frames)
-                        .map(|t| bin[t * m + i] * bin[t * m + l].conj() * weights[t * k + j])
+                        .map(|t| bin[t * m + i] * bin[t * m + l].conj() * weights[j * 50 + t])
                         .sum::<Complex64>()
                         / frames as f64;
                     assert!((out[j * m * m + i * m + l] - want).norm() < 1e-12);
@@ -147,7 +151,7 @@ mod tests {
             }
         }
         let mut plain = vec![Complex64::default(); m * m];
-        covariances.compute(&bin, m, None, 1, &mut plain);
+        covariances.compute(&re, &im, m, None, 1, &mut plain);
         let want: Complex64 =
             (0..frames).map(|t| bin[t * m + 1] * bin[t * m].conj()).sum::<Complex64>() / frames as f64;
         assert!((plain[m] - want).norm() < 1e-12);
@@ -222,60 +226,50 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// A bin's weighted covariances `V_j = (1/T) Σ_t φ_j(t) x_t x_tᴴ` for several weightings
-/// `j` at once. The frames are first split into contiguous real and imaginary parts per
-/// channel, so that every entry of every covariance is a dot product of contiguous
-/// arrays (the products `x_i x̄_k` formed once per pair, then weighed by every
-/// weighting): vector loads and multiply-adds all through.
+/// `j` at once, from the bin's channels as contiguous real and imaginary parts
+/// ([`crate::iva::SplitObservations`]): every entry of every covariance is then a dot
+/// product of contiguous arrays (the products `x_i x̄_l` formed once per pair, then
+/// weighed by every weighting), vector loads and multiply-adds all through.
 #[derive(Debug, Default)]
 pub struct WeightedCovariances {
-    re: Vec<f64>,
-    im: Vec<f64>,
-    weights: Vec<f64>,
     pair_re: Vec<f64>,
     pair_im: Vec<f64>,
 }
 
 impl WeightedCovariances {
-    /// The `k` covariances of `bin` (`frames × m`) under `weights` (`frames × k`,
-    /// frame-major; `None`: one weighting, every frame weighing 1) into `out`
-    /// (`k × m × m`).
-    pub fn compute(&mut self, bin: &[Complex64], m: usize, weights: Option<&[f64]>, k: usize, out: &mut [Complex64]) {
-        let frames = bin.len() / m;
-        for buffer in [&mut self.re, &mut self.im] {
-            buffer.resize(m * frames, 0.0);
-        }
-        for (t, x) in bin.chunks_exact(m).enumerate() {
-            for (c, v) in x.iter().enumerate() {
-                self.re[c * frames + t] = v.re;
-                self.im[c * frames + t] = v.im;
-            }
-        }
-        self.weights.resize(k * frames, 1.0);
-        match weights {
-            Some(w) => {
-                for (t, row) in w.chunks_exact(k).enumerate().take(frames) {
-                    for (j, phi) in row.iter().enumerate() {
-                        self.weights[j * frames + t] = *phi;
-                    }
-                }
-            }
-            None => self.weights.fill(1.0),
-        }
+    /// The `k` covariances of a bin whose channel `c` is `re[c·T..(c+1)·T]` (and `im`),
+    /// `T` frames, into `out` (`k × m × m`). Weighting `j` is `w[j·stride..j·stride + T]`
+    /// of `weights = Some((w, stride))`; `None`: one weighting, every frame weighing 1.
+    pub fn compute(
+        &mut self,
+        re: &[f64],
+        im: &[f64],
+        m: usize,
+        weights: Option<(&[f64], usize)>,
+        k: usize,
+        out: &mut [Complex64],
+    ) {
+        let frames = re.len() / m.max(1);
         self.pair_re.resize(frames, 0.0);
         self.pair_im.resize(frames, 0.0);
         let scale = 1.0 / frames.max(1) as f64;
         for i in 0..m {
-            let (ri, ii) = (&self.re[i * frames..(i + 1) * frames], &self.im[i * frames..(i + 1) * frames]);
+            let (ri, ii) = (&re[i * frames..(i + 1) * frames], &im[i * frames..(i + 1) * frames]);
             for l in i..m {
-                let (rl, il) = (&self.re[l * frames..(l + 1) * frames], &self.im[l * frames..(l + 1) * frames]);
+                let (rl, il) = (&re[l * frames..(l + 1) * frames], &im[l * frames..(l + 1) * frames]);
                 // x_i x̄_l = (a + ib)(c − id) = ac + bd + i(bc − ad).
                 for t in 0..frames {
                     self.pair_re[t] = ri[t] * rl[t] + ii[t] * il[t];
                     self.pair_im[t] = ii[t] * rl[t] - ri[t] * il[t];
                 }
                 for (j, v) in out.chunks_exact_mut(m * m).take(k).enumerate() {
-                    let phi = &self.weights[j * frames..(j + 1) * frames];
-                    let value = Complex64::new(dot(phi, &self.pair_re), dot(phi, &self.pair_im)) * scale;
+                    let value = match weights {
+                        Some((w, stride)) => {
+                            let phi = &w[j * stride..j * stride + frames];
+                            Complex64::new(dot(phi, &self.pair_re), dot(phi, &self.pair_im))
+                        }
+                        None => Complex64::new(self.pair_re.iter().sum(), self.pair_im.iter().sum()),
+                    } * scale;
                     v[i * m + l] = value;
                     v[l * m + i] = value.conj();
                 }

@@ -24,7 +24,7 @@ use realfft::num_complex::Complex64;
 use serde::{Deserialize, Serialize};
 use unmix_core::CancelToken;
 
-use crate::complex::{WeightedCovariances, bin_threads, for_bin_runs, inverse_row, project_row, solve};
+use crate::complex::{WeightedCovariances, bin_threads, dot, for_bin_runs, inverse_row, project_row, solve};
 use crate::stft::Spectrogram;
 use crate::{Error, Result};
 
@@ -110,6 +110,58 @@ impl Observations {
     pub(crate) fn bin(&self, f: usize) -> &[Complex64] {
         let width = self.frames * self.channels;
         &self.data[f * width..(f + 1) * width]
+    }
+}
+
+/// Every bin's channels as contiguous real and imaginary parts, channel `c` of bin `f` at
+/// `[(f · channels + c) · frames ..]`: the layout the fits' loops over frames run on
+/// (the same values as [`Observations`], kept while a fit runs).
+#[derive(Debug, Clone)]
+pub(crate) struct SplitObservations {
+    channels: usize,
+    frames: usize,
+    re: Vec<f64>,
+    im: Vec<f64>,
+}
+
+impl SplitObservations {
+    pub(crate) fn of(x: &Observations) -> Self {
+        let (m, frames) = (x.channels, x.frames);
+        let (mut re, mut im) = (vec![0.0; x.data.len()], vec![0.0; x.data.len()]);
+        for f in 0..x.bins {
+            for (t, frame) in x.bin(f).chunks_exact(m).enumerate() {
+                for (c, v) in frame.iter().enumerate() {
+                    re[(f * m + c) * frames + t] = v.re;
+                    im[(f * m + c) * frames + t] = v.im;
+                }
+            }
+        }
+        Self { channels: m, frames, re, im }
+    }
+
+    /// Bin `f`'s channels, `channels × frames` each part.
+    pub(crate) fn bin(&self, f: usize) -> (&[f64], &[f64]) {
+        let width = self.channels * self.frames;
+        (&self.re[f * width..(f + 1) * width], &self.im[f * width..(f + 1) * width])
+    }
+
+    /// `|w · x(t)|²` for every frame of bin `f` into `out` (`frames`), with `yr`, `yi`
+    /// (`frames` each) as scratch.
+    pub(crate) fn power_of_row(&self, f: usize, w: &[Complex64], out: &mut [f64], yr: &mut [f64], yi: &mut [f64]) {
+        let (re, im) = self.bin(f);
+        let frames = self.frames;
+        yr.fill(0.0);
+        yi.fill(0.0);
+        for (c, wc) in w.iter().enumerate() {
+            let (xr, xi) = (&re[c * frames..(c + 1) * frames], &im[c * frames..(c + 1) * frames]);
+            for t in 0..frames {
+                yr[t] += wc.re * xr[t] - wc.im * xi[t];
+                yi[t] += wc.re * xi[t] + wc.im * xr[t];
+            }
+        }
+        for ((o, a), b) in out.iter_mut().zip(yr.iter()).zip(yi.iter()) {
+            *o = a * a + b * b;
+        }
     }
 }
 
@@ -243,18 +295,21 @@ impl LowRank {
     }
 
     /// One multiplicative update of the bases, then of the activations, towards the
-    /// power `p` (`bins × frames`) under the Itakura–Saito divergence (ILRMA's).
+    /// power `p` (`bins × frames`) under the Itakura–Saito divergence (ILRMA's). Each
+    /// bin's `P / R²` and `1 / R` are formed once, then weighed by every basis.
     fn update(&mut self, p: &[f64], bins: usize, frames: usize, r: &mut [f64]) {
         let l = self.bases;
+        let (mut ratio, mut inverse) = (vec![0.0; frames], vec![0.0; frames]);
         self.model(bins, frames, r);
         for f in 0..bins {
+            let (pf, rf) = (&p[f * frames..(f + 1) * frames], &r[f * frames..(f + 1) * frames]);
+            for ((a, b), (pv, rv)) in ratio.iter_mut().zip(inverse.iter_mut()).zip(pf.iter().zip(rf)) {
+                *b = 1.0 / rv;
+                *a = pv * *b * *b;
+            }
             for k in 0..l {
-                let (mut num, mut den) = (0.0, 0.0);
-                for t in 0..frames {
-                    let (rr, v) = (r[f * frames + t], self.v[k * frames + t]);
-                    num += p[f * frames + t] / (rr * rr) * v;
-                    den += v / rr;
-                }
+                let v = &self.v[k * frames..(k + 1) * frames];
+                let (num, den) = (dot(&ratio, v), dot(&inverse, v));
                 self.t[f * l + k] = (self.t[f * l + k] * (num / den.max(FLOOR)).sqrt()).max(FLOOR);
             }
         }
@@ -262,13 +317,17 @@ impl LowRank {
         // Σ_f T(f,k) P/R² and Σ_f T(f,k) / R for every (k, t), a row of frames at a time.
         let (mut num, mut den) = (vec![0.0; l * frames], vec![0.0; l * frames]);
         for f in 0..bins {
+            let (pf, rf) = (&p[f * frames..(f + 1) * frames], &r[f * frames..(f + 1) * frames]);
+            for ((a, b), (pv, rv)) in ratio.iter_mut().zip(inverse.iter_mut()).zip(pf.iter().zip(rf)) {
+                *b = 1.0 / rv;
+                *a = pv * *b * *b;
+            }
             for k in 0..l {
-                let b = self.t[f * l + k];
+                let basis = self.t[f * l + k];
                 let (nr, dr) = (&mut num[k * frames..(k + 1) * frames], &mut den[k * frames..(k + 1) * frames]);
-                for t in 0..frames {
-                    let inv = 1.0 / r[f * frames + t];
-                    nr[t] += p[f * frames + t] * inv * inv * b;
-                    dr[t] += b * inv;
+                for (((n, d), a), b) in nr.iter_mut().zip(dr.iter_mut()).zip(&ratio).zip(&inverse) {
+                    *n += a * basis;
+                    *d += b * basis;
                 }
             }
         }
@@ -308,12 +367,14 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
             w_hat[f * m * m + i * m + i] = Complex64::new(if i < n { 1.0 } else { -1.0 }, 0.0);
         }
     }
+    let split = SplitObservations::of(x);
     // The channels' covariance per bin, for the orthogonality constraint.
     let mut covariance = Vec::new();
     if n < m {
         let (mut products, mut v) = (WeightedCovariances::default(), vec![Complex64::default(); m * m]);
         for f in 0..bins {
-            products.compute(x.bin(f), m, None, 1, &mut v);
+            let (re, im) = split.bin(f);
+            products.compute(re, im, m, None, 1, &mut v);
             covariance.extend_from_slice(&v);
         }
     }
@@ -336,24 +397,24 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
     };
     let mut power = vec![0.0; n * bins * frames];
     let mut weights = vec![0.0; n * bins * frames];
-    let mut column = vec![Complex64::default(); frames];
     for _ in 0..config.iterations {
         if cancel.is_some_and(CancelToken::is_cancelled) {
             return Err(Error::Cancelled);
         }
-        // Every source's power per bin and frame from the current demixing.
-        for f in 0..bins {
-            let bin = x.bin(f);
-            for s in 0..n {
-                let row = &w_hat[f * m * m + s * m..f * m * m + (s + 1) * m];
-                for (o, frame) in column.iter_mut().zip(bin.chunks_exact(m)) {
-                    *o = row.iter().zip(frame).map(|(w, x)| w * x).sum();
-                }
-                for (t, y) in column.iter().enumerate() {
-                    power[(s * bins + f) * frames + t] = y.norm_sqr();
-                }
+        // Every source's power per bin and frame from the current demixing, the sources
+        // side by side.
+        std::thread::scope(|scope| {
+            let (w_hat, split) = (&w_hat, &split);
+            for (s, power) in power.chunks_mut(bins * frames).enumerate() {
+                scope.spawn(move || {
+                    let (mut yr, mut yi) = (vec![0.0; frames], vec![0.0; frames]);
+                    for (f, out) in power.chunks_exact_mut(frames).enumerate() {
+                        let row = &w_hat[f * m * m + s * m..f * m * m + (s + 1) * m];
+                        split.power_of_row(f, row, out, &mut yr, &mut yi);
+                    }
+                });
             }
-        }
+        });
         // Every source's weights, the sources side by side.
         std::thread::scope(|scope| {
             let parts = power.chunks(bins * frames).zip(weights.chunks_mut(bins * frames));
@@ -366,21 +427,15 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
         });
         // Every bin's rows, source after source (each source's weights come from the
         // demixing at the start of the iteration), the bins on every core.
-        let (weights, covariance) = (&weights, &covariance);
+        let (weights, covariance, split) = (&weights, &covariance, &split);
         for_bin_runs(&mut w_hat, bins, m * m, bin_threads(), |range, blocks| {
             let mut products = WeightedCovariances::default();
             let (mut v, mut scratch, mut orthogonal) = (vec![Complex64::default(); n * m * m], Vec::new(), Vec::new());
-            let mut phi = vec![0.0; frames * n];
             for (f, block) in range.zip(blocks.chunks_exact_mut(m * m)) {
-                // Every source's weights of the bin, frame-major, then all n covariances
-                // in one pass (the weights do not depend on this iteration's rows).
-                for s in 0..n {
-                    let source = &weights[(s * bins + f) * frames..(s * bins + f + 1) * frames];
-                    for (t, w) in source.iter().enumerate() {
-                        phi[t * n + s] = *w;
-                    }
-                }
-                products.compute(x.bin(f), m, Some(&phi), n, &mut v);
+                // All n covariances of the bin at once (the weights do not depend on this
+                // iteration's rows); source s's weights are `bins · frames` apart.
+                let (re, im) = split.bin(f);
+                products.compute(re, im, m, Some((&weights[f * frames..], bins * frames)), n, &mut v);
                 for s in 0..n {
                     if !project_row(block, &v[s * m * m..(s + 1) * m * m], m, s, &mut scratch) {
                         continue;
@@ -429,13 +484,19 @@ fn source_weights(
             weights.iter_mut().for_each(|w| *w = 1.0 / *w);
         }
         _ => {
-            for t in 0..frames {
-                let energy: f64 = (0..bins).map(|f| p[f * frames + t]).sum();
-                let phi = match prior {
-                    SourcePrior::Laplace => 1.0 / (2.0 * energy.sqrt()).max(FLOOR),
-                    _ => bins as f64 / energy.max(FLOOR),
+            // Every frame's energy over the bins, a row of frames at a time.
+            let mut phi = vec![0.0; frames];
+            for row in p.chunks_exact(frames).take(bins) {
+                phi.iter_mut().zip(row).for_each(|(e, v)| *e += v);
+            }
+            for e in &mut phi {
+                *e = match prior {
+                    SourcePrior::Laplace => 1.0 / (2.0 * e.sqrt()).max(FLOOR),
+                    _ => bins as f64 / e.max(FLOOR),
                 };
-                (0..bins).for_each(|f| weights[f * frames + t] = phi);
+            }
+            for row in weights.chunks_exact_mut(frames).take(bins) {
+                row.copy_from_slice(&phi);
             }
         }
     }

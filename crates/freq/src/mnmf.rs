@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use unmix_core::CancelToken;
 
 use crate::complex::{WeightedCovariances, bin_threads, dot, for_bin_runs, inverse_row, log_abs_det, project_row};
-use crate::iva::Observations;
+use crate::iva::{Observations, SplitObservations};
 use crate::stft::Spectrogram;
 use crate::{Error, Result};
 
@@ -152,28 +152,34 @@ pub fn fit(
         });
     };
     // 1 / Y, Y = Σ_n λ_n g_n + floor, the bins on every core: every update divides by Y
-    // (or its square), so its reciprocal is what is kept.
+    // (or its square), so its reciprocal is what is kept. Like |Q x|², it is kept
+    // channel-major within each bin, `[(f · m + i) · frames + t]`, so that every loop
+    // below runs over contiguous frames.
     let total = |lambda: &[f64], g: &[f64], inv_y: &mut [f64]| {
         for_bin_runs(inv_y, bins, frames * m, bin_threads(), |range, part| {
             for (f, block) in range.zip(part.chunks_exact_mut(frames * m)) {
-                for (t, out) in block.chunks_exact_mut(m).enumerate() {
-                    for (i, o) in out.iter_mut().enumerate() {
-                        let y = (0..n).map(|s| lambda[(s * bins + f) * frames + t] * g[s * m + i]).sum::<f64>() + FLOOR;
-                        *o = 1.0 / y;
+                for (i, out) in block.chunks_exact_mut(frames).enumerate() {
+                    out.fill(FLOOR);
+                    for s in 0..n {
+                        let gain = g[s * m + i];
+                        for (o, l) in out.iter_mut().zip(&lambda[(s * bins + f) * frames..(s * bins + f + 1) * frames])
+                        {
+                            *o += l * gain;
+                        }
                     }
+                    out.iter_mut().for_each(|o| *o = 1.0 / *o);
                 }
             }
         });
     };
+    let split = SplitObservations::of(x);
     // |Q x|² of every row, the bins on every core.
     let project = |q: &[Complex64], power: &mut [f64]| {
         for_bin_runs(power, bins, frames * m, bin_threads(), |range, part| {
+            let (mut yr, mut yi) = (vec![0.0; frames], vec![0.0; frames]);
             for (f, block) in range.zip(part.chunks_exact_mut(frames * m)) {
-                for (frame, out) in x.bin(f).chunks_exact(m).zip(block.chunks_exact_mut(m)) {
-                    for (i, o) in out.iter_mut().enumerate() {
-                        let row = &q[(f * m + i) * m..(f * m + i + 1) * m];
-                        *o = row.iter().zip(frame).map(|(a, b)| a * b).sum::<Complex64>().norm_sqr();
-                    }
+                for (i, out) in block.chunks_exact_mut(frames).enumerate() {
+                    split.power_of_row(f, &q[(f * m + i) * m..(f * m + i + 1) * m], out, &mut yr, &mut yi);
                 }
             }
         });
@@ -193,14 +199,18 @@ pub fn fit(
             for (s, (t1, t2)) in tmp1.chunks_mut(bins * frames).zip(tmp2.chunks_mut(bins * frames)).enumerate() {
                 let gs = &g[s * m..(s + 1) * m];
                 scope.spawn(move || {
-                    let rows = inv_y.chunks_exact(m).zip(qx_power.chunks_exact(m));
-                    for ((a, b), (r, p)) in t1.iter_mut().zip(t2.iter_mut()).zip(rows) {
-                        let (mut num, mut den) = (0.0, 0.0);
-                        for i in 0..m {
-                            num += gs[i] * p[i] * r[i] * r[i];
-                            den += gs[i] * r[i];
+                    let rows = t1.chunks_exact_mut(frames).zip(t2.chunks_exact_mut(frames));
+                    for (f, (a, b)) in rows.enumerate() {
+                        a.fill(0.0);
+                        b.fill(0.0);
+                        for (i, gain) in gs.iter().enumerate() {
+                            let at = (f * m + i) * frames;
+                            let (r, p) = (&inv_y[at..at + frames], &qx_power[at..at + frames]);
+                            for (((a, b), r), p) in a.iter_mut().zip(b.iter_mut()).zip(r).zip(p) {
+                                *a += gain * p * r * r;
+                                *b += gain * r;
+                            }
                         }
-                        (*a, *b) = (num, den);
                     }
                 });
             }
@@ -223,13 +233,17 @@ pub fn fit(
             for (s, gs) in g.chunks_mut(m).enumerate() {
                 scope.spawn(move || {
                     let lambda = &lambda[s * bins * frames..(s + 1) * bins * frames];
-                    // One pass over the frames for every channel of the basis at once.
                     let (mut num, mut den) = (vec![0.0; m], vec![0.0; m]);
-                    let rows = inv_y.chunks_exact(m).zip(qx_power.chunks_exact(m));
-                    for (l, (r, p)) in lambda.iter().zip(rows) {
+                    let mut ratio = vec![0.0; frames];
+                    for (f, l) in lambda.chunks_exact(frames).enumerate() {
                         for i in 0..m {
-                            num[i] += l * p[i] * r[i] * r[i];
-                            den[i] += l * r[i];
+                            let at = (f * m + i) * frames;
+                            let (r, p) = (&inv_y[at..at + frames], &qx_power[at..at + frames]);
+                            for ((o, r), p) in ratio.iter_mut().zip(r).zip(p) {
+                                *o = p * r * r;
+                            }
+                            num[i] += dot(l, &ratio);
+                            den[i] += dot(l, r);
                         }
                     }
                     for (gv, (nv, dv)) in gs.iter_mut().zip(num.iter().zip(&den)) {
@@ -248,7 +262,8 @@ pub fn fit(
             for (f, block) in range.zip(blocks.chunks_exact_mut(m * m)) {
                 // The m covariances of the bin in one pass over its frames, weighted by
                 // 1 / Y_i (frame-major, as it is kept).
-                products.compute(x.bin(f), m, Some(&inv_y_ref[f * frames * m..(f + 1) * frames * m]), m, &mut v);
+                let (re, im) = split.bin(f);
+                products.compute(re, im, m, Some((&inv_y_ref[f * frames * m..], frames)), m, &mut v);
                 for i in 0..m {
                     project_row(block, &v[i * m * m..(i + 1) * m * m], m, i, &mut scratch);
                 }
