@@ -418,16 +418,20 @@ impl LiveSession {
             }
         };
 
-        // The trainer's tap holds one warm-up (or refit) segment.
+        // The trainer's tap holds one warm-up (or refit) segment, when there is a fit.
         let warm_frames = ((params.warmup_s * f64::from(rate)).round() as usize).max(1);
-        if warm_frames.saturating_mul(m) > MAX_BUFFERED_SAMPLES {
+        if fitter.is_some() && warm_frames.saturating_mul(m) > MAX_BUFFERED_SAMPLES {
             return Err(Error::Config(format!(
                 "--warmup {} s of {m} channels at {rate} Hz is more than the {MAX_BUFFERED_SAMPLES} samples a \
                  segment may hold; warm up for less",
                 params.warmup_s
             )));
         }
-        let (tap_writer, tap_reader) = FrameRing::new(m, warm_frames.max(params.frame_len) * 2);
+        // A session that fits nothing (a model given and no refits, or the online
+        // separator) never reads the tap: its ring is not sized for a segment, and its
+        // --warmup (unused) is not held to the segment bound.
+        let tap_frames = if fitter.is_some() { warm_frames.max(params.frame_len) * 2 } else { 1 };
+        let (tap_writer, tap_reader) = FrameRing::new(m, tap_frames);
         let (models_tx, models_rx) = crossbeam_channel::bounded::<Encoder>(1);
         let (retired_tx, retired_rx) = crossbeam_channel::bounded::<Encoder>(2);
         let current = match online {
