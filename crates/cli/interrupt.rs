@@ -15,7 +15,7 @@
 //! the default, which ends the process at the first signal.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -34,6 +34,19 @@ struct Watch {
 const SAME_REQUEST: Duration = Duration::from_secs(1);
 
 static WATCH: OnceLock<Watch> = OnceLock::new();
+
+/// Set once the process is ending: by a second signal's exit at once, or by `main`
+/// reporting how the command ended ([`claim_end`]). The first of the two ends the
+/// process; the other says nothing (a CI run once saw both lines, the exit at once's and
+/// the orderly stop's, with the orderly stop's status).
+static ENDING: AtomicBool = AtomicBool::new(false);
+
+/// Claims the end of the process for `main`'s report. `false` when a second signal is
+/// already ending it at once (its line printed, its exit under way): the caller then
+/// prints nothing and waits for that exit.
+pub fn claim_end() -> bool {
+    !ENDING.swap(true, Ordering::AcqRel)
+}
 
 /// SIGINT's number, which Ctrl-C sends (the same on every platform that has signals).
 const SIGINT: i32 = 2;
@@ -60,6 +73,10 @@ fn on_signal(watch: &Watch, signal: i32) {
         }
         Err(first) if first == signal && watch.first.get().is_some_and(|t| t.elapsed() < SAME_REQUEST) => {}
         Err(first) => {
+            if ENDING.swap(true, Ordering::AcqRel) {
+                // `main` is already reporting the end: the process is exiting anyway.
+                return;
+            }
             let again = if first == signal { "again".to_string() } else { format!("after {}", name(first)) };
             eprintln!("\n{} {again}: exiting at once", name(signal));
             unmix_io::remove_staged();

@@ -72,6 +72,12 @@ fn main() -> ExitCode {
         Command::Live(a) => live::live(a),
         Command::Play(a) => live::play(a),
     };
+    if !interrupt::claim_end() {
+        // A second signal is ending the process at once; its line is the last word.
+        loop {
+            std::thread::park();
+        }
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
