@@ -103,9 +103,32 @@ pub fn sobi(whitened: &[f32], dims: usize, config: &SobiConfig) -> Result<Sobi> 
             s
         })
         .collect();
+    let JointDiagonalisation { rotation: v, sweeps, converged } =
+        joint_diagonalise(&mut covariances, config.max_sweeps, config.tolerance);
+    // The sources are `Vᵀ z`.
+    let unmixing = (0..n).map(|k| (0..n).map(|i| v.data[i * n + k]).collect()).collect();
+    Ok(Sobi { unmixing, sweeps, converged })
+}
+
+/// A rotation that makes symmetric matrices jointly as diagonal as it can.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JointDiagonalisation {
+    /// `V` (`n × n`, orthogonal): every matrix `a` became `Vᵀ a V`.
+    pub rotation: Matrix,
+    /// Sweeps over every pair run.
+    pub sweeps: usize,
+    /// Whether no rotation of the last sweep turned by more than the tolerance.
+    pub converged: bool,
+}
+
+/// Jointly diagonalises the symmetric `matrices` (all `n × n`) by Jacobi rotations
+/// (Cardoso and Souloumiac 1996), in place: each becomes `Vᵀ a V`. At most `max_sweeps`
+/// sweeps, until no rotation turns by more than `tolerance` (its sine).
+pub fn joint_diagonalise(matrices: &mut [Matrix], max_sweeps: usize, tolerance: f64) -> JointDiagonalisation {
+    let n = matrices.first().map_or(0, |a| a.rows);
     let mut v = Matrix::identity(n);
     let (mut sweeps, mut converged) = (0, n < 2);
-    while !converged && sweeps < config.max_sweeps {
+    while !converged && sweeps < max_sweeps {
         sweeps += 1;
         converged = true;
         for p in 0..n {
@@ -114,7 +137,7 @@ pub fn sobi(whitened: &[f32], dims: usize, config: &SobiConfig) -> Result<Sobi> 
                 // once: the leading eigenvector of `Σ_k h_k h_kᵀ`, `h_k = (a_pp − a_qq,
                 // 2 a_pq)`.
                 let (mut gpp, mut gpq, mut gqq) = (0.0, 0.0, 0.0);
-                for a in &covariances {
+                for a in matrices.iter() {
                     let h0 = a.data[p * n + p] - a.data[q * n + q];
                     let h1 = a.data[p * n + q] + a.data[q * n + p];
                     gpp += h0 * h0;
@@ -124,11 +147,11 @@ pub fn sobi(whitened: &[f32], dims: usize, config: &SobiConfig) -> Result<Sobi> 
                 let (ton, toff) = (gpp - gqq, 2.0 * gpq);
                 let theta = 0.5 * toff.atan2(ton + (ton * ton + toff * toff).sqrt());
                 let (s, c) = theta.sin_cos();
-                if s.abs() <= config.tolerance {
+                if s.abs() <= tolerance {
                     continue;
                 }
                 converged = false;
-                for a in &mut covariances {
+                for a in matrices.iter_mut() {
                     rotate(a, p, q, c, s);
                 }
                 for i in 0..n {
@@ -139,9 +162,7 @@ pub fn sobi(whitened: &[f32], dims: usize, config: &SobiConfig) -> Result<Sobi> 
             }
         }
     }
-    // The sources are `Vᵀ z`.
-    let unmixing = (0..n).map(|k| (0..n).map(|i| v.data[i * n + k]).collect()).collect();
-    Ok(Sobi { unmixing, sweeps, converged })
+    JointDiagonalisation { rotation: v, sweeps, converged }
 }
 
 /// `a ← Gᵀ a G` for the Givens rotation `G` of the plane `(p, q)` (`G_pp = G_qq = c`,
