@@ -51,9 +51,38 @@ fn separate_in_the_frequency_domain_gains_over_the_microphones() {
     assert!(stdout(&o).contains("in the frequency domain"), "{}", stdout(&o));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["domain"], "stft");
+    assert_eq!(report["mixing_evidence"]["convolutive"], true, "{}", report["mixing_evidence"]);
     let separated = report["score"]["mean_si_sdr_db"].as_f64().unwrap();
     assert!(separated > unprocessed + 3.0, "{separated:.1} dB against {unprocessed:.1} dB unprocessed");
     assert_eq!(unmix_io::read_wav(&out.join("sources.wav")).unwrap().channels(), 2);
+}
+
+/// Separated sample by sample, the room's recording gets a warning naming `--domain stft`
+/// before the training, and its cross-spectral evidence in the report; an instantaneous
+/// mixture gets neither.
+#[test]
+fn the_time_domain_warns_of_a_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let room = room(&dir.path().join("room"), "2", "2");
+    let linear = dir.path().join("linear");
+    let o = unmix(&["synth", "linear", "--sources", "2", "--seed", "1", "-o", linear.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", crate::util::stderr(&o));
+    for (data, convolutive) in [(room, true), (linear, false)] {
+        let out = dir.path().join(format!("out-{convolutive}"));
+        let mixture = data.join("mixture.wav");
+        let args = ["separate", mixture.to_str().unwrap(), "-n", "2", "--model", "linear", "--prior", "gmm"];
+        let o = unmix(&[&args[..], &["-o", out.to_str().unwrap()]].concat());
+        let stderr = crate::util::stderr(&o);
+        assert!(o.status.success(), "{stderr}");
+        let warned = stderr.contains("not independent sources mixed instantaneously");
+        assert_eq!(warned, convolutive, "{stderr}");
+        assert_eq!(stderr.contains("--domain stft"), convolutive, "{stderr}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        let evidence = &report["mixing_evidence"];
+        assert_eq!(evidence["convolutive"], convolutive, "{evidence}");
+        assert!(evidence["unexplained"].as_f64().unwrap() >= 0.0, "{evidence}");
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use unmix_core::{Recording, plural};
 use unmix_dsp::metrics::Score;
+use unmix_freq::MixingEvidence;
 use unmix_io::{BlockReader, ChannelSelection, input_name, is_stdin};
 use unmix_separate::{ModelKind, SourceCount};
 
@@ -43,6 +44,25 @@ const OUTPUTS: [&str; 9] = [
     "scores.csv",
     "scores.png",
 ];
+
+/// The cross-spectral evidence of how `recording` is mixed (`None` for one channel, more
+/// than 16, or where it cannot be measured: a silent or non-finite channel, which the
+/// separation then names).
+pub(crate) fn mixing_evidence(recording: &Recording) -> Option<MixingEvidence> {
+    (recording.channels() >= 2).then(|| unmix_freq::mixing_evidence(recording).ok()).flatten()
+}
+
+/// The evidence as `report.json` gives it.
+pub(crate) fn evidence_json(evidence: MixingEvidence) -> serde_json::Value {
+    serde_json::json!({
+        "unexplained": evidence.unexplained,
+        "imaginary": evidence.imaginary,
+        "threshold": evidence.threshold(),
+        "convolutive": evidence.convolutive(),
+        "stft_frames": evidence.frames,
+        "stft_frame": evidence.frame,
+    })
+}
 
 /// Runs a whole separation job.
 pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
@@ -120,6 +140,19 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // Said before the training, for a file: the user may rather fix the file first.
     if !streaming {
         warn_of_stamps(input, stamps.as_deref());
+    }
+    // A room's recording separated sample by sample comes out worse than its microphones:
+    // its cross-spectra say so before the training does.
+    let mixing = mixing_evidence(&segment);
+    if let Some(evidence) = mixing.filter(MixingEvidence::convolutive) {
+        eprintln!(
+            "warning: {}: by its cross-spectra, not independent sources mixed instantaneously ({:.3} of their \
+             whitened energy is left by the best real demixing, above {:.3}): the sources reach the channels at \
+             different delays, or depend on one another; a room's recording is separated by --domain stft",
+            input_name(input),
+            evidence.unexplained,
+            evidence.threshold()
+        );
     }
     // Errors about a channel name it as the file numbers it.
     let file_channels: Vec<usize> = (0..reader.channels()).map(|k| reader.file_channel(k)).collect();
@@ -293,6 +326,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "picked_channels": model.header.picked_channels,
         "sample_rate_hz": model.header.sample_rate_hz,
         "time_stamps": stamps_json(stamps.as_deref()),
+        "mixing_evidence": mixing.map(evidence_json),
         "sources": model.header.sources,
         "training_frames": training_frames,
         "gross_outliers": {

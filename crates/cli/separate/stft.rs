@@ -66,6 +66,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "sample_rate_hz": rate,
         "sources": n,
         "domain": "stft",
+        "mixing_evidence": super::mixing_evidence(&recording).map(super::evidence_json),
         "stft": stft,
         "separation": iva,
         "spatial_model": spatial,

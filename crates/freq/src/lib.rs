@@ -9,9 +9,12 @@
 //!   microphone;
 //! - [`online`]: the same demixing frame by frame with forgetting statistics, for live
 //!   input;
+//! - [`evidence`]: whether a recording's cross-spectra are an instantaneous mixture's
+//!   (what tells a room's recording from one for the time domain);
 //! - [`separate_recording`]: the whole path on a recording.
 
 pub mod complex;
+pub mod evidence;
 pub mod iva;
 pub mod mnmf;
 pub mod online;
@@ -19,6 +22,7 @@ pub mod stft;
 
 use unmix_core::{CancelToken, Recording};
 
+pub use evidence::{MixingEvidence, mixing_evidence};
 pub use iva::{Demixing, IvaConfig, IvaFit, Observations, SourcePrior};
 pub use mnmf::{MnmfConfig, MnmfFit};
 pub use online::{OnlineConfig, OnlineIva};
