@@ -99,7 +99,6 @@ fn main() -> Result<()> {
             online.process(x, y);
         }
         let load = start.elapsed().as_secs_f64() / (input.len() / mics) as f64 * RATE as f64;
-        let _ = &input;
         // Output sample t + latency is input sample t's.
         let lag = online.latency() + delay;
         let estimates: Vec<Vec<f32>> = (0..talkers)
@@ -126,7 +125,7 @@ fn main() -> Result<()> {
         .into_iter()
         .take(offline_runs)
         {
-            let stft = if spatial.is_some() { StftConfig::DEFAULT } else { config_stft(&online) };
+            let stft = if spatial.is_some() { StftConfig::DEFAULT } else { online.config().stft };
             let separated = separate_recording(&record.mixture, talkers, stft, &config, spatial.as_ref(), 0, None)?;
             let offline: Vec<Vec<f32>> = (0..talkers).map(|j| separated.sources.channel(j)[..len].to_vec()).collect();
             let (gain, _) = gain_over(&truth, &offline, reference, 5 * RATE, len - lag)?;
@@ -136,10 +135,6 @@ fn main() -> Result<()> {
         println!("{}", row.join(" | "));
     }
     Ok(())
-}
-
-fn config_stft(online: &OnlineIva) -> StftConfig {
-    online.config().stft
 }
 
 /// The mean SI-SDR gain over the reference microphone on samples `a..b`, and which

@@ -521,6 +521,26 @@ fn jack_tool(server: &str, program: &str, args: &[&str]) -> Output {
 /// `owner`, the process that is to register the port, exits first, the test fails at once
 /// with its exit status and what it said (`said` reads it), not a bare timeout.
 #[cfg(feature = "jack")]
+/// Waits for `child` to end, at most `limit_s` seconds after `started`; past that it is
+/// killed and the test fails naming `what`.
+fn wait_ending(
+    child: &mut std::process::Child,
+    started: std::time::Instant,
+    limit_s: u64,
+    what: &str,
+) -> std::process::ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed().as_secs() >= limit_s {
+            let _ = child.kill();
+            panic!("{what} did not end within {limit_s} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn wait_for_jack_port(
     server: &str,
     port: &str,
@@ -587,22 +607,10 @@ fn live_through_jack_warms_up_and_separates_what_it_hears() {
     ]);
     let mut player = jack.play_into_live(&mut live, &mixture);
     let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = live.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed().as_secs() < 180, "unmix live did not end");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let status = wait_ending(&mut live, started, 180, "unmix live");
     let out = live.wait_with_output().unwrap();
     assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    while player.try_wait().unwrap().is_none() {
-        if started.elapsed().as_secs() >= 180 {
-            let _ = player.kill();
-            panic!("unmix play did not end");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_ending(&mut player, started, 180, "unmix play");
     let played = player.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&played.stderr);
     assert!(played.status.success(), "unmix play: {said}");
@@ -726,13 +734,7 @@ fn live_through_jack_separates_a_room_in_the_stft_domain() {
     ]);
     let mut player = jack.play_channels_into_live(&mut live, &mixture, 2);
     let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = live.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed().as_secs() < 120, "unmix live did not end");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let status = wait_ending(&mut live, started, 120, "unmix live");
     let out = live.wait_with_output().unwrap();
     assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = player.kill();
