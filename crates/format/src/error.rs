@@ -20,6 +20,12 @@ pub enum Error {
     /// The magic bytes are missing.
     #[error("not an unmix model file (bad magic bytes)")]
     NotAModel,
+    /// A room's model where a model of the time domain is needed.
+    #[error(
+        "a room's model (the frequency domain, from `separate --domain stft`): `unmix apply` and `unmix live \
+         --domain stft` read it, this needs a model of the time domain"
+    )]
+    RoomModel,
     /// Written by a newer unmix.
     #[error("model file format version {found} is newer than this unmix reads (up to {supported}); upgrade unmix")]
     NewerVersion {

@@ -15,11 +15,18 @@
 //!
 //! Weights are stored as raw `f32`, so a save → load round trip is bit-exact, and their
 //! shapes follow from the header, so the file cannot describe a model it does not hold.
+//!
+//! A room's model ([`RoomModel`], written by `separate --domain stft`) has the same layout
+//! under its own magic, `UNMIXRMD`: a header, every frequency bin's fixed filters and its
+//! demixing.
+//! [`AnyModel::load`] reads either.
 
 mod error;
+mod room;
 mod weights;
 
 pub use error::{Error, Result};
+pub use room::{AnyModel, ROOM_FORMAT_VERSION, ROOM_MAGIC, RoomFilters, RoomHeader, RoomModel};
 pub use weights::{
     ATANH_LIMIT, Activation, Architecture, DenseLayer, GmmParams, ModelWeights, MonotoneCurve, clamped_atanh,
 };
@@ -177,53 +184,17 @@ impl ModelFile {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let header = serde_json::to_vec(&HeaderOnDisk { header: self.header.clone(), layout: self.weights.layout() })
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let values = self.weights.flatten();
-        let mut out = Vec::with_capacity(32 + header.len() + 4 * values.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&((values.len() * 4) as u64).to_le_bytes());
-        for v in values {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        Ok(out)
+        Ok(write_container(MAGIC, FORMAT_VERSION, &header, &self.weights.flatten()))
     }
 
     /// Parses bytes, checking magic, version, lengths, checksum and shapes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(Error::NotAModel);
+        if bytes.starts_with(ROOM_MAGIC) {
+            return Err(Error::RoomModel);
         }
-        let mut cursor = Cursor { bytes, at: MAGIC.len() };
-        let version = u32::from_le_bytes(cursor.take(4)?.try_into().map_err(|_| Error::Truncated)?);
-        if version > FORMAT_VERSION {
-            return Err(Error::NewerVersion { found: version, supported: FORMAT_VERSION });
-        }
-        if version == 0 {
-            return Err(Error::Corrupt("format version 0 does not exist".into()));
-        }
-        let header_len = cursor.u64_len()?;
-        let header_bytes = cursor.take(header_len)?;
-        let weights_len = cursor.u64_len()?;
-        let weight_bytes = cursor.take(weights_len)?;
-        let crc_at = cursor.at;
-        let stored = u32::from_le_bytes(cursor.take(4)?.try_into().map_err(|_| Error::Truncated)?);
-        if cursor.at != bytes.len() {
-            return Err(Error::Corrupt(format!("{} unexpected bytes after the checksum", bytes.len() - cursor.at)));
-        }
-        if crc32fast::hash(&bytes[..crc_at]) != stored {
-            return Err(Error::Corrupt("checksum mismatch".into()));
-        }
+        let (header_bytes, values) = read_container(bytes, MAGIC, FORMAT_VERSION)?;
         let on_disk: HeaderOnDisk =
             serde_json::from_slice(header_bytes).map_err(|e| Error::Corrupt(format!("header: {e}")))?;
-        if !weight_bytes.len().is_multiple_of(4) {
-            return Err(Error::Corrupt("weights are not a whole number of f32 values".into()));
-        }
-        let values: Vec<f32> =
-            weight_bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let weights = ModelWeights::unflatten(&on_disk.layout, &values)?;
         let file = ModelFile { header: on_disk.header, weights };
         file.check()?;
@@ -326,25 +297,81 @@ impl ModelFile {
     /// nothing beyond [`MAX_MODEL_FILE_BYTES`] is read: a recording given as the model, or
     /// `/dev/zero`, is refused at once instead of being read into memory.
     pub fn load(path: &Path) -> Result<Self> {
-        use std::io::Read;
-        let io = |source| Error::Io { path: path.to_path_buf(), source };
-        let mut file = std::fs::File::open(path).map_err(io)?;
-        let mut bytes = Vec::new();
-        Read::by_ref(&mut file).take(MAGIC.len() as u64).read_to_end(&mut bytes).map_err(io)?;
-        if bytes != MAGIC {
-            return Err(Error::NotAModel);
-        }
-        let too_large = Error::TooLarge { most: MAX_MODEL_FILE_BYTES };
-        if file.metadata().map_err(io)?.len() > MAX_MODEL_FILE_BYTES {
-            return Err(too_large);
-        }
-        // A FIFO's length shows only as it is read.
-        file.take(MAX_MODEL_FILE_BYTES + 1 - MAGIC.len() as u64).read_to_end(&mut bytes).map_err(io)?;
-        if bytes.len() as u64 > MAX_MODEL_FILE_BYTES {
-            return Err(too_large);
-        }
-        Self::from_bytes(&bytes)
+        Self::from_bytes(&read_model_bytes(path)?)
     }
+}
+
+/// The bytes of a model file of either kind: what is not one is told by its first bytes,
+/// and nothing beyond [`MAX_MODEL_FILE_BYTES`] is read.
+fn read_model_bytes(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    Read::by_ref(&mut file).take(MAGIC.len() as u64).read_to_end(&mut bytes).map_err(io)?;
+    if bytes != MAGIC && bytes != ROOM_MAGIC {
+        return Err(Error::NotAModel);
+    }
+    let too_large = Error::TooLarge { most: MAX_MODEL_FILE_BYTES };
+    if file.metadata().map_err(io)?.len() > MAX_MODEL_FILE_BYTES {
+        return Err(too_large);
+    }
+    // A FIFO's length shows only as it is read.
+    file.take(MAX_MODEL_FILE_BYTES + 1 - MAGIC.len() as u64).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > MAX_MODEL_FILE_BYTES {
+        return Err(too_large);
+    }
+    Ok(bytes)
+}
+
+/// The layout both kinds share: `magic`, `version`, the header's length and bytes, the
+/// values' length and `f32` bytes, the CRC-32 of everything before it.
+fn write_container(magic: &[u8; 8], version: u32, header: &[u8], values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + header.len() + 4 * values.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header);
+    out.extend_from_slice(&((values.len() * 4) as u64).to_le_bytes());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Reads [`write_container`]'s layout under `magic`, of a version up to `supported`: the
+/// header's bytes and the values, the checksum and lengths checked.
+fn read_container<'a>(bytes: &'a [u8], magic: &[u8; 8], supported: u32) -> Result<(&'a [u8], Vec<f32>)> {
+    if !bytes.starts_with(magic) {
+        return Err(Error::NotAModel);
+    }
+    let mut cursor = Cursor { bytes, at: magic.len() };
+    let version = u32::from_le_bytes(cursor.take(4)?.try_into().map_err(|_| Error::Truncated)?);
+    if version > supported {
+        return Err(Error::NewerVersion { found: version, supported });
+    }
+    if version == 0 {
+        return Err(Error::Corrupt("format version 0 does not exist".into()));
+    }
+    let header_len = cursor.u64_len()?;
+    let header_bytes = cursor.take(header_len)?;
+    let values_len = cursor.u64_len()?;
+    let value_bytes = cursor.take(values_len)?;
+    let crc_at = cursor.at;
+    let stored = u32::from_le_bytes(cursor.take(4)?.try_into().map_err(|_| Error::Truncated)?);
+    if cursor.at != bytes.len() {
+        return Err(Error::Corrupt(format!("{} unexpected bytes after the checksum", bytes.len() - cursor.at)));
+    }
+    if crc32fast::hash(&bytes[..crc_at]) != stored {
+        return Err(Error::Corrupt("checksum mismatch".into()));
+    }
+    if !value_bytes.len().is_multiple_of(4) {
+        return Err(Error::Corrupt("weights are not a whole number of f32 values".into()));
+    }
+    let values = value_bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Ok((header_bytes, values))
 }
 
 #[derive(Serialize, Deserialize)]

@@ -1,0 +1,258 @@
+//! A room's model: what `separate --domain stft` fitted, as fixed filters that `apply`
+//! runs on other recordings of the same array and talkers' places, and as the demixing
+//! `live --domain stft` starts from.
+//!
+//! Same layout as the time domain's file under the magic [`ROOM_MAGIC`]; its values,
+//! complex (real and imaginary parts interleaved), are first every bin's filter per source
+//! (`[((f · sources + s) · channels + c) · 2 + {0: re, 1: im}]`: a frame's image of the
+//! source at the reference channel is the row times the frame), then every bin's whole
+//! `channels × channels` demixing matrix (the sources' rows, then, with more channels than
+//! sources, the rows spanning the rest; `[((f · channels + i) · channels + j) · 2 + …]`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use unmix_core::limits::MAX_CHANNELS;
+
+use crate::{Error, ModelFile, Result, read_container, read_model_bytes, write_container};
+
+/// Magic bytes at the start of a room's model file.
+pub const ROOM_MAGIC: &[u8; 8] = b"UNMIXRMD";
+
+/// The room model format version this build writes and reads (and older).
+pub const ROOM_FORMAT_VERSION: u32 = 1;
+
+/// Everything about a room's model except its demixing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomHeader {
+    /// Version of unmix that wrote the file.
+    pub unmix_version: String,
+    /// Microphones (channels) in.
+    pub channels: usize,
+    /// Sources out, each its image at [`RoomHeader::reference`].
+    pub sources: usize,
+    /// Sample rate of the recording it was fitted on, Hz.
+    pub sample_rate_hz: u32,
+    /// Samples per STFT frame (periodic Hann, the transform's length).
+    pub stft_frame: usize,
+    /// Samples between STFT frames.
+    pub stft_hop: usize,
+    /// The channel (from 0) every source is projected back to.
+    pub reference: usize,
+    /// What the filters are.
+    pub filters: RoomFilters,
+    /// The channels of its input it reads, as picked when it was fitted (`None`: all).
+    #[serde(default)]
+    pub picked_channels: Option<String>,
+    /// The separation's settings.
+    pub training_config: serde_json::Value,
+    /// What the fit reported.
+    pub training_summary: serde_json::Value,
+}
+
+/// Where a room's fixed filters come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoomFilters {
+    /// The spatial model's multichannel Wiener filter with every source's power its mean
+    /// over the recording (its long-term spectrum).
+    LongTermWiener,
+    /// The demixing's rows, projected back.
+    Demixing,
+}
+
+impl RoomHeader {
+    /// Frequency bins per frame.
+    pub fn bins(&self) -> usize {
+        self.stft_frame / 2 + 1
+    }
+
+    /// Values of the filters: a complex number per bin, source and channel.
+    pub fn filter_values(&self) -> usize {
+        self.bins() * self.sources * self.channels * 2
+    }
+
+    /// Values of the demixing: a complex matrix per bin.
+    pub fn demixing_values(&self) -> usize {
+        self.bins() * self.channels * self.channels * 2
+    }
+}
+
+/// A room's model in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomModel {
+    /// Header.
+    pub header: RoomHeader,
+    /// Every bin's filter per source (module docs).
+    pub filters: Vec<f32>,
+    /// Every bin's demixing matrix (module docs).
+    pub demixing: Vec<f32>,
+}
+
+impl RoomModel {
+    /// Checks that the header describes a model this build can run and the demixing is
+    /// one of its shape, finite.
+    pub fn check(&self) -> Result<()> {
+        let h = &self.header;
+        if h.channels == 0 || h.channels > MAX_CHANNELS || h.sources == 0 || h.sources > h.channels {
+            return Err(Error::Invalid(format!(
+                "{} sources from {} channels (1 to {MAX_CHANNELS} channels, at most one source each)",
+                h.sources, h.channels
+            )));
+        }
+        let (frame, hop) = (h.stft_frame, h.stft_hop);
+        if frame < 4 || !frame.is_multiple_of(2) || frame > 1 << 16 || hop == 0 || !frame.is_multiple_of(hop) {
+            return Err(Error::Invalid(format!("an STFT of {frame} samples every {hop}")));
+        }
+        if hop > frame / 2 || h.reference >= h.channels || h.sample_rate_hz == 0 {
+            return Err(Error::Invalid(format!(
+                "a hop of {hop} for frames of {frame}, reference channel {} of {}, {} Hz",
+                h.reference + 1,
+                h.channels,
+                h.sample_rate_hz
+            )));
+        }
+        if self.filters.len() != h.filter_values() || self.demixing.len() != h.demixing_values() {
+            return Err(Error::Invalid(format!(
+                "{} filter and {} demixing values for {} bins of {} sources from {} channels ({} and {})",
+                self.filters.len(),
+                self.demixing.len(),
+                h.bins(),
+                h.sources,
+                h.channels,
+                h.filter_values(),
+                h.demixing_values()
+            )));
+        }
+        if self.filters.iter().chain(&self.demixing).any(|v| !v.is_finite()) {
+            return Err(Error::Invalid("the filters or the demixing hold NaN or infinite values".into()));
+        }
+        Ok(())
+    }
+
+    /// Serialises to bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.check()?;
+        let header = serde_json::to_vec(&self.header).map_err(|e| Error::Invalid(e.to_string()))?;
+        let values: Vec<f32> = self.filters.iter().chain(&self.demixing).copied().collect();
+        Ok(write_container(ROOM_MAGIC, ROOM_FORMAT_VERSION, &header, &values))
+    }
+
+    /// Parses bytes, checking magic, version, lengths, checksum and shapes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (header, mut values) = read_container(bytes, ROOM_MAGIC, ROOM_FORMAT_VERSION)?;
+        let header: RoomHeader = serde_json::from_slice(header).map_err(|e| Error::Corrupt(format!("header: {e}")))?;
+        let split = header.filter_values();
+        if values.len() != split + header.demixing_values() {
+            return Err(Error::Invalid(format!(
+                "{} values where the header asks for {} filter and {} demixing values",
+                values.len(),
+                split,
+                header.demixing_values()
+            )));
+        }
+        let demixing = values.split_off(split);
+        let model = Self { header, filters: values, demixing };
+        model.check()?;
+        Ok(model)
+    }
+
+    /// Writes the file whole or not at all, as [`ModelFile::save`] does.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        use std::io::Write;
+        let bytes = self.to_bytes()?;
+        unmix_io::write_atomically(path, |out| {
+            out.write_all(&bytes).map_err(|source| unmix_io::Error::Io { path: path.to_path_buf(), source })
+        })?;
+        Ok(())
+    }
+}
+
+/// A model file of either kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyModel {
+    /// A model of the time domain (PDGMM-VAE and the models of `separate --domain time`).
+    Time(Box<ModelFile>),
+    /// A room's model (`separate --domain stft`).
+    Room(RoomModel),
+}
+
+impl AnyModel {
+    /// Parses either kind by its magic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.starts_with(ROOM_MAGIC) {
+            Ok(Self::Room(RoomModel::from_bytes(bytes)?))
+        } else {
+            Ok(Self::Time(Box::new(ModelFile::from_bytes(bytes)?)))
+        }
+    }
+
+    /// Reads and validates a model file of either kind (bounded as [`ModelFile::load`]).
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::from_bytes(&read_model_bytes(path)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(channels: usize, sources: usize) -> RoomModel {
+        let header = RoomHeader {
+            unmix_version: "test".into(),
+            channels,
+            sources,
+            sample_rate_hz: 16_000,
+            stft_frame: 16,
+            stft_hop: 4,
+            reference: 0,
+            filters: RoomFilters::LongTermWiener,
+            picked_channels: None,
+            training_config: serde_json::json!({ "prior": "low-rank" }),
+            training_summary: serde_json::json!({ "iterations": 3 }),
+        };
+        let values = |len: usize, phase: f32| (0..len).map(|i| (i as f32 * 0.37 + phase).sin()).collect();
+        RoomModel {
+            filters: values(header.filter_values(), 0.0),
+            demixing: values(header.demixing_values(), 1.0),
+            header,
+        }
+    }
+
+    /// A room's model comes back bit for bit, by either reader, and the time domain's
+    /// reader names it instead of calling it no model.
+    #[test]
+    fn a_room_model_round_trips() {
+        let model = room(3, 2);
+        let bytes = model.to_bytes().unwrap();
+        assert_eq!(RoomModel::from_bytes(&bytes).unwrap(), model);
+        assert_eq!(AnyModel::from_bytes(&bytes).unwrap(), AnyModel::Room(model));
+        assert!(matches!(ModelFile::from_bytes(&bytes), Err(Error::RoomModel)));
+    }
+
+    /// Damage anywhere is caught: truncation, a flipped byte (the checksum), a newer
+    /// version, and a header that does not fit its demixing.
+    #[test]
+    fn a_damaged_room_model_is_refused() {
+        let bytes = room(2, 2).to_bytes().unwrap();
+        assert!(matches!(RoomModel::from_bytes(&bytes[..bytes.len() - 3]), Err(Error::Truncated)));
+        let mut flipped = bytes.clone();
+        flipped[40] ^= 0x10;
+        assert!(RoomModel::from_bytes(&flipped).is_err());
+        let mut newer = bytes.clone();
+        newer[8..12].copy_from_slice(&(ROOM_FORMAT_VERSION + 1).to_le_bytes());
+        assert!(matches!(RoomModel::from_bytes(&newer), Err(Error::NewerVersion { .. })));
+        for broken in [
+            RoomModel { demixing: vec![0.0; 4], ..room(2, 2) },
+            RoomModel { header: RoomHeader { sources: 3, ..room(2, 2).header }, ..room(2, 2) },
+            RoomModel { header: RoomHeader { stft_hop: 5, ..room(2, 2).header }, ..room(2, 2) },
+            RoomModel { header: RoomHeader { reference: 2, ..room(2, 2).header }, ..room(2, 2) },
+        ] {
+            assert!(matches!(broken.to_bytes(), Err(Error::Invalid(_))), "{:?}", broken.header);
+        }
+        let mut nan = room(2, 1);
+        nan.demixing[5] = f32::NAN;
+        assert!(nan.to_bytes().is_err());
+    }
+}
