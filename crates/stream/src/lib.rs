@@ -21,6 +21,7 @@
 //! processing time in atomics ([`StageStats`]), readable at any time and reported at the end.
 
 mod framing;
+mod latency;
 mod pipeline;
 mod ring;
 mod sources;
@@ -28,6 +29,7 @@ mod stats;
 mod tee;
 
 pub use framing::Framer;
+pub use latency::{SilenceAfter, SkipFirst};
 pub use pipeline::{
     BoxError, Control, Error, Pipeline, PipelineConfig, PipelineReport, Processor, Result, Sink, Source,
 };
