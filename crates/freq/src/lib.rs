@@ -26,6 +26,8 @@ pub use evidence::{MixingEvidence, mixing_evidence};
 pub use iva::{Demixing, IvaConfig, IvaFit, Observations, SourcePrior};
 pub use mnmf::{MnmfConfig, MnmfFit};
 pub use online::{OnlineConfig, OnlineIva};
+/// The complex numbers of every spectrum and demixing here.
+pub use realfft::num_complex::Complex64;
 pub use stft::{Spectrogram, Stft, StftConfig};
 
 /// What frequency-domain separation can refuse.

@@ -358,6 +358,41 @@ fn update_spectral_model(
 }
 
 impl MnmfFit {
+    /// Every source's fixed filter per bin, `[(f · sources + s) · channels + c]`: the
+    /// Wiener filter of [`MnmfFit::images`] with every source's power its mean over the
+    /// frames (a multichannel Wiener filter of the sources' long-term spectra), so that a
+    /// frame's image at `reference` is the row times the frame. What a recording with the
+    /// same places but other sentences can be separated by without a fit.
+    pub fn fixed_filters(&self, reference: usize) -> Result<Vec<Complex64>> {
+        let (m, n, bins, frames) = (self.channels, self.sources, self.bins, self.frames);
+        if reference >= m {
+            return Err(Error::Shape(format!("reference channel {reference} of {m}")));
+        }
+        let mut out = vec![Complex64::default(); bins * n * m];
+        for f in 0..bins {
+            let block = &self.q[f * m * m..(f + 1) * m * m];
+            let Some(a) = inverse_row(block, m, reference) else {
+                continue;
+            };
+            let mean: Vec<f64> = (0..n)
+                .map(|s| {
+                    self.lambda[(s * bins + f) * frames..(s * bins + f + 1) * frames].iter().sum::<f64>()
+                        / frames as f64
+                })
+                .collect();
+            for j in 0..m {
+                let y: f64 = (0..n).map(|s| mean[s] * self.g[s * m + j]).sum::<f64>() + FLOOR;
+                for s in 0..n {
+                    let gain = a[j] * (mean[s] * self.g[s * m + j] / y);
+                    for (o, q) in out[(f * n + s) * m..(f * n + s + 1) * m].iter_mut().zip(&block[j * m..(j + 1) * m]) {
+                        *o += gain * q;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every source's image at channel `reference` by the multichannel Wiener filter,
     /// `Q⁻¹ diag(λ_n g_n / Y) Q x`, its row `reference`.
     pub fn images(&self, x: &Observations, reference: usize) -> Result<Vec<Spectrogram>> {

@@ -149,6 +149,8 @@ pub struct OnlineIva {
     /// Every source's finished samples of the last hop, handed out one per input sample.
     ready: Vec<f64>,
     channel_energy: Vec<f64>,
+    /// Whether frames update the demixing (off: a fixed demixing applied as it is).
+    adapting: bool,
     frames: u64,
     skipped: u64,
     gated: u64,
@@ -222,10 +224,45 @@ impl OnlineIva {
             overlap: vec![0.0; n * frame],
             ready: vec![0.0; n * hop],
             channel_energy: vec![0.0; m],
+            adapting: true,
             frames: 0,
             skipped: 0,
             gated: 0,
         })
+    }
+
+    /// A separator that starts from `demixing` — every bin's whole `channels × channels`
+    /// matrix, `[(f · channels + i) · channels + j]`, the sources' rows first (as
+    /// [`crate::IvaFit::full`] holds it) — and adapts from there, projecting back by each
+    /// bin's inverse as [`OnlineIva::new`]'s does: a room's fitted demixing carried on.
+    pub fn starting_from(
+        channels: usize,
+        sources: usize,
+        config: OnlineConfig,
+        demixing: &[Complex64],
+    ) -> Result<Self> {
+        let mut separator = Self::new(channels, sources, config)?;
+        check_values(demixing, separator.w.len(), "demixing")?;
+        separator.w.copy_from_slice(demixing);
+        Ok(separator)
+    }
+
+    /// A separator that applies fixed `filters` and learns nothing: every bin's row per
+    /// source, `[(f · sources + s) · channels + c]`, a frame's image of the source at the
+    /// reference channel being the row times the frame (a demixing projected back, as
+    /// [`crate::Demixing::w`] holds it after [`crate::Demixing::project_back`], or the
+    /// spatial model's [`crate::MnmfFit::fixed_filters`]): a room's fitted filters run on
+    /// another recording.
+    pub fn fixed(channels: usize, sources: usize, config: OnlineConfig, filters: &[Complex64]) -> Result<Self> {
+        let mut separator = Self::new(channels, sources, config)?;
+        let (m, n) = (channels, sources);
+        check_values(filters, separator.bins * n * m, "filters")?;
+        for (block, rows) in separator.w.chunks_exact_mut(m * m).zip(filters.chunks_exact(n * m)) {
+            block[..n * m].copy_from_slice(rows);
+        }
+        separator.adapting = false;
+        separator.image_row.fill(Complex64::new(1.0, 0.0));
+        Ok(separator)
     }
 
     /// Its settings.
@@ -250,7 +287,8 @@ impl OnlineIva {
     }
 
     /// STFT frames learnt from so far (not frames of silence, nor those in which a
-    /// channel is silent: [`silent_channel_frames`](Self::silent_channel_frames)).
+    /// channel is silent: [`silent_channel_frames`](Self::silent_channel_frames); none
+    /// with a fixed demixing).
     pub fn frames(&self) -> u64 {
         self.frames
     }
@@ -332,8 +370,10 @@ impl OnlineIva {
         if !finite {
             self.skipped += 1;
         } else if weakest > SILENT_CHANNEL * energy / m as f64 && energy > 0.0 {
-            self.adapt();
-            self.frames += 1;
+            if self.adapting {
+                self.adapt();
+                self.frames += 1;
+            }
         } else if energy > 0.0 {
             self.gated += 1;
         }
@@ -341,8 +381,10 @@ impl OnlineIva {
         for f in 0..bins {
             let block = &self.w[f * m * m..(f + 1) * m * m];
             let x = &self.x[f * m..(f + 1) * m];
+            // Fixed filters give the images themselves.
             let invertible = finite
-                && inverse_row_into(block, m, self.config.reference, &mut self.inverse_block, &mut self.image_row);
+                && (!self.adapting
+                    || inverse_row_into(block, m, self.config.reference, &mut self.inverse_block, &mut self.image_row));
             for s in 0..n {
                 self.images[s * bins + f] = if invertible {
                     let y: Complex64 = block[s * m..(s + 1) * m].iter().zip(x).map(|(w, x)| w * x).sum();
@@ -415,6 +457,34 @@ impl OnlineIva {
                 update_orthogonal_rows(block, &self.c[f * m * m..(f + 1) * m * m], m, n, &mut self.orthogonal_scratch);
             }
         }
+    }
+}
+
+/// `values` is `len` finite complex numbers.
+fn check_values(values: &[Complex64], len: usize, what: &str) -> Result<()> {
+    if values.len() != len {
+        return Err(Error::Shape(format!("{} {what} values where {len} are needed", values.len())));
+    }
+    if values.iter().any(|v| !(v.re.is_finite() && v.im.is_finite())) {
+        return Err(Error::Data(format!("the {what} hold NaN or infinite values")));
+    }
+    Ok(())
+}
+
+/// A pipeline stage: `apply` runs a room's model through it, as the time domain's
+/// separator runs its model.
+impl unmix_core::Processor for OnlineIva {
+    fn input_channels(&self) -> usize {
+        self.m
+    }
+
+    fn output_channels(&self) -> usize {
+        self.n
+    }
+
+    fn process(&mut self, input: &[f32], output: &mut [f32]) -> std::result::Result<(), unmix_core::BoxError> {
+        OnlineIva::process(self, input, output);
+        Ok(())
     }
 }
 
@@ -547,6 +617,43 @@ mod tests {
 
     fn small(prior: SourcePrior) -> OnlineConfig {
         OnlineConfig { stft: StftConfig { frame: 512, hop: 128 }, forgetting: 0.98, prior, reference: 0 }
+    }
+
+    /// An offline fit's demixing, applied unchanged frame by frame, gives the offline
+    /// separation's own sources to rounding, late by the latency, square and
+    /// over-determined. Adapting from it keeps the sources in the offline fit's order.
+    #[test]
+    fn a_fixed_demixing_gives_the_offline_separation() {
+        for mics in [2, 3] {
+            let (mixture, _) = convolutive(32_000, mics, 5);
+            let stft = StftConfig { frame: 512, hop: 128 };
+            let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 20, seed: 1 };
+            let offline = crate::separate_recording(&mixture, 2, stft, &iva, None, 0, None).unwrap();
+            let config = small(SourcePrior::LowRank { bases: 2 });
+            let mut fixed = OnlineIva::fixed(mics, 2, config, &offline.fit.demixing.w).unwrap();
+            let out = run(&mut fixed, mixture.interleaved(), 333);
+            assert_eq!(fixed.frames(), 0, "nothing learnt");
+            let lag = fixed.latency();
+            for j in 0..2 {
+                let want = offline.sources.channel(j);
+                let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+                let got: Vec<f32> = (lag..want.len() - lag).map(|t| out[(t + lag) * 2 + j]).collect();
+                let want = &want[lag..want.len() - lag];
+                for (t, (g, w)) in got.iter().zip(want).enumerate() {
+                    assert!((g - w).abs() < 1e-4 * scale, "{mics} mics, source {j}, sample {}: {g} vs {w}", t + lag);
+                }
+            }
+            let mut adapting = OnlineIva::starting_from(mics, 2, config, &offline.fit.full).unwrap();
+            let out = run(&mut adapting, mixture.interleaved(), 333);
+            for j in 0..2 {
+                let want = &offline.sources.channel(j)[16_000..30_000];
+                let got: Vec<f32> = (16_000..30_000).map(|t| out[(t + lag) * 2 + j]).collect();
+                let c = unmix_dsp::metrics::pearson(&got, want);
+                assert!(c > 0.9, "{mics} mics, source {j} adapting: corr {c} with the offline source");
+            }
+            assert!(OnlineIva::fixed(mics, 2, config, &offline.fit.demixing.w[1..]).is_err());
+            assert!(OnlineIva::starting_from(mics, 2, config, &offline.fit.full[1..]).is_err());
+        }
     }
 
     /// Runs `online` over `input` in blocks of `block` frames.
