@@ -182,7 +182,7 @@ fn live_separates_a_room_in_the_stft_domain() {
     use unmix_synth::room::{RoomConfig, simulate_room};
     let dir = tempfile::tempdir().unwrap();
     let rate = 16_000;
-    let speech = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/speech");
+    let speech = crate::util::speech_dir();
     let dry: Vec<Vec<f32>> =
         (1..=2).map(|k| unmix_io::read_wav(&speech.join(format!("talker{k}.wav"))).unwrap().channel(0)).collect();
     let room = simulate_room(&RoomConfig::drawn(2, 2, 4, 0.05, 0.3, rate as u32), &dry).unwrap();
@@ -706,7 +706,7 @@ fn live_through_jack_separates_a_room_in_the_stft_domain() {
     use unmix_synth::room::{RoomConfig, simulate_room};
     let dir = tempfile::tempdir().unwrap();
     let rate = 16_000usize;
-    let speech = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/speech");
+    let speech = crate::util::speech_dir();
     let clips: Vec<Vec<f32>> =
         (1..=3).map(|k| unmix_io::read_wav(&speech.join(format!("talker{k}.wav"))).unwrap().channel(0)).collect();
     // Each talker reads the three sentences in turn, from a different one.

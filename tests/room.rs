@@ -5,22 +5,29 @@
 use crate::util::{assert_clean_failure, stdout, unmix};
 
 fn room(dir: &std::path::Path, talkers: &str, mics: &str) -> std::path::PathBuf {
-    let out = unmix(&[
-        "synth",
-        "room",
-        "--sources",
-        talkers,
-        "--sensors",
-        mics,
-        "--rt60",
-        "0.2",
-        "--seed",
-        "1",
-        "-o",
-        dir.to_str().unwrap(),
-    ]);
+    room_with(dir, talkers, mics, &[])
+}
+
+/// The same room (seed 1, RT60 0.2 s), with `extra` options of `synth room`.
+fn room_with(dir: &std::path::Path, talkers: &str, mics: &str, extra: &[&str]) -> std::path::PathBuf {
+    let mut args = vec!["synth", "room", "--sources", talkers, "--sensors", mics, "--rt60", "0.2", "--seed", "1", "-o"];
+    args.push(dir.to_str().unwrap());
+    args.extend_from_slice(extra);
+    let out = unmix(&args);
     assert!(out.status.success(), "{}", crate::util::stderr(&out));
     dir.to_path_buf()
+}
+
+fn mean_gain_db(truth: &std::path::Path, estimates: &std::path::Path, mixture: &std::path::Path) -> (f64, f64) {
+    let truth = unmix_io::read_wav(truth).unwrap();
+    let estimates = unmix_io::read_wav(estimates).unwrap();
+    let mixture = unmix_io::read_wav(mixture).unwrap();
+    assert_eq!(estimates.frames(), mixture.frames(), "one output frame per input frame");
+    let t: Vec<Vec<f32>> = (0..truth.channels()).map(|j| truth.channel(j)).collect();
+    let e: Vec<Vec<f32>> = (0..estimates.channels()).map(|j| estimates.channel(j)).collect();
+    let separated = unmix_dsp::metrics::score(&t, &e).unwrap().mean_si_sdr_db;
+    let unprocessed = t.iter().map(|t| unmix_dsp::metrics::si_sdr_db(t, &mixture.channel(0))).sum::<f64>() / 2.0;
+    (separated, unprocessed)
 }
 
 #[test]
@@ -55,6 +62,80 @@ fn separate_in_the_frequency_domain_gains_over_the_microphones() {
     let separated = report["score"]["mean_si_sdr_db"].as_f64().unwrap();
     assert!(separated > unprocessed + 3.0, "{separated:.1} dB against {unprocessed:.1} dB unprocessed");
     assert_eq!(unmix_io::read_wav(&out.join("sources.wav")).unwrap().channels(), 2);
+
+    // The room's model separates another take in the same room — other sentences, the
+    // talkers' places the same — by its demixing alone.
+    let take = room_with(
+        &dir.path().join("take2"),
+        "2",
+        "2",
+        &["--dry", &format!("{0}/talker3.wav,{0}/talker1.wav", crate::util::speech_dir().display())],
+    );
+    let applied = dir.path().join("take2.wav");
+    let model = out.join("model.unmix");
+    let o = unmix(
+        &["apply", model.to_str().unwrap(), take.join("mixture.wav").to_str().unwrap(), "-o"]
+            .into_iter()
+            .chain([applied.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", crate::util::stderr(&o));
+    assert!(stdout(&o).contains("by the room's filters"), "{}", stdout(&o));
+    let (separated, unprocessed) = mean_gain_db(&take.join("truth.wav"), &applied, &take.join("mixture.wav"));
+    assert!(separated > unprocessed + 3.0, "another take: {separated:.1} dB against {unprocessed:.1} dB unprocessed");
+}
+
+/// What a room's model cannot take is refused with one line naming the file, nothing
+/// written: another sample rate or channel count, monitoring scores, a damaged model.
+#[test]
+fn a_room_model_refuses_what_it_cannot_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = room(&dir.path().join("room"), "2", "2");
+    let out = dir.path().join("out");
+    let mixture = data.join("mixture.wav");
+    let fitted = unmix(&[
+        "separate",
+        mixture.to_str().unwrap(),
+        "-n",
+        "2",
+        "--domain",
+        "stft",
+        "--stft-spatial-iterations",
+        "0",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(fitted.status.success(), "{}", crate::util::stderr(&fitted));
+    let model = out.join("model.unmix");
+    let written = dir.path().join("s.wav");
+    let apply = |model: &std::path::Path, input: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["apply", model.to_str().unwrap(), input.to_str().unwrap(), "-o", written.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        unmix(&args)
+    };
+    // The same samples labelled 8 kHz: every filter would be at the wrong frequency.
+    let recording = unmix_io::read_wav(&mixture).unwrap();
+    let slow = dir.path().join("slow.wav");
+    let relabelled = unmix_core::Recording::from_interleaved(8_000, 2, recording.interleaved().to_vec()).unwrap();
+    unmix_io::write_wav_f32(&slow, &relabelled).unwrap();
+    assert_clean_failure(&apply(&model, &slow, &[]), "slow.wav", "fitted at 16000 Hz");
+    let three = room(&dir.path().join("three"), "2", "3");
+    assert_clean_failure(&apply(&model, &three.join("mixture.wav"), &[]), "mixture.wav", "has 3 channels");
+    let scores = dir.path().join("scores.csv");
+    let o = apply(&model, &mixture, &["--scores", scores.to_str().unwrap()]);
+    assert_clean_failure(&o, "model.unmix", "no learned priors");
+    let bytes = std::fs::read(&model).unwrap();
+    let damaged = dir.path().join("damaged.unmix");
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+    assert_clean_failure(&apply(&damaged, &mixture, &[]), "damaged.unmix", "truncated");
+    assert!(!written.exists() && !scores.exists(), "nothing written");
+    // Its own recording comes back as `separate` separated it (no spatial model).
+    let o = apply(&model, &mixture, &[]);
+    assert!(o.status.success(), "{}", crate::util::stderr(&o));
+    let (a, b) = (unmix_io::read_wav(&written).unwrap(), unmix_io::read_wav(&out.join("sources.wav")).unwrap());
+    assert_eq!(a.frames(), b.frames());
+    let worst = a.interleaved().iter().zip(b.interleaved()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "applied and separated differ by {worst}");
 }
 
 /// Separated sample by sample, the room's recording gets a warning naming `--domain stft`

@@ -73,6 +73,11 @@ pub fn assert_clean_failure(out: &Output, file: &str, problem: &str) {
     assert!(lines[0].contains(problem), "error does not say '{problem}': {err}");
 }
 
+/// The bundled talkers' directory (`data/speech`).
+pub fn speech_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/speech")
+}
+
 /// Names of the files in `dir` (empty if it does not exist).
 pub fn files_in(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)

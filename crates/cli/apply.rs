@@ -8,14 +8,15 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use unmix_core::{Processor, Sink, Source, plural};
-use unmix_format::ModelFile;
+use unmix_format::{AnyModel, ModelFile, RoomModel};
+use unmix_freq::{Complex64, OnlineConfig, OnlineIva, StftConfig};
 use unmix_infer::{Kernel, ScoredSeparator, Separator};
 use unmix_io::{
     BlockReader, ChannelSelection, Clipping, CsvStreamWriter, StampLog, WavFormat, WavStreamWriter, input_name, is_csv,
     is_stdin,
 };
 use unmix_monitor::{AlertTap, ScoresSummary, WindowMonitor, WindowShares, WindowSpec, score_columns};
-use unmix_stream::{EndAtError, Pipeline, PipelineConfig, PipelineReport, Prepended, TeeSink};
+use unmix_stream::{EndAtError, Pipeline, PipelineConfig, PipelineReport, Prepended, SilenceAfter, SkipFirst, TeeSink};
 
 /// Arguments of `unmix apply`.
 #[derive(Args, Debug)]
@@ -173,9 +174,10 @@ impl InputArgs {
         Ok(reader)
     }
 
-    /// These settings, with the channels the model was trained on when none are given.
-    pub fn or_model(&self, model: &ModelFile, input: &Path, quiet: bool) -> Result<Self> {
-        let (None, Some(spec)) = (&self.channels, &model.header.picked_channels) else {
+    /// These settings, with the channels the model was trained on (`picked`, from its
+    /// header) when none are given.
+    pub fn or_model(&self, picked: Option<&String>, input: &Path, quiet: bool) -> Result<Self> {
+        let (None, Some(spec)) = (&self.channels, picked) else {
             return Ok(self.clone());
         };
         let channels: ChannelSelection = spec
@@ -260,7 +262,10 @@ impl Monitoring {
 
 pub fn run(args: ApplyArgs) -> Result<()> {
     let kernel = args.kernel.kernel()?;
-    let model = ModelFile::load(&args.model).with_context(|| args.model.display().to_string())?;
+    let model = match AnyModel::load(&args.model).with_context(|| args.model.display().to_string())? {
+        AnyModel::Time(model) => *model,
+        AnyModel::Room(room) => return run_room(&args, &room),
+    };
     let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
     let outputs = crate::output::check_outputs(
         &[
@@ -282,18 +287,19 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     let say = |line: &str| if stdout_taken { eprintln!("{line}") } else { println!("{line}") };
     let picked = args
         .input_channels
-        .or_model(&model, &args.input, args.quiet)
+        .or_model(model.header.picked_channels.as_ref(), &args.input, args.quiet)
         .with_context(|| args.model.display().to_string())?;
     let started = Instant::now();
     let output = Output { path: &args.output, wav_format: args.wav_format.into() };
     let options = ApplyOptions { progress: !args.quiet, monitoring: monitoring.as_ref(), kernel };
     let applied = apply_file(&model, &args.input, &[output], &picked, &options)?;
+    let sources = model.header.sources;
     let wall = started.elapsed().as_secs_f64();
     let seconds = applied.frames as f64 / f64::from(applied.sample_rate_hz.max(1));
     say(&format!(
         "separated {} into {} in {wall:.2} s ({}) → {}{}",
         plural(applied.frames, "frame"),
-        plural(model.header.sources, "source"),
+        plural(sources, "source"),
         speed(seconds, wall),
         args.output.display(),
         ending(&applied)
@@ -315,7 +321,51 @@ pub fn run(args: ApplyArgs) -> Result<()> {
         }
     }
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
-        say(stats_table(report, kernel).trim_end());
+        say(stats_table(report, Some(kernel)).trim_end());
+    }
+    warn_of_stamps(&args.input, applied.stamps.as_deref());
+    match applied.input_error {
+        Some(e) => bail!(e),
+        None => Ok(()),
+    }
+}
+
+/// `unmix apply` with a room's model: its fixed filters, frame by frame.
+fn run_room(args: &ApplyArgs, model: &RoomModel) -> Result<()> {
+    if args.scores.is_some() {
+        bail!(
+            "--scores: {} is a room's model, which has no learned priors to score frames against",
+            args.model.display()
+        );
+    }
+    let outputs = crate::output::check_outputs(&[("-o", Some(&args.output))], args.force)?;
+    let stdout_taken = outputs.iter().flatten().any(|out| out.is_stdout());
+    let say = |line: &str| if stdout_taken { eprintln!("{line}") } else { println!("{line}") };
+    let picked = args
+        .input_channels
+        .or_model(model.header.picked_channels.as_ref(), &args.input, args.quiet)
+        .with_context(|| args.model.display().to_string())?;
+    let started = Instant::now();
+    let output = Output { path: &args.output, wav_format: args.wav_format.into() };
+    let options = ApplyOptions { progress: !args.quiet, monitoring: None, kernel: Kernel::best() };
+    let applied = apply_room(model, &args.input, &[output], &picked, &options)?;
+    let wall = started.elapsed().as_secs_f64();
+    let seconds = applied.frames as f64 / f64::from(applied.sample_rate_hz.max(1));
+    let h = &model.header;
+    say(&format!(
+        "separated {} into {} in {wall:.2} s ({}) by the room's filters (STFT {} / {}, each source its image at \
+         channel {}) → {}{}",
+        plural(applied.frames, "frame"),
+        plural(h.sources, "source"),
+        speed(seconds, wall),
+        h.stft_frame,
+        h.stft_hop,
+        h.reference + 1,
+        args.output.display(),
+        ending(&applied)
+    ));
+    if let (true, Some(report)) = (args.stats, &applied.pipeline) {
+        say(stats_table(report, None).trim_end());
     }
     warn_of_stamps(&args.input, applied.stamps.as_deref());
     match applied.input_error {
@@ -374,7 +424,7 @@ pub struct Applied {
 }
 
 /// Per-stage and per-ring statistics as a terminal table.
-pub fn stats_table(r: &PipelineReport, kernel: Kernel) -> String {
+pub fn stats_table(r: &PipelineReport, kernel: Option<Kernel>) -> String {
     let mut out = String::from("stage       frames in   frames out   blocks    busy s   ns/frame\n");
     for s in &r.stages {
         out += &format!(
@@ -390,7 +440,10 @@ pub fn stats_table(r: &PipelineReport, kernel: Kernel) -> String {
         );
     }
     out += &format!("wall {:.3} s\n", r.wall_s);
-    out += &format!("encoder kernel: {}\n", kernel.name());
+    match kernel {
+        Some(kernel) => out += &format!("encoder kernel: {}\n", kernel.name()),
+        None => out += "separator: a room's filters per frequency bin\n",
+    }
     out
 }
 
@@ -430,12 +483,12 @@ pub fn clip_warning(path: &Path, samples: u64, peak: f32) -> String {
     )
 }
 
-fn check_channels(model: &ModelFile, input: &Path, reader: &BlockReader) -> Result<()> {
+fn check_channels(expected: usize, input: &Path, reader: &BlockReader) -> Result<()> {
     let channels = reader.channels();
-    if channels != model.header.channels {
+    if channels != expected {
         // A model trained before time stamps were recognised read them as a channel.
         let hint = match reader.time_column() {
-            Some((column, true)) if channels + 1 == model.header.channels => format!(
+            Some((column, true)) if channels + 1 == expected => format!(
                 " (column '{column}' was taken as time stamps; --channels 1-{} reads it as a channel)",
                 channels + 1
             ),
@@ -445,7 +498,7 @@ fn check_channels(model: &ModelFile, input: &Path, reader: &BlockReader) -> Resu
             "{}: has {}, but the model was trained on {}{hint}",
             input_name(input),
             plural(channels, "channel"),
-            model.header.channels
+            expected
         );
     }
     Ok(())
@@ -484,14 +537,55 @@ pub fn apply_file(
     options: &ApplyOptions<'_>,
 ) -> Result<Applied> {
     let reader = picked.open(input, Some(model.header.sample_rate_hz), !options.progress)?;
-    check_channels(model, input, &reader)?;
-    apply_reader(model, input, reader, Vec::new(), outputs, options)
+    check_channels(model.header.channels, input, &reader)?;
+    apply_reader(Stage::Model(model), input, reader, Vec::new(), outputs, options)
+}
+
+/// What [`apply_reader`] runs over the frames.
+pub enum Stage<'a> {
+    /// A model of the time domain, by the inference engine.
+    Model(&'a ModelFile),
+    /// A room's fixed filters, frame by frame (its output lags by its STFT frame less one
+    /// sample, which the written files do not: the input is followed by that much silence
+    /// and the output's head skipped).
+    Room(Box<OnlineIva>),
+}
+
+/// [`apply_file`] with a room's model: its channels and sample rate must be the
+/// recording's (its filters are per frequency).
+pub fn apply_room(
+    model: &RoomModel,
+    input: &Path,
+    outputs: &[Output<'_>],
+    picked: &InputArgs,
+    options: &ApplyOptions<'_>,
+) -> Result<Applied> {
+    let h = &model.header;
+    let reader = picked.open(input, Some(h.sample_rate_hz), !options.progress)?;
+    check_channels(h.channels, input, &reader)?;
+    if reader.sample_rate_hz() != h.sample_rate_hz {
+        bail!(
+            "{}: {} Hz, but the room's model was fitted at {} Hz (its filters are per frequency)",
+            input_name(input),
+            reader.sample_rate_hz(),
+            h.sample_rate_hz
+        );
+    }
+    let config = OnlineConfig {
+        stft: StftConfig { frame: h.stft_frame, hop: h.stft_hop },
+        reference: h.reference,
+        ..OnlineConfig::DEFAULT
+    };
+    let filters: Vec<Complex64> =
+        model.filters.chunks_exact(2).map(|v| Complex64::new(v[0].into(), v[1].into())).collect();
+    let separator = OnlineIva::fixed(h.channels, h.sources, config, &filters)?;
+    apply_reader(Stage::Room(Box::new(separator)), input, reader, Vec::new(), outputs, options)
 }
 
 /// [`apply_file`] on `input` already open as `reader`, whose first frames were read into
 /// `head` (a stream's training segment): the head is separated first, then the rest.
 pub fn apply_reader(
-    model: &ModelFile,
+    stage: Stage<'_>,
     input: &Path,
     reader: BlockReader,
     head: Vec<f32>,
@@ -502,7 +596,10 @@ pub fn apply_reader(
     // Ctrl-C ends a stream where it is, its outputs complete; it abandons a file, leaving
     // no output (the writers' temporary files are removed).
     crate::interrupt::watch()?;
-    let n = model.header.sources;
+    let (n, latency) = match &stage {
+        Stage::Model(model) => (model.header.sources, 0),
+        Stage::Room(separator) => (separator.sources(), separator.latency()),
+    };
     let rate = reader.sample_rate_hz();
     let stamps = reader.stamp_log();
     // The windows are checked before any output is opened.
@@ -525,6 +622,7 @@ pub fn apply_reader(
     } else {
         (source, None)
     };
+    let source: Box<dyn Source> = if latency > 0 { Box::new(SilenceAfter::new(source, latency)) } else { source };
     let csv_writer = |path: &Path, names: &[String]| {
         if streaming { CsvStreamWriter::create_log(path, names) } else { CsvStreamWriter::create(path, names) }
     };
@@ -541,14 +639,17 @@ pub fn apply_reader(
         });
     }
     let sink: Box<dyn Sink> = if sinks.len() == 1 { sinks.remove(0) } else { Box::new(TeeSink(sinks)) };
+    let sink: Box<dyn Sink> = if latency > 0 { Box::new(SkipFirst::new(sink, n, latency)) } else { sink };
     let mut config = PipelineConfig::file();
     if streaming {
         let block = stream_block_frames(rate, config.frame_len);
         (config.read_frames, config.frame_len) = (block, block);
     }
-    let (processor, sink): (Box<dyn Processor>, Box<dyn Sink>) = match monitoring.zip(spec) {
-        None => (Box::new(Separator::with_kernel(model, kernel)?), sink),
-        Some((monitoring, spec)) => {
+    let (processor, sink): (Box<dyn Processor>, Box<dyn Sink>) = match (stage, monitoring.zip(spec)) {
+        (Stage::Room(separator), None) => (separator, sink),
+        (Stage::Room(_), Some(_)) => bail!("a room's model has no learned priors to score frames against"),
+        (Stage::Model(model), None) => (Box::new(Separator::with_kernel(model, kernel)?), sink),
+        (Stage::Model(model), Some((monitoring, spec))) => {
             let mut scores: Box<dyn Sink> = Box::new(csv_writer(&monitoring.path, &score_columns(n))?);
             if streaming {
                 let share = monitoring.alert_share;
@@ -591,7 +692,8 @@ pub fn apply_reader(
     for (path, clipped) in clipping.iter().filter(|(_, c)| c.samples() > 0) {
         eprintln!("{}", clip_warning(path, clipped.samples(), clipped.peak()));
     }
-    let frames = report.frames_out as usize;
+    // The silence after the input is not a frame of it.
+    let frames = (report.frames_out as usize).saturating_sub(latency);
     let input_error = input_error.and_then(|e| e.get()).map(|e| {
         format!(
             "{e} (the stream ended there: the {} before it were separated, the outputs completed)",

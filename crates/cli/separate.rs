@@ -18,7 +18,7 @@ use unmix_separate::{ModelKind, SourceCount};
 pub use args::SeparateArgs;
 use report::{duration_text, priors_json, report_fit};
 
-use crate::apply::{ApplyOptions, InputArgs, Output, apply_file, apply_reader, stamps_json, warn_of_stamps};
+use crate::apply::{ApplyOptions, InputArgs, Output, Stage, apply_file, apply_reader, stamps_json, warn_of_stamps};
 use crate::output::Staging;
 use crate::progress::TrainingBar;
 use crate::{plot, score};
@@ -44,6 +44,16 @@ const OUTPUTS: [&str; 9] = [
     "scores.csv",
     "scores.png",
 ];
+
+/// The channels a model reads, as `apply` will pick them: `--channels`, or a time-stamp
+/// column left out remembered as a pick of the others, so that `apply` reads the same
+/// columns of a stream without a header.
+pub(crate) fn picked_channels(args: &SeparateArgs, reader: &BlockReader) -> Option<ChannelSelection> {
+    match (&args.input_channels.channels, reader.time_column()) {
+        (None, Some((_, true))) => Some(ChannelSelection::from_indices(&(1..=reader.channels()).collect::<Vec<_>>())),
+        (pick, _) => pick.clone(),
+    }
+}
 
 /// The cross-spectral evidence of how `recording` is mixed (`None` for one channel, more
 /// than 16, or where it cannot be measured: a silent or non-finite channel, which the
@@ -83,12 +93,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // 1. The training segment: the head of the input. The configuration needs the sample
     // rate (for --train-seconds), so it is made once the header is known.
     let mut reader = args.input_channels.open(input, None, args.quiet)?;
-    // A time-stamp column left out is remembered as a pick of the others, so `apply` reads
-    // the same columns of a stream without a header.
-    let picked = match (&args.input_channels.channels, reader.time_column()) {
-        (None, Some((_, true))) => Some(ChannelSelection::from_indices(&(1..=reader.channels()).collect::<Vec<_>>())),
-        (pick, _) => pick.clone(),
-    };
+    let picked = picked_channels(args, &reader);
     let stamps = reader.stamp_log();
     let config = args.config(reader.sample_rate_hz())?;
     // Too many channels, or a segment beyond the memory bound, is refused before the
@@ -266,7 +271,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let applied = match stream_rest {
         Some(rest) => {
             let head = segment.interleaved().to_vec();
-            apply_reader(model, input, rest, head, &outputs, &options)?
+            apply_reader(Stage::Model(model), input, rest, head, &outputs, &options)?
         }
         None => {
             let same_input = InputArgs { channels: picked.clone(), csv_rate: Some(segment.sample_rate_hz()) };
@@ -415,7 +420,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         println!("monitoring: {summary}");
     }
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
-        print!("{}", crate::apply::stats_table(report, kernel));
+        print!("{}", crate::apply::stats_table(report, Some(kernel)));
     }
     if let Some(e) = applied.input_error {
         bail!(e);

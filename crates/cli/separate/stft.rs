@@ -1,11 +1,14 @@
 //! `unmix separate --domain stft`: a reverberant recording separated in the frequency
-//! domain (`unmix_freq`), each source written as its image at the first channel.
+//! domain (`unmix_freq`), each source written as its image at the first channel, and the
+//! room's model (the demixing, projected back) for `apply` and `live`.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use unmix_core::limits::MAX_BUFFERED_SAMPLES;
 use unmix_core::{Recording, plural};
+use unmix_format::{RoomFilters, RoomHeader, RoomModel};
+use unmix_freq::Complex64;
 use unmix_io::{input_name, is_stdin};
 use unmix_separate::SourceCount;
 
@@ -13,7 +16,7 @@ use super::{Outcome, SeparateArgs, check_truth};
 use crate::output::Staging;
 use crate::score;
 
-const OUTPUTS: [&str; 2] = ["sources.wav", "report.json"];
+const OUTPUTS: [&str; 3] = ["sources.wav", "model.unmix", "report.json"];
 
 /// Runs `separate --domain stft`.
 pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
@@ -28,6 +31,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         bail!("--domain stft separates a whole file; a stream on the standard input is not read this way yet");
     }
     let mut reader = args.input_channels.open(input, None, args.quiet)?;
+    let picked = super::picked_channels(args, &reader);
     let (m, rate) = (reader.channels(), reader.sample_rate_hz());
     if m < n {
         let refused = unmix_separate::Error::TooFewChannels { channels: m, sources: n };
@@ -55,6 +59,42 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let separate_s = started.elapsed().as_secs_f64() - read_s;
     let sources_path = out.path("sources.wav");
     unmix_io::write_wav_f32(&sources_path, &separated.sources)?;
+    let settings = serde_json::json!({ "stft": stft, "separation": iva, "spatial_model": spatial });
+    let spatial_fit = separated.spatial.as_ref().map(|s| {
+        serde_json::json!({
+            "nll_per_bin_and_frame": s.nll,
+            "chosen_start": s.chosen_start,
+        })
+    });
+    // The spatial model's filter where it ran: with more microphones than sources it
+    // holds what the demixing's rows cannot (docs/results.md#a-rooms-model-on-another-take).
+    let (filters, kind) = match &separated.spatial {
+        Some(spatial) => (spatial.fixed_filters(0).with_context(|| input_name(input))?, RoomFilters::LongTermWiener),
+        None => (separated.fit.demixing.w.clone(), RoomFilters::Demixing),
+    };
+    let single = |values: &[Complex64]| values.iter().flat_map(|v| [v.re as f32, v.im as f32]).collect();
+    let model = RoomModel {
+        header: RoomHeader {
+            unmix_version: env!("CARGO_PKG_VERSION").to_string(),
+            channels: m,
+            sources: n,
+            sample_rate_hz: rate,
+            stft_frame: stft.frame,
+            stft_hop: stft.hop,
+            reference: 0,
+            filters: kind,
+            picked_channels: picked.as_ref().map(ToString::to_string),
+            training_config: settings,
+            training_summary: serde_json::json!({
+                "frames": recording.frames(),
+                "iterations": separated.fit.iterations,
+                "spatial_fit": spatial_fit,
+            }),
+        },
+        filters: single(&filters),
+        demixing: single(&separated.fit.full),
+    };
+    model.save(&out.path("model.unmix")).with_context(|| input_name(input))?;
     let score = match &args.truth {
         Some(truth) => Some(score::score_files(truth, &sources_path, &args.output.join("sources.wav"), rate)?),
         None => None,
@@ -70,10 +110,8 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "stft": stft,
         "separation": iva,
         "spatial_model": spatial,
-        "spatial_fit": separated.spatial.as_ref().map(|s| serde_json::json!({
-            "nll_per_bin_and_frame": s.nll,
-            "chosen_start": s.chosen_start,
-        })),
+        "spatial_fit": spatial_fit,
+        "model_filters": kind,
         "reference_channel": 1,
         "iterations": separated.fit.iterations,
         "score": score,

@@ -9,7 +9,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use unmix_core::limits::{MAX_BUFFERED_SAMPLES, MAX_CHANNELS, MAX_PRIOR_COMPONENTS, MAX_RESTARTS};
-use unmix_format::ModelFile;
+use unmix_format::{AnyModel, RoomModel};
+use unmix_freq::{Complex64, OnlineConfig, OnlineIva, StftConfig};
 use unmix_infer::{Kernel, ScoredSeparator, Separator};
 use unmix_io::{BlockReader, ChannelSelection, CsvBlockReader, WavBlockReader};
 
@@ -22,8 +23,9 @@ pub enum Target {
     Rf64,
     /// Delimited text (`unmix_io::CsvBlockReader`).
     Csv,
-    /// Model files (`ModelFile::from_bytes`), then the inference engine built from what
-    /// they hold, run on a block.
+    /// Model files of either kind (`AnyModel::from_bytes`), then the inference engine (or
+    /// a room's fixed filters and the online separator started from its demixing) built
+    /// from what they hold, run on a block.
     Model,
     /// The checks of settings: a separation's, a live session's, monitoring windows,
     /// synthetic data, channel lists, time-stamp names; the input seeds the draw.
@@ -161,8 +163,9 @@ fn csv(input: &[u8], file: Option<&Path>) -> Verdict {
 }
 
 fn model(input: &[u8]) -> Verdict {
-    let model = match ModelFile::from_bytes(input) {
-        Ok(model) => model,
+    let model = match AnyModel::from_bytes(input) {
+        Ok(AnyModel::Time(model)) => model,
+        Ok(AnyModel::Room(room)) => return room_model(&room),
         Err(e) => return Verdict::Refused(e.to_string()),
     };
     // What parses must run: a block of frames through both engines.
@@ -181,6 +184,33 @@ fn model(input: &[u8]) -> Verdict {
             }
         }
         Err(e) => return Verdict::Refused(e.to_string()),
+    }
+    Verdict::Accepted { frames }
+}
+
+/// A room's model that parsed: a block through its fixed filters and through the online
+/// separator started from its demixing.
+fn room_model(room: &RoomModel) -> Verdict {
+    let h = &room.header;
+    let (m, n) = (h.channels, h.sources);
+    let complex = |v: &[f32]| v.chunks_exact(2).map(|c| Complex64::new(c[0].into(), c[1].into())).collect::<Vec<_>>();
+    let config = OnlineConfig {
+        stft: StftConfig { frame: h.stft_frame, hop: h.stft_hop },
+        reference: h.reference,
+        ..OnlineConfig::DEFAULT
+    };
+    let frames = 2 * h.stft_frame;
+    let block: Vec<f32> = (0..frames * m).map(|k| ((k * 37 % 101) as f32 - 50.0) / 50.0).collect();
+    let mut sources = vec![0.0; frames * n];
+    let separators = [
+        OnlineIva::fixed(m, n, config, &complex(&room.filters)),
+        OnlineIva::starting_from(m, n, config, &complex(&room.demixing)),
+    ];
+    for separator in separators {
+        match separator {
+            Ok(mut s) => s.process(&block, &mut sources),
+            Err(e) => return Verdict::Refused(e.to_string()),
+        }
     }
     Verdict::Accepted { frames }
 }
