@@ -11,7 +11,12 @@
 //!
 //! Run: `cargo run --release --example room_online [-- --talkers 2 --mics 2 --rt60 0.3
 //! --seeds 1,2,3 --frame 1024 --hop 256 --forgetting 0.98 --prior laplace|gauss|low-rank
-//! --dry speech|synthetic --delay SAMPLES --stagger SAMPLES --online-only]`.
+//! --dry speech|synthetic --delay SAMPLES --stagger SAMPLES --online-only --from-take]`.
+//!
+//! `--from-take`: the online separator starts from the demixing an offline fit (the
+//! low-rank demixing, 50 iterations, the online STFT) found on another take in the same
+//! room — the same talkers and places, each talker's sentences 7 s further on — as `unmix
+//! live --domain stft --model` starts from a room's model.
 
 use std::path::Path;
 use std::time::Instant;
@@ -30,6 +35,7 @@ fn main() -> Result<()> {
     let (mut talkers, mut mics, mut rt60, mut seeds) = (2usize, 2usize, 0.3f64, vec![1u64, 2, 3]);
     let mut config = OnlineConfig::DEFAULT;
     let (mut spacing, mut synthetic, mut offline, mut delay, mut stagger) = (0.05, false, true, 0usize, 0usize);
+    let mut from_take = false;
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -53,6 +59,7 @@ fn main() -> Result<()> {
             "--online-only" => offline = false,
             "--delay" => delay = value()?.parse()?,
             "--stagger" => stagger = value()?.parse()?,
+            "--from-take" => from_take = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -79,7 +86,15 @@ fn main() -> Result<()> {
         let truth: Vec<Vec<f32>> = (0..talkers).map(|j| record.truth.channel(j)[..len].to_vec()).collect();
         let reference = &record.mixture.channel(0)[..len];
 
-        let mut online = OnlineIva::new(mics, talkers, config)?;
+        let mut online = if from_take {
+            let other: Vec<Vec<f32>> = dry.iter().map(|d| [&d[7 * RATE..], &d[..7 * RATE]].concat()).collect();
+            let take = simulate_room(&room, &other)?;
+            let iva = IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 50, seed: 1 };
+            let fitted = separate_recording(&take.mixture, talkers, config.stft, &iva, None, 0, None)?;
+            OnlineIva::starting_from(mics, talkers, config, &fitted.fit.full)?
+        } else {
+            OnlineIva::new(mics, talkers, config)?
+        };
         // Silence before the talkers (a device opened before anyone speaks) shifts the
         // frames' grid against the speech.
         let mut input = vec![0.0f32; delay * mics];

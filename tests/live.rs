@@ -210,7 +210,50 @@ fn live_separates_a_room_in_the_stft_domain() {
     let recorded = unmix_io::read_wav(&record).unwrap();
     assert_eq!(recorded.interleaved(), &want[..], "live output differs from the online separator offline");
 
+    // Started from a room's model fitted on the same recording offline: the channels
+    // come from the model, and the recording is `starting_from` its demixing run offline.
+    let wav = dir.path().join("room.wav");
+    unmix_io::write_wav_f32(&wav, &room.mixture).unwrap();
+    let fitted = dir.path().join("fitted");
+    #[rustfmt::skip]
+    let o = crate::util::unmix(&[
+        "separate", wav.to_str().unwrap(), "-n", "2", "--domain", "stft", "--stft-spatial-iterations", "0",
+        "-o", fitted.to_str().unwrap(), "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let room_model = fitted.join("model.unmix");
+    #[rustfmt::skip]
+    let o = alsa.unmix(&[
+        "live", "--input", "filecap", "-n", "2", "--domain", "stft", "--model", room_model.to_str().unwrap(),
+        "--duration", &format!("{}s", frames / rate), "--ring-seconds", "8",
+        "--record", record.to_str().unwrap(), "--force", "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let unmix_format::AnyModel::Room(loaded) = unmix_format::AnyModel::load(&room_model).unwrap() else {
+        panic!("separate --domain stft writes a room's model");
+    };
+    let demixing: Vec<unmix_freq::Complex64> =
+        loaded.demixing.chunks_exact(2).map(|v| unmix_freq::Complex64::new(v[0].into(), v[1].into())).collect();
+    let mut started = unmix_freq::OnlineIva::starting_from(4, 2, unmix_freq::OnlineConfig::DEFAULT, &demixing).unwrap();
+    started.process(room.mixture.interleaved(), &mut want);
+    let recorded = unmix_io::read_wav(&record).unwrap();
+    assert_eq!(recorded.interleaved(), &want[..], "live from a room's model differs from starting_from offline");
+
     let model = dir.path().join("m.unmix");
+    let o = alsa.unmix(&["live", "--input", "filecap", "-n", "2", "--model", room_model.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("run it with --domain stft"), "{}", stderr(&o));
+    let o = alsa.unmix(&[
+        "live",
+        "--input",
+        "filecap",
+        "-n",
+        "3",
+        "--domain",
+        "stft",
+        "--model",
+        room_model.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success() && stderr(&o).contains("a room's model of 2 sources, not -n 3"), "{}", stderr(&o));
     for (extra, why) in [
         (vec!["--save-model", model.to_str().unwrap()], "--save-model: --domain stft adapts its own demixing"),
         (vec!["--refit", "2s"], "refits do not apply"),

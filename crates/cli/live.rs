@@ -42,7 +42,10 @@ pub struct LiveArgs {
     /// Seconds of input buffered and fitted before separating (output is silence until then).
     #[arg(long, default_value = "10s", value_parser = parse_seconds)]
     pub warmup: f64,
-    /// Start separating at once with this model (from `unmix separate`).
+    /// Start separating at once with this model (from `unmix separate`). With --domain
+    /// stft, a room's model (from `separate --domain stft` on a recording of the same
+    /// array and places): the online separator starts from its demixing, with its STFT,
+    /// instead of from nothing.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Keep re-fitting on the latest warm-up-long segment every this many seconds; each
@@ -93,9 +96,9 @@ pub struct LiveArgs {
     /// `time`: a model of one sample of every channel, fitted on the warm-up (or
     /// --model), for instantaneous mixtures; `stft`: online independent vector analysis
     /// in the frequency domain, for rooms, where every microphone hears each talker
-    /// through its own echoes — it adapts from the first frame (no warm-up, no fit, no
-    /// model file), each source is its image at the first channel, and the sources lag
-    /// the input by one STFT frame.
+    /// through its own echoes — it adapts from the first frame (no warm-up, no fit; from
+    /// a room's --model when given), each source is its image at the first channel, and
+    /// the sources lag the input by one STFT frame.
     #[arg(long, value_enum, default_value_t = crate::separate::args::DomainArg::Time)]
     pub domain: crate::separate::args::DomainArg,
     /// --domain stft: each source's prior over its spectral vector.
@@ -174,36 +177,66 @@ pub enum OnlinePriorArg {
 }
 
 impl LiveArgs {
-    /// The online separator's settings with `--domain stft`, `None` with `--domain time`;
-    /// the options of the other domain refused when given.
-    #[cfg_attr(not(feature = "live"), allow(dead_code))]
-    fn online(&self) -> Result<Option<unmix_freq::OnlineConfig>> {
+    /// The domain the session separates in: with `--domain stft` the online separator's
+    /// settings, and a `room`'s model to start from when given; the options of the other
+    /// domain refused when given.
+    #[cfg(feature = "live")]
+    fn online(&self, room: Option<&unmix_format::RoomModel>) -> Result<unmix_live::LiveDomain> {
         use crate::separate::args::DomainArg;
         use unmix_freq::{OnlineConfig, SourcePrior, StftConfig};
+        use unmix_live::{LiveDomain, RoomStart};
+        let model_name = || self.model.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
         if self.domain == DomainArg::Time {
-            return Ok(None);
-        }
-        for (given, option) in [(self.model.is_some(), "--model"), (self.save_model.is_some(), "--save-model")] {
-            if given {
-                bail!("{option}: --domain stft adapts its own demixing and has no model file yet");
+            if room.is_some() {
+                bail!("{}: a room's model (the frequency domain): run it with --domain stft", model_name());
             }
+            return Ok(LiveDomain::Time);
+        }
+        if self.model.is_some() && room.is_none() {
+            bail!(
+                "{}: a model of the time domain; --domain stft starts from a room's model (from `separate --domain \
+                 stft`) or from nothing",
+                model_name()
+            );
+        }
+        if self.save_model.is_some() {
+            bail!(
+                "--save-model: --domain stft adapts its own demixing and saves none (`separate --domain stft` writes a room's model)"
+            );
         }
         let prior = match self.prior {
             OnlinePriorArg::LowRank => SourcePrior::LowRank { bases: self.stft_bases },
             OnlinePriorArg::Gauss => SourcePrior::Gauss,
             OnlinePriorArg::Laplace => SourcePrior::Laplace,
         };
-        let config = OnlineConfig {
-            stft: StftConfig { frame: self.stft_frame, hop: self.stft_hop },
-            forgetting: self.forgetting,
-            prior,
-            reference: 0,
+        // A room's model brings its STFT and reference: its demixing is per bin of them.
+        let (stft, reference) = match room {
+            Some(room) => {
+                let h = &room.header;
+                if h.sources != self.sources {
+                    bail!("{}: a room's model of {} sources, not -n {}", model_name(), h.sources, self.sources);
+                }
+                (StftConfig { frame: h.stft_frame, hop: h.stft_hop }, h.reference)
+            }
+            None => (StftConfig { frame: self.stft_frame, hop: self.stft_hop }, 0),
         };
+        let config = OnlineConfig { stft, forgetting: self.forgetting, prior, reference };
         config.stft.check()?;
         if !(config.forgetting > 0.0 && config.forgetting < 1.0) {
             bail!("--forgetting {}: a factor between 0 and 1", config.forgetting);
         }
-        Ok(Some(config))
+        Ok(match room {
+            Some(room) => LiveDomain::StftFrom(std::sync::Arc::new(RoomStart {
+                online: config,
+                demixing: room
+                    .demixing
+                    .chunks_exact(2)
+                    .map(|v| unmix_freq::Complex64::new(v[0].into(), v[1].into()))
+                    .collect(),
+                sample_rate_hz: room.header.sample_rate_hz,
+            })),
+            None => LiveDomain::Stft(config),
+        })
     }
 }
 
@@ -308,11 +341,10 @@ mod enabled {
 
     use anyhow::{Context, Result, anyhow, bail};
     use unmix_core::{CancelToken, Recording};
-    use unmix_format::ModelFile;
+    use unmix_format::{AnyModel, ModelFile};
     use unmix_infer::Kernel;
     use unmix_live::{
-        EndReason, FitError, FittedModel, InputSpec, LiveDomain, LiveParams, LiveScores, LiveSession, ModelFitter,
-        Status,
+        EndReason, FitError, FittedModel, InputSpec, LiveParams, LiveScores, LiveSession, ModelFitter, Status,
     };
     use unmix_separate::{ConsensusConfig, ModelChoice, PriorChoice, SeparateConfig, SeparateParams, SourceCount};
 
@@ -397,12 +429,16 @@ mod enabled {
 
     pub fn live(args: LiveArgs) -> Result<()> {
         let kernel = args.kernel.kernel()?;
-        let online = args.online()?;
         let stdout_taken = args.check_outputs()?;
-        let model = match &args.model {
-            Some(path) => Some(ModelFile::load(path).with_context(|| path.display().to_string())?),
-            None => None,
+        let (model, room) = match &args.model {
+            Some(path) => match AnyModel::load(path).with_context(|| path.display().to_string())? {
+                AnyModel::Time(model) => (Some(*model), None),
+                AnyModel::Room(room) => (None, Some(room)),
+            },
+            None => (None, None),
         };
+        let domain = args.online(room.as_ref())?;
+        let online = domain.online().copied();
         if args.raw.as_deref().is_some_and(|r| r != "-") {
             bail!("--raw takes only '-' (stdout)");
         }
@@ -438,7 +474,10 @@ mod enabled {
         let (channels, pick) = super::input_channels(
             args.channels,
             args.pick.as_ref(),
-            model.as_ref().map(|m| (m.header.channels, m.header.picked_channels.as_deref())),
+            model
+                .as_ref()
+                .map(|m| (m.header.channels, m.header.picked_channels.as_deref()))
+                .or_else(|| room.as_ref().map(|r| (r.header.channels, r.header.picked_channels.as_deref()))),
             args.quiet,
         )?;
         let config = LiveParams {
@@ -446,7 +485,8 @@ mod enabled {
                 device: args.input.clone(),
                 channels,
                 pick,
-                sample_rate_hz: args.rate,
+                // A room's model runs at its own rate (the session refuses another).
+                sample_rate_hz: args.rate.or(room.as_ref().map(|r| r.header.sample_rate_hz)),
                 buffer_frames: args.buffer,
                 ring_s: args.ring_seconds,
                 stop_after_s: args.duration,
@@ -464,7 +504,7 @@ mod enabled {
             stall_timeout: Duration::try_from_secs_f64(args.stall_seconds.max(0.1))
                 .map_err(|_| anyhow!("--stall-seconds {}: too long a wait", args.stall_seconds))?,
             kernel,
-            domain: online.map_or(LiveDomain::Time, LiveDomain::Stft),
+            domain,
         };
         let context = || format!("live input '{}'", args.input);
         let config = config.check().with_context(context)?;

@@ -91,7 +91,7 @@ pub struct LiveParams {
 }
 
 /// What a session separates with.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LiveDomain {
     /// A model of one sample of every channel (fitted on the warm-up, or given), for
     /// instantaneous mixtures.
@@ -100,6 +100,32 @@ pub enum LiveDomain {
     /// it adapts from the first frame, needs no fit and no warm-up, and its sources lag
     /// the input by [`OnlineIva::latency`] frames.
     Stft(OnlineConfig),
+    /// The same, started from a room's fitted demixing (a room's model, from `separate
+    /// --domain stft` on a recording of the same array and places) instead of the
+    /// identity: its sources are in the model's order from the first frame.
+    StftFrom(Arc<RoomStart>),
+}
+
+/// Where [`LiveDomain::StftFrom`] starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomStart {
+    /// The separator's settings (the model's STFT and reference channel).
+    pub online: OnlineConfig,
+    /// Every bin's whole demixing matrix, as [`OnlineIva::starting_from`] takes it.
+    pub demixing: Vec<unmix_freq::Complex64>,
+    /// The rate the model was fitted at: the input must run at it.
+    pub sample_rate_hz: u32,
+}
+
+impl LiveDomain {
+    /// The online separator's settings, in the frequency domain.
+    pub fn online(&self) -> Option<&OnlineConfig> {
+        match self {
+            LiveDomain::Time => None,
+            LiveDomain::Stft(online) => Some(online),
+            LiveDomain::StftFrom(start) => Some(&start.online),
+        }
+    }
 }
 
 /// Where and how often a live session writes its monitoring scores.
@@ -168,7 +194,7 @@ impl LiveParams {
                 self.frame_len
             )));
         }
-        if let LiveDomain::Stft(online) = &self.domain {
+        if let Some(online) = self.domain.online() {
             // The online separator adapts on its own: nothing of a time-domain model applies.
             let refused = [
                 (self.model.is_some(), "a model given up front is a time-domain model"),
@@ -179,6 +205,15 @@ impl LiveParams {
                 return Err(Error::Config(format!("--domain stft adapts its own demixing: {why}")));
             }
             online.check(m, n).map_err(|e| Error::Config(e.to_string()))?;
+            if let LiveDomain::StftFrom(start) = &self.domain
+                && start.demixing.len() != online.stft.bins() * m * m
+            {
+                return Err(Error::Config(format!(
+                    "a room's model of {} demixing values for {m} channels and {} bins",
+                    start.demixing.len(),
+                    online.stft.bins()
+                )));
+            }
         }
         if !self.kernel.is_available() {
             return Err(Error::Config(format!("the {} kernel does not run on this processor", self.kernel.name())));
@@ -206,10 +241,7 @@ impl LiveConfig {
     /// Frames by which the sources lag the input: none sample by sample, the STFT's
     /// frame less one in the frequency domain.
     pub fn latency_frames(&self) -> usize {
-        match self.0.domain {
-            LiveDomain::Time => 0,
-            LiveDomain::Stft(online) => online.stft.frame - 1,
-        }
+        self.0.domain.online().map_or(0, |online| online.stft.frame - 1)
     }
 }
 
@@ -371,10 +403,22 @@ impl LiveSession {
         let LiveInput { keep_alive, reader, meter, negotiated, error } = input;
         let input = InputHalf { _keep_alive: keep_alive, meter, negotiated, error };
         let rate = input.negotiated.sample_rate_hz;
-        let online = match params.domain {
-            LiveDomain::Stft(online) => Some(OnlineIva::new(m, n, online).map_err(|e| Error::Config(e.to_string()))?),
+        let online = match &params.domain {
             LiveDomain::Time => None,
-        };
+            LiveDomain::Stft(online) => Some(OnlineIva::new(m, n, *online)),
+            LiveDomain::StftFrom(start) => {
+                if rate != start.sample_rate_hz {
+                    return Err(Error::Config(format!(
+                        "the input runs at {rate} Hz, the room's model was fitted at {} Hz (its filters are per \
+                         frequency)",
+                        start.sample_rate_hz
+                    )));
+                }
+                Some(OnlineIva::starting_from(m, n, start.online, &start.demixing))
+            }
+        }
+        .transpose()
+        .map_err(|e| Error::Config(e.to_string()))?;
         let shared = Arc::new(Shared::new(params.model.is_some() || online.is_some()));
 
         // Sinks.

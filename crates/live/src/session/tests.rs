@@ -482,15 +482,17 @@ fn the_online_separator_takes_no_model_and_checks_its_settings() {
     let stft = LiveDomain::Stft(unmix_freq::OnlineConfig::DEFAULT);
     let data = generate(&SynthConfig { frames: 2000, ..SynthConfig::paper(MixKind::Linear, 1) }).unwrap();
     let model = offline_fit(&data.mixture, quick(0));
-    let e = refused(LiveParams { domain: stft, model: Some(model), ..params() });
+    let e = refused(LiveParams { domain: stft.clone(), model: Some(model), ..params() });
     assert!(e.contains("--domain stft adapts its own demixing: a model given up front"), "{e}");
-    assert!(refused(LiveParams { domain: stft, refit_s: Some(2.0), ..params() }).contains("refits"));
+    assert!(refused(LiveParams { domain: stft.clone(), refit_s: Some(2.0), ..params() }).contains("refits"));
     let scores = LiveScores { path: "s.csv".into(), window_s: 1.0, hop_s: 1.0, alert_share: 0.1 };
-    assert!(refused(LiveParams { domain: stft, scores: Some(scores), ..params() }).contains("monitoring scores"));
+    assert!(
+        refused(LiveParams { domain: stft.clone(), scores: Some(scores), ..params() }).contains("monitoring scores")
+    );
     let forgetting =
         LiveDomain::Stft(unmix_freq::OnlineConfig { forgetting: 1.0, ..unmix_freq::OnlineConfig::DEFAULT });
     assert!(refused(LiveParams { domain: forgetting, ..params() }).contains("forgetting factor of 1"));
-    let config = LiveParams { domain: stft, ..params() }.check().unwrap();
+    let config = LiveParams { domain: stft.clone(), ..params() }.check().unwrap();
     assert!(!config.fits());
     assert_eq!(config.latency_frames(), 2047);
 }
@@ -520,7 +522,8 @@ fn a_session_in_the_stft_domain_records_the_online_separation() {
     config.sources = 2;
     config.domain = LiveDomain::Stft(online);
     let session =
-        LiveSession::start_with(config.check().unwrap(), None, paced_input(&mixture, frames as u64), None).unwrap();
+        LiveSession::start_with(config.clone().check().unwrap(), None, paced_input(&mixture, frames as u64), None)
+            .unwrap();
     let report = session.wait().unwrap();
     assert_eq!(report.end, EndReason::Duration);
     assert_eq!(report.first_model_frame, Some(0));
@@ -533,6 +536,27 @@ fn a_session_in_the_stft_domain_records_the_online_separation() {
     offline.process(mixture.interleaved(), &mut want);
     assert_eq!(recorded.interleaved(), &want[..]);
     assert!(want.iter().any(|v| *v != 0.0));
+
+    // Started from a room's demixing (the separator's own after this run, as a model
+    // would give it): the recording is `starting_from` run offline, and a rate other
+    // than the model's is refused.
+    let start = std::sync::Arc::new(RoomStart { online, demixing: offline.demixing(), sample_rate_hz: rate as u32 });
+    config.domain = LiveDomain::StftFrom(start.clone());
+    let session =
+        LiveSession::start_with(config.clone().check().unwrap(), None, paced_input(&mixture, frames as u64), None)
+            .unwrap();
+    let report = session.wait().unwrap();
+    assert_eq!((report.end, report.first_model_frame, report.latency_frames), (EndReason::Duration, Some(0), 2047));
+    let mut offline = unmix_freq::OnlineIva::starting_from(2, 2, online, &start.demixing).unwrap();
+    offline.process(mixture.interleaved(), &mut want);
+    assert_eq!(unmix_io::read_wav(&path).unwrap().interleaved(), &want[..]);
+    config.domain = LiveDomain::StftFrom(std::sync::Arc::new(RoomStart { sample_rate_hz: 8_000, ..(*start).clone() }));
+    let e = LiveSession::start_with(config.clone().check().unwrap(), None, paced_input(&mixture, frames as u64), None)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("fitted at 8000 Hz"), "{e}");
+    config.domain = LiveDomain::StftFrom(std::sync::Arc::new(RoomStart { demixing: vec![], ..(*start).clone() }));
+    assert!(config.check().is_err());
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
