@@ -63,6 +63,30 @@ pub enum RoomFilters {
 }
 
 impl RoomHeader {
+    /// Checks that the header describes a model this build can run: what the sizes of
+    /// its values follow from is in range before they are computed.
+    pub fn check(&self) -> Result<()> {
+        if self.channels == 0 || self.channels > MAX_CHANNELS || self.sources == 0 || self.sources > self.channels {
+            return Err(Error::Invalid(format!(
+                "{} sources from {} channels (1 to {MAX_CHANNELS} channels, at most one source each)",
+                self.sources, self.channels
+            )));
+        }
+        let (frame, hop) = (self.stft_frame, self.stft_hop);
+        if frame < 4 || !frame.is_multiple_of(2) || frame > 1 << 16 || hop == 0 || !frame.is_multiple_of(hop) {
+            return Err(Error::Invalid(format!("an STFT of {frame} samples every {hop}")));
+        }
+        if hop > frame / 2 || self.reference >= self.channels || self.sample_rate_hz == 0 {
+            return Err(Error::Invalid(format!(
+                "a hop of {hop} for frames of {frame}, reference channel {} of {}, {} Hz",
+                self.reference.saturating_add(1),
+                self.channels,
+                self.sample_rate_hz
+            )));
+        }
+        Ok(())
+    }
+
     /// Frequency bins per frame.
     pub fn bins(&self) -> usize {
         self.stft_frame / 2 + 1
@@ -95,24 +119,7 @@ impl RoomModel {
     /// one of its shape, finite.
     pub fn check(&self) -> Result<()> {
         let h = &self.header;
-        if h.channels == 0 || h.channels > MAX_CHANNELS || h.sources == 0 || h.sources > h.channels {
-            return Err(Error::Invalid(format!(
-                "{} sources from {} channels (1 to {MAX_CHANNELS} channels, at most one source each)",
-                h.sources, h.channels
-            )));
-        }
-        let (frame, hop) = (h.stft_frame, h.stft_hop);
-        if frame < 4 || !frame.is_multiple_of(2) || frame > 1 << 16 || hop == 0 || !frame.is_multiple_of(hop) {
-            return Err(Error::Invalid(format!("an STFT of {frame} samples every {hop}")));
-        }
-        if hop > frame / 2 || h.reference >= h.channels || h.sample_rate_hz == 0 {
-            return Err(Error::Invalid(format!(
-                "a hop of {hop} for frames of {frame}, reference channel {} of {}, {} Hz",
-                h.reference + 1,
-                h.channels,
-                h.sample_rate_hz
-            )));
-        }
+        h.check()?;
         if self.filters.len() != h.filter_values() || self.demixing.len() != h.demixing_values() {
             return Err(Error::Invalid(format!(
                 "{} filter and {} demixing values for {} bins of {} sources from {} channels ({} and {})",
@@ -143,6 +150,7 @@ impl RoomModel {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let (header, mut values) = read_container(bytes, ROOM_MAGIC, ROOM_FORMAT_VERSION)?;
         let header: RoomHeader = serde_json::from_slice(header).map_err(|e| Error::Corrupt(format!("header: {e}")))?;
+        header.check()?;
         let split = header.filter_values();
         if values.len() != split + header.demixing_values() {
             return Err(Error::Invalid(format!(

@@ -60,6 +60,12 @@ const WARM_FRAMES: u64 = 8;
 /// the frames around its arrival still steer the start, see `docs/limitations.md`.)
 const SILENT_CHANNEL: f64 = 1e-6;
 
+/// The most complex values the statistics of an adapting separator may hold (every
+/// source's weighted covariance per bin, `sources · bins · channels²`): 512 MiB. 16
+/// microphones into 16 sources at 2048-sample frames hold 4.2 M; a request beyond it is
+/// refused rather than allocated (a model file naming 256 channels, say).
+pub const MAX_STATISTICS: usize = 1 << 25;
+
 /// Settings of [`OnlineIva`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OnlineConfig {
@@ -99,6 +105,29 @@ impl OnlineConfig {
             return Err(Error::Config(format!(
                 "reference channel {} of {channels}: numbered from 1 to {channels}",
                 self.reference.saturating_add(1)
+            )));
+        }
+        // A whole matrix per bin is held even by fixed filters.
+        let matrices = self.stft.bins().saturating_mul(channels).saturating_mul(channels);
+        if matrices > MAX_STATISTICS {
+            return Err(Error::Config(format!(
+                "{channels} channels at {}-sample frames: {matrices} demixing values, beyond the {MAX_STATISTICS} held",
+                self.stft.frame
+            )));
+        }
+        Ok(())
+    }
+
+    /// Also checks that an adapting separator's statistics stay within
+    /// [`MAX_STATISTICS`].
+    fn check_adapting(&self, channels: usize, sources: usize) -> Result<()> {
+        self.check(channels, sources)?;
+        let values = self.stft.bins().saturating_mul(channels).saturating_mul(channels).saturating_mul(sources);
+        if values > MAX_STATISTICS {
+            return Err(Error::Config(format!(
+                "{sources} sources from {channels} channels at {}-sample frames: {values} statistics to adapt, \
+                 beyond the {MAX_STATISTICS} held",
+                self.stft.frame
             )));
         }
         Ok(())
@@ -172,7 +201,12 @@ impl OnlineIva {
     /// allocated here. It starts from each source on the channel of its number and
     /// adapts from the first frame.
     pub fn new(channels: usize, sources: usize, config: OnlineConfig) -> Result<Self> {
-        config.check(channels, sources)?;
+        config.check_adapting(channels, sources)?;
+        Self::build(channels, sources, config, true)
+    }
+
+    /// Every buffer, those of the statistics only when `adapting`.
+    fn build(channels: usize, sources: usize, config: OnlineConfig, adapting: bool) -> Result<Self> {
         let (m, n) = (channels, sources);
         let StftConfig { frame, hop } = config.stft;
         let bins = config.stft.bins();
@@ -207,12 +241,14 @@ impl OnlineIva {
             spectrum: vec![Complex64::default(); bins],
             x: vec![Complex64::default(); bins * m],
             w,
-            v: vec![Complex64::default(); n * bins * m * m],
-            c: if n < m { vec![Complex64::default(); bins * m * m] } else { Vec::new() },
+            v: if adapting { vec![Complex64::default(); n * bins * m * m] } else { Vec::new() },
+            c: if adapting && n < m { vec![Complex64::default(); bins * m * m] } else { Vec::new() },
             power: vec![0.0; n * bins],
             phi: vec![0.0; n * bins],
             low_rank: match config.prior {
-                SourcePrior::LowRank { bases } => (0..n).map(|s| OnlineLowRank::new(bins, bases, s as u64)).collect(),
+                SourcePrior::LowRank { bases } if adapting => {
+                    (0..n).map(|s| OnlineLowRank::new(bins, bases, s as u64)).collect()
+                }
                 _ => Vec::new(),
             },
             loaded: vec![Complex64::default(); m * m],
@@ -224,7 +260,7 @@ impl OnlineIva {
             overlap: vec![0.0; n * frame],
             ready: vec![0.0; n * hop],
             channel_energy: vec![0.0; m],
-            adapting: true,
+            adapting,
             frames: 0,
             skipped: 0,
             gated: 0,
@@ -254,13 +290,13 @@ impl OnlineIva {
     /// spatial model's [`crate::MnmfFit::fixed_filters`]): a room's fitted filters run on
     /// another recording.
     pub fn fixed(channels: usize, sources: usize, config: OnlineConfig, filters: &[Complex64]) -> Result<Self> {
-        let mut separator = Self::new(channels, sources, config)?;
+        config.check(channels, sources)?;
+        let mut separator = Self::build(channels, sources, config, false)?;
         let (m, n) = (channels, sources);
         check_values(filters, separator.bins * n * m, "filters")?;
         for (block, rows) in separator.w.chunks_exact_mut(m * m).zip(filters.chunks_exact(n * m)) {
             block[..n * m].copy_from_slice(rows);
         }
-        separator.adapting = false;
         separator.image_row.fill(Complex64::new(1.0, 0.0));
         Ok(separator)
     }
@@ -759,5 +795,11 @@ mod tests {
         assert!(OnlineIva::new(2, 2, OnlineConfig { reference: 2, ..ok }).is_err());
         assert!(OnlineIva::new(2, 2, OnlineConfig { prior: SourcePrior::LowRank { bases: 0 }, ..ok }).is_err());
         assert!(OnlineIva::new(2, 2, OnlineConfig { stft: StftConfig { frame: 1000, hop: 300 }, ..ok }).is_err());
+        // Beyond the statistics held: refused, not allocated (64 × 64: 4.3 GB of them).
+        let e = OnlineIva::new(64, 64, ok).unwrap_err().to_string();
+        assert!(e.contains("beyond the"), "{e}");
+        assert!(OnlineIva::new(64, 2, ok).is_ok());
+        let filters = vec![Complex64::default(); ok.stft.bins() * 256 * 2];
+        assert!(OnlineIva::fixed(256, 2, ok, &filters).unwrap_err().to_string().contains("beyond the"));
     }
 }
