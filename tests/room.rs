@@ -166,6 +166,35 @@ fn the_time_domain_warns_of_a_room() {
     }
 }
 
+/// A room recorded as a stream on the standard input: the model is fitted on its head
+/// (`--train-seconds`) and written at once, then every frame is separated by its filters
+/// as it arrives, the same sources as `apply` gives on the file.
+#[test]
+fn a_streamed_room_is_fitted_on_its_head_and_separated_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = room(&dir.path().join("room"), "2", "2");
+    let mixture = data.join("mixture.wav");
+    let out = dir.path().join("out");
+    #[rustfmt::skip]
+    let o = crate::util::unmix_fed(
+        &["separate", "-", "-n", "2", "--domain", "stft", "--train-seconds", "4", "-o", out.to_str().unwrap()],
+        std::fs::read(&mixture).unwrap(),
+    );
+    assert!(o.status.success(), "{}", crate::util::stderr(&o));
+    assert!(crate::util::stderr(&o).contains("model written"), "{}", crate::util::stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["fitted_frames"], 64_000);
+    assert_eq!(report["frames"], 96_000);
+    let applied = dir.path().join("applied.wav");
+    let model = out.join("model.unmix");
+    let o = unmix(&["apply", model.to_str().unwrap(), mixture.to_str().unwrap(), "-o", applied.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", crate::util::stderr(&o));
+    let (streamed, applied) =
+        (unmix_io::read_wav(&out.join("sources.wav")).unwrap(), unmix_io::read_wav(&applied).unwrap());
+    assert_eq!(streamed.frames(), 96_000);
+    assert_eq!(streamed.interleaved(), applied.interleaved());
+}
+
 #[test]
 fn what_the_frequency_domain_cannot_do_is_refused_before_writing() {
     let dir = tempfile::tempdir().unwrap();

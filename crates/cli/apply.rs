@@ -571,6 +571,13 @@ pub fn apply_room(
             h.sample_rate_hz
         );
     }
+    let stage = Stage::Room(Box::new(room_separator(model)?));
+    apply_reader(stage, input, reader, Vec::new(), outputs, options)
+}
+
+/// The frame-by-frame separator of a room's model: its filters, as the file holds them.
+pub fn room_separator(model: &RoomModel) -> Result<OnlineIva> {
+    let h = &model.header;
     let config = OnlineConfig {
         stft: StftConfig { frame: h.stft_frame, hop: h.stft_hop },
         reference: h.reference,
@@ -578,8 +585,7 @@ pub fn apply_room(
     };
     let filters: Vec<Complex64> =
         model.filters.chunks_exact(2).map(|v| Complex64::new(v[0].into(), v[1].into())).collect();
-    let separator = OnlineIva::fixed(h.channels, h.sources, config, &filters)?;
-    apply_reader(Stage::Room(Box::new(separator)), input, reader, Vec::new(), outputs, options)
+    Ok(OnlineIva::fixed(h.channels, h.sources, config, &filters)?)
 }
 
 /// [`apply_file`] on `input` already open as `reader`, whose first frames were read into

@@ -1,6 +1,7 @@
 //! `unmix separate --domain stft`: a reverberant recording separated in the frequency
 //! domain (`unmix_freq`), each source written as its image at the first channel, and the
-//! room's model (the demixing, projected back) for `apply` and `live`.
+//! room's model for `apply` and `live`. A stream on the standard input is fitted on its
+//! head, and the whole stream then separated by the model's fixed filters as it arrives.
 
 use std::time::Instant;
 
@@ -27,8 +28,10 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let SourceCount::Fixed(n) = args.sources else {
         bail!("-n auto: --domain stft needs the number of sources");
     };
-    if is_stdin(input) {
-        bail!("--domain stft separates a whole file; a stream on the standard input is not read this way yet");
+    let streaming = is_stdin(input);
+    if streaming {
+        // Refused now rather than after the wait for the stream's head.
+        Staging::refuse_existing(&args.output, &OUTPUTS, args.force)?;
     }
     let mut reader = args.input_channels.open(input, None, args.quiet)?;
     let picked = super::picked_channels(args, &reader);
@@ -38,18 +41,22 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         bail!("{}: {refused}", input.display());
     }
     let most = MAX_BUFFERED_SAMPLES / m.max(1);
-    let mut samples = Vec::new();
-    let frames = reader.read_block(&mut samples, most + 1)?;
-    if frames > most {
-        bail!("{}: longer than the {most} frames of {m} channels --domain stft holds in memory", input.display());
-    }
+    let samples = if streaming {
+        super::read_stream_head(&mut reader, stream_head_frames(args, rate).min(most), args.quiet)?
+    } else {
+        let mut samples = Vec::new();
+        if reader.read_block(&mut samples, most + 1)? > most {
+            bail!("{}: longer than the {most} frames of {m} channels --domain stft holds in memory", input.display());
+        }
+        samples
+    };
     let recording = Recording::from_interleaved(rate, m, samples).with_context(|| input_name(input))?;
     let (stft, iva, spatial) = args.stft_config(recording.frames() as f64 / f64::from(rate))?;
     // The checks every separation makes: a silent or non-finite channel is named.
     unmix_dsp::Normaliser::fit(&recording, unmix_dsp::NormaliserConfig { whiten_to: None })
         .with_context(|| input_name(input))?;
     if let Some(truth) = &args.truth {
-        check_truth(truth, Some(recording.frames()), m, args.sources, rate)?;
+        check_truth(truth, (!streaming).then_some(recording.frames()), m, args.sources, rate)?;
     }
     let mut out = Staging::new(&args.output, &OUTPUTS, args.force)?;
     let cancel = crate::interrupt::watch()?;
@@ -58,7 +65,6 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         .with_context(|| input_name(input))?;
     let separate_s = started.elapsed().as_secs_f64() - read_s;
     let sources_path = out.path("sources.wav");
-    unmix_io::write_wav_f32(&sources_path, &separated.sources)?;
     let settings = serde_json::json!({ "stft": stft, "separation": iva, "spatial_model": spatial });
     let spatial_fit = separated.spatial.as_ref().map(|s| {
         serde_json::json!({
@@ -95,13 +101,41 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         demixing: single(&separated.fit.full),
     };
     model.save(&out.path("model.unmix")).with_context(|| input_name(input))?;
+    // A file's sources are the separation's; a stream's, every frame of it through the
+    // model's filters, as it arrives.
+    let applied = if streaming {
+        let path = out.publish("model.unmix")?;
+        if !args.quiet {
+            eprintln!(
+                "{}: model written → {}; separating the stream as it arrives by its filters (Ctrl-C ends it, \
+                 outputs complete)",
+                input_name(input),
+                path.display()
+            );
+        }
+        // The filters as the model file holds them, so that `apply` on the same samples
+        // gives the same sources.
+        let separator = crate::apply::room_separator(&model).with_context(|| input_name(input))?;
+        let outputs = [crate::apply::Output { path: &sources_path, wav_format: args.wav_format.into() }];
+        let options =
+            crate::apply::ApplyOptions { progress: !args.quiet, monitoring: None, kernel: unmix_infer::Kernel::best() };
+        let head = recording.interleaved().to_vec();
+        let stage = crate::apply::Stage::Room(Box::new(separator));
+        Some(crate::apply::apply_reader(stage, input, reader, head, &outputs, &options)?)
+    } else {
+        unmix_io::write_wav_f32(&sources_path, &separated.sources)?;
+        None
+    };
+    let total_frames = applied.as_ref().map_or(recording.frames(), |a| a.frames);
     let score = match &args.truth {
         Some(truth) => Some(score::score_files(truth, &sources_path, &args.output.join("sources.wav"), rate)?),
         None => None,
     };
     let report = serde_json::json!({
         "input": input_name(input),
-        "frames": recording.frames(),
+        "frames": total_frames,
+        "fitted_frames": recording.frames(),
+        "stopped_by_ctrl_c": applied.as_ref().is_some_and(|a| a.stopped),
         "channels": m,
         "sample_rate_hz": rate,
         "sources": n,
@@ -118,12 +152,20 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "timings_s": { "read": read_s, "separate": separate_s, "total": started.elapsed().as_secs_f64() },
     });
     crate::output::write_json(&out.path("report.json"), &report)?;
-    crate::interrupt::check()?;
+    // A file is abandoned by Ctrl-C; a stream's outputs are complete where it stopped.
+    if !streaming {
+        crate::interrupt::check()?;
+    }
     let written = out.commit()?;
     if !args.quiet {
+        let how = if streaming {
+            format!(", fitted on its first {} and then by the model's filters", plural(recording.frames(), "frame"))
+        } else {
+            String::new()
+        };
         println!(
-            "separated {} of {} into {} in the frequency domain ({} prior, STFT {} / {}, {}{}, {:.1} s), each its image at channel 1",
-            plural(recording.frames(), "frame"),
+            "separated {} of {} into {} in the frequency domain ({} prior, STFT {} / {}, {}{}, {:.1} s{how}), each its image at channel 1{}",
+            plural(total_frames, "frame"),
             plural(m, "channel"),
             plural(n, "source"),
             iva.prior,
@@ -133,7 +175,8 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
             spatial
                 .as_ref()
                 .map_or(String::new(), |s| format!(", then the spatial model, {}", plural(s.iterations, "iteration"))),
-            separate_s
+            separate_s,
+            applied.as_ref().map_or("", crate::apply::ending)
         );
         if let Some(s) = &score {
             print!("{}", score::table(s));
@@ -142,5 +185,18 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
             println!("  {}", path.display());
         }
     }
+    if let Some(e) = applied.and_then(|a| a.input_error) {
+        bail!(e);
+    }
     Ok(Outcome { score })
+}
+
+/// Frames of a stream's head the room's model is fitted on: `--train-seconds` or
+/// `--train-frames`, else 20 s (what `--stft-starts` counts as a short recording).
+fn stream_head_frames(args: &SeparateArgs, rate: u32) -> usize {
+    match (args.train_seconds, args.train_frames) {
+        (Some(seconds), _) => (seconds * f64::from(rate)).ceil().max(1.0) as usize,
+        (None, Some(frames)) => frames,
+        (None, None) => 20 * rate as usize,
+    }
 }
