@@ -24,7 +24,7 @@ use unmix_core::{CancelToken, Recording};
 
 pub use evidence::{MixingEvidence, mixing_evidence};
 pub use iva::{Demixing, IvaConfig, IvaFit, Observations, SourcePrior};
-pub use mnmf::{MnmfConfig, MnmfFit};
+pub use mnmf::{MnmfConfig, MnmfFit, SpatialFilter};
 pub use online::{OnlineConfig, OnlineIva};
 /// The complex numbers of every spectrum and demixing here.
 pub use realfft::num_complex::Complex64;

@@ -357,7 +357,30 @@ fn update_spectral_model(
     }
 }
 
+/// The spatial model's parts that do not depend on the frame, for separating another
+/// recording of the same places ([`crate::OnlineIva::spatial`]): every bin's `Q`, every
+/// source's weights `g` over `Q`'s channels, and every source's power per bin averaged
+/// over the frames fitted (where each frame's estimate of them starts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpatialFilter {
+    /// `Q(f)`, `[(f · channels + i) · channels + j]`.
+    pub q: Vec<Complex64>,
+    /// `g_n`, `[n · channels + i]`.
+    pub g: Vec<f64>,
+    /// Every source's mean power per bin, `[n · bins + f]`.
+    pub power: Vec<f64>,
+}
+
 impl MnmfFit {
+    /// The parts of the model another recording of the same places is separated by.
+    pub fn spatial_filter(&self) -> SpatialFilter {
+        let (n, bins, frames) = (self.sources, self.bins, self.frames);
+        let power = (0..n * bins)
+            .map(|i| self.lambda[i * frames..(i + 1) * frames].iter().sum::<f64>() / frames as f64)
+            .collect();
+        SpatialFilter { q: self.q.clone(), g: self.g.clone(), power }
+    }
+
     /// Every source's fixed filter per bin, `[(f · sources + s) · channels + c]`: the
     /// Wiener filter of [`MnmfFit::images`] with every source's power its mean over the
     /// frames (a multichannel Wiener filter of the sources' long-term spectra), so that a

@@ -31,10 +31,10 @@ use realfft::num_complex::Complex64;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
 
-use crate::complex::{inverse_row_into, project_row};
+use crate::complex::{inverse_row, inverse_row_into, project_row};
 use crate::iva::update_orthogonal_rows;
 use crate::stft::StftConfig;
-use crate::{Error, Result, SourcePrior};
+use crate::{Error, Result, SourcePrior, SpatialFilter};
 
 /// Below this a norm or an energy is taken as this.
 const FLOOR: f64 = 1e-12;
@@ -180,6 +180,9 @@ pub struct OnlineIva {
     channel_energy: Vec<f64>,
     /// Whether frames update the demixing (off: a fixed demixing applied as it is).
     adapting: bool,
+    /// A room's spatial model, fixed, its sources' powers estimated frame by frame
+    /// ([`OnlineIva::spatial`]).
+    spatial: Option<SpatialState>,
     frames: u64,
     skipped: u64,
     gated: u64,
@@ -261,6 +264,7 @@ impl OnlineIva {
             ready: vec![0.0; n * hop],
             channel_energy: vec![0.0; m],
             adapting,
+            spatial: None,
             frames: 0,
             skipped: 0,
             gated: 0,
@@ -298,6 +302,53 @@ impl OnlineIva {
             block[..n * m].copy_from_slice(rows);
         }
         separator.image_row.fill(Complex64::new(1.0, 0.0));
+        Ok(separator)
+    }
+
+    /// A separator that runs a room's spatial model (`separate --domain stft`'s, from
+    /// [`crate::MnmfFit::spatial_filter`]) fixed and learns only the sources' powers of
+    /// every frame: each bin's frame through `Q`, every source's power estimated from its
+    /// channels' powers by [`SPATIAL_STEPS`] multiplicative updates (the model's IS-NMF
+    /// rule) started from the smoothed estimates of the frames before (from the fitted
+    /// recording's mean at first), then the model's Wiener filter to each source's image
+    /// at the reference channel. Where the long-term mean's fixed filter does not follow
+    /// who is loud in a frame, this does: measured on another take of the same room,
+    /// `docs/results.md#a-rooms-model-on-another-take`.
+    pub fn spatial(channels: usize, sources: usize, config: OnlineConfig, filter: &SpatialFilter) -> Result<Self> {
+        config.check(channels, sources)?;
+        let mut separator = Self::build(channels, sources, config, false)?;
+        let (m, n, bins) = (channels, sources, separator.bins);
+        check_values(&filter.q, bins * m * m, "spatial model's Q")?;
+        let reals = |v: &[f64], len: usize, what: &str| {
+            if v.len() != len || v.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
+                return Err(Error::Shape(format!(
+                    "{} {what} where {len} finite, non-negative ones are needed",
+                    v.len()
+                )));
+            }
+            Ok(())
+        };
+        reals(&filter.g, n * m, "spatial weights")?;
+        reals(&filter.power, n * bins, "source powers")?;
+        let mut rows = vec![Complex64::default(); bins * m];
+        let mut valid = vec![false; bins];
+        for f in 0..bins {
+            if let Some(a) = inverse_row(&filter.q[f * m * m..(f + 1) * m * m], m, config.reference) {
+                rows[f * m..(f + 1) * m].copy_from_slice(&a);
+                valid[f] = true;
+            }
+        }
+        separator.spatial = Some(SpatialState {
+            q: filter.q.clone(),
+            g: filter.g.clone(),
+            power: filter.power.iter().map(|p| p.max(SPATIAL_FLOOR)).collect(),
+            rows,
+            valid,
+            qx: vec![Complex64::default(); m],
+            channel_power: vec![0.0; m],
+            estimate: vec![0.0; n],
+            model: vec![0.0; m],
+        });
         Ok(separator)
     }
 
@@ -386,7 +437,7 @@ impl OnlineIva {
     /// One STFT frame: analysis, adaptation, images, synthesis of the next hop.
     fn frame(&mut self) {
         let (m, n, bins) = (self.m, self.n, self.bins);
-        let StftConfig { frame, hop } = self.config.stft;
+        let frame = self.config.stft.frame;
         for c in 0..m {
             for ((t, h), w) in self.time.iter_mut().zip(&self.history[c * frame..(c + 1) * frame]).zip(&self.analysis) {
                 *t = h * w;
@@ -413,7 +464,20 @@ impl OnlineIva {
         } else if energy > 0.0 {
             self.gated += 1;
         }
-        // Images at the reference: y_s(f) scaled by row `reference` of W(f)⁻¹.
+        if let Some(spatial) = self.spatial.as_mut() {
+            // Digital silence leaves the powers where they were.
+            let update = finite && energy > 0.0;
+            spatial.images(&self.x, update, &mut self.images, m, n, bins);
+        } else {
+            self.demixed_images(finite);
+        }
+        self.synthesise_hop();
+    }
+
+    /// Every source's image at the reference per bin of the frame: `y_s(f)` scaled by row
+    /// `reference` of `W(f)⁻¹` (fixed filters: the rows themselves).
+    fn demixed_images(&mut self, finite: bool) {
+        let (m, n, bins) = (self.m, self.n, self.bins);
         for f in 0..bins {
             let block = &self.w[f * m * m..(f + 1) * m * m];
             let x = &self.x[f * m..(f + 1) * m];
@@ -430,6 +494,12 @@ impl OnlineIva {
                 };
             }
         }
+    }
+
+    /// The images' inverse transforms added into the overlap, and the next hop made ready.
+    fn synthesise_hop(&mut self) {
+        let (n, bins) = (self.n, self.bins);
+        let StftConfig { frame, hop } = self.config.stft;
         for s in 0..n {
             self.spectrum.copy_from_slice(&self.images[s * bins..(s + 1) * bins]);
             self.spectrum[0].im = 0.0;
@@ -491,6 +561,85 @@ impl OnlineIva {
             }
             if n < m {
                 update_orthogonal_rows(block, &self.c[f * m * m..(f + 1) * m * m], m, n, &mut self.orthogonal_scratch);
+            }
+        }
+    }
+}
+
+/// Multiplicative updates of every source's power per bin and frame in
+/// [`OnlineIva::spatial`]: 3 gained less than 10 on another take of the same room, 20 and
+/// 30 no more (`docs/results.md#a-rooms-model-on-another-take`).
+pub const SPATIAL_STEPS: usize = 10;
+
+/// How much of the previous frames' estimate each frame's power update starts from
+/// (`p ← a p + (1 − a) λ`): 0.7 measured alike to 0.9, both 1–3 dB above starting every
+/// frame from the fitted recording's mean.
+pub const SPATIAL_SMOOTHING: f64 = 0.7;
+
+/// The floor of a source's power and of a channel's model power (the spatial model's).
+const SPATIAL_FLOOR: f64 = 1e-10;
+
+/// The fixed spatial model and the per-frame state of [`OnlineIva::spatial`].
+struct SpatialState {
+    q: Vec<Complex64>,
+    g: Vec<f64>,
+    /// Every source's smoothed power per bin, `[n · bins + f]`.
+    power: Vec<f64>,
+    /// Row `reference` of every bin's `Q⁻¹`, `[f · m + i]`.
+    rows: Vec<Complex64>,
+    /// Whether the bin's `Q` is invertible.
+    valid: Vec<bool>,
+    qx: Vec<Complex64>,
+    channel_power: Vec<f64>,
+    estimate: Vec<f64>,
+    model: Vec<f64>,
+}
+
+impl SpatialState {
+    /// Every source's image per bin of the frame `x` (`bins × m`) into `images`
+    /// (`n × bins`); the powers learnt from it when `update`.
+    fn images(&mut self, x: &[Complex64], update: bool, images: &mut [Complex64], m: usize, n: usize, bins: usize) {
+        for f in 0..bins {
+            for s in 0..n {
+                images[s * bins + f] = Complex64::default();
+            }
+            if !update || !self.valid[f] {
+                continue;
+            }
+            let block = &self.q[f * m * m..(f + 1) * m * m];
+            let frame = &x[f * m..(f + 1) * m];
+            for i in 0..m {
+                self.qx[i] = block[i * m..(i + 1) * m].iter().zip(frame).map(|(q, v)| q * v).sum();
+                self.channel_power[i] = self.qx[i].norm_sqr();
+            }
+            for s in 0..n {
+                self.estimate[s] = self.power[s * bins + f];
+            }
+            for _ in 0..SPATIAL_STEPS {
+                for j in 0..m {
+                    self.model[j] = (0..n).map(|s| self.estimate[s] * self.g[s * m + j]).sum::<f64>() + SPATIAL_FLOOR;
+                }
+                for s in 0..n {
+                    let g = &self.g[s * m..(s + 1) * m];
+                    let (mut num, mut den) = (0.0, 0.0);
+                    for ((g, model), power) in g.iter().zip(&self.model).zip(&self.channel_power) {
+                        let inv = 1.0 / model;
+                        num += g * power * inv * inv;
+                        den += g * inv;
+                    }
+                    self.estimate[s] = (self.estimate[s] * (num / den.max(SPATIAL_FLOOR)).sqrt()).max(SPATIAL_FLOOR);
+                }
+            }
+            for s in 0..n {
+                let p = &mut self.power[s * bins + f];
+                *p = SPATIAL_SMOOTHING * *p + (1.0 - SPATIAL_SMOOTHING) * self.estimate[s];
+            }
+            for j in 0..m {
+                let total = (0..n).map(|s| self.estimate[s] * self.g[s * m + j]).sum::<f64>() + SPATIAL_FLOOR;
+                let common = self.rows[f * m + j] * self.qx[j] / total;
+                for s in 0..n {
+                    images[s * bins + f] += common * (self.estimate[s] * self.g[s * m + j]);
+                }
             }
         }
     }
@@ -764,6 +913,60 @@ mod tests {
             assert_eq!(unmix_test_support::allocations() - before, 0, "{prior:?}");
             assert!(online.frames() > 100);
         }
+        // A room's spatial model, its powers learnt frame by frame.
+        let stft = StftConfig { frame: 512, hop: 128 };
+        let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 10, seed: 1 };
+        let mnmf = crate::MnmfConfig { iterations: 10, components: 4, seed: 1, starts: 1 };
+        let fitted = crate::separate_recording(&mixture, 2, stft, &iva, Some(&mnmf), 0, None).unwrap();
+        let filter = fitted.spatial.unwrap().spatial_filter();
+        let mut online = OnlineIva::spatial(3, 2, small(SourcePrior::Laplace), &filter).unwrap();
+        let mut output = vec![0.0f32; 24_000 * 2];
+        let before = unmix_test_support::allocations();
+        for (x, y) in mixture.interleaved().chunks(256 * 3).zip(output.chunks_mut(256 * 2)) {
+            online.process(x, y);
+        }
+        assert_eq!(unmix_test_support::allocations() - before, 0, "spatial");
+        assert!(output.iter().any(|v| *v != 0.0));
+    }
+
+    /// A room's spatial model fitted on one take separates another take in the same room
+    /// (other sentences, the same places) better with its sources' powers learnt frame by
+    /// frame than by its long-term filter, and well above the microphone.
+    #[test]
+    fn a_spatial_model_follows_another_take_frame_by_frame() {
+        use unmix_synth::room::{RoomConfig, simulate_room};
+        let rate = 16_000;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/speech");
+        let talker =
+            |k: usize| unmix_io::read_wav(&dir.join(format!("talker{k}.wav"))).unwrap().channel(0)[..4 * rate].to_vec();
+        let room = RoomConfig::drawn(1, 2, 2, 0.05, 0.2, rate as u32);
+        let take_a = simulate_room(&room, &[talker(1), talker(2)]).unwrap();
+        let take_b = simulate_room(&room, &[talker(3), talker(1)]).unwrap();
+        let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 30, seed: 1 };
+        let mnmf = crate::MnmfConfig { iterations: 30, components: 8, seed: 1, starts: 1 };
+        let fitted =
+            crate::separate_recording(&take_a.mixture, 2, StftConfig::DEFAULT, &iva, Some(&mnmf), 0, None).unwrap();
+        let spatial = fitted.spatial.unwrap();
+        let truth: Vec<Vec<f32>> = (0..2).map(|j| take_b.truth.channel(j)).collect();
+        let frames = take_b.mixture.frames();
+        let gain = |mut separator: OnlineIva| {
+            let mut out = vec![0.0f32; frames * 2];
+            separator.process(take_b.mixture.interleaved(), &mut out);
+            let lag = separator.latency();
+            let estimates: Vec<Vec<f32>> =
+                (0..2).map(|j| (0..frames - lag).map(|t| out[(t + lag) * 2 + j]).collect()).collect();
+            let truth: Vec<Vec<f32>> = truth.iter().map(|t| t[..frames - lag].to_vec()).collect();
+            score(&truth, &estimates).unwrap().mean_si_sdr_db
+        };
+        let config = OnlineConfig::DEFAULT;
+        let adaptive = gain(OnlineIva::spatial(2, 2, config, &spatial.spatial_filter()).unwrap());
+        let fixed = gain(OnlineIva::fixed(2, 2, config, &spatial.fixed_filters(0).unwrap()).unwrap());
+        let microphone: f64 =
+            truth.iter().map(|t| unmix_dsp::metrics::si_sdr_db(t, &take_b.mixture.channel(0))).sum::<f64>() / 2.0;
+        assert!(
+            adaptive > fixed + 1.0 && adaptive > microphone + 5.0,
+            "adaptive {adaptive:.1} dB, fixed {fixed:.1}, microphone {microphone:.1}"
+        );
     }
 
     /// A frame holding NaN is left out of the statistics (its output is silence), and the
