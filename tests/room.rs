@@ -80,7 +80,7 @@ fn separate_in_the_frequency_domain_gains_over_the_microphones() {
             .collect::<Vec<_>>(),
     );
     assert!(o.status.success(), "{}", crate::util::stderr(&o));
-    assert!(stdout(&o).contains("by the room's filters"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("by the room's spatial model"), "{}", stdout(&o));
     let (separated, unprocessed) = mean_gain_db(&take.join("truth.wav"), &applied, &take.join("mixture.wav"));
     assert!(separated > unprocessed + 3.0, "another take: {separated:.1} dB against {unprocessed:.1} dB unprocessed");
 }

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use unmix_core::{Processor, Sink, Source, plural};
 use unmix_format::{AnyModel, ModelFile, RoomModel};
-use unmix_freq::{Complex64, OnlineConfig, OnlineIva, StftConfig};
+use unmix_freq::{Complex64, OnlineConfig, OnlineIva, SpatialFilter, StftConfig};
 use unmix_infer::{Kernel, ScoredSeparator, Separator};
 use unmix_io::{
     BlockReader, ChannelSelection, Clipping, CsvStreamWriter, StampLog, WavFormat, WavStreamWriter, input_name, is_csv,
@@ -353,11 +353,12 @@ fn run_room(args: &ApplyArgs, model: &RoomModel) -> Result<()> {
     let seconds = applied.frames as f64 / f64::from(applied.sample_rate_hz.max(1));
     let h = &model.header;
     say(&format!(
-        "separated {} into {} in {wall:.2} s ({}) by the room's filters (STFT {} / {}, each source its image at \
+        "separated {} into {} in {wall:.2} s ({}) by the room's {} (STFT {} / {}, each source its image at \
          channel {}) → {}{}",
         plural(applied.frames, "frame"),
         plural(h.sources, "source"),
         speed(seconds, wall),
+        if model.spatial.is_some() { "spatial model, its powers learnt frame by frame" } else { "filters" },
         h.stft_frame,
         h.stft_hop,
         h.reference + 1,
@@ -575,7 +576,9 @@ pub fn apply_room(
     apply_reader(stage, input, reader, Vec::new(), outputs, options)
 }
 
-/// The frame-by-frame separator of a room's model: its filters, as the file holds them.
+/// The frame-by-frame separator of a room's model, from its values as the file holds
+/// them: its spatial model with the sources' powers learnt frame by frame where it has
+/// one, else its fixed filters.
 pub fn room_separator(model: &RoomModel) -> Result<OnlineIva> {
     let h = &model.header;
     let config = OnlineConfig {
@@ -583,9 +586,15 @@ pub fn room_separator(model: &RoomModel) -> Result<OnlineIva> {
         reference: h.reference,
         ..OnlineConfig::DEFAULT
     };
-    let filters: Vec<Complex64> =
-        model.filters.chunks_exact(2).map(|v| Complex64::new(v[0].into(), v[1].into())).collect();
-    Ok(OnlineIva::fixed(h.channels, h.sources, config, &filters)?)
+    let complex = |v: &[f32]| v.chunks_exact(2).map(|c| Complex64::new(c[0].into(), c[1].into())).collect();
+    let reals = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect();
+    Ok(match &model.spatial {
+        Some(sp) => {
+            let filter = SpatialFilter { q: complex(&sp.q), g: reals(&sp.g), power: reals(&sp.power) };
+            OnlineIva::spatial(h.channels, h.sources, config, &filter)?
+        }
+        None => OnlineIva::fixed(h.channels, h.sources, config, &complex(&model.filters))?,
+    })
 }
 
 /// [`apply_file`] on `input` already open as `reader`, whose first frames were read into

@@ -433,7 +433,7 @@ mod enabled {
         let (model, room) = match &args.model {
             Some(path) => match AnyModel::load(path).with_context(|| path.display().to_string())? {
                 AnyModel::Time(model) => (Some(*model), None),
-                AnyModel::Room(room) => (None, Some(room)),
+                AnyModel::Room(room) => (None, Some(*room)),
             },
             None => (None, None),
         };

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use unmix_core::limits::MAX_BUFFERED_SAMPLES;
 use unmix_core::{Recording, plural};
-use unmix_format::{RoomFilters, RoomHeader, RoomModel};
+use unmix_format::{RoomFilters, RoomHeader, RoomModel, RoomSpatial};
 use unmix_freq::Complex64;
 use unmix_io::{input_name, is_stdin};
 use unmix_separate::SourceCount;
@@ -89,6 +89,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
             stft_hop: stft.hop,
             reference: 0,
             filters: kind,
+            spatial: separated.spatial.is_some(),
             picked_channels: picked.as_ref().map(ToString::to_string),
             training_config: settings,
             training_summary: serde_json::json!({
@@ -99,6 +100,13 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         },
         filters: single(&filters),
         demixing: single(&separated.fit.full),
+        // What `apply` runs: the spatial model with the sources' powers learnt frame by
+        // frame (docs/results.md#a-rooms-model-on-another-take).
+        spatial: separated.spatial.as_ref().map(|model| {
+            let filter = model.spatial_filter();
+            let reals = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
+            RoomSpatial { q: single(&filter.q), g: reals(&filter.g), power: reals(&filter.power) }
+        }),
     };
     model.save(&out.path("model.unmix")).with_context(|| input_name(input))?;
     // A file's sources are the separation's; a stream's, every frame of it through the

@@ -26,7 +26,7 @@ mod room;
 mod weights;
 
 pub use error::{Error, Result};
-pub use room::{AnyModel, ROOM_FORMAT_VERSION, ROOM_MAGIC, RoomFilters, RoomHeader, RoomModel};
+pub use room::{AnyModel, ROOM_FORMAT_VERSION, ROOM_MAGIC, RoomFilters, RoomHeader, RoomModel, RoomSpatial};
 pub use weights::{
     ATANH_LIMIT, Activation, Architecture, DenseLayer, GmmParams, ModelWeights, MonotoneCurve, clamped_atanh,
 };

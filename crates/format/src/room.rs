@@ -7,7 +7,8 @@
 //! (`[((f · sources + s) · channels + c) · 2 + {0: re, 1: im}]`: a frame's image of the
 //! source at the reference channel is the row times the frame), then every bin's whole
 //! `channels × channels` demixing matrix (the sources' rows, then, with more channels than
-//! sources, the rows spanning the rest; `[((f · channels + i) · channels + j) · 2 + …]`).
+//! sources, the rows spanning the rest; `[((f · channels + i) · channels + j) · 2 + …]`),
+//! then, when [`RoomHeader::spatial`], the spatial model [`RoomSpatial`] holds.
 
 use std::path::Path;
 
@@ -42,6 +43,10 @@ pub struct RoomHeader {
     pub reference: usize,
     /// What the filters are.
     pub filters: RoomFilters,
+    /// Whether the spatial model follows the demixing in the values ([`RoomSpatial`]):
+    /// `apply` then runs it, its sources' powers learnt frame by frame.
+    #[serde(default)]
+    pub spatial: bool,
     /// The channels of its input it reads, as picked when it was fitted (`None`: all).
     #[serde(default)]
     pub picked_channels: Option<String>,
@@ -101,6 +106,30 @@ impl RoomHeader {
     pub fn demixing_values(&self) -> usize {
         self.bins() * self.channels * self.channels * 2
     }
+
+    /// Values of the spatial model, when there is one: `Q` (a complex matrix per bin),
+    /// the sources' weights (`sources × channels`) and mean powers (`sources × bins`).
+    pub fn spatial_values(&self) -> [usize; 3] {
+        if self.spatial {
+            [self.demixing_values(), self.sources * self.channels, self.sources * self.bins()]
+        } else {
+            [0; 3]
+        }
+    }
+}
+
+/// The spatial model of a room's recording (FastMNMF2's, as `separate --domain stft`
+/// fits it): every bin's `Q` that makes the channels' covariances diagonal, every
+/// source's non-negative weights over `Q`'s channels, and every source's power per bin
+/// averaged over the recording (where `apply` starts each frame's estimate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomSpatial {
+    /// `Q(f)`, complex, `[((f · channels + i) · channels + j) · 2 + {re, im}]`.
+    pub q: Vec<f32>,
+    /// Every source's weights, `[s · channels + i]`, non-negative.
+    pub g: Vec<f32>,
+    /// Every source's mean power per bin, `[s · bins + f]`, non-negative.
+    pub power: Vec<f32>,
 }
 
 /// A room's model in memory.
@@ -112,6 +141,8 @@ pub struct RoomModel {
     pub filters: Vec<f32>,
     /// Every bin's demixing matrix (module docs).
     pub demixing: Vec<f32>,
+    /// The spatial model, when the header says so.
+    pub spatial: Option<RoomSpatial>,
 }
 
 impl RoomModel {
@@ -135,14 +166,26 @@ impl RoomModel {
         if self.filters.iter().chain(&self.demixing).any(|v| !v.is_finite()) {
             return Err(Error::Invalid("the filters or the demixing hold NaN or infinite values".into()));
         }
-        Ok(())
+        match (&self.spatial, h.spatial_values()) {
+            (None, [0, 0, 0]) => Ok(()),
+            (Some(sp), [q, g, power]) if sp.q.len() == q && sp.g.len() == g && sp.power.len() == power => {
+                if sp.q.iter().any(|v| !v.is_finite())
+                    || sp.g.iter().chain(&sp.power).any(|v| !(v.is_finite() && *v >= 0.0))
+                {
+                    return Err(Error::Invalid("the spatial model holds NaN, infinite or negative values".into()));
+                }
+                Ok(())
+            }
+            _ => Err(Error::Invalid("the spatial model does not match the header".into())),
+        }
     }
 
     /// Serialises to bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         self.check()?;
         let header = serde_json::to_vec(&self.header).map_err(|e| Error::Invalid(e.to_string()))?;
-        let values: Vec<f32> = self.filters.iter().chain(&self.demixing).copied().collect();
+        let spatial = self.spatial.iter().flat_map(|sp| sp.q.iter().chain(&sp.g).chain(&sp.power));
+        let values: Vec<f32> = self.filters.iter().chain(&self.demixing).chain(spatial).copied().collect();
         Ok(write_container(ROOM_MAGIC, ROOM_FORMAT_VERSION, &header, &values))
     }
 
@@ -152,16 +195,23 @@ impl RoomModel {
         let header: RoomHeader = serde_json::from_slice(header).map_err(|e| Error::Corrupt(format!("header: {e}")))?;
         header.check()?;
         let split = header.filter_values();
-        if values.len() != split + header.demixing_values() {
+        let [q, g, power] = header.spatial_values();
+        let expected = split + header.demixing_values() + q + g + power;
+        if values.len() != expected {
             return Err(Error::Invalid(format!(
-                "{} values where the header asks for {} filter and {} demixing values",
+                "{} values where the header asks for {expected} (filters, demixing{})",
                 values.len(),
-                split,
-                header.demixing_values()
+                if header.spatial { ", spatial model" } else { "" }
             )));
         }
+        let spatial = header.spatial.then(|| {
+            let mut rest = values.split_off(split + header.demixing_values());
+            let mut g = rest.split_off(q);
+            let power = g.split_off(g.len() - power);
+            RoomSpatial { q: rest, g, power }
+        });
         let demixing = values.split_off(split);
-        let model = Self { header, filters: values, demixing };
+        let model = Self { header, filters: values, demixing, spatial };
         model.check()?;
         Ok(model)
     }
@@ -183,14 +233,14 @@ pub enum AnyModel {
     /// A model of the time domain (PDGMM-VAE and the models of `separate --domain time`).
     Time(Box<ModelFile>),
     /// A room's model (`separate --domain stft`).
-    Room(RoomModel),
+    Room(Box<RoomModel>),
 }
 
 impl AnyModel {
     /// Parses either kind by its magic.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.starts_with(ROOM_MAGIC) {
-            Ok(Self::Room(RoomModel::from_bytes(bytes)?))
+            Ok(Self::Room(Box::new(RoomModel::from_bytes(bytes)?)))
         } else {
             Ok(Self::Time(Box::new(ModelFile::from_bytes(bytes)?)))
         }
@@ -216,14 +266,18 @@ mod tests {
             stft_hop: 4,
             reference: 0,
             filters: RoomFilters::LongTermWiener,
+            spatial: true,
             picked_channels: None,
             training_config: serde_json::json!({ "prior": "low-rank" }),
             training_summary: serde_json::json!({ "iterations": 3 }),
         };
         let values = |len: usize, phase: f32| (0..len).map(|i| (i as f32 * 0.37 + phase).sin()).collect();
+        let [q, g, power] = header.spatial_values();
+        let positive = |len: usize| (0..len).map(|i| 0.1 + (i % 7) as f32).collect();
         RoomModel {
             filters: values(header.filter_values(), 0.0),
             demixing: values(header.demixing_values(), 1.0),
+            spatial: Some(RoomSpatial { q: values(q, 2.0), g: positive(g), power: positive(power) }),
             header,
         }
     }
@@ -235,7 +289,7 @@ mod tests {
         let model = room(3, 2);
         let bytes = model.to_bytes().unwrap();
         assert_eq!(RoomModel::from_bytes(&bytes).unwrap(), model);
-        assert_eq!(AnyModel::from_bytes(&bytes).unwrap(), AnyModel::Room(model));
+        assert_eq!(AnyModel::from_bytes(&bytes).unwrap(), AnyModel::Room(Box::new(model)));
         assert!(matches!(ModelFile::from_bytes(&bytes), Err(Error::RoomModel)));
     }
 
@@ -262,5 +316,15 @@ mod tests {
         let mut nan = room(2, 1);
         nan.demixing[5] = f32::NAN;
         assert!(nan.to_bytes().is_err());
+        let mut negative = room(2, 1);
+        negative.spatial.as_mut().unwrap().g[1] = -1.0;
+        assert!(negative.to_bytes().is_err());
+        // Without the spatial model, as the header says, it round-trips too; a header
+        // that promises one the values lack does not.
+        let mut plain = room(3, 2);
+        (plain.header.spatial, plain.spatial) = (false, None);
+        assert_eq!(RoomModel::from_bytes(&plain.to_bytes().unwrap()).unwrap(), plain);
+        plain.header.spatial = true;
+        assert!(plain.to_bytes().is_err());
     }
 }

@@ -164,14 +164,17 @@ pub fn models() -> Vec<Vec<u8>> {
     ]
 }
 
-/// A room's model: a small frequency-domain fit of a linear mixture (a 64-sample STFT, so
-/// that the file stays small for the mutations).
+/// A room's model: a small frequency-domain fit of a linear mixture with its spatial model
+/// (a 64-sample STFT, so that the file stays small for the mutations).
 fn room_model() -> Vec<u8> {
     let data = generate(&SynthConfig { frames: 4000, sensors: 3, ..SynthConfig::paper(MixKind::Linear, 3) })
         .expect("valid synth settings");
     let stft = unmix_freq::StftConfig { frame: 64, hop: 16 };
     let iva = unmix_freq::IvaConfig { prior: unmix_freq::SourcePrior::Laplace, iterations: 5, seed: 1 };
-    let fit = unmix_freq::separate_recording(&data.mixture, 2, stft, &iva, None, 0, None).expect("a small fit");
+    let mnmf = unmix_freq::MnmfConfig { iterations: 3, components: 2, seed: 1, starts: 1 };
+    let fit = unmix_freq::separate_recording(&data.mixture, 2, stft, &iva, Some(&mnmf), 0, None).expect("a small fit");
+    let filter = fit.spatial.as_ref().expect("the spatial model ran").spatial_filter();
+    let reals = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
     let single = |v: &[unmix_freq::Complex64]| v.iter().flat_map(|c| [c.re as f32, c.im as f32]).collect();
     let model = unmix_format::RoomModel {
         header: unmix_format::RoomHeader {
@@ -183,12 +186,18 @@ fn room_model() -> Vec<u8> {
             stft_hop: stft.hop,
             reference: 0,
             filters: unmix_format::RoomFilters::Demixing,
+            spatial: true,
             picked_channels: None,
             training_config: Default::default(),
             training_summary: Default::default(),
         },
         filters: single(&fit.fit.demixing.w),
         demixing: single(&fit.fit.full),
+        spatial: Some(unmix_format::RoomSpatial {
+            q: single(&filter.q),
+            g: reals(&filter.g),
+            power: reals(&filter.power),
+        }),
     };
     model.to_bytes().expect("a fitted room model serialises")
 }

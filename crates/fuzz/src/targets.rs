@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use unmix_core::limits::{MAX_BUFFERED_SAMPLES, MAX_CHANNELS, MAX_PRIOR_COMPONENTS, MAX_RESTARTS};
 use unmix_format::{AnyModel, RoomModel};
-use unmix_freq::{Complex64, OnlineConfig, OnlineIva, StftConfig};
+use unmix_freq::{Complex64, OnlineConfig, OnlineIva, SpatialFilter, StftConfig};
 use unmix_infer::{Kernel, ScoredSeparator, Separator};
 use unmix_io::{BlockReader, ChannelSelection, CsvBlockReader, WavBlockReader};
 
@@ -24,8 +24,8 @@ pub enum Target {
     /// Delimited text (`unmix_io::CsvBlockReader`).
     Csv,
     /// Model files of either kind (`AnyModel::from_bytes`), then the inference engine (or
-    /// a room's fixed filters and the online separator started from its demixing) built
-    /// from what they hold, run on a block.
+    /// a room's fixed filters, its spatial model and the online separator started from its
+    /// demixing) built from what they hold, run on a block.
     Model,
     /// The checks of settings: a separation's, a live session's, monitoring windows,
     /// synthetic data, channel lists, time-stamp names; the input seeds the draw.
@@ -202,10 +202,17 @@ fn room_model(room: &RoomModel) -> Verdict {
     let frames = 2 * h.stft_frame;
     let block: Vec<f32> = (0..frames * m).map(|k| ((k * 37 % 101) as f32 - 50.0) / 50.0).collect();
     let mut sources = vec![0.0; frames * n];
+    let reals = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+    let spatial = room.spatial.as_ref().map(|sp| {
+        let filter = SpatialFilter { q: complex(&sp.q), g: reals(&sp.g), power: reals(&sp.power) };
+        OnlineIva::spatial(m, n, config, &filter)
+    });
     let separators = [
         OnlineIva::fixed(m, n, config, &complex(&room.filters)),
         OnlineIva::starting_from(m, n, config, &complex(&room.demixing)),
-    ];
+    ]
+    .into_iter()
+    .chain(spatial);
     for separator in separators {
         match separator {
             Ok(mut s) => s.process(&block, &mut sources),
