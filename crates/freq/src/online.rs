@@ -31,8 +31,9 @@ use realfft::num_complex::Complex64;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
 
-use crate::complex::{inverse_row, inverse_row_into, project_row};
+use crate::complex::{inverse_row_into, project_row};
 use crate::iva::update_orthogonal_rows;
+use crate::mnmf::SpatialState;
 use crate::stft::StftConfig;
 use crate::{Error, Result, SourcePrior, SpatialFilter};
 
@@ -308,7 +309,7 @@ impl OnlineIva {
     /// A separator that runs a room's spatial model (`separate --domain stft`'s, from
     /// [`crate::MnmfFit::spatial_filter`]) fixed and learns only the sources' powers of
     /// every frame: each bin's frame through `Q`, every source's power estimated from its
-    /// channels' powers by [`SPATIAL_STEPS`] multiplicative updates (the model's IS-NMF
+    /// channels' powers by [`crate::mnmf::SPATIAL_STEPS`] multiplicative updates (the model's IS-NMF
     /// rule) started from the smoothed estimates of the frames before (from the fitted
     /// recording's mean at first), then the model's Wiener filter to each source's image
     /// at the reference channel. Where the long-term mean's fixed filter does not follow
@@ -317,38 +318,7 @@ impl OnlineIva {
     pub fn spatial(channels: usize, sources: usize, config: OnlineConfig, filter: &SpatialFilter) -> Result<Self> {
         config.check(channels, sources)?;
         let mut separator = Self::build(channels, sources, config, false)?;
-        let (m, n, bins) = (channels, sources, separator.bins);
-        check_values(&filter.q, bins * m * m, "spatial model's Q")?;
-        let reals = |v: &[f64], len: usize, what: &str| {
-            if v.len() != len || v.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
-                return Err(Error::Shape(format!(
-                    "{} {what} where {len} finite, non-negative ones are needed",
-                    v.len()
-                )));
-            }
-            Ok(())
-        };
-        reals(&filter.g, n * m, "spatial weights")?;
-        reals(&filter.power, n * bins, "source powers")?;
-        let mut rows = vec![Complex64::default(); bins * m];
-        let mut valid = vec![false; bins];
-        for f in 0..bins {
-            if let Some(a) = inverse_row(&filter.q[f * m * m..(f + 1) * m * m], m, config.reference) {
-                rows[f * m..(f + 1) * m].copy_from_slice(&a);
-                valid[f] = true;
-            }
-        }
-        separator.spatial = Some(SpatialState {
-            q: filter.q.clone(),
-            g: filter.g.clone(),
-            power: filter.power.iter().map(|p| p.max(SPATIAL_FLOOR)).collect(),
-            rows,
-            valid,
-            qx: vec![Complex64::default(); m],
-            channel_power: vec![0.0; m],
-            estimate: vec![0.0; n],
-            model: vec![0.0; m],
-        });
+        separator.spatial = Some(SpatialState::new(filter, channels, sources, separator.bins, config.reference)?);
         Ok(separator)
     }
 
@@ -561,85 +531,6 @@ impl OnlineIva {
             }
             if n < m {
                 update_orthogonal_rows(block, &self.c[f * m * m..(f + 1) * m * m], m, n, &mut self.orthogonal_scratch);
-            }
-        }
-    }
-}
-
-/// Multiplicative updates of every source's power per bin and frame in
-/// [`OnlineIva::spatial`]: 3 gained less than 10 on another take of the same room, 20 and
-/// 30 no more (`docs/results.md#a-rooms-model-on-another-take`).
-pub const SPATIAL_STEPS: usize = 10;
-
-/// How much of the previous frames' estimate each frame's power update starts from
-/// (`p ← a p + (1 − a) λ`): 0.7 measured alike to 0.9, both 1–3 dB above starting every
-/// frame from the fitted recording's mean.
-pub const SPATIAL_SMOOTHING: f64 = 0.7;
-
-/// The floor of a source's power and of a channel's model power (the spatial model's).
-const SPATIAL_FLOOR: f64 = 1e-10;
-
-/// The fixed spatial model and the per-frame state of [`OnlineIva::spatial`].
-struct SpatialState {
-    q: Vec<Complex64>,
-    g: Vec<f64>,
-    /// Every source's smoothed power per bin, `[n · bins + f]`.
-    power: Vec<f64>,
-    /// Row `reference` of every bin's `Q⁻¹`, `[f · m + i]`.
-    rows: Vec<Complex64>,
-    /// Whether the bin's `Q` is invertible.
-    valid: Vec<bool>,
-    qx: Vec<Complex64>,
-    channel_power: Vec<f64>,
-    estimate: Vec<f64>,
-    model: Vec<f64>,
-}
-
-impl SpatialState {
-    /// Every source's image per bin of the frame `x` (`bins × m`) into `images`
-    /// (`n × bins`); the powers learnt from it when `update`.
-    fn images(&mut self, x: &[Complex64], update: bool, images: &mut [Complex64], m: usize, n: usize, bins: usize) {
-        for f in 0..bins {
-            for s in 0..n {
-                images[s * bins + f] = Complex64::default();
-            }
-            if !update || !self.valid[f] {
-                continue;
-            }
-            let block = &self.q[f * m * m..(f + 1) * m * m];
-            let frame = &x[f * m..(f + 1) * m];
-            for i in 0..m {
-                self.qx[i] = block[i * m..(i + 1) * m].iter().zip(frame).map(|(q, v)| q * v).sum();
-                self.channel_power[i] = self.qx[i].norm_sqr();
-            }
-            for s in 0..n {
-                self.estimate[s] = self.power[s * bins + f];
-            }
-            for _ in 0..SPATIAL_STEPS {
-                for j in 0..m {
-                    self.model[j] = (0..n).map(|s| self.estimate[s] * self.g[s * m + j]).sum::<f64>() + SPATIAL_FLOOR;
-                }
-                for s in 0..n {
-                    let g = &self.g[s * m..(s + 1) * m];
-                    let (mut num, mut den) = (0.0, 0.0);
-                    for ((g, model), power) in g.iter().zip(&self.model).zip(&self.channel_power) {
-                        let inv = 1.0 / model;
-                        num += g * power * inv * inv;
-                        den += g * inv;
-                    }
-                    self.estimate[s] = (self.estimate[s] * (num / den.max(SPATIAL_FLOOR)).sqrt()).max(SPATIAL_FLOOR);
-                }
-            }
-            for s in 0..n {
-                let p = &mut self.power[s * bins + f];
-                *p = SPATIAL_SMOOTHING * *p + (1.0 - SPATIAL_SMOOTHING) * self.estimate[s];
-            }
-            for j in 0..m {
-                let total = (0..n).map(|s| self.estimate[s] * self.g[s * m + j]).sum::<f64>() + SPATIAL_FLOOR;
-                let common = self.rows[f * m + j] * self.qx[j] / total;
-                for s in 0..n {
-                    images[s * bins + f] += common * (self.estimate[s] * self.g[s * m + j]);
-                }
             }
         }
     }
@@ -927,6 +818,30 @@ mod tests {
         }
         assert_eq!(unmix_test_support::allocations() - before, 0, "spatial");
         assert!(output.iter().any(|v| *v != 0.0));
+    }
+
+    /// With more microphones than sources `separate_recording`'s images are the spatial
+    /// model's with the powers learnt frame by frame, the same as the frame-by-frame
+    /// separator gives from the model, to rounding.
+    #[test]
+    fn the_offline_images_are_the_spatial_separators() {
+        let (mixture, _) = convolutive(24_000, 3, 7);
+        let stft = StftConfig { frame: 512, hop: 128 };
+        let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 10, seed: 1 };
+        let mnmf = crate::MnmfConfig { iterations: 10, components: 4, seed: 1, starts: 1 };
+        let fitted = crate::separate_recording(&mixture, 2, stft, &iva, Some(&mnmf), 0, None).unwrap();
+        let filter = fitted.spatial.as_ref().unwrap().spatial_filter();
+        let mut online = OnlineIva::spatial(3, 2, small(SourcePrior::Laplace), &filter).unwrap();
+        let out = run(&mut online, mixture.interleaved(), 300);
+        let lag = online.latency();
+        for j in 0..2 {
+            let want = fitted.sources.channel(j);
+            let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+            for t in lag..want.len() - lag {
+                let got = out[(t + lag) * 2 + j];
+                assert!((got - want[t]).abs() < 1e-4 * scale, "source {j}, sample {t}: {got} vs {}", want[t]);
+            }
+        }
     }
 
     /// A room's spatial model fitted on one take separates another take in the same room
