@@ -320,17 +320,10 @@ pub fn run(args: ApplyArgs) -> Result<()> {
             say(&format!("plotted the scores → {}", path.display()));
         }
     }
-    if let (true, Some(report)) = (args.stats, &applied.pipeline) {
-        say(stats_table(report, Some(kernel)).trim_end());
-    }
-    warn_of_stamps(&args.input, applied.stamps.as_deref());
-    match applied.input_error {
-        Some(e) => bail!(e),
-        None => Ok(()),
-    }
+    finish(&args, applied, Some(kernel), &say)
 }
 
-/// `unmix apply` with a room's model: its fixed filters, frame by frame.
+/// `unmix apply` with a room's model, frame by frame ([`room_separator`]).
 fn run_room(args: &ApplyArgs, model: &RoomModel) -> Result<()> {
     if args.scores.is_some() {
         bail!(
@@ -365,8 +358,15 @@ fn run_room(args: &ApplyArgs, model: &RoomModel) -> Result<()> {
         args.output.display(),
         ending(&applied)
     ));
+    finish(args, applied, None, &say)
+}
+
+/// What every `apply` ends with: the stage table with --stats (`kernel`: the encoder's,
+/// `None` for a room's model), the time stamps' warning, and the error that ended a
+/// stream, if one did.
+fn finish(args: &ApplyArgs, applied: Applied, kernel: Option<Kernel>, say: &dyn Fn(&str)) -> Result<()> {
     if let (true, Some(report)) = (args.stats, &applied.pipeline) {
-        say(stats_table(report, None).trim_end());
+        say(stats_table(report, kernel).trim_end());
     }
     warn_of_stamps(&args.input, applied.stamps.as_deref());
     match applied.input_error {

@@ -503,8 +503,9 @@ impl MnmfFit {
 }
 
 /// Multiplicative updates of every source's power per bin and frame in
-/// [`crate::OnlineIva::spatial`] and [`MnmfFit::adaptive_images`]: 3 gained less than 10 on another take of the same room, 20 and
-/// 30 no more (`docs/results.md#a-rooms-model-on-another-take`).
+/// [`crate::OnlineIva::spatial`] and [`MnmfFit::adaptive_images`]: 3 gained less than 10
+/// on another take of the same room, 20 and 30 no more
+/// (`docs/results.md#a-rooms-model-on-another-take`).
 pub const SPATIAL_STEPS: usize = 10;
 
 /// How much of the previous frames' estimate each frame's power update starts from
