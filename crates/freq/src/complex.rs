@@ -2,6 +2,7 @@
 //! updates need: a linear solve with partial pivoting and Hermitian forms.
 
 use realfft::num_complex::Complex64;
+use unmix_vecmath::vectorised;
 
 /// Solves `a x = b` for `x` (`a`: `n × n`, `b`: `n`), overwriting `b` with `x`; `a` is
 /// destroyed. `false` when `a` is singular to working precision.
@@ -212,6 +213,7 @@ pub fn project_row(
 
 /// `Σ a_i b_i` over eight running sums, which the compiler keeps in vector registers
 /// (a single running sum of floats must be added in order, one lane at a time).
+#[inline(always)]
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut lanes = [0.0; 8];
     let (head_a, tail_a) = a.split_at(a.len() - a.len() % 8);
@@ -240,6 +242,7 @@ impl WeightedCovariances {
     /// The `k` covariances of a bin whose channel `c` is `re[c·T..(c+1)·T]` (and `im`),
     /// `T` frames, into `out` (`k × m × m`). Weighting `j` is `w[j·stride..j·stride + T]`
     /// of `weights = Some((w, stride))`; `None`: one weighting, every frame weighing 1.
+    #[inline(always)]
     pub fn compute(
         &mut self,
         re: &[f64],
@@ -279,7 +282,8 @@ impl WeightedCovariances {
 }
 
 /// Runs `job` over contiguous runs of `bins` bins, each with its part of `data`
-/// (`stride` values per bin), on up to `threads` threads.
+/// (`stride` values per bin), on up to `threads` threads, compiled for the widest vector
+/// unit there is ([`vectorised`]: the same bits on every path).
 pub fn for_bin_runs<T: Send>(
     data: &mut [T],
     bins: usize,
@@ -295,9 +299,9 @@ pub fn for_bin_runs<T: Send>(
             let start = k * per;
             let range = start..(start + part.len() / stride.max(1));
             if k + 1 == threads.min(bins.div_ceil(per)) {
-                job(range, part);
+                vectorised(|| job(range, part));
             } else {
-                scope.spawn(move || job(range, part));
+                scope.spawn(move || vectorised(|| job(range, part)));
             }
         }
     });
@@ -306,4 +310,56 @@ pub fn for_bin_runs<T: Send>(
 /// The threads the bin loops use: the processor's cores, at most 8.
 pub fn bin_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+}
+
+/// Blocks of bins whose sums over bins are kept apart and added in order: a fixed number,
+/// so that a fit is the same on any number of cores (up to 8 use them, 2 blocks each).
+pub const SUM_BLOCKS: usize = 16;
+
+/// Every source's rows of `data` (`[(s · bins + f) · stride + …]`), `per_block` bins at
+/// a time: `[block][source]`.
+pub fn source_rows_per_block(data: &mut [f64], bins: usize, per_block: usize, stride: usize) -> Vec<Vec<&mut [f64]>> {
+    let mut blocks: Vec<Vec<&mut [f64]>> = Vec::new();
+    for source in data.chunks_mut(bins * stride) {
+        for (b, part) in source.chunks_mut(per_block * stride).enumerate() {
+            match blocks.get_mut(b) {
+                Some(block) => block.push(part),
+                None => blocks.push(vec![part]),
+            }
+        }
+    }
+    blocks
+}
+
+/// `job(b, blocks[b])` for every block, contiguous runs of blocks on every core, compiled
+/// for the widest vector unit there is ([`vectorised`]), the results in the blocks' order.
+pub fn across_blocks<T: Send, R: Send>(blocks: Vec<T>, job: impl Fn(usize, T) -> R + Sync) -> Vec<R> {
+    let per = blocks.len().div_ceil(bin_threads().max(1)).max(1);
+    let mut blocks = blocks.into_iter().enumerate();
+    let runs: Vec<Vec<(usize, T)>> =
+        std::iter::from_fn(|| Some(blocks.by_ref().take(per).collect::<Vec<_>>()).filter(|run| !run.is_empty()))
+            .collect();
+    let job = &job;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|run| {
+                scope.spawn(move || vectorised(|| run.into_iter().map(|(b, block)| job(b, block)).collect::<Vec<R>>()))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
+}
+
+/// The element-wise sum of equally long `parts`, added in their order.
+pub fn add_in_order(parts: Vec<Vec<f64>>) -> Vec<f64> {
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().unwrap_or_default();
+    for part in parts {
+        total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+    }
+    total
 }

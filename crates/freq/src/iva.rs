@@ -23,8 +23,12 @@ use rand::{Rng, SeedableRng};
 use realfft::num_complex::Complex64;
 use serde::{Deserialize, Serialize};
 use unmix_core::CancelToken;
+use unmix_vecmath::vectorised;
 
-use crate::complex::{WeightedCovariances, bin_threads, dot, for_bin_runs, inverse_row, project_row, solve};
+use crate::complex::{
+    SUM_BLOCKS, WeightedCovariances, across_blocks, add_in_order, dot, inverse_row, project_row, solve,
+    source_rows_per_block,
+};
 use crate::stft::Spectrogram;
 use crate::{Error, Result};
 
@@ -147,6 +151,7 @@ impl SplitObservations {
 
     /// `|w · x(t)|²` for every frame of bin `f` into `out` (`frames`), with `yr`, `yi`
     /// (`frames` each) as scratch.
+    #[inline(always)]
     pub(crate) fn power_of_row(&self, f: usize, w: &[Complex64], out: &mut [f64], yr: &mut [f64], yi: &mut [f64]) {
         let (re, im) = self.bin(f);
         let frames = self.frames;
@@ -280,48 +285,48 @@ impl LowRank {
         }
     }
 
-    fn model(&self, bins: usize, frames: usize, out: &mut [f64]) {
-        let l = self.bases;
-        for (f, row) in out[..bins * frames].chunks_exact_mut(frames).enumerate() {
-            row.fill(0.0);
-            for k in 0..l {
-                let basis = self.t[f * l + k];
-                for (o, v) in row.iter_mut().zip(&self.v[k * frames..(k + 1) * frames]) {
-                    *o += basis * v;
-                }
+    /// Bin `f`'s row of the model, `Σ_k T(f,k) V(k,·)`, floored, into `out` (`frames`).
+    #[inline(always)]
+    fn model_row(&self, f: usize, out: &mut [f64]) {
+        let (l, frames) = (self.bases, out.len());
+        out.fill(0.0);
+        for k in 0..l {
+            let basis = self.t[f * l + k];
+            for (o, v) in out.iter_mut().zip(&self.v[k * frames..(k + 1) * frames]) {
+                *o += basis * v;
             }
-            row.iter_mut().for_each(|o| *o = o.max(FLOOR));
         }
+        out.iter_mut().for_each(|o| *o = o.max(FLOOR));
     }
 
     /// One multiplicative update of the bases, then of the activations, towards the
-    /// power `p` (`bins × frames`) under the Itakura–Saito divergence (ILRMA's). Each
-    /// bin's `P / R²` and `1 / R` are formed once, then weighed by every basis.
-    fn update(&mut self, p: &[f64], bins: usize, frames: usize, r: &mut [f64]) {
+    /// power `scale · p` (`bins × frames`) under the Itakura–Saito divergence (ILRMA's),
+    /// then the weights `1 / R` of the updated model into `weights`. One pass over the
+    /// bins does both updates' sums: a bin's bases depend on that bin alone, so the
+    /// activations' sums can take each bin's new bases at once (the model is never
+    /// stored, only its row of the bin at hand).
+    fn update(&mut self, p: &[f64], scale: f64, bins: usize, frames: usize, weights: &mut [f64]) {
         let l = self.bases;
-        let (mut ratio, mut inverse) = (vec![0.0; frames], vec![0.0; frames]);
-        self.model(bins, frames, r);
-        for f in 0..bins {
-            let (pf, rf) = (&p[f * frames..(f + 1) * frames], &r[f * frames..(f + 1) * frames]);
-            for ((a, b), (pv, rv)) in ratio.iter_mut().zip(inverse.iter_mut()).zip(pf.iter().zip(rf)) {
+        let (mut ratio, mut inverse, mut row) = (vec![0.0; frames], vec![0.0; frames], vec![0.0; frames]);
+        let (mut num, mut den) = (vec![0.0; l * frames], vec![0.0; l * frames]);
+        let terms = |pf: &[f64], row: &[f64], ratio: &mut [f64], inverse: &mut [f64]| {
+            for ((a, b), (pv, rv)) in ratio.iter_mut().zip(inverse.iter_mut()).zip(pf.iter().zip(row)) {
                 *b = 1.0 / rv;
-                *a = pv * *b * *b;
+                *a = scale * pv * *b * *b;
             }
+        };
+        for f in 0..bins {
+            let pf = &p[f * frames..(f + 1) * frames];
+            self.model_row(f, &mut row);
+            terms(pf, &row, &mut ratio, &mut inverse);
             for k in 0..l {
                 let v = &self.v[k * frames..(k + 1) * frames];
                 let (num, den) = (dot(&ratio, v), dot(&inverse, v));
                 self.t[f * l + k] = (self.t[f * l + k] * (num / den.max(FLOOR)).sqrt()).max(FLOOR);
             }
-        }
-        self.model(bins, frames, r);
-        // Σ_f T(f,k) P/R² and Σ_f T(f,k) / R for every (k, t), a row of frames at a time.
-        let (mut num, mut den) = (vec![0.0; l * frames], vec![0.0; l * frames]);
-        for f in 0..bins {
-            let (pf, rf) = (&p[f * frames..(f + 1) * frames], &r[f * frames..(f + 1) * frames]);
-            for ((a, b), (pv, rv)) in ratio.iter_mut().zip(inverse.iter_mut()).zip(pf.iter().zip(rf)) {
-                *b = 1.0 / rv;
-                *a = pv * *b * *b;
-            }
+            // Σ_f T(f,k) P/R² and Σ_f T(f,k) / R for every (k, t), with the new bases.
+            self.model_row(f, &mut row);
+            terms(pf, &row, &mut ratio, &mut inverse);
             for k in 0..l {
                 let basis = self.t[f * l + k];
                 let (nr, dr) = (&mut num[k * frames..(k + 1) * frames], &mut den[k * frames..(k + 1) * frames]);
@@ -334,7 +339,10 @@ impl LowRank {
         for (v, (nv, dv)) in self.v.iter_mut().zip(num.iter().zip(&den)) {
             *v = (*v * (nv / dv.max(FLOOR)).sqrt()).max(FLOOR);
         }
-        self.model(bins, frames, r);
+        for (f, out) in weights[..bins * frames].chunks_exact_mut(frames).enumerate() {
+            self.model_row(f, out);
+            out.iter_mut().for_each(|o| *o = 1.0 / *o);
+        }
     }
 
     fn scale(&mut self, factor: f64) {
@@ -395,43 +403,56 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
         SourcePrior::LowRank { bases } => (0..n).map(|_| LowRank::new(bins, frames, bases, &mut rng)).collect(),
         _ => Vec::new(),
     };
+    // Every source's power per bin and frame from the demixing, the sources side by side;
+    // then each iteration's rows pass leaves the power of its new rows behind.
     let mut power = vec![0.0; n * bins * frames];
-    let mut weights = vec![0.0; n * bins * frames];
-    for _ in 0..config.iterations {
-        if cancel.is_some_and(CancelToken::is_cancelled) {
-            return Err(Error::Cancelled);
-        }
-        // Every source's power per bin and frame from the current demixing, the sources
-        // side by side.
-        std::thread::scope(|scope| {
-            let (w_hat, split) = (&w_hat, &split);
-            for (s, power) in power.chunks_mut(bins * frames).enumerate() {
-                scope.spawn(move || {
+    std::thread::scope(|scope| {
+        let (w_hat, split) = (&w_hat, &split);
+        for (s, power) in power.chunks_mut(bins * frames).enumerate() {
+            scope.spawn(move || {
+                vectorised(|| {
                     let (mut yr, mut yi) = (vec![0.0; frames], vec![0.0; frames]);
                     for (f, out) in power.chunks_exact_mut(frames).enumerate() {
                         let row = &w_hat[f * m * m + s * m..f * m * m + (s + 1) * m];
                         split.power_of_row(f, row, out, &mut yr, &mut yi);
                     }
-                });
-            }
-        });
+                })
+            });
+        }
+    });
+    // What each source's power is to be multiplied by: ILRMA's normalisation rescales the
+    // rows after their power is formed.
+    let mut power_scale = vec![1.0; n];
+    let mut weights = vec![0.0; n * bins * frames];
+    let per_block = bins.div_ceil(SUM_BLOCKS).max(1);
+    for _ in 0..config.iterations {
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(Error::Cancelled);
+        }
         // Every source's weights, the sources side by side.
         std::thread::scope(|scope| {
-            let parts = power.chunks(bins * frames).zip(weights.chunks_mut(bins * frames));
+            let parts = power.chunks(bins * frames).zip(weights.chunks_mut(bins * frames)).zip(&power_scale);
             let mut models = low_rank.iter_mut();
-            for (p, weights) in parts {
-                let model = models.next();
+            for ((p, weights), &scale) in parts {
+                let model = models.next().map(|model| (model, scale));
                 let prior = config.prior;
-                scope.spawn(move || source_weights(prior, model, p, weights, bins, frames));
+                scope.spawn(move || vectorised(|| source_weights(prior, model, p, weights, bins, frames)));
             }
         });
         // Every bin's rows, source after source (each source's weights come from the
-        // demixing at the start of the iteration), the bins on every core.
+        // demixing at the start of the iteration), then the new rows' power and its sum
+        // per source, the bins on every core.
         let (weights, covariance, split) = (&weights, &covariance, &split);
-        for_bin_runs(&mut w_hat, bins, m * m, bin_threads(), |range, blocks| {
+        let blocks =
+            w_hat.chunks_mut(per_block * m * m).zip(source_rows_per_block(&mut power, bins, per_block, frames));
+        let sums = across_blocks(blocks.collect(), |block, (rows, mut power)| {
+            let first = block * per_block;
             let mut products = WeightedCovariances::default();
             let (mut v, mut scratch, mut orthogonal) = (vec![Complex64::default(); n * m * m], Vec::new(), Vec::new());
-            for (f, block) in range.zip(blocks.chunks_exact_mut(m * m)) {
+            let (mut yr, mut yi) = (vec![0.0; frames], vec![0.0; frames]);
+            let mut sums = vec![0.0; n];
+            for (b, block) in rows.chunks_exact_mut(m * m).enumerate() {
+                let f = first + b;
                 // All n covariances of the bin at once (the weights do not depend on this
                 // iteration's rows); source s's weights are `bins · frames` apart.
                 let (re, im) = split.bin(f);
@@ -444,19 +465,27 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
                         update_orthogonal_rows(block, &covariance[f * m * m..(f + 1) * m * m], m, n, &mut orthogonal);
                     }
                 }
+                for (s, (power, sum)) in power.iter_mut().zip(&mut sums).enumerate() {
+                    let out = &mut power[b * frames..(b + 1) * frames];
+                    split.power_of_row(f, &block[s * m..(s + 1) * m], out, &mut yr, &mut yi);
+                    *sum += out.iter().sum::<f64>();
+                }
             }
+            sums
         });
         if !low_rank.is_empty() {
             // ILRMA's normalisation: every source at unit mean power, its model with it.
+            let sums = add_in_order(sums);
             for (s, model) in low_rank.iter_mut().enumerate() {
-                let mean =
-                    power[s * bins * frames..(s + 1) * bins * frames].iter().sum::<f64>() / (bins * frames) as f64;
+                let mean = sums[s] / (bins * frames) as f64;
+                power_scale[s] = 1.0;
                 if mean > FLOOR {
                     let lambda = 1.0 / mean.sqrt();
                     for f in 0..bins {
                         w_hat[f * m * m + s * m..f * m * m + (s + 1) * m].iter_mut().for_each(|w| *w *= lambda);
                     }
                     model.scale(lambda * lambda);
+                    power_scale[s] = lambda * lambda;
                 }
             }
         }
@@ -469,20 +498,17 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
 }
 
 /// One source's frame weights `φ(f,t)` from its power `p` (`bins × frames`) under its
-/// prior (updating its low-rank model first, for that prior).
+/// prior (updating its low-rank model first, for that prior, towards `scale · p`).
 fn source_weights(
     prior: SourcePrior,
-    model: Option<&mut LowRank>,
+    model: Option<(&mut LowRank, f64)>,
     p: &[f64],
     weights: &mut [f64],
     bins: usize,
     frames: usize,
 ) {
     match (prior, model) {
-        (SourcePrior::LowRank { .. }, Some(model)) => {
-            model.update(p, bins, frames, weights);
-            weights.iter_mut().for_each(|w| *w = 1.0 / *w);
-        }
+        (SourcePrior::LowRank { .. }, Some((model, scale))) => model.update(p, scale, bins, frames, weights),
         _ => {
             // Every frame's energy over the bins, a row of frames at a time.
             let mut phi = vec![0.0; frames];

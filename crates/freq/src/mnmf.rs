@@ -20,8 +20,12 @@ use rand::{Rng, SeedableRng};
 use realfft::num_complex::Complex64;
 use serde::{Deserialize, Serialize};
 use unmix_core::CancelToken;
+use unmix_vecmath::vectorised;
 
-use crate::complex::{WeightedCovariances, bin_threads, dot, for_bin_runs, inverse_row, log_abs_det, project_row};
+use crate::complex::{
+    SUM_BLOCKS, WeightedCovariances, across_blocks, add_in_order, bin_threads, dot, for_bin_runs, inverse_row,
+    log_abs_det, project_row, source_rows_per_block,
+};
 use crate::iva::{Observations, SplitObservations};
 use crate::stft::Spectrogram;
 use crate::{Error, Result};
@@ -138,15 +142,11 @@ pub fn fit(
         std::thread::scope(|scope| {
             for ((w, h), lambda) in w.chunks(bins * k).zip(h.chunks(k * frames)).zip(lambda.chunks_mut(bins * frames)) {
                 scope.spawn(move || {
-                    for (f, row) in lambda.chunks_exact_mut(frames).enumerate() {
-                        row.fill(FLOOR);
-                        for c in 0..k {
-                            let weight = w[f * k + c];
-                            for (l, hv) in row.iter_mut().zip(&h[c * frames..(c + 1) * frames]) {
-                                *l += weight * hv;
-                            }
+                    vectorised(|| {
+                        for (f, row) in lambda.chunks_exact_mut(frames).enumerate() {
+                            power_row(&w[f * k..(f + 1) * k], h, row);
                         }
-                    }
+                    })
                 });
             }
         });
@@ -158,17 +158,7 @@ pub fn fit(
     let total = |lambda: &[f64], g: &[f64], inv_y: &mut [f64]| {
         for_bin_runs(inv_y, bins, frames * m, bin_threads(), |range, part| {
             for (f, block) in range.zip(part.chunks_exact_mut(frames * m)) {
-                for (i, out) in block.chunks_exact_mut(frames).enumerate() {
-                    out.fill(FLOOR);
-                    for s in 0..n {
-                        let gain = g[s * m + i];
-                        for (o, l) in out.iter_mut().zip(&lambda[(s * bins + f) * frames..(s * bins + f + 1) * frames])
-                        {
-                            *o += l * gain;
-                        }
-                    }
-                    out.iter_mut().for_each(|o| *o = 1.0 / *o);
-                }
+                inverse_totals(|s| &lambda[(s * bins + f) * frames..(s * bins + f + 1) * frames], g, block);
             }
         });
     };
@@ -187,89 +177,120 @@ pub fn fit(
     model(&w, &h, &mut lambda);
     project(&q, &mut qx_power);
     total(&lambda, &g, &mut inv_y);
-    let (mut tmp1, mut tmp2) = (vec![0.0; n * bins * frames], vec![0.0; n * bins * frames]);
+    // Every iteration is three passes over the bins, each reading the big arrays once
+    // (they are far larger than the caches: a minute of 4 channels is 60 MB per array):
+    // W with the sums H needs, λ with the sums g needs, then Y, Q and |Q x|². The sums
+    // over bins are kept per block of bins and added in order, so that the fit does not
+    // depend on the processor's cores.
+    let per_block = bins.div_ceil(SUM_BLOCKS).max(1);
     for iteration in 0..config.iterations {
         if cancel.is_some_and(CancelToken::is_cancelled) {
             return Err(Error::Cancelled);
         }
-        // W and H, from the same auxiliary quantities (FastMNMF2's accelerated form).
-        // Every source's Σ_m g P / Y² and Σ_m g / Y, the sources side by side.
-        std::thread::scope(|scope| {
-            let (inv_y, qx_power, g) = (&inv_y, &qx_power, &g);
-            for (s, (t1, t2)) in tmp1.chunks_mut(bins * frames).zip(tmp2.chunks_mut(bins * frames)).enumerate() {
-                let gs = &g[s * m..(s + 1) * m];
-                scope.spawn(move || {
-                    let rows = t1.chunks_exact_mut(frames).zip(t2.chunks_exact_mut(frames));
-                    for (f, (a, b)) in rows.enumerate() {
-                        a.fill(0.0);
-                        b.fill(0.0);
-                        for (i, gain) in gs.iter().enumerate() {
-                            let at = (f * m + i) * frames;
-                            let (r, p) = (&inv_y[at..at + frames], &qx_power[at..at + frames]);
-                            for (((a, b), r), p) in a.iter_mut().zip(b.iter_mut()).zip(r).zip(p) {
-                                *a += gain * p * r * r;
-                                *b += gain * r;
-                            }
+        // W of every bin, and Σ_f W(f,c) tmp(f,t) for H (FastMNMF2's accelerated form:
+        // both from the same auxiliary quantities tmp1 = Σ_m g P / Y², tmp2 = Σ_m g / Y).
+        let parts = across_blocks(source_rows_per_block(&mut w, bins, per_block, k), |block, mut w_rows| {
+            let first = block * per_block;
+            let mut sums = vec![0.0; 2 * n * k * frames];
+            let (mut a, mut b) = (vec![0.0; frames], vec![0.0; frames]);
+            for f in first..(first + w_rows[0].len() / k) {
+                for (s, rows) in w_rows.iter_mut().enumerate() {
+                    a.fill(0.0);
+                    b.fill(0.0);
+                    for (i, gain) in g[s * m..(s + 1) * m].iter().enumerate() {
+                        let at = (f * m + i) * frames;
+                        let (r, p) = (&inv_y[at..at + frames], &qx_power[at..at + frames]);
+                        for (((a, b), r), p) in a.iter_mut().zip(b.iter_mut()).zip(r).zip(p) {
+                            *a += gain * p * r * r;
+                            *b += gain * r;
                         }
                     }
-                });
-            }
-        });
-        // W then H of every source, the sources side by side.
-        std::thread::scope(|scope| {
-            let parts = w
-                .chunks_mut(bins * k)
-                .zip(h.chunks_mut(k * frames))
-                .zip(tmp1.chunks(bins * frames).zip(tmp2.chunks(bins * frames)));
-            for ((w, h), (tmp1, tmp2)) in parts {
-                scope.spawn(move || update_spectral_model(w, h, tmp1, tmp2, bins, frames, k));
-            }
-        });
-        model(&w, &h, &mut lambda);
-        total(&lambda, &g, &mut inv_y);
-        // g, the sources side by side.
-        std::thread::scope(|scope| {
-            let (lambda, inv_y, qx_power) = (&lambda, &inv_y, &qx_power);
-            for (s, gs) in g.chunks_mut(m).enumerate() {
-                scope.spawn(move || {
-                    let lambda = &lambda[s * bins * frames..(s + 1) * bins * frames];
-                    let (mut num, mut den) = (vec![0.0; m], vec![0.0; m]);
-                    let mut ratio = vec![0.0; frames];
-                    for (f, l) in lambda.chunks_exact(frames).enumerate() {
-                        for i in 0..m {
-                            let at = (f * m + i) * frames;
-                            let (r, p) = (&inv_y[at..at + frames], &qx_power[at..at + frames]);
-                            for ((o, r), p) in ratio.iter_mut().zip(r).zip(p) {
-                                *o = p * r * r;
-                            }
-                            num[i] += dot(l, &ratio);
-                            den[i] += dot(l, r);
+                    let h = &h[s * k * frames..(s + 1) * k * frames];
+                    let (num, den) = sums[2 * s * k * frames..2 * (s + 1) * k * frames].split_at_mut(k * frames);
+                    for c in 0..k {
+                        let hc = &h[c * frames..(c + 1) * frames];
+                        let wv = &mut rows[(f - first) * k + c];
+                        *wv *= (dot(hc, &a) / dot(hc, &b).max(FLOOR)).sqrt();
+                        let (nr, dr) = (&mut num[c * frames..(c + 1) * frames], &mut den[c * frames..(c + 1) * frames]);
+                        for (((nv, dv), av), bv) in nr.iter_mut().zip(dr.iter_mut()).zip(&a).zip(&b) {
+                            *nv += *wv * av;
+                            *dv += *wv * bv;
                         }
                     }
-                    for (gv, (nv, dv)) in gs.iter_mut().zip(num.iter().zip(&den)) {
-                        *gv *= (nv / dv.max(FLOOR)).sqrt();
-                    }
-                });
+                }
             }
+            sums
         });
-        total(&lambda, &g, &mut inv_y);
-        // Q, row by row: iterative projection with the weights 1 / Y_i (which do not
-        // depend on Q), the bins on every core.
-        let inv_y_ref = &inv_y;
-        for_bin_runs(&mut q, bins, m * m, bin_threads(), |range, blocks| {
+        let sums = add_in_order(parts);
+        for (s, hs) in h.chunks_exact_mut(k * frames).enumerate() {
+            let (num, den) = sums[2 * s * k * frames..2 * (s + 1) * k * frames].split_at(k * frames);
+            for (hv, (nv, dv)) in hs.iter_mut().zip(num.iter().zip(den)) {
+                *hv *= (nv / dv.max(FLOOR)).sqrt();
+            }
+        }
+        // λ = W H of every bin, and g's sums Σ λ P / Y², Σ λ / Y with that λ.
+        let parts = across_blocks(source_rows_per_block(&mut lambda, bins, per_block, frames), |block, mut l_rows| {
+            let first = block * per_block;
+            let mut sums = vec![0.0; 2 * n * m];
+            let mut inv = vec![0.0; m * frames];
+            let mut ratio = vec![0.0; frames];
+            for f in first..(first + l_rows[0].len() / frames) {
+                let at = (f - first) * frames..(f - first + 1) * frames;
+                for (s, rows) in l_rows.iter_mut().enumerate() {
+                    power_row(
+                        &w[(s * bins + f) * k..(s * bins + f + 1) * k],
+                        &h[s * k * frames..(s + 1) * k * frames],
+                        &mut rows[at.clone()],
+                    );
+                }
+                inverse_totals(|s| &l_rows[s][at.clone()], &g, &mut inv);
+                for i in 0..m {
+                    let r = &inv[i * frames..(i + 1) * frames];
+                    let p = &qx_power[(f * m + i) * frames..(f * m + i + 1) * frames];
+                    for ((o, r), p) in ratio.iter_mut().zip(r).zip(p) {
+                        *o = p * r * r;
+                    }
+                    for (s, rows) in l_rows.iter().enumerate() {
+                        let l = &rows[(f - first) * frames..(f - first + 1) * frames];
+                        sums[2 * (s * m + i)] += dot(l, &ratio);
+                        sums[2 * (s * m + i) + 1] += dot(l, r);
+                    }
+                }
+            }
+            sums
+        });
+        let sums = add_in_order(parts);
+        for (gv, pair) in g.iter_mut().zip(sums.chunks_exact(2)) {
+            *gv *= (pair[0] / pair[1].max(FLOOR)).sqrt();
+        }
+        // 1 / Y with that g, then Q, row by row: iterative projection with the weights
+        // 1 / Y_i (which do not depend on Q), then |Q x|² with the new rows.
+        let bin_parts = inv_y
+            .chunks_mut(per_block * m * frames)
+            .zip(q.chunks_mut(per_block * m * m))
+            .zip(qx_power.chunks_mut(per_block * m * frames))
+            .collect::<Vec<_>>();
+        across_blocks(bin_parts, |block, ((inv_y, q), power)| {
+            let first = block * per_block;
             let mut products = WeightedCovariances::default();
             let (mut v, mut scratch) = (vec![Complex64::default(); m * m * m], Vec::new());
-            for (f, block) in range.zip(blocks.chunks_exact_mut(m * m)) {
-                // The m covariances of the bin in one pass over its frames, weighted by
-                // 1 / Y_i (frame-major, as it is kept).
+            let (mut yr, mut yi) = (vec![0.0; frames], vec![0.0; frames]);
+            let bins_here = q.len() / (m * m);
+            for b in 0..bins_here {
+                let f = first + b;
+                let inv_y = &mut inv_y[b * m * frames..(b + 1) * m * frames];
+                inverse_totals(|s| &lambda[(s * bins + f) * frames..(s * bins + f + 1) * frames], &g, inv_y);
                 let (re, im) = split.bin(f);
-                products.compute(re, im, m, Some((&inv_y_ref[f * frames * m..], frames)), m, &mut v);
+                products.compute(re, im, m, Some((inv_y, frames)), m, &mut v);
+                let block = &mut q[b * m * m..(b + 1) * m * m];
                 for i in 0..m {
                     project_row(block, &v[i * m * m..(i + 1) * m * m], m, i, &mut scratch);
                 }
+                for (i, out) in power[b * m * frames..(b + 1) * m * frames].chunks_exact_mut(frames).enumerate() {
+                    split.power_of_row(f, &block[i * m..(i + 1) * m], out, &mut yr, &mut yi);
+                }
             }
         });
-        project(&q, &mut qx_power);
         if iteration % NORMALISE_EVERY == 0 {
             for f in 0..bins {
                 let block = &mut q[f * m * m..(f + 1) * m * m];
@@ -318,42 +339,36 @@ pub fn fit(
     })
 }
 
-/// One source's multiplicative updates of its bases `w` (`bins × k`), then of its
-/// activations `h` (`k × frames`), from `tmp1 = Σ_m g P / Y²` and `tmp2 = Σ_m g / Y`
-/// (`bins × frames`), both from the same auxiliary quantities (FastMNMF2's accelerated
-/// form).
-fn update_spectral_model(
-    w: &mut [f64],
-    h: &mut [f64],
-    tmp1: &[f64],
-    tmp2: &[f64],
-    bins: usize,
-    frames: usize,
-    k: usize,
-) {
-    for f in 0..bins {
-        let (a, b) = (&tmp1[f * frames..(f + 1) * frames], &tmp2[f * frames..(f + 1) * frames]);
-        for c in 0..k {
-            let hc = &h[c * frames..(c + 1) * frames];
-            let (num, den) = (dot(hc, a), dot(hc, b));
-            w[f * k + c] *= (num / den.max(FLOOR)).sqrt();
+/// One source's power in one bin, `floor + Σ_c W(f,c) H(c,t)`, into `row` (`frames`),
+/// from the bin's weights `w` (`k`) and the activations `h` (`k × frames`).
+#[inline(always)]
+fn power_row(w: &[f64], h: &[f64], row: &mut [f64]) {
+    let frames = row.len();
+    row.fill(FLOOR);
+    for (c, weight) in w.iter().enumerate() {
+        for (l, hv) in row.iter_mut().zip(&h[c * frames..(c + 1) * frames]) {
+            *l += weight * hv;
         }
     }
-    // Σ_f W(f,c) tmp(f,t) for every (c, t), a row of frames at a time.
-    let (mut num, mut den) = (vec![0.0; k * frames], vec![0.0; k * frames]);
-    for f in 0..bins {
-        let (a, b) = (&tmp1[f * frames..(f + 1) * frames], &tmp2[f * frames..(f + 1) * frames]);
-        for c in 0..k {
-            let wv = w[f * k + c];
-            let (nr, dr) = (&mut num[c * frames..(c + 1) * frames], &mut den[c * frames..(c + 1) * frames]);
-            for t in 0..frames {
-                nr[t] += wv * a[t];
-                dr[t] += wv * b[t];
+}
+
+/// One bin's `1 / Y_i`, `Y_i = floor + Σ_n g_n(i) λ_n`, into `out` (`channels × frames`),
+/// from every source's power in the bin (`source_power(n)`) and the weights `g`
+/// (`sources × channels`).
+#[inline(always)]
+fn inverse_totals<'a>(source_power: impl Fn(usize) -> &'a [f64], g: &[f64], out: &mut [f64]) {
+    let frames = source_power(0).len().max(1);
+    let channels = out.len() / frames;
+    let sources = g.len() / channels.max(1);
+    for (i, out) in out.chunks_exact_mut(frames).enumerate() {
+        out.fill(FLOOR);
+        for s in 0..sources {
+            let gain = g[s * channels + i];
+            for (o, l) in out.iter_mut().zip(source_power(s)) {
+                *o += l * gain;
             }
         }
-    }
-    for (hv, (nv, dv)) in h.iter_mut().zip(num.iter().zip(&den)) {
-        *hv *= (nv / dv.max(FLOOR)).sqrt();
+        out.iter_mut().for_each(|o| *o = 1.0 / *o);
     }
 }
 
