@@ -6,6 +6,7 @@ mod util;
 
 mod bad_input;
 mod cli;
+mod gpu;
 mod health;
 #[cfg(feature = "live")]
 mod live;

@@ -101,6 +101,10 @@ pub struct LiveArgs {
     /// the sources lag the input by one STFT frame.
     #[arg(long, value_enum, default_value_t = crate::separate::args::DomainArg::Time)]
     pub domain: crate::separate::args::DomainArg,
+    /// Where a PDGMM-VAE given by --model refits, as `separate --device` (the warm-up's
+    /// linear model does not train with burn).
+    #[arg(long, value_enum, default_value_t = crate::separate::args::DeviceArg::Cpu)]
+    pub device: crate::separate::args::DeviceArg,
     /// --domain stft: each source's prior over its spectral vector.
     #[arg(long, value_enum, default_value_t = OnlinePriorArg::LowRank)]
     pub prior: OnlinePriorArg,
@@ -464,6 +468,7 @@ mod enabled {
         // (a given model's is kept by its refits where their segment is not thinned).
         separate.prior = PriorChoice::Gmm;
         separate.kernel = kernel;
+        separate.backend = args.device.backend(separate.backend);
         let monitoring = args.scores.clone().map(|path| args.windows.to(path)).transpose()?;
         let scores = monitoring.as_ref().map(|m| LiveScores {
             path: m.path.clone(),

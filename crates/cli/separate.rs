@@ -343,6 +343,11 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         "model": fitted.selection,
         "config": model.header.training_config,
         "training": vae.map(|v| &v.history.summary),
+        // Where the PDGMM-VAE trained (when it did): the backend and, on a GPU, its adapter.
+        "training_device": vae.map(|_| {
+            let backend = config.params().backend;
+            serde_json::json!({ "backend": backend.name(), "gpu": backend.is_gpu(), "adapter": backend.adapter() })
+        }),
         "timings_s": { "read": read_s, "train": train_s, "apply": apply_s, "total": started.elapsed().as_secs_f64() },
         "pipeline": applied.pipeline,
         // Kernels agree to 1e-5, not bit for bit: say which one computed the sources.

@@ -41,6 +41,29 @@ pub enum BackendArg {
     Ndarray,
 }
 
+/// Where the PDGMM-VAE trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// The processor, with --backend's CPU backend.
+    Cpu,
+    /// A GPU, with burn's wgpu backend (a build with `--features wgpu`); none found is an
+    /// error.
+    Gpu,
+    /// A GPU when one is found, else the processor.
+    Auto,
+}
+
+impl DeviceArg {
+    /// The burn backend it trains with, `cpu` the CPU backend asked for.
+    pub fn backend(self, cpu: Backend) -> Backend {
+        match self {
+            DeviceArg::Gpu => Backend::Wgpu,
+            DeviceArg::Auto if unmix_model::gpu_available() => Backend::Wgpu,
+            DeviceArg::Cpu | DeviceArg::Auto => cpu,
+        }
+    }
+}
+
 /// Which model to train.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModelArg {
@@ -239,6 +262,11 @@ pub struct SeparateArgs {
     /// measured faster).
     #[arg(long, value_enum, default_value_t = BackendArg::Flex)]
     pub backend: BackendArg,
+    /// Where the PDGMM-VAE trains: `gpu` is burn's wgpu backend (Vulkan, Metal or
+    /// DirectX 12; unmix built with `--features wgpu`), `auto` a GPU when one is found.
+    /// The model file is the same wherever it trained; report.json names the adapter.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
     #[command(flatten)]
     pub input_channels: InputArgs,
     /// Sample format of sources.wav: 32-bit float keeps any level; 16- or 24-bit integer
@@ -347,10 +375,10 @@ impl SeparateArgs {
             restarts,
             layout,
             recipe,
-            backend: match self.backend {
+            backend: self.device.backend(match self.backend {
                 BackendArg::Flex => Backend::Flex,
                 BackendArg::Ndarray => Backend::Ndarray,
-            },
+            }),
             model: match self.model {
                 ModelArg::Auto => ModelChoice::Auto,
                 ModelArg::Vae => ModelChoice::Vae,

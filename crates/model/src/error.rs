@@ -27,6 +27,9 @@ pub enum Error {
     /// The requested backend is not compiled in.
     #[error("backend '{0}' is not compiled into this build (enable its cargo feature)")]
     Backend(String),
+    /// No GPU to train on: none found, or none compiled in.
+    #[error("no GPU: {0}")]
+    Gpu(String),
 }
 
 /// Result with this crate's [`Error`].

@@ -24,7 +24,7 @@ mod tanh;
 mod trainer;
 mod vae;
 
-pub use backend::Backend;
+pub use backend::{Backend, gpu_available};
 pub use config::{PdgmmVaeConfig, TrainingConfig, TrainingRecipe, VaeLayout};
 pub use error::{Error, Result};
 pub use loss::{LossParts, loss};

@@ -105,24 +105,10 @@ impl GmmPrior {
     /// `gmm_density.rs`: the reference the fused operation is tested against.
     #[cfg(test)]
     pub(crate) fn log_density_composed(&self, z: Tensor<2>) -> Tensor<2> {
-        let [frames, sources] = z.dims();
-        let log_weights = log_softmax(self.logits.val(), 1).unsqueeze_dim::<3>(0); // [1, n, K]
-        let log_vars = self.log_vars.val().clamp(LOG_VAR_RANGE.0, LOG_VAR_RANGE.1).unsqueeze_dim::<3>(0);
-        let means = self.means.val().unsqueeze_dim::<3>(0); // [1, n, K]
-        let diff = z.unsqueeze_dim::<3>(2) - means; // [T, n, K]
-        let log_normal = diff.square() * (-0.5) * (-log_vars.clone()).exp() - log_vars * 0.5 - 0.5 * LN_2PI;
-        log_sum_exp_last(log_normal + log_weights).reshape([frames, sources])
+        let log_weights = log_softmax(self.logits.val(), 1);
+        let log_vars = self.log_vars.val().clamp(LOG_VAR_RANGE.0, LOG_VAR_RANGE.1);
+        crate::gmm_density::gmm_log_density_composed(z, self.means.val(), log_vars, log_weights)
     }
-}
-
-/// Numerically stable `log Σ_k exp(x_k)` over the last axis of a `[T, n, K]` tensor,
-/// giving `[T, n, 1]`. burn 0.22 has no built-in logsumexp.
-#[cfg(test)]
-pub(crate) fn log_sum_exp_last(x: Tensor<3>) -> Tensor<3> {
-    // The max is detached: it only shifts the exponent, and the gradient of the shifted
-    // form is the softmax either way.
-    let max = x.clone().max_dim(2).detach();
-    (x - max.clone()).exp().sum_dim(2).log() + max
 }
 
 pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {

@@ -21,7 +21,12 @@ use burn::tensor::Tensor;
 
 /// Backends that evaluate `tanh` as `2σ(2x) − 1`. The inner (non-autodiff) backends use the
 /// default body; autodiff overrides it with its own backward pass.
-#[backend_extension(Flex: cfg(feature = "flex"), NdArray: cfg(feature = "ndarray"), Autodiff)]
+#[backend_extension(
+    Flex: cfg(feature = "flex"),
+    NdArray: cfg(feature = "ndarray"),
+    Cube: cfg(feature = "wgpu"),
+    Autodiff
+)]
 pub trait SigmoidTanh: Backend {
     /// `2σ(2x) − 1`, element-wise.
     fn sigmoid_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -115,6 +120,13 @@ impl SigmoidTanh for burn::backend::NdArray {}
 #[allow(deprecated)]
 impl SigmoidTanhKernels for burn::backend::NdArray {}
 
+// On a GPU the default bodies run: burn's own operations, on the device.
+#[cfg(feature = "wgpu")]
+impl SigmoidTanh for burn::backend::Cube {}
+
+#[cfg(feature = "wgpu")]
+impl SigmoidTanhKernels for burn::backend::Cube {}
+
 impl<B: SigmoidTanhKernels, C: CheckpointStrategy> SigmoidTanh for Autodiff<B, C> {
     fn sigmoid_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
         /// Backward state: `σ(2x)` from the forward pass.
@@ -161,8 +173,9 @@ mod tests {
     }
 
     /// Values and gradients through a small graph (a matrix product before, a weighted sum
-    /// after) equal the composed form's bit for bit, on every compiled backend, over inputs
-    /// from deep saturation on both sides through zero.
+    /// after) equal the composed form's bit for bit, on every compiled backend (on a GPU
+    /// the one node runs burn's operations), over inputs from deep saturation on both
+    /// sides through zero.
     #[test]
     fn fused_tanh_is_the_composed_form_bit_for_bit() {
         let frames = 64;
@@ -174,6 +187,8 @@ mod tests {
             Device::flex(),
             #[cfg(feature = "ndarray")]
             Device::ndarray(),
+            #[cfg(feature = "wgpu")]
+            crate::Backend::Wgpu.device().expect("a wgpu adapter (software Vulkan: Debian's mesa-vulkan-drivers)"),
         ];
         assert!(!devices.is_empty());
         for device in devices {

@@ -353,16 +353,24 @@ impl Trainer {
                 break;
             }
             let batches = plan.epoch(data.frames, &mut run.rng);
+            // The epoch's frame order and sampling noise go to the device in one upload
+            // each (drawn in the order batch by batch would draw them, so the numbers are
+            // the same); every batch is a slice of them there, and nothing is read back
+            // before the epoch ends.
+            let drawn: usize = batches.iter().map(Vec::len).sum();
+            let ids: Vec<i64> = batches.iter().flatten().map(|&i| i as i64).collect();
+            let all_ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [drawn]), &device);
+            let eps: Vec<f32> = (0..drawn * sources).map(|_| run.rng.sample::<f32, _>(StandardNormal)).collect();
+            let all_eps = Tensor::<2>::from_data(TensorData::new(eps, [drawn, sources]), &device);
             let zero = || Tensor::<1>::zeros([1], &device);
             let (mut sum_total, mut sum_rec, mut sum_kl, mut sum_aux) = (zero(), zero(), zero(), zero());
             let mut weight_sum = 0.0f64;
+            let mut start = 0;
             for batch in &batches {
                 let b = batch.len();
-                let ids: Vec<i64> = batch.iter().map(|&i| i as i64).collect();
-                let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [b]), &device);
-                let y = data.all.clone().select(0, ids);
-                let eps: Vec<f32> = (0..b * sources).map(|_| run.rng.sample::<f32, _>(StandardNormal)).collect();
-                let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, sources]), &device);
+                let y = data.all.clone().select(0, all_ids.clone().slice(start..start + b));
+                let eps = all_eps.clone().slice(start..start + b);
+                start += b;
                 let parts = loss(&run.model, y, eps, c.beta, c.lambda);
                 // Epoch means weight each batch by its size, so a short last batch counts less.
                 let w = b as f64;
