@@ -5,17 +5,32 @@ use unmix_likelihood::chain::ChainShape;
 use unmix_model::consensus::Progress as VaeProgress;
 use unmix_separate::{ConsensusConfig, Progress};
 
-/// Training's progress, one phase after the other on the same line: the model choice's
+/// Training's progress as a sequence of phases, one after the other: the model choice's
 /// maximum-likelihood fits (steps over all starts), the warm start's distillation epochs,
-/// the restarts' candidate epochs (all candidates of all rounds, so the bar only moves
-/// forward), then the chosen candidate's epochs up to the cap.
-pub struct TrainingBar {
-    bar: ProgressBar,
+/// the restarts' candidate epochs (all candidates of all rounds, so that the count only
+/// moves forward), then the chosen candidate's epochs up to the cap. The command line's
+/// bar draws it; the Python package hands it to tqdm.
+pub struct TrainingSteps {
     phase: Option<Phase>,
     /// Candidate epochs done in the restarts phase.
     candidate_epochs: u64,
     restart_epochs: u64,
     max_epochs: u64,
+}
+
+/// Where a fit stands, as a progress bar shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The phase's short name (`linear`, `warm start`, `training`, …).
+    pub phase: &'static str,
+    /// Whether the phase begins with this step (the bar restarts from 0).
+    pub new_phase: bool,
+    /// Steps done in the phase.
+    pub done: u64,
+    /// Steps of the phase in all (epochs, or iterations of every start).
+    pub total: u64,
+    /// What the steps are and how the fit goes.
+    pub message: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -29,49 +44,35 @@ enum Phase {
     Final,
 }
 
-impl TrainingBar {
-    /// A bar for a fit with `restarts` and at most `max_epochs` final epochs; hidden when
-    /// `visible` is false (and indicatif hides it anyway off a terminal).
-    pub fn new(restarts: &ConsensusConfig, max_epochs: usize, visible: bool) -> Self {
-        let bar = if visible { ProgressBar::new(0) } else { ProgressBar::hidden() };
-        if let Ok(style) = ProgressStyle::with_template("{prefix:>10} {bar:30} {pos:>4}/{len} {msg}  [{elapsed}]") {
-            bar.set_style(style);
-        }
+impl TrainingSteps {
+    /// The phases of a fit with `restarts` and at most `max_epochs` final epochs.
+    pub fn new(restarts: &ConsensusConfig, max_epochs: usize) -> Self {
         let restarts = restarts.within_epochs(max_epochs);
         let restart_epochs =
             if restarts.candidates > 1 { restarts.candidates * restarts.rounds * restarts.epochs_per_round } else { 0 };
-        Self {
-            bar,
-            phase: None,
-            candidate_epochs: 0,
-            restart_epochs: restart_epochs as u64,
-            max_epochs: max_epochs as u64,
-        }
+        Self { phase: None, candidate_epochs: 0, restart_epochs: restart_epochs as u64, max_epochs: max_epochs as u64 }
     }
 
-    /// Shows one fit event.
-    pub fn show(&mut self, event: Progress<'_>) {
+    /// Where the fit stands after `event`.
+    pub fn step(&mut self, event: Progress<'_>) -> Step {
         match event {
             Progress::Vae(VaeProgress::WarmStart { epoch, epochs, encoder_mismatch }) => {
-                self.enter(Phase::WarmStart, "warm start", epochs as u64);
-                self.bar.set_position(epoch as u64);
-                self.bar.set_message(format!("epochs  mismatch to linear ICA {encoder_mismatch:.4}"));
+                let new_phase = self.enter(Phase::WarmStart);
+                let message = format!("epochs  mismatch to linear ICA {encoder_mismatch:.4}");
+                Step { phase: "warm start", new_phase, done: epoch as u64, total: epochs as u64, message }
             }
             Progress::Vae(VaeProgress::Candidate { round, rounds, candidate, record }) => {
-                self.enter(Phase::Restarts, "restarts", self.restart_epochs);
+                let new_phase = self.enter(Phase::Restarts);
                 self.candidate_epochs += 1;
-                self.bar.set_position(self.candidate_epochs);
-                self.bar.set_message(format!(
-                    "epochs  round {round}/{rounds}, candidate {}: loss {:.4}",
-                    candidate + 1,
-                    record.loss
-                ));
+                let message =
+                    format!("epochs  round {round}/{rounds}, candidate {}: loss {:.4}", candidate + 1, record.loss);
+                let (done, total) = (self.candidate_epochs, self.restart_epochs);
+                Step { phase: "restarts", new_phase, done, total, message }
             }
             Progress::Vae(VaeProgress::Final(e)) => {
-                self.enter(Phase::Final, "training", self.max_epochs);
-                self.bar.set_position(e.epoch as u64);
-                self.bar
-                    .set_message(format!("epochs  loss {:.4}  rec {:.4}  kl {:.3}", e.loss, e.reconstruction, e.kl));
+                let new_phase = self.enter(Phase::Final);
+                let message = format!("epochs  loss {:.4}  rec {:.4}  kl {:.3}", e.loss, e.reconstruction, e.kl);
+                Step { phase: "training", new_phase, done: e.epoch as u64, total: self.max_epochs, message }
             }
             Progress::Chain { shape, done, total } => {
                 let (phase, name, what) = match shape {
@@ -80,28 +81,58 @@ impl TrainingBar {
                     }
                     ChainShape::Saturating => (Phase::Chain, "chain", "steps  the saturating chain, all starts"),
                 };
-                self.enter(phase, name, total as u64);
-                self.bar.set_position(done.min(total) as u64);
-                self.bar.set_message(what);
+                let new_phase = self.enter(phase);
+                let (done, total) = (done.min(total) as u64, total as u64);
+                Step { phase: name, new_phase, done, total, message: what.to_string() }
             }
             Progress::PostNonlinear { done, total } => {
-                self.enter(Phase::PostNonlinear, "curves", total as u64);
-                self.bar.set_position(done.min(total) as u64);
-                self.bar.set_message("iterations  the post-nonlinear model, all starts");
+                let new_phase = self.enter(Phase::PostNonlinear);
+                let (done, total) = (done.min(total) as u64, total as u64);
+                let message = "iterations  the post-nonlinear model, all starts".to_string();
+                Step { phase: "curves", new_phase, done, total, message }
             }
         }
     }
 
     /// Starts `phase` unless it is the current one (a fit with `-n auto` may run the
-    /// phases again for another source count).
-    fn enter(&mut self, phase: Phase, name: &'static str, length: u64) {
-        if self.phase != Some(phase) {
-            self.phase = Some(phase);
-            self.candidate_epochs = 0;
-            self.bar.set_length(length);
-            self.bar.set_position(0);
-            self.bar.set_prefix(name);
+    /// phases again for another source count); whether it started.
+    fn enter(&mut self, phase: Phase) -> bool {
+        if self.phase == Some(phase) {
+            return false;
         }
+        self.phase = Some(phase);
+        self.candidate_epochs = 0;
+        true
+    }
+}
+
+/// Training's progress on one line, phase after phase ([`TrainingSteps`]).
+pub struct TrainingBar {
+    bar: ProgressBar,
+    steps: TrainingSteps,
+}
+
+impl TrainingBar {
+    /// A bar for a fit with `restarts` and at most `max_epochs` final epochs; hidden when
+    /// `visible` is false (and indicatif hides it anyway off a terminal).
+    pub fn new(restarts: &ConsensusConfig, max_epochs: usize, visible: bool) -> Self {
+        let bar = if visible { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        if let Ok(style) = ProgressStyle::with_template("{prefix:>10} {bar:30} {pos:>4}/{len} {msg}  [{elapsed}]") {
+            bar.set_style(style);
+        }
+        Self { bar, steps: TrainingSteps::new(restarts, max_epochs) }
+    }
+
+    /// Shows one fit event.
+    pub fn show(&mut self, event: Progress<'_>) {
+        let step = self.steps.step(event);
+        if step.new_phase {
+            self.bar.set_length(step.total);
+            self.bar.set_position(0);
+            self.bar.set_prefix(step.phase);
+        }
+        self.bar.set_position(step.done);
+        self.bar.set_message(step.message);
     }
 
     /// Removes the bar.

@@ -16,7 +16,8 @@ use unmix_io::{BlockReader, ChannelSelection, input_name, is_stdin};
 use unmix_separate::{ModelKind, SourceCount};
 
 pub use args::SeparateArgs;
-use report::{duration_text, priors_json, report_fit};
+pub(crate) use report::fit_json;
+use report::{duration_text, report_fit};
 
 use crate::apply::{ApplyOptions, InputArgs, Output, Stage, apply_file, apply_reader, stamps_json, warn_of_stamps};
 use crate::output::Staging;
@@ -60,6 +61,18 @@ pub(crate) fn picked_channels(args: &SeparateArgs, reader: &BlockReader) -> Opti
 /// separation then names).
 pub(crate) fn mixing_evidence(recording: &Recording) -> Option<MixingEvidence> {
     (recording.channels() >= 2).then(|| unmix_freq::mixing_evidence(recording).ok()).flatten()
+}
+
+/// What a recording whose cross-spectra say it is not an instantaneous mixture is warned
+/// of, `name` the recording's.
+pub(crate) fn convolutive_warning(name: &str, evidence: MixingEvidence) -> String {
+    format!(
+        "{name}: by its cross-spectra, not independent sources mixed instantaneously ({:.3} of their whitened energy \
+         is left by the best real demixing, above {:.3}): the sources reach the channels at different delays, or \
+         depend on one another",
+        evidence.unexplained,
+        evidence.threshold()
+    )
 }
 
 /// The evidence as `report.json` gives it.
@@ -150,14 +163,8 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     // its cross-spectra say so before the training does.
     let mixing = mixing_evidence(&segment);
     if let Some(evidence) = mixing.filter(MixingEvidence::convolutive) {
-        eprintln!(
-            "warning: {}: by its cross-spectra, not independent sources mixed instantaneously ({:.3} of their \
-             whitened energy is left by the best real demixing, above {:.3}): the sources reach the channels at \
-             different delays, or depend on one another; a room's recording is separated by --domain stft",
-            input_name(input),
-            evidence.unexplained,
-            evidence.threshold()
-        );
+        let said = convolutive_warning(&input_name(input), evidence);
+        eprintln!("warning: {said}; a room's recording is separated by --domain stft");
     }
     // Errors about a channel name it as the file numbers it.
     let file_channels: Vec<usize> = (0..reader.channels()).map(|k| reader.file_channel(k)).collect();
@@ -236,15 +243,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     }
     let (model, vae) = (&fitted.model, fitted.vae.as_ref());
     let selection = &fitted.selection;
-    let training_frames = match (vae, selection.chosen) {
-        (Some(v), _) => v.history.summary.frames,
-        (None, ModelKind::Linear) => {
-            selection.linear.as_ref().map_or(0, |l| l.refit.as_ref().map_or(l.frames, |r| r.frames))
-        }
-        (None, ModelKind::PostNonlinear) => selection.post_nonlinear.as_ref().map_or(0, |c| c.frames),
-        (None, ModelKind::LinearArGmm) => selection.temporal.as_ref().map_or(0, |t| t.frames),
-        (None, _) => selection.chain.as_ref().map_or(0, |c| c.frames),
-    };
+    let training_frames = report::training_frames(&fitted);
     model.save(&out.path("model.unmix"))?;
     if streaming {
         let path = out.publish("model.unmix")?;
@@ -323,31 +322,13 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
     }
 
     // 6. Report.
-    let report = serde_json::json!({
+    let mut report = serde_json::json!({
         "input": input_name(input),
         "stopped_by_ctrl_c": applied.stopped,
         "frames": total_frames,
-        "channels": model.header.channels,
         "picked_channels": model.header.picked_channels,
-        "sample_rate_hz": model.header.sample_rate_hz,
         "time_stamps": stamps_json(stamps.as_deref()),
         "mixing_evidence": mixing.map(evidence_json),
-        "sources": model.header.sources,
-        "training_frames": training_frames,
-        "gross_outliers": {
-            "frames": gross.frames.len(),
-            "first_frames": &gross.frames[..gross.frames.len().min(100)],
-            "per_channel": &gross.per_channel,
-            "worst_levels": &gross.worst_levels,
-        },
-        "model": fitted.selection,
-        "config": model.header.training_config,
-        "training": vae.map(|v| &v.history.summary),
-        // Where the PDGMM-VAE trained (when it did): the backend and, on a GPU, its adapter.
-        "training_device": vae.map(|_| {
-            let backend = config.params().backend;
-            serde_json::json!({ "backend": backend.name(), "gpu": backend.is_gpu(), "adapter": backend.adapter() })
-        }),
         "timings_s": { "read": read_s, "train": train_s, "apply": apply_s, "total": started.elapsed().as_secs_f64() },
         "pipeline": applied.pipeline,
         // Kernels agree to 1e-5, not bit for bit: say which one computed the sources.
@@ -362,23 +343,12 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
             "unusual_windows": s.unusual_windows,
             "first_unusual_s": s.first_unusual_s,
         })),
-        "score_baseline": model.header.score_baseline,
-        "normalisation": {
-            "whitened": model.header.normaliser.whitening.is_some(),
-            "eigenvalues": model.header.normaliser.eigenvalues,
-        },
-        "source_count": fitted.count,
-        "latents": fitted.latents,
-        "ordering": fitted.ordering,
-        "linear_ica": vae.map(|v| &v.ica),
-        "restarts": vae.map(|v| &v.consensus),
-        "priors": priors_json(model),
-        // A temporal prior's processes, in the output's order (the priors above are then
-        // the sources' marginal densities).
-        "temporal_prior": model.header.temporal_prior,
         "score": score,
-        "history": vae.map(|v| &v.history.epochs),
     });
+    // What the fit itself was, as every caller of the job reports it.
+    if let serde_json::Value::Object(fields) = &mut report {
+        fields.extend(report::fit_json(&fitted, &config));
+    }
     crate::output::write_json(&out.path("report.json"), &report)?;
     if !streaming {
         // A file's run stopped now leaves nothing; a stream's Ctrl-C has ended its input.

@@ -313,7 +313,7 @@ impl SeparateArgs {
     }
 
     /// Turns the options into a checked separation configuration.
-    pub(super) fn config(&self, sample_rate_hz: u32) -> Result<SeparateConfig> {
+    pub(crate) fn config(&self, sample_rate_hz: u32) -> Result<SeparateConfig> {
         let hidden: Vec<usize> = self
             .hidden
             .iter()

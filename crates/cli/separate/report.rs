@@ -3,7 +3,7 @@
 use unmix_core::plural;
 use unmix_format::ModelFile;
 use unmix_likelihood::temporal::resonance;
-use unmix_separate::{Fitted, MIN_LATENT_INFORMATION_NATS};
+use unmix_separate::{Fitted, MIN_LATENT_INFORMATION_NATS, ModelKind, SeparateConfig};
 
 /// A wait as a person reads it: `0.8 s`, `21 min 51 s`, `3 h 2 min`.
 pub(super) fn duration_text(seconds: f64) -> String {
@@ -139,6 +139,66 @@ pub(super) fn report_fit(fitted: &Fitted, quiet: bool) {
             s.remaining_relative_improvement,
             s.plateau_tolerance
         );
+    }
+}
+
+/// The frames the chosen model was trained on.
+pub(crate) fn training_frames(fitted: &Fitted) -> usize {
+    let selection = &fitted.selection;
+    match (&fitted.vae, selection.chosen) {
+        (Some(v), _) => v.history.summary.frames,
+        (None, ModelKind::Linear) => {
+            selection.linear.as_ref().map_or(0, |l| l.refit.as_ref().map_or(l.frames, |r| r.frames))
+        }
+        (None, ModelKind::PostNonlinear) => selection.post_nonlinear.as_ref().map_or(0, |c| c.frames),
+        (None, ModelKind::LinearArGmm) => selection.temporal.as_ref().map_or(0, |t| t.frames),
+        (None, _) => selection.chain.as_ref().map_or(0, |c| c.frames),
+    }
+}
+
+/// The part of report.json that describes the fit: the model choice and every candidate's
+/// score, the training, the normalisation, the source count and order, the priors. The
+/// same for a file (`unmix separate`) and for a recording in memory (the Python package).
+pub(crate) fn fit_json(fitted: &Fitted, config: &SeparateConfig) -> serde_json::Map<String, serde_json::Value> {
+    let (model, vae, gross) = (&fitted.model, fitted.vae.as_ref(), &fitted.gross_outliers);
+    let report = serde_json::json!({
+        "channels": model.header.channels,
+        "sample_rate_hz": model.header.sample_rate_hz,
+        "sources": model.header.sources,
+        "training_frames": training_frames(fitted),
+        "gross_outliers": {
+            "frames": gross.frames.len(),
+            "first_frames": &gross.frames[..gross.frames.len().min(100)],
+            "per_channel": &gross.per_channel,
+            "worst_levels": &gross.worst_levels,
+        },
+        "model": fitted.selection,
+        "config": model.header.training_config,
+        "training": vae.map(|v| &v.history.summary),
+        // Where the PDGMM-VAE trained (when it did): the backend and, on a GPU, its adapter.
+        "training_device": vae.map(|_| {
+            let backend = config.params().backend;
+            serde_json::json!({ "backend": backend.name(), "gpu": backend.is_gpu(), "adapter": backend.adapter() })
+        }),
+        "score_baseline": model.header.score_baseline,
+        "normalisation": {
+            "whitened": model.header.normaliser.whitening.is_some(),
+            "eigenvalues": model.header.normaliser.eigenvalues,
+        },
+        "source_count": fitted.count,
+        "latents": fitted.latents,
+        "ordering": fitted.ordering,
+        "linear_ica": vae.map(|v| &v.ica),
+        "restarts": vae.map(|v| &v.consensus),
+        "priors": priors_json(model),
+        // A temporal prior's processes, in the output's order (the priors above are then
+        // the sources' marginal densities).
+        "temporal_prior": model.header.temporal_prior,
+        "history": vae.map(|v| &v.history.epochs),
+    });
+    match report {
+        serde_json::Value::Object(fields) => fields,
+        _ => unreachable!("a JSON object literal"),
     }
 }
 

@@ -1,0 +1,303 @@
+//! `unmix separate` on a recording held in memory, for callers that are not the command
+//! line (the Python package, `bindings/python`).
+//!
+//! The options are the command line's own: the same names (a keyword `max_train_frames`
+//! is `--max-train-frames`), parsed by the same parser with the same defaults and the same
+//! error messages. The fit and the sources are the same code as `unmix separate`'s, so the
+//! same samples and seed give the same sources bit for bit, and the report carries
+//! report.json's description of the fit. What concerns files and the terminal (the output
+//! directory, plots, `--truth`, monitoring scores, channel picks) is left to the caller.
+
+use std::time::Instant;
+
+use anyhow::{Result, anyhow, bail};
+use clap::{ArgAction, CommandFactory, Parser};
+use unmix_core::{CancelToken, Recording};
+use unmix_format::ModelFile;
+use unmix_freq::MixingEvidence;
+use unmix_separate::SourceCount;
+
+pub use crate::progress::Step;
+
+use crate::progress::TrainingSteps;
+use crate::separate::SeparateArgs;
+use crate::separate::args::DomainArg;
+
+/// Options of `unmix separate` about files and the terminal: a caller holding the
+/// recording in memory has its own ways to do what they do (and `-n`, which is an argument
+/// of its own).
+const NOT_IN_MEMORY: [&str; 16] = [
+    "input",
+    "sources",
+    "output",
+    "truth",
+    "force",
+    "quiet",
+    "no_plots",
+    "wav_format",
+    "stats",
+    "scores",
+    "window_s",
+    "hop_s",
+    "alert_share",
+    "channels",
+    "csv_rate",
+    "help",
+];
+
+/// The command `unmix separate` as clap builds it.
+#[derive(Parser)]
+#[command(name = "separate")]
+struct Command {
+    #[command(flatten)]
+    args: SeparateArgs,
+}
+
+/// One option of a separation in memory, as `unmix separate --help` describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionSpec {
+    /// Its name as a keyword: the long option without its dashes, `-` as `_`.
+    pub name: String,
+    /// Its default as the command line writes it (`None`: unset unless given).
+    pub default: Option<String>,
+    /// A switch: present or not (`--no-whiten`), its default off.
+    pub switch: bool,
+    /// The values it takes, when it takes one of a list.
+    pub choices: Vec<String>,
+    /// What it does, from `unmix separate --help`.
+    pub help: String,
+}
+
+/// Every option of `unmix separate` that a recording in memory takes, in the order
+/// `--help` lists them.
+pub fn separate_options() -> Vec<OptionSpec> {
+    Command::command()
+        .get_arguments()
+        .filter_map(|arg| {
+            let name = arg.get_long()?.replace('-', "_");
+            if NOT_IN_MEMORY.contains(&name.as_str()) {
+                return None;
+            }
+            let switch = matches!(arg.get_action(), ArgAction::SetTrue);
+            let defaults: Vec<String> =
+                arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+            let default = (!switch && !defaults.is_empty()).then(|| defaults.join(","));
+            let choices = arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect();
+            let help = arg.get_long_help().or(arg.get_help()).map(ToString::to_string).unwrap_or_default();
+            Some(OptionSpec { name, default, switch, choices, help })
+        })
+        .collect()
+}
+
+/// Checked options of a separation in memory.
+#[derive(Debug, Clone)]
+pub struct SeparateOptions {
+    args: SeparateArgs,
+}
+
+impl SeparateOptions {
+    /// Parses `sources` as `-n` takes it (a count, or `auto`) and `options` as `(keyword,
+    /// value)` pairs, every value as the command line writes it (a switch's `true` or
+    /// `false`, a list comma-separated). An option that is not one of
+    /// [`separate_options`], or a value the command line refuses, is an error that says
+    /// so in the command line's words.
+    pub fn parse(sources: &str, options: &[(String, String)]) -> Result<Self> {
+        let known = separate_options();
+        let mut argv: Vec<String> = ["separate", "<memory>", "-n", sources, "-o", "<memory>"].map(String::from).into();
+        for (name, value) in options {
+            let Some(spec) = known.iter().find(|o| &o.name == name) else {
+                if NOT_IN_MEMORY.contains(&name.as_str()) {
+                    bail!("{name}: an option of `unmix separate` on files, not of a separation in memory");
+                }
+                bail!("{name}: no such option of separate");
+            };
+            let long = format!("--{}", name.replace('_', "-"));
+            if spec.switch {
+                match value.as_str() {
+                    "true" => argv.push(long),
+                    "false" => {}
+                    _ => bail!("{name}: a switch is true or false, not '{value}'"),
+                }
+            } else {
+                argv.push(format!("{long}={value}"));
+            }
+        }
+        let args = Command::try_parse_from(&argv).map_err(|e| anyhow!(clap_line(&e)))?.args;
+        if args.domain == DomainArg::Stft {
+            bail!("domain stft: a room's separation runs on files for now (`unmix separate --domain stft`)");
+        }
+        Ok(Self { args })
+    }
+
+    /// The seed of every random draw of the fit.
+    pub fn seed(&self) -> u64 {
+        self.args.seed
+    }
+}
+
+/// A clap error as one line, without its `error: ` prefix and usage.
+fn clap_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid options");
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
+/// What a separation in memory produced.
+#[derive(Debug)]
+pub struct Separation {
+    /// The sources of every frame, `frames × sources`.
+    pub sources: Recording,
+    /// The model, as `unmix separate` writes it to model.unmix.
+    pub model: ModelFile,
+    /// report.json's description of the fit (`unmix separate`'s own fields but for those
+    /// about files, plots and monitoring).
+    pub report: serde_json::Value,
+    /// What `unmix separate` warns of on its standard error, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Separates `recording` (the caller's name for it, `name`, heads its error messages)
+/// as `unmix separate` separates a file: the model fitted on its head (`max_train_frames`,
+/// `train_frames` or `train_seconds` of it), then applied to all of it. `cancel` stops
+/// the training at its next epoch (the error is then [`Interrupted`]); `progress` sees
+/// the training's steps as the command line's bar shows them.
+pub fn separate(
+    name: &str,
+    recording: &Recording,
+    options: &SeparateOptions,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(Step),
+) -> Result<Separation> {
+    let started = Instant::now();
+    let args = &options.args;
+    let kernel = args.kernel.kernel()?;
+    let (rate, m) = (recording.sample_rate_hz(), recording.channels());
+    if let Some((t, c, x)) = first_non_finite(recording) {
+        bail!("{name}: sample {x} at frame {t}, channel {}: every sample must be a finite number", c + 1);
+    }
+    if let SourceCount::Fixed(n) = args.sources
+        && m < n
+    {
+        let refused = unmix_separate::Error::TooFewChannels { channels: m, sources: n };
+        bail!("{name}: {refused}");
+    }
+    let config = args.config(rate)?;
+    let max_train_frames = config.training_frames(m).map_err(|e| anyhow!("{name}: {e}"))?;
+    let segment = recording.head(max_train_frames);
+    let mut warnings = Vec::new();
+    let mixing = crate::separate::mixing_evidence(&segment);
+    if let Some(evidence) = mixing.filter(MixingEvidence::convolutive) {
+        warnings.push(crate::separate::convolutive_warning(name, evidence));
+    }
+    let train_started = Instant::now();
+    let mut steps = TrainingSteps::new(&config.params().restarts, config.params().recipe.max_epochs);
+    let fitted = unmix_separate::fit(&segment, &config, cancel, &mut |event| progress(steps.step(event)));
+    if cancel.is_cancelled() {
+        return Err(Interrupted.into());
+    }
+    let fitted = fitted.map_err(|e| match e {
+        unmix_separate::Error::Dsp(unmix_dsp::Error::ConstantChannel { channel }) => anyhow!(
+            "{name}: channel {} is constant (silent) over the training segment; leave it out or pick another \
+             segment",
+            channel + 1
+        ),
+        unmix_separate::Error::Model(
+            e @ (unmix_model::Error::Diverged { .. } | unmix_model::Error::DivergedWeights),
+        ) => anyhow!("{name}: {e} than lr {}", args.lr),
+        e => anyhow!("{name}: {e}"),
+    })?;
+    let train_s = train_started.elapsed().as_secs_f64();
+    if !fitted.gross_outliers.is_empty() {
+        warnings.push(format!(
+            "{name}: left {} of the training segment out of the fit for gross outliers (samples over {:.0e} times \
+             their channel's usual level); the separation carries them through",
+            unmix_core::plural(fitted.gross_outliers.frames.len(), "frame"),
+            unmix_dsp::outliers::GROSS_FACTOR
+        ));
+    }
+    let apply_started = Instant::now();
+    let sources = unmix_separate::apply(&fitted.model, recording, kernel).map_err(|e| anyhow!("{name}: {e}"))?;
+    let apply_s = apply_started.elapsed().as_secs_f64();
+    let mut report = serde_json::json!({
+        "input": name,
+        "frames": recording.frames(),
+        "mixing_evidence": mixing.map(crate::separate::evidence_json),
+        "encoder_kernel": kernel.name(),
+        "timings_s": { "train": train_s, "apply": apply_s, "total": started.elapsed().as_secs_f64() },
+        "warnings": warnings,
+    });
+    if let serde_json::Value::Object(fields) = &mut report {
+        fields.extend(crate::separate::fit_json(&fitted, &config));
+    }
+    Ok(Separation { sources, model: fitted.model, report, warnings })
+}
+
+/// The first sample that is NaN or infinite: frame, channel and value.
+fn first_non_finite(recording: &Recording) -> Option<(usize, usize, f32)> {
+    let m = recording.channels();
+    let at = recording.interleaved().iter().position(|x| !x.is_finite())?;
+    Some((at / m, at % m, recording.interleaved()[at]))
+}
+
+/// A separation stopped through its cancel token before it finished.
+#[derive(Debug, Clone, Copy)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted: the training stopped at its next epoch")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_the_command_lines_with_their_defaults() {
+        let options = separate_options();
+        let find = |name: &str| options.iter().find(|o| o.name == name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(find("epochs").default.as_deref(), Some("400"));
+        assert_eq!(find("hidden").default.as_deref(), Some("32"));
+        assert_eq!(find("max_train_frames").default.as_deref(), Some("131072"));
+        assert!(find("no_whiten").switch);
+        assert_eq!(find("model").choices, ["auto", "vae", "chain", "linear", "postnonlinear"]);
+        assert!(find("seed").help.contains("Seed"));
+        for file_only in ["output", "truth", "no_plots", "channels", "sources", "input"] {
+            assert!(options.iter().all(|o| o.name != file_only), "{file_only}");
+        }
+    }
+
+    #[test]
+    fn options_parse_as_on_the_command_line() {
+        let pairs = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let parsed =
+            SeparateOptions::parse("3", &pairs(&[("seed", "7"), ("no_whiten", "true"), ("hidden", "16,8")])).unwrap();
+        assert_eq!(parsed.args.seed, 7);
+        assert!(parsed.args.no_whiten);
+        assert_eq!(parsed.args.hidden, ["16", "8"]);
+        let defaults = SeparateOptions::parse("auto", &[]).unwrap();
+        assert_eq!(defaults.args.epochs, 400);
+        assert!(matches!(defaults.args.sources, SourceCount::Auto { .. }));
+        let e = SeparateOptions::parse("3", &pairs(&[("epochs", "many")])).unwrap_err().to_string();
+        assert!(e.contains("--epochs") && e.contains("many"), "{e}");
+        let e = SeparateOptions::parse("3", &pairs(&[("epoch", "9")])).unwrap_err().to_string();
+        assert_eq!(e, "epoch: no such option of separate");
+        let e = SeparateOptions::parse("3", &pairs(&[("truth", "t.wav")])).unwrap_err().to_string();
+        assert!(e.contains("on files"), "{e}");
+        let e = SeparateOptions::parse("3", &pairs(&[("domain", "stft")])).unwrap_err().to_string();
+        assert!(e.contains("on files for now"), "{e}");
+        let e = SeparateOptions::parse("0", &[]).unwrap_err().to_string();
+        assert!(e.contains("'0'") || e.contains("0 is not"), "{e}");
+    }
+
+    #[test]
+    fn a_non_finite_sample_is_named() {
+        let recording = Recording::from_interleaved(100, 2, vec![0.0, 1.0, 2.0, f32::NAN]).unwrap();
+        let options = SeparateOptions::parse("2", &[]).unwrap();
+        let e = separate("x", &recording, &options, &CancelToken::new(), &mut |_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "x: sample NaN at frame 1, channel 2: every sample must be a finite number");
+    }
+}
