@@ -1,0 +1,443 @@
+//! `unmix._unmix`, the extension module of the Python package `unmix`: the separation job,
+//! saved models and their monitoring scores on NumPy arrays, by the same code as the
+//! command line. The package's Python half (`python/unmix`) checks and converts arrays,
+//! shows progress and holds the scikit-learn estimator; this half does the work with the
+//! interpreter released.
+//!
+//! Arrays arrive here as `float32`, C-contiguous, frames × channels: the Python half
+//! converts any other layout or type (and passes such an array on as it is, uncopied).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use unmix::embedded::{self, SeparateOptions, Step};
+use unmix_core::{BoxError, CancelToken, Recording, SCORE_CHANNELS, Sink};
+use unmix_format::{AnyModel, ModelFile};
+use unmix_infer::{ScoredSeparator, Separator};
+use unmix_io::WavStreamWriter;
+use unmix_monitor::{WindowMonitor, WindowSpec, score_columns};
+
+/// How often a running job lets the interpreter see Ctrl-C (and how often progress is
+/// shown, at most).
+const POLL: Duration = Duration::from_millis(50);
+
+/// Frames below which `Model.apply` does not start another thread.
+const FRAMES_PER_THREAD: usize = 1 << 16;
+
+/// Frames the scoring pass hands the window monitor at a time.
+const SCORE_BLOCK_FRAMES: usize = 1 << 14;
+
+/// A model saved by `unmix separate` (or by `Model.save`): the sources of any recording
+/// with its channels, and the scores a monitor watches.
+#[pyclass(name = "Model", module = "unmix", frozen)]
+struct Model {
+    file: ModelFile,
+}
+
+#[pymethods]
+impl Model {
+    /// Reads a model file (`model.unmix`).
+    #[staticmethod]
+    fn load(path: PathBuf) -> PyResult<Self> {
+        let model = AnyModel::load(&path).map_err(|e| file_error(&path, &e))?;
+        Self::of(model).map_err(|e| PyValueError::new_err(format!("{}: {e}", path.display())))
+    }
+
+    /// A model from the bytes of a model file (what `to_bytes` and pickling give).
+    #[staticmethod]
+    fn from_bytes(bytes: &[u8]) -> PyResult<Self> {
+        let model = AnyModel::from_bytes(bytes).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Self::of(model).map_err(PyValueError::new_err)
+    }
+
+    /// Writes the model file, all of it or nothing (a temporary file, then renamed).
+    fn save(&self, path: PathBuf) -> PyResult<()> {
+        self.file.save(&path).map_err(|e| file_error(&path, &e))
+    }
+
+    /// The bytes of the model file.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.file.to_bytes().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// The sources of `x` (frames × channels): frames × sources, `float32`.
+    fn apply<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let x = as_frames(x)?;
+        let (frames, samples) = frames_of(&x, self.file.header.channels)?;
+        let n = self.file.header.sources;
+        let file = &self.file;
+        let sources = py.detach(|| apply_on_every_core(file, samples, frames));
+        to_array(py, frames, n, sources.map_err(PyValueError::new_err)?)
+    }
+
+    /// Per-window monitoring scores of `x`, as `unmix apply --scores` writes them to
+    /// scores.csv: column name → values, one per window of `window_s` seconds every
+    /// `hop_s` (default: `window_s`).
+    #[pyo3(signature = (x, window_s = 1.0, hop_s = None))]
+    fn scores<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        window_s: f64,
+        hop_s: Option<f64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let x = as_frames(x)?;
+        let (_, samples) = frames_of(&x, self.file.header.channels)?;
+        let hop_s = hop_s.unwrap_or(window_s);
+        for (name, value) in [("window_s", window_s), ("hop_s", hop_s)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(PyValueError::new_err(format!("{name} {value}: must be a positive number of seconds")));
+            }
+        }
+        if hop_s > window_s {
+            let e = format!("hop_s {hop_s} is longer than window_s {window_s}: windows would leave gaps");
+            return Err(PyValueError::new_err(e));
+        }
+        let n = self.file.header.sources;
+        let spec = WindowSpec::from_seconds(window_s, hop_s, self.file.header.sample_rate_hz)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let file = &self.file;
+        let rows = py.detach(|| window_scores(file, spec, samples)).map_err(PyValueError::new_err)?;
+        let columns = score_columns(n);
+        let windows = rows.len() / columns.len();
+        let table = PyDict::new(py);
+        for (c, name) in columns.iter().enumerate() {
+            let values: Vec<f64> = (0..windows).map(|w| f64::from(rows[w * columns.len() + c])).collect();
+            table.set_item(name, PyArray1::from_vec(py, values))?;
+        }
+        Ok(table)
+    }
+
+    /// Each source's learned prior, a Gaussian mixture of `K` components: `weights`,
+    /// `means` and `variances` (sources × K), in the units of the posterior means (before
+    /// `output_gains`).
+    #[getter]
+    fn priors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let w = &self.file.weights;
+        let (n, k) = (w.sources(), w.prior.components);
+        let weights: Vec<f32> = (0..n).flat_map(|j| w.prior.weights(j)).collect();
+        let variances: Vec<f32> = w.prior.log_vars.iter().map(|v| v.exp()).collect();
+        let priors = PyDict::new(py);
+        priors.set_item("weights", to_array(py, n, k, weights)?)?;
+        priors.set_item("means", to_array(py, n, k, w.prior.means.clone())?)?;
+        priors.set_item("variances", to_array(py, n, k, variances)?)?;
+        priors.set_item("output_gains", PyArray1::from_vec(py, self.file.source_gains()))?;
+        Ok(priors)
+    }
+
+    /// Channels the model reads.
+    #[getter]
+    fn n_channels(&self) -> usize {
+        self.file.header.channels
+    }
+
+    /// Sources it writes.
+    #[getter]
+    fn n_sources(&self) -> usize {
+        self.file.header.sources
+    }
+
+    /// Sample rate of the recording it was trained on, in hertz.
+    #[getter]
+    fn sample_rate(&self) -> u32 {
+        self.file.header.sample_rate_hz
+    }
+
+    /// The model's header as a dict: version, normalisation, training configuration and
+    /// summary, score baseline.
+    #[getter]
+    fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let text = serde_json::to_string(&self.file.header).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        py.import("json")?.call_method1("loads", (text,))
+    }
+
+    fn __repr__(&self) -> String {
+        let h = &self.file.header;
+        format!("Model(n_channels={}, n_sources={}, sample_rate={})", h.channels, h.sources, h.sample_rate_hz)
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let from_bytes = slf.get_type().getattr("from_bytes")?;
+        Ok((from_bytes, (slf.get().to_bytes(slf.py())?,)))
+    }
+}
+
+impl Model {
+    fn of(model: AnyModel) -> Result<Self, String> {
+        match model {
+            AnyModel::Time(file) => Ok(Self { file: *file }),
+            AnyModel::Room(_) => {
+                Err("a room's model (--domain stft): apply it with `unmix apply`; the Python package reads models \
+                     of the time domain"
+                    .into())
+            }
+        }
+    }
+}
+
+/// The sources of `frames` frames of `samples` under `file`: the frames cut into one run
+/// per core (of at least [`FRAMES_PER_THREAD`]), each separated by a separator of its own.
+/// Frames are separated independently, so the cut does not change a value.
+fn apply_on_every_core(file: &ModelFile, samples: &[f32], frames: usize) -> Result<Vec<f32>, String> {
+    let (m, n) = (file.header.channels, file.header.sources);
+    let mut out = vec![0.0f32; frames * n];
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores.min(frames / FRAMES_PER_THREAD).max(1);
+    let run = frames.div_ceil(threads).max(1);
+    let separator = Separator::new(file);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = samples
+            .chunks(run * m)
+            .zip(out.chunks_mut(run * n))
+            .map(|(input, output)| {
+                let mut separator = separator.clone();
+                scope.spawn(move || separator.process(input, output).map_err(|e| e.to_string()))
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| w.join().map_err(|_| "a separating thread panicked".to_string())?)
+    })?;
+    Ok(out)
+}
+
+/// The monitoring rows of `samples` under `file`, as `unmix apply --scores` computes them.
+fn window_scores(file: &ModelFile, spec: WindowSpec, samples: &[f32]) -> Result<Vec<f32>, String> {
+    let (m, n) = (file.header.channels, file.header.sources);
+    let rows = Arc::new(Mutex::new(Vec::new()));
+    let sink = Box::new(Collect(Arc::clone(&rows)));
+    let mut monitor =
+        WindowMonitor::new(n, spec, SCORE_BLOCK_FRAMES, Box::new(Discard), sink).map_err(|e| e.to_string())?;
+    let mut separator = ScoredSeparator::new(file);
+    let mut scored = vec![0.0f32; SCORE_BLOCK_FRAMES * (n + SCORE_CHANNELS)];
+    for block in samples.chunks(SCORE_BLOCK_FRAMES * m) {
+        let out = &mut scored[..block.len() / m * (n + SCORE_CHANNELS)];
+        separator.process(block, out).map_err(|e| e.to_string())?;
+        monitor.write(out).map_err(|e| e.to_string())?;
+    }
+    Box::new(monitor).finish().map_err(|e| e.to_string())?;
+    Ok(std::mem::take(&mut *rows.lock().unwrap_or_else(PoisonError::into_inner)))
+}
+
+/// A sink that keeps what it is given.
+struct Collect(Arc<Mutex<Vec<f32>>>);
+
+impl Sink for Collect {
+    fn write(&mut self, samples: &[f32]) -> Result<(), BoxError> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(samples);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// A sink that drops what it is given.
+struct Discard;
+
+impl Sink for Discard {
+    fn write(&mut self, _: &[f32]) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// `x` as a C-ordered `float32` frames × channels array, by the package's `as_frames`
+/// (which hands such an array on as it is, and names what else is wrong).
+fn as_frames<'py>(x: &Bound<'py, PyAny>) -> PyResult<PyReadonlyArray2<'py, f32>> {
+    x.py().import("unmix")?.getattr("as_frames")?.call1((x,))?.extract()
+}
+
+/// The frame count and the samples of a frames × channels array of `channels` columns.
+fn frames_of<'a>(x: &'a PyReadonlyArray2<'_, f32>, channels: usize) -> PyResult<(usize, &'a [f32])> {
+    let [frames, columns] = [x.shape()[0], x.shape()[1]];
+    if columns != channels {
+        let e = format!("the array has {columns} channels (columns), the model reads {channels}");
+        return Err(PyValueError::new_err(e));
+    }
+    let samples = x.as_slice().map_err(|_| PyValueError::new_err("the array is not C-contiguous"))?;
+    Ok((frames, samples))
+}
+
+/// A frames × width array that takes over `values`.
+fn to_array(py: Python<'_>, frames: usize, width: usize, values: Vec<f32>) -> PyResult<Bound<'_, PyArray2<f32>>> {
+    let array = Array2::from_shape_vec((frames, width), values).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    Ok(array.into_pyarray(py))
+}
+
+/// A model file's error: `OSError` when the file could not be read or written, else
+/// `ValueError` (not a model, corrupt, from a newer unmix). The message names the file once.
+fn file_error(path: &std::path::Path, error: &unmix_format::Error) -> PyErr {
+    let (text, name) = (error.to_string(), path.display().to_string());
+    let message = if text.starts_with(&name) { text } else { format!("{name}: {text}") };
+    match error {
+        unmix_format::Error::Io { .. } | unmix_format::Error::Output(_) => PyOSError::new_err(message),
+        _ => PyValueError::new_err(message),
+    }
+}
+
+/// An option of `unmix separate` as Python receives it: `(name, default, switch, choices,
+/// help)`.
+type OptionRow = (String, Option<String>, bool, Vec<String>, String);
+
+/// The options of `unmix separate` a separation in memory takes, in the order of
+/// `unmix separate --help`.
+#[pyfunction]
+fn separate_options() -> Vec<OptionRow> {
+    embedded::separate_options().into_iter().map(|o| (o.name, o.default, o.switch, o.choices, o.help)).collect()
+}
+
+/// What `separate` hands Python: the sources, the model, report.json's fields as JSON
+/// text, and the warnings.
+type SeparateOutput<'py> = (Bound<'py, PyArray2<f32>>, Model, String, Vec<String>);
+
+/// Separates `x` (frames × channels, `float32`, C order) into `n_sources` sources (a count
+/// or `"auto"`) as `unmix separate` does; `options` are `(name, value)` pairs as the
+/// command line writes them. Returns the sources, the model, report.json's fields as JSON
+/// text, and the warnings. `progress(phase, new_phase, done, total, message)` is called
+/// at most every 50 ms. Ctrl-C stops the training at its next epoch and raises
+/// `KeyboardInterrupt`.
+#[pyfunction]
+#[pyo3(signature = (x, n_sources, sample_rate, options, name, progress = None))]
+fn separate<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f32>,
+    n_sources: String,
+    sample_rate: u32,
+    options: Vec<(String, String)>,
+    name: String,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<SeparateOutput<'py>> {
+    let options = SeparateOptions::parse(&n_sources, &options).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let channels = x.shape()[1];
+    let samples = x.as_slice().map_err(|_| PyValueError::new_err("the array is not C-contiguous"))?;
+    if sample_rate == 0 {
+        return Err(PyValueError::new_err("sample_rate must be a positive number of hertz"));
+    }
+    let cancel = CancelToken::new();
+    // The progress callback's own error (a broken tqdm, say) ends the fit and is raised.
+    let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
+    let job = || {
+        let recording = Recording::from_interleaved(sample_rate, channels, samples.to_vec())
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let mut shown = Instant::now().checked_sub(POLL).unwrap_or_else(Instant::now);
+        let mut on_step = |step: Step| {
+            let Some(callback) = &progress else { return };
+            // Every phase's start and end are shown; the steps between, every POLL.
+            if !(step.new_phase || step.done >= step.total || shown.elapsed() >= POLL) {
+                return;
+            }
+            shown = Instant::now();
+            let outcome = Python::attach(|py| {
+                callback.call1(py, (step.phase, step.new_phase, step.done, step.total, step.message)).map(drop)
+            });
+            if let Err(e) = outcome {
+                callback_error.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+                cancel.cancel();
+            }
+        };
+        let separation = embedded::separate(&name, &recording, &options, &cancel, &mut on_step)?;
+        let report = serde_json::to_string(&separation.report)?;
+        anyhow::Ok((separation.sources, separation.model, report, separation.warnings))
+    };
+    let outcome = run_interruptibly(py, &cancel, job)?;
+    if let Some(e) = callback_error.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(e);
+    }
+    let (sources, model, report, warnings) = outcome.map_err(|e| {
+        if e.downcast_ref::<embedded::Interrupted>().is_some() {
+            pyo3::exceptions::PyKeyboardInterrupt::new_err(e.to_string())
+        } else {
+            PyValueError::new_err(unmix::one_line(&e))
+        }
+    })?;
+    let frames = sources.frames();
+    let n = sources.channels();
+    let array = to_array(py, frames, n, sources.interleaved().to_vec())?;
+    Ok((array, Model { file: model }, report, warnings))
+}
+
+/// Runs `job` on a thread of its own with the interpreter released, looking for Ctrl-C
+/// every [`POLL`] on this thread (signals reach Python's main thread only): a signal
+/// cancels `cancel`, waits for the job to stop, and is raised.
+fn run_interruptibly<T: Send>(py: Python<'_>, cancel: &CancelToken, job: impl FnOnce() -> T + Send) -> PyResult<T> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("unmix-separate".into())
+            .spawn_scoped(scope, job)
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the separation's thread: {e}")))?;
+        let mut interrupted = None;
+        while !worker.is_finished() {
+            py.detach(|| std::thread::sleep(POLL));
+            if interrupted.is_none()
+                && let Err(signal) = py.check_signals()
+            {
+                cancel.cancel();
+                interrupted = Some(signal);
+            }
+        }
+        let result = py.detach(|| worker.join());
+        match (interrupted, result) {
+            (Some(signal), _) => Err(signal),
+            (None, Ok(value)) => Ok(value),
+            (None, Err(_)) => Err(PyRuntimeError::new_err("the separation's thread panicked")),
+        }
+    })
+}
+
+/// Reads a WAV (any of the formats unmix reads) or CSV file as the command line does:
+/// frames × channels `float32` and the sample rate (a CSV's from its time stamps, else
+/// `csv_rate`, else 1 Hz).
+#[pyfunction]
+#[pyo3(signature = (path, csv_rate = None))]
+fn read<'py>(py: Python<'py>, path: PathBuf, csv_rate: Option<u32>) -> PyResult<(Bound<'py, PyArray2<f32>>, u32)> {
+    let recording = py.detach(|| unmix_io::read_recording(&path, csv_rate.unwrap_or(1))).map_err(|e| {
+        let message = unmix::one_line(&anyhow::Error::new(e).context(path.display().to_string()));
+        if std::fs::metadata(&path).is_err() { PyOSError::new_err(message) } else { PyValueError::new_err(message) }
+    })?;
+    let (frames, channels, rate) = (recording.frames(), recording.channels(), recording.sample_rate_hz());
+    Ok((to_array(py, frames, channels, recording.into_interleaved())?, rate))
+}
+
+/// Writes frames × channels as a 32-bit float WAV, all of it or nothing.
+#[pyfunction]
+fn write_wav(py: Python<'_>, path: PathBuf, x: &Bound<'_, PyAny>, sample_rate: u32) -> PyResult<()> {
+    let x = as_frames(x)?;
+    let channels = x.shape()[1];
+    let samples = x.as_slice().map_err(|_| PyValueError::new_err("the array is not C-contiguous"))?;
+    if channels == 0 || sample_rate == 0 {
+        let e = format!("{}: a WAV needs at least one channel and a positive sample rate", path.display());
+        return Err(PyValueError::new_err(e));
+    }
+    // Written from the array where it lies, a block at a time.
+    let written = py.detach(|| {
+        let mut writer = WavStreamWriter::create(&path, channels, sample_rate)?;
+        for block in samples.chunks(channels * SCORE_BLOCK_FRAMES) {
+            writer.write(block)?;
+        }
+        writer.finish()
+    });
+    written.map_err(|e| PyOSError::new_err(unmix::one_line(&anyhow::Error::new(e).context(path.display().to_string()))))
+}
+
+/// The extension module.
+#[pymodule]
+fn _unmix(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<Model>()?;
+    module.add_function(wrap_pyfunction!(separate, module)?)?;
+    module.add_function(wrap_pyfunction!(separate_options, module)?)?;
+    module.add_function(wrap_pyfunction!(read, module)?)?;
+    module.add_function(wrap_pyfunction!(write_wav, module)?)?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add("MIN_TRAIN_FRAMES", unmix_separate::MIN_TRAIN_FRAMES)?;
+    Ok(())
+}
