@@ -168,6 +168,9 @@ pub struct Separator {
     /// `[source][component]`.
     prior: Vec<PriorComponent>,
     posterior_std: Vec<f32>,
+    /// Every channel's mean and scale, to take a reconstruction back to the input's units.
+    channel_mean: Vec<f32>,
+    channel_scale: Vec<f32>,
     /// Output gain per source ([`unmix_format::ModelHeader::source_gains`]); `None` when
     /// every gain is 1 (the means are the output).
     gains: Option<Vec<f32>>,
@@ -257,6 +260,8 @@ impl Separator {
             reconstruct,
             prior,
             posterior_std,
+            channel_mean: normaliser.mean.clone(),
+            channel_scale: normaliser.scale.clone(),
             gains: gains.iter().any(|&g| g != 1.0).then_some(gains),
             buffers: [Aligned::new(BLOCK_FRAMES * widest), Aligned::new(BLOCK_FRAMES * widest)],
             standardised: Aligned::new(BLOCK_FRAMES * widest),
@@ -302,6 +307,47 @@ impl Separator {
         for (input, output) in frames_in.chunks(BLOCK_FRAMES * m).zip(sources_out.chunks_mut(BLOCK_FRAMES * n)) {
             self.encode_block(input, output, false);
             self.apply_gains(output);
+        }
+        Ok(())
+    }
+
+    /// The decoder: the frames (interleaved, `channels` wide, in the input's units) that
+    /// the model reconstructs from `sources_in` (interleaved, `sources` wide, in the units
+    /// [`process`](Self::process) writes them). For a model whose decoder inverts its
+    /// encoder (the linear model with as many sources as channels, the post-nonlinear
+    /// model) this gives back the input; with fewer sources, its projection on the
+    /// sources' subspace; for PDGMM-VAE, its decoder's mean.
+    pub fn reconstruct(&mut self, sources_in: &[f32], frames_out: &mut [f32]) -> Result<(), Error> {
+        self.check_shape(frames_out, sources_in)?;
+        let (m, n, stride) = (self.channels, self.sources, self.widest);
+        let hidden = self.decoder_layers - 1;
+        let (activation, chain) = (self.activation, self.architecture == Architecture::SaturatingChain);
+        for (input, output) in sources_in.chunks(BLOCK_FRAMES * n).zip(frames_out.chunks_mut(BLOCK_FRAMES * m)) {
+            let frames = input.len() / n;
+            let [a, b] = &mut self.buffers;
+            let (a, b) = (a.as_mut_slice(), b.as_mut_slice());
+            scatter(input, n, a, stride);
+            // Back to the posterior means the decoder reads.
+            if let Some(gains) = &self.gains {
+                for f in 0..frames {
+                    for (v, g) in a[f * stride..f * stride + n].iter_mut().zip(gains) {
+                        *v /= g;
+                    }
+                }
+            }
+            let scratch = self.scratch.as_mut_slice();
+            // The activations as `score_block` runs the decoder.
+            let decoded = run_layers(self.kernel, &self.reconstruct, a, b, scratch, stride, frames, |i| {
+                if chain { Some(Activation::Tanh) } else { (i < hidden).then_some(activation) }
+            });
+            for (f, frame) in output.chunks_exact_mut(m).enumerate() {
+                let z_hat = &decoded[f * stride..f * stride + m];
+                for (c, (x, &z)) in frame.iter_mut().zip(z_hat).enumerate() {
+                    // A post-nonlinear decoder ends in every curve's inverse.
+                    let z = self.curves.get(c).map_or(z, |curve| curve.invert(z));
+                    *x = z * self.channel_scale[c] + self.channel_mean[c];
+                }
+            }
         }
         Ok(())
     }
@@ -585,6 +631,25 @@ fn prior_components(prior: &unmix_format::GmmParams) -> Vec<PriorComponent> {
         }
     }
     out
+}
+
+/// The sources of a model whose encoder is affine, `s = W x + b` with `x` a frame as read
+/// (an MLP with one encoder layer: the linear model, or a PDGMM-VAE without hidden
+/// layers): `W` (sources × channels, row-major) and `b`, in the output's units (the gains
+/// applied), in `f64`. `None` for every other model.
+pub fn affine_map(model: &ModelFile) -> Option<(Vec<f64>, Vec<f64>)> {
+    let weights = &model.weights;
+    let [layer] = weights.encoder.as_slice() else { return None };
+    if weights.architecture != Architecture::Mlp {
+        return None;
+    }
+    let (folded, bias) = fold_normaliser(&model.header.normaliser, layer);
+    let (m, n) = (model.header.normaliser.input_channels(), layer.outputs);
+    let gains = model.source_gains();
+    // `folded` is channel-major (`[c][o]`); the map is source-major.
+    let matrix = (0..n * m).map(|i| folded[(i % m) * n + i / m] * f64::from(gains[i / m])).collect();
+    let offset = bias.iter().zip(&gains).map(|(b, &g)| b * f64::from(g)).collect();
+    Some((matrix, offset))
 }
 
 /// The first layer with the normalisation folded in, in `f64`:

@@ -167,4 +167,74 @@ mod tests {
             assert!((got - want).abs() <= 1e-3 * want.max(1e-2), "frame {t}: error {got} vs {want}");
         }
     }
+
+    /// The decoder takes the sources back to the channels: to rounding for the linear
+    /// model, with as many channels as sources and with more (the mixture lies in the
+    /// sources' subspace); for a PDGMM-VAE (with and without whitening), to the frames
+    /// whose error the scores measure.
+    #[test]
+    fn reconstruct_gives_the_mixture_back() {
+        for sensors in [3, 5] {
+            let data =
+                generate(&SynthConfig { sensors, frames: 4000, ..SynthConfig::paper(MixKind::Linear, 3) }).unwrap();
+            let params = SeparateParams { model: crate::ModelChoice::Linear, ..quick_params(3, vec![16]) };
+            let model = fit_with(&data.mixture, &params).unwrap().model;
+            let back = reconstructed(&model, &data.mixture);
+            for c in 0..sensors {
+                let channel = data.mixture.channel(c);
+                let spread = f64::from(model.header.normaliser.scale[c]);
+                let squares: f64 =
+                    back.iter().skip(c).step_by(sensors).zip(&channel).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+                let rms = (squares / channel.len() as f64).sqrt();
+                assert!(rms <= 1e-4 * spread, "{sensors} sensors, channel {c}: off by {rms} of {spread}");
+            }
+        }
+        for (sensors, whiten) in [(3, true), (5, true), (5, false)] {
+            let data =
+                generate(&SynthConfig { sensors, frames: 3000, ..SynthConfig::paper(MixKind::Nonlinear, 3) }).unwrap();
+            let model = fit_with(&data.mixture, &SeparateParams { whiten, ..quick_params(3, vec![16]) }).unwrap().model;
+            let back = reconstructed(&model, &data.mixture);
+            let frames = data.mixture.frames();
+            let mut separator = Separator::new(&model);
+            let (mut mu, mut lp, mut error) = (vec![0.0; frames * 3], vec![0.0; frames], vec![0.0; frames]);
+            separator.process_scored(data.mixture.interleaved(), &mut mu, &mut lp, &mut error).unwrap();
+            let norm = &model.header.normaliser;
+            for (t, (x, x_hat)) in data.mixture.iter_frames().zip(back.chunks_exact(sensors)).enumerate() {
+                let ours: f32 =
+                    (0..sensors).map(|c| ((x_hat[c] - x[c]) / norm.scale[c]).powi(2)).sum::<f32>() / sensors as f32;
+                assert!((ours - error[t]).abs() <= 1e-3 * error[t].max(1e-2), "frame {t}: {ours} vs {}", error[t]);
+            }
+        }
+    }
+
+    /// The frames `model`'s decoder gives back from its sources of `recording`.
+    fn reconstructed(model: &ModelFile, recording: &Recording) -> Vec<f32> {
+        let sources = apply(model, recording, Kernel::best()).unwrap();
+        let mut separator = Separator::new(model);
+        let mut back = vec![0.0f32; recording.interleaved().len()];
+        separator.reconstruct(sources.interleaved(), &mut back).unwrap();
+        let mut short = vec![0.0f32; 5];
+        assert!(separator.reconstruct(sources.interleaved(), &mut short).is_err());
+        back
+    }
+
+    /// A model whose encoder is affine gives its map, which computes its sources; an MLP
+    /// with a hidden layer has none.
+    #[test]
+    fn an_affine_model_gives_its_map() {
+        let data =
+            generate(&SynthConfig { sensors: 5, frames: 4000, ..SynthConfig::paper(MixKind::Linear, 4) }).unwrap();
+        let params = SeparateParams { model: crate::ModelChoice::Linear, ..quick_params(3, vec![16]) };
+        let model = fit_with(&data.mixture, &params).unwrap().model;
+        let (w, b) = unmix_infer::affine_map(&model).expect("the linear model is affine");
+        let sources = apply(&model, &data.mixture, Kernel::best()).unwrap();
+        for (x, s) in data.mixture.iter_frames().zip(sources.iter_frames()) {
+            for (j, &got) in s.iter().enumerate() {
+                let want: f64 = b[j] + (0..5).map(|c| w[j * 5 + c] * f64::from(x[c])).sum::<f64>();
+                assert!((f64::from(got) - want).abs() <= 1e-4 * want.abs().max(1.0), "{got} vs {want}");
+            }
+        }
+        let vae = fit_with(&data.mixture, &quick_params(3, vec![16])).unwrap().model;
+        assert!(unmix_infer::affine_map(&vae).is_none());
+    }
 }
