@@ -8,12 +8,13 @@
 //! report.json's description of the fit. What concerns files and the terminal (the output
 //! directory, plots, `--truth`, monitoring scores, channel picks) is left to the caller.
 
+use std::any::TypeId;
 use std::time::Instant;
 
 use anyhow::{Result, anyhow, bail};
 use clap::{ArgAction, CommandFactory, Parser};
 use unmix_core::{CancelToken, Recording};
-use unmix_format::ModelFile;
+use unmix_format::{AnyModel, RoomModel};
 use unmix_freq::MixingEvidence;
 use unmix_separate::SourceCount;
 
@@ -64,8 +65,54 @@ pub struct OptionSpec {
     pub switch: bool,
     /// The values it takes, when it takes one of a list.
     pub choices: Vec<String>,
+    /// It takes a list, comma-separated (`--hidden 64,64`).
+    pub list: bool,
+    /// What its value (each value of a list) is.
+    pub kind: ValueKind,
     /// What it does, from `unmix separate --help`.
     pub help: String,
+}
+
+/// What an option's value is, for a caller that types it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A switch: present or not.
+    Switch,
+    /// A whole number.
+    Integer,
+    /// A real number.
+    Real,
+    /// Text: one of the option's choices, or a name.
+    Text,
+}
+
+impl ValueKind {
+    /// Its name: `switch`, `integer`, `real`, `text`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueKind::Switch => "switch",
+            ValueKind::Integer => "integer",
+            ValueKind::Real => "real",
+            ValueKind::Text => "text",
+        }
+    }
+
+    fn of(arg: &clap::Arg) -> Self {
+        let parsed = arg.get_value_parser().type_id();
+        let is = |id: TypeId| parsed == id;
+        if matches!(arg.get_action(), ArgAction::SetTrue) {
+            ValueKind::Switch
+        } else if [TypeId::of::<usize>(), TypeId::of::<u64>(), TypeId::of::<u32>(), TypeId::of::<i64>()]
+            .into_iter()
+            .any(is)
+        {
+            ValueKind::Integer
+        } else if is(TypeId::of::<f64>()) || is(TypeId::of::<f32>()) {
+            ValueKind::Real
+        } else {
+            ValueKind::Text
+        }
+    }
 }
 
 /// Every option of `unmix separate` that a recording in memory takes, in the order
@@ -83,8 +130,10 @@ pub fn separate_options() -> Vec<OptionSpec> {
                 arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
             let default = (!switch && !defaults.is_empty()).then(|| defaults.join(","));
             let choices = arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect();
+            let list = arg.get_value_delimiter().is_some();
+            let kind = ValueKind::of(arg);
             let help = arg.get_long_help().or(arg.get_help()).map(ToString::to_string).unwrap_or_default();
-            Some(OptionSpec { name, default, switch, choices, help })
+            Some(OptionSpec { name, default, switch, choices, list, kind, help })
         })
         .collect()
 }
@@ -124,7 +173,11 @@ impl SeparateOptions {
         }
         let args = Command::try_parse_from(&argv).map_err(|e| anyhow!(clap_line(&e)))?.args;
         if args.domain == DomainArg::Stft {
-            bail!("domain stft: a room's separation runs on files for now (`unmix separate --domain stft`)");
+            // Its settings are checked now, as the command line checks them before reading.
+            args.stft_config(0.0)?;
+            if !matches!(args.sources, SourceCount::Fixed(_)) {
+                bail!("sources auto: the frequency domain (domain stft) needs the number of sources");
+            }
         }
         Ok(Self { args })
     }
@@ -147,8 +200,9 @@ fn clap_line(error: &clap::Error) -> String {
 pub struct Separation {
     /// The sources of every frame, `frames × sources`.
     pub sources: Recording,
-    /// The model, as `unmix separate` writes it to model.unmix.
-    pub model: ModelFile,
+    /// The model, as `unmix separate` writes it to model.unmix: of the time domain, or a
+    /// room's (`domain stft`).
+    pub model: AnyModel,
     /// report.json's description of the fit (`unmix separate`'s own fields but for those
     /// about files, plots and monitoring).
     pub report: serde_json::Value,
@@ -180,6 +234,9 @@ pub fn separate(
     {
         let refused = unmix_separate::Error::TooFewChannels { channels: m, sources: n };
         bail!("{name}: {refused}");
+    }
+    if args.domain == DomainArg::Stft {
+        return separate_room(name, recording, args, cancel, started);
     }
     let config = args.config(rate)?;
     let max_train_frames = config.training_frames(m).map_err(|e| anyhow!("{name}: {e}"))?;
@@ -229,7 +286,68 @@ pub fn separate(
     if let serde_json::Value::Object(fields) = &mut report {
         fields.extend(crate::separate::fit_json(&fitted, &config));
     }
-    Ok(Separation { sources, model: fitted.model, report, warnings })
+    Ok(Separation { sources, model: AnyModel::Time(Box::new(fitted.model)), report, warnings })
+}
+
+/// `separate` in the frequency domain: a room's model fitted on all of `recording`, and its
+/// sources, each the source's image at the first channel.
+fn separate_room(
+    name: &str,
+    recording: &Recording,
+    args: &SeparateArgs,
+    cancel: &CancelToken,
+    started: Instant,
+) -> Result<Separation> {
+    let SourceCount::Fixed(n) = args.sources else {
+        bail!("sources auto: the frequency domain (domain stft) needs the number of sources");
+    };
+    // A silent channel is named before the fit, as the command line names it.
+    unmix_dsp::Normaliser::fit(recording, unmix_dsp::NormaliserConfig { whiten_to: None })
+        .map_err(|e| anyhow!("{name}: {e}"))?;
+    let fitted = crate::separate::stft::fit_room(name, recording, args, n, None, cancel);
+    if cancel.is_cancelled() {
+        return Err(Interrupted.into());
+    }
+    let fitted = fitted?;
+    let mut report = serde_json::json!({
+        "input": name,
+        "frames": recording.frames(),
+        "timings_s": { "separate": started.elapsed().as_secs_f64(), "total": started.elapsed().as_secs_f64() },
+        "warnings": [],
+    });
+    if let serde_json::Value::Object(fields) = &mut report {
+        fields.extend(fitted.report);
+    }
+    Ok(Separation {
+        sources: fitted.sources,
+        model: AnyModel::Room(Box::new(fitted.model)),
+        report,
+        warnings: Vec::new(),
+    })
+}
+
+/// A room's model applied to a recording in memory, as `unmix apply` applies it to a file:
+/// frame by frame through its filters, the output's lag (its STFT frame less one sample)
+/// taken off, so that output frame `t` is the sources' image of input frame `t`. The
+/// recording must have the model's channels and sample rate (its filters are per
+/// frequency).
+pub fn apply_room(model: &RoomModel, recording: &Recording) -> Result<Recording> {
+    let h = &model.header;
+    let (m, rate) = (recording.channels(), recording.sample_rate_hz());
+    if m != h.channels {
+        bail!("{m} channels, but the room's model reads {}", h.channels);
+    }
+    if rate != h.sample_rate_hz {
+        bail!("{rate} Hz, but the room's model was fitted at {} Hz (its filters are per frequency)", h.sample_rate_hz);
+    }
+    let mut separator = crate::apply::room_separator(model)?;
+    let (n, lag, frames) = (separator.sources(), separator.latency(), recording.frames());
+    let mut output = vec![0.0f32; (frames + lag) * n];
+    separator.process(recording.interleaved(), &mut output[..frames * n]);
+    // The input followed by the lag's silence, which brings its last frames out.
+    separator.process(&vec![0.0f32; lag * m], &mut output[frames * n..]);
+    output.drain(..lag * n);
+    Ok(Recording::from_interleaved(rate, n, output)?)
 }
 
 /// The first sample that is NaN or infinite: frame, channel and value.
@@ -263,6 +381,11 @@ mod tests {
         assert_eq!(find("hidden").default.as_deref(), Some("32"));
         assert_eq!(find("max_train_frames").default.as_deref(), Some("131072"));
         assert!(find("no_whiten").switch);
+        assert!(find("hidden").list && !find("epochs").list);
+        let kinds =
+            ["epochs", "lambda", "lr", "seed", "model", "no_whiten", "hidden", "train_seconds"].map(|o| find(o).kind);
+        use ValueKind::*;
+        assert_eq!(kinds, [Integer, Real, Real, Integer, Text, Switch, Text, Real]);
         assert_eq!(find("model").choices, ["auto", "vae", "chain", "linear", "postnonlinear"]);
         assert!(find("seed").help.contains("Seed"));
         for file_only in ["output", "truth", "no_plots", "channels", "sources", "input"] {
@@ -287,8 +410,10 @@ mod tests {
         assert_eq!(e, "epoch: no such option of separate");
         let e = SeparateOptions::parse("3", &pairs(&[("truth", "t.wav")])).unwrap_err().to_string();
         assert!(e.contains("on files"), "{e}");
-        let e = SeparateOptions::parse("3", &pairs(&[("domain", "stft")])).unwrap_err().to_string();
-        assert!(e.contains("on files for now"), "{e}");
+        let e = SeparateOptions::parse("auto", &pairs(&[("domain", "stft")])).unwrap_err().to_string();
+        assert!(e.contains("needs the number of sources"), "{e}");
+        let e = SeparateOptions::parse("2", &pairs(&[("domain", "stft"), ("stft_hop", "3")])).unwrap_err().to_string();
+        assert!(e.contains("hop"), "{e}");
         let e = SeparateOptions::parse("0", &[]).unwrap_err().to_string();
         assert!(e.contains("'0'") || e.contains("0 is not"), "{e}");
     }

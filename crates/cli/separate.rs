@@ -3,7 +3,7 @@
 
 pub(crate) mod args;
 mod report;
-mod stft;
+pub(crate) mod stft;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

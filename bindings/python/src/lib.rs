@@ -33,11 +33,15 @@ const FRAMES_PER_THREAD: usize = 1 << 16;
 /// Frames the scoring pass hands the window monitor at a time.
 const SCORE_BLOCK_FRAMES: usize = 1 << 14;
 
+/// An affine model's `(W, b)`: sources × channels, and one offset per source.
+type AffineMap<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>);
+
 /// A model saved by `unmix separate` (or by `Model.save`): the sources of any recording
-/// with its channels, and the scores a monitor watches.
+/// with its channels, and the scores a monitor watches. Of the time domain, or a room's
+/// (`domain stft`).
 #[pyclass(name = "Model", module = "unmix", frozen)]
 struct Model {
-    file: ModelFile,
+    model: AnyModel,
 }
 
 #[pymethods]
@@ -45,41 +49,89 @@ impl Model {
     /// Reads a model file (`model.unmix`).
     #[staticmethod]
     fn load(path: PathBuf) -> PyResult<Self> {
-        let model = AnyModel::load(&path).map_err(|e| file_error(&path, &e))?;
-        Self::of(model).map_err(|e| PyValueError::new_err(format!("{}: {e}", path.display())))
+        Ok(Self { model: AnyModel::load(&path).map_err(|e| file_error(&path, &e))? })
     }
 
     /// A model from the bytes of a model file (what `to_bytes` and pickling give).
     #[staticmethod]
     fn from_bytes(bytes: &[u8]) -> PyResult<Self> {
-        let model = AnyModel::from_bytes(bytes).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Self::of(model).map_err(PyValueError::new_err)
+        Ok(Self { model: AnyModel::from_bytes(bytes).map_err(|e| PyValueError::new_err(e.to_string()))? })
     }
 
     /// Writes the model file, all of it or nothing (a temporary file, then renamed).
     fn save(&self, path: PathBuf) -> PyResult<()> {
-        self.file.save(&path).map_err(|e| file_error(&path, &e))
+        let saved = match &self.model {
+            AnyModel::Time(file) => file.save(&path),
+            AnyModel::Room(room) => room.save(&path),
+        };
+        saved.map_err(|e| file_error(&path, &e))
     }
 
     /// The bytes of the model file.
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = self.file.to_bytes().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let bytes = match &self.model {
+            AnyModel::Time(file) => file.to_bytes(),
+            AnyModel::Room(room) => room.to_bytes(),
+        };
+        let bytes = bytes.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         Ok(PyBytes::new(py, &bytes))
     }
 
-    /// The sources of `x` (frames × channels): frames × sources, `float32`.
+    /// The sources of `x` (frames × channels): frames × sources, `float32`. A room's model
+    /// runs its filters frame by frame as `unmix apply` does (`x` at the model's sample
+    /// rate), each source its image at the first channel.
     fn apply<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let x = as_frames(x)?;
-        let (frames, samples) = frames_of(&x, self.file.header.channels)?;
-        let n = self.file.header.sources;
-        let file = &self.file;
-        let sources = py.detach(|| apply_on_every_core(file, samples, frames));
+        let (m, n, rate) = self.dims();
+        let (frames, samples) = frames_of(&x, m)?;
+        let sources = match &self.model {
+            AnyModel::Time(file) => py.detach(|| apply_on_every_core(file, samples, frames)),
+            AnyModel::Room(room) => py.detach(|| {
+                let recording = Recording::from_interleaved(rate, m, samples.to_vec()).map_err(|e| e.to_string())?;
+                let sources = embedded::apply_room(room, &recording).map_err(|e| e.to_string())?;
+                Ok(sources.into_interleaved())
+            }),
+        };
         to_array(py, frames, n, sources.map_err(PyValueError::new_err)?)
     }
 
+    /// The frames the model's decoder reconstructs from `sources` (frames × sources, as
+    /// `apply` gives them): frames × channels, `float32`. The input back for the linear and
+    /// post-nonlinear models (with more channels than sources, its projection on the
+    /// sources' subspace); the decoder's mean for PDGMM-VAE.
+    fn reconstruct<'py>(&self, py: Python<'py>, sources: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let file = self.time("a decoder")?;
+        let sources = as_frames(sources)?;
+        let n = file.header.sources;
+        let (frames, values) = frames_of(&sources, n).map_err(|_| {
+            PyValueError::new_err(format!("sources have {} columns, the model writes {n}", sources.shape()[1]))
+        })?;
+        let m = file.header.channels;
+        let frames_back = py.detach(|| -> Result<Vec<f32>, String> {
+            let mut separator = Separator::new(file);
+            let mut out = vec![0.0f32; frames * m];
+            separator.reconstruct(values, &mut out).map_err(|e| e.to_string())?;
+            Ok(out)
+        });
+        to_array(py, frames, m, frames_back.map_err(PyValueError::new_err)?)
+    }
+
+    /// For a model whose sources are an affine map of the frames, `s = W x + b` (the
+    /// linear model; a PDGMM-VAE without hidden layers): `(W, b)`, `W` sources × channels,
+    /// `float64`. `None` for the others.
+    #[getter]
+    fn affine<'py>(&self, py: Python<'py>) -> PyResult<Option<AffineMap<'py>>> {
+        let AnyModel::Time(file) = &self.model else { return Ok(None) };
+        let Some((matrix, offset)) = unmix_infer::affine_map(file) else { return Ok(None) };
+        let (n, m) = (file.header.sources, file.header.channels);
+        let matrix = Array2::from_shape_vec((n, m), matrix).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        Ok(Some((matrix.into_pyarray(py), PyArray1::from_vec(py, offset))))
+    }
+
     /// Per-window monitoring scores of `x`, as `unmix apply --scores` writes them to
-    /// scores.csv: column name → values, one per window of `window_s` seconds every
-    /// `hop_s` (default: `window_s`).
+    /// scores.csv, one row per window of `window_s` seconds every `hop_s` (default:
+    /// `window_s`): a pandas DataFrame when pandas is installed, else a dict of column
+    /// name → values.
     #[pyo3(signature = (x, window_s = 1.0, hop_s = None))]
     fn scores<'py>(
         &self,
@@ -87,9 +139,10 @@ impl Model {
         x: &Bound<'py, PyAny>,
         window_s: f64,
         hop_s: Option<f64>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let file = self.time("learned priors to score frames against")?;
         let x = as_frames(x)?;
-        let (_, samples) = frames_of(&x, self.file.header.channels)?;
+        let (_, samples) = frames_of(&x, file.header.channels)?;
         let hop_s = hop_s.unwrap_or(window_s);
         for (name, value) in [("window_s", window_s), ("hop_s", hop_s)] {
             if !(value.is_finite() && value > 0.0) {
@@ -100,10 +153,9 @@ impl Model {
             let e = format!("hop_s {hop_s} is longer than window_s {window_s}: windows would leave gaps");
             return Err(PyValueError::new_err(e));
         }
-        let n = self.file.header.sources;
-        let spec = WindowSpec::from_seconds(window_s, hop_s, self.file.header.sample_rate_hz)
+        let n = file.header.sources;
+        let spec = WindowSpec::from_seconds(window_s, hop_s, file.header.sample_rate_hz)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let file = &self.file;
         let rows = py.detach(|| window_scores(file, spec, samples)).map_err(PyValueError::new_err)?;
         let columns = score_columns(n);
         let windows = rows.len() / columns.len();
@@ -112,7 +164,10 @@ impl Model {
             let values: Vec<f64> = (0..windows).map(|w| f64::from(rows[w * columns.len() + c])).collect();
             table.set_item(name, PyArray1::from_vec(py, values))?;
         }
-        Ok(table)
+        match py.import("pandas") {
+            Ok(pandas) => pandas.getattr("DataFrame")?.call1((table,)),
+            Err(_) => Ok(table.into_any()),
+        }
     }
 
     /// Each source's learned prior, a Gaussian mixture of `K` components: `weights`,
@@ -120,7 +175,8 @@ impl Model {
     /// `output_gains`).
     #[getter]
     fn priors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let w = &self.file.weights;
+        let file = self.time("learned priors")?;
+        let w = &file.weights;
         let (n, k) = (w.sources(), w.prior.components);
         let weights: Vec<f32> = (0..n).flat_map(|j| w.prior.weights(j)).collect();
         let variances: Vec<f32> = w.prior.log_vars.iter().map(|v| v.exp()).collect();
@@ -128,39 +184,52 @@ impl Model {
         priors.set_item("weights", to_array(py, n, k, weights)?)?;
         priors.set_item("means", to_array(py, n, k, w.prior.means.clone())?)?;
         priors.set_item("variances", to_array(py, n, k, variances)?)?;
-        priors.set_item("output_gains", PyArray1::from_vec(py, self.file.source_gains()))?;
+        priors.set_item("output_gains", PyArray1::from_vec(py, file.source_gains()))?;
         Ok(priors)
     }
 
     /// Channels the model reads.
     #[getter]
     fn n_channels(&self) -> usize {
-        self.file.header.channels
+        self.dims().0
     }
 
     /// Sources it writes.
     #[getter]
     fn n_sources(&self) -> usize {
-        self.file.header.sources
+        self.dims().1
     }
 
     /// Sample rate of the recording it was trained on, in hertz.
     #[getter]
     fn sample_rate(&self) -> u32 {
-        self.file.header.sample_rate_hz
+        self.dims().2
+    }
+
+    /// `"time"` for a model of the time domain, `"stft"` for a room's.
+    #[getter]
+    fn domain(&self) -> &'static str {
+        match self.model {
+            AnyModel::Time(_) => "time",
+            AnyModel::Room(_) => "stft",
+        }
     }
 
     /// The model's header as a dict: version, normalisation, training configuration and
     /// summary, score baseline.
     #[getter]
     fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let text = serde_json::to_string(&self.file.header).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let text = match &self.model {
+            AnyModel::Time(file) => serde_json::to_string(&file.header),
+            AnyModel::Room(room) => serde_json::to_string(&room.header),
+        };
+        let text = text.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         py.import("json")?.call_method1("loads", (text,))
     }
 
     fn __repr__(&self) -> String {
-        let h = &self.file.header;
-        format!("Model(n_channels={}, n_sources={}, sample_rate={})", h.channels, h.sources, h.sample_rate_hz)
+        let (m, n, rate) = self.dims();
+        format!("Model(n_channels={m}, n_sources={n}, sample_rate={rate}, domain='{}')", self.domain())
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
@@ -170,14 +239,19 @@ impl Model {
 }
 
 impl Model {
-    fn of(model: AnyModel) -> Result<Self, String> {
-        match model {
-            AnyModel::Time(file) => Ok(Self { file: *file }),
-            AnyModel::Room(_) => {
-                Err("a room's model (--domain stft): apply it with `unmix apply`; the Python package reads models \
-                     of the time domain"
-                    .into())
-            }
+    /// Channels, sources and sample rate.
+    fn dims(&self) -> (usize, usize, u32) {
+        match &self.model {
+            AnyModel::Time(file) => (file.header.channels, file.header.sources, file.header.sample_rate_hz),
+            AnyModel::Room(room) => (room.header.channels, room.header.sources, room.header.sample_rate_hz),
+        }
+    }
+
+    /// The model of the time domain, or an error saying that a room's model has no `what`.
+    fn time(&self, what: &str) -> PyResult<&ModelFile> {
+        match &self.model {
+            AnyModel::Time(file) => Ok(file),
+            AnyModel::Room(_) => Err(PyValueError::new_err(format!("a room's model (domain stft) has no {what}"))),
         }
     }
 }
@@ -285,15 +359,18 @@ fn file_error(path: &std::path::Path, error: &unmix_format::Error) -> PyErr {
     }
 }
 
-/// An option of `unmix separate` as Python receives it: `(name, default, switch, choices,
-/// help)`.
-type OptionRow = (String, Option<String>, bool, Vec<String>, String);
+/// An option of `unmix separate` as Python receives it: `(name, default, kind, choices,
+/// list, help)`, the kind `switch`, `integer`, `real` or `text`.
+type OptionRow = (String, Option<String>, &'static str, Vec<String>, bool, String);
 
 /// The options of `unmix separate` a separation in memory takes, in the order of
 /// `unmix separate --help`.
 #[pyfunction]
 fn separate_options() -> Vec<OptionRow> {
-    embedded::separate_options().into_iter().map(|o| (o.name, o.default, o.switch, o.choices, o.help)).collect()
+    embedded::separate_options()
+        .into_iter()
+        .map(|o| (o.name, o.default, o.kind.name(), o.choices, o.list, o.help))
+        .collect()
 }
 
 /// What `separate` hands Python: the sources, the model, report.json's fields as JSON
@@ -360,10 +437,9 @@ fn separate<'py>(
             PyValueError::new_err(unmix::one_line(&e))
         }
     })?;
-    let frames = sources.frames();
-    let n = sources.channels();
-    let array = to_array(py, frames, n, sources.interleaved().to_vec())?;
-    Ok((array, Model { file: model }, report, warnings))
+    let (frames, n) = (sources.frames(), sources.channels());
+    let array = to_array(py, frames, n, sources.into_interleaved())?;
+    Ok((array, Model { model }, report, warnings))
 }
 
 /// Runs `job` on a thread of its own with the interpreter released, looking for Ctrl-C

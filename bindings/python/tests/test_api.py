@@ -62,7 +62,39 @@ def test_priors_and_header():
     np.testing.assert_allclose(priors["weights"].sum(axis=1), 1.0, rtol=1e-5)
     assert (priors["variances"] > 0).all()
     assert model.header["channels"] == 3
-    assert repr(model) == "Model(n_channels=3, n_sources=3, sample_rate=1)"
+    assert repr(model) == "Model(n_channels=3, n_sources=3, sample_rate=1, domain='time')"
+
+
+def test_reconstruct_and_the_affine_map():
+    x, _ = mixture(seed=17)
+    model = unmix.separate(x, 3, model="linear").model
+    sources = model.apply(x)
+    np.testing.assert_allclose(model.reconstruct(sources), x, rtol=1e-3, atol=1e-3 * float(x.std()))
+    w, b = model.affine
+    np.testing.assert_allclose(x @ w.T + b, sources, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="sources have 2 columns, the model writes 3"):
+        model.reconstruct(sources[:, :2])
+    vae = unmix.separate(x, 3, model="vae", hidden=[8], epochs=5, restarts=1).model
+    assert vae.affine is None
+
+
+def test_scores_are_a_dataframe_with_pandas_and_a_dict_without(monkeypatch):
+    x, _ = mixture(frames=3000, seed=18)
+    model = unmix.separate(x, 3, sample_rate=100, model="linear").model
+    columns = ["start_s", "frames", "rms_source1", "rms_source2", "rms_source3", "log_prior_mean", "log_prior_min",
+               "reconstruction_error_mean", "reconstruction_error_max", "log_prior_outliers",
+               "reconstruction_outliers"]
+    try:
+        import pandas  # noqa: F401
+
+        table = model.scores(x, window_s=5)
+        assert list(table.columns) == columns and len(table) == 6
+    except ImportError:
+        pass
+    monkeypatch.setitem(__import__("sys").modules, "pandas", None)
+    table = model.scores(x, window_s=5)
+    assert isinstance(table, dict) and list(table) == columns
+    assert list(table["start_s"]) == [0, 5, 10, 15, 20, 25] and list(table["frames"]) == [500] * 6
 
 
 def test_models_save_load_and_pickle(tmp_path):
@@ -87,7 +119,8 @@ def test_bad_input_raises_with_one_line():
         (lambda: unmix.separate(x, 3, output="dir"), TypeError, "unexpected keyword argument 'output'"),
         (lambda: unmix.separate(x, 3, lambda_=-1.0, model="vae"), ValueError, "lambda"),
         (lambda: unmix.separate(x, 3, sample_rate=0), ValueError, "sample_rate"),
-        (lambda: unmix.separate(x, 3, domain="stft"), ValueError, "stft"),
+        (lambda: unmix.separate(x, "auto", domain="stft"), ValueError, "domain stft) needs the number of sources"),
+        (lambda: unmix.separate(x, 3, domain="stft", stft_hop=3), ValueError, "hop"),
     ]
     silent = x.copy()
     silent[:, 2] = 0.5

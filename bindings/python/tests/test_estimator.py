@@ -136,3 +136,19 @@ def test_the_checks_properties_on_enough_samples():
             Unmix(3, model="linear").fit(y)
         with pytest.raises(ValueError):
             estimator.transform(y)
+
+
+def test_a_linear_fit_has_its_matrices_and_inverts():
+    x, _ = mixture(frames=3000, seed=23)
+    x = x.astype(np.float64)
+    estimator = Unmix(3, model="linear").fit(x)
+    sources = estimator.transform(x)
+    np.testing.assert_allclose(x @ estimator.components_.T + estimator.intercept_, sources, rtol=1e-4, atol=1e-4)
+    assert estimator.mixing_.shape == (3, 3)
+    back = estimator.inverse_transform(sources)
+    assert back.dtype == np.float64
+    np.testing.assert_allclose(back, x, rtol=1e-3, atol=1e-3 * x.std())
+    vae = Unmix(3, model="vae", hidden=[8], epochs=5, restarts=1).fit(x)
+    assert not hasattr(vae, "components_") and not hasattr(vae, "mixing_")
+    assert vae.inverse_transform(vae.transform(x)).shape == x.shape
+    assert not hasattr(Unmix(3), "components_")

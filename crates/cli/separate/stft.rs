@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use unmix_core::limits::MAX_BUFFERED_SAMPLES;
-use unmix_core::{Recording, plural};
+use unmix_core::{CancelToken, Recording, plural};
 use unmix_format::{RoomFilters, RoomHeader, RoomModel, RoomSpatial};
 use unmix_freq::Complex64;
 use unmix_io::{input_name, is_stdin};
@@ -52,7 +52,6 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
     };
     let recording = Recording::from_interleaved(rate, m, samples).with_context(|| input_name(input))?;
     let (stft, iva, spatial) = args.stft_config(recording.frames() as f64 / f64::from(rate))?;
-    // The checks every separation makes: a silent or non-finite channel is named.
     unmix_dsp::Normaliser::fit(&recording, unmix_dsp::NormaliserConfig { whiten_to: None })
         .with_context(|| input_name(input))?;
     if let Some(truth) = &args.truth {
@@ -61,53 +60,9 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
     let mut out = Staging::new(&args.output, &OUTPUTS, args.force)?;
     let cancel = crate::interrupt::watch()?;
     let read_s = started.elapsed().as_secs_f64();
-    let separated = unmix_freq::separate_recording(&recording, n, stft, &iva, spatial.as_ref(), 0, Some(&cancel))
-        .with_context(|| input_name(input))?;
-    let separate_s = started.elapsed().as_secs_f64() - read_s;
+    let fitted = fit_room(&input_name(input), &recording, args, n, picked.as_ref().map(ToString::to_string), &cancel)?;
+    let (model, separate_s) = (&fitted.model, started.elapsed().as_secs_f64() - read_s);
     let sources_path = out.path("sources.wav");
-    let settings = serde_json::json!({ "stft": stft, "separation": iva, "spatial_model": spatial });
-    let spatial_fit = separated.spatial.as_ref().map(|s| {
-        serde_json::json!({
-            "nll_per_bin_and_frame": s.nll,
-            "chosen_start": s.chosen_start,
-        })
-    });
-    // The spatial model's filter where it ran: with more microphones than sources it
-    // holds what the demixing's rows cannot (docs/results.md#a-rooms-model-on-another-take).
-    let (filters, kind) = match &separated.spatial {
-        Some(spatial) => (spatial.fixed_filters(0).with_context(|| input_name(input))?, RoomFilters::LongTermWiener),
-        None => (separated.fit.demixing.w.clone(), RoomFilters::Demixing),
-    };
-    let single = |values: &[Complex64]| values.iter().flat_map(|v| [v.re as f32, v.im as f32]).collect();
-    let model = RoomModel {
-        header: RoomHeader {
-            unmix_version: env!("CARGO_PKG_VERSION").to_string(),
-            channels: m,
-            sources: n,
-            sample_rate_hz: rate,
-            stft_frame: stft.frame,
-            stft_hop: stft.hop,
-            reference: 0,
-            filters: kind,
-            spatial: separated.spatial.is_some(),
-            picked_channels: picked.as_ref().map(ToString::to_string),
-            training_config: settings,
-            training_summary: serde_json::json!({
-                "frames": recording.frames(),
-                "iterations": separated.fit.iterations,
-                "spatial_fit": spatial_fit,
-            }),
-        },
-        filters: single(&filters),
-        demixing: single(&separated.fit.full),
-        // What `apply` runs: the spatial model with the sources' powers learnt frame by
-        // frame (docs/results.md#a-rooms-model-on-another-take).
-        spatial: separated.spatial.as_ref().map(|model| {
-            let filter = model.spatial_filter();
-            let reals = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
-            RoomSpatial { q: single(&filter.q), g: reals(&filter.g), power: reals(&filter.power) }
-        }),
-    };
     model.save(&out.path("model.unmix")).with_context(|| input_name(input))?;
     // A file's sources are the separation's; a stream's, every frame of it through the
     // model's filters, as it arrives.
@@ -123,7 +78,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         }
         // The filters as the model file holds them, so that `apply` on the same samples
         // gives the same sources.
-        let separator = crate::apply::room_separator(&model).with_context(|| input_name(input))?;
+        let separator = crate::apply::room_separator(model).with_context(|| input_name(input))?;
         let outputs = [crate::apply::Output { path: &sources_path, wav_format: args.wav_format.into() }];
         let options =
             crate::apply::ApplyOptions { progress: !args.quiet, monitoring: None, kernel: unmix_infer::Kernel::best() };
@@ -131,7 +86,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         let stage = crate::apply::Stage::Room(Box::new(separator));
         Some(crate::apply::apply_reader(stage, input, reader, head, &outputs, &options)?)
     } else {
-        unmix_io::write_wav_f32(&sources_path, &separated.sources)?;
+        unmix_io::write_wav_f32(&sources_path, &fitted.sources)?;
         None
     };
     let total_frames = applied.as_ref().map_or(recording.frames(), |a| a.frames);
@@ -139,26 +94,16 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         Some(truth) => Some(score::score_files(truth, &sources_path, &args.output.join("sources.wav"), rate)?),
         None => None,
     };
-    let report = serde_json::json!({
+    let mut report = serde_json::json!({
         "input": input_name(input),
         "frames": total_frames,
-        "fitted_frames": recording.frames(),
         "stopped_by_ctrl_c": applied.as_ref().is_some_and(|a| a.stopped),
-        "channels": m,
-        "sample_rate_hz": rate,
-        "sources": n,
-        "domain": "stft",
-        "mixing_evidence": super::mixing_evidence(&recording).map(super::evidence_json),
-        "stft": stft,
-        "separation": iva,
-        "spatial_model": spatial,
-        "spatial_fit": spatial_fit,
-        "model_filters": kind,
-        "reference_channel": 1,
-        "iterations": separated.fit.iterations,
         "score": score,
         "timings_s": { "read": read_s, "separate": separate_s, "total": started.elapsed().as_secs_f64() },
     });
+    if let serde_json::Value::Object(fields) = &mut report {
+        fields.extend(fitted.report.clone());
+    }
     crate::output::write_json(&out.path("report.json"), &report)?;
     // A file is abandoned by Ctrl-C; a stream's outputs are complete where it stopped.
     if !streaming {
@@ -179,7 +124,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
             iva.prior,
             stft.frame,
             stft.hop,
-            plural(separated.fit.iterations, "iteration"),
+            plural(fitted.iterations, "iteration"),
             spatial
                 .as_ref()
                 .map_or(String::new(), |s| format!(", then the spatial model, {}", plural(s.iterations, "iteration"))),
@@ -197,6 +142,89 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         bail!(e);
     }
     Ok(Outcome { score })
+}
+
+/// A room's model fitted on a recording in memory: the model, the sources (each its image
+/// at the first channel), and report.json's fields about the fit.
+pub(crate) struct RoomFit {
+    pub model: RoomModel,
+    pub sources: Recording,
+    pub report: serde_json::Map<String, serde_json::Value>,
+    /// Updates of the demixing.
+    pub iterations: usize,
+}
+
+/// Fits a room's model on `recording` (named `name` in errors) for `n` sources with the
+/// frequency-domain settings of `args`: the demixing, then the spatial model where asked.
+/// `picked` is the channel pick `apply` repeats. `cancel` stops the fit between updates.
+pub(crate) fn fit_room(
+    name: &str,
+    recording: &Recording,
+    args: &SeparateArgs,
+    n: usize,
+    picked: Option<String>,
+    cancel: &CancelToken,
+) -> Result<RoomFit> {
+    let (m, rate) = (recording.channels(), recording.sample_rate_hz());
+    let (stft, iva, spatial) = args.stft_config(recording.frames() as f64 / f64::from(rate))?;
+    let separated = unmix_freq::separate_recording(recording, n, stft, &iva, spatial.as_ref(), 0, Some(cancel))
+        .with_context(|| name.to_string())?;
+    let settings = serde_json::json!({ "stft": stft, "separation": iva, "spatial_model": spatial });
+    let spatial_fit = separated.spatial.as_ref().map(|s| {
+        serde_json::json!({
+            "nll_per_bin_and_frame": s.nll,
+            "chosen_start": s.chosen_start,
+        })
+    });
+    let (filters, kind) = match &separated.spatial {
+        Some(spatial) => (spatial.fixed_filters(0).with_context(|| name.to_string())?, RoomFilters::LongTermWiener),
+        None => (separated.fit.demixing.w.clone(), RoomFilters::Demixing),
+    };
+    let single = |values: &[Complex64]| values.iter().flat_map(|v| [v.re as f32, v.im as f32]).collect();
+    let model = RoomModel {
+        header: RoomHeader {
+            unmix_version: env!("CARGO_PKG_VERSION").to_string(),
+            channels: m,
+            sources: n,
+            sample_rate_hz: rate,
+            stft_frame: stft.frame,
+            stft_hop: stft.hop,
+            reference: 0,
+            filters: kind,
+            spatial: separated.spatial.is_some(),
+            picked_channels: picked,
+            training_config: settings,
+            training_summary: serde_json::json!({
+                "frames": recording.frames(),
+                "iterations": separated.fit.iterations,
+                "spatial_fit": spatial_fit,
+            }),
+        },
+        filters: single(&filters),
+        demixing: single(&separated.fit.full),
+        spatial: separated.spatial.as_ref().map(|model| {
+            let filter = model.spatial_filter();
+            let reals = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
+            RoomSpatial { q: single(&filter.q), g: reals(&filter.g), power: reals(&filter.power) }
+        }),
+    };
+    let report = serde_json::json!({
+        "fitted_frames": recording.frames(),
+        "channels": m,
+        "sample_rate_hz": rate,
+        "sources": n,
+        "domain": "stft",
+        "mixing_evidence": super::mixing_evidence(recording).map(super::evidence_json),
+        "stft": stft,
+        "separation": iva,
+        "spatial_model": spatial,
+        "spatial_fit": spatial_fit,
+        "model_filters": kind,
+        "reference_channel": 1,
+        "iterations": separated.fit.iterations,
+    });
+    let serde_json::Value::Object(report) = report else { unreachable!("a JSON object literal") };
+    Ok(RoomFit { model, sources: separated.sources, report, iterations: separated.fit.iterations })
 }
 
 /// Frames of a stream's head the room's model is fitted on: `--train-seconds` or

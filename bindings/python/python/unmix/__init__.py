@@ -58,31 +58,31 @@ class Option:
     option: str
     default: Any
     switch: bool
+    #: What its value is: ``switch``, ``integer``, ``real`` or ``text``.
+    kind: str
     choices: Tuple[str, ...]
+    #: It takes a list (``hidden=[64, 64]``).
+    takes_list: bool
     help: str
 
 
-def _typed(text: Optional[str], switch: bool) -> Any:
+def _typed(text: Optional[str], kind: str) -> Any:
     """A default as the command line writes it, as the Python value that means the same."""
-    if switch:
+    if kind == "switch":
         return False
     if text is None:
         return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+    return {"integer": int, "real": float}.get(kind, str)(text)
 
 
 def separate_options() -> Dict[str, Option]:
     """Every keyword option of :func:`separate`, by name, in ``unmix separate --help``'s
     order, with its default and help."""
     options = {}
-    for option, default, switch, choices, help in _unmix.separate_options():
+    for option, default, kind, choices, is_list, help in _unmix.separate_options():
         name = option + "_" if keyword.iskeyword(option) else option
-        options[name] = Option(name, option, _typed(default, switch), switch, tuple(choices), help)
+        default = _typed(default, kind)
+        options[name] = Option(name, option, default, kind == "switch", kind, tuple(choices), is_list, help)
     return options
 
 

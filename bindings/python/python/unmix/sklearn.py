@@ -82,6 +82,41 @@ class Unmix(TransformerMixin, BaseEstimator):
         X = _validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return self.model_.apply(as_frames(X)).astype(X.dtype, copy=False)
 
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """The samples the fitted model's decoder reconstructs from sources ``X``: the
+        input back for the linear model (its projection when there are fewer components
+        than features), the decoder's mean for PDGMM-VAE."""
+        check_is_fitted(self, "model_")
+        sources = np.asarray(X)
+        dtype = sources.dtype if sources.dtype in (np.float32, np.float64) else np.float64
+        return self.model_.reconstruct(as_frames(sources, "X")).astype(dtype, copy=False)
+
+    @property
+    def components_(self) -> np.ndarray:
+        """The unmixing matrix (components × features) of a fitted linear model: the
+        sources are ``X @ components_.T + intercept_``. Absent for a nonlinear model."""
+        return self._affine()[0]
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        """The sources' offset of a fitted linear model (see ``components_``)."""
+        return self._affine()[1]
+
+    @property
+    def mixing_(self) -> np.ndarray:
+        """The pseudo-inverse of ``components_`` (features × components): the mixing the
+        linear model undoes."""
+        return np.linalg.pinv(self._affine()[0])
+
+    def _affine(self) -> Any:
+        check_is_fitted(self, "model_")
+        affine = self.model_.affine
+        if affine is None:
+            raise AttributeError(
+                f"the fitted model ({self.report_['model']['chosen']}) is not linear: it has no unmixing matrix"
+            )
+        return affine
+
     def __sklearn_is_fitted__(self) -> bool:
         # Not scikit-learn's default test (any attribute ending in `_`): `lambda_` is a
         # parameter, the command line's `--lambda`.
