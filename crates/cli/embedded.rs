@@ -1,5 +1,5 @@
-//! `unmix separate` on a recording held in memory, for callers that are not the command
-//! line (the Python package, `bindings/python`).
+//! `unmix separate`, `modes` and `monitor` on a recording held in memory, for callers
+//! that are not the command line (the Python package, `bindings/python`).
 //!
 //! The options are the command line's own: the same names (a keyword `max_train_frames`
 //! is `--max-train-frames`), parsed by the same parser with the same defaults and the same
@@ -9,17 +9,22 @@
 //! directory, plots, `--truth`, monitoring scores, channel picks) is left to the caller.
 
 use std::any::TypeId;
+use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgAction, CommandFactory, Parser};
-use unmix_core::{CancelToken, Recording};
+use unmix_core::{CancelToken, Recording, plural};
 use unmix_format::{AnyModel, RoomModel};
 use unmix_freq::MixingEvidence;
+use unmix_modal::Baseline;
 use unmix_separate::SourceCount;
 
+pub use crate::modes::{ModesJob, ModesRun};
+pub use crate::monitor::{MonitorPlan, window_line};
 pub use crate::progress::Step;
 
+use crate::monitor::MonitorArgs;
 use crate::progress::TrainingSteps;
 use crate::separate::SeparateArgs;
 use crate::separate::args::DomainArg;
@@ -350,6 +355,116 @@ pub fn apply_room(model: &RoomModel, recording: &Recording) -> Result<Recording>
     Ok(Recording::from_interleaved(rate, n, output)?)
 }
 
+/// `unmix modes` on a record in memory: `modes` modes of `recording` (the caller's name
+/// for it, `name`) with standard errors from `blocks` blocks, compared with the modes of a
+/// `reference` file (a modes.json, or a synth meta.json) and scored against `truth`
+/// coordinates, as `--reference` and `--truth` do. Every sample must be finite (the
+/// command line refuses a file with a missing value too).
+pub fn modes(
+    name: &str,
+    recording: &Recording,
+    modes: usize,
+    blocks: usize,
+    reference: Option<&Path>,
+    truth: Option<Recording>,
+) -> Result<ModesRun> {
+    if let Some((t, c, x)) = first_non_finite(recording) {
+        bail!("{name}: sample {x} at frame {t}, channel {}: every sample must be a finite number", c + 1);
+    }
+    if modes == 0 || blocks > 64 {
+        bail!(
+            "{name}: {} and {}: at least one mode, at most 64 blocks",
+            plural(modes, "mode"),
+            plural(blocks, "block")
+        );
+    }
+    let truth = truth.map(|t| ("truth".to_string(), t));
+    ModesJob::new(name, recording, modes, blocks, reference, truth)?.run(recording)
+}
+
+/// The options of `unmix monitor` a monitor in memory takes; `baseline` may be left out
+/// (then the whole head given to [`Monitor::fit`] is the baseline).
+pub const MONITOR_OPTIONS: [&str; 6] =
+    ["modes", "baseline", "window", "hop", "environment_factors", "false_alarm_rate"];
+
+/// The command `unmix monitor` as clap builds it.
+#[derive(Parser)]
+#[command(name = "monitor")]
+struct MonitorCommand {
+    #[command(flatten)]
+    args: MonitorArgs,
+}
+
+/// `unmix monitor` on frames in memory: a baseline fitted on a healthy head, then any
+/// window assessed against it, each described by the command line's JSON line.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    /// The settings, checked against the head.
+    pub plan: MonitorPlan,
+    /// The healthy baseline.
+    pub baseline: Baseline,
+    /// The baseline's JSON line, as the command line writes it first.
+    pub baseline_line: serde_json::Value,
+    name: String,
+}
+
+impl Monitor {
+    /// Fits the baseline on the first `baseline` seconds of `head` (all of it when
+    /// `options` leave `baseline` out); `options` are `(keyword, value)` pairs of
+    /// [`MONITOR_OPTIONS`], each value as the command line writes it (`10min`, `600s`,
+    /// `600`). A missing value (NaN) in the head is left out of the features, as a dropout
+    /// in a file is.
+    pub fn fit(name: &str, head: &Recording, options: &[(String, String)]) -> Result<Self> {
+        let rate = f64::from(head.sample_rate_hz());
+        let mut argv: Vec<String> = ["monitor", "<memory>", "-o", "<memory>"].map(String::from).into();
+        for (option, value) in options {
+            if !MONITOR_OPTIONS.contains(&option.as_str()) {
+                bail!("{option}: no such option of a monitor in memory (its options: {})", MONITOR_OPTIONS.join(", "));
+            }
+            argv.push(format!("--{}={value}", option.replace('_', "-")));
+        }
+        if !options.iter().any(|(option, _)| option == "baseline") {
+            argv.push(format!("--baseline={}", head.frames() as f64 / rate));
+        }
+        let args = MonitorCommand::try_parse_from(&argv).map_err(|e| anyhow!(clap_line(&e)))?.args;
+        let plan = MonitorPlan::new(&args, name, head.channels(), rate, false)?;
+        if head.frames() < plan.baseline_frames {
+            bail!("{name}: ends after {:.1} s, before the {} s baseline", head.duration_s(), args.baseline);
+        }
+        let samples = &head.interleaved()[..plan.baseline_frames * plan.channels];
+        let head = Recording::from_interleaved(head.sample_rate_hz(), plan.channels, samples.to_vec())?;
+        let started = Instant::now();
+        let baseline =
+            Baseline::fit(&head, plan.modes, &plan.config).with_context(|| format!("{name}: the baseline"))?;
+        let baseline_line = plan.baseline_line(name, &baseline, started.elapsed().as_secs_f64(), 0, 0);
+        Ok(Self { plan, baseline, baseline_line, name: name.to_string() })
+    }
+
+    /// Assesses one window (interleaved, the baseline's channels, a window's frames)
+    /// starting `t_start` seconds into the input: its JSON line.
+    pub fn assess(&self, window: &[f32], t_start: f64) -> Result<serde_json::Value> {
+        let plan = &self.plan;
+        if window.len() != plan.window * plan.channels {
+            bail!(
+                "a window of {} of {}, but the monitor's windows are {} ({} s at {} Hz) of {}",
+                plural(window.len() / plan.channels.max(1), "frame"),
+                plural(plan.channels, "channel"),
+                plural(plan.window, "frame"),
+                plan.window as f64 / plan.rate,
+                plan.rate,
+                plural(plan.channels, "channel")
+            );
+        }
+        let assessment = self.baseline.assess(window, &plan.config);
+        Ok(window_line(t_start, t_start + plan.window as f64 / plan.rate, &assessment, &self.baseline, 0, 0))
+    }
+
+    /// The name the monitor's input goes by in its messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// The first sample that is NaN or infinite: frame, channel and value.
 fn first_non_finite(recording: &Recording) -> Option<(usize, usize, f32)> {
     let m = recording.channels();
@@ -416,6 +531,42 @@ mod tests {
         assert!(e.contains("hop"), "{e}");
         let e = SeparateOptions::parse("0", &[]).unwrap_err().to_string();
         assert!(e.contains("'0'") || e.contains("0 is not"), "{e}");
+    }
+
+    /// Options as `(keyword, value)` pairs.
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_monitor_in_memory_takes_the_command_lines_options() {
+        let config = unmix_synth::shm::ShmConfig { duration_s: 240.0, ..unmix_synth::shm::ShmConfig::benchmark(2) };
+        let record = unmix_synth::shm::simulate(&config).unwrap().mixture;
+        // No baseline given: all of the head is one.
+        let monitor = Monitor::fit("x", &record, &pairs(&[("window", "20s"), ("hop", "0.25min")])).unwrap();
+        assert_eq!((monitor.plan.baseline_frames, monitor.plan.window, monitor.plan.hop), (48_000, 4000, 3000));
+        assert_eq!(monitor.baseline_line["t_end"], 240.0);
+        let line = monitor.assess(&record.interleaved()[..4000 * 4], 0.0).unwrap();
+        assert_eq!((line["kind"].as_str(), line["t_end"].as_f64()), (Some("window"), Some(20.0)));
+        assert!(line["damage_index"].as_f64().is_some_and(f64::is_finite), "{line}");
+        let e = monitor.assess(&record.interleaved()[..400], 0.0).unwrap_err().to_string();
+        assert!(e.contains("windows are 4000 frames"), "{e}");
+
+        let fit = |options: &[(&str, &str)]| Monitor::fit("x", &record, &pairs(options)).unwrap_err().to_string();
+        assert!(fit(&[("output", "-")]).starts_with("output: no such option"));
+        assert!(fit(&[("window", "a while")]).contains("is not a duration"));
+        assert_eq!(fit(&[("baseline", "300s")]), "x: ends after 240.0 s, before the 300 s baseline");
+        assert_eq!(fit(&[("window", "200s")]), "--baseline 240 s holds fewer than two windows of 200 s");
+    }
+
+    #[test]
+    fn modes_in_memory_refuse_what_the_command_line_refuses() {
+        let record = Recording::from_interleaved(100, 2, vec![0.0; 2000]).unwrap();
+        let e = modes("x", &record, 3, 4, None, None).unwrap_err().to_string();
+        assert_eq!(e, "x: 3 modes asked for, but the record has 2 channels: a mode needs a sensor of its own");
+        let truth = Recording::from_interleaved(100, 1, vec![0.0; 10]).unwrap();
+        let e = modes("x", &record, 1, 4, None, Some(truth)).unwrap_err().to_string();
+        assert_eq!(e, "truth: 10 frames, but x has 1000");
     }
 
     #[test]

@@ -72,84 +72,41 @@ pub fn run(args: ModesArgs) -> Result<()> {
     // Every input is checked before the work.
     let recording = read_whole(&args.input, &args.input_channels)?;
     let input = input_name(&args.input);
-    if args.modes > recording.channels() {
-        bail!(
-            "{input}: {} asked for, but the record has {}: a mode needs a sensor of its own",
-            plural(args.modes, "mode"),
-            plural(recording.channels(), "channel")
-        );
-    }
-    let reference = args.reference.as_deref().map(|p| read_reference(p, recording.channels())).transpose()?;
     let truth = args
         .truth
         .as_deref()
         .map(|p| {
-            let truth = unmix_io::read_recording(p, recording.sample_rate_hz())
-                .with_context(|| format!("--truth {}", p.display()))?;
-            if truth.frames() != recording.frames() {
-                bail!(
-                    "--truth {}: {}, but {input} has {}",
-                    p.display(),
-                    plural(truth.frames(), "frame"),
-                    recording.frames()
-                );
-            }
-            Ok(truth)
+            let label = format!("--truth {}", p.display());
+            let truth = unmix_io::read_recording(p, recording.sample_rate_hz()).with_context(|| label.clone())?;
+            anyhow::Ok((label, truth))
         })
         .transpose()?;
+    let job = ModesJob::new(&input, &recording, args.modes, args.blocks, args.reference.as_deref(), truth)?;
     let mut out = Staging::new(&args.output, &OUTPUTS, args.force)?;
 
-    let started = std::time::Instant::now();
-    let config = ModalConfig { blocks: args.blocks, ..ModalConfig::default() };
-    let analysis = identify(&recording, args.modes, &config).with_context(|| input.clone())?;
+    let run = job.run(&recording)?;
     crate::interrupt::check()?;
-    let seconds = started.elapsed().as_secs_f64();
-
-    let score = truth
-        .as_ref()
-        .map(|truth| {
-            let channels = |r: &Recording| (0..r.channels()).map(|c| r.channel(c)).collect::<Vec<_>>();
-            unmix_dsp::metrics::score(&channels(truth), &channels(&analysis.coordinates))
-        })
-        .transpose()?;
-    let comparison = reference.as_ref().map(|r| compare(&analysis, r));
-
-    unmix_io::write_wav_f32(&out.path("coordinates.wav"), &analysis.coordinates)?;
-    let report = serde_json::json!({
-        "input": input,
-        "frames": recording.frames(),
-        "channels": recording.channels(),
-        "sample_rate_hz": recording.sample_rate_hz(),
-        "modes": &analysis.modes,
-        "blocks": analysis.blocks,
-        "demixing": &analysis.demixing,
-        "reference": comparison.as_ref().map(|c| serde_json::json!({
-            "path": args.reference.as_ref().map(|p| p.display().to_string()),
-            "mac": &c.mac,
-            "matched": &c.matched,
-        })),
-        "score": score,
-        "seconds": seconds,
-    });
-    crate::output::write_json(&out.path("modes.json"), &report)?;
+    unmix_io::write_wav_f32(&out.path("coordinates.wav"), &run.analysis.coordinates)?;
+    crate::output::write_json(&out.path("modes.json"), &run.report)?;
     if !args.no_plots {
-        plot::mode_spectra(&out.path("spectra.png"), &analysis)?;
-        plot::mode_shapes(&out.path("shapes.png"), &analysis)?;
+        plot::mode_spectra(&out.path("spectra.png"), &run.analysis)?;
+        plot::mode_shapes(&out.path("shapes.png"), &run.analysis)?;
     }
     crate::interrupt::check()?;
     out.commit()?;
 
     if !args.quiet {
         println!(
-            "{} of {input} ({}, {} s at {} Hz) in {seconds:.1} s → {}",
+            "{} of {input} ({}, {} s at {} Hz) in {:.1} s → {}",
             plural(args.modes, "mode"),
             plural(recording.channels(), "channel"),
             recording.duration_s(),
             recording.sample_rate_hz(),
+            run.seconds,
             args.output.display()
         );
-        print!("{}", table(&analysis, comparison.as_ref()));
-        if let Some(score) = &score {
+        print!("{}", table(&run.analysis, run.comparison.as_ref()));
+        if let Some(score) = &run.score {
             println!(
                 "coordinates against --truth: mean |corr| {:.4}, worst {:.4}",
                 score.mean_abs_corr, score.min_abs_corr
@@ -157,6 +114,94 @@ pub fn run(args: ModesArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The job of `unmix modes` on a record in memory, its inputs checked: the command line's
+/// and the Python package's (`embedded::modes`).
+pub struct ModesJob {
+    input: String,
+    modes: usize,
+    config: ModalConfig,
+    reference: Option<(PathBuf, Vec<ReferenceMode>)>,
+    truth: Option<Recording>,
+}
+
+/// What a [`ModesJob`] found: the analysis, modes.json's fields, and the comparisons.
+#[derive(Debug)]
+pub struct ModesRun {
+    /// The modes, their coordinates and the demixing.
+    pub analysis: ModalAnalysis,
+    /// modes.json's fields.
+    pub report: serde_json::Value,
+    comparison: Option<Comparison>,
+    score: Option<unmix_dsp::metrics::Score>,
+    seconds: f64,
+}
+
+impl ModesJob {
+    /// Checks `modes` against the record `input` names, reads the `reference` modes
+    /// (`--reference`) and checks the `truth` coordinates (`--truth`, with the name errors
+    /// give them) against it.
+    pub fn new(
+        input: &str,
+        recording: &Recording,
+        modes: usize,
+        blocks: usize,
+        reference: Option<&Path>,
+        truth: Option<(String, Recording)>,
+    ) -> Result<Self> {
+        if modes > recording.channels() {
+            bail!(
+                "{input}: {} asked for, but the record has {}: a mode needs a sensor of its own",
+                plural(modes, "mode"),
+                plural(recording.channels(), "channel")
+            );
+        }
+        let reference =
+            reference.map(|p| Ok::<_, anyhow::Error>((p.to_path_buf(), read_reference(p, recording.channels())?)));
+        let reference = reference.transpose()?;
+        if let Some((label, truth)) = &truth
+            && truth.frames() != recording.frames()
+        {
+            bail!("{label}: {}, but {input} has {}", plural(truth.frames(), "frame"), recording.frames());
+        }
+        let truth = truth.map(|(_, truth)| truth);
+        let config = ModalConfig { blocks, ..ModalConfig::default() };
+        Ok(Self { input: input.to_string(), modes, config, reference, truth })
+    }
+
+    /// Identifies the modes of `recording` (the one [`Self::new`] checked).
+    pub fn run(&self, recording: &Recording) -> Result<ModesRun> {
+        let started = std::time::Instant::now();
+        let analysis = identify(recording, self.modes, &self.config).with_context(|| self.input.clone())?;
+        let seconds = started.elapsed().as_secs_f64();
+        let score = self
+            .truth
+            .as_ref()
+            .map(|truth| {
+                let channels = |r: &Recording| (0..r.channels()).map(|c| r.channel(c)).collect::<Vec<_>>();
+                unmix_dsp::metrics::score(&channels(truth), &channels(&analysis.coordinates))
+            })
+            .transpose()?;
+        let comparison = self.reference.as_ref().map(|(_, modes)| compare(&analysis, modes));
+        let report = serde_json::json!({
+            "input": self.input,
+            "frames": recording.frames(),
+            "channels": recording.channels(),
+            "sample_rate_hz": recording.sample_rate_hz(),
+            "modes": &analysis.modes,
+            "blocks": analysis.blocks,
+            "demixing": &analysis.demixing,
+            "reference": comparison.as_ref().map(|c| serde_json::json!({
+                "path": self.reference.as_ref().map(|(p, _)| p.display().to_string()),
+                "mac": &c.mac,
+                "matched": &c.matched,
+            })),
+            "score": score,
+            "seconds": seconds,
+        });
+        Ok(ModesRun { analysis, report, comparison, score, seconds })
+    }
 }
 
 /// Reads the whole record (its picked channels), refusing one beyond [`MAX_SAMPLES`].
@@ -260,6 +305,7 @@ fn synth_modes(table: &serde_json::Map<String, serde_json::Value>) -> Option<Vec
 }
 
 /// The identified modes against the reference.
+#[derive(Debug)]
 struct Comparison {
     /// MAC of every identified mode (rows) against every reference mode (columns).
     mac: Vec<Vec<f64>>,

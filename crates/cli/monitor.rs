@@ -120,46 +120,14 @@ pub fn run(args: MonitorArgs) -> Result<()> {
     }
     // A dropout (NaN, an empty cell) is reported in its window's line, not fatal.
     reader.keep_missing_values();
-    let channels = reader.channels();
     let rate = f64::from(reader.sample_rate_hz());
-    let modes = args.modes.unwrap_or(channels);
-    if modes > channels {
-        bail!("{input}: {} asked for, but the input has {}", plural(modes, "mode"), plural(channels, "channel"));
-    }
-    let frames_of = |seconds: f64| (seconds * rate).round() as usize;
-    let (baseline_frames, window) = (frames_of(args.baseline), frames_of(args.window));
-    let hop = args.hop.map_or(window, frames_of).max(1);
-    if baseline_frames.checked_mul(channels).is_none_or(|samples| samples > MAX_BASELINE_SAMPLES) {
-        bail!(
-            "--baseline {} s: {} of {channels} channels is more than the {MAX_BASELINE_SAMPLES} samples held in memory",
-            args.baseline,
-            plural(baseline_frames, "frame")
-        );
-    }
-    if window < 64 {
-        // A CSV without a time column is read at 1 Hz unless told: say so.
-        let hint = if args.input_channels.csv_rate.is_none()
-            && reader.time_column().is_none()
-            && matches!(reader, BlockReader::Csv(_))
-        {
-            " (a CSV without a time column needs --csv-rate)"
-        } else {
-            ""
-        };
-        bail!(
-            "--window {} s is {} at {rate} Hz; a window needs at least 64{hint}",
-            args.window,
-            plural(window, "frame")
-        );
-    }
-    if baseline_frames < 2 * window {
-        bail!("--baseline {} s holds fewer than two windows of {} s", args.baseline, args.window);
-    }
-    let config = HealthConfig {
-        environment_factors: args.environment_factors,
-        false_alarm_rate: args.false_alarm_rate,
-        ..HealthConfig::new(window, hop)
-    };
+    // A CSV without a time column is read at 1 Hz unless told: a window too short says so.
+    let rate_hint = args.input_channels.csv_rate.is_none()
+        && reader.time_column().is_none()
+        && matches!(reader, BlockReader::Csv(_));
+    let plan = MonitorPlan::new(&args, &input, reader.channels(), rate, rate_hint)?;
+    let MonitorPlan { channels, modes, baseline_frames, window, hop, .. } = plan;
+    let config = plan.config.clone();
     let out = out.into_iter().next().flatten().context("-o is checked")?;
     let quiet = args.quiet || out.is_stdout();
 
@@ -186,29 +154,7 @@ pub fn run(args: MonitorArgs) -> Result<()> {
     let stamps = reader.stamp_log();
     let (mut gaps_seen, mut backwards_seen) = stamps.as_ref().map_or((0, 0), |s| (s.gaps(), s.backwards()));
     let mut log = JsonLines::create(&out)?;
-    log.write(&serde_json::json!({
-        "kind": "baseline",
-        "input": input,
-        "t_start": 0.0,
-        "t_end": baseline_frames as f64 / rate,
-        "channels": channels,
-        "sample_rate_hz": rate,
-        "window_s": window as f64 / rate,
-        "hop_s": hop as f64 / rate,
-        "modes": &baseline.modes.iter().map(|m| serde_json::json!({
-            "frequency_hz": m.frequency_hz,
-            "damping_ratio": m.damping_ratio,
-            "shape": &m.shape,
-        })).collect::<Vec<_>>(),
-        "windows": baseline.windows,
-        "environment_factors": baseline.environment.len(),
-        "index_directions": baseline.index_directions(),
-        "limit": baseline.limit,
-        "false_alarm_rate": args.false_alarm_rate,
-        "time_gaps": gaps_seen,
-        "time_backwards": backwards_seen,
-        "fit_s": fit_s,
-    }))?;
+    log.write(&plan.baseline_line(&input, &baseline, fit_s, gaps_seen, backwards_seen))?;
     if !quiet {
         let frequencies: Vec<String> = baseline.modes.iter().map(|m| format!("{:.3}", m.frequency_hz)).collect();
         println!(
@@ -325,8 +271,102 @@ pub fn run(args: MonitorArgs) -> Result<()> {
     Ok(())
 }
 
-/// One window's JSON line.
-fn window_line(
+/// A monitoring run's settings checked against its input: the modes followed, and the
+/// baseline, a window and a hop in frames. The command line's and the Python package's
+/// (`embedded::Monitor`).
+#[derive(Debug, Clone)]
+pub struct MonitorPlan {
+    /// Channels of the input.
+    pub channels: usize,
+    /// Sample rate of the input, in hertz.
+    pub rate: f64,
+    /// Modes followed.
+    pub modes: usize,
+    /// Frames of the baseline (the input's head).
+    pub baseline_frames: usize,
+    /// Frames of a window.
+    pub window: usize,
+    /// Frames from one window's start to the next's.
+    pub hop: usize,
+    /// The monitor's settings.
+    pub config: HealthConfig,
+}
+
+impl MonitorPlan {
+    /// `args` for an input of `channels` at `rate` hertz that `input` names; `rate_hint`:
+    /// the rate is a CSV's default, which a window too short blames.
+    pub fn new(args: &MonitorArgs, input: &str, channels: usize, rate: f64, rate_hint: bool) -> Result<Self> {
+        let modes = args.modes.unwrap_or(channels);
+        if modes > channels {
+            bail!("{input}: {} asked for, but the input has {}", plural(modes, "mode"), plural(channels, "channel"));
+        }
+        let frames_of = |seconds: f64| (seconds * rate).round() as usize;
+        let (baseline_frames, window) = (frames_of(args.baseline), frames_of(args.window));
+        let hop = args.hop.map_or(window, frames_of).max(1);
+        if baseline_frames.checked_mul(channels).is_none_or(|samples| samples > MAX_BASELINE_SAMPLES) {
+            bail!(
+                "--baseline {} s: {} of {channels} channels is more than the {MAX_BASELINE_SAMPLES} samples held in memory",
+                args.baseline,
+                plural(baseline_frames, "frame")
+            );
+        }
+        if window < 64 {
+            let hint = if rate_hint { " (a CSV without a time column needs --csv-rate)" } else { "" };
+            bail!(
+                "--window {} s is {} at {rate} Hz; a window needs at least 64{hint}",
+                args.window,
+                plural(window, "frame")
+            );
+        }
+        if baseline_frames < 2 * window {
+            bail!("--baseline {} s holds fewer than two windows of {} s", args.baseline, args.window);
+        }
+        let config = HealthConfig {
+            environment_factors: args.environment_factors,
+            false_alarm_rate: args.false_alarm_rate,
+            ..HealthConfig::new(window, hop)
+        };
+        Ok(Self { channels, rate, modes, baseline_frames, window, hop, config })
+    }
+
+    /// The baseline's JSON line: its modes, windows and control limit; `gaps` and
+    /// `backwards` are the time stamps' faults seen so far.
+    pub fn baseline_line(
+        &self,
+        input: &str,
+        baseline: &Baseline,
+        fit_s: f64,
+        gaps: u64,
+        backwards: u64,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "baseline",
+            "input": input,
+            "t_start": 0.0,
+            "t_end": self.baseline_frames as f64 / self.rate,
+            "channels": self.channels,
+            "sample_rate_hz": self.rate,
+            "window_s": self.window as f64 / self.rate,
+            "hop_s": self.hop as f64 / self.rate,
+            "modes": &baseline.modes.iter().map(|m| serde_json::json!({
+                "frequency_hz": m.frequency_hz,
+                "damping_ratio": m.damping_ratio,
+                "shape": &m.shape,
+            })).collect::<Vec<_>>(),
+            "windows": baseline.windows,
+            "environment_factors": baseline.environment.len(),
+            "index_directions": baseline.index_directions(),
+            "limit": baseline.limit,
+            "false_alarm_rate": self.config.false_alarm_rate,
+            "time_gaps": gaps,
+            "time_backwards": backwards,
+            "fit_s": fit_s,
+        })
+    }
+}
+
+/// One window's JSON line: `gaps` and `backwards` are the time stamps' faults within it.
+pub fn window_line(
     t_start: f64,
     t_end: f64,
     a: &Assessment,
