@@ -24,6 +24,11 @@ from ._unmix import Model as Model
 from ._unmix import __version__ as __version__
 from ._unmix import read as read
 from ._unmix import write_wav as write_wav
+from .structural import Modes as Modes
+from .structural import Monitor as Monitor
+from .structural import Monitoring as Monitoring
+from .structural import modes as modes
+from .structural import monitor as monitor
 
 class UnmixWarning(UserWarning): ...
 

@@ -470,6 +470,189 @@ fn run_interruptibly<T: Send>(py: Python<'_>, cancel: &CancelToken, job: impl Fn
     })
 }
 
+/// Identifies `n_modes` modes of `x` (frames × sensors, `float32`, C order) as `unmix modes`
+/// does: returns every mode's coordinate (frames × modes) and modes.json's fields as JSON
+/// text. `reference` is a modes.json or a synth meta.json to compare with, `truth` the true
+/// coordinates to score against.
+#[pyfunction]
+#[pyo3(signature = (x, n_modes, sample_rate, blocks, reference, truth, name))]
+#[allow(clippy::too_many_arguments)]
+fn modes<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f32>,
+    n_modes: usize,
+    sample_rate: u32,
+    blocks: usize,
+    reference: Option<PathBuf>,
+    truth: Option<PyReadonlyArray2<'py, f32>>,
+    name: String,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, String)> {
+    let recording = recording_of(&x, sample_rate)?;
+    let truth = truth.map(|t| recording_of(&t, sample_rate)).transpose()?;
+    let run = py.detach(|| -> anyhow::Result<_> {
+        let run = embedded::modes(&name, &recording, n_modes, blocks, reference.as_deref(), truth)?;
+        Ok((serde_json::to_string(&run.report)?, run.analysis.coordinates))
+    });
+    let (report, coordinates) = run.map_err(|e| {
+        // A reference file that cannot be read is the file system's error; the rest is
+        // the data's.
+        let message = unmix::one_line(&e);
+        if e.chain().any(|cause| cause.is::<std::io::Error>()) {
+            PyOSError::new_err(message)
+        } else {
+            PyValueError::new_err(message)
+        }
+    })?;
+    let (frames, n) = (coordinates.frames(), coordinates.channels());
+    Ok((to_array(py, frames, n, coordinates.into_interleaved())?, report))
+}
+
+/// A structure's health monitor, as `unmix monitor` runs one: a modal baseline fitted on a
+/// healthy head of the sensors' record, then every window assessed against it — its modes,
+/// a damage index the environment does not move, and an alarm above the control limit.
+#[pyclass(name = "Monitor", module = "unmix", frozen)]
+struct Monitor {
+    monitor: embedded::Monitor,
+}
+
+#[pymethods]
+impl Monitor {
+    /// Fits the baseline on the first `baseline` of `head` (frames × sensors; all of it
+    /// when `baseline` is `None`). Durations are seconds or text as the command line takes
+    /// them (`600`, `"600s"`, `"10min"`); `None` leaves an option at the command line's
+    /// default (`window` 60 s, `hop` the window, `modes` one per channel,
+    /// `environment_factors` 1, `false_alarm_rate` 0.01).
+    #[staticmethod]
+    #[pyo3(signature = (head, sample_rate, *, baseline = None, modes = None, window = None, hop = None,
+        environment_factors = None, false_alarm_rate = None, name = "x".to_string()))]
+    #[allow(clippy::too_many_arguments)]
+    fn fit(
+        py: Python<'_>,
+        head: &Bound<'_, PyAny>,
+        sample_rate: u32,
+        baseline: Option<Bound<'_, PyAny>>,
+        modes: Option<Bound<'_, PyAny>>,
+        window: Option<Bound<'_, PyAny>>,
+        hop: Option<Bound<'_, PyAny>>,
+        environment_factors: Option<Bound<'_, PyAny>>,
+        false_alarm_rate: Option<Bound<'_, PyAny>>,
+        name: String,
+    ) -> PyResult<Self> {
+        let head = as_frames(head)?;
+        let recording = recording_of(&head, sample_rate)?;
+        let given = [
+            ("baseline", baseline),
+            ("modes", modes),
+            ("window", window),
+            ("hop", hop),
+            ("environment_factors", environment_factors),
+            ("false_alarm_rate", false_alarm_rate),
+        ];
+        let mut options = Vec::new();
+        for (option, value) in given {
+            if let Some(value) = value {
+                if value.is_instance_of::<pyo3::types::PyBool>() {
+                    return Err(PyValueError::new_err(format!(
+                        "{option}: not a switch; {value} is not one of its values"
+                    )));
+                }
+                options.push((option.to_string(), value.str()?.to_string()));
+            }
+        }
+        let monitor = py.detach(|| embedded::Monitor::fit(&name, &recording, &options));
+        Ok(Self { monitor: monitor.map_err(|e| PyValueError::new_err(unmix::one_line(&e)))? })
+    }
+
+    /// Assesses one window of `window_frames` frames that starts `t_start` seconds into
+    /// the record: `unmix monitor`'s JSON line for it, as a dict.
+    #[pyo3(signature = (window, t_start = 0.0))]
+    fn assess<'py>(&self, py: Python<'py>, window: &Bound<'py, PyAny>, t_start: f64) -> PyResult<Bound<'py, PyAny>> {
+        let window = as_frames(window)?;
+        let channels = self.monitor.plan.channels;
+        let (_, samples) = frames_of(&window, channels).map_err(|_| {
+            PyValueError::new_err(format!(
+                "the window has {} channels (columns), the monitor's baseline {channels}",
+                window.shape()[1]
+            ))
+        })?;
+        let line = py.detach(|| self.monitor.assess(samples, t_start));
+        json_value(py, &line.map_err(|e| PyValueError::new_err(unmix::one_line(&e)))?)
+    }
+
+    /// The baseline: `unmix monitor`'s first JSON line (its modes, windows, control limit).
+    #[getter]
+    fn baseline<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_value(py, &self.monitor.baseline_line)
+    }
+
+    /// Frames of the baseline.
+    #[getter]
+    fn baseline_frames(&self) -> usize {
+        self.monitor.plan.baseline_frames
+    }
+
+    /// Frames of a window.
+    #[getter]
+    fn window_frames(&self) -> usize {
+        self.monitor.plan.window
+    }
+
+    /// Frames from one window's start to the next's.
+    #[getter]
+    fn hop_frames(&self) -> usize {
+        self.monitor.plan.hop
+    }
+
+    /// The damage index above which a window alarms.
+    #[getter]
+    fn limit(&self) -> f64 {
+        self.monitor.baseline.limit
+    }
+
+    /// Modes followed.
+    #[getter]
+    fn n_modes(&self) -> usize {
+        self.monitor.plan.modes
+    }
+
+    /// Channels (sensors) of the record.
+    #[getter]
+    fn n_channels(&self) -> usize {
+        self.monitor.plan.channels
+    }
+
+    /// Sample rate of the record, in hertz.
+    #[getter]
+    fn sample_rate(&self) -> u32 {
+        self.monitor.baseline.sample_rate_hz
+    }
+
+    fn __repr__(&self) -> String {
+        let plan = &self.monitor.plan;
+        format!(
+            "Monitor(n_channels={}, n_modes={}, sample_rate={}, window_frames={}, hop_frames={}, limit={:.3})",
+            plan.channels,
+            plan.modes,
+            self.monitor.baseline.sample_rate_hz,
+            plan.window,
+            plan.hop,
+            self.monitor.baseline.limit
+        )
+    }
+}
+
+/// A JSON value as the Python value `json.loads` makes of it.
+fn json_value<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    py.import("json")?.call_method1("loads", (value.to_string(),))
+}
+
+/// A frames × channels array as a recording at `sample_rate` hertz (its samples copied).
+fn recording_of(x: &PyReadonlyArray2<'_, f32>, sample_rate: u32) -> PyResult<Recording> {
+    let samples = x.as_slice().map_err(|_| PyValueError::new_err("the array is not C-contiguous"))?;
+    Recording::from_interleaved(sample_rate, x.shape()[1], samples.to_vec())
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 /// Reads a WAV (any of the formats unmix reads) or CSV file as the command line does:
 /// frames × channels `float32` and the sample rate (a CSV's from its time stamps, else
 /// `csv_rate`, else 1 Hz).
@@ -509,6 +692,8 @@ fn write_wav(py: Python<'_>, path: PathBuf, x: &Bound<'_, PyAny>, sample_rate: u
 #[pymodule]
 fn _unmix(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Model>()?;
+    module.add_class::<Monitor>()?;
+    module.add_function(wrap_pyfunction!(modes, module)?)?;
     module.add_function(wrap_pyfunction!(separate, module)?)?;
     module.add_function(wrap_pyfunction!(separate_options, module)?)?;
     module.add_function(wrap_pyfunction!(read, module)?)?;

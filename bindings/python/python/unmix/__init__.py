@@ -9,6 +9,9 @@ The separation engine of the ``unmix`` command line on NumPy arrays (frames × c
   ``unmix apply`` does, and scores windows as a monitor does;
 - :func:`read` and :func:`write_wav` read WAV and CSV files and write WAV files as the
   command line does;
+- :func:`modes` identifies a structure's modes from its sensors and :func:`monitor` (or a
+  :class:`Monitor`) watches them window by window, as ``unmix modes`` and ``unmix
+  monitor`` do (:mod:`unmix.structural`);
 - :class:`unmix.sklearn.Unmix` is a scikit-learn transformer around both.
 
 The work runs in Rust with the interpreter released; Ctrl-C stops a fit at its next epoch.
@@ -27,13 +30,20 @@ import numpy as np
 
 from . import _unmix
 from ._unmix import MIN_TRAIN_FRAMES, Model, __version__, read, write_wav
+from ._arrays import as_frames, sample_rate_of
+from .structural import Modes, Monitor, Monitoring, modes, monitor
 
 __all__ = [
     "MIN_TRAIN_FRAMES",
     "Model",
+    "Modes",
+    "Monitor",
+    "Monitoring",
     "Separation",
     "UnmixWarning",
     "as_frames",
+    "modes",
+    "monitor",
     "read",
     "separate",
     "separate_options",
@@ -102,21 +112,6 @@ class Separation:
     report: Dict[str, Any]
     #: What the separation warned of (also issued as :class:`UnmixWarning`).
     warnings: List[str] = field(default_factory=list)
-
-
-def as_frames(x: Any, name: str = "x") -> np.ndarray:
-    """``x`` as the engine reads it: a C-ordered ``float32`` frames × channels array (``x``
-    itself when it already is one). A 1-D array, complex numbers or a non-numeric array
-    raise ``ValueError``."""
-    array = np.asarray(x)
-    if array.ndim != 2:
-        raise ValueError(
-            f"{name}: a frames × channels array is needed, got {array.ndim} dimension(s)"
-            + (" (one channel is x.reshape(-1, 1))" if array.ndim == 1 else "")
-        )
-    if np.iscomplexobj(array) or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise ValueError(f"{name}: real numbers are needed, got dtype {array.dtype}")
-    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def _option_text(name: str, value: Any) -> Optional[str]:
@@ -191,9 +186,7 @@ def separate(
     array = as_frames(x)
     if isinstance(n_sources, (bool, np.bool_)) or not isinstance(n_sources, (int, np.integer, str)):
         raise ValueError(f"n_sources: a number of sources or 'auto', not {n_sources!r}")
-    rate = 1 if sample_rate is None else sample_rate
-    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, np.integer)) or not 0 < rate < 2**32:
-        raise ValueError(f"sample_rate: a positive whole number of hertz, not {sample_rate!r}")
+    rate = 1 if sample_rate is None else sample_rate_of(sample_rate)
     unknown = next((name for name in options if name not in _OPTIONS), None)
     if unknown is not None:
         raise TypeError(f"separate() got an unexpected keyword argument '{unknown}'")

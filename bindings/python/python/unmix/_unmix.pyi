@@ -43,6 +43,49 @@ class Model:
     @property
     def header(self) -> Dict[str, Any]: ...
 
+class Monitor:
+    """A structure's health monitor, as `unmix monitor` runs one."""
+
+    @staticmethod
+    def fit(
+        head: npt.ArrayLike,
+        sample_rate: int,
+        *,
+        baseline: Optional[Union[float, str]] = None,
+        modes: Optional[int] = None,
+        window: Optional[Union[float, str]] = None,
+        hop: Optional[Union[float, str]] = None,
+        environment_factors: Optional[int] = None,
+        false_alarm_rate: Optional[float] = None,
+        name: str = "x",
+    ) -> Monitor: ...
+    def assess(self, window: npt.ArrayLike, t_start: float = 0.0) -> Dict[str, Any]: ...
+    @property
+    def baseline(self) -> Dict[str, Any]: ...
+    @property
+    def baseline_frames(self) -> int: ...
+    @property
+    def window_frames(self) -> int: ...
+    @property
+    def hop_frames(self) -> int: ...
+    @property
+    def limit(self) -> float: ...
+    @property
+    def n_modes(self) -> int: ...
+    @property
+    def n_channels(self) -> int: ...
+    @property
+    def sample_rate(self) -> int: ...
+
+def modes(
+    x: _Frames,
+    n_modes: int,
+    sample_rate: int,
+    blocks: int,
+    reference: Optional[_Path],
+    truth: Optional[_Frames],
+    name: str,
+) -> Tuple[_Frames, str]: ...
 def separate_options() -> List[Tuple[str, Optional[str], str, List[str], bool, str]]: ...
 def separate(
     x: _Frames,
