@@ -71,7 +71,8 @@ fn main() -> Result<()> {
         {
             let start = Instant::now();
             let config = IvaConfig { prior, iterations, seed: 1 };
-            let separated = separate_recording(&record.mixture, talkers, stft, &config, spatial, 0, None)?;
+            let separated =
+                separate_recording(&record.mixture, talkers, stft, &config, spatial, 0, Default::default())?;
             walls.push(format!("{:.2} s", start.elapsed().as_secs_f64()));
             let estimates: Vec<Vec<f32>> = (0..talkers).map(|j| separated.sources.channel(j)).collect();
             let s = score(&truth, &estimates)?;

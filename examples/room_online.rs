@@ -90,7 +90,7 @@ fn main() -> Result<()> {
             let other: Vec<Vec<f32>> = dry.iter().map(|d| [&d[7 * RATE..], &d[..7 * RATE]].concat()).collect();
             let take = simulate_room(&room, &other)?;
             let iva = IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 50, seed: 1 };
-            let fitted = separate_recording(&take.mixture, talkers, config.stft, &iva, None, 0, None)?;
+            let fitted = separate_recording(&take.mixture, talkers, config.stft, &iva, None, 0, Default::default())?;
             OnlineIva::starting_from(mics, talkers, config, &fitted.fit.full)?
         } else {
             OnlineIva::new(mics, talkers, config)?
@@ -141,7 +141,8 @@ fn main() -> Result<()> {
         .take(offline_runs)
         {
             let stft = if spatial.is_some() { StftConfig::DEFAULT } else { online.config().stft };
-            let separated = separate_recording(&record.mixture, talkers, stft, &config, spatial.as_ref(), 0, None)?;
+            let separated =
+                separate_recording(&record.mixture, talkers, stft, &config, spatial.as_ref(), 0, Default::default())?;
             let offline: Vec<Vec<f32>> = (0..talkers).map(|j| separated.sources.channel(j)[..len].to_vec()).collect();
             let (gain, _) = gain_over(&truth, &offline, reference, 5 * RATE, len - lag)?;
             row.push(format!("{gain:+.1}"));

@@ -241,7 +241,7 @@ pub fn separate(
         bail!("{name}: {refused}");
     }
     if args.domain == DomainArg::Stft {
-        return separate_room(name, recording, args, cancel, started);
+        return separate_room(name, recording, args, cancel, progress, started);
     }
     let config = args.config(rate)?;
     let max_train_frames = config.training_frames(m).map_err(|e| anyhow!("{name}: {e}"))?;
@@ -301,15 +301,13 @@ fn separate_room(
     recording: &Recording,
     args: &SeparateArgs,
     cancel: &CancelToken,
+    progress: &mut dyn FnMut(Step),
     started: Instant,
 ) -> Result<Separation> {
     let SourceCount::Fixed(n) = args.sources else {
         bail!("sources auto: the frequency domain (domain stft) needs the number of sources");
     };
-    // A silent channel is named before the fit, as the command line names it.
-    unmix_dsp::Normaliser::fit(recording, unmix_dsp::NormaliserConfig { whiten_to: None })
-        .map_err(|e| anyhow!("{name}: {e}"))?;
-    let fitted = crate::separate::stft::fit_room(name, recording, args, n, None, cancel);
+    let fitted = crate::separate::stft::fit_room(name, recording, args, n, None, cancel, progress);
     if cancel.is_cancelled() {
         return Err(Interrupted.into());
     }

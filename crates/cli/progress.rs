@@ -1,6 +1,7 @@
 //! Progress bars (indicatif draws them only on a terminal).
 
 use indicatif::{ProgressBar, ProgressStyle};
+use unmix_freq::{FitProgress, FitStage};
 use unmix_likelihood::chain::ChainShape;
 use unmix_model::consensus::Progress as VaeProgress;
 use unmix_separate::{ConsensusConfig, Progress};
@@ -106,26 +107,56 @@ impl TrainingSteps {
     }
 }
 
-/// Training's progress on one line, phase after phase ([`TrainingSteps`]).
-pub struct TrainingBar {
-    bar: ProgressBar,
-    steps: TrainingSteps,
+/// A room's fit (`--domain stft`) as one phase, `room`: every start's demixing
+/// iterations, then its spatial model's, counted forward over all starts.
+pub struct RoomSteps {
+    demixing: usize,
+    spatial: usize,
 }
 
-impl TrainingBar {
-    /// A bar for a fit with `restarts` and at most `max_epochs` final epochs; hidden when
-    /// `visible` is false (and indicatif hides it anyway off a terminal).
-    pub fn new(restarts: &ConsensusConfig, max_epochs: usize, visible: bool) -> Self {
+impl RoomSteps {
+    /// The steps of a fit of `demixing` iterations per start, and `spatial` of the spatial
+    /// model (0 without one).
+    pub fn new(demixing: usize, spatial: usize) -> Self {
+        Self { demixing, spatial }
+    }
+
+    /// Where the fit stands after `event`.
+    pub fn step(&self, event: FitProgress) -> Step {
+        let per_start = self.demixing + self.spatial;
+        let before = event.start * per_start + if event.stage == FitStage::SpatialModel { self.demixing } else { 0 };
+        let done = (before + event.done) as u64;
+        let what = match event.stage {
+            FitStage::Demixing => "demixing",
+            FitStage::SpatialModel => "spatial model",
+        };
+        let message = if event.starts > 1 {
+            format!("iterations  start {}/{}: {what}", event.start + 1, event.starts)
+        } else {
+            format!("iterations  {what}")
+        };
+        Step { phase: "room", new_phase: done == 0, done, total: (event.starts * per_start) as u64, message }
+    }
+}
+
+/// A fit's progress on one line, phase after phase.
+pub struct StepBar {
+    bar: ProgressBar,
+}
+
+impl StepBar {
+    /// A bar, hidden when `visible` is false (and indicatif hides it anyway off a
+    /// terminal).
+    pub fn new(visible: bool) -> Self {
         let bar = if visible { ProgressBar::new(0) } else { ProgressBar::hidden() };
         if let Ok(style) = ProgressStyle::with_template("{prefix:>10} {bar:30} {pos:>4}/{len} {msg}  [{elapsed}]") {
             bar.set_style(style);
         }
-        Self { bar, steps: TrainingSteps::new(restarts, max_epochs) }
+        Self { bar }
     }
 
-    /// Shows one fit event.
-    pub fn show(&mut self, event: Progress<'_>) {
-        let step = self.steps.step(event);
+    /// Shows one step.
+    pub fn show(&self, step: Step) {
         if step.new_phase {
             self.bar.set_length(step.total);
             self.bar.set_position(0);
@@ -138,6 +169,30 @@ impl TrainingBar {
     /// Removes the bar.
     pub fn finish(self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// Training's progress on one line, phase after phase ([`TrainingSteps`]).
+pub struct TrainingBar {
+    bar: StepBar,
+    steps: TrainingSteps,
+}
+
+impl TrainingBar {
+    /// A bar for a fit with `restarts` and at most `max_epochs` final epochs; hidden when
+    /// `visible` is false.
+    pub fn new(restarts: &ConsensusConfig, max_epochs: usize, visible: bool) -> Self {
+        Self { bar: StepBar::new(visible), steps: TrainingSteps::new(restarts, max_epochs) }
+    }
+
+    /// Shows one fit event.
+    pub fn show(&mut self, event: Progress<'_>) {
+        self.bar.show(self.steps.step(event));
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {
+        self.bar.finish();
     }
 }
 

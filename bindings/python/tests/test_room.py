@@ -75,6 +75,19 @@ def test_a_room_is_separated_in_the_frequency_domain():
     assert result.model.affine is None
 
 
+def test_a_rooms_fit_shows_its_progress():
+    x, _ = room(seconds=3.0, seed=5)
+    steps = []
+    options = dict(OPTIONS, stft_spatial_iterations=5, stft_starts=2)
+    unmix.separate(x, 2, sample_rate=RATE, progress=lambda *step: steps.append(step), **options)
+    # One phase, counted forward over both starts' demixing and spatial-model iterations.
+    assert {phase for phase, *_ in steps} == {"room"}
+    assert steps[0][1] and not any(new for _, new, *_ in steps[1:])
+    done = [d for _, _, d, _, _ in steps]
+    assert done == sorted(done) and done[-1] == steps[-1][3] == 2 * (30 + 5)
+    assert any("start 2/2: spatial model" in message for *_, message in steps)
+
+
 def test_a_rooms_model_applies_as_on_the_command_line(unmix_cli, tmp_path):
     x, _ = room(seconds=3.0, seed=4)
     model = unmix.separate(x, 2, sample_rate=RATE, **OPTIONS).model

@@ -3,6 +3,7 @@
 //! room's model for `apply` and `live`. A stream on the standard input is fitted on its
 //! head, and the whole stream then separated by the model's fixed filters as it arrives.
 
+use std::cell::RefCell;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -15,6 +16,7 @@ use unmix_separate::SourceCount;
 
 use super::{Outcome, SeparateArgs, check_truth};
 use crate::output::Staging;
+use crate::progress::{RoomSteps, Step, StepBar};
 use crate::score;
 
 const OUTPUTS: [&str; 3] = ["sources.wav", "model.unmix", "report.json"];
@@ -52,15 +54,17 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
     };
     let recording = Recording::from_interleaved(rate, m, samples).with_context(|| input_name(input))?;
     let (stft, iva, spatial) = args.stft_config(recording.frames() as f64 / f64::from(rate))?;
-    unmix_dsp::Normaliser::fit(&recording, unmix_dsp::NormaliserConfig { whiten_to: None })
-        .with_context(|| input_name(input))?;
     if let Some(truth) = &args.truth {
         check_truth(truth, (!streaming).then_some(recording.frames()), m, args.sources, rate)?;
     }
     let mut out = Staging::new(&args.output, &OUTPUTS, args.force)?;
     let cancel = crate::interrupt::watch()?;
     let read_s = started.elapsed().as_secs_f64();
-    let fitted = fit_room(&input_name(input), &recording, args, n, picked.as_ref().map(ToString::to_string), &cancel)?;
+    let bar = StepBar::new(!args.quiet);
+    let picked = picked.as_ref().map(ToString::to_string);
+    let fitted = fit_room(&input_name(input), &recording, args, n, picked, &cancel, &mut |step| bar.show(step));
+    bar.finish();
+    let fitted = fitted?;
     let (model, separate_s) = (&fitted.model, started.elapsed().as_secs_f64() - read_s);
     let sources_path = out.path("sources.wav");
     model.save(&out.path("model.unmix")).with_context(|| input_name(input))?;
@@ -156,7 +160,8 @@ pub(crate) struct RoomFit {
 
 /// Fits a room's model on `recording` (named `name` in errors) for `n` sources with the
 /// frequency-domain settings of `args`: the demixing, then the spatial model where asked.
-/// `picked` is the channel pick `apply` repeats. `cancel` stops the fit between updates.
+/// `picked` is the channel pick `apply` repeats. `cancel` stops the fit between updates;
+/// `progress` sees every update ([`RoomSteps`]).
 pub(crate) fn fit_room(
     name: &str,
     recording: &Recording,
@@ -164,10 +169,19 @@ pub(crate) fn fit_room(
     n: usize,
     picked: Option<String>,
     cancel: &CancelToken,
+    progress: &mut dyn FnMut(Step),
 ) -> Result<RoomFit> {
     let (m, rate) = (recording.channels(), recording.sample_rate_hz());
+    // A silent channel is named before the fit (the demixing would divide by its power).
+    unmix_dsp::Normaliser::fit(recording, unmix_dsp::NormaliserConfig { whiten_to: None })
+        .with_context(|| name.to_string())?;
     let (stft, iva, spatial) = args.stft_config(recording.frames() as f64 / f64::from(rate))?;
-    let separated = unmix_freq::separate_recording(recording, n, stft, &iva, spatial.as_ref(), 0, Some(cancel))
+    let steps = RoomSteps::new(iva.iterations, spatial.as_ref().map_or(0, |s| s.iterations));
+    // The fit tells its progress through a shared reference; the caller's is `FnMut`.
+    let progress = RefCell::new(progress);
+    let tell = |event| (progress.borrow_mut())(steps.step(event));
+    let watch = unmix_freq::Watch { cancel: Some(cancel), progress: Some(&tell) };
+    let separated = unmix_freq::separate_recording(recording, n, stft, &iva, spatial.as_ref(), 0, watch)
         .with_context(|| name.to_string())?;
     let settings = serde_json::json!({ "stft": stft, "separation": iva, "spatial_model": spatial });
     let spatial_fit = separated.spatial.as_ref().map(|s| {

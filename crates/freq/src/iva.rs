@@ -22,7 +22,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use realfft::num_complex::Complex64;
 use serde::{Deserialize, Serialize};
-use unmix_core::CancelToken;
 use unmix_vecmath::vectorised;
 
 use crate::complex::{
@@ -30,7 +29,7 @@ use crate::complex::{
     source_rows_per_block,
 };
 use crate::stft::Spectrogram;
-use crate::{Error, Result};
+use crate::{Error, FitStage, Result, Watch};
 
 /// Below this, a norm or a variance is taken as this (silent frames).
 const FLOOR: f64 = 1e-12;
@@ -350,9 +349,9 @@ impl LowRank {
     }
 }
 
-/// Separates `x` into `sources` sources (at most its channels). Cancelling `cancel` stops
-/// the fit at its next iteration with [`Error::Cancelled`].
-pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Option<&CancelToken>) -> Result<IvaFit> {
+/// Separates `x` into `sources` sources (at most its channels). `watch` follows the
+/// iterations, and its cancel token stops the fit at the next with [`Error::Cancelled`].
+pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, watch: Watch<'_>) -> Result<IvaFit> {
     let (m, n, frames, bins) = (x.channels, sources, x.frames, x.bins);
     if n == 0 || n > m {
         return Err(Error::Config(format!("{n} sources from {m} channels: 1 to {m}")));
@@ -425,10 +424,8 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
     let mut power_scale = vec![1.0; n];
     let mut weights = vec![0.0; n * bins * frames];
     let per_block = bins.div_ceil(SUM_BLOCKS).max(1);
-    for _ in 0..config.iterations {
-        if cancel.is_some_and(CancelToken::is_cancelled) {
-            return Err(Error::Cancelled);
-        }
+    for iteration in 0..config.iterations {
+        watch.step(FitStage::Demixing, iteration, config.iterations)?;
         // Every source's weights, the sources side by side.
         std::thread::scope(|scope| {
             let parts = power.chunks(bins * frames).zip(weights.chunks_mut(bins * frames)).zip(&power_scale);
@@ -490,6 +487,7 @@ pub fn separate(x: &Observations, sources: usize, config: &IvaConfig, cancel: Op
             }
         }
     }
+    watch.tell(FitStage::Demixing, config.iterations, config.iterations);
     let mut w = Vec::with_capacity(bins * n * m);
     for f in 0..bins {
         w.extend_from_slice(&w_hat[f * m * m..f * m * m + n * m]);

@@ -50,6 +50,64 @@ pub enum Error {
     Cancelled,
 }
 
+/// What a frequency-domain fit is fitting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitStage {
+    /// The demixing of every bin (independent vector analysis).
+    Demixing,
+    /// The spatial model, started from the demixing.
+    SpatialModel,
+}
+
+/// Where a frequency-domain fit stands: `done` of a stage's `iterations`, in start `start`
+/// (from 0) of `starts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FitProgress {
+    /// What is being fitted.
+    pub stage: FitStage,
+    /// The random start, from 0.
+    pub start: usize,
+    /// Random starts in all.
+    pub starts: usize,
+    /// Iterations of the stage done in this start.
+    pub done: usize,
+    /// The stage's iterations.
+    pub iterations: usize,
+}
+
+/// How a caller follows a fit and stops it: `cancel` stops it at its next iteration
+/// ([`Error::Cancelled`]); `progress` sees every iteration start and the stage's end.
+#[derive(Clone, Copy, Default)]
+pub struct Watch<'a> {
+    /// Stops the fit between iterations.
+    pub cancel: Option<&'a CancelToken>,
+    /// Told where the fit stands, on the fitting thread.
+    pub progress: Option<&'a dyn Fn(FitProgress)>,
+}
+
+impl<'a> Watch<'a> {
+    /// A fit stopped by `cancel`, followed by no one.
+    pub fn cancel(cancel: &'a CancelToken) -> Self {
+        Self { cancel: Some(cancel), progress: None }
+    }
+
+    /// Before an iteration: stops a cancelled fit, and tells `done` of `iterations`.
+    fn step(&self, stage: FitStage, done: usize, iterations: usize) -> Result<()> {
+        if self.cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(Error::Cancelled);
+        }
+        self.tell(stage, done, iterations);
+        Ok(())
+    }
+
+    /// Tells `done` of `iterations` (one start of one).
+    fn tell(&self, stage: FitStage, done: usize, iterations: usize) {
+        if let Some(progress) = self.progress {
+            progress(FitProgress { stage, start: 0, starts: 1, done, iterations });
+        }
+    }
+}
+
 // The allocation-free test of the online separator counts this thread's allocations.
 #[cfg(test)]
 #[global_allocator]
@@ -82,7 +140,7 @@ pub fn separate_recording(
     config: &IvaConfig,
     spatial: Option<&MnmfConfig>,
     reference: usize,
-    cancel: Option<&CancelToken>,
+    watch: Watch<'_>,
 ) -> Result<FrequencySeparation> {
     let transform = Stft::new(stft)?;
     let (m, len) = (recording.channels(), recording.frames());
@@ -95,16 +153,24 @@ pub fn separate_recording(
         // the spatial model's likelihood picks one.
         Some(spatial) => {
             let mut best: Option<(IvaFit, MnmfFit)> = None;
-            for draw in 0..spatial.starts.max(1) {
+            let starts = spatial.starts.max(1);
+            for draw in 0..starts {
                 let seed = |base: u64| base.wrapping_add(draw as u64);
+                // Each start's iterations are told as this start's.
+                let relay = |step: FitProgress| {
+                    if let Some(progress) = watch.progress {
+                        progress(FitProgress { start: draw, starts, ..step });
+                    }
+                };
+                let watch = Watch { cancel: watch.cancel, progress: Some(&relay) };
                 let demixing =
-                    iva::separate(&x, sources, &IvaConfig { seed: seed(config.seed), ..config.clone() }, cancel)?;
+                    iva::separate(&x, sources, &IvaConfig { seed: seed(config.seed), ..config.clone() }, watch)?;
                 let mut model = mnmf::fit(
                     &x,
                     sources,
                     &MnmfConfig { seed: seed(spatial.seed), ..spatial.clone() },
                     Some(&demixing.full),
-                    cancel,
+                    watch,
                 )?;
                 model.chosen_start = draw;
                 if best.as_ref().is_none_or(|(_, b)| model.nll < b.nll) {
@@ -121,7 +187,7 @@ pub fn separate_recording(
                 if sources < m { model.adaptive_images(&x, reference)? } else { model.images(&x, reference)? };
             (demixing, images, Some(model))
         }
-        None => (iva::separate(&x, sources, config, cancel)?, Vec::new(), None),
+        None => (iva::separate(&x, sources, config, watch)?, Vec::new(), None),
     };
     fit.demixing.project_back(&x, reference)?;
     let images = if spatial.is_some() { images } else { fit.demixing.demix(&x) };
@@ -189,7 +255,7 @@ mod tests {
             let stft = StftConfig { frame: 512, hop: 128 };
             for prior in [SourcePrior::Laplace, SourcePrior::Gauss, SourcePrior::LowRank { bases: 2 }] {
                 let config = IvaConfig { prior, iterations: 30, seed: 1 };
-                let separated = separate_recording(&mixture, 2, stft, &config, None, 0, None).unwrap();
+                let separated = separate_recording(&mixture, 2, stft, &config, None, 0, Watch::default()).unwrap();
                 let estimates: Vec<Vec<f32>> = (0..2).map(|j| separated.sources.channel(j)).collect();
                 let s = score(&truth, &estimates).unwrap();
                 let worst = s.sources.iter().map(|p| p.si_sdr_db).fold(f64::INFINITY, f64::min);
@@ -207,7 +273,8 @@ mod tests {
             let stft = StftConfig { frame: 512, hop: 128 };
             let config = IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 30, seed: 1 };
             let spatial = MnmfConfig { iterations: 30, components: 4, seed: 1, starts: 1 };
-            let separated = separate_recording(&mixture, 2, stft, &config, Some(&spatial), 0, None).unwrap();
+            let separated =
+                separate_recording(&mixture, 2, stft, &config, Some(&spatial), 0, Watch::default()).unwrap();
             let estimates: Vec<Vec<f32>> = (0..2).map(|j| separated.sources.channel(j)).collect();
             let s = score(&truth, &estimates).unwrap();
             let worst = s.sources.iter().map(|p| p.si_sdr_db).fold(f64::INFINITY, f64::min);
@@ -229,7 +296,10 @@ mod tests {
         let run = |seed: u64, starts: usize| {
             let config = IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 10, seed };
             let spatial = MnmfConfig { iterations: 10, components: 4, seed, starts };
-            separate_recording(&mixture, 2, stft, &config, Some(&spatial), 0, None).unwrap().spatial.unwrap()
+            separate_recording(&mixture, 2, stft, &config, Some(&spatial), 0, Watch::default())
+                .unwrap()
+                .spatial
+                .unwrap()
         };
         let alone: Vec<f64> = (0..3).map(|d| run(4 + d, 1).nll).collect();
         let together = run(4, 3);

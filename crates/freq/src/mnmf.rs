@@ -19,7 +19,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use realfft::num_complex::Complex64;
 use serde::{Deserialize, Serialize};
-use unmix_core::CancelToken;
 use unmix_vecmath::vectorised;
 
 use crate::complex::{
@@ -28,7 +27,7 @@ use crate::complex::{
 };
 use crate::iva::{Observations, SplitObservations};
 use crate::stft::Spectrogram;
-use crate::{Error, Result};
+use crate::{Error, FitStage, Result, Watch};
 
 const FLOOR: f64 = 1e-10;
 /// A source's weight on the channels of the basis it does not start on.
@@ -105,7 +104,7 @@ pub fn fit(
     sources: usize,
     config: &MnmfConfig,
     start: Option<&[Complex64]>,
-    cancel: Option<&CancelToken>,
+    watch: Watch<'_>,
 ) -> Result<MnmfFit> {
     let (m, n, frames, bins, k) = (x.channels, sources, x.frames, x.bins, config.components);
     if n == 0 || n > m {
@@ -184,9 +183,7 @@ pub fn fit(
     // depend on the processor's cores.
     let per_block = bins.div_ceil(SUM_BLOCKS).max(1);
     for iteration in 0..config.iterations {
-        if cancel.is_some_and(CancelToken::is_cancelled) {
-            return Err(Error::Cancelled);
-        }
+        watch.step(FitStage::SpatialModel, iteration, config.iterations)?;
         // W of every bin, and Σ_f W(f,c) tmp(f,t) for H (FastMNMF2's accelerated form:
         // both from the same auxiliary quantities tmp1 = Σ_m g P / Y², tmp2 = Σ_m g / Y).
         let parts = across_blocks(source_rows_per_block(&mut w, bins, per_block, k), |block, mut w_rows| {
@@ -318,6 +315,7 @@ pub fn fit(
             total(&lambda, &g, &mut inv_y);
         }
     }
+    watch.tell(FitStage::SpatialModel, config.iterations, config.iterations);
     // −ln p(x) per frame and bin, up to a constant: Σ_m (|Q x|²_m / Y_m + ln Y_m) − 2 ln |det Q|.
     let mut nll = inv_y.iter().zip(&qx_power).map(|(r, p)| p * r - r.ln()).sum::<f64>();
     for f in 0..bins {

@@ -704,7 +704,7 @@ mod tests {
             let (mixture, _) = convolutive(32_000, mics, 5);
             let stft = StftConfig { frame: 512, hop: 128 };
             let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 20, seed: 1 };
-            let offline = crate::separate_recording(&mixture, 2, stft, &iva, None, 0, None).unwrap();
+            let offline = crate::separate_recording(&mixture, 2, stft, &iva, None, 0, Default::default()).unwrap();
             let config = small(SourcePrior::LowRank { bases: 2 });
             let mut fixed = OnlineIva::fixed(mics, 2, config, &offline.fit.demixing.w).unwrap();
             let out = run(&mut fixed, mixture.interleaved(), 333);
@@ -808,7 +808,7 @@ mod tests {
         let stft = StftConfig { frame: 512, hop: 128 };
         let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 10, seed: 1 };
         let mnmf = crate::MnmfConfig { iterations: 10, components: 4, seed: 1, starts: 1 };
-        let fitted = crate::separate_recording(&mixture, 2, stft, &iva, Some(&mnmf), 0, None).unwrap();
+        let fitted = crate::separate_recording(&mixture, 2, stft, &iva, Some(&mnmf), 0, Default::default()).unwrap();
         let filter = fitted.spatial.unwrap().spatial_filter();
         let mut online = OnlineIva::spatial(3, 2, small(SourcePrior::Laplace), &filter).unwrap();
         let mut output = vec![0.0f32; 24_000 * 2];
@@ -829,7 +829,7 @@ mod tests {
         let stft = StftConfig { frame: 512, hop: 128 };
         let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 10, seed: 1 };
         let mnmf = crate::MnmfConfig { iterations: 10, components: 4, seed: 1, starts: 1 };
-        let fitted = crate::separate_recording(&mixture, 2, stft, &iva, Some(&mnmf), 0, None).unwrap();
+        let fitted = crate::separate_recording(&mixture, 2, stft, &iva, Some(&mnmf), 0, Default::default()).unwrap();
         let filter = fitted.spatial.as_ref().unwrap().spatial_filter();
         let mut online = OnlineIva::spatial(3, 2, small(SourcePrior::Laplace), &filter).unwrap();
         let out = run(&mut online, mixture.interleaved(), 300);
@@ -859,8 +859,16 @@ mod tests {
         let take_b = simulate_room(&room, &[talker(3), talker(1)]).unwrap();
         let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 30, seed: 1 };
         let mnmf = crate::MnmfConfig { iterations: 30, components: 8, seed: 1, starts: 1 };
-        let fitted =
-            crate::separate_recording(&take_a.mixture, 2, StftConfig::DEFAULT, &iva, Some(&mnmf), 0, None).unwrap();
+        let fitted = crate::separate_recording(
+            &take_a.mixture,
+            2,
+            StftConfig::DEFAULT,
+            &iva,
+            Some(&mnmf),
+            0,
+            Default::default(),
+        )
+        .unwrap();
         let spatial = fitted.spatial.unwrap();
         let truth: Vec<Vec<f32>> = (0..2).map(|j| take_b.truth.channel(j)).collect();
         let frames = take_b.mixture.frames();

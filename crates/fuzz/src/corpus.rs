@@ -172,7 +172,8 @@ fn room_model() -> Vec<u8> {
     let stft = unmix_freq::StftConfig { frame: 64, hop: 16 };
     let iva = unmix_freq::IvaConfig { prior: unmix_freq::SourcePrior::Laplace, iterations: 5, seed: 1 };
     let mnmf = unmix_freq::MnmfConfig { iterations: 3, components: 2, seed: 1, starts: 1 };
-    let fit = unmix_freq::separate_recording(&data.mixture, 2, stft, &iva, Some(&mnmf), 0, None).expect("a small fit");
+    let fit = unmix_freq::separate_recording(&data.mixture, 2, stft, &iva, Some(&mnmf), 0, Default::default())
+        .expect("a small fit");
     let filter = fit.spatial.as_ref().expect("the spatial model ran").spatial_filter();
     let reals = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
     let single = |v: &[unmix_freq::Complex64]| v.iter().flat_map(|c| [c.re as f32, c.im as f32]).collect();
