@@ -86,7 +86,12 @@ impl WavBlockReader {
     pub fn open(path: &Path) -> Result<Self> {
         let io = |source| Error::Io { path: path.to_path_buf(), source };
         let file = std::fs::File::open(path).map_err(io)?;
-        let file_bytes = file.metadata().map_err(io)?.len();
+        let metadata = file.metadata().map_err(io)?;
+        // A directory opens on Unix, and only its first read fails: said as what it is.
+        if metadata.is_dir() {
+            return Err(io(std::io::Error::new(std::io::ErrorKind::IsADirectory, "a directory, not a file")));
+        }
+        let file_bytes = metadata.len();
         let file: Box<dyn std::io::Read + Send> = Box::new(file);
         let mut file = std::io::BufReader::with_capacity(IO_BUFFER_BYTES, file);
         let mut counted = Counted { inner: &mut file, bytes: 0 };
@@ -561,6 +566,16 @@ mod tests {
     use hound::{WavReader, WavWriter};
 
     use super::*;
+
+    #[test]
+    fn a_directory_is_the_file_systems_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("take.wav");
+        std::fs::create_dir(&folder).unwrap();
+        let error = read_wav(&folder).unwrap_err();
+        assert!(matches!(&error, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::IsADirectory));
+        assert_eq!(error.to_string(), format!("{}: a directory, not a file", folder.display()));
+    }
 
     #[test]
     fn integer_formats_are_scaled_to_unit_range() {
