@@ -18,12 +18,14 @@ use unmix_core::{CancelToken, Recording, plural};
 use unmix_format::{AnyModel, RoomModel};
 use unmix_freq::MixingEvidence;
 use unmix_modal::Baseline;
+use unmix_monitor::WindowSpec;
 use unmix_separate::SourceCount;
 
 pub use crate::modes::{ModesJob, ModesRun};
 pub use crate::monitor::{MonitorPlan, window_line};
 pub use crate::progress::Step;
 
+use crate::apply::WindowArgs;
 use crate::monitor::MonitorArgs;
 use crate::progress::TrainingSteps;
 use crate::separate::SeparateArgs;
@@ -461,6 +463,25 @@ impl Monitor {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
+
+/// The command line's monitoring windows (`--window-s`, `--hop-s`) as clap builds them.
+#[derive(Parser)]
+#[command(name = "scores")]
+struct WindowCommand {
+    #[command(flatten)]
+    windows: WindowArgs,
+}
+
+/// The windows `unmix apply --scores` scores, checked as the command line checks them, in
+/// frames at `sample_rate_hz`: `window_s` long (`None`: the command line's default), one
+/// every `hop_s` (`None`: the window).
+pub fn score_windows(window_s: Option<f64>, hop_s: Option<f64>, sample_rate_hz: u32) -> Result<WindowSpec> {
+    let mut argv = vec!["scores".to_string()];
+    argv.extend(window_s.map(|s| format!("--window-s={s}")));
+    argv.extend(hop_s.map(|s| format!("--hop-s={s}")));
+    let windows = WindowCommand::try_parse_from(&argv).map_err(|e| anyhow!(clap_line(&e)))?.windows;
+    windows.to(std::path::PathBuf::new())?.spec(sample_rate_hz)
 }
 
 /// The first sample that is NaN or infinite: frame, channel and value.

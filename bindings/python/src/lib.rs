@@ -129,33 +129,23 @@ impl Model {
     }
 
     /// Per-window monitoring scores of `x`, as `unmix apply --scores` writes them to
-    /// scores.csv, one row per window of `window_s` seconds every `hop_s` (default:
-    /// `window_s`): a pandas DataFrame when pandas is installed, else a dict of column
-    /// name → values.
-    #[pyo3(signature = (x, window_s = 1.0, hop_s = None))]
+    /// scores.csv, one row per window of `window_s` seconds (`None`: the command line's
+    /// 1 s) every `hop_s` (`None`: the window): a pandas DataFrame when pandas is
+    /// installed, else a dict of column name → values.
+    #[pyo3(signature = (x, window_s = None, hop_s = None))]
     fn scores<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
-        window_s: f64,
+        window_s: Option<f64>,
         hop_s: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let file = self.time("learned priors to score frames against")?;
         let x = as_frames(x)?;
         let (_, samples) = frames_of(&x, file.header.channels)?;
-        let hop_s = hop_s.unwrap_or(window_s);
-        for (name, value) in [("window_s", window_s), ("hop_s", hop_s)] {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(PyValueError::new_err(format!("{name} {value}: must be a positive number of seconds")));
-            }
-        }
-        if hop_s > window_s {
-            let e = format!("hop_s {hop_s} is longer than window_s {window_s}: windows would leave gaps");
-            return Err(PyValueError::new_err(e));
-        }
         let n = file.header.sources;
-        let spec = WindowSpec::from_seconds(window_s, hop_s, file.header.sample_rate_hz)
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let spec = embedded::score_windows(window_s, hop_s, file.header.sample_rate_hz)
+            .map_err(|e| PyValueError::new_err(unmix::one_line(&e)))?;
         let rows = py.detach(|| window_scores(file, spec, samples)).map_err(PyValueError::new_err)?;
         let columns = score_columns(n);
         let windows = rows.len() / columns.len();
@@ -660,8 +650,12 @@ fn recording_of(x: &PyReadonlyArray2<'_, f32>, sample_rate: u32) -> PyResult<Rec
 #[pyo3(signature = (path, csv_rate = None))]
 fn read<'py>(py: Python<'py>, path: PathBuf, csv_rate: Option<u32>) -> PyResult<(Bound<'py, PyArray2<f32>>, u32)> {
     let recording = py.detach(|| unmix_io::read_recording(&path, csv_rate.unwrap_or(1))).map_err(|e| {
+        // The file system's failures are OSError; a file that ends early or holds what is
+        // not a recording is the data's fault, ValueError.
+        let system = matches!(&e, unmix_io::Error::Io { source, .. }
+            if !matches!(source.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData));
         let message = unmix::one_line(&anyhow::Error::new(e).context(path.display().to_string()));
-        if std::fs::metadata(&path).is_err() { PyOSError::new_err(message) } else { PyValueError::new_err(message) }
+        if system { PyOSError::new_err(message) } else { PyValueError::new_err(message) }
     })?;
     let (frames, channels, rate) = (recording.frames(), recording.channels(), recording.sample_rate_hz());
     Ok((to_array(py, frames, channels, recording.into_interleaved())?, rate))

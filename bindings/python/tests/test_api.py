@@ -94,6 +94,11 @@ def test_scores_are_a_dataframe_with_pandas_and_a_dict_without(monkeypatch):
     table = model.scores(x, window_s=5)
     assert isinstance(table, dict) and list(table) == columns
     assert list(table["start_s"]) == [0, 5, 10, 15, 20, 25] and list(table["frames"]) == [500] * 6
+    assert len(model.scores(x)["start_s"]) == 30  # the command line's 1 s windows
+    with pytest.raises(ValueError, match="--hop-s 6 is longer than --window-s 5"):
+        model.scores(x, window_s=5, hop_s=6)
+    with pytest.raises(ValueError, match="-1"):
+        model.scores(x, window_s=-1)
 
 
 def test_models_save_load_and_pickle(tmp_path):
@@ -201,9 +206,17 @@ def test_wav_files_round_trip_and_bad_files_are_named(tmp_path):
     (tmp_path / "cut.wav").write_bytes((tmp_path / "x.wav").read_bytes()[:30])
     with pytest.raises(ValueError, match="cut.wav"):
         unmix.read(tmp_path / "cut.wav")
+    # Cut inside its samples: the data's fault, not the file system's.
+    (tmp_path / "short.wav").write_bytes((tmp_path / "x.wav").read_bytes()[:1001])
+    with pytest.raises(ValueError, match="short.wav"):
+        unmix.read(tmp_path / "short.wav")
+    (tmp_path / "folder.wav").mkdir()
+    with pytest.raises(OSError, match="folder.wav"):
+        unmix.read(tmp_path / "folder.wav")
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,x\n")
     with pytest.raises(ValueError, match="bad.csv"):
         unmix.read(tmp_path / "bad.csv")
     with pytest.raises(OSError, match="no-dir"):
         unmix.write_wav(tmp_path / "no-dir" / "y.wav", x, 16000)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "cut.wav", "x.csv", "x.wav"]
+    names = ["bad.csv", "cut.wav", "folder.wav", "short.wav", "x.csv", "x.wav"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names

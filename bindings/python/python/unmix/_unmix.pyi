@@ -25,7 +25,7 @@ class Model:
     def apply(self, x: npt.ArrayLike) -> _Frames: ...
     def reconstruct(self, sources: npt.ArrayLike) -> _Frames: ...
     def scores(
-        self, x: npt.ArrayLike, window_s: float = 1.0, hop_s: Optional[float] = None
+        self, x: npt.ArrayLike, window_s: Optional[float] = None, hop_s: Optional[float] = None
     ) -> Union[Dict[str, npt.NDArray[np.float64]], Any]:
         """A pandas DataFrame when pandas is installed, else a dict of columns."""
     @property
