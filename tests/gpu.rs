@@ -82,6 +82,34 @@ fn a_gpu_trains_the_same_separation_as_the_processor() {
     crate::util::assert_close_to(&read(&applied), &read(&gpu.join("sources.wav")), 1e-5);
 }
 
+/// With the `wgpu` feature but no adapter — every Vulkan driver and EGL vendor hidden from
+/// the loader, as on a machine without a graphics stack — `--device gpu` is one line that
+/// says so (nothing written) and `--device auto` trains on the processor.
+#[cfg(feature = "wgpu")]
+#[test]
+fn with_no_adapter_gpu_is_refused_and_auto_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("linear");
+    let o = unmix(&["synth", "linear", "--seed", "2", "--frames", "2000", "-o", data.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let nowhere = dir.path().join("none.json");
+    let nowhere = nowhere.to_str().unwrap();
+    let hidden =
+        [("VK_DRIVER_FILES", nowhere), ("VK_ICD_FILENAMES", nowhere), ("__EGL_VENDOR_LIBRARY_FILENAMES", nowhere)];
+    let out = dir.path().join("gpu");
+    let o = separate_on(&data, "gpu", &out, &hidden);
+    assert!(!o.status.success());
+    let message = stderr(&o);
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert!(message.contains("no adapter") && message.contains("--device auto"), "{message}");
+    assert!(!out.exists(), "nothing written");
+    let out = dir.path().join("auto");
+    let o = separate_on(&data, "auto", &out, &hidden);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(report(&out)["training_device"]["gpu"], false);
+    assert_eq!(report(&out)["training_device"]["adapter"], serde_json::Value::Null);
+}
+
 /// A build without the `wgpu` feature says how to get one for `--device gpu` (one line,
 /// nothing written) and trains on the processor for `--device auto`.
 #[cfg(not(feature = "wgpu"))]

@@ -120,7 +120,17 @@ mod gpu {
     fn acquired() -> &'static std::result::Result<(Device, String), String> {
         static DEVICE: OnceLock<std::result::Result<(Device, String), String>> = OnceLock::new();
         DEVICE.get_or_init(|| {
-            let device = Device::wgpu_options().init().map_err(|e| e.to_string())?;
+            let device = Device::wgpu_options().init().map_err(|e| {
+                let text = e.to_string();
+                // burn's own words name its device's Debug form; the user needs what to do.
+                if text.contains("No adapter") || text.contains("no adapter") {
+                    "wgpu found no adapter (a GPU with Vulkan, Metal, DirectX 12 or OpenGL, or Mesa's software \
+                     Vulkan); --device auto trains on the processor when there is none"
+                        .to_string()
+                } else {
+                    text
+                }
+            })?;
             let name = device.as_dispatch().identity().map_or_else(|| "unnamed adapter".into(), |id| id.name);
             Ok((device, name))
         })
