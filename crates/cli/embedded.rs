@@ -267,7 +267,7 @@ pub fn separate(
         ),
         unmix_separate::Error::Model(
             e @ (unmix_model::Error::Diverged { .. } | unmix_model::Error::DivergedWeights),
-        ) => anyhow!("{name}: {e} than lr {}", args.lr),
+        ) => anyhow!("{name}: {e} than lr {}", args.learning_rate()),
         e => anyhow!("{name}: {e}"),
     })?;
     let train_s = train_started.elapsed().as_secs_f64();

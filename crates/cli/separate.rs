@@ -209,7 +209,7 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
         }
         unmix_separate::Error::Model(
             e @ (unmix_model::Error::Diverged { .. } | unmix_model::Error::DivergedWeights),
-        ) => anyhow::anyhow!("{}: {e} than --lr {}", input.display(), args.lr),
+        ) => anyhow::anyhow!("{}: {e} than --lr {}", input.display(), args.learning_rate()),
         e => anyhow::Error::new(e).context(input.display().to_string()),
     });
     let mut fitted = fitted?;

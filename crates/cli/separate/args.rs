@@ -246,15 +246,19 @@ pub struct SeparateArgs {
     /// whitened channels, distilled into the encoder and decoder).
     #[arg(long)]
     pub no_warm_start: bool,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 3e-3)]
-    pub lr: f64,
+    /// Adam learning rate (default 0.003; on a GPU, scaled with the batch: see
+    /// --batch-size).
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Maximum number of epochs (training stops earlier when the loss plateaus).
     #[arg(long, default_value_t = 400, value_parser = bounds::at_least_one())]
     pub epochs: usize,
-    /// Frames per minibatch.
-    #[arg(long, default_value_t = 256, value_parser = bounds::at_least_one())]
-    pub batch_size: usize,
+    /// Frames per minibatch (default 256). On a GPU, unless this or --lr is given, the
+    /// largest power of two up to 4096 that leaves 32 batches per epoch, with the learning
+    /// rate scaled by the square root of its growth: the GPU's time goes to launching the
+    /// step's many small kernels, and a larger batch amortises them.
+    #[arg(long, value_parser = bounds::at_least_one())]
+    pub batch_size: Option<usize>,
     /// Seed of initialisation, shuffling and sampling noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -335,13 +339,14 @@ impl SeparateArgs {
             .with_encoder_hidden(hidden.clone())
             .with_decoder_hidden(hidden)
             .with_activation(activation);
+        let defaults = TrainingRecipe::new();
         let recipe = TrainingRecipe::new()
             .with_beta(self.beta)
             .with_lambda(self.lambda)
-            .with_learning_rate(self.lr)
+            .with_learning_rate(self.learning_rate())
             .with_max_epochs(self.epochs)
             .with_min_epochs(30.min(self.epochs))
-            .with_batch_size(self.batch_size)
+            .with_batch_size(self.batch_size.unwrap_or(defaults.batch_size))
             .with_seed(self.seed);
         let max_train_frames = match (self.train_seconds, self.train_frames) {
             (Some(s), _) if !(s.is_finite() && s > 0.0) => bail!("--train-seconds must be positive"),
@@ -375,6 +380,7 @@ impl SeparateArgs {
             restarts,
             layout,
             recipe,
+            recipe_for_gpu: self.batch_size.is_none() && self.lr.is_none(),
             backend: self.device.backend(match self.backend {
                 BackendArg::Flex => Backend::Flex,
                 BackendArg::Ndarray => Backend::Ndarray,
@@ -422,6 +428,12 @@ impl PriorArg {
 }
 
 impl SeparateArgs {
+    /// Adam's learning rate as given, or the recipe's default (before a GPU's scaling:
+    /// giving one turns that off).
+    pub fn learning_rate(&self) -> f64 {
+        self.lr.unwrap_or(TrainingRecipe::new().learning_rate)
+    }
+
     /// The frequency-domain settings of `--domain stft` for a recording of `seconds`,
     /// checked: its prior (`auto`: low-rank), STFT and iterations, and the spatial model's
     /// (its starts by [`MnmfConfig::starts_for`] unless given); the time-domain priors

@@ -106,6 +106,10 @@ pub struct SeparateParams {
     pub layout: VaeLayout,
     /// How the PDGMM-VAE is trained.
     pub recipe: TrainingRecipe,
+    /// On a GPU, train with the batch and learning rate of
+    /// [`TrainingRecipe::for_gpu`] for the segment instead of `recipe`'s (for a recipe
+    /// whose batch and rate nobody chose).
+    pub recipe_for_gpu: bool,
     /// burn backend of the training.
     pub backend: Backend,
     /// Which model to train, or how to choose it.
@@ -137,6 +141,7 @@ impl SeparateParams {
             restarts: ConsensusConfig::default(),
             layout: VaeLayout::new(),
             recipe: TrainingRecipe::new(),
+            recipe_for_gpu: true,
             // A build without a backend is told so by `check`.
             backend: Backend::default_compiled().unwrap_or(Backend::Flex),
             model: ModelChoice::Auto,

@@ -138,8 +138,11 @@ fn fit_vae(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Fitted> {
     let data = normaliser.transform(segment)?;
-    let training =
-        TrainingConfig::new(config.layout.clone().with_sizes(normaliser.output_dims(), n), config.recipe.clone());
+    let recipe = match config.recipe_for_gpu && config.backend.is_gpu() {
+        true => config.recipe.clone().for_gpu(segment.frames()),
+        false => config.recipe.clone(),
+    };
+    let training = TrainingConfig::new(config.layout.clone().with_sizes(normaliser.output_dims(), n), recipe);
     let trainer = Trainer::new(training.clone(), config.backend)?.with_cancel(cancel.clone());
     let (warm, ica) = if config.warm_start {
         let ica = fast_ica(&data, n, &FastIcaConfig { seed: training.recipe.seed, ..FastIcaConfig::default() })?;
