@@ -383,7 +383,7 @@ fn separation(rng: &mut StdRng) -> Result<(), String> {
 fn live(rng: &mut StdRng) -> Result<(), String> {
     use unmix_live::{InputSpec, LiveParams, LiveScores};
     let channels = count_or(rng, 4);
-    let params = LiveParams {
+    let mut params = LiveParams {
         input: InputSpec {
             device: "fuzz".into(),
             channels,
@@ -410,32 +410,55 @@ fn live(rng: &mut StdRng) -> Result<(), String> {
         }),
         stall_timeout: Duration::from_millis(rng.random_range(0..10_000)),
         kernel: Kernel::ALL[rng.random_range(0..Kernel::ALL.len())],
-        domain: if rng.random_bool(0.5) {
-            unmix_live::LiveDomain::Time
-        } else {
-            let prior = match rng.random_range(0..4) {
-                0 => unmix_freq::SourcePrior::Laplace,
-                1 => unmix_freq::SourcePrior::Gauss,
-                _ => unmix_freq::SourcePrior::LowRank { bases: count_or(rng, 2) },
-            };
-            unmix_live::LiveDomain::Stft(unmix_freq::OnlineConfig {
-                stft: unmix_freq::StftConfig { frame: count_or(rng, 2048), hop: count_or(rng, 512) },
-                forgetting: real_or(rng, 0.99),
-                prior,
-                reference: count_or(rng, 0),
-            })
-        },
+        domain: unmix_live::LiveDomain::Time,
     };
+    let domain = rng.random_range(0..3);
+    if domain > 0 {
+        let prior = match rng.random_range(0..4) {
+            0 => unmix_freq::SourcePrior::Laplace,
+            1 => unmix_freq::SourcePrior::Gauss,
+            _ => unmix_freq::SourcePrior::LowRank { bases: count_or(rng, 2) },
+        };
+        let online = unmix_freq::OnlineConfig {
+            stft: unmix_freq::StftConfig { frame: count_or(rng, 2048), hop: count_or(rng, 512) },
+            forgetting: real_or(rng, 0.99),
+            prior,
+            reference: count_or(rng, 0),
+        };
+        params.domain = if domain == 1 {
+            unmix_live::LiveDomain::Stft(online)
+        } else {
+            // A room's model to start from: its demixing the right size for the input
+            // (small frames only, to keep it small), or not.
+            let right = online.stft.frame <= 4096 && params.input.channels <= 16;
+            let values = if right && rng.random_bool(0.7) {
+                online.stft.bins() * params.input.channels * params.input.channels
+            } else {
+                rng.random_range(0..4096)
+            };
+            let sample_rate_hz = if rng.random_bool(0.5) { 48_000 } else { rng.random() };
+            let demixing = vec![unmix_freq::Complex64::new(1.0, 0.0); values];
+            unmix_live::LiveDomain::StftFrom(std::sync::Arc::new(unmix_live::RoomStart {
+                online,
+                demixing,
+                sample_rate_hz,
+            }))
+        };
+    }
     let config = params.check().map_err(|e| e.to_string())?;
     let p = config.params();
     assert!(p.input.channels <= MAX_CHANNELS && p.frame_len <= unmix_core::limits::MAX_BLOCK_FRAMES);
     assert!(p.warmup_s.is_finite() && p.warmup_s > 0.0 && p.input.ring_s.is_finite());
-    if let unmix_live::LiveDomain::Stft(online) = p.domain {
+    if let Some(online) = p.domain.online() {
         // What passes makes a separator: a frame it can transform, a forgetting factor
         // that forgets, a reference among the channels, and none of a model's options.
         assert!(online.stft.check().is_ok() && online.forgetting > 0.0 && online.forgetting < 1.0);
         assert!(online.reference < p.input.channels && p.model.is_none() && p.refit_s.is_none());
         assert!(!config.fits() && config.latency_frames() + 1 == online.stft.frame);
+    }
+    if let unmix_live::LiveDomain::StftFrom(start) = &p.domain {
+        // A room's start passes only with every bin's whole demixing.
+        assert_eq!(start.demixing.len(), start.online.stft.bins() * p.input.channels * p.input.channels);
     }
     Ok(())
 }
