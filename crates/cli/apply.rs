@@ -682,7 +682,8 @@ pub fn apply_reader(
     };
     let mut stopped = false;
     while !pipeline.is_finished() {
-        bar.set_position(pipeline.frames_out());
+        // The silence after a room's input (its filters' lag) is not a frame of the input.
+        bar.set_position(total.map_or(pipeline.frames_out(), |total| pipeline.frames_out().min(total as u64)));
         std::thread::sleep(std::time::Duration::from_millis(50));
         if !stopped && crate::interrupt::requested() {
             stopped = true;
