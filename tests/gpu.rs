@@ -82,6 +82,28 @@ fn a_gpu_trains_the_same_separation_as_the_processor() {
     crate::util::assert_close_to(&read(&applied), &read(&gpu.join("sources.wav")), 1e-5);
 }
 
+/// `--device gpu` where there is none to train on: refused in one line that contains every
+/// one of `says`, nothing written; then `--device auto`, which must train on the processor
+/// (`training_device.gpu` false): its report. `env` is what the runs see.
+fn refused_on_gpu_trained_on_auto(dir: &Path, env: &[(&str, &str)], says: &[&str]) -> serde_json::Value {
+    let data = dir.join("linear");
+    let o = unmix(&["synth", "linear", "--seed", "2", "--frames", "2000", "-o", data.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.join("gpu");
+    let o = separate_on(&data, "gpu", &out, env);
+    assert!(!o.status.success());
+    let message = stderr(&o);
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert!(says.iter().all(|s| message.contains(s)), "{message}");
+    assert!(!out.exists(), "nothing written");
+    let out = dir.join("auto");
+    let o = separate_on(&data, "auto", &out, env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = report(&out);
+    assert_eq!(report["training_device"]["gpu"], false);
+    report
+}
+
 /// With the `wgpu` feature but no adapter — every Vulkan driver and EGL vendor hidden from
 /// the loader, as on a machine without a graphics stack — `--device gpu` is one line that
 /// says so (nothing written) and `--device auto` trains on the processor.
@@ -89,25 +111,12 @@ fn a_gpu_trains_the_same_separation_as_the_processor() {
 #[test]
 fn with_no_adapter_gpu_is_refused_and_auto_falls_back() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("linear");
-    let o = unmix(&["synth", "linear", "--seed", "2", "--frames", "2000", "-o", data.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let nowhere = dir.path().join("none.json");
     let nowhere = nowhere.to_str().unwrap();
     let hidden =
         [("VK_DRIVER_FILES", nowhere), ("VK_ICD_FILENAMES", nowhere), ("__EGL_VENDOR_LIBRARY_FILENAMES", nowhere)];
-    let out = dir.path().join("gpu");
-    let o = separate_on(&data, "gpu", &out, &hidden);
-    assert!(!o.status.success());
-    let message = stderr(&o);
-    assert_eq!(message.trim().lines().count(), 1, "{message}");
-    assert!(message.contains("no adapter") && message.contains("--device auto"), "{message}");
-    assert!(!out.exists(), "nothing written");
-    let out = dir.path().join("auto");
-    let o = separate_on(&data, "auto", &out, &hidden);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(report(&out)["training_device"]["gpu"], false);
-    assert_eq!(report(&out)["training_device"]["adapter"], serde_json::Value::Null);
+    let report = refused_on_gpu_trained_on_auto(dir.path(), &hidden, &["no adapter", "--device auto"]);
+    assert_eq!(report["training_device"]["adapter"], serde_json::Value::Null);
 }
 
 /// A build without the `wgpu` feature says how to get one for `--device gpu` (one line,
@@ -116,19 +125,6 @@ fn with_no_adapter_gpu_is_refused_and_auto_falls_back() {
 #[test]
 fn a_build_without_a_gpu_backend_refuses_gpu_and_falls_back_for_auto() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("linear");
-    let o = unmix(&["synth", "linear", "--seed", "2", "--frames", "2000", "-o", data.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = dir.path().join("gpu");
-    let o = separate_on(&data, "gpu", &out, &[]);
-    assert!(!o.status.success());
-    let message = stderr(&o);
-    assert_eq!(message.trim().lines().count(), 1, "{message}");
-    assert!(message.contains("no GPU") && message.contains("--features wgpu"), "{message}");
-    assert!(!out.exists(), "nothing written");
-    let out = dir.path().join("auto");
-    let o = separate_on(&data, "auto", &out, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(report(&out)["training_device"]["backend"], "flex");
-    assert_eq!(report(&out)["training_device"]["gpu"], false);
+    let report = refused_on_gpu_trained_on_auto(dir.path(), &[], &["no GPU", "--features wgpu"]);
+    assert_eq!(report["training_device"]["backend"], "flex");
 }
