@@ -25,7 +25,7 @@ use unmix_core::{CancelToken, Recording};
 pub use evidence::{MixingEvidence, mixing_evidence};
 pub use iva::{Demixing, IvaConfig, IvaFit, Observations, SourcePrior};
 pub use mnmf::{MnmfConfig, MnmfFit, SpatialFilter};
-pub use online::{OnlineConfig, OnlineIva};
+pub use online::{OnlineConfig, OnlineIva, continue_outputs, room_handover, sounding_from};
 /// The complex numbers of every spectrum and demixing here.
 pub use realfft::num_complex::Complex64;
 pub use stft::{Spectrogram, Stft, StftConfig};
@@ -149,35 +149,8 @@ pub fn separate_recording(
         .collect();
     let x = Observations::from_spectrograms(&spectrograms)?;
     let (mut fit, images, spatial) = match spatial {
-        // Every start draws the demixing's and the spatial model's random starts anew;
-        // the spatial model's likelihood picks one.
         Some(spatial) => {
-            let mut best: Option<(IvaFit, MnmfFit)> = None;
-            let starts = spatial.starts.max(1);
-            for draw in 0..starts {
-                let seed = |base: u64| base.wrapping_add(draw as u64);
-                // Each start's iterations are told as this start's.
-                let relay = |step: FitProgress| {
-                    if let Some(progress) = watch.progress {
-                        progress(FitProgress { start: draw, starts, ..step });
-                    }
-                };
-                let watch = Watch { cancel: watch.cancel, progress: Some(&relay) };
-                let demixing =
-                    iva::separate(&x, sources, &IvaConfig { seed: seed(config.seed), ..config.clone() }, watch)?;
-                let mut model = mnmf::fit(
-                    &x,
-                    sources,
-                    &MnmfConfig { seed: seed(spatial.seed), ..spatial.clone() },
-                    Some(&demixing.full),
-                    watch,
-                )?;
-                model.chosen_start = draw;
-                if best.as_ref().is_none_or(|(_, b)| model.nll < b.nll) {
-                    best = Some((demixing, model));
-                }
-            }
-            let (demixing, model) = best.ok_or_else(|| Error::Config("no start".into()))?;
+            let (demixing, model) = best_start(&x, sources, config, spatial, watch)?;
             // With more microphones than sources every frame's powers are estimated from
             // more channel powers than there are sources, and learning them frame by
             // frame beats the fit's low-rank powers (+0.1 to +3.8 dB on the six 2 × 3 and
@@ -198,6 +171,62 @@ pub fn separate_recording(
         fit,
         spatial,
     })
+}
+
+/// The demixing and the spatial model started from it, from [`MnmfConfig::starts`]
+/// random draws of both, the start of lowest negative log-likelihood kept.
+fn best_start(
+    x: &Observations,
+    sources: usize,
+    config: &IvaConfig,
+    spatial: &MnmfConfig,
+    watch: Watch<'_>,
+) -> Result<(IvaFit, MnmfFit)> {
+    let mut best: Option<(IvaFit, MnmfFit)> = None;
+    let starts = spatial.starts.max(1);
+    for draw in 0..starts {
+        let seed = |base: u64| base.wrapping_add(draw as u64);
+        // Each start's iterations are told as this start's.
+        let relay = |step: FitProgress| {
+            if let Some(progress) = watch.progress {
+                progress(FitProgress { start: draw, starts, ..step });
+            }
+        };
+        let watch = Watch { cancel: watch.cancel, progress: Some(&relay) };
+        let demixing = iva::separate(x, sources, &IvaConfig { seed: seed(config.seed), ..config.clone() }, watch)?;
+        let mut model = mnmf::fit(
+            x,
+            sources,
+            &MnmfConfig { seed: seed(spatial.seed), ..spatial.clone() },
+            Some(&demixing.full),
+            watch,
+        )?;
+        model.chosen_start = draw;
+        if best.as_ref().is_none_or(|(_, b)| model.nll < b.nll) {
+            best = Some((demixing, model));
+        }
+    }
+    best.ok_or_else(|| Error::Config("no start".into()))
+}
+
+/// A room's model of `recording` without its sources: the STFT, then
+/// [`separate_recording`]'s demixing and spatial model (the best of
+/// [`MnmfConfig::starts`]). What a live session fits on its latest seconds and runs with
+/// [`OnlineIva::spatial`], the demixing's whole matrices ([`IvaFit::full`]) as its
+/// sources' directions ([`OnlineIva::with_directions`]).
+pub fn fit_room_model(
+    recording: &Recording,
+    sources: usize,
+    stft: StftConfig,
+    config: &IvaConfig,
+    spatial: &MnmfConfig,
+    watch: Watch<'_>,
+) -> Result<(IvaFit, MnmfFit)> {
+    let transform = Stft::new(stft)?;
+    let spectrograms: Vec<Spectrogram> = (0..recording.channels())
+        .map(|c| transform.analyse(&recording.channel(c).iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
+        .collect();
+    best_start(&Observations::from_spectrograms(&spectrograms)?, sources, config, spatial, watch)
 }
 
 #[cfg(test)]

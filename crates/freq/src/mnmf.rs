@@ -384,6 +384,33 @@ pub struct SpatialFilter {
     pub power: Vec<f64>,
 }
 
+impl SpatialFilter {
+    /// The same filter with its sources in `order`: source `i` of the result is source
+    /// `order[i]` of this one. `order` must be a permutation of the sources.
+    pub fn reordered(&self, order: &[usize]) -> Result<SpatialFilter> {
+        let n = order.len();
+        let mut seen = vec![false; n];
+        let fits = n > 0 && self.g.len().is_multiple_of(n) && self.power.len().is_multiple_of(n) && {
+            let (m, bins) = (self.g.len() / n, self.power.len() / n);
+            self.q.len() == bins * m * m
+        };
+        if !fits {
+            return Err(Error::Shape(format!("an order of {n} sources for this filter")));
+        }
+        for &k in order {
+            if k >= n || std::mem::replace(&mut seen[k], true) {
+                return Err(Error::Config(format!("{order:?} is not an order of {n} sources")));
+            }
+        }
+        let (m, bins) = (self.g.len() / n, self.power.len() / n);
+        Ok(SpatialFilter {
+            q: self.q.clone(),
+            g: order.iter().flat_map(|&k| self.g[k * m..(k + 1) * m].iter().copied()).collect(),
+            power: order.iter().flat_map(|&k| self.power[k * bins..(k + 1) * bins].iter().copied()).collect(),
+        })
+    }
+}
+
 impl MnmfFit {
     /// The parts of the model another recording of the same places is separated by.
     pub fn spatial_filter(&self) -> SpatialFilter {

@@ -322,6 +322,24 @@ impl OnlineIva {
         Ok(separator)
     }
 
+    /// Takes over from `previous`, the separator this one replaces mid-stream: its
+    /// samples not yet in a frame and its outputs not yet finished, so that the stream
+    /// goes on without a gap or a click (this separator's first frames overlap-add onto
+    /// `previous`'s last). The sources must already be in `previous`'s order (a live
+    /// session's trainer orders a new room's model by the outputs the listener heard).
+    /// Allocation-free: the processor calls it as it swaps. `false`, and nothing taken,
+    /// when the two differ in channels, sources or STFT.
+    pub fn continue_from(&mut self, previous: &OnlineIva) -> bool {
+        if previous.m != self.m || previous.n != self.n || previous.config.stft != self.config.stft {
+            return false;
+        }
+        self.history.copy_from_slice(&previous.history);
+        self.filled = previous.filled;
+        self.overlap.copy_from_slice(&previous.overlap);
+        self.ready.copy_from_slice(&previous.ready);
+        true
+    }
+
     /// Its settings.
     pub fn config(&self) -> &OnlineConfig {
         &self.config
@@ -468,9 +486,9 @@ impl OnlineIva {
 
     /// The images' inverse transforms added into the overlap, and the next hop made ready.
     fn synthesise_hop(&mut self) {
-        let (n, bins) = (self.n, self.bins);
+        let bins = self.bins;
         let StftConfig { frame, hop } = self.config.stft;
-        for s in 0..n {
+        for s in 0..self.n {
             self.spectrum.copy_from_slice(&self.images[s * bins..(s + 1) * bins]);
             self.spectrum[0].im = 0.0;
             self.spectrum[bins - 1].im = 0.0;
@@ -534,6 +552,97 @@ impl OnlineIva {
             }
         }
     }
+}
+
+/// A room's model fitted on a live session's latest seconds, made to carry on what the
+/// session's separator gave: `heard` (a replica of the running separator, in the state
+/// it had at the segment's start) and the new model both run over `segment` (interleaved,
+/// `heard`'s channels), and the new model's sources are put in the order whose outputs
+/// over the segment's second half best match `heard`'s, output by output, by |corr|.
+/// Matching the outputs rather than the sources' directions holds where two talkers
+/// arrive from nearly one direction (broadside to a small array), which directions do
+/// not tell apart. Returns the reordered filter and each output's |corr| with what it
+/// continues (low when the running separation was poor: the listener heard a mixture).
+pub fn continue_outputs(
+    heard: &mut OnlineIva,
+    filter: &SpatialFilter,
+    segment: &[f32],
+) -> Result<(SpatialFilter, Vec<f64>)> {
+    let (m, n, config) = (heard.m, heard.n, heard.config);
+    let frames = segment.len() / m;
+    let mut next = OnlineIva::spatial(m, n, config, filter)?;
+    let (mut before, mut after) = (vec![0.0f32; frames * n], vec![0.0f32; frames * n]);
+    heard.process(&segment[..frames * m], &mut before);
+    next.process(&segment[..frames * m], &mut after);
+    let half = |out: &[f32]| -> Vec<Vec<f32>> {
+        (0..n).map(|s| out.chunks_exact(n).skip(frames / 2).map(|f| f[s]).collect()).collect()
+    };
+    match unmix_dsp::metrics::score(&half(&before), &half(&after)) {
+        Ok(matched) => {
+            let order: Vec<usize> = matched.sources.iter().map(|p| p.estimate).collect();
+            let corr = matched.sources.iter().map(|p| p.abs_corr).collect();
+            Ok((filter.reordered(&order)?, corr))
+        }
+        // Too short or silent to tell: as fitted.
+        Err(_) => Ok((filter.clone(), vec![f64::NAN; n])),
+    }
+}
+
+/// The frame of `frames` (interleaved, `sounded.len()` channels) by which every channel
+/// has carried a sample (not digital silence), counting the channels `sounded` marks as
+/// having done so already; `sounded` is updated. A port not yet connected, or a device
+/// opened before anyone speaks, is not the room: a live session's warm-up starts here.
+pub fn sounding_from(frames: &[f32], sounded: &mut [bool]) -> Option<usize> {
+    if sounded.iter().all(|&l| l) {
+        return Some(0);
+    }
+    frames.chunks_exact(sounded.len().max(1)).position(|frame| {
+        frame.iter().zip(sounded.iter_mut()).for_each(|(v, l)| *l |= *v != 0.0);
+        sounded.iter().all(|&l| l)
+    })
+}
+
+/// Bases per source of the low-rank demixing a live session's room model starts from
+/// (`separate --domain stft`'s default).
+const HANDOVER_BASES: usize = 2;
+
+/// What a live session in a room hands over from its online separator (`unmix live
+/// --domain stft`), given `input` (interleaved, `channels` at `rate`: the input since
+/// the session began): a room's model ([`fit_room_model`](crate::fit_room_model): the
+/// low-rank demixing, then the spatial model started from it, one start) of the
+/// `warm_frames` frames from the first in which every channel sounds
+/// ([`sounding_from`]), as a separator that runs it with every frame's powers learnt
+/// ([`OnlineIva::spatial`]), its sources ordered to continue the online separator
+/// started with `online` (replayed on the input up to the warm-up's end:
+/// [`continue_outputs`]); and the |corr| of each of its outputs with the output it
+/// continues. The session's trainer thread calls it; a test or a benchmark reproduces a
+/// session with it.
+pub fn room_handover(
+    input: &[f32],
+    warm_frames: usize,
+    channels: usize,
+    sources: usize,
+    rate: u32,
+    online: OnlineConfig,
+    watch: crate::Watch<'_>,
+) -> Result<(OnlineIva, Vec<f64>)> {
+    let m = channels.max(1);
+    let frames = input.len() / m;
+    let start = sounding_from(input, &mut vec![false; m]).unwrap_or(frames);
+    if start + warm_frames > frames {
+        return Err(Error::Data(format!(
+            "{frames} frames, not {warm_frames} after every channel sounded (from frame {start})"
+        )));
+    }
+    let input = &input[..(start + warm_frames) * m];
+    let recording = unmix_core::Recording::from_interleaved(rate, m, input[start * m..].to_vec())
+        .map_err(|e| Error::Data(e.to_string()))?;
+    let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: HANDOVER_BASES }, iterations: 50, seed: 1 };
+    let spatial = crate::MnmfConfig { starts: 1, ..crate::MnmfConfig::default() };
+    let (_, model) = crate::fit_room_model(&recording, sources, online.stft, &iva, &spatial, watch)?;
+    let mut heard = OnlineIva::new(m, sources, online)?;
+    let (filter, alignment) = continue_outputs(&mut heard, &model.spatial_filter(), input)?;
+    Ok((OnlineIva::spatial(m, sources, online, &filter)?, alignment))
 }
 
 /// `values` is `len` finite complex numbers.
@@ -890,6 +999,85 @@ mod tests {
             adaptive > fixed + 1.0 && adaptive > microphone + 5.0,
             "adaptive {adaptive:.1} dB, fixed {fixed:.1}, microphone {microphone:.1}"
         );
+    }
+
+    /// A separator that takes over mid-stream carries on its predecessor's stream: fixed
+    /// filters handed over at any sample give exactly what one separator gives through,
+    /// and a separator of another shape takes nothing.
+    #[test]
+    fn a_separator_taking_over_continues_the_stream_exactly() {
+        let (mixture, _) = convolutive(20_000, 2, 4);
+        let stft = StftConfig { frame: 512, hop: 128 };
+        let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 10, seed: 1 };
+        let offline = crate::separate_recording(&mixture, 2, stft, &iva, None, 0, Default::default()).unwrap();
+        let config = small(SourcePrior::Laplace);
+        let filters = &offline.fit.demixing.w;
+        let through = run(&mut OnlineIva::fixed(2, 2, config, filters).unwrap(), mixture.interleaved(), 256);
+        for at in [1000, 7777, 12_800] {
+            let (head, tail) = mixture.interleaved().split_at(at * 2);
+            let mut first = OnlineIva::fixed(2, 2, config, filters).unwrap();
+            let mut out = run(&mut first, head, 256);
+            let mut second = OnlineIva::fixed(2, 2, config, filters).unwrap();
+            let before = unmix_test_support::allocations();
+            assert!(second.continue_from(&first));
+            assert_eq!(unmix_test_support::allocations() - before, 0);
+            out.extend(run(&mut second, tail, 256));
+            assert_eq!(out, through, "taken over at sample {at}");
+        }
+        let other = OnlineIva::fixed(2, 2, small(SourcePrior::Laplace), filters).unwrap();
+        let wider = OnlineConfig { stft: StftConfig { frame: 1024, hop: 256 }, ..config };
+        let mut third = OnlineIva::new(2, 2, wider).unwrap();
+        assert!(!third.continue_from(&other));
+        assert!(!OnlineIva::new(2, 1, config).unwrap().continue_from(&other));
+    }
+
+    /// A spatial model's sources put in another order come out in that order, and
+    /// `continue_outputs` puts a model whose sources came out swapped back in the order
+    /// of the outputs it continues, with a |corr| near 1 for each.
+    #[test]
+    fn a_room_model_is_ordered_by_the_outputs_it_continues() {
+        let (mixture, _) = convolutive(24_000, 2, 9);
+        let stft = StftConfig { frame: 512, hop: 128 };
+        let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 20, seed: 1 };
+        let mnmf = crate::MnmfConfig { iterations: 20, components: 4, seed: 1, starts: 1 };
+        let (_, model) = crate::fit_room_model(&mixture, 2, stft, &iva, &mnmf, Default::default()).unwrap();
+        let filter = model.spatial_filter();
+        let config = small(SourcePrior::Laplace);
+        let straight = run(&mut OnlineIva::spatial(2, 2, config, &filter).unwrap(), mixture.interleaved(), 256);
+        let swapped = filter.reordered(&[1, 0]).unwrap();
+        let out = run(&mut OnlineIva::spatial(2, 2, config, &swapped).unwrap(), mixture.interleaved(), 256);
+        for (a, b) in straight.chunks_exact(2).zip(out.chunks_exact(2)) {
+            assert!((a[0] - b[1]).abs() < 1e-6 && (a[1] - b[0]).abs() < 1e-6);
+        }
+        let mut heard = OnlineIva::spatial(2, 2, config, &filter).unwrap();
+        let (ordered, corr) = continue_outputs(&mut heard, &swapped, mixture.interleaved()).unwrap();
+        assert_eq!(ordered, filter);
+        assert!(corr.iter().all(|&c| c > 0.999), "{corr:?}");
+        assert!(filter.reordered(&[0, 0]).is_err() && filter.reordered(&[0, 2]).is_err());
+        assert!(filter.reordered(&[]).is_err() && filter.reordered(&[0]).is_err());
+    }
+
+    /// A room's warm-up starts at the frame by which every channel has sounded: digital
+    /// silence on a port not yet connected is not the room; input that never gets there,
+    /// or ends before the warm-up does, gives no hand-over, with the reason.
+    #[test]
+    fn the_rooms_warm_up_starts_once_every_channel_sounds() {
+        let frames = [0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.2];
+        let mut sounded = vec![false; 2];
+        assert_eq!(sounding_from(&frames[..4], &mut sounded), None);
+        assert_eq!(sounded, [true, false]);
+        assert_eq!(sounding_from(&frames[4..], &mut sounded), Some(2), "frame 2 of the second part: 4 + 2");
+        assert_eq!(sounding_from(&frames, &mut [true, true]), Some(0));
+        assert_eq!(sounding_from(&frames, &mut [false, false]), Some(4));
+        let online = OnlineConfig::DEFAULT;
+        let silent = vec![0.0f32; 2 * 16_000];
+        let e = room_handover(&silent, 8000, 2, 2, 16_000, online, Default::default()).unwrap_err().to_string();
+        assert!(e.contains("not 8000 after every channel sounded"), "{e}");
+        let mut late = silent.clone();
+        late[2 * 10_000] = 0.3;
+        late[2 * 10_000 + 1] = 0.3;
+        let e = room_handover(&late, 8000, 2, 2, 16_000, online, Default::default()).unwrap_err().to_string();
+        assert!(e.contains("(from frame 10000)"), "{e}");
     }
 
     /// A frame holding NaN is left out of the statistics (its output is silence), and the
