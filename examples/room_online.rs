@@ -11,7 +11,13 @@
 //!
 //! Run: `cargo run --release --example room_online [-- --talkers 2 --mics 2 --rt60 0.3
 //! --seeds 1,2,3 --frame 1024 --hop 256 --forgetting 0.98 --prior laplace|gauss|low-rank
-//! --dry speech|synthetic --delay SAMPLES --stagger SAMPLES --online-only --from-take]`.
+//! --dry speech|synthetic --delay SAMPLES --stagger SAMPLES --online-only --from-take
+//! --handover SECONDS]`.
+//!
+//! `--handover S`: as `unmix live --domain stft` runs by default (`--warmup S`), a
+//! room's model fitted on the first `S` seconds in which every microphone sounds takes
+//! over from the online separator once fitted (`unmix_freq::room_handover`), its fit's
+//! wall time after; without it, the online separator alone (`live --online-only`).
 //!
 //! `--from-take`: the online separator starts from the demixing an offline fit (the
 //! low-rank demixing, 50 iterations, the online STFT) found on another take in the same
@@ -23,7 +29,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use unmix_dsp::metrics::{score, si_sdr_db};
-use unmix_freq::{IvaConfig, MnmfConfig, OnlineConfig, OnlineIva, SourcePrior, StftConfig, separate_recording};
+use unmix_freq::{
+    IvaConfig, MnmfConfig, OnlineConfig, OnlineIva, SourcePrior, StftConfig, room_handover, separate_recording,
+};
 use unmix_synth::room::{RoomConfig, simulate_room};
 
 /// Samples per block fed to the separator, as `unmix live`'s default `--frame`.
@@ -36,6 +44,9 @@ fn main() -> Result<()> {
     let mut config = OnlineConfig::DEFAULT;
     let (mut spacing, mut synthetic, mut offline, mut delay, mut stagger) = (0.05, false, true, 0usize, 0usize);
     let mut from_take = false;
+    // Seconds of sound the room's model is fitted on before it takes over (`live`'s
+    // --warmup), as `unmix live --domain stft` runs; none: the online separator alone.
+    let mut handover = None::<f64>;
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -60,6 +71,7 @@ fn main() -> Result<()> {
             "--delay" => delay = value()?.parse()?,
             "--stagger" => stagger = value()?.parse()?,
             "--from-take" => from_take = true,
+            "--handover" => handover = Some(value()?.parse()?),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -110,10 +122,41 @@ fn main() -> Result<()> {
         }
         let mut output = vec![0.0f32; input.len() / mics * talkers];
         let start = Instant::now();
-        for (x, y) in input.chunks(BLOCK * mics).zip(output.chunks_mut(BLOCK * talkers)) {
+        // As `unmix live --domain stft`'s trainer: a room's model of the first `handover`
+        // seconds in which every microphone sounds, taken over from the online separator
+        // once it would be fitted (its wall time later).
+        let warm = handover.map(|s| (s * RATE as f64) as usize);
+        let sounding = unmix_freq::sounding_from(&input, &mut vec![false; mics]).unwrap_or(input.len());
+        let mut fit_at = warm.map(|w| sounding + w);
+        let mut pending: Option<(usize, OnlineIva)> = None;
+        let (mut fit_time, mut alignment) = (0.0, Vec::new());
+        for (k, (x, y)) in input.chunks(BLOCK * mics).zip(output.chunks_mut(BLOCK * talkers)).enumerate() {
+            let fed = k * BLOCK;
+            if let Some((_, mut next)) = pending.take_if(|(at, _)| fed >= *at) {
+                if !next.continue_from(&online) {
+                    bail!("the room's model does not continue the separator");
+                }
+                online = next;
+            }
+            if let (Some(at), Some(warm)) = (fit_at, warm)
+                && fed >= at
+            {
+                let began = Instant::now();
+                let (next, corr) =
+                    room_handover(&input[..fed * mics], warm, mics, talkers, RATE as u32, config, Default::default())?;
+                fit_time = began.elapsed().as_secs_f64();
+                alignment = corr;
+                pending = Some((fed + (fit_time * RATE as f64) as usize, next));
+                fit_at = None;
+            }
             online.process(x, y);
         }
-        let load = start.elapsed().as_secs_f64() / (input.len() / mics) as f64 * RATE as f64;
+        if handover.is_some() {
+            println!(
+                "  seed {seed}: the room's model took {fit_time:.2} s to fit; |corr| with the outputs continued {alignment:.2?}"
+            );
+        }
+        let load = (start.elapsed().as_secs_f64() - fit_time) / (input.len() / mics) as f64 * RATE as f64;
         // Output sample t + latency is input sample t's.
         let lag = online.latency() + delay;
         let estimates: Vec<Vec<f32>> = (0..talkers)
@@ -127,6 +170,12 @@ fn main() -> Result<()> {
             let (gain, order) = gain_over(&truth, &estimates, reference, a, b)?;
             row.push(format!("{gain:+.1}"));
             orders.push(order);
+        }
+        // Across the first hand-over too: the 2 s before it against the 5–10 s stretch.
+        if let Some(at) = handover.filter(|&at| at >= 2.0) {
+            let end = (at * RATE as f64) as usize;
+            let (_, before) = gain_over(&truth, &estimates, reference, end - 2 * RATE, end)?;
+            orders.push(before);
         }
         row.push(if orders[1..].windows(2).all(|w| w[0] == w[1]) { "yes".into() } else { format!("{orders:?}") });
         let offline_runs = if offline { 2 } else { 0 };

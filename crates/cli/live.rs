@@ -39,9 +39,12 @@ pub struct LiveArgs {
     /// Sources N to separate.
     #[arg(short = 'n', long = "sources", value_parser = bounds::between(1, MAX_CHANNELS))]
     pub sources: usize,
-    /// Seconds of input buffered and fitted before separating (output is silence until then).
-    #[arg(long, default_value = "10s", value_parser = parse_seconds)]
-    pub warmup: f64,
+    /// Seconds of input buffered and fitted before separating (output is silence until
+    /// then; default 10 s). With --domain stft the online separator runs from the first
+    /// frame and a room's model fitted on this much sound takes over (default 3 s per
+    /// source beyond the first: 3 s for 2 talkers, 6 s for 3).
+    #[arg(long, value_parser = parse_seconds)]
+    pub warmup: Option<f64>,
     /// Start separating at once with this model (from `unmix separate`). With --domain
     /// stft, a room's model (from `separate --domain stft` on a recording of the same
     /// array and places): the online separator starts from its demixing, with its STFT,
@@ -96,9 +99,10 @@ pub struct LiveArgs {
     /// `time`: a model of one sample of every channel, fitted on the warm-up (or
     /// --model), for instantaneous mixtures; `stft`: online independent vector analysis
     /// in the frequency domain, for rooms, where every microphone hears each talker
-    /// through its own echoes — it adapts from the first frame (no warm-up, no fit; from
-    /// a room's --model when given), each source is its image at the first channel, and
-    /// the sources lag the input by one STFT frame.
+    /// through its own echoes — it adapts from the first frame (from a room's --model
+    /// when given), and unless --online-only a room's model fitted on the first --warmup
+    /// seconds takes over, keeping every talker on its channel; each source is its image
+    /// at the first channel, and the sources lag the input by one STFT frame.
     #[arg(long, value_enum, default_value_t = crate::separate::args::DomainArg::Time)]
     pub domain: crate::separate::args::DomainArg,
     /// Where a PDGMM-VAE given by --model refits, as `separate --device` (the warm-up's
@@ -122,6 +126,10 @@ pub struct LiveArgs {
     /// about hop / (1 − factor) samples (3.2 s at 16 kHz with the defaults).
     #[arg(long, default_value_t = 0.99)]
     pub forgetting: f64,
+    /// --domain stft: the online separator alone, without the room's model that is
+    /// otherwise fitted on the warm-up and takes over.
+    #[arg(long)]
+    pub online_only: bool,
     /// Capacity of the input ring, seconds (overruns are dropped and counted).
     #[arg(long, default_value = "2", value_parser = parse_seconds)]
     pub ring_seconds: f64,
@@ -181,6 +189,19 @@ pub enum OnlinePriorArg {
 }
 
 impl LiveArgs {
+    /// `--warmup`, or its default: 10 s to fit a model of the time domain; in a room, 3 s
+    /// of sound per source beyond the first for its model to take over from the online
+    /// separator (on the live room benchmark 2 talkers gained most from 3 s — 2 s too
+    /// little to fit, 4 or 5 s later to take over — and 3 talkers lost to the online
+    /// separator alone with 3 s and gained with 6 or 8 s:
+    /// `docs/results.md#the-rooms-model-taking-over`).
+    #[cfg(feature = "live")]
+    pub fn warmup_s(&self) -> f64 {
+        use crate::separate::args::DomainArg;
+        let room = 3.0 * self.sources.saturating_sub(1).max(1) as f64;
+        self.warmup.unwrap_or(if self.domain == DomainArg::Stft { room } else { 10.0 })
+    }
+
     /// The domain the session separates in: with `--domain stft` the online separator's
     /// settings, and a `room`'s model to start from when given; the options of the other
     /// domain refused when given.
@@ -191,6 +212,9 @@ impl LiveArgs {
         use unmix_live::{LiveDomain, RoomStart};
         let model_name = || self.model.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
         if self.domain == DomainArg::Time {
+            if self.online_only {
+                bail!("--online-only is the frequency domain's: --domain stft");
+            }
             if room.is_some() {
                 bail!("{}: a room's model (the frequency domain): run it with --domain stft", model_name());
             }
@@ -229,6 +253,9 @@ impl LiveArgs {
         if !(config.forgetting > 0.0 && config.forgetting < 1.0) {
             bail!("--forgetting {}: a factor between 0 and 1", config.forgetting);
         }
+        if self.online_only && room.is_some() {
+            bail!("--online-only: a room's --model is already what the online separator starts from");
+        }
         Ok(match room {
             Some(room) => LiveDomain::StftFrom(std::sync::Arc::new(RoomStart {
                 online: config,
@@ -239,7 +266,8 @@ impl LiveArgs {
                     .collect(),
                 sample_rate_hz: room.header.sample_rate_hz,
             })),
-            None => LiveDomain::Stft(config),
+            None if self.online_only => LiveDomain::Stft(config),
+            None => LiveDomain::Room(config),
         })
     }
 }
@@ -497,7 +525,7 @@ mod enabled {
                 stop_after_s: args.duration,
             },
             sources: args.sources,
-            warmup_s: args.warmup,
+            warmup_s: args.warmup_s(),
             model,
             refit_s: args.refit,
             frame_len: args.frame,
@@ -515,6 +543,7 @@ mod enabled {
         let config = config.check().with_context(context)?;
         let fitter: Option<Box<dyn ModelFitter>> =
             if config.fits() { Some(Box::new(SeparateFitter(separate.check()?))) } else { None };
+        let fits_room = config.fits_room();
         let session = LiveSession::start(config, fitter).with_context(context)?;
         let n = session.negotiated();
         let channels = match &n.picked {
@@ -537,13 +566,18 @@ mod enabled {
         if let Some(online) = online {
             eprintln!(
                 "separating in the STFT domain as the input arrives (prior: {}; frames of {} every {}; forgetting \
-                 {}): the sources lag the input by {} frames ({:.0} ms)",
+                 {}): the sources lag the input by {} frames ({:.0} ms){}",
                 online.prior,
                 online.stft.frame,
                 online.stft.hop,
                 online.forgetting,
                 online.stft.frame - 1,
-                1e3 * (online.stft.frame - 1) as f64 / f64::from(n.sample_rate_hz)
+                1e3 * (online.stft.frame - 1) as f64 / f64::from(n.sample_rate_hz),
+                if fits_room {
+                    format!("; a room's model of the first {} s takes over once fitted", args.warmup_s())
+                } else {
+                    String::new()
+                }
             );
         }
         if let Some((device, channels)) = session.output_device() {

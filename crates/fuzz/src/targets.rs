@@ -412,7 +412,7 @@ fn live(rng: &mut StdRng) -> Result<(), String> {
         kernel: Kernel::ALL[rng.random_range(0..Kernel::ALL.len())],
         domain: unmix_live::LiveDomain::Time,
     };
-    let domain = rng.random_range(0..3);
+    let domain = rng.random_range(0..4);
     if domain > 0 {
         let prior = match rng.random_range(0..4) {
             0 => unmix_freq::SourcePrior::Laplace,
@@ -427,6 +427,8 @@ fn live(rng: &mut StdRng) -> Result<(), String> {
         };
         params.domain = if domain == 1 {
             unmix_live::LiveDomain::Stft(online)
+        } else if domain == 3 {
+            unmix_live::LiveDomain::Room(online)
         } else {
             // A room's model to start from: its demixing the right size for the input
             // (small frames only, to keep it small), or not.
@@ -456,6 +458,8 @@ fn live(rng: &mut StdRng) -> Result<(), String> {
         assert!(online.reference < p.input.channels && p.model.is_none() && p.refit_s.is_none());
         assert!(!config.fits() && config.latency_frames() + 1 == online.stft.frame);
     }
+    // Only a room without a model fits its model on the trainer thread.
+    assert_eq!(config.fits_room(), matches!(p.domain, unmix_live::LiveDomain::Room(_)));
     if let unmix_live::LiveDomain::StftFrom(start) = &p.domain {
         // A room's start passes only with every bin's whole demixing.
         assert_eq!(start.demixing.len(), start.online.stft.bins() * p.input.channels * p.input.channels);

@@ -79,7 +79,13 @@ impl Processor for LiveProcessor {
     }
 
     fn process(&mut self, input: &[f32], output: &mut [f32]) -> std::result::Result<(), BoxError> {
-        if let Ok(next) = self.models.try_recv() {
+        if let Ok(mut next) = self.models.try_recv() {
+            // A room's model taking over from the online separator (or a room's model
+            // before it) carries on its stream: no gap, no click.
+            if let (Encoder::Online(next), Some(Encoder::Online(current))) = (&mut next, &self.current) {
+                next.continue_from(current);
+                self.shared.room_model_frame.store(self.frames_done, Ordering::Relaxed);
+            }
             if let Some(old) = self.current.replace(next) {
                 // The trainer frees it; if its slot is full the old encoder is dropped here.
                 if let Err(TrySendError::Full(old) | TrySendError::Disconnected(old)) = self.retired.try_send(old) {
@@ -87,11 +93,11 @@ impl Processor for LiveProcessor {
                 }
             } else {
                 self.shared.first_model_frame.store(self.frames_done, Ordering::Relaxed);
-                if !self.tap_after_first_model {
-                    // Without `--refit` nobody reads the tap any more: stop copying into it
-                    // (the ring itself is freed with the session, not on this thread).
-                    self.tap_active = false;
-                }
+            }
+            if !self.tap_after_first_model {
+                // Without `--refit` nobody reads the tap any more: stop copying into it
+                // (the ring itself is freed with the session, not on this thread).
+                self.tap_active = false;
             }
             self.shared.swaps.fetch_add(1, Ordering::Relaxed);
         }
@@ -150,6 +156,59 @@ mod tests {
             assert_eq!(&frame[..2], &[0.0, 0.0]);
             assert!(frame[2..].iter().all(|v| v.is_nan()), "{frame:?}");
         }
+    }
+
+    /// The online separator swapped for a room's separator mid-stream: nothing
+    /// allocated or freed on the audio path (the online one goes back to be freed), the
+    /// stream continued (the first block after the swap is not silence), the frame of
+    /// the hand-over counted.
+    #[test]
+    fn a_rooms_separator_takes_over_without_allocating() {
+        use unmix_freq::{IvaConfig, MnmfConfig, OnlineConfig, SourcePrior, fit_room_model};
+        use unmix_synth::room::{RoomConfig, simulate_room};
+        let rate = 16_000;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/speech");
+        let dry: Vec<Vec<f32>> = (1..=2)
+            .map(|k| unmix_io::read_wav(&dir.join(format!("talker{k}.wav"))).unwrap().channel(0)[..2 * rate].to_vec())
+            .collect();
+        let mixture = simulate_room(&RoomConfig::drawn(2, 2, 2, 0.05, 0.2, rate as u32), &dry).unwrap().mixture;
+        let online = OnlineConfig::DEFAULT;
+        let iva = IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 10, seed: 1 };
+        let mnmf = MnmfConfig { iterations: 10, starts: 1, ..MnmfConfig::default() };
+        let (_, model) = fit_room_model(&mixture, 2, online.stft, &iva, &mnmf, Default::default()).unwrap();
+        let room = OnlineIva::spatial(2, 2, online, &model.spatial_filter()).unwrap();
+
+        let (models_tx, models_rx) = crossbeam_channel::bounded(1);
+        let (retired_tx, retired_rx) = crossbeam_channel::bounded(2);
+        let counters = shared();
+        let mut processor = LiveProcessor {
+            m: 2,
+            n: 2,
+            scored: false,
+            current: Some(Encoder::Online(Box::new(OnlineIva::new(2, 2, online).unwrap()))),
+            models: models_rx,
+            retired: retired_tx,
+            tap: None,
+            tap_after_first_model: false,
+            tap_active: false,
+            frames_done: 0,
+            shared: counters.clone(),
+        };
+        let block = 256;
+        let swap_at = 80 * block;
+        let mut output = vec![0.0f32; mixture.interleaved().len()];
+        let mut pending = Some(Encoder::Online(Box::new(room)));
+        let before = unmix_test_support::allocations();
+        for (k, (x, y)) in mixture.interleaved().chunks(block * 2).zip(output.chunks_mut(block * 2)).enumerate() {
+            if k * block == swap_at {
+                models_tx.try_send(pending.take().unwrap()).unwrap();
+            }
+            processor.process(x, y).unwrap();
+        }
+        assert_eq!(unmix_test_support::allocations() - before, 0, "processing and the hand-over allocated");
+        assert_eq!(counters.room_model_frame.load(Ordering::Relaxed), swap_at as u64);
+        assert!(matches!(retired_rx.try_recv(), Ok(Encoder::Online(_))), "the online separator went back");
+        assert!(output[swap_at * 2..(swap_at + block) * 2].iter().any(|v| *v != 0.0), "a gap at the hand-over");
     }
 
     /// A refit trained from another seed, its outputs then permuted and flipped (a model

@@ -560,6 +560,54 @@ fn a_session_in_the_stft_domain_records_the_online_separation() {
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
+/// A paced session in a room with the room's model ([`LiveDomain::Room`]): the online
+/// separator from frame 0, the trainer's room model of the first 2 s handed over once
+/// (4 s more of input leave its fit time to spare on a busy machine), and the recording
+/// exactly the online separator
+/// up to the hand-over and the room's separator continuing it after, as run offline on
+/// the same samples; each output continues the online one it took over.
+#[test]
+fn in_a_room_the_rooms_model_takes_over_from_the_online_separator() {
+    use unmix_synth::room::{RoomConfig, simulate_room};
+    let rate = 16_000;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/speech");
+    let dry: Vec<Vec<f32>> = (1..=2)
+        .map(|k| unmix_io::read_wav(&dir.join(format!("talker{k}.wav"))).unwrap().channel(0)[..6 * rate].to_vec())
+        .collect();
+    let record = simulate_room(&RoomConfig::drawn(1, 2, 2, 0.05, 0.2, rate as u32), &dry).unwrap();
+    let (mixture, frames) = (&record.mixture, record.mixture.frames());
+    let out_dir = std::env::temp_dir().join(format!("unmix-live-room-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let path = out_dir.join("sources.wav");
+    let online = unmix_freq::OnlineConfig::DEFAULT;
+    let mut config = paced_config(&path, 2.0, None);
+    config.input.channels = 2;
+    config.input.sample_rate_hz = Some(rate as u32);
+    config.sources = 2;
+    config.domain = LiveDomain::Room(online);
+    let config = config.check().unwrap();
+    assert!(config.fits_room() && !config.fits());
+    let report =
+        LiveSession::start_with(config, None, paced_input(mixture, frames as u64), None).unwrap().wait().unwrap();
+    assert_eq!((report.end, report.first_model_frame, report.fit_error), (EndReason::Duration, Some(0), None));
+    assert_eq!((report.status.dropped_frames, report.status.swaps), (0, 1));
+    let at = report.room_model_frame.expect("the room's model took over") as usize;
+    assert!(at > 2 * rate && at < frames, "taken over at frame {at}");
+    assert_eq!(report.last_alignment.len(), 2);
+
+    let mut want = vec![0.0f32; frames * 2];
+    let mut heard = unmix_freq::OnlineIva::new(2, 2, online).unwrap();
+    heard.process(&mixture.interleaved()[..at * 2], &mut want[..at * 2]);
+    let (mut room, alignment) =
+        unmix_freq::room_handover(mixture.interleaved(), 2 * rate, 2, 2, rate as u32, online, Default::default())
+            .unwrap();
+    assert_eq!(alignment, report.last_alignment);
+    assert!(room.continue_from(&heard));
+    room.process(&mixture.interleaved()[at * 2..], &mut want[at * 2..]);
+    assert_eq!(unmix_io::read_wav(&path).unwrap().interleaved(), &want[..]);
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
 #[test]
 fn the_kernel_runs_on_this_processor() {
     for kernel in Kernel::ALL.iter().copied() {

@@ -1,20 +1,30 @@
 //! The trainer thread: collects the warm-up from the processor's tap, has the session's
 //! [`ModelFitter`] fit the first model, hands its encoder to the processor, and with
 //! refits keeps fitting on the latest warm-up-long segment, each model continuing the
-//! last. Everything here allocates and waits; none of it runs on the audio path.
+//! last; in a room ([`LiveDomain::Room`]) it fits the room's model of the warm-up
+//! itself and hands it over once. Everything here allocates and waits; none of it runs
+//! on the audio path.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use unmix_core::Recording;
+use unmix_core::limits::MAX_BUFFERED_SAMPLES;
 use unmix_format::ModelFile;
 use unmix_stream::RingReader;
 
+use unmix_freq::{OnlineConfig, Watch, room_handover, sounding_from};
+
 use super::processor::Encoder;
-use super::{EndReason, LiveConfig, ModelState, Shared};
+use super::{EndReason, LiveConfig, LiveDomain, ModelState, Shared};
 use crate::fitter::{FitError, FittedModel, ModelFitter};
+
+/// How long the tap stays empty after the input has ended before the trainer takes the
+/// processor to be done with the input ring: it takes a block from the ring every few
+/// milliseconds while it has any.
+const DRAINED: Duration = Duration::from_millis(250);
 
 /// Everything the trainer thread owns.
 pub(super) struct Trainer {
@@ -33,21 +43,33 @@ pub(super) struct Trainer {
 impl Trainer {
     /// Appends `frames` frames from the tap to `buffer`, unless the session ends first;
     /// frees retired encoders while it waits. Returns whether it got them all.
+    ///
+    /// Once the input has ended the processor may still be working through the input
+    /// ring (a file device delivers faster than real time): the tap is given up only
+    /// after it has stayed empty for [`DRAINED`].
     fn collect(&mut self, buffer: &mut Vec<f32>, frames: usize) -> bool {
         let m = self.config.params().input.channels;
         let mut block = vec![0.0f32; 4096 * m];
         let target = buffer.len() + frames * m;
+        let mut empty_since: Option<Instant> = None;
         while buffer.len() < target {
             while self.retired.try_recv().is_ok() {}
             let want = ((target - buffer.len()) / m).min(4096);
             let got = self.tap.pop(&mut block[..want * m]);
             buffer.extend_from_slice(&block[..got * m]);
-            if got == 0 {
-                if self.shared.stop.load(Ordering::Acquire) || self.shared.end() != EndReason::Running {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(5));
+            if got > 0 {
+                empty_since = None;
+                continue;
             }
+            if self.shared.stop.load(Ordering::Acquire) {
+                return false;
+            }
+            if self.shared.end() != EndReason::Running
+                && empty_since.get_or_insert_with(Instant::now).elapsed() >= DRAINED
+            {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
         true
     }
@@ -118,10 +140,95 @@ enum Handed {
     ProcessorGone,
 }
 
+impl Trainer {
+    /// [`LiveDomain::Room`]'s fit: a room's model of the first `warmup_s` seconds in
+    /// which every channel sounds, its sources ordered to continue the online
+    /// separator's outputs ([`room_handover`]), handed to the processor; then waits for
+    /// the online separator to come back and frees it here.
+    fn room(&mut self, online: OnlineConfig) {
+        let params = self.config.params().clone();
+        let (m, n, rate) = (params.input.channels, params.sources, self.sample_rate_hz);
+        let warm_frames = ((params.warmup_s * f64::from(rate)).round() as usize).max(1);
+        // Everything since the session's start (the online separator is replayed on it);
+        // the fit takes the warm-up from the first frame by which every channel has
+        // carried a sample: ports connected one by one, or a device opened before anyone
+        // speaks, are not the room.
+        let mut input = Vec::with_capacity(warm_frames * m);
+        let mut sounded = vec![false; m];
+        let mut sounding_at = None;
+        loop {
+            let from = input.len();
+            if !self.collect(&mut input, warm_frames.min(rate as usize / 4).max(1)) {
+                return;
+            }
+            if sounding_at.is_none() {
+                sounding_at = sounding_from(&input[from..], &mut sounded).map(|k| from / m + k);
+            }
+            if sounding_at.is_some_and(|at| input.len() / m >= at + warm_frames) {
+                break;
+            }
+            if sounding_at.is_none() && input.len() + warm_frames * m > MAX_BUFFERED_SAMPLES {
+                let silent: Vec<String> =
+                    sounded.iter().enumerate().filter(|(_, l)| !**l).map(|(c, _)| (c + 1).to_string()).collect();
+                if let Ok(mut slot) = self.shared.fit_error.lock() {
+                    *slot = Some(format!(
+                        "no room's model: channel {} silent for {} s; the online separator carries on alone",
+                        silent.join(", "),
+                        input.len() / m / rate as usize
+                    ));
+                }
+                return;
+            }
+        }
+        self.shared.set_state(ModelState::Refitting);
+        let watch = Watch::cancel(&self.shared.cancel_training);
+        let separator = match room_handover(&input, warm_frames, m, n, rate, online, watch) {
+            Ok((separator, alignment)) => {
+                if let Ok(mut slot) = self.shared.last_alignment.lock() {
+                    *slot = alignment;
+                }
+                separator
+            }
+            Err(e) => {
+                // The online separator keeps running: a failed fit is reported, not fatal.
+                if !matches!(e, unmix_freq::Error::Cancelled)
+                    && let Ok(mut slot) = self.shared.fit_error.lock()
+                {
+                    *slot = Some(format!("the room's model of the first {} s: {e}", params.warmup_s));
+                }
+                self.shared.set_state(ModelState::Separating);
+                return;
+            }
+        };
+        self.shared.set_state(ModelState::Separating);
+        if self.models.send(Encoder::Online(Box::new(separator))).is_err() {
+            return;
+        }
+        // The online separator comes back once swapped out: freed here, not on the audio
+        // path. The processor may still be working through the input ring after the
+        // input ended, so only its end (its sender gone) or the session's stops the wait.
+        loop {
+            match self.retired.recv_timeout(Duration::from_millis(20)) {
+                Ok(old) => {
+                    drop(old);
+                    return;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) if self.shared.stop.load(Ordering::Acquire) => return,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+}
+
 /// The trainer thread's body: warm-up fit, then refits continuing their predecessor.
 /// Returns the model in use at the end.
 pub(super) fn trainer_loop(mut trainer: Trainer) -> Option<ModelFile> {
     let params = trainer.config.params().clone();
+    if let LiveDomain::Room(online) = params.domain {
+        trainer.room(online);
+        return None;
+    }
     let mut current = params.model.clone();
     if trainer.fitter.is_none() {
         return current;
