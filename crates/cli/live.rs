@@ -735,9 +735,14 @@ mod enabled {
         );
         match online {
             Some(online) => {
+                let handed = report
+                    .room_model_frame
+                    .map(|k| format!(", the room's model from input frame {k}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     t,
-                    "separator: online IVA in the STFT domain (frames of {} every {}), the sources {} frames late",
+                    "separator: online IVA in the STFT domain (frames of {} every {}){handed}, the sources {} frames \
+                     late",
                     online.stft.frame, online.stft.hop, report.latency_frames
                 );
             }
