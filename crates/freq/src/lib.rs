@@ -144,10 +144,7 @@ pub fn separate_recording(
 ) -> Result<FrequencySeparation> {
     let transform = Stft::new(stft)?;
     let (m, len) = (recording.channels(), recording.frames());
-    let spectrograms: Vec<Spectrogram> = (0..m)
-        .map(|c| transform.analyse(&recording.channel(c).iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
-        .collect();
-    let x = Observations::from_spectrograms(&spectrograms)?;
+    let x = observe(recording, &transform)?;
     let (mut fit, images, spatial) = match spatial {
         Some(spatial) => {
             let (demixing, model) = best_start(&x, sources, config, spatial, watch)?;
@@ -222,11 +219,15 @@ pub fn fit_room_model(
     spatial: &MnmfConfig,
     watch: Watch<'_>,
 ) -> Result<(IvaFit, MnmfFit)> {
-    let transform = Stft::new(stft)?;
+    best_start(&observe(recording, &Stft::new(stft)?)?, sources, config, spatial, watch)
+}
+
+/// Every channel of `recording` through `transform`, as the fits take them.
+fn observe(recording: &Recording, transform: &Stft) -> Result<Observations> {
     let spectrograms: Vec<Spectrogram> = (0..recording.channels())
         .map(|c| transform.analyse(&recording.channel(c).iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
         .collect();
-    best_start(&Observations::from_spectrograms(&spectrograms)?, sources, config, spatial, watch)
+    Observations::from_spectrograms(&spectrograms)
 }
 
 #[cfg(test)]
