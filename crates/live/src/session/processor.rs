@@ -130,24 +130,38 @@ mod tests {
     use super::*;
     use crate::session::tests::{offline_fit, quick, shared};
 
-    /// Before the first model a scoring processor outputs silent sources and NaN scores.
-    #[test]
-    fn scores_before_the_first_model_are_nan() {
-        let (_models_tx, models_rx) = crossbeam_channel::bounded(1);
-        let (retired_tx, _retired_rx) = crossbeam_channel::bounded(2);
-        let mut processor = LiveProcessor {
-            m: 3,
-            n: 2,
-            scored: true,
-            current: None,
+    /// A processor of `m` channels into `n` sources running `current`, tapping into `tap`
+    /// (kept on after the first model), with the channel that sends it encoders and the
+    /// one it hands old encoders back on.
+    fn processor(
+        (m, n): (usize, usize),
+        scored: bool,
+        current: Option<Encoder>,
+        tap: Option<RingWriter>,
+    ) -> (LiveProcessor, Sender<Encoder>, Receiver<Encoder>) {
+        let (models_tx, models_rx) = crossbeam_channel::bounded(1);
+        let (retired_tx, retired_rx) = crossbeam_channel::bounded(2);
+        let tapped = tap.is_some();
+        let processor = LiveProcessor {
+            m,
+            n,
+            scored,
+            current,
             models: models_rx,
             retired: retired_tx,
-            tap: None,
-            tap_after_first_model: false,
-            tap_active: false,
+            tap,
+            tap_after_first_model: tapped,
+            tap_active: tapped,
             frames_done: 0,
             shared: shared(),
         };
+        (processor, models_tx, retired_rx)
+    }
+
+    /// Before the first model a scoring processor outputs silent sources and NaN scores.
+    #[test]
+    fn scores_before_the_first_model_are_nan() {
+        let (mut processor, _models, _retired) = processor((3, 2), true, None, None);
         let width = 2 + SCORE_CHANNELS;
         assert_eq!(processor.output_channels(), width);
         let mut out = vec![1.0f32; 10 * width];
@@ -178,22 +192,9 @@ mod tests {
         let (_, model) = fit_room_model(&mixture, 2, online.stft, &iva, &mnmf, Default::default()).unwrap();
         let room = OnlineIva::spatial(2, 2, online, &model.spatial_filter()).unwrap();
 
-        let (models_tx, models_rx) = crossbeam_channel::bounded(1);
-        let (retired_tx, retired_rx) = crossbeam_channel::bounded(2);
-        let counters = shared();
-        let mut processor = LiveProcessor {
-            m: 2,
-            n: 2,
-            scored: false,
-            current: Some(Encoder::Online(Box::new(OnlineIva::new(2, 2, online).unwrap()))),
-            models: models_rx,
-            retired: retired_tx,
-            tap: None,
-            tap_after_first_model: false,
-            tap_active: false,
-            frames_done: 0,
-            shared: counters.clone(),
-        };
+        let online_now = Encoder::Online(Box::new(OnlineIva::new(2, 2, online).unwrap()));
+        let (mut processor, models_tx, retired_rx) = processor((2, 2), false, Some(online_now), None);
+        let counters = processor.shared.clone();
         let block = 256;
         let swap_at = 80 * block;
         let mut output = vec![0.0f32; mixture.interleaved().len()];
@@ -224,23 +225,9 @@ mod tests {
         let corr = unmix_separate::align_to(&old, &mut new, &data.mixture, Kernel::best()).unwrap();
         assert!(corr.iter().all(|&c| c > 0.99), "{corr:?}");
 
-        let (models_tx, models_rx) = crossbeam_channel::bounded(1);
-        let (retired_tx, retired_rx) = crossbeam_channel::bounded(2);
         let (tap, mut tap_reader) = FrameRing::new(3, 8192);
-        let counters = shared();
-        let mut processor = LiveProcessor {
-            m: 3,
-            n: 3,
-            scored: false,
-            current: None,
-            models: models_rx,
-            retired: retired_tx,
-            tap: Some(tap),
-            tap_after_first_model: true,
-            tap_active: true,
-            frames_done: 0,
-            shared: counters.clone(),
-        };
+        let (mut processor, models_tx, retired_rx) = processor((3, 3), false, None, Some(tap));
+        let counters = processor.shared.clone();
         let input = data.mixture.interleaved();
         let block = 256;
         let (first_at, swap_at) = (3 * block, 12 * block);

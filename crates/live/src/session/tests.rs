@@ -497,29 +497,36 @@ fn the_online_separator_takes_no_model_and_checks_its_settings() {
     assert_eq!(config.latency_frames(), 2047);
 }
 
+/// Two bundled talkers for `seconds` each in a 2 × 2 room (RT60 0.2 s, 16 kHz), a fresh
+/// output directory named after `what`, and a paced session of the room's channels and
+/// sources recording into it, warming up for `warmup_s` (its domain left to the caller).
+fn paced_room(seconds: usize, warmup_s: f64, what: &str) -> (Recording, PathBuf, LiveParams) {
+    use unmix_synth::room::{RoomConfig, simulate_room};
+    let rate = 16_000;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/speech");
+    let dry: Vec<Vec<f32>> = (1..=2)
+        .map(|k| unmix_io::read_wav(&dir.join(format!("talker{k}.wav"))).unwrap().channel(0)[..seconds * rate].to_vec())
+        .collect();
+    let record = simulate_room(&RoomConfig::drawn(1, 2, 2, 0.05, 0.2, rate as u32), &dry).unwrap();
+    let out_dir = std::env::temp_dir().join(format!("unmix-live-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut config = paced_config(&out_dir.join("sources.wav"), warmup_s, None);
+    config.input.channels = 2;
+    config.input.sample_rate_hz = Some(rate as u32);
+    config.sources = 2;
+    (record.mixture, out_dir, config)
+}
+
 /// A paced session separating a room in the STFT domain: no warm-up and no fitter, the
 /// separator running from frame 0, every frame recorded, and the recording exactly the
 /// online separator run offline on the same samples (the blocks the pipeline cuts change
 /// nothing).
 #[test]
 fn a_session_in_the_stft_domain_records_the_online_separation() {
-    use unmix_synth::room::{RoomConfig, simulate_room};
     let rate = 16_000;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/speech");
-    let dry: Vec<Vec<f32>> = (1..=2)
-        .map(|k| unmix_io::read_wav(&dir.join(format!("talker{k}.wav"))).unwrap().channel(0)[..2 * rate].to_vec())
-        .collect();
-    let record = simulate_room(&RoomConfig::drawn(1, 2, 2, 0.05, 0.2, rate as u32), &dry).unwrap();
-    let mixture = record.mixture;
-    let frames = mixture.frames();
-    let out_dir = std::env::temp_dir().join(format!("unmix-live-stft-{}", std::process::id()));
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let path = out_dir.join("sources.wav");
+    let (mixture, out_dir, mut config) = paced_room(2, 1.0, "stft");
+    let (frames, path) = (mixture.frames(), out_dir.join("sources.wav"));
     let online = unmix_freq::OnlineConfig::DEFAULT;
-    let mut config = paced_config(&path, 1.0, None);
-    config.input.channels = 2;
-    config.input.sample_rate_hz = Some(rate as u32);
-    config.sources = 2;
     config.domain = LiveDomain::Stft(online);
     let session =
         LiveSession::start_with(config.clone().check().unwrap(), None, paced_input(&mixture, frames as u64), None)
@@ -568,22 +575,10 @@ fn a_session_in_the_stft_domain_records_the_online_separation() {
 /// the same samples; each output continues the online one it took over.
 #[test]
 fn in_a_room_the_rooms_model_takes_over_from_the_online_separator() {
-    use unmix_synth::room::{RoomConfig, simulate_room};
     let rate = 16_000;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/speech");
-    let dry: Vec<Vec<f32>> = (1..=2)
-        .map(|k| unmix_io::read_wav(&dir.join(format!("talker{k}.wav"))).unwrap().channel(0)[..6 * rate].to_vec())
-        .collect();
-    let record = simulate_room(&RoomConfig::drawn(1, 2, 2, 0.05, 0.2, rate as u32), &dry).unwrap();
-    let (mixture, frames) = (&record.mixture, record.mixture.frames());
-    let out_dir = std::env::temp_dir().join(format!("unmix-live-room-{}", std::process::id()));
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let path = out_dir.join("sources.wav");
+    let (record, out_dir, mut config) = paced_room(6, 2.0, "room");
+    let (mixture, frames, path) = (&record, record.frames(), out_dir.join("sources.wav"));
     let online = unmix_freq::OnlineConfig::DEFAULT;
-    let mut config = paced_config(&path, 2.0, None);
-    config.input.channels = 2;
-    config.input.sample_rate_hz = Some(rate as u32);
-    config.sources = 2;
     config.domain = LiveDomain::Room(online);
     let config = config.check().unwrap();
     assert!(config.fits_room() && !config.fits());
