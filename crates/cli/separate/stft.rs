@@ -9,8 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use unmix_core::limits::MAX_BUFFERED_SAMPLES;
 use unmix_core::{CancelToken, Recording, plural};
-use unmix_format::{RoomFilters, RoomHeader, RoomModel, RoomSpatial};
-use unmix_freq::Complex64;
+use unmix_format::RoomModel;
 use unmix_io::{input_name, is_stdin};
 use unmix_separate::SourceCount;
 
@@ -183,45 +182,18 @@ pub(crate) fn fit_room(
     let watch = unmix_freq::Watch { cancel: Some(cancel), progress: Some(&tell) };
     let separated = unmix_freq::separate_recording(recording, n, stft, &iva, spatial.as_ref(), 0, watch)
         .with_context(|| name.to_string())?;
-    let settings = serde_json::json!({ "stft": stft, "separation": iva, "spatial_model": spatial });
-    let spatial_fit = separated.spatial.as_ref().map(|s| {
-        serde_json::json!({
-            "nll_per_bin_and_frame": s.nll,
-            "chosen_start": s.chosen_start,
-        })
-    });
-    let (filters, kind) = match &separated.spatial {
-        Some(spatial) => (spatial.fixed_filters(0).with_context(|| name.to_string())?, RoomFilters::LongTermWiener),
-        None => (separated.fit.demixing.w.clone(), RoomFilters::Demixing),
+    let settings = unmix_freq::RoomFitSettings {
+        stft,
+        separation: &iva,
+        spatial: spatial.as_ref(),
+        sample_rate_hz: rate,
+        frames: recording.frames(),
+        picked_channels: picked,
     };
-    let single = |values: &[Complex64]| values.iter().flat_map(|v| [v.re as f32, v.im as f32]).collect();
-    let model = RoomModel {
-        header: RoomHeader {
-            unmix_version: env!("CARGO_PKG_VERSION").to_string(),
-            channels: m,
-            sources: n,
-            sample_rate_hz: rate,
-            stft_frame: stft.frame,
-            stft_hop: stft.hop,
-            reference: 0,
-            filters: kind,
-            spatial: separated.spatial.is_some(),
-            picked_channels: picked,
-            training_config: settings,
-            training_summary: serde_json::json!({
-                "frames": recording.frames(),
-                "iterations": separated.fit.iterations,
-                "spatial_fit": spatial_fit,
-            }),
-        },
-        filters: single(&filters),
-        demixing: single(&separated.fit.full),
-        spatial: separated.spatial.as_ref().map(|model| {
-            let filter = model.spatial_filter();
-            let reals = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
-            RoomSpatial { q: single(&filter.q), g: reals(&filter.g), power: reals(&filter.power) }
-        }),
-    };
+    let model = unmix_freq::room_model(settings, &separated.fit, separated.spatial.as_ref())
+        .with_context(|| name.to_string())?;
+    let spatial_fit = model.header.training_summary["spatial_fit"].clone();
+    let kind = model.header.filters;
     let report = serde_json::json!({
         "fitted_frames": recording.frames(),
         "channels": m,

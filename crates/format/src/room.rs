@@ -180,6 +180,39 @@ impl RoomModel {
         }
     }
 
+    /// The same model with its sources in `order`: source `i` of the result is source
+    /// `order[i]` of this one — its filters, its demixing's row and its spatial model's
+    /// weights and powers. A live session puts the model it fitted in the order of the
+    /// outputs it was already giving; the file keeps that order.
+    pub fn reordered(&self, order: &[usize]) -> Result<RoomModel> {
+        self.check()?;
+        let h = &self.header;
+        let (m, n, bins) = (h.channels, h.sources, h.bins());
+        let mut seen = vec![false; n];
+        if order.len() != n || order.iter().any(|&k| k >= n || std::mem::replace(&mut seen[k], true)) {
+            return Err(Error::Invalid(format!("{order:?} is not an order of {n} sources")));
+        }
+        // Complex values: two floats each.
+        let filters = (0..bins)
+            .flat_map(|f| order.iter().map(move |&k| (f * n + k) * m * 2))
+            .flat_map(|at| self.filters[at..at + m * 2].iter().copied())
+            .collect();
+        let mut demixing = self.demixing.clone();
+        for f in 0..bins {
+            let block = f * m * m * 2;
+            for (i, &k) in order.iter().enumerate() {
+                let (to, from) = (block + i * m * 2, block + k * m * 2);
+                demixing[to..to + m * 2].copy_from_slice(&self.demixing[from..from + m * 2]);
+            }
+        }
+        let spatial = self.spatial.as_ref().map(|sp| RoomSpatial {
+            q: sp.q.clone(),
+            g: order.iter().flat_map(|&k| sp.g[k * m..(k + 1) * m].iter().copied()).collect(),
+            power: order.iter().flat_map(|&k| sp.power[k * bins..(k + 1) * bins].iter().copied()).collect(),
+        });
+        Ok(RoomModel { header: self.header.clone(), filters, demixing, spatial })
+    }
+
     /// Serialises to bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         self.check()?;
@@ -249,6 +282,14 @@ impl AnyModel {
     /// Reads and validates a model file of either kind (bounded as [`ModelFile::load`]).
     pub fn load(path: &Path) -> Result<Self> {
         Self::from_bytes(&read_model_bytes(path)?)
+    }
+
+    /// Writes the file whole or not at all ([`ModelFile::save`], [`RoomModel::save`]).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        match self {
+            Self::Time(model) => model.save(path),
+            Self::Room(model) => model.save(path),
+        }
     }
 }
 
@@ -326,5 +367,33 @@ mod tests {
         assert_eq!(RoomModel::from_bytes(&plain.to_bytes().unwrap()).unwrap(), plain);
         plain.header.spatial = true;
         assert!(plain.to_bytes().is_err());
+    }
+
+    /// Reordering moves each source's filter, demixing row, weights and powers together,
+    /// leaves the demixing's rows beyond the sources and `Q` where they were, and undoes
+    /// itself with the inverse order; an order that is no permutation is refused.
+    #[test]
+    fn reordering_moves_every_part_of_a_source() {
+        let model = room(4, 3);
+        let order = [2, 0, 1];
+        let moved = model.reordered(&order).unwrap();
+        moved.check().unwrap();
+        let (m, n, bins) = (4, 3, model.header.bins());
+        let spatial = (model.spatial.as_ref().unwrap(), moved.spatial.as_ref().unwrap());
+        for (i, &k) in order.iter().enumerate() {
+            for f in 0..bins {
+                let row = |values: &[f32], rows: usize, s: usize| values[((f * rows + s) * m) * 2..][..m * 2].to_vec();
+                assert_eq!(row(&moved.filters, n, i), row(&model.filters, n, k));
+                assert_eq!(row(&moved.demixing, m, i), row(&model.demixing, m, k));
+                assert_eq!(row(&moved.demixing, m, n), row(&model.demixing, m, n), "the fourth row stays");
+            }
+            assert_eq!(spatial.1.g[i * m..(i + 1) * m], spatial.0.g[k * m..(k + 1) * m]);
+            assert_eq!(spatial.1.power[i * bins..(i + 1) * bins], spatial.0.power[k * bins..(k + 1) * bins]);
+        }
+        assert_eq!(spatial.1.q, spatial.0.q);
+        assert_eq!(moved.reordered(&[1, 2, 0]).unwrap(), model);
+        for wrong in [&[0, 1][..], &[0, 1, 1], &[0, 1, 3]] {
+            assert!(matches!(model.reordered(wrong), Err(Error::Invalid(_))), "{wrong:?}");
+        }
     }
 }

@@ -11,7 +11,8 @@
 //!   input;
 //! - [`evidence`]: whether a recording's cross-spectra are an instantaneous mixture's
 //!   (what tells a room's recording from one for the time domain);
-//! - [`separate_recording`]: the whole path on a recording.
+//! - [`separate_recording`]: the whole path on a recording; [`room_model`]: its fit as a
+//!   room's model file.
 
 pub mod complex;
 pub mod evidence;
@@ -220,6 +221,83 @@ pub fn fit_room_model(
     watch: Watch<'_>,
 ) -> Result<(IvaFit, MnmfFit)> {
     best_start(&observe(recording, &Stft::new(stft)?)?, sources, config, spatial, watch)
+}
+
+/// How a room's model was fitted, as its file records it.
+#[derive(Debug, Clone)]
+pub struct RoomFitSettings<'a> {
+    /// The STFT the fit ran on.
+    pub stft: StftConfig,
+    /// The demixing's settings.
+    pub separation: &'a IvaConfig,
+    /// The spatial model's, when one was fitted.
+    pub spatial: Option<&'a MnmfConfig>,
+    /// Sample rate of the recording, Hz.
+    pub sample_rate_hz: u32,
+    /// Frames (samples of every channel) fitted on.
+    pub frames: usize,
+    /// The channels of the input it reads, as picked (`None`: all).
+    pub picked_channels: Option<String>,
+}
+
+/// The model file of a room's fit (`demixing`, then the `spatial` model started from it
+/// when there is one), its sources' images at the first channel: its fixed filters (the
+/// spatial model's long-term Wiener filter, else the demixing's rows, which must then be
+/// projected back, as [`separate_recording`]'s are), the demixing's
+/// whole matrices (what `live --domain stft --model` starts from) and the spatial model
+/// (what `apply` runs). What `separate --domain stft` saves, and a live session in a room
+/// saves of the model that took over.
+pub fn room_model(
+    settings: RoomFitSettings<'_>,
+    demixing: &IvaFit,
+    spatial: Option<&MnmfFit>,
+) -> Result<unmix_format::RoomModel> {
+    use unmix_format::{RoomFilters, RoomHeader, RoomModel, RoomSpatial};
+    let d = &demixing.demixing;
+    let (filters, kind) = match spatial {
+        Some(model) => (model.fixed_filters(0)?, RoomFilters::LongTermWiener),
+        None => (d.w.clone(), RoomFilters::Demixing),
+    };
+    let single = |values: &[Complex64]| values.iter().flat_map(|v| [v.re as f32, v.im as f32]).collect();
+    let spatial_fit = spatial.map(|s| {
+        serde_json::json!({
+            "nll_per_bin_and_frame": s.nll,
+            "chosen_start": s.chosen_start,
+        })
+    });
+    let model = RoomModel {
+        header: RoomHeader {
+            unmix_version: env!("CARGO_PKG_VERSION").to_string(),
+            channels: d.channels,
+            sources: d.sources,
+            sample_rate_hz: settings.sample_rate_hz,
+            stft_frame: settings.stft.frame,
+            stft_hop: settings.stft.hop,
+            reference: 0,
+            filters: kind,
+            spatial: spatial.is_some(),
+            picked_channels: settings.picked_channels,
+            training_config: serde_json::json!({
+                "stft": settings.stft,
+                "separation": settings.separation,
+                "spatial_model": settings.spatial,
+            }),
+            training_summary: serde_json::json!({
+                "frames": settings.frames,
+                "iterations": demixing.iterations,
+                "spatial_fit": spatial_fit,
+            }),
+        },
+        filters: single(&filters),
+        demixing: single(&demixing.full),
+        spatial: spatial.map(|model| {
+            let filter = model.spatial_filter();
+            let reals = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
+            RoomSpatial { q: single(&filter.q), g: reals(&filter.g), power: reals(&filter.power) }
+        }),
+    };
+    model.check().map_err(|e| Error::Data(format!("the room's model: {e}")))?;
+    Ok(model)
 }
 
 /// Every channel of `recording` through `transform`, as the fits take them.
