@@ -142,8 +142,9 @@ fn main() -> Result<()> {
                 && fed >= at
             {
                 let began = Instant::now();
-                let (next, corr) =
+                let handover =
                     room_handover(&input[..fed * mics], warm, mics, talkers, RATE as u32, config, Default::default())?;
+                let (next, corr) = (handover.separator, handover.alignment);
                 fit_time = began.elapsed().as_secs_f64();
                 alignment = corr;
                 pending = Some((fed + (fit_time * RATE as f64) as usize, next));

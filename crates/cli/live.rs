@@ -146,7 +146,9 @@ pub struct LiveArgs {
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// Save the model in use at the end (the warm-up fit or the last refit) here, to start
-    /// the next session at once with `--model`.
+    /// the next session at once with `--model`; in a room (`--domain stft`), the room's
+    /// model fitted on its first seconds, its sources in the session's order, for `apply`
+    /// or the next session's `--model`.
     #[arg(long)]
     pub save_model: Option<PathBuf>,
     /// Overwrite existing files given to --record, --scores, --report and --save-model.
@@ -227,11 +229,6 @@ impl LiveArgs {
                 model_name()
             );
         }
-        if self.save_model.is_some() {
-            bail!(
-                "--save-model: --domain stft adapts its own demixing and saves none (`separate --domain stft` writes a room's model)"
-            );
-        }
         let prior = match self.prior {
             OnlinePriorArg::LowRank => SourcePrior::LowRank { bases: self.stft_bases },
             OnlinePriorArg::Gauss => SourcePrior::Gauss,
@@ -255,6 +252,13 @@ impl LiveArgs {
         }
         if self.online_only && room.is_some() {
             bail!("--online-only: a room's --model is already what the online separator starts from");
+        }
+        if self.save_model.is_some() && (self.online_only || room.is_some()) {
+            bail!(
+                "--save-model: {} fits no room's model to save (without it the session saves the one of its first \
+                 seconds)",
+                if self.online_only { "--online-only" } else { "a session started from a room's --model" }
+            );
         }
         Ok(match room {
             Some(room) => LiveDomain::StftFrom(std::sync::Arc::new(RoomStart {
@@ -660,7 +664,8 @@ mod enabled {
             match &report.model {
                 Some(model) => {
                     model.save(path).with_context(|| path.display().to_string())?;
-                    eprintln!("saved the model to {}", path.display());
+                    let what = if matches!(model, unmix_format::AnyModel::Room(_)) { "room's model" } else { "model" };
+                    eprintln!("saved the {what} to {}", path.display());
                 }
                 None => eprintln!("warning: no finished model to save (the session ended before a fit completed)"),
             }

@@ -26,7 +26,7 @@ use unmix_core::{CancelToken, Recording};
 pub use evidence::{MixingEvidence, mixing_evidence};
 pub use iva::{Demixing, IvaConfig, IvaFit, Observations, SourcePrior};
 pub use mnmf::{MnmfConfig, MnmfFit, SpatialFilter};
-pub use online::{OnlineConfig, OnlineIva, continue_outputs, room_handover, sounding_from};
+pub use online::{OnlineConfig, OnlineIva, RoomHandover, continue_outputs, room_handover, sounding_from};
 /// The complex numbers of every spectrum and demixing here.
 pub use realfft::num_complex::Complex64;
 pub use stft::{Spectrogram, Stft, StftConfig};

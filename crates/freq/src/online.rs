@@ -561,13 +561,14 @@ impl OnlineIva {
 /// over the segment's second half best match `heard`'s, output by output, by |corr|.
 /// Matching the outputs rather than the sources' directions holds where two talkers
 /// arrive from nearly one direction (broadside to a small array), which directions do
-/// not tell apart. Returns the reordered filter and each output's |corr| with what it
+/// not tell apart. Returns the order (output `i` continued by the model's source
+/// `order[i]`: [`SpatialFilter::reordered`]) and each output's |corr| with what it
 /// continues (low when the running separation was poor: the listener heard a mixture).
 pub fn continue_outputs(
     heard: &mut OnlineIva,
     filter: &SpatialFilter,
     segment: &[f32],
-) -> Result<(SpatialFilter, Vec<f64>)> {
+) -> Result<(Vec<usize>, Vec<f64>)> {
     let (m, n, config) = (heard.m, heard.n, heard.config);
     let frames = segment.len() / m;
     let mut next = OnlineIva::spatial(m, n, config, filter)?;
@@ -579,12 +580,12 @@ pub fn continue_outputs(
     };
     match unmix_dsp::metrics::score(&half(&before), &half(&after)) {
         Ok(matched) => {
-            let order: Vec<usize> = matched.sources.iter().map(|p| p.estimate).collect();
+            let order = matched.sources.iter().map(|p| p.estimate).collect();
             let corr = matched.sources.iter().map(|p| p.abs_corr).collect();
-            Ok((filter.reordered(&order)?, corr))
+            Ok((order, corr))
         }
         // Too short or silent to tell: as fitted.
-        Err(_) => Ok((filter.clone(), vec![f64::NAN; n])),
+        Err(_) => Ok(((0..n).collect(), vec![f64::NAN; n])),
     }
 }
 
@@ -614,9 +615,8 @@ const HANDOVER_BASES: usize = 2;
 /// ([`sounding_from`]), as a separator that runs it with every frame's powers learnt
 /// ([`OnlineIva::spatial`]), its sources ordered to continue the online separator
 /// started with `online` (replayed on the input up to the warm-up's end:
-/// [`continue_outputs`]); and the |corr| of each of its outputs with the output it
-/// continues. The session's trainer thread calls it; a test or a benchmark reproduces a
-/// session with it.
+/// [`continue_outputs`]). The session's trainer thread calls it; a test or a benchmark
+/// reproduces a session with it.
 pub fn room_handover(
     input: &[f32],
     warm_frames: usize,
@@ -625,7 +625,7 @@ pub fn room_handover(
     rate: u32,
     online: OnlineConfig,
     watch: crate::Watch<'_>,
-) -> Result<(OnlineIva, Vec<f64>)> {
+) -> Result<RoomHandover> {
     let m = channels.max(1);
     let frames = input.len() / m;
     let start = sounding_from(input, &mut vec![false; m]).unwrap_or(frames);
@@ -639,10 +639,48 @@ pub fn room_handover(
         .map_err(|e| Error::Data(e.to_string()))?;
     let iva = crate::IvaConfig { prior: SourcePrior::LowRank { bases: HANDOVER_BASES }, iterations: 50, seed: 1 };
     let spatial = crate::MnmfConfig { starts: 1, ..crate::MnmfConfig::default() };
-    let (_, model) = crate::fit_room_model(&recording, sources, online.stft, &iva, &spatial, watch)?;
+    let (demixing, model) = crate::fit_room_model(&recording, sources, online.stft, &iva, &spatial, watch)?;
     let mut heard = OnlineIva::new(m, sources, online)?;
-    let (filter, alignment) = continue_outputs(&mut heard, &model.spatial_filter(), input)?;
-    Ok((OnlineIva::spatial(m, sources, online, &filter)?, alignment))
+    let filter = model.spatial_filter();
+    let (order, alignment) = continue_outputs(&mut heard, &filter, input)?;
+    let settings = crate::RoomFitSettings {
+        stft: online.stft,
+        separation: &iva,
+        spatial: Some(&spatial),
+        sample_rate_hz: rate,
+        frames: warm_frames,
+        picked_channels: None,
+    };
+    let file = crate::room_model(settings, &demixing, Some(&model))?
+        .reordered(&order)
+        .map_err(|e| Error::Data(format!("the room's model: {e}")))?;
+    let separator = OnlineIva::spatial(m, sources, online, &filter.reordered(&order)?)?;
+    Ok(RoomHandover { separator, alignment, model: file })
+}
+
+/// What a live session's room model hands over ([`room_handover`]).
+pub struct RoomHandover {
+    /// The separator that takes over, its outputs in the order of the online separator's.
+    pub separator: OnlineIva,
+    /// The |corr| of each of its outputs with the online separator's it continues, over
+    /// the warm-up's second half.
+    pub alignment: Vec<f64>,
+    /// The model it runs as a room's model file, its sources in the same order: what
+    /// `live --save-model` writes, for `apply` or the next session's `--model`.
+    pub model: unmix_format::RoomModel,
+}
+
+/// The separator's state is thousands of numbers: its sizes and the model's header say
+/// which hand-over this is.
+impl std::fmt::Debug for RoomHandover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomHandover")
+            .field("channels", &self.separator.m)
+            .field("sources", &self.separator.n)
+            .field("alignment", &self.alignment)
+            .field("model", &self.model.header)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `values` is `len` finite complex numbers.
@@ -1050,8 +1088,8 @@ mod tests {
             assert!((a[0] - b[1]).abs() < 1e-6 && (a[1] - b[0]).abs() < 1e-6);
         }
         let mut heard = OnlineIva::spatial(2, 2, config, &filter).unwrap();
-        let (ordered, corr) = continue_outputs(&mut heard, &swapped, mixture.interleaved()).unwrap();
-        assert_eq!(ordered, filter);
+        let (order, corr) = continue_outputs(&mut heard, &swapped, mixture.interleaved()).unwrap();
+        assert_eq!(swapped.reordered(&order).unwrap(), filter);
         assert!(corr.iter().all(|&c| c > 0.999), "{corr:?}");
         assert!(filter.reordered(&[0, 0]).is_err() && filter.reordered(&[0, 2]).is_err());
         assert!(filter.reordered(&[]).is_err() && filter.reordered(&[0]).is_err());

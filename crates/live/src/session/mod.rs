@@ -41,7 +41,7 @@ use crossbeam_channel::Receiver;
 use serde::Serialize;
 use unmix_core::limits::{MAX_BLOCK_FRAMES, MAX_BUFFERED_SAMPLES, MAX_CHANNELS};
 use unmix_core::{CancelToken, Sink};
-use unmix_format::ModelFile;
+use unmix_format::{AnyModel, ModelFile};
 use unmix_freq::{OnlineConfig, OnlineIva};
 use unmix_infer::Kernel;
 use unmix_monitor::{AlertTap, WindowMonitor, WindowShares, WindowSpec, score_columns};
@@ -361,9 +361,10 @@ pub struct LiveReport {
     /// Samples of the recording clipped at full scale and the largest magnitude given
     /// (an integer `record_format`; `None` without a recording).
     pub record_clipped: Option<(u64, f32)>,
-    /// The model in use at the end (the last fit, or `--model`).
+    /// The model in use at the end: the last fit, or `--model`; in a room, the room's
+    /// model fitted on its first seconds, its sources in the order of the outputs.
     #[serde(skip)]
-    pub model: Option<ModelFile>,
+    pub model: Option<AnyModel>,
 }
 
 /// A running session.
@@ -371,7 +372,7 @@ pub struct LiveSession {
     input: InputHalf,
     output: Option<LiveOutput>,
     pipeline: Pipeline,
-    trainer: JoinHandle<Option<ModelFile>>,
+    trainer: JoinHandle<Option<AnyModel>>,
     shared: Arc<Shared>,
     started: Instant,
     frame_len: usize,

@@ -253,7 +253,7 @@ fn refits_of_a_chain_model_are_chains() {
     session.stop();
     let report = session.wait().unwrap();
     assert!(report.status.swaps >= 2, "no refit was swapped in: {:?}", report.status);
-    let last = report.model.expect("the model in use");
+    let Some(unmix_format::AnyModel::Time(last)) = report.model else { panic!("no model of the time domain in use") };
     assert_eq!(last.weights.architecture, unmix_format::Architecture::SaturatingChain);
     assert_ne!(last.weights, model.weights, "the given model, not a refit");
     assert!(report.last_alignment.iter().all(|&c| c > 0.9), "{:?}", report.last_alignment);
@@ -572,7 +572,8 @@ fn a_session_in_the_stft_domain_records_the_online_separation() {
 /// (4 s more of input leave its fit time to spare on a busy machine), and the recording
 /// exactly the online separator
 /// up to the hand-over and the room's separator continuing it after, as run offline on
-/// the same samples; each output continues the online one it took over.
+/// the same samples; each output continues the online one it took over; the model the
+/// session ends with is the one that took over, as a room's model file.
 #[test]
 fn in_a_room_the_rooms_model_takes_over_from_the_online_separator() {
     let rate = 16_000;
@@ -593,13 +594,14 @@ fn in_a_room_the_rooms_model_takes_over_from_the_online_separator() {
     let mut want = vec![0.0f32; frames * 2];
     let mut heard = unmix_freq::OnlineIva::new(2, 2, online).unwrap();
     heard.process(&mixture.interleaved()[..at * 2], &mut want[..at * 2]);
-    let (mut room, alignment) =
+    let unmix_freq::RoomHandover { separator: mut room, alignment, model } =
         unmix_freq::room_handover(mixture.interleaved(), 2 * rate, 2, 2, rate as u32, online, Default::default())
             .unwrap();
     assert_eq!(alignment, report.last_alignment);
     assert!(room.continue_from(&heard));
     room.process(&mixture.interleaved()[at * 2..], &mut want[at * 2..]);
     assert_eq!(unmix_io::read_wav(&path).unwrap().interleaved(), &want[..]);
+    assert_eq!(report.model, Some(unmix_format::AnyModel::Room(Box::new(model))));
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use unmix_core::Recording;
 use unmix_core::limits::MAX_BUFFERED_SAMPLES;
-use unmix_format::ModelFile;
+use unmix_format::{AnyModel, ModelFile, RoomModel};
 use unmix_stream::RingReader;
 
 use unmix_freq::{OnlineConfig, Watch, room_handover, sounding_from};
@@ -144,8 +144,9 @@ impl Trainer {
     /// [`LiveDomain::Room`]'s fit: a room's model of the first `warmup_s` seconds in
     /// which every channel sounds, its sources ordered to continue the online
     /// separator's outputs ([`room_handover`]), handed to the processor; then waits for
-    /// the online separator to come back and frees it here.
-    fn room(&mut self, online: OnlineConfig) {
+    /// the online separator to come back and frees it here. Returns the room's model
+    /// once fitted, as a file in the order of the session's outputs.
+    fn room(&mut self, online: OnlineConfig) -> Option<RoomModel> {
         let params = self.config.params().clone();
         let (m, n, rate) = (params.input.channels, params.sources, self.sample_rate_hz);
         let warm_frames = ((params.warmup_s * f64::from(rate)).round() as usize).max(1);
@@ -159,7 +160,7 @@ impl Trainer {
         loop {
             let from = input.len();
             if !self.collect(&mut input, warm_frames.min(rate as usize / 4).max(1)) {
-                return;
+                return None;
             }
             if sounding_at.is_none() {
                 sounding_at = sounding_from(&input[from..], &mut sounded).map(|k| from / m + k);
@@ -177,18 +178,13 @@ impl Trainer {
                         input.len() / m / rate as usize
                     ));
                 }
-                return;
+                return None;
             }
         }
         self.shared.set_state(ModelState::Refitting);
         let watch = Watch::cancel(&self.shared.cancel_training);
-        let separator = match room_handover(&input, warm_frames, m, n, rate, online, watch) {
-            Ok((separator, alignment)) => {
-                if let Ok(mut slot) = self.shared.last_alignment.lock() {
-                    *slot = alignment;
-                }
-                separator
-            }
+        let handover = match room_handover(&input, warm_frames, m, n, rate, online, watch) {
+            Ok(handover) => handover,
             Err(e) => {
                 // The online separator keeps running: a failed fit is reported, not fatal.
                 if !matches!(e, unmix_freq::Error::Cancelled)
@@ -197,12 +193,16 @@ impl Trainer {
                     *slot = Some(format!("the room's model of the first {} s: {e}", params.warmup_s));
                 }
                 self.shared.set_state(ModelState::Separating);
-                return;
+                return None;
             }
         };
+        if let Ok(mut slot) = self.shared.last_alignment.lock() {
+            slot.clone_from(&handover.alignment);
+        }
         self.shared.set_state(ModelState::Separating);
-        if self.models.send(Encoder::Online(Box::new(separator))).is_err() {
-            return;
+        let model = Some(handover.model);
+        if self.models.send(Encoder::Online(Box::new(handover.separator))).is_err() {
+            return model;
         }
         // The online separator comes back once swapped out: freed here, not on the audio
         // path. The processor may still be working through the input ring after the
@@ -211,10 +211,10 @@ impl Trainer {
             match self.retired.recv_timeout(Duration::from_millis(20)) {
                 Ok(old) => {
                     drop(old);
-                    return;
+                    return model;
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
-                Err(RecvTimeoutError::Timeout) if self.shared.stop.load(Ordering::Acquire) => return,
+                Err(RecvTimeoutError::Disconnected) => return model,
+                Err(RecvTimeoutError::Timeout) if self.shared.stop.load(Ordering::Acquire) => return model,
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }
@@ -222,13 +222,18 @@ impl Trainer {
 }
 
 /// The trainer thread's body: warm-up fit, then refits continuing their predecessor.
-/// Returns the model in use at the end.
-pub(super) fn trainer_loop(mut trainer: Trainer) -> Option<ModelFile> {
+/// Returns the model in use at the end (in a room, the room's model fitted).
+pub(super) fn trainer_loop(mut trainer: Trainer) -> Option<AnyModel> {
     let params = trainer.config.params().clone();
     if let LiveDomain::Room(online) = params.domain {
-        trainer.room(online);
-        return None;
+        return trainer.room(online).map(|model| AnyModel::Room(Box::new(model)));
     }
+    time_domain(trainer).map(|model| AnyModel::Time(Box::new(model)))
+}
+
+/// [`trainer_loop`] in the time domain.
+fn time_domain(mut trainer: Trainer) -> Option<ModelFile> {
+    let params = trainer.config.params().clone();
     let mut current = params.model.clone();
     if trainer.fitter.is_none() {
         return current;
