@@ -86,8 +86,7 @@ impl Trainer {
         match fitter.fit(&recording, previous, &self.shared.cancel_training) {
             Ok(FittedModel { mut model, alignment }) => {
                 // Saved with `--save-model`, the model opens the same device channels next time.
-                model.header.picked_channels =
-                    params.input.pick.as_ref().map(|p| unmix_io::ChannelSelection::from_indices(p).to_string());
+                model.header.picked_channels = picked_channels(params);
                 if previous.is_some()
                     && let Ok(mut slot) = self.shared.last_alignment.lock()
                 {
@@ -183,7 +182,7 @@ impl Trainer {
         }
         self.shared.set_state(ModelState::Refitting);
         let watch = Watch::cancel(&self.shared.cancel_training);
-        let handover = match room_handover(&input, warm_frames, m, n, rate, online, watch) {
+        let mut handover = match room_handover(&input, warm_frames, m, n, rate, online, watch) {
             Ok(handover) => handover,
             Err(e) => {
                 // The online separator keeps running: a failed fit is reported, not fatal.
@@ -199,6 +198,8 @@ impl Trainer {
         if let Ok(mut slot) = self.shared.last_alignment.lock() {
             slot.clone_from(&handover.alignment);
         }
+        // Saved with `--save-model`, the model opens the same device channels next time.
+        handover.model.header.picked_channels = picked_channels(&params);
         self.shared.set_state(ModelState::Separating);
         let model = Some(handover.model);
         if self.models.send(Encoder::Online(Box::new(handover.separator))).is_err() {
@@ -219,6 +220,12 @@ impl Trainer {
             }
         }
     }
+}
+
+/// The device channels a session's model reads, as its file records them (`None`: the
+/// first ones).
+fn picked_channels(params: &super::LiveParams) -> Option<String> {
+    params.input.pick.as_ref().map(|p| unmix_io::ChannelSelection::from_indices(p).to_string())
 }
 
 /// The trainer thread's body: warm-up fit, then refits continuing their predecessor.
