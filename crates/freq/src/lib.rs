@@ -243,10 +243,10 @@ pub struct RoomFitSettings<'a> {
 /// The model file of a room's fit (`demixing`, then the `spatial` model started from it
 /// when there is one), its sources' images at the first channel: its fixed filters (the
 /// spatial model's long-term Wiener filter, else the demixing's rows, which must then be
-/// projected back, as [`separate_recording`]'s are), the demixing's
-/// whole matrices (what `live --domain stft --model` starts from) and the spatial model
-/// (what `apply` runs). What `separate --domain stft` saves, and a live session in a room
-/// saves of the model that took over.
+/// projected back, as [`separate_recording`]'s are), the demixing's whole matrices (what
+/// `live --domain stft --model` starts from) and the spatial model (what `apply` runs).
+/// What `separate --domain stft` saves, and what a live session in a room saves of the
+/// model that took over.
 pub fn room_model(
     settings: RoomFitSettings<'_>,
     demixing: &IvaFit,
