@@ -633,6 +633,13 @@ mod enabled {
                 eprintln!("{}", crate::apply::clip_warning(path, clipped, peak));
             }
         }
+        if report.status.tap_dropped_frames > 0 {
+            eprintln!(
+                "warning: {} input frames did not reach the trainer (its buffer was full): the fit saw the input with \
+                 gaps",
+                report.status.tap_dropped_frames
+            );
+        }
         if report.status.alerts_dropped > 0 {
             eprintln!(
                 "warning: {} alerts were not shown (their queue was full); the score rows have them",

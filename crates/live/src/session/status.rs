@@ -91,6 +91,11 @@ pub struct Status {
     /// Alerts not queued because [`LiveSession::alerts`](super::LiveSession::alerts) was
     /// not read fast enough (the score rows on disk still have them).
     pub alerts_dropped: u64,
+    /// Input frames that did not reach the trainer because its tap was full (a fit's
+    /// segment then has gaps, and a room's model is ordered on a replay of the online
+    /// separator that is no longer the run the listener heard). The separation itself
+    /// loses nothing: the processor runs on every frame.
+    pub tap_dropped_frames: u64,
 }
 
 /// What the status needs of the session besides its counters.
@@ -127,6 +132,7 @@ pub(super) fn status_from(
         model: shared.state(),
         swaps: shared.swaps.load(Ordering::Relaxed),
         alerts_dropped: shared.alerts_dropped.load(Ordering::Relaxed),
+        tap_dropped_frames: shared.tap_dropped.load(Ordering::Relaxed),
     }
 }
 

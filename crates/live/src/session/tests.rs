@@ -192,6 +192,44 @@ fn paced_session_warms_up_separates_and_refits_in_order() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A warm-up fit slower than the trainer's tap holds (the tap keeps two warm-ups; the fit
+/// takes three): the frames the trainer missed are counted in the report, and the
+/// separation loses none of them.
+#[test]
+fn frames_the_trainer_missed_are_counted() {
+    struct Slow(ModelFile);
+    impl ModelFitter for Slow {
+        fn fit(
+            &mut self,
+            _: &Recording,
+            _: Option<&ModelFile>,
+            _: &CancelToken,
+        ) -> std::result::Result<FittedModel, FitError> {
+            std::thread::sleep(Duration::from_secs(3));
+            Ok(FittedModel { model: self.0.clone(), alignment: Vec::new() })
+        }
+    }
+    let rate = 8000;
+    let data =
+        generate(&SynthConfig { frames: 5 * rate, sample_rate_hz: 8000, ..SynthConfig::paper(MixKind::Linear, 4) })
+            .unwrap();
+    let model = offline_fit(&data.mixture, SeparateParams { model: ModelChoice::Linear, ..quick(1) });
+    let dir = std::env::temp_dir().join(format!("unmix-live-tap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = paced_config(&dir.join("sources.wav"), 1.0, None);
+    let input = paced_input(&data.mixture, data.mixture.frames() as u64);
+    let report = LiveSession::start_with(config.check().unwrap(), Some(Box::new(Slow(model))), input, None)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(report.end, EndReason::Duration);
+    let status = &report.status;
+    assert!(report.first_model_frame.is_some(), "the slow fit was swapped in: {status:?}");
+    assert!(status.tap_dropped_frames > 0, "{status:?}");
+    assert_eq!((status.dropped_frames, status.frames_out), (0, status.frames_in), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A session with `--scores`: the recording is what it is without them, and the score
 /// CSV holds one row per window, every one scored (the model was there from frame 0)
 /// and matching the offline scores of the same frames.
@@ -590,6 +628,9 @@ fn in_a_room_the_rooms_model_takes_over_from_the_online_separator() {
         LiveSession::start_with(config, None, paced_input(mixture, frames as u64), None).unwrap().wait().unwrap();
     assert_eq!((report.end, report.first_model_frame, report.fit_error), (EndReason::Duration, Some(0), None));
     assert_eq!((report.status.dropped_frames, report.status.swaps), (0, 1));
+    // The replay that orders the room's model is the run heard only if the trainer missed
+    // no frame.
+    assert_eq!(report.status.tap_dropped_frames, 0);
     let at = report.room_model_frame.expect("the room's model took over") as usize;
     assert!(at > 2 * rate && at < frames, "taken over at frame {at}");
     assert_eq!(report.last_alignment.len(), 2);
