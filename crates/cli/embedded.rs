@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgAction, CommandFactory, Parser};
+use unmix_core::limits::MAX_CHANNELS;
 use unmix_core::{CancelToken, Recording, plural};
 use unmix_format::{AnyModel, RoomModel};
 use unmix_freq::MixingEvidence;
@@ -371,11 +372,12 @@ pub fn modes(
     if let Some((t, c, x)) = first_non_finite(recording) {
         bail!("{name}: sample {x} at frame {t}, channel {}: every sample must be a finite number", c + 1);
     }
-    if modes == 0 || blocks > 64 {
+    if !(1..=MAX_CHANNELS).contains(&modes) || blocks > unmix_modal::MAX_BLOCKS {
         bail!(
-            "{name}: {} and {}: at least one mode, at most 64 blocks",
+            "{name}: {} and {}: at least one mode (at most {MAX_CHANNELS}), at most {} blocks",
             plural(modes, "mode"),
-            plural(blocks, "block")
+            plural(blocks, "block"),
+            unmix_modal::MAX_BLOCKS
         );
     }
     let truth = truth.map(|t| ("truth".to_string(), t));
@@ -583,6 +585,11 @@ mod tests {
         let record = Recording::from_interleaved(100, 2, vec![0.0; 2000]).unwrap();
         let e = modes("x", &record, 3, 4, None, None).unwrap_err().to_string();
         assert_eq!(e, "x: 3 modes asked for, but the record has 2 channels: a mode needs a sensor of its own");
+        // The bounds of `unmix modes -n` and `--blocks`.
+        for (n, blocks) in [(0, 4), (MAX_CHANNELS + 1, 4), (1, unmix_modal::MAX_BLOCKS + 1)] {
+            let e = modes("x", &record, n, blocks, None, None).unwrap_err().to_string();
+            assert!(e.contains("at least one mode (at most 256), at most 64 blocks"), "{e}");
+        }
         let truth = Recording::from_interleaved(100, 1, vec![0.0; 10]).unwrap();
         let e = modes("x", &record, 1, 4, None, Some(truth)).unwrap_err().to_string();
         assert_eq!(e, "truth: 10 frames, but x has 1000");

@@ -40,7 +40,7 @@ pub struct ModesArgs {
     pub truth: Option<PathBuf>,
     /// Contiguous blocks the record is cut into for the standard errors (each identified on
     /// its own; fewer than 2, or blocks under 4 000 frames: no standard errors).
-    #[arg(long, default_value_t = ModalConfig::default().blocks, value_parser = bounds::between(0, 64))]
+    #[arg(long, default_value_t = ModalConfig::default().blocks, value_parser = bounds::between(0, unmix_modal::MAX_BLOCKS))]
     pub blocks: usize,
     #[command(flatten)]
     pub input_channels: InputArgs,

@@ -65,6 +65,9 @@ pub enum Error {
 /// Result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The most blocks a record is cut into for the standard errors (`unmix modes --blocks`).
+pub const MAX_BLOCKS: usize = 64;
+
 /// Settings of [`identify`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModalConfig {
