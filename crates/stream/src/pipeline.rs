@@ -685,10 +685,16 @@ mod tests {
         let sink = Collect::default();
         let config =
             PipelineConfig { read_frames: 500, frame_len: 100, ring_frames: 1000, policy: Policy::Backpressure };
+        // The source holds half-way until the swap is sent: a pipeline that had already
+        // finished would have dropped its control channel (the test once failed so, on a
+        // busy machine).
+        let open = Arc::new(AtomicBool::new(false));
+        let source = Gated { ramp, hold_at: frames / 2, open: open.clone() };
         let p =
-            Pipeline::start(Box::new(ramp), Box::new(Mix { m: 1, n: 1, gain: 1.0 }), Box::new(sink.clone()), config)
+            Pipeline::start(Box::new(source), Box::new(Mix { m: 1, n: 1, gain: 1.0 }), Box::new(sink.clone()), config)
                 .unwrap();
         p.control().send(Control::Swap(Box::new(Mix { m: 1, n: 1, gain: -1.0 }))).unwrap();
+        open.store(true, Ordering::Release);
         p.wait().unwrap();
         let got = sink.data.lock().unwrap().clone();
         assert_eq!(got.len(), frames);
@@ -698,16 +704,49 @@ mod tests {
         let first_negative = got.iter().position(|v| v.is_sign_negative()).unwrap_or(frames);
         assert!(flips <= 1 && first_negative % 100 == 0, "swap inside a block at {first_negative}");
         // A processor of the wrong shape is refused with an error.
+        let open = Arc::new(AtomicBool::new(false));
         let ramp = Ramp { channels: 1, frames: 10_000, at: 0, sizes: vec![500], k: 0, fail_at: None };
         let p = Pipeline::start(
-            Box::new(ramp),
+            Box::new(Gated { ramp, hold_at: 0, open: open.clone() }),
             Box::new(Mix { m: 1, n: 1, gain: 1.0 }),
             Box::new(Collect::default()),
             config,
         )
         .unwrap();
         p.control().send(Control::Swap(Box::new(Mix { m: 1, n: 2, gain: 1.0 }))).unwrap();
+        open.store(true, Ordering::Release);
         assert!(matches!(p.wait(), Err(Error::SwapShape { .. })));
+    }
+
+    /// A [`Ramp`] that gives no frame beyond `hold_at` until `open`.
+    struct Gated {
+        ramp: Ramp,
+        hold_at: usize,
+        open: Arc<AtomicBool>,
+    }
+
+    impl Source for Gated {
+        fn channels(&self) -> usize {
+            self.ramp.channels()
+        }
+        fn sample_rate_hz(&self) -> u32 {
+            self.ramp.sample_rate_hz()
+        }
+        fn frames_total(&self) -> Option<usize> {
+            self.ramp.frames_total()
+        }
+        fn read(&mut self, out: &mut Vec<f32>, max_frames: usize) -> std::result::Result<usize, BoxError> {
+            while self.ramp.at >= self.hold_at && !self.open.load(Ordering::Acquire) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            // Still closed: below `hold_at` (the wait above ended there).
+            let limit = if self.open.load(Ordering::Acquire) {
+                max_frames
+            } else {
+                max_frames.min(self.hold_at - self.ramp.at)
+            };
+            self.ramp.read(out, limit)
+        }
     }
 
     #[test]
