@@ -60,6 +60,7 @@ fn model(m: usize, hidden: &[usize], activation: Activation) -> ModelFile {
             picked_channels: None,
             source_gains: None,
             temporal_prior: None,
+            output_noise: None,
         },
         weights: ModelWeights {
             architecture: unmix_format::Architecture::Mlp,

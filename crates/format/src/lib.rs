@@ -44,8 +44,9 @@ pub const MAGIC: &[u8; 8] = b"UNMIXMDL";
 /// [`ModelHeader::score_baseline`], version 3 [`ModelHeader::picked_channels`], version 4
 /// [`ModelHeader::source_gains`], version 5 [`ModelWeights::architecture`], version 6
 /// [`ModelWeights::sensor_curves`] (the post-nonlinear architecture), version 7
-/// [`ModelHeader::temporal_prior`]; older files read as models without them.
-pub const FORMAT_VERSION: u32 = 7;
+/// [`ModelHeader::temporal_prior`], version 8 [`ModelHeader::output_noise`]; older files
+/// read as models without them.
+pub const FORMAT_VERSION: u32 = 8;
 
 /// Everything about a trained model except its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +89,17 @@ pub struct ModelHeader {
     /// independent samples (and files before format version 7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporal_prior: Option<TemporalPrior>,
+    /// The variance of the sensor noise in each source's encoder output (the units of
+    /// [`ModelWeights::prior`], before the gains), estimated from the channels beyond the
+    /// sources. When present, each output is the posterior mean `E[s_j | y_j]` of its source
+    /// given the encoder's output `y_j = s_j + e_j`, under the source's prior (the fitted
+    /// mixture of `y_j` with the noise's variance taken out of every component) and Gaussian
+    /// noise `e_j` of this variance: the PDGMM model's posterior for a linear decoder, which
+    /// on noisy recordings of sources with peaked or several-moded densities is closer to
+    /// the source than any linear demixing. `None`: the encoder's outputs as they are (and
+    /// files before format version 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_noise: Option<Vec<f32>>,
 }
 
 /// Each source as an autoregressive process with its own innovation density,
@@ -243,6 +255,15 @@ impl ModelFile {
         if let Some(prior) = &h.temporal_prior {
             prior.check(h.sources)?;
         }
+        if let Some(noise) = &h.output_noise
+            && (noise.len() != h.sources || noise.iter().any(|v| !(v.is_finite() && *v >= 0.0)))
+        {
+            return Err(Error::Invalid(format!(
+                "{} output noise variances for {} sources, or one negative or not finite",
+                noise.len(),
+                h.sources
+            )));
+        }
         if let Some(gains) = &h.source_gains
             && (gains.len() != h.sources || gains.iter().any(|g| !(g.is_finite() && *g > 0.0)))
         {
@@ -261,12 +282,15 @@ impl ModelFile {
     }
 
     /// Reorders and re-signs the sources as [`ModelWeights::relabel_sources`] does, their
-    /// output gains and temporal prior with them (a source's sign leaves its AR
-    /// coefficients as they are and mirrors its innovation density).
+    /// output gains, output noise and temporal prior with them (a source's sign leaves its
+    /// AR coefficients and noise as they are and mirrors its innovation density).
     pub fn relabel_sources(&mut self, order: &[usize], signs: &[f32]) -> Result<()> {
         self.weights.relabel_sources(order, signs)?;
         if let Some(gains) = &mut self.header.source_gains {
             *gains = order.iter().map(|&j| gains[j]).collect();
+        }
+        if let Some(noise) = &mut self.header.output_noise {
+            *noise = order.iter().map(|&j| noise[j]).collect();
         }
         if let Some(prior) = &mut self.header.temporal_prior {
             prior.ar = order.iter().map(|&j| prior.ar[j].clone()).collect();

@@ -32,6 +32,7 @@ mod fixture {
                 picked_channels: Some("acc_x,2-3".into()),
                 source_gains: Some(vec![0.25, 2.0]),
                 temporal_prior: None,
+                output_noise: None,
             },
             weights: ModelWeights {
                 architecture: crate::Architecture::Mlp,
@@ -298,5 +299,23 @@ fn a_temporal_prior_round_trips_relabels_and_is_checked() {
         let mut bad = model.clone();
         spoil(bad.header.temporal_prior.as_mut().unwrap());
         assert!(bad.check().is_err(), "{:?}", bad.header.temporal_prior);
+    }
+}
+
+/// The output noise survives the round trip, moves with its sources when they are
+/// relabelled (a sign leaves it as it is), and one that does not fit the model is refused.
+#[test]
+fn the_output_noise_round_trips_relabels_and_is_checked() {
+    let mut model = fixture::model();
+    model.header.output_noise = Some(vec![0.125, 0.5]);
+    let bytes = model.to_bytes().unwrap();
+    assert_eq!(ModelFile::from_bytes(&bytes).unwrap(), model);
+    let mut relabelled = model.clone();
+    relabelled.relabel_sources(&[1, 0], &[-1.0, 1.0]).unwrap();
+    assert_eq!(relabelled.header.output_noise, Some(vec![0.5, 0.125]));
+    for bad_noise in [vec![0.1], vec![0.1, -0.1], vec![f32::NAN, 0.1], vec![0.1, f32::INFINITY]] {
+        let mut bad = model.clone();
+        bad.header.output_noise = Some(bad_noise);
+        assert!(bad.check().is_err(), "{:?}", bad.header.output_noise);
     }
 }

@@ -12,6 +12,11 @@
 //! standardised channels from the sources, beside the constant posterior standard
 //! deviations `σ_j` ([`Separator::posterior_std`]) that give each source its uncertainty band.
 //!
+//! A model that knows the sensor noise in its outputs
+//! ([`unmix_format::ModelHeader::output_noise`]) gives each source's posterior mean given
+//! its encoder output and that noise, under the source's prior: a per-sample step after
+//! the encoder, before the output gains.
+//!
 //! # Real-time safety
 //! All buffers are allocated in [`Separator::new`]. [`Separator::process`] and
 //! [`Separator::process_scored`] allocate nothing, take no lock, make no system call and do
@@ -167,6 +172,10 @@ pub struct Separator {
     curves: Vec<MonotoneCurve>,
     /// `[source][component]`.
     prior: Vec<PriorComponent>,
+    /// `[source][component]`: how much of an output's deviation from the component's mean
+    /// is its source's, `max(v − σ², 0) / v` (the component's variance `v`, the output's
+    /// noise `σ²`), when the model has [`unmix_format::ModelHeader::output_noise`].
+    shrink: Option<Vec<f32>>,
     posterior_std: Vec<f32>,
     /// Every channel's mean and scale, to take a reconstruction back to the input's units.
     channel_mean: Vec<f32>,
@@ -246,6 +255,7 @@ impl Separator {
             layers.iter().chain(&reconstruct).chain([&standardise]).map(|l| l.padded.max(l.inputs)).max().unwrap_or(0);
         let scratch_len = layers.iter().chain(&reconstruct).chain([&standardise]).map(PackedLayer::scratch_len).max();
         let prior = prior_components(&weights.prior);
+        let shrink = model.header.output_noise.as_ref().map(|noise| shrink_factors(&weights.prior, noise));
         let gains = model.source_gains();
         let posterior_std = weights.posterior_std().iter().zip(&gains).map(|(s, g)| s * g).collect();
         Self {
@@ -259,6 +269,7 @@ impl Separator {
             decoder_layers: weights.decoder.len(),
             reconstruct,
             prior,
+            shrink,
             posterior_std,
             channel_mean: normaliser.mean.clone(),
             channel_scale: normaliser.scale.clone(),
@@ -299,13 +310,15 @@ impl Separator {
     }
 
     /// Computes the sources of every frame in `frames_in` (interleaved, `channels` wide)
-    /// into `sources_out` (interleaved, `sources` wide): the posterior means, times the
-    /// model's output gains.
+    /// into `sources_out` (interleaved, `sources` wide): the posterior means (given the
+    /// sensor noise when the model knows it, [`unmix_format::ModelHeader::output_noise`]),
+    /// times the model's output gains.
     pub fn process(&mut self, frames_in: &[f32], sources_out: &mut [f32]) -> Result<(), Error> {
         self.check_shape(frames_in, sources_out)?;
         let (m, n) = (self.channels, self.sources);
         for (input, output) in frames_in.chunks(BLOCK_FRAMES * m).zip(sources_out.chunks_mut(BLOCK_FRAMES * n)) {
             self.encode_block(input, output, false);
+            self.denoise(output);
             self.apply_gains(output);
         }
         Ok(())
@@ -350,6 +363,31 @@ impl Separator {
             }
         }
         Ok(())
+    }
+
+    /// Replaces every output of a block, `y = s + e`, by its source's posterior mean
+    /// `E[s | y] = Σ_k r_k(y) (μ_k + g_k (y − μ_k))`, with `r_k` the responsibilities of the
+    /// fitted mixture of `y` and `g_k` the share of component `k`'s variance that is the
+    /// source's ([`shrink_factors`]). Nothing without the model's output noise.
+    fn denoise(&self, output: &mut [f32]) {
+        let Some(shrink) = &self.shrink else { return };
+        let k = self.prior.len() / self.sources;
+        for frame in output.chunks_exact_mut(self.sources) {
+            for ((y, components), gains) in frame.iter_mut().zip(self.prior.chunks_exact(k)).zip(shrink.chunks_exact(k))
+            {
+                let z = *y;
+                let term = |c: &PriorComponent| c.log_scale - (z - c.mean) * (z - c.mean) * c.half_precision;
+                // Shifted by the largest term, so the largest weight is 1 and the sum ≥ 1.
+                let top = components.iter().map(term).fold(f32::NEG_INFINITY, f32::max);
+                let (mut total, mut mean) = (0.0f32, 0.0f32);
+                for (c, &g) in components.iter().zip(gains) {
+                    let w = (term(c) - top).exp();
+                    total += w;
+                    mean += w * (c.mean + g * (z - c.mean));
+                }
+                *y = mean / total;
+            }
+        }
     }
 
     /// Scales the posterior means of a block to the output's units.
@@ -398,8 +436,10 @@ impl Separator {
             .zip(reconstruction_error.chunks_mut(BLOCK_FRAMES))
         {
             self.encode_block(input, output, true);
-            // The scores are of the posterior means, in the model's units.
+            // The scores are of the encoder's outputs, in the model's units: what the
+            // priors were fitted on and the decoder inverts.
             self.score_block(output, lp, re);
+            self.denoise(output);
             self.apply_gains(output);
         }
         Ok(())
@@ -633,14 +673,33 @@ fn prior_components(prior: &unmix_format::GmmParams) -> Vec<PriorComponent> {
     out
 }
 
-/// The sources of a model whose encoder is affine, `s = W x + b` with `x` a frame as read
-/// (an MLP with one encoder layer: the linear model, or a PDGMM-VAE without hidden
-/// layers): `W` (sources × channels, row-major) and `b`, in the output's units (the gains
-/// applied), in `f64`. `None` for every other model.
+/// `[source][component]`: the share `max(v − σ², 0) / v` of each prior component's variance
+/// `v` that is not the output's noise `σ²` (a component narrower than the noise is all
+/// noise: its outputs go to its mean).
+fn shrink_factors(prior: &unmix_format::GmmParams, noise: &[f32]) -> Vec<f32> {
+    let k = prior.components;
+    prior
+        .log_vars
+        .chunks_exact(k)
+        .zip(noise)
+        .flat_map(|(log_vars, &noise)| {
+            log_vars.iter().map(move |&log_var| {
+                let var = f64::from(log_var).exp();
+                ((var - f64::from(noise)).max(0.0) / var) as f32
+            })
+        })
+        .collect()
+}
+
+/// The sources of a model whose outputs are affine in its input, `s = W x + b` with `x` a
+/// frame as read (an MLP with one encoder layer: the linear model, or a PDGMM-VAE without
+/// hidden layers; not taking the sensor noise out of its outputs): `W` (sources ×
+/// channels, row-major) and `b`, in the output's units (the gains applied), in `f64`.
+/// `None` for every other model.
 pub fn affine_map(model: &ModelFile) -> Option<(Vec<f64>, Vec<f64>)> {
     let weights = &model.weights;
     let [layer] = weights.encoder.as_slice() else { return None };
-    if weights.architecture != Architecture::Mlp {
+    if weights.architecture != Architecture::Mlp || model.header.output_noise.is_some() {
         return None;
     }
     let (folded, bias) = fold_normaliser(&model.header.normaliser, layer);

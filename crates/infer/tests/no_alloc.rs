@@ -8,18 +8,27 @@ static ALLOCATOR: unmix_test_support::CountingAllocator = unmix_test_support::Co
 #[path = "support/model.rs"]
 mod support;
 
-use support::{model, post_nonlinear_model};
+use support::{denoising_model, model, post_nonlinear_model};
 use unmix_format::ScoreBaseline;
 use unmix_infer::{SCORE_CHANNELS, ScoredSeparator, Separator};
 use unmix_test_support::allocations;
 
 #[test]
 fn process_allocates_nothing() {
-    for (m, n, hidden, whiten) in
-        [(8, 8, vec![64, 64], false), (6, 3, vec![32], true), (3, 3, vec![], false), (5, 5, vec![0], false)]
-    {
-        // `hidden = [0]`: a post-nonlinear model (curves, then one layer).
-        let model = if hidden == [0] { post_nonlinear_model(m) } else { model(m, n, &hidden, whiten) };
+    for (m, n, hidden, whiten) in [
+        (8, 8, vec![64, 64], false),
+        (6, 3, vec![32], true),
+        (3, 3, vec![], false),
+        (5, 5, vec![0], false),
+        (6, 3, vec![0], true),
+    ] {
+        // `hidden = [0]`: a post-nonlinear model (curves, then one layer), or whitened, the
+        // linear model that takes the sensor noise out of its outputs.
+        let model = match (hidden == [0], whiten) {
+            (true, false) => post_nonlinear_model(m),
+            (true, true) => denoising_model(m, n),
+            _ => model(m, n, &hidden, whiten),
+        };
         let mut separator = Separator::new(&model);
         let input: Vec<f32> = (0..5000 * m).map(|i| (i as f32 * 0.013).sin()).collect();
         let mut output = vec![0.0f32; 5000 * n];

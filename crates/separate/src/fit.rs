@@ -337,6 +337,7 @@ fn new_header(
         picked_channels: None,
         source_gains: None,
         temporal_prior: None,
+        output_noise: None,
     }
 }
 

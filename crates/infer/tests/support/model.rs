@@ -36,6 +36,7 @@ pub fn model(m: usize, n: usize, hidden: &[usize], whiten: bool) -> ModelFile {
             picked_channels: None,
             source_gains: None,
             temporal_prior: None,
+            output_noise: None,
         },
         weights: ModelWeights {
             architecture: unmix_format::Architecture::Mlp,
@@ -99,4 +100,21 @@ fn invert(matrix: &[f64], n: usize) -> Vec<f64> {
         }
     }
     inv
+}
+
+/// The linear model `m → n` (whitened, one layer) with a three-component prior per source
+/// and sensor noise in its outputs ([`unmix_format::ModelHeader::output_noise`]).
+#[allow(dead_code)]
+pub fn denoising_model(m: usize, n: usize) -> ModelFile {
+    let mut file = model(m, n, &[], true);
+    let k = 3;
+    file.weights.prior = GmmParams {
+        components: k,
+        logits: (0..n * k).map(|i| (i % k) as f32 * 0.3).collect(),
+        means: (0..n * k).map(|i| ((i % k) as f32 - 1.0) * (1.0 + 0.2 * (i / k) as f32)).collect(),
+        log_vars: (0..n * k).map(|i| -1.5 + 0.4 * (i % k) as f32).collect(),
+    };
+    file.header.output_noise = Some((0..n).map(|j| 0.05 + 0.1 * j as f32).collect());
+    file.check().unwrap();
+    file
 }
