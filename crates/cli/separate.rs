@@ -295,9 +295,10 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
 
     // 5. Plots.
     if !args.no_plots {
-        // The priors are learned on the posterior means: they are compared before the gains.
+        // The priors are learned on the encoder's outputs: they are compared before the
+        // gains and the denoising.
         let fitted_segment = unmix_dsp::outliers::without_frames(&segment, &gross.frames)?;
-        let segment_sources = unmix_separate::posterior_means(model, &fitted_segment, kernel)?;
+        let segment_sources = unmix_separate::encoder_outputs(model, &fitted_segment, kernel)?;
         if let Some(vae) = vae {
             plot::training_curves(&out.path("training.png"), &vae.history, &fitted.ordering)?;
         }

@@ -211,6 +211,12 @@ pub struct SeparateArgs {
     /// always whitens).
     #[arg(long)]
     pub no_whiten: bool,
+    /// The linear model (time domain): write its outputs as they are, not each source's
+    /// posterior mean given the sensor noise found in the channels beyond the sources
+    /// (with more channels than sources, when that noise is white; see report.json's
+    /// `output_noise`).
+    #[arg(long)]
+    pub no_denoise: bool,
     /// PDGMM-VAE: Gaussian components per source prior (K; the linear model and the
     /// saturating chain use 6, the post-nonlinear model 12).
     #[arg(long, default_value_t = 4, value_parser = bounds::between(1, MAX_PRIOR_COMPONENTS))]
@@ -408,6 +414,7 @@ impl SeparateArgs {
                 ..PostNonlinearConfig::default()
             },
             kernel: self.kernel.kernel()?,
+            denoise: !self.no_denoise,
         };
         Ok(params.check()?)
     }

@@ -107,6 +107,16 @@ pub(super) fn report_fit(fitted: &Fitted, quiet: bool) {
                 println!("  spectral peaks of the AR fit: {}", peaks.join("; "));
             }
         }
+        if let (Some(shares), false) = (noise_shares(&fitted.model), quiet) {
+            let dropped = fitted.model.header.channels - fitted.model.header.sources;
+            let shares: Vec<String> = shares.iter().map(|s| format!("{:.1} %", 100.0 * s)).collect();
+            println!(
+                "sources given as posterior means: the sensor noise (read from the {} beyond the sources) is {} of \
+                 each output's variance",
+                plural(dropped, "channel"),
+                shares.join(" / ")
+            );
+        }
         return;
     };
     let c = &vae.consensus;
@@ -194,12 +204,31 @@ pub(crate) fn fit_json(fitted: &Fitted, config: &SeparateConfig) -> serde_json::
         // A temporal prior's processes, in the output's order (the priors above are then
         // the sources' marginal densities).
         "temporal_prior": model.header.temporal_prior,
+        // The sensor noise in each output before the gains (the sources are then their
+        // posterior means), and its share of the output's variance.
+        "output_noise": model.header.output_noise.as_ref().map(|variances| serde_json::json!({
+            "variances": variances,
+            "share_of_output": noise_shares(model),
+        })),
         "history": vae.map(|v| &v.history.epochs),
     });
     match report {
         serde_json::Value::Object(fields) => fields,
         _ => unreachable!("a JSON object literal"),
     }
+}
+
+/// Each output's sensor noise over its variance, for a model that takes it out.
+fn noise_shares(model: &ModelFile) -> Option<Vec<f64>> {
+    let k = model.weights.prior.components;
+    let noise = model.header.output_noise.as_ref()?;
+    Some(
+        noise
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| f64::from(v) / unmix_separate::denoise::prior_variance(model, j, k))
+            .collect(),
+    )
 }
 
 pub(super) fn priors_json(model: &ModelFile) -> serde_json::Value {

@@ -8,11 +8,13 @@ use unmix_infer::{Kernel, Separator};
 
 use crate::{Error, Result};
 
-/// The posterior means of `model` on `recording`: the sources before the model's output
-/// gains, in the units its priors are learned in (for comparing them with the priors).
-pub fn posterior_means(model: &ModelFile, recording: &Recording, kernel: Kernel) -> Result<Recording> {
+/// The encoder's outputs of `model` on `recording`: the sources before the model's output
+/// gains and before the sensor noise is taken out of them, what its priors are learned on
+/// (for comparing them with the priors).
+pub fn encoder_outputs(model: &ModelFile, recording: &Recording, kernel: Kernel) -> Result<Recording> {
     let mut unscaled = model.clone();
     unscaled.header.source_gains = None;
+    unscaled.header.output_noise = None;
     apply(&unscaled, recording, kernel)
 }
 

@@ -126,6 +126,10 @@ pub struct SeparateParams {
     /// The encoder kernel that computes every source of the fit (the order, signs, gains
     /// and score baseline are measured with it).
     pub kernel: Kernel,
+    /// Give a linear model's sources as their posterior means given the sensor noise it
+    /// finds in the channels beyond the sources ([`crate::denoise::output_noise`]), rather
+    /// than its outputs as they are.
+    pub denoise: bool,
 }
 
 impl SeparateParams {
@@ -150,6 +154,7 @@ impl SeparateParams {
             prior: PriorChoice::Auto,
             temporal: Self::default_temporal(),
             kernel: Kernel::best(),
+            denoise: true,
         }
     }
 

@@ -49,16 +49,22 @@ pub struct Ordering {
 
 /// What every trained model gets before it is handed out, whichever kind it is: the
 /// evidence per latent, pruning (with `prune`), the documented order and sign, the sources'
-/// gains and the monitoring baseline, checked at each stage.
+/// gains (and, with `denoise`, the sensor noise in its outputs) and the monitoring
+/// baseline, checked at each stage.
 pub(crate) fn finish_model(
     mut file: ModelFile,
     segment: &Recording,
     prune: bool,
+    denoise: bool,
     kernel: Kernel,
 ) -> Result<(ModelFile, Vec<LatentEvidence>, Ordering)> {
     file.check()?;
     let latents = latent_evidence(&file, segment, kernel)?;
     let ordering = prune_order_and_sign(&mut file, segment, &latents, prune, kernel)?;
+    // Before the gains, which are then measured on the outputs as they will be.
+    if denoise {
+        file.header.output_noise = crate::denoise::output_noise(&file);
+    }
     file.header.source_gains = Some(source_gains(&file, segment, kernel)?);
     file.check()?;
     file.header.score_baseline = Some(score_baseline(&file, segment, kernel)?);

@@ -167,7 +167,7 @@ fn fit_vae(
     );
     // `-n auto` drops the latents that carry no information.
     let (file, latents, ordering) =
-        finish_model(ModelFile { header, weights }, segment, count.is_some(), config.kernel)?;
+        finish_model(ModelFile { header, weights }, segment, count.is_some(), false, config.kernel)?;
     let vae = VaeTraining { history: fitted.history, consensus: fitted.consensus, ica };
     Ok(Fitted { model: file, selection, vae: Some(vae), count, latents, ordering, gross_outliers: Default::default() })
 }
@@ -208,7 +208,7 @@ fn package_chain(
         serde_json::to_value(&selection.chain).unwrap_or_default(),
     );
     // Never pruned: the chain's layers are square, every source is one of its channels' worth.
-    let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, config.kernel)?;
+    let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, false, config.kernel)?;
     Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
 }
 
@@ -233,7 +233,7 @@ fn package_post_nonlinear(
         serde_json::to_value(&selection.post_nonlinear).unwrap_or_default(),
     );
     // Never pruned: every source is one of its channels' worth.
-    let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, config.kernel)?;
+    let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, false, config.kernel)?;
     Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
 }
 
@@ -263,7 +263,8 @@ fn package_linear(
         serde_json::to_value(&selection.linear).unwrap_or_default(),
     );
     // Never pruned: every latent of the linear model is a direction of the whitened space.
-    let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, config.kernel)?;
+    let (file, latents, ordering) =
+        finish_model(ModelFile { header, weights }, segment, false, config.denoise, config.kernel)?;
     Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
 }
 
@@ -292,7 +293,8 @@ fn package_temporal(
     );
     header.temporal_prior = Some(prior);
     // Never pruned: every latent is a direction of the whitened space.
-    let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, config.kernel)?;
+    let (file, latents, ordering) =
+        finish_model(ModelFile { header, weights }, segment, false, config.denoise, config.kernel)?;
     Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
 }
 

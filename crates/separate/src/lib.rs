@@ -19,11 +19,12 @@
 mod apply;
 pub mod choice;
 pub mod config;
+pub mod denoise;
 mod error;
 pub mod finish;
 mod fit;
 
-pub use apply::{apply, posterior_means};
+pub use apply::{apply, encoder_outputs};
 pub use choice::{
     CHAIN_MARGIN_NATS, CHAIN_MAX_FRAMES, ChainSummary, LinearRefit, LinearSummary, ModelKind, ModelSelection,
     PostNonlinearSummary, TEMPORAL_MAX_BLOCKS, TemporalSummary, VaeScore,
