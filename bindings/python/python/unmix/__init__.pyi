@@ -62,6 +62,7 @@ def separate(
     stft_starts: Optional[int] = None,
     ar_order: Optional[int] = 8,
     no_whiten: bool = False,
+    no_denoise: bool = False,
     components: Optional[int] = 4,
     hidden: Optional[Union[str, Sequence[Union[int, str]]]] = '32',
     activation: Optional[Literal['tanh', 'relu', 'leaky-relu', 'silu']] = 'tanh',
