@@ -220,13 +220,12 @@ pub(crate) fn fit_json(fitted: &Fitted, config: &SeparateConfig) -> serde_json::
 
 /// Each output's sensor noise over its variance, for a model that takes it out.
 fn noise_shares(model: &ModelFile) -> Option<Vec<f64>> {
-    let k = model.weights.prior.components;
     let noise = model.header.output_noise.as_ref()?;
     Some(
         noise
             .iter()
             .enumerate()
-            .map(|(j, &v)| f64::from(v) / unmix_separate::denoise::prior_variance(model, j, k))
+            .map(|(j, &v)| f64::from(v) / unmix_separate::denoise::prior_variance(model, j))
             .collect(),
     )
 }

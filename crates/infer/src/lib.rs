@@ -149,6 +149,14 @@ struct PriorComponent {
     log_scale: f32,
 }
 
+impl PriorComponent {
+    /// `log π + log N(z; mean, var)`.
+    #[inline]
+    fn log_term(&self, z: f32) -> f32 {
+        self.log_scale - (z - self.mean) * (z - self.mean) * self.half_precision
+    }
+}
+
 /// Applies a trained encoder to blocks of frames.
 #[derive(Debug, Clone)]
 pub struct Separator {
@@ -376,7 +384,7 @@ impl Separator {
             for ((y, components), gains) in frame.iter_mut().zip(self.prior.chunks_exact(k)).zip(shrink.chunks_exact(k))
             {
                 let z = *y;
-                let term = |c: &PriorComponent| c.log_scale - (z - c.mean) * (z - c.mean) * c.half_precision;
+                let term = |c: &PriorComponent| c.log_term(z);
                 // Shifted by the largest term, so the largest weight is 1 and the sum ≥ 1.
                 let top = components.iter().map(term).fold(f32::NEG_INFINITY, f32::max);
                 let (mut total, mut mean) = (0.0f32, 0.0f32);
@@ -554,7 +562,7 @@ impl Separator {
                 .zip(self.prior.chunks_exact(k))
                 .map(|(&z, components)| {
                     // log Σ_k exp(t_k), shifted by the largest term.
-                    let term = |c: &PriorComponent| c.log_scale - (z - c.mean) * (z - c.mean) * c.half_precision;
+                    let term = |c: &PriorComponent| c.log_term(z);
                     let top = components.iter().map(term).fold(f32::NEG_INFINITY, f32::max);
                     top + components.iter().map(|c| (term(c) - top).exp()).sum::<f32>().ln()
                 })

@@ -52,22 +52,19 @@ pub fn output_noise(file: &ModelFile) -> Option<Vec<f32>> {
             noise * row.map(|v| v * v).sum::<f64>()
         })
         .collect();
-    let k = weights.prior.components;
-    let matters = variances.iter().enumerate().any(|(j, &v)| v > MIN_NOISE_SHARE * prior_variance(file, j, k));
+    let matters = variances.iter().enumerate().any(|(j, &v)| v > MIN_NOISE_SHARE * prior_variance(file, j));
     matters.then(|| variances.iter().map(|&v| v as f32).collect())
 }
 
-/// The variance of source `j`'s prior mixture (of `k` components).
-pub fn prior_variance(file: &ModelFile, j: usize, k: usize) -> f64 {
+/// The variance of source `j`'s prior mixture.
+pub fn prior_variance(file: &ModelFile, j: usize) -> f64 {
     let prior = &file.weights.prior;
+    let k = prior.components;
     let rows = j * k..(j + 1) * k;
-    let logits = &prior.logits[rows.clone()];
-    let top = logits.iter().fold(f64::NEG_INFINITY, |a, &l| a.max(f64::from(l)));
-    let weights: Vec<f64> = logits.iter().map(|&l| (f64::from(l) - top).exp()).collect();
-    let total: f64 = weights.iter().sum();
     let (mut mean, mut second) = (0.0, 0.0);
-    for ((w, &mu), &log_var) in weights.iter().zip(&prior.means[rows.clone()]).zip(&prior.log_vars[rows]) {
-        let (w, mu) = (w / total, f64::from(mu));
+    for ((w, &mu), &log_var) in prior.weights(j).into_iter().zip(&prior.means[rows.clone()]).zip(&prior.log_vars[rows])
+    {
+        let (w, mu) = (f64::from(w), f64::from(mu));
         mean += w * mu;
         second += w * (f64::from(log_var).exp() + mu * mu);
     }
