@@ -12,7 +12,7 @@
 //! Run: `cargo run --release --example room_online [-- --talkers 2 --mics 2 --rt60 0.3
 //! --seeds 1,2,3 --frame 1024 --hop 256 --forgetting 0.98 --prior laplace|gauss|low-rank
 //! --dry speech|synthetic --delay SAMPLES --stagger SAMPLES --online-only --from-take
-//! --handover SECONDS]`.
+//! --from-take-model --handover SECONDS]`.
 //!
 //! `--handover S`: as `unmix live --domain stft` runs by default (`--warmup S`), a
 //! room's model fitted on the first `S` seconds in which every microphone sounds takes
@@ -22,7 +22,11 @@
 //! `--from-take`: the online separator starts from the demixing an offline fit (the
 //! low-rank demixing, 50 iterations, the online STFT) found on another take in the same
 //! room — the same talkers and places, each talker's sentences 7 s further on — as `unmix
-//! live --domain stft --model` starts from a room's model.
+//! live --domain stft --model --adapt` starts from a room's model.
+//!
+//! `--from-take-model`: the whole room's model of that take instead (`separate --domain
+//! stft`'s default fit on it), run as `unmix live --domain stft --model` runs it: its
+//! spatial model fixed, every source's power learnt frame by frame.
 
 use std::path::Path;
 use std::time::Instant;
@@ -43,7 +47,8 @@ fn main() -> Result<()> {
     let (mut talkers, mut mics, mut rt60, mut seeds) = (2usize, 2usize, 0.3f64, vec![1u64, 2, 3]);
     let mut config = OnlineConfig::DEFAULT;
     let (mut spacing, mut synthetic, mut offline, mut delay, mut stagger) = (0.05, false, true, 0usize, 0usize);
-    let mut from_take = false;
+    // Another take's fit to start from: its demixing (adapted), or its spatial model (fixed).
+    let (mut from_take, mut from_take_model) = (false, false);
     // Seconds of sound the room's model is fitted on before it takes over (`live`'s
     // --warmup), as `unmix live --domain stft` runs; none: the online separator alone.
     let mut handover = None::<f64>;
@@ -71,6 +76,7 @@ fn main() -> Result<()> {
             "--delay" => delay = value()?.parse()?,
             "--stagger" => stagger = value()?.parse()?,
             "--from-take" => from_take = true,
+            "--from-take-model" => from_take_model = true,
             "--handover" => handover = Some(value()?.parse()?),
             other => bail!("unknown argument {other}"),
         }
@@ -98,12 +104,17 @@ fn main() -> Result<()> {
         let truth: Vec<Vec<f32>> = (0..talkers).map(|j| record.truth.channel(j)[..len].to_vec()).collect();
         let reference = &record.mixture.channel(0)[..len];
 
-        let mut online = if from_take {
+        let mut online = if from_take || from_take_model {
             let other: Vec<Vec<f32>> = dry.iter().map(|d| [&d[7 * RATE..], &d[..7 * RATE]].concat()).collect();
             let take = simulate_room(&room, &other)?;
             let iva = IvaConfig { prior: SourcePrior::LowRank { bases: 2 }, iterations: 50, seed: 1 };
-            let fitted = separate_recording(&take.mixture, talkers, config.stft, &iva, None, 0, Default::default())?;
-            OnlineIva::starting_from(mics, talkers, config, &fitted.fit.full)?
+            let spatial = from_take_model.then(MnmfConfig::default);
+            let fitted =
+                separate_recording(&take.mixture, talkers, config.stft, &iva, spatial.as_ref(), 0, Default::default())?;
+            match &fitted.spatial {
+                Some(model) => OnlineIva::spatial(mics, talkers, config, &model.spatial_filter())?,
+                None => OnlineIva::starting_from(mics, talkers, config, &fitted.fit.full)?,
+            }
         } else {
             OnlineIva::new(mics, talkers, config)?
         };

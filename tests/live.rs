@@ -294,6 +294,43 @@ fn live_separates_a_room_in_the_stft_domain() {
     let recorded = unmix_io::read_wav(&record).unwrap();
     assert_eq!(recorded.interleaved(), &want[..], "live from a room's model differs from starting_from offline");
 
+    // The model the first session saved has a spatial model: a session given it runs that
+    // fixed from the first frame, as `apply` does (the same samples offline through
+    // `OnlineIva::spatial`), and with --adapt the online separator from its demixing.
+    let unmix_format::AnyModel::Room(saved_room) = unmix_format::AnyModel::load(&saved).unwrap() else {
+        panic!("a session in a room saves a room's model");
+    };
+    let complex = |v: &[f32]| -> Vec<unmix_freq::Complex64> {
+        v.chunks_exact(2).map(|c| unmix_freq::Complex64::new(c[0].into(), c[1].into())).collect()
+    };
+    let reals = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| f64::from(x)).collect() };
+    let sp = saved_room.spatial.as_ref().expect("the hand-over's model has a spatial model");
+    let filter = unmix_freq::SpatialFilter { q: complex(&sp.q), g: reals(&sp.g), power: reals(&sp.power) };
+    let config = unmix_freq::OnlineConfig::DEFAULT;
+    let mut fixed = vec![0.0f32; frames * 2];
+    unmix_freq::OnlineIva::spatial(4, 2, config, &filter).unwrap().process(room.mixture.interleaved(), &mut fixed);
+    let mut adapted = vec![0.0f32; frames * 2];
+    unmix_freq::OnlineIva::starting_from(4, 2, config, &complex(&saved_room.demixing))
+        .unwrap()
+        .process(room.mixture.interleaved(), &mut adapted);
+    let duration = format!("{}s", frames / rate);
+    for (extra, want, what) in [(None, &fixed, "the spatial model"), (Some("--adapt"), &adapted, "--adapt")] {
+        #[rustfmt::skip]
+        let mut args = vec![
+            "live", "--input", "filecap", "-n", "2", "--domain", "stft", "--model", saved.to_str().unwrap(),
+            "--duration", &duration, "--ring-seconds", "20",
+            "--record", record.to_str().unwrap(), "--force",
+        ];
+        args.extend(extra);
+        let o = alsa.unmix(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let fixed_said = stderr(&o).contains("separating by the room's spatial model as the input arrives (fixed");
+        assert_eq!(fixed_said, extra.is_none(), "{}", stderr(&o));
+        let recorded = unmix_io::read_wav(&record).unwrap();
+        assert_eq!(recorded.interleaved(), &want[..], "live from a room's model differs from {what} offline");
+    }
+    assert_ne!(fixed, adapted);
+
     let model = dir.path().join("m.unmix");
     let o = alsa.unmix(&["live", "--input", "filecap", "-n", "2", "--model", room_model.to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("run it with --domain stft"), "{}", stderr(&o));
@@ -317,6 +354,7 @@ fn live_separates_a_room_in_the_stft_domain() {
         ),
         (vec!["--refit", "2s"], "refits do not apply"),
         (vec!["--online-only", "--model", room_model.to_str().unwrap()], "--online-only: a room's --model"),
+        (vec!["--adapt"], "--adapt: starts from a room's --model"),
         (vec!["--forgetting", "1"], "--forgetting 1: a factor between 0 and 1"),
         (vec!["--stft-hop", "300"], "an STFT hop of 300 samples"),
     ] {

@@ -586,15 +586,21 @@ pub fn room_separator(model: &RoomModel) -> Result<OnlineIva> {
         reference: h.reference,
         ..OnlineConfig::DEFAULT
     };
-    let complex = |v: &[f32]| v.chunks_exact(2).map(|c| Complex64::new(c[0].into(), c[1].into())).collect();
-    let reals = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect();
-    Ok(match &model.spatial {
-        Some(sp) => {
-            let filter = SpatialFilter { q: complex(&sp.q), g: reals(&sp.g), power: reals(&sp.power) };
-            OnlineIva::spatial(h.channels, h.sources, config, &filter)?
-        }
+    Ok(match spatial_filter(model) {
+        Some(filter) => OnlineIva::spatial(h.channels, h.sources, config, &filter)?,
         None => OnlineIva::fixed(h.channels, h.sources, config, &complex(&model.filters))?,
     })
+}
+
+/// A room model's spatial model as the separator takes it, when it has one.
+pub fn spatial_filter(model: &RoomModel) -> Option<SpatialFilter> {
+    let reals = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect();
+    model.spatial.as_ref().map(|sp| SpatialFilter { q: complex(&sp.q), g: reals(&sp.g), power: reals(&sp.power) })
+}
+
+/// Complex values stored as their real and imaginary parts in turn.
+pub fn complex(values: &[f32]) -> Vec<Complex64> {
+    values.chunks_exact(2).map(|c| Complex64::new(c[0].into(), c[1].into())).collect()
 }
 
 /// [`apply_file`] on `input` already open as `reader`, whose first frames were read into

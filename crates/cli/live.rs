@@ -47,8 +47,8 @@ pub struct LiveArgs {
     pub warmup: Option<f64>,
     /// Start separating at once with this model (from `unmix separate`). With --domain
     /// stft, a room's model (from `separate --domain stft` on a recording of the same
-    /// array and places): the online separator starts from its demixing, with its STFT,
-    /// instead of from nothing.
+    /// array and places), with its STFT: its spatial model fixed, every source's power
+    /// learnt frame by frame, as `apply` runs it (or its demixing adapted: --adapt).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Keep re-fitting on the latest warm-up-long segment every this many seconds; each
@@ -130,6 +130,11 @@ pub struct LiveArgs {
     /// otherwise fitted on the warm-up and takes over.
     #[arg(long)]
     pub online_only: bool,
+    /// --domain stft with a room's --model: the online separator started from the model's
+    /// demixing and adapted frame by frame (it follows a talker who moves), instead of
+    /// the model's spatial model run fixed (ahead where the talkers stay where they were).
+    #[arg(long)]
+    pub adapt: bool,
     /// Capacity of the input ring, seconds (overruns are dropped and counted).
     #[arg(long, default_value = "2", value_parser = parse_seconds)]
     pub ring_seconds: f64,
@@ -217,6 +222,9 @@ impl LiveArgs {
             if self.online_only {
                 bail!("--online-only is the frequency domain's: --domain stft");
             }
+            if self.adapt {
+                bail!("--adapt is the frequency domain's: --domain stft with a room's --model");
+            }
             if room.is_some() {
                 bail!("{}: a room's model (the frequency domain): run it with --domain stft", model_name());
             }
@@ -251,7 +259,10 @@ impl LiveArgs {
             bail!("--forgetting {}: a factor between 0 and 1", config.forgetting);
         }
         if self.online_only && room.is_some() {
-            bail!("--online-only: a room's --model is already what the online separator starts from");
+            bail!("--online-only: a room's --model is already what the session runs from the first frame");
+        }
+        if self.adapt && room.is_none() {
+            bail!("--adapt: starts from a room's --model (from `separate --domain stft`)");
         }
         if self.save_model.is_some() && (self.online_only || room.is_some()) {
             bail!(
@@ -263,11 +274,8 @@ impl LiveArgs {
         Ok(match room {
             Some(room) => LiveDomain::StftFrom(std::sync::Arc::new(RoomStart {
                 online: config,
-                demixing: room
-                    .demixing
-                    .chunks_exact(2)
-                    .map(|v| unmix_freq::Complex64::new(v[0].into(), v[1].into()))
-                    .collect(),
+                demixing: crate::apply::complex(&room.demixing),
+                spatial: if self.adapt { None } else { crate::apply::spatial_filter(room) },
                 sample_rate_hz: room.header.sample_rate_hz,
             })),
             None if self.online_only => LiveDomain::Stft(config),
@@ -475,6 +483,7 @@ mod enabled {
         };
         let domain = args.online(room.as_ref())?;
         let online = domain.online().copied();
+        let fixed_room = matches!(&domain, unmix_live::LiveDomain::StftFrom(start) if start.spatial.is_some());
         if args.raw.as_deref().is_some_and(|r| r != "-") {
             bail!("--raw takes only '-' (stdout)");
         }
@@ -567,7 +576,16 @@ mod enabled {
         for note in &n.notes {
             eprintln!("  {note}");
         }
-        if let Some(online) = online {
+        if let (Some(online), true) = (online, fixed_room) {
+            eprintln!(
+                "separating by the room's spatial model as the input arrives (fixed; every source's power learnt \
+                 frame by frame; frames of {} every {}): the sources lag the input by {} frames ({:.0} ms)",
+                online.stft.frame,
+                online.stft.hop,
+                online.stft.frame - 1,
+                1e3 * (online.stft.frame - 1) as f64 / f64::from(n.sample_rate_hz),
+            );
+        } else if let Some(online) = online {
             eprintln!(
                 "separating in the STFT domain as the input arrives (prior: {}; frames of {} every {}; forgetting \
                  {}): the sources lag the input by {} frames ({:.0} ms){}",

@@ -443,6 +443,7 @@ fn live(rng: &mut StdRng) -> Result<(), String> {
             unmix_live::LiveDomain::StftFrom(std::sync::Arc::new(unmix_live::RoomStart {
                 online,
                 demixing,
+                spatial: None,
                 sample_rate_hz,
             }))
         };

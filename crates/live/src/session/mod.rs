@@ -111,9 +111,11 @@ pub enum LiveDomain {
     /// `--online-only`: after 5 s of input it separates 2 talkers 2.5–8.5 dB better than
     /// the online separator alone, on average (`docs/results.md#the-rooms-model-taking-over`).
     Room(OnlineConfig),
-    /// The same, started from a room's fitted demixing (a room's model, from `separate
-    /// --domain stft` on a recording of the same array and places) instead of the
-    /// identity: its sources are in the model's order from the first frame.
+    /// A room's model from the first frame (from `separate --domain stft` on a recording
+    /// of the same array and places), its sources in the model's order: its spatial model
+    /// fixed, every source's power learnt frame by frame ([`OnlineIva::spatial`], what
+    /// `apply` runs), or, without one or when asked, the online separator started from
+    /// its demixing instead of the identity ([`OnlineIva::starting_from`]).
     StftFrom(Arc<RoomStart>),
 }
 
@@ -124,6 +126,12 @@ pub struct RoomStart {
     pub online: OnlineConfig,
     /// Every bin's whole demixing matrix, as [`OnlineIva::starting_from`] takes it.
     pub demixing: Vec<unmix_freq::Complex64>,
+    /// The room's spatial model, run fixed when given. On another take of the same room
+    /// it was ahead of the online separator started from the demixing on 31 of 36 5-s
+    /// stretches (by up to 15 dB; behind by up to 2.2 dB on the others) at a fifth of its
+    /// processing load, but it does not follow a talker who moves
+    /// (`docs/results.md#live-rooms`). `None`: the demixing, adapted.
+    pub spatial: Option<unmix_freq::SpatialFilter>,
     /// The rate the model was fitted at: the input must run at it.
     pub sample_rate_hz: u32,
 }
@@ -444,7 +452,10 @@ impl LiveSession {
                         start.sample_rate_hz
                     )));
                 }
-                Some(OnlineIva::starting_from(m, n, start.online, &start.demixing))
+                Some(match &start.spatial {
+                    Some(filter) => OnlineIva::spatial(m, n, start.online, filter),
+                    None => OnlineIva::starting_from(m, n, start.online, &start.demixing),
+                })
             }
         }
         .transpose()

@@ -585,7 +585,12 @@ fn a_session_in_the_stft_domain_records_the_online_separation() {
     // Started from a room's demixing (the separator's own after this run, as a model
     // would give it): the recording is `starting_from` run offline, and a rate other
     // than the model's is refused.
-    let start = std::sync::Arc::new(RoomStart { online, demixing: offline.demixing(), sample_rate_hz: rate as u32 });
+    let start = std::sync::Arc::new(RoomStart {
+        online,
+        demixing: offline.demixing(),
+        spatial: None,
+        sample_rate_hz: rate as u32,
+    });
     config.domain = LiveDomain::StftFrom(start.clone());
     let session =
         LiveSession::start_with(config.clone().check().unwrap(), None, paced_input(&mixture, frames as u64), None)
@@ -595,6 +600,26 @@ fn a_session_in_the_stft_domain_records_the_online_separation() {
     let mut offline = unmix_freq::OnlineIva::starting_from(2, 2, online, &start.demixing).unwrap();
     offline.process(mixture.interleaved(), &mut want);
     assert_eq!(unmix_io::read_wav(&path).unwrap().interleaved(), &want[..]);
+    // With its spatial model (each bin's `Q` the identity, each source on its own
+    // channel, unequal powers): the recording is that model run offline, frame by frame.
+    let bins = online.stft.bins();
+    let q = (0..bins * 4).map(|i| unmix_freq::Complex64::new(if i % 4 % 3 == 0 { 1.0 } else { 0.0 }, 0.0)).collect();
+    let filter = unmix_freq::SpatialFilter { q, g: vec![0.9, 0.1, 0.2, 0.8], power: vec![1.0; 2 * bins] };
+    let spatial = std::sync::Arc::new(RoomStart { spatial: Some(filter.clone()), ..(*start).clone() });
+    config.domain = LiveDomain::StftFrom(spatial);
+    let session =
+        LiveSession::start_with(config.clone().check().unwrap(), None, paced_input(&mixture, frames as u64), None)
+            .unwrap();
+    assert_eq!(session.wait().unwrap().end, EndReason::Duration);
+    let mut offline = unmix_freq::OnlineIva::spatial(2, 2, online, &filter).unwrap();
+    offline.process(mixture.interleaved(), &mut want);
+    let recorded = unmix_io::read_wav(&path).unwrap();
+    assert_eq!(recorded.interleaved(), &want[..]);
+    let mut adapted = vec![0.0f32; frames * 2];
+    unmix_freq::OnlineIva::starting_from(2, 2, online, &start.demixing)
+        .unwrap()
+        .process(mixture.interleaved(), &mut adapted);
+    assert_ne!(recorded.interleaved(), &adapted[..], "the spatial model, not the demixing");
     config.domain = LiveDomain::StftFrom(std::sync::Arc::new(RoomStart { sample_rate_hz: 8_000, ..(*start).clone() }));
     let e = LiveSession::start_with(config.clone().check().unwrap(), None, paced_input(&mixture, frames as u64), None)
         .err()
