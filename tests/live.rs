@@ -319,11 +319,14 @@ fn live_separates_a_room_in_the_stft_domain() {
         let mut args = vec![
             "live", "--input", "filecap", "-n", "2", "--domain", "stft", "--model", saved.to_str().unwrap(),
             "--duration", &duration, "--ring-seconds", "20",
-            "--record", record.to_str().unwrap(), "--force",
+            "--record", record.to_str().unwrap(), "--force", "--stats",
         ];
         args.extend(extra);
         let o = alsa.unmix(&args);
         assert!(o.status.success(), "{}", stderr(&o));
+        let stats = String::from_utf8_lossy(&o.stdout).to_string();
+        let label = if extra.is_none() { "separator: a room's spatial model, fixed," } else { "separator: online IVA" };
+        assert!(stats.contains(label), "{stats}");
         let fixed_said = stderr(&o).contains("separating by the room's spatial model as the input arrives (fixed");
         assert_eq!(fixed_said, extra.is_none(), "{}", stderr(&o));
         let recorded = unmix_io::read_wav(&record).unwrap();

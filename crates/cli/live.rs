@@ -678,7 +678,7 @@ mod enabled {
         }
         if args.stats {
             // With an output on stdout (`--raw -`, `--record -`, …) the table goes to stderr.
-            let table = stats_table(&report, kernel, online);
+            let table = stats_table(&report, kernel, online, fixed_room);
             if stdout_taken {
                 eprint!("{table}");
             } else {
@@ -735,6 +735,7 @@ mod enabled {
         report: &unmix_live::LiveReport,
         kernel: Kernel,
         online: Option<unmix_freq::OnlineConfig>,
+        fixed_room: bool,
     ) -> String {
         use std::fmt::Write;
         let p = &report.pipeline;
@@ -769,10 +770,10 @@ mod enabled {
                     .room_model_frame
                     .map(|k| format!(", the room's model from input frame {k}"))
                     .unwrap_or_default();
+                let what = if fixed_room { "a room's spatial model, fixed," } else { "online IVA" };
                 let _ = writeln!(
                     t,
-                    "separator: online IVA in the STFT domain (frames of {} every {}){handed}, the sources {} frames \
-                     late",
+                    "separator: {what} in the STFT domain (frames of {} every {}){handed}, the sources {} frames late",
                     online.stft.frame, online.stft.hop, report.latency_frames
                 );
             }

@@ -130,7 +130,7 @@ pub struct RoomStart {
     /// it was ahead of the online separator started from the demixing on 31 of 36 5-s
     /// stretches (by up to 15 dB; behind by up to 2.2 dB on the others) at a fifth of its
     /// processing load, but it does not follow a talker who moves
-    /// (`docs/results.md#live-rooms`). `None`: the demixing, adapted.
+    /// (`docs/results.md#started-from-a-rooms-model`). `None`: the demixing, adapted.
     pub spatial: Option<unmix_freq::SpatialFilter>,
     /// The rate the model was fitted at: the input must run at it.
     pub sample_rate_hz: u32,
