@@ -287,8 +287,7 @@ fn live_separates_a_room_in_the_stft_domain() {
     let unmix_format::AnyModel::Room(loaded) = unmix_format::AnyModel::load(&room_model).unwrap() else {
         panic!("separate --domain stft writes a room's model");
     };
-    let demixing: Vec<unmix_freq::Complex64> =
-        loaded.demixing.chunks_exact(2).map(|v| unmix_freq::Complex64::new(v[0].into(), v[1].into())).collect();
+    let demixing = unmix_freq::stored_complex(&loaded.demixing);
     let mut started = unmix_freq::OnlineIva::starting_from(4, 2, unmix_freq::OnlineConfig::DEFAULT, &demixing).unwrap();
     started.process(room.mixture.interleaved(), &mut want);
     let recorded = unmix_io::read_wav(&record).unwrap();
@@ -300,17 +299,12 @@ fn live_separates_a_room_in_the_stft_domain() {
     let unmix_format::AnyModel::Room(saved_room) = unmix_format::AnyModel::load(&saved).unwrap() else {
         panic!("a session in a room saves a room's model");
     };
-    let complex = |v: &[f32]| -> Vec<unmix_freq::Complex64> {
-        v.chunks_exact(2).map(|c| unmix_freq::Complex64::new(c[0].into(), c[1].into())).collect()
-    };
-    let reals = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| f64::from(x)).collect() };
-    let sp = saved_room.spatial.as_ref().expect("the hand-over's model has a spatial model");
-    let filter = unmix_freq::SpatialFilter { q: complex(&sp.q), g: reals(&sp.g), power: reals(&sp.power) };
+    let filter = unmix_freq::room_spatial_filter(&saved_room).expect("the hand-over's model has a spatial model");
     let config = unmix_freq::OnlineConfig::DEFAULT;
     let mut fixed = vec![0.0f32; frames * 2];
     unmix_freq::OnlineIva::spatial(4, 2, config, &filter).unwrap().process(room.mixture.interleaved(), &mut fixed);
     let mut adapted = vec![0.0f32; frames * 2];
-    unmix_freq::OnlineIva::starting_from(4, 2, config, &complex(&saved_room.demixing))
+    unmix_freq::OnlineIva::starting_from(4, 2, config, &unmix_freq::stored_complex(&saved_room.demixing))
         .unwrap()
         .process(room.mixture.interleaved(), &mut adapted);
     let duration = format!("{}s", frames / rate);

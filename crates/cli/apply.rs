@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use unmix_core::{Processor, Sink, Source, plural};
 use unmix_format::{AnyModel, ModelFile, RoomModel};
-use unmix_freq::{Complex64, OnlineConfig, OnlineIva, SpatialFilter, StftConfig};
+use unmix_freq::OnlineIva;
 use unmix_infer::{Kernel, ScoredSeparator, Separator};
 use unmix_io::{
     BlockReader, ChannelSelection, Clipping, CsvStreamWriter, StampLog, WavFormat, WavStreamWriter, input_name, is_csv,
@@ -323,7 +323,7 @@ pub fn run(args: ApplyArgs) -> Result<()> {
     finish(&args, applied, Some(kernel), &say)
 }
 
-/// `unmix apply` with a room's model, frame by frame ([`room_separator`]).
+/// `unmix apply` with a room's model, frame by frame ([`unmix_freq::room_separator`]).
 fn run_room(args: &ApplyArgs, model: &RoomModel) -> Result<()> {
     if args.scores.is_some() {
         bail!(
@@ -572,35 +572,8 @@ pub fn apply_room(
             h.sample_rate_hz
         );
     }
-    let stage = Stage::Room(Box::new(room_separator(model)?));
+    let stage = Stage::Room(Box::new(unmix_freq::room_separator(model)?));
     apply_reader(stage, input, reader, Vec::new(), outputs, options)
-}
-
-/// The frame-by-frame separator of a room's model, from its values as the file holds
-/// them: its spatial model with the sources' powers learnt frame by frame where it has
-/// one, else its fixed filters.
-pub fn room_separator(model: &RoomModel) -> Result<OnlineIva> {
-    let h = &model.header;
-    let config = OnlineConfig {
-        stft: StftConfig { frame: h.stft_frame, hop: h.stft_hop },
-        reference: h.reference,
-        ..OnlineConfig::DEFAULT
-    };
-    Ok(match spatial_filter(model) {
-        Some(filter) => OnlineIva::spatial(h.channels, h.sources, config, &filter)?,
-        None => OnlineIva::fixed(h.channels, h.sources, config, &complex(&model.filters))?,
-    })
-}
-
-/// A room model's spatial model as the separator takes it, when it has one.
-pub fn spatial_filter(model: &RoomModel) -> Option<SpatialFilter> {
-    let reals = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect();
-    model.spatial.as_ref().map(|sp| SpatialFilter { q: complex(&sp.q), g: reals(&sp.g), power: reals(&sp.power) })
-}
-
-/// Complex values stored as their real and imaginary parts in turn.
-pub fn complex(values: &[f32]) -> Vec<Complex64> {
-    values.chunks_exact(2).map(|c| Complex64::new(c[0].into(), c[1].into())).collect()
 }
 
 /// [`apply_file`] on `input` already open as `reader`, whose first frames were read into

@@ -346,7 +346,7 @@ pub fn apply_room(model: &RoomModel, recording: &Recording) -> Result<Recording>
     if rate != h.sample_rate_hz {
         bail!("{rate} Hz, but the room's model was fitted at {} Hz (its filters are per frequency)", h.sample_rate_hz);
     }
-    let mut separator = crate::apply::room_separator(model)?;
+    let mut separator = unmix_freq::room_separator(model)?;
     let (n, lag, frames) = (separator.sources(), separator.latency(), recording.frames());
     let mut output = vec![0.0f32; (frames + lag) * n];
     separator.process(recording.interleaved(), &mut output[..frames * n]);

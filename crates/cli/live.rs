@@ -274,8 +274,8 @@ impl LiveArgs {
         Ok(match room {
             Some(room) => LiveDomain::StftFrom(std::sync::Arc::new(RoomStart {
                 online: config,
-                demixing: crate::apply::complex(&room.demixing),
-                spatial: if self.adapt { None } else { crate::apply::spatial_filter(room) },
+                demixing: unmix_freq::stored_complex(&room.demixing),
+                spatial: if self.adapt { None } else { unmix_freq::room_spatial_filter(room) },
                 sample_rate_hz: room.header.sample_rate_hz,
             })),
             None if self.online_only => LiveDomain::Stft(config),
@@ -576,30 +576,22 @@ mod enabled {
         for note in &n.notes {
             eprintln!("  {note}");
         }
-        if let (Some(online), true) = (online, fixed_room) {
+        if let Some(online) = online {
+            let frames = format!("frames of {} every {}", online.stft.frame, online.stft.hop);
+            let (what, how) = if fixed_room {
+                ("by the room's spatial model", format!("fixed; every source's power learnt frame by frame; {frames}"))
+            } else {
+                ("in the STFT domain", format!("prior: {}; {frames}; forgetting {}", online.prior, online.forgetting))
+            };
+            let takeover = if fits_room {
+                format!("; a room's model of the first {} s takes over once fitted", args.warmup_s())
+            } else {
+                String::new()
+            };
             eprintln!(
-                "separating by the room's spatial model as the input arrives (fixed; every source's power learnt \
-                 frame by frame; frames of {} every {}): the sources lag the input by {} frames ({:.0} ms)",
-                online.stft.frame,
-                online.stft.hop,
+                "separating {what} as the input arrives ({how}): the sources lag the input by {} frames ({:.0} ms){takeover}",
                 online.stft.frame - 1,
                 1e3 * (online.stft.frame - 1) as f64 / f64::from(n.sample_rate_hz),
-            );
-        } else if let Some(online) = online {
-            eprintln!(
-                "separating in the STFT domain as the input arrives (prior: {}; frames of {} every {}; forgetting \
-                 {}): the sources lag the input by {} frames ({:.0} ms){}",
-                online.prior,
-                online.stft.frame,
-                online.stft.hop,
-                online.forgetting,
-                online.stft.frame - 1,
-                1e3 * (online.stft.frame - 1) as f64 / f64::from(n.sample_rate_hz),
-                if fits_room {
-                    format!("; a room's model of the first {} s takes over once fitted", args.warmup_s())
-                } else {
-                    String::new()
-                }
             );
         }
         if let Some((device, channels)) = session.output_device() {

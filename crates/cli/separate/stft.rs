@@ -81,7 +81,7 @@ pub(super) fn execute(args: &SeparateArgs) -> Result<Outcome> {
         }
         // The filters as the model file holds them, so that `apply` on the same samples
         // gives the same sources.
-        let separator = crate::apply::room_separator(model).with_context(|| input_name(input))?;
+        let separator = unmix_freq::room_separator(model).with_context(|| input_name(input))?;
         let outputs = [crate::apply::Output { path: &sources_path, wav_format: args.wav_format.into() }];
         let options =
             crate::apply::ApplyOptions { progress: !args.quiet, monitoring: None, kernel: unmix_infer::Kernel::best() };

@@ -12,7 +12,7 @@
 //! - [`evidence`]: whether a recording's cross-spectra are an instantaneous mixture's
 //!   (what tells a room's recording from one for the time domain);
 //! - [`separate_recording`]: the whole path on a recording; [`room_model`]: its fit as a
-//!   room's model file.
+//!   room's model file, [`room_separator`]: that file's separator, frame by frame.
 
 pub mod complex;
 pub mod evidence;
@@ -298,6 +298,40 @@ pub fn room_model(
     };
     model.check().map_err(|e| Error::Data(format!("the room's model: {e}")))?;
     Ok(model)
+}
+
+/// The frame-by-frame separator of a room's model file, as [`room_model`] wrote it: its
+/// spatial model with every source's power learnt frame by frame where it has one
+/// ([`OnlineIva::spatial`]), else its fixed filters ([`OnlineIva::fixed`]). What `apply`
+/// and `separate`'s stream after its head run (a live session from the model builds the
+/// same separator from [`room_spatial_filter`] with its own settings).
+pub fn room_separator(model: &unmix_format::RoomModel) -> Result<OnlineIva> {
+    let h = &model.header;
+    let config = OnlineConfig {
+        stft: StftConfig { frame: h.stft_frame, hop: h.stft_hop },
+        reference: h.reference,
+        ..OnlineConfig::DEFAULT
+    };
+    match room_spatial_filter(model) {
+        Some(filter) => OnlineIva::spatial(h.channels, h.sources, config, &filter),
+        None => OnlineIva::fixed(h.channels, h.sources, config, &stored_complex(&model.filters)),
+    }
+}
+
+/// A room model file's spatial model as [`OnlineIva::spatial`] takes it, when it has one.
+pub fn room_spatial_filter(model: &unmix_format::RoomModel) -> Option<SpatialFilter> {
+    let reals = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect();
+    model.spatial.as_ref().map(|sp| SpatialFilter {
+        q: stored_complex(&sp.q),
+        g: reals(&sp.g),
+        power: reals(&sp.power),
+    })
+}
+
+/// Complex values as a room model file stores them, their real and imaginary parts in
+/// turn (its `filters`, `demixing` and the spatial model's `q`).
+pub fn stored_complex(values: &[f32]) -> Vec<Complex64> {
+    values.chunks_exact(2).map(|c| Complex64::new(c[0].into(), c[1].into())).collect()
 }
 
 /// Every channel of `recording` through `transform`, as the fits take them.

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use unmix_core::limits::{MAX_BUFFERED_SAMPLES, MAX_CHANNELS, MAX_PRIOR_COMPONENTS, MAX_RESTARTS};
 use unmix_format::{AnyModel, RoomModel};
-use unmix_freq::{Complex64, OnlineConfig, OnlineIva, SpatialFilter, StftConfig};
+use unmix_freq::{OnlineConfig, OnlineIva, StftConfig, room_spatial_filter, stored_complex};
 use unmix_infer::{Kernel, ScoredSeparator, Separator};
 use unmix_io::{BlockReader, ChannelSelection, CsvBlockReader, WavBlockReader};
 
@@ -193,7 +193,6 @@ fn model(input: &[u8]) -> Verdict {
 fn room_model(room: &RoomModel) -> Verdict {
     let h = &room.header;
     let (m, n) = (h.channels, h.sources);
-    let complex = |v: &[f32]| v.chunks_exact(2).map(|c| Complex64::new(c[0].into(), c[1].into())).collect::<Vec<_>>();
     let config = OnlineConfig {
         stft: StftConfig { frame: h.stft_frame, hop: h.stft_hop },
         reference: h.reference,
@@ -202,14 +201,10 @@ fn room_model(room: &RoomModel) -> Verdict {
     let frames = 2 * h.stft_frame;
     let block: Vec<f32> = (0..frames * m).map(|k| ((k * 37 % 101) as f32 - 50.0) / 50.0).collect();
     let mut sources = vec![0.0; frames * n];
-    let reals = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
-    let spatial = room.spatial.as_ref().map(|sp| {
-        let filter = SpatialFilter { q: complex(&sp.q), g: reals(&sp.g), power: reals(&sp.power) };
-        OnlineIva::spatial(m, n, config, &filter)
-    });
+    let spatial = room_spatial_filter(room).map(|filter| OnlineIva::spatial(m, n, config, &filter));
     let separators = [
-        OnlineIva::fixed(m, n, config, &complex(&room.filters)),
-        OnlineIva::starting_from(m, n, config, &complex(&room.demixing)),
+        OnlineIva::fixed(m, n, config, &stored_complex(&room.filters)),
+        OnlineIva::starting_from(m, n, config, &stored_complex(&room.demixing)),
     ]
     .into_iter()
     .chain(spatial);
