@@ -147,6 +147,7 @@ fn live_from_alsa_with_a_model_records_exactly_the_offline_sources() {
     );
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(r["end"], "duration");
+    assert_eq!(r["separator"], "time_model");
     assert_eq!(r["status"]["frames_in"], rate);
     assert_eq!(r["status"]["dropped_frames"], 0);
 
@@ -210,6 +211,7 @@ fn live_separates_a_room_in_the_stft_domain() {
     assert!(stderr(&o).contains("the sources lag the input by 2047 frames (128 ms)"), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(r["latency_frames"], 2047);
+    assert_eq!(r["separator"], "online_iva_then_room_model");
     assert_eq!(r["first_model_frame"], 0);
     assert_eq!(r["status"]["dropped_frames"], 0);
 
@@ -257,9 +259,11 @@ fn live_separates_a_room_in_the_stft_domain() {
     let o = alsa.unmix(&[
         "live", "--input", "filecap", "--channels", "4", "-n", "2", "--domain", "stft", "--online-only",
         "--duration", &format!("{}s", frames / rate), "--rate", "16000", "--ring-seconds", "20",
-        "--record", record.to_str().unwrap(), "--force", "--quiet",
+        "--record", record.to_str().unwrap(), "--report", report.to_str().unwrap(), "--force", "--quiet",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["separator"], "online_iva");
     let mut online = unmix_freq::OnlineIva::new(4, 2, online_config).unwrap();
     online.process(input, &mut want);
     let recorded = unmix_io::read_wav(&record).unwrap();
@@ -313,7 +317,7 @@ fn live_separates_a_room_in_the_stft_domain() {
         let mut args = vec![
             "live", "--input", "filecap", "-n", "2", "--domain", "stft", "--model", saved.to_str().unwrap(),
             "--duration", &duration, "--ring-seconds", "20",
-            "--record", record.to_str().unwrap(), "--force", "--stats",
+            "--record", record.to_str().unwrap(), "--report", report.to_str().unwrap(), "--force", "--stats",
         ];
         args.extend(extra);
         let o = alsa.unmix(&args);
@@ -323,6 +327,9 @@ fn live_separates_a_room_in_the_stft_domain() {
         assert!(stats.contains(label), "{stats}");
         let fixed_said = stderr(&o).contains("separating by the room's spatial model as the input arrives (fixed");
         assert_eq!(fixed_said, extra.is_none(), "{}", stderr(&o));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        let kind = if extra.is_none() { "room_model_fixed" } else { "online_iva_from_room_model" };
+        assert_eq!(r["separator"], kind);
         let recorded = unmix_io::read_wav(&record).unwrap();
         assert_eq!(recorded.interleaved(), &want[..], "live from a room's model differs from {what} offline");
     }

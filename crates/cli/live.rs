@@ -483,7 +483,7 @@ mod enabled {
         };
         let domain = args.online(room.as_ref())?;
         let online = domain.online().copied();
-        let fixed_room = matches!(&domain, unmix_live::LiveDomain::StftFrom(start) if start.spatial.is_some());
+        let fixed_room = domain.separator() == unmix_live::SeparatorKind::RoomModelFixed;
         if args.raw.as_deref().is_some_and(|r| r != "-") {
             bail!("--raw takes only '-' (stdout)");
         }

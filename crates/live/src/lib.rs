@@ -25,7 +25,8 @@ pub use error::{Error, Result};
 pub use fitter::{FitError, FittedModel, ModelFitter};
 pub use input::{InputSpec, Negotiated};
 pub use session::{
-    EndReason, LiveConfig, LiveDomain, LiveParams, LiveReport, LiveScores, LiveSession, ModelState, RoomStart, Status,
+    EndReason, LiveConfig, LiveDomain, LiveParams, LiveReport, LiveScores, LiveSession, ModelState, RoomStart,
+    SeparatorKind, Status,
 };
 
 // The allocation-free tests of the callback and the processor count this thread's

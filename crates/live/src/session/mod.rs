@@ -136,7 +136,35 @@ pub struct RoomStart {
     pub sample_rate_hz: u32,
 }
 
+/// What separates a session's input, as its report records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeparatorKind {
+    /// A model of one sample of every channel ([`LiveDomain::Time`]).
+    TimeModel,
+    /// The online separator alone ([`LiveDomain::Stft`]).
+    OnlineIva,
+    /// The online separator until the room's model of the warm-up took over
+    /// ([`LiveDomain::Room`]; [`LiveReport::room_model_frame`] says when).
+    OnlineIvaThenRoomModel,
+    /// A given room's spatial model, fixed ([`RoomStart::spatial`]).
+    RoomModelFixed,
+    /// The online separator started from a given room's demixing.
+    OnlineIvaFromRoomModel,
+}
+
 impl LiveDomain {
+    /// What separates the input.
+    pub fn separator(&self) -> SeparatorKind {
+        match self {
+            LiveDomain::Time => SeparatorKind::TimeModel,
+            LiveDomain::Stft(_) => SeparatorKind::OnlineIva,
+            LiveDomain::Room(_) => SeparatorKind::OnlineIvaThenRoomModel,
+            LiveDomain::StftFrom(start) if start.spatial.is_some() => SeparatorKind::RoomModelFixed,
+            LiveDomain::StftFrom(_) => SeparatorKind::OnlineIvaFromRoomModel,
+        }
+    }
+
     /// The online separator's settings, in the frequency domain.
     pub fn online(&self) -> Option<&OnlineConfig> {
         match self {
@@ -357,6 +385,8 @@ pub struct LiveReport {
     /// online separator ([`LiveDomain::Room`]); `None` until it did (a session shorter
     /// than the warm-up and the fit, or a fit that failed: [`LiveReport::fit_error`]).
     pub room_model_frame: Option<u64>,
+    /// What separated the input.
+    pub separator: SeparatorKind,
     /// Frames by which output frame `k` lags input frame `k` (the STFT's frame less one
     /// with `--domain stft`, 0 otherwise): output frame `k` is input frame
     /// `k − latency_frames` separated.
@@ -384,6 +414,7 @@ pub struct LiveSession {
     shared: Arc<Shared>,
     started: Instant,
     frame_len: usize,
+    separator: SeparatorKind,
     latency_frames: usize,
     alerts: Receiver<WindowShares>,
     record_clipping: Option<Arc<unmix_io::Clipping>>,
@@ -588,6 +619,7 @@ impl LiveSession {
             shared,
             started: Instant::now(),
             frame_len: params.frame_len,
+            separator: config.params().domain.separator(),
             latency_frames: config.latency_frames(),
             alerts,
             record_clipping,
@@ -640,6 +672,7 @@ impl LiveSession {
             shared,
             started,
             frame_len,
+            separator,
             latency_frames,
             alerts: _,
             record_clipping,
@@ -670,6 +703,7 @@ impl LiveSession {
             pipeline: report,
             first_model_frame: (first != u64::MAX).then_some(first),
             room_model_frame: (room != u64::MAX).then_some(room),
+            separator,
             latency_frames,
             last_alignment: shared.last_alignment.lock().map(|v| v.clone()).unwrap_or_default(),
             fit_error: shared.fit_error.lock().ok().and_then(|e| e.clone()),
