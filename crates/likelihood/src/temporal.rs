@@ -262,7 +262,9 @@ impl Layout {
     }
 }
 
-/// Mean NLL per scored frame and its gradient (when asked).
+/// Mean NLL per scored frame and its gradient (when asked). The blocks are summed in two
+/// fixed halves, the second on another thread where the machine has one: the sums are
+/// then the same on any machine, and the fit takes about half the time on two cores.
 fn evaluate(data: &Blocks, l: Layout, params: &[f64], gradient: Option<&mut [f64]>) -> Option<f64> {
     let (n, p, k) = (l.n, l.p, l.k);
     if params.iter().any(|v| !v.is_finite()) {
@@ -270,10 +272,9 @@ fn evaluate(data: &Blocks, l: Layout, params: &[f64], gradient: Option<&mut [f64
     }
     let w = Matrix { rows: n, cols: n, data: params[..n * n].to_vec() };
     let (log_det, inverse) = log_det_and_inverse(&w)?;
-    let ar = &params[l.ar()..l.mixtures()];
     let nk = n * k;
     let at = l.mixtures();
-    let (logits, means, log_vars) = (&params[at..at + nk], &params[at + nk..at + 2 * nk], &params[at + 2 * nk..]);
+    let (logits, log_vars) = (&params[at..at + nk], &params[at + 2 * nk..]);
     let mut weights = vec![0.0; nk];
     for j in 0..n {
         let row = &logits[j * k..(j + 1) * k];
@@ -285,79 +286,42 @@ fn evaluate(data: &Blocks, l: Layout, params: &[f64], gradient: Option<&mut [f64
     }
     let variances: Vec<f64> = log_vars.iter().map(|l| VARIANCE_FLOOR + l.exp()).collect();
     let log_terms: Vec<f64> = weights.iter().zip(&variances).map(|(w, v)| w.ln() - 0.5 * (LN_2PI + v.ln())).collect();
-    let want = gradient.is_some();
-    let mut g_w = vec![0.0; n * n];
-    let mut g_ar = vec![0.0; n * p];
-    let mut resp = vec![[0.0f64; 3]; nk];
-    let mut log_density = 0.0;
-    let mut responsibilities = vec![0.0; k];
-    for block in &data.blocks {
-        let frames = block.len() / n;
-        if frames <= p {
-            continue;
-        }
-        let s: Vec<f64> = block
-            .chunks_exact(n)
-            .flat_map(|z| (0..n).map(|j| (0..n).map(|c| w.data[j * n + c] * z[c]).sum::<f64>()).collect::<Vec<_>>())
-            .collect();
-        for t in p..frames {
-            for j in 0..n {
-                let c = &ar[j * p..(j + 1) * p];
-                let e = s[t * n + j] - (0..p).map(|i| c[i] * s[(t - 1 - i) * n + j]).sum::<f64>();
-                let (mut top, mut total) = (f64::NEG_INFINITY, 0.0);
-                for q in 0..k {
-                    let d = e - means[j * k + q];
-                    let a = log_terms[j * k + q] - 0.5 * d * d / variances[j * k + q];
-                    responsibilities[q] = a;
-                    top = top.max(a);
-                }
-                for r in responsibilities.iter_mut() {
-                    *r = (*r - top).exp();
-                    total += *r;
-                }
-                log_density += top + total.ln();
-                if !want {
-                    continue;
-                }
-                let mut psi = 0.0;
-                for q in 0..k {
-                    let r = responsibilities[q] / total;
-                    let d = e - means[j * k + q];
-                    let v = variances[j * k + q];
-                    psi += r * d / v;
-                    let acc = &mut resp[j * k + q];
-                    acc[0] += r;
-                    acc[1] += r * d;
-                    acc[2] += r * d * d;
-                }
-                // ∂e_jt/∂W_jc = z_tc − Σ_i c_ji z_(t−1−i)c; ∂e_jt/∂c_ji = −s_j(t−1−i).
-                for col in (0..n).filter(|_| !l.held) {
-                    let filtered =
-                        block[t * n + col] - (0..p).map(|i| c[i] * block[(t - 1 - i) * n + col]).sum::<f64>();
-                    g_w[j * n + col] += psi * filtered;
-                }
-                for i in 0..p {
-                    g_ar[j * p + i] -= psi * s[(t - 1 - i) * n + j];
-                }
-            }
-        }
-    }
+    let model = BlockModel {
+        l,
+        w: &w.data,
+        ar: &params[l.ar()..l.mixtures()],
+        means: &params[at + nk..at + 2 * nk],
+        variances: &variances,
+        log_terms: &log_terms,
+        want: gradient.is_some(),
+    };
+    let (first, second) = data.blocks.split_at(data.blocks.len() / 2);
+    let (mut sums, rest) = if unmix_core::parallel::threads_for(0, 2) > 1 && !first.is_empty() {
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| model.sums(second));
+            let mine = model.sums(first);
+            (mine, other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        })
+    } else {
+        (model.sums(first), model.sums(second))
+    };
+    sums.add(&rest);
     let t = data.scored_frames(p) as f64;
-    let nll = -log_density / t - log_det;
+    let nll = -sums.log_density / t - log_det;
     if !nll.is_finite() {
         return None;
     }
     if let Some(g) = gradient {
         for j in 0..n {
             for col in 0..n {
-                g[j * n + col] = if l.held { 0.0 } else { g_w[j * n + col] / t - inverse.data[col * n + j] };
+                g[j * n + col] = if l.held { 0.0 } else { sums.g_w[j * n + col] / t - inverse.data[col * n + j] };
             }
         }
-        for (out, v) in g[l.ar()..l.mixtures()].iter_mut().zip(&g_ar) {
+        for (out, v) in g[l.ar()..l.mixtures()].iter_mut().zip(&sums.g_ar) {
             *out = v / t;
         }
         for idx in 0..nk {
-            let [r0, r1, r2] = resp[idx];
+            let [r0, r1, r2] = sums.resp[idx];
             let v = variances[idx];
             g[at + idx] = -(r0 / t - weights[idx]);
             g[at + nk + idx] = -r1 / (v * t);
@@ -365,6 +329,108 @@ fn evaluate(data: &Blocks, l: Layout, params: &[f64], gradient: Option<&mut [f64
         }
     }
     Some(nll)
+}
+
+/// The model's values [`evaluate`] sums over blocks of frames.
+struct BlockModel<'a> {
+    l: Layout,
+    /// `W`, row-major.
+    w: &'a [f64],
+    ar: &'a [f64],
+    means: &'a [f64],
+    variances: &'a [f64],
+    /// Each component's log weight less its normaliser.
+    log_terms: &'a [f64],
+    /// Whether the gradient's sums are wanted.
+    want: bool,
+}
+
+/// What [`BlockModel::sums`] adds up: the log density, and the gradient's sums over `W`,
+/// the AR coefficients and every component's responsibilities (`Σ r`, `Σ r d`, `Σ r d²`).
+struct BlockSums {
+    log_density: f64,
+    g_w: Vec<f64>,
+    g_ar: Vec<f64>,
+    resp: Vec<[f64; 3]>,
+}
+
+impl BlockSums {
+    fn add(&mut self, other: &BlockSums) {
+        self.log_density += other.log_density;
+        let pairs = self.g_w.iter_mut().zip(&other.g_w).chain(self.g_ar.iter_mut().zip(&other.g_ar));
+        for (a, b) in pairs {
+            *a += b;
+        }
+        for (a, b) in self.resp.iter_mut().zip(&other.resp) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+    }
+}
+
+impl BlockModel<'_> {
+    fn sums(&self, blocks: &[Vec<f64>]) -> BlockSums {
+        let BlockModel { l, w, ar, means, variances, log_terms, want } = *self;
+        let (n, p, k) = (l.n, l.p, l.k);
+        let nk = n * k;
+        let mut out =
+            BlockSums { log_density: 0.0, g_w: vec![0.0; n * n], g_ar: vec![0.0; n * p], resp: vec![[0.0; 3]; nk] };
+        let mut responsibilities = vec![0.0; k];
+        let mut s = Vec::new();
+        for block in blocks {
+            let frames = block.len() / n;
+            if frames <= p {
+                continue;
+            }
+            s.clear();
+            for z in block.chunks_exact(n) {
+                s.extend((0..n).map(|j| (0..n).map(|c| w[j * n + c] * z[c]).sum::<f64>()));
+            }
+            for t in p..frames {
+                for j in 0..n {
+                    let c = &ar[j * p..(j + 1) * p];
+                    let e = s[t * n + j] - (0..p).map(|i| c[i] * s[(t - 1 - i) * n + j]).sum::<f64>();
+                    let (mut top, mut total) = (f64::NEG_INFINITY, 0.0);
+                    for q in 0..k {
+                        let d = e - means[j * k + q];
+                        let a = log_terms[j * k + q] - 0.5 * d * d / variances[j * k + q];
+                        responsibilities[q] = a;
+                        top = top.max(a);
+                    }
+                    for r in responsibilities.iter_mut() {
+                        *r = (*r - top).exp();
+                        total += *r;
+                    }
+                    out.log_density += top + total.ln();
+                    if !want {
+                        continue;
+                    }
+                    let mut psi = 0.0;
+                    for q in 0..k {
+                        let r = responsibilities[q] / total;
+                        let d = e - means[j * k + q];
+                        let v = variances[j * k + q];
+                        psi += r * d / v;
+                        let acc = &mut out.resp[j * k + q];
+                        acc[0] += r;
+                        acc[1] += r * d;
+                        acc[2] += r * d * d;
+                    }
+                    // ∂e_jt/∂W_jc = z_tc − Σ_i c_ji z_(t−1−i)c; ∂e_jt/∂c_ji = −s_j(t−1−i).
+                    for col in (0..n).filter(|_| !l.held) {
+                        let filtered =
+                            block[t * n + col] - (0..p).map(|i| c[i] * block[(t - 1 - i) * n + col]).sum::<f64>();
+                        out.g_w[j * n + col] += psi * filtered;
+                    }
+                    for i in 0..p {
+                        out.g_ar[j * p + i] -= psi * s[(t - 1 - i) * n + j];
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Fits the temporal model to whitened frames in time order (interleaved, `n` wide), from
