@@ -249,7 +249,8 @@ impl LiveArgs {
                 if h.sources != self.sources {
                     bail!("{}: a room's model of {} sources, not -n {}", model_name(), h.sources, self.sources);
                 }
-                (StftConfig { frame: h.stft_frame, hop: h.stft_hop }, h.reference)
+                let stored = unmix_freq::room_online_config(h);
+                (stored.stft, stored.reference)
             }
             None => (StftConfig { frame: self.stft_frame, hop: self.stft_hop }, 0),
         };
@@ -670,7 +671,7 @@ mod enabled {
         }
         if args.stats {
             // With an output on stdout (`--raw -`, `--record -`, …) the table goes to stderr.
-            let table = stats_table(&report, kernel, online, fixed_room);
+            let table = stats_table(&report, kernel, online);
             if stdout_taken {
                 eprint!("{table}");
             } else {
@@ -727,7 +728,6 @@ mod enabled {
         report: &unmix_live::LiveReport,
         kernel: Kernel,
         online: Option<unmix_freq::OnlineConfig>,
-        fixed_room: bool,
     ) -> String {
         use std::fmt::Write;
         let p = &report.pipeline;
@@ -762,7 +762,8 @@ mod enabled {
                     .room_model_frame
                     .map(|k| format!(", the room's model from input frame {k}"))
                     .unwrap_or_default();
-                let what = if fixed_room { "a room's spatial model, fixed," } else { "online IVA" };
+                let fixed = report.separator == unmix_live::SeparatorKind::RoomModelFixed;
+                let what = if fixed { "a room's spatial model, fixed," } else { "online IVA" };
                 let _ = writeln!(
                     t,
                     "separator: {what} in the STFT domain (frames of {} every {}){handed}, the sources {} frames late",

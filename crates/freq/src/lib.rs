@@ -307,14 +307,20 @@ pub fn room_model(
 /// same separator from [`room_spatial_filter`] with its own settings).
 pub fn room_separator(model: &unmix_format::RoomModel) -> Result<OnlineIva> {
     let h = &model.header;
-    let config = OnlineConfig {
-        stft: StftConfig { frame: h.stft_frame, hop: h.stft_hop },
-        reference: h.reference,
-        ..OnlineConfig::DEFAULT
-    };
+    let config = room_online_config(h);
     match room_spatial_filter(model) {
         Some(filter) => OnlineIva::spatial(h.channels, h.sources, config, &filter),
         None => OnlineIva::fixed(h.channels, h.sources, config, &stored_complex(&model.filters)),
+    }
+}
+
+/// The STFT and reference microphone a room model file's filters are per bin of, with the
+/// online separator's default forgetting and prior (a live session sets its own).
+pub fn room_online_config(header: &unmix_format::RoomHeader) -> OnlineConfig {
+    OnlineConfig {
+        stft: StftConfig { frame: header.stft_frame, hop: header.stft_hop },
+        reference: header.reference,
+        ..OnlineConfig::DEFAULT
     }
 }
 

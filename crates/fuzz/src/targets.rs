@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use unmix_core::limits::{MAX_BUFFERED_SAMPLES, MAX_CHANNELS, MAX_PRIOR_COMPONENTS, MAX_RESTARTS};
 use unmix_format::{AnyModel, RoomModel};
-use unmix_freq::{OnlineConfig, OnlineIva, StftConfig, room_spatial_filter, stored_complex};
+use unmix_freq::{OnlineIva, room_online_config, room_spatial_filter, stored_complex};
 use unmix_infer::{Kernel, ScoredSeparator, Separator};
 use unmix_io::{BlockReader, ChannelSelection, CsvBlockReader, WavBlockReader};
 
@@ -193,11 +193,7 @@ fn model(input: &[u8]) -> Verdict {
 fn room_model(room: &RoomModel) -> Verdict {
     let h = &room.header;
     let (m, n) = (h.channels, h.sources);
-    let config = OnlineConfig {
-        stft: StftConfig { frame: h.stft_frame, hop: h.stft_hop },
-        reference: h.reference,
-        ..OnlineConfig::DEFAULT
-    };
+    let config = room_online_config(h);
     let frames = 2 * h.stft_frame;
     let block: Vec<f32> = (0..frames * m).map(|k| ((k * 37 % 101) as f32 - 50.0) / 50.0).collect();
     let mut sources = vec![0.0; frames * n];

@@ -232,6 +232,9 @@ struct Blocks {
     n: usize,
     /// `[block][frame × n]`.
     blocks: Vec<Vec<f64>>,
+    /// Whether [`evaluate`] sums the second half of the blocks on another thread: decided
+    /// once per fit, as the machine's cores allow (the sums are the same either way).
+    on_two_threads: bool,
 }
 
 impl Blocks {
@@ -296,7 +299,7 @@ fn evaluate(data: &Blocks, l: Layout, params: &[f64], gradient: Option<&mut [f64
         want: gradient.is_some(),
     };
     let (first, second) = data.blocks.split_at(data.blocks.len() / 2);
-    let (mut sums, rest) = if unmix_core::parallel::threads_for(0, 2) > 1 && !first.is_empty() {
+    let (mut sums, rest) = if data.on_two_threads && !first.is_empty() {
         std::thread::scope(|scope| {
             let other = scope.spawn(|| model.sums(second));
             let mine = model.sums(first);
@@ -480,7 +483,9 @@ pub fn fit_temporal_from(
         let held = b % config.validation_every == config.validation_every - 1;
         (if held { &mut validation } else { &mut train }).push(block.to_vec());
     }
-    let (train, validation) = (Blocks { n, blocks: train }, Blocks { n, blocks: validation });
+    let on_two_threads = unmix_core::parallel::threads_for(0, 2) > 1;
+    let train = Blocks { n, blocks: train, on_two_threads };
+    let validation = Blocks { n, blocks: validation, on_two_threads };
     let start = sobi(whitened, n, &SobiConfig { lags: config.sobi_lags.clone(), ..SobiConfig::default() })
         .map_err(|e| Error::Data(format!("the temporal model's start: {e}")))?;
     let layout = Layout { n, p, k, held: !config.fit_unmixing };
@@ -627,14 +632,19 @@ mod tests {
     fn the_gradient_matches_finite_differences() {
         let (mixed, _) = resonances(400, &[(0.95, 0.3), (0.9, 1.0)], 2);
         let values: Vec<f64> = mixed.iter().map(|&v| f64::from(v)).collect();
-        let data = Blocks { n: 2, blocks: vec![values[..300].to_vec(), values[300..].to_vec()] };
+        let blocks = vec![values[..300].to_vec(), values[300..].to_vec()];
+        let data = Blocks { n: 2, blocks: blocks.clone(), on_two_threads: true };
         let layout = Layout { n: 2, p: 3, k: 2, held: false };
         let mut rng = StdRng::seed_from_u64(9);
         let mut p: Vec<f64> = (0..layout.len()).map(|_| rng.random_range(-0.4..0.4)).collect();
         p[0] += 1.2;
         p[3] += 1.0;
         let mut g = vec![0.0; p.len()];
-        evaluate(&data, layout, &p, Some(&mut g)).unwrap();
+        let nll = evaluate(&data, layout, &p, Some(&mut g)).unwrap();
+        let mut on_one = vec![0.0; p.len()];
+        let one_thread = Blocks { n: 2, blocks, on_two_threads: false };
+        assert_eq!(evaluate(&one_thread, layout, &p, Some(&mut on_one)), Some(nll), "the same sums on one thread");
+        assert_eq!(on_one, g);
         for i in 0..p.len() {
             let h = 1e-6;
             let mut at = p.clone();
