@@ -19,10 +19,27 @@ pub enum VectorUnit {
 }
 
 impl VectorUnit {
-    /// The unit of this processor, detected on the first call.
+    /// The unit of this processor, detected on the first call, and capped there by the
+    /// environment variable `UNMIX_VECTOR_UNIT` (`scalar`, `avx2` or `avx512`) when it is set:
+    /// to compare the paths on one machine, or to reproduce a narrower machine's figures.
+    /// A cap above what the processor has, or an unknown name, leaves the detected unit.
     pub fn detect() -> Self {
         static UNIT: OnceLock<VectorUnit> = OnceLock::new();
-        *UNIT.get_or_init(Self::probe)
+        *UNIT.get_or_init(|| {
+            let found = Self::probe();
+            let cap = std::env::var("UNMIX_VECTOR_UNIT").ok().and_then(|name| Self::named(&name));
+            cap.map_or(found, |cap| cap.min(found))
+        })
+    }
+
+    /// The unit of a name as [`VectorUnit::name`] or `UNMIX_VECTOR_UNIT` spells it.
+    pub fn named(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Some(VectorUnit::Scalar),
+            "avx2" | "avx2+fma" => Some(VectorUnit::Avx2Fma),
+            "avx512" | "avx-512" => Some(VectorUnit::Avx512),
+            _ => None,
+        }
     }
 
     fn probe() -> Self {
@@ -91,5 +108,14 @@ mod tests {
         // Detected once: every call agrees.
         assert_eq!(VectorUnit::detect(), VectorUnit::detect());
         assert_eq!(vectorised(|| 2 + 2), 4);
+    }
+
+    #[test]
+    fn every_unit_is_found_by_its_name() {
+        for unit in [VectorUnit::Scalar, VectorUnit::Avx2Fma, VectorUnit::Avx512] {
+            assert_eq!(VectorUnit::named(unit.name()), Some(unit));
+        }
+        assert_eq!(VectorUnit::named(" AVX2 "), Some(VectorUnit::Avx2Fma));
+        assert_eq!(VectorUnit::named("sse9"), None);
     }
 }
