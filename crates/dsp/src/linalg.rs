@@ -1,7 +1,8 @@
 //! Small dense linear algebra in `f64`, enough for covariance matrices of a few dozen
 //! channels: symmetric eigendecomposition by cyclic Jacobi rotations (accurate to machine
 //! precision, no external BLAS), matrix products, inverses, determinants, inverse square
-//! roots, random orthogonal matrices and condition numbers.
+//! roots, random orthogonal matrices and condition numbers; sums and dot products that
+//! vectorise.
 
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -279,6 +280,38 @@ pub fn log_det_and_inverse(a: &Matrix) -> Option<(f64, Matrix)> {
         }
     }
     Some((log_det, Matrix { rows: n, cols: n, data: inv }))
+}
+
+/// Lanes of [`sum`] and [`dot`]: independent partial sums, so that they vectorise (Rust keeps
+/// a single running sum in order, which cannot).
+const LANES: usize = 8;
+
+/// `Σ a`, in [`LANES`] partial sums.
+#[inline(always)]
+pub fn sum(a: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let chunks = a.chunks_exact(LANES);
+    let rest: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..LANES {
+            lanes[l] += c[l];
+        }
+    }
+    lanes.iter().sum::<f64>() + rest
+}
+
+/// `Σ a b`, in [`LANES`] partial sums.
+#[inline(always)]
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    lanes.iter().sum::<f64>() + rest
 }
 
 #[cfg(test)]
