@@ -47,6 +47,16 @@ const START_EM_STEPS: usize = 10;
 /// Halvings of the step the line search tries before it takes the fit as converged.
 const LINE_SEARCH_HALVINGS: usize = 30;
 
+/// Tries of the line search once the relative gradient is below [`PRECISE_GRADIENT`]: the
+/// step's gain there is a few 10⁻⁹ nats per frame, about what the passes resolve.
+const PRECISE_HALVINGS: usize = 3;
+
+/// The relative gradient below which the line search stops after [`PRECISE_HALVINGS`]:
+/// ten times [`LinearConfig::default`]'s tolerance, where the Newton step's quadratic model
+/// holds, so that a step failing at three lengths has met the NLL's precision rather than
+/// a wrong length. Above it the search halves on.
+const PRECISE_GRADIENT: f64 = 5e-4;
+
 /// Settings of [`fit_linear`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearConfig {
@@ -386,7 +396,12 @@ fn optimise(
         }
         let mut moved = false;
         let mut alpha = 1.0;
-        for _ in 0..LINE_SEARCH_HALVINGS {
+        // Near the optimum the Newton step is taken whole: where it and two halvings fail
+        // with the gradient already this small, the NLL's own precision (single-precision
+        // exponentials) is reached, and further halvings would be passes over the frames
+        // that find nothing.
+        let halvings = if gradient < PRECISE_GRADIENT { PRECISE_HALVINGS } else { LINE_SEARCH_HALVINGS };
+        for _ in 0..halvings {
             let next = relative_update(&w, &step, alpha);
             let next_stats = pass(train, &next, &priors);
             if let Some(f_next) = next_stats.nll(&next)
