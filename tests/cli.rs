@@ -746,6 +746,31 @@ fn streamed_output_equals_whole_file_output() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("encoder kernel: portable"));
     assert_close_to(&read(&portable), &streamed, 1e-5);
+    // UNMIX_VECTOR_UNIT caps the unit: at `scalar` the default kernel is the portable one,
+    // bit for bit; a name that is no unit is refused before anything is written.
+    let capped_at = |unit: &str, to: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
+            .env("UNMIX_VECTOR_UNIT", unit)
+            .args([
+                "apply",
+                model_path.to_str().unwrap(),
+                mix.to_str().unwrap(),
+                "-o",
+                to.to_str().unwrap(),
+                "--stats",
+                "--quiet",
+            ])
+            .output()
+            .unwrap()
+    };
+    let scalar = dir.path().join("scalar.wav");
+    let o = capped_at("scalar", &scalar);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("encoder kernel: portable"));
+    assert_eq!(std::fs::read(&scalar).unwrap(), std::fs::read(&portable).unwrap());
+    let misspelt = dir.path().join("misspelt.wav");
+    assert_clean_failure(&capped_at("avx3", &misspelt), "UNMIX_VECTOR_UNIT=avx3", "not a vector unit");
+    assert!(!misspelt.exists());
     // A kernel this processor lacks is refused on one line, before anything is written.
     for kernel in unmix_infer::Kernel::ALL.iter().filter(|k| !k.is_available()) {
         let refused = dir.path().join("refused.wav");

@@ -62,7 +62,7 @@ enum Command {
 /// Runs the command line on the process's arguments: what `unmix` does.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = check_environment().and_then(|()| match cli.command {
         Command::Synth(a) => synth::run(a),
         Command::Separate(a) => separate::run(a).map(|_| ()),
         Command::Apply(a) => apply::run(a),
@@ -73,7 +73,7 @@ pub fn main() -> ExitCode {
         Command::Devices(a) => live::devices(a),
         Command::Live(a) => live::live(a),
         Command::Play(a) => live::play(a),
-    };
+    });
     if !interrupt::claim_end() {
         // A second signal is ending the process at once; its line is the last word.
         loop {
@@ -90,6 +90,22 @@ pub fn main() -> ExitCode {
             } else {
                 ExitCode::FAILURE
             }
+        }
+    }
+}
+
+/// The environment variables unmix reads, checked before any work: `UNMIX_VECTOR_UNIT`
+/// caps the vector unit to measure a narrower path, and a misspelt name, left to the
+/// library (which ignores it), would give the figures of the unit it meant to leave.
+fn check_environment() -> anyhow::Result<()> {
+    use std::env::VarError;
+    const NAME: &str = "UNMIX_VECTOR_UNIT";
+    match std::env::var(NAME) {
+        Err(VarError::NotPresent) => Ok(()),
+        Ok(unit) if unmix_vecmath::VectorUnit::named(&unit).is_some() => Ok(()),
+        Ok(unit) => anyhow::bail!("{NAME}={unit}: not a vector unit (scalar, avx2 or avx512)"),
+        Err(VarError::NotUnicode(unit)) => {
+            anyhow::bail!("{NAME}={}: not a vector unit (scalar, avx2 or avx512)", unit.to_string_lossy())
         }
     }
 }
