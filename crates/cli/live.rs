@@ -39,8 +39,9 @@ pub struct LiveArgs {
     /// Sources N to separate.
     #[arg(short = 'n', long = "sources", value_parser = bounds::between(1, MAX_CHANNELS))]
     pub sources: usize,
-    /// Seconds of input buffered and fitted before separating (output is silence until
-    /// then; default 10 s). With --domain stft the online separator runs from the first
+    /// Seconds of sound buffered and fitted before separating (output is silence until
+    /// then; default 10 s; frames of digital silence, every channel exactly 0, are passed
+    /// over). With --domain stft the online separator runs from the first
     /// frame and a room's model fitted on this much sound takes over (default 3 s per
     /// source beyond the first: 3 s for 2 talkers, 6 s for 3).
     #[arg(long, value_parser = parse_seconds)]

@@ -65,7 +65,7 @@ pub struct LiveParams {
     pub input: InputSpec,
     /// Sources `N`.
     pub sources: usize,
-    /// Seconds of input buffered for the first fit.
+    /// Seconds of sound (digital silence passed over) buffered for the first fit.
     pub warmup_s: f64,
     /// Start with this model instead of a warm-up fit.
     pub model: Option<ModelFile>,

@@ -192,6 +192,53 @@ fn paced_session_warms_up_separates_and_refits_in_order() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An input that starts with a second of digital silence (a port not yet connected):
+/// the warm-up is the first second of sound, every frame of it fitted, none of the
+/// silence.
+#[test]
+fn the_warm_up_passes_over_digital_silence() {
+    type Seen = Arc<std::sync::Mutex<Option<Recording>>>;
+    struct Watching(ModelFile, Seen);
+    impl ModelFitter for Watching {
+        fn fit(
+            &mut self,
+            segment: &Recording,
+            _: Option<&ModelFile>,
+            _: &CancelToken,
+        ) -> std::result::Result<FittedModel, FitError> {
+            *self.1.lock().unwrap() = Some(segment.clone());
+            Ok(FittedModel { model: self.0.clone(), alignment: Vec::new() })
+        }
+    }
+    let rate = 8000;
+    let data =
+        generate(&SynthConfig { frames: 3 * rate, sample_rate_hz: 8000, ..SynthConfig::paper(MixKind::Linear, 4) })
+            .unwrap();
+    let model = offline_fit(&data.mixture, SeparateParams { model: ModelChoice::Linear, ..quick(1) });
+    let mut samples = vec![0.0f32; rate * 3];
+    samples.extend_from_slice(data.mixture.interleaved());
+    let input = Recording::from_interleaved(8000, 3, samples).unwrap();
+    let dir = std::env::temp_dir().join(format!("unmix-live-silence-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = paced_config(&dir.join("sources.wav"), 1.0, None);
+    let seen = Seen::default();
+    let fitter = Box::new(Watching(model, seen.clone()));
+    let report = LiveSession::start_with(
+        config.check().unwrap(),
+        Some(fitter),
+        paced_input(&input, input.frames() as u64),
+        None,
+    )
+    .unwrap()
+    .wait()
+    .unwrap();
+    let segment = seen.lock().unwrap().take().expect("the warm-up was fitted");
+    assert_eq!(segment.interleaved(), &data.mixture.interleaved()[..rate * 3]);
+    let first = report.first_model_frame.expect("the warm-up model was swapped in") as usize;
+    assert!(first >= 2 * rate, "separating before a second of sound (frame {first})");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A warm-up fit slower than the trainer's tap holds (the tap keeps two warm-ups; the fit
 /// takes three): the frames the trainer missed are counted in the report, and the
 /// separation loses none of them.

@@ -42,12 +42,13 @@ pub(super) struct Trainer {
 
 impl Trainer {
     /// Appends `frames` frames from the tap to `buffer`, unless the session ends first;
-    /// frees retired encoders while it waits. Returns whether it got them all.
+    /// frees retired encoders while it waits. Returns whether it got them all. With
+    /// `sound_only`, frames of digital silence are passed over and not counted.
     ///
     /// Once the input has ended the processor may still be working through the input
     /// ring (a file device delivers faster than real time): the tap is given up only
     /// after it has stayed empty for [`DRAINED`].
-    fn collect(&mut self, buffer: &mut Vec<f32>, frames: usize) -> bool {
+    fn collect(&mut self, buffer: &mut Vec<f32>, frames: usize, sound_only: bool) -> bool {
         let m = self.config.params().input.channels;
         let mut block = vec![0.0f32; 4096 * m];
         let target = buffer.len() + frames * m;
@@ -56,7 +57,11 @@ impl Trainer {
             while self.retired.try_recv().is_ok() {}
             let want = ((target - buffer.len()) / m).min(4096);
             let got = self.tap.pop(&mut block[..want * m]);
-            buffer.extend_from_slice(&block[..got * m]);
+            if sound_only {
+                block[..got * m].chunks_exact(m).filter(|f| !is_digital_silence(f)).for_each(|f| buffer.extend(f));
+            } else {
+                buffer.extend_from_slice(&block[..got * m]);
+            }
             if got > 0 {
                 empty_since = None;
                 continue;
@@ -158,7 +163,7 @@ impl Trainer {
         let mut sounding_at = None;
         loop {
             let from = input.len();
-            if !self.collect(&mut input, warm_frames.min(rate as usize / 4).max(1)) {
+            if !self.collect(&mut input, warm_frames.min(rate as usize / 4).max(1), false) {
                 return None;
             }
             if sounding_at.is_none() {
@@ -228,6 +233,11 @@ fn picked_channels(params: &super::LiveParams) -> Option<String> {
     params.input.pick.as_ref().map(|p| unmix_io::ChannelSelection::from_indices(p).to_string())
 }
 
+/// Whether a frame is digital silence: every channel exactly zero.
+fn is_digital_silence(frame: &[f32]) -> bool {
+    frame.iter().all(|&v| v == 0.0)
+}
+
 /// The trainer thread's body: warm-up fit, then refits continuing their predecessor.
 /// Returns the model in use at the end (in a room, the room's model fitted).
 pub(super) fn trainer_loop(mut trainer: Trainer) -> Option<AnyModel> {
@@ -249,7 +259,11 @@ fn time_domain(mut trainer: Trainer) -> Option<ModelFile> {
     let warm_frames = ((params.warmup_s * f64::from(rate)).round() as usize).max(1);
     let mut segment: Vec<f32> = Vec::with_capacity(warm_frames * m);
     if current.is_none() {
-        if !trainer.collect(&mut segment, warm_frames) {
+        // The first warm-up's worth of sound: frames of digital silence (an input not yet
+        // connected, a muted channel strip) say nothing of the mixing, and the fit's
+        // densities would narrow onto their exact zeros (a JACK session whose player
+        // connected late fitted 0.97 |corr| instead of 0.9999).
+        if !trainer.collect(&mut segment, warm_frames, true) {
             return None;
         }
         let model = trainer.fit(&segment, None, ModelState::Training)?;
@@ -267,13 +281,17 @@ fn time_domain(mut trainer: Trainer) -> Option<ModelFile> {
     loop {
         // The latest `warm_frames` frames: drop the oldest, append `refit_frames` new ones.
         let mut fresh = Vec::with_capacity(refit_frames * m);
-        if !trainer.collect(&mut fresh, refit_frames) {
+        if !trainer.collect(&mut fresh, refit_frames, false) {
             return current;
         }
         segment.extend_from_slice(&fresh);
         let excess = segment.len().saturating_sub(warm_frames * m);
         segment.drain(..excess);
-        let Some(model) = trainer.fit(&segment, current.as_ref(), ModelState::Refitting) else { continue };
+        let sound: Vec<f32> = segment.chunks_exact(m).filter(|f| !is_digital_silence(f)).flatten().copied().collect();
+        if sound.is_empty() {
+            continue;
+        }
+        let Some(model) = trainer.fit(&sound, current.as_ref(), ModelState::Refitting) else { continue };
         match trainer.swap_in(&model) {
             Handed::Swapped => current = Some(model),
             Handed::NotBuilt => {}
