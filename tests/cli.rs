@@ -729,18 +729,14 @@ fn streamed_output_equals_whole_file_output() {
     // `--kernel` picks another: the portable kernel says so and agrees to 1e-5.
     let portable = dir.path().join("portable.wav");
     let model_path = out.join("model.unmix");
+    let apply_to = |to: &std::path::Path| -> Vec<String> {
+        let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+        vec!["apply".into(), path(&model_path), path(&mix), "-o".into(), path(to), "--stats".into(), "--quiet".into()]
+    };
     let apply_on = |kernel: &str, to: &std::path::Path| {
-        unmix(&[
-            "apply",
-            model_path.to_str().unwrap(),
-            mix.to_str().unwrap(),
-            "-o",
-            to.to_str().unwrap(),
-            "--stats",
-            "--quiet",
-            "--kernel",
-            kernel,
-        ])
+        let mut args = apply_to(to);
+        args.extend(["--kernel".to_owned(), kernel.to_owned()]);
+        unmix(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let o = apply_on("portable", &portable);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -751,15 +747,7 @@ fn streamed_output_equals_whole_file_output() {
     let capped_at = |unit: &str, to: &std::path::Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_unmix"))
             .env("UNMIX_VECTOR_UNIT", unit)
-            .args([
-                "apply",
-                model_path.to_str().unwrap(),
-                mix.to_str().unwrap(),
-                "-o",
-                to.to_str().unwrap(),
-                "--stats",
-                "--quiet",
-            ])
+            .args(apply_to(to))
             .output()
             .unwrap()
     };

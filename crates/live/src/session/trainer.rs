@@ -79,15 +79,20 @@ impl Trainer {
         true
     }
 
-    /// A model of `segment` continuing `previous`, reported in the shared state (the
-    /// fitter's error and the model state on failure, the alignment on success); `None`
-    /// when the fit failed or was cancelled.
+    /// A model of `segment`'s sound (its frames of digital silence left out) continuing
+    /// `previous`, reported in the shared state (the fitter's error and the model state on
+    /// failure, the alignment on success); `None` when the fit failed or was cancelled, or
+    /// the segment is all silence.
     fn fit(&mut self, segment: &[f32], previous: Option<&ModelFile>, state: ModelState) -> Option<ModelFile> {
         let fitter = self.fitter.as_mut()?;
         let params = self.config.params();
+        let m = params.input.channels;
+        let sound: Vec<f32> = segment.chunks_exact(m).filter(|f| !is_digital_silence(f)).flatten().copied().collect();
+        if sound.is_empty() {
+            return None;
+        }
         self.shared.set_state(state);
-        let recording =
-            Recording::from_interleaved(self.sample_rate_hz, params.input.channels, segment.to_vec()).ok()?;
+        let recording = Recording::from_interleaved(self.sample_rate_hz, m, sound).ok()?;
         match fitter.fit(&recording, previous, &self.shared.cancel_training) {
             Ok(FittedModel { mut model, alignment }) => {
                 // Saved with `--save-model`, the model opens the same device channels next time.
@@ -287,11 +292,7 @@ fn time_domain(mut trainer: Trainer) -> Option<ModelFile> {
         segment.extend_from_slice(&fresh);
         let excess = segment.len().saturating_sub(warm_frames * m);
         segment.drain(..excess);
-        let sound: Vec<f32> = segment.chunks_exact(m).filter(|f| !is_digital_silence(f)).flatten().copied().collect();
-        if sound.is_empty() {
-            continue;
-        }
-        let Some(model) = trainer.fit(&sound, current.as_ref(), ModelState::Refitting) else { continue };
+        let Some(model) = trainer.fit(&segment, current.as_ref(), ModelState::Refitting) else { continue };
         match trainer.swap_in(&model) {
             Handed::Swapped => current = Some(model),
             Handed::NotBuilt => {}
