@@ -42,6 +42,14 @@ use unmix_synth::room::{RoomConfig, simulate_room};
 const BLOCK: usize = 256;
 const RATE: usize = 16_000;
 
+/// What `--help` prints: every option, at its default where it has one (each is
+/// described at the top of this file).
+const USAGE: &str = "the live room benchmark: the online separator's SI-SDR over successive 5-second stretches, beside the offline one\n\n\
+     usage: cargo run --release --example room_online -- [--talkers 2] [--mics 2] [--rt60 0.3] \
+     [--seeds 1,2,3] [--frame 2048] [--hop 512] [--forgetting 0.99] [--spacing 0.05] [--prior \
+     low-rank|laplace|gauss] [--dry speech|synthetic] [--delay SAMPLES] [--stagger SAMPLES] \
+     [--online-only] [--from-take] [--from-take-model] [--handover SECONDS]";
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut talkers, mut mics, mut rt60, mut seeds) = (2usize, 2usize, 0.3f64, vec![1u64, 2, 3]);
@@ -78,6 +86,10 @@ fn main() -> Result<()> {
             "--from-take" => from_take = true,
             "--from-take-model" => from_take_model = true,
             "--handover" => handover = Some(value()?.parse()?),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
             other => bail!("unknown argument {other}"),
         }
     }

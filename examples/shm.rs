@@ -23,6 +23,12 @@ use unmix_modal::{ModalConfig, identify, mac};
 use unmix_separate::{CancelToken, SeparateParams, SourceCount, apply, fit};
 use unmix_synth::shm::{ShmConfig, simulate};
 
+/// What `--help` prints: every option, at its default where it has one (each is
+/// described at the top of this file).
+const USAGE: &str = "the building benchmark: every mode's |corr| for the model choice, SOBI, the AR-GMM model and the modal identification\n\n\
+     usage: cargo run --release --example shm -- [--seeds 1,2,3] [--storeys 4] [--duration-s 600] \
+     [--damping 0.02] [--noise 0.05] [--order 8] [--components 4] [--skip-slow]";
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut seeds = vec![1u64, 2, 3];
@@ -40,6 +46,10 @@ fn main() -> Result<()> {
             "--skip-slow" => skip_slow = true,
             "--order" => temporal_config.order = value()?.parse()?,
             "--components" => temporal_config.components = value()?.parse()?,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
             other => bail!("unknown argument {other}"),
         }
     }

@@ -15,6 +15,13 @@ use anyhow::{Context, Result, bail};
 use unmix_modal::{Baseline, HealthConfig};
 use unmix_synth::shm::{Damage, Environment, ShmConfig, simulate};
 
+/// What `--help` prints: every option, at its default where it has one (each is
+/// described at the top of this file).
+const USAGE: &str = "the monitoring benchmark: alarm rates on healthy and damaged windows of a building losing stiffness\n\n\
+     usage: cargo run --release --example shm_monitor -- [--seeds 1-5] [--loss 0.1] [--storey 2] \
+     [--storeys 4] [--environment 0] [--environment-period-s 600] [--baseline-s 600] \
+     [--window-s 60] [--healthy-s 1200] [--damaged-s 600] [--false-alarm-rate 0.01]";
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut first_seed, mut last_seed) = (1u64, 5u64);
@@ -39,6 +46,10 @@ fn main() -> Result<()> {
             "--healthy-s" => healthy_s = value()?.parse()?,
             "--damaged-s" => damaged_s = value()?.parse()?,
             "--false-alarm-rate" => false_alarm_rate = value()?.parse()?,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
             other => bail!("unknown argument {other}"),
         }
     }

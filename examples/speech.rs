@@ -27,6 +27,12 @@ use unmix_separate::{CancelToken, SeparateParams, SourceCount, apply, fit};
 /// recording whose mixing is nearly singular is a different benchmark (noise bounds).
 const MAX_CONDITION: f64 = 10.0;
 
+/// What `--help` prints: every option, at its default where it has one (each is
+/// described at the top of this file).
+const USAGE: &str = "the speech benchmark: each talker's SI-SDR for the model choice and the project's FastICA\n\n\
+     usage: cargo run --release --example speech -- [--talkers 3] [--channels 4] [--seeds 1,2,3] \
+     [--snr-db DB] [--out DIR]";
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut talkers, mut channels, mut seeds, mut out) = (3usize, 4usize, vec![1u64, 2, 3], None::<PathBuf>);
@@ -39,6 +45,10 @@ fn main() -> Result<()> {
             "--seeds" => seeds = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "--out" => out = Some(PathBuf::from(value()?)),
             "--snr-db" => snr_db = Some(value()?.parse::<f64>()?),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
             other => bail!("unknown argument {other}"),
         }
     }
