@@ -197,19 +197,6 @@ fn paced_session_warms_up_separates_and_refits_in_order() {
 /// silence.
 #[test]
 fn the_warm_up_passes_over_digital_silence() {
-    type Seen = Arc<std::sync::Mutex<Option<Recording>>>;
-    struct Watching(ModelFile, Seen);
-    impl ModelFitter for Watching {
-        fn fit(
-            &mut self,
-            segment: &Recording,
-            _: Option<&ModelFile>,
-            _: &CancelToken,
-        ) -> std::result::Result<FittedModel, FitError> {
-            *self.1.lock().unwrap() = Some(segment.clone());
-            Ok(FittedModel { model: self.0.clone(), alignment: Vec::new() })
-        }
-    }
     let rate = 8000;
     let data =
         generate(&SynthConfig { frames: 3 * rate, sample_rate_hz: 8000, ..SynthConfig::paper(MixKind::Linear, 4) })
@@ -221,8 +208,9 @@ fn the_warm_up_passes_over_digital_silence() {
     let dir = std::env::temp_dir().join(format!("unmix-live-silence-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = paced_config(&dir.join("sources.wav"), 1.0, None);
-    let seen = Seen::default();
-    let fitter = Box::new(Watching(model, seen.clone()));
+    let fitter = CannedFitter::new(model, Duration::ZERO);
+    let seen = fitter.seen.clone();
+    let fitter = Box::new(fitter);
     let report = LiveSession::start_with(
         config.check().unwrap(),
         Some(fitter),
@@ -244,18 +232,6 @@ fn the_warm_up_passes_over_digital_silence() {
 /// separation loses none of them.
 #[test]
 fn frames_the_trainer_missed_are_counted() {
-    struct Slow(ModelFile);
-    impl ModelFitter for Slow {
-        fn fit(
-            &mut self,
-            _: &Recording,
-            _: Option<&ModelFile>,
-            _: &CancelToken,
-        ) -> std::result::Result<FittedModel, FitError> {
-            std::thread::sleep(Duration::from_secs(3));
-            Ok(FittedModel { model: self.0.clone(), alignment: Vec::new() })
-        }
-    }
     let rate = 8000;
     let data =
         generate(&SynthConfig { frames: 5 * rate, sample_rate_hz: 8000, ..SynthConfig::paper(MixKind::Linear, 4) })
@@ -265,10 +241,15 @@ fn frames_the_trainer_missed_are_counted() {
     std::fs::create_dir_all(&dir).unwrap();
     let config = paced_config(&dir.join("sources.wav"), 1.0, None);
     let input = paced_input(&data.mixture, data.mixture.frames() as u64);
-    let report = LiveSession::start_with(config.check().unwrap(), Some(Box::new(Slow(model))), input, None)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let report = LiveSession::start_with(
+        config.check().unwrap(),
+        Some(Box::new(CannedFitter::new(model, Duration::from_secs(3)))),
+        input,
+        None,
+    )
+    .unwrap()
+    .wait()
+    .unwrap();
     assert_eq!(report.end, EndReason::Duration);
     let status = &report.status;
     assert!(report.first_model_frame.is_some(), "the slow fit was swapped in: {status:?}");
@@ -484,6 +465,33 @@ impl ModelFitter for SeparateFitter {
             Err(unmix_separate::Error::Cancelled) => Err(FitError::Cancelled),
             Err(e) => Err(FitError::Failed(Box::new(e))),
         }
+    }
+}
+
+/// A fitter that returns one model, made beforehand, after `delay`, and keeps the last
+/// segment it was given in `seen`: what the session hands its fitter, and when.
+struct CannedFitter {
+    model: ModelFile,
+    delay: Duration,
+    seen: Arc<std::sync::Mutex<Option<Recording>>>,
+}
+
+impl CannedFitter {
+    fn new(model: ModelFile, delay: Duration) -> Self {
+        Self { model, delay, seen: Arc::default() }
+    }
+}
+
+impl ModelFitter for CannedFitter {
+    fn fit(
+        &mut self,
+        segment: &Recording,
+        _: Option<&ModelFile>,
+        _: &CancelToken,
+    ) -> std::result::Result<FittedModel, FitError> {
+        *self.seen.lock().unwrap() = Some(segment.clone());
+        std::thread::sleep(self.delay);
+        Ok(FittedModel { model: self.model.clone(), alignment: Vec::new() })
     }
 }
 
