@@ -319,6 +319,44 @@ impl SynthConfig {
     }
 }
 
+/// A mixture bent between two mixings, `x = A2 g(A1 s)` when `mixture` is `A1 s`: every
+/// channel of `mixture` standardised, each frame `u` bent channel by channel into
+/// `bend(c, u)` (a channel's own curve, or a term coupling it with others), then mixed
+/// again by a square matrix of standard normal entries drawn from `seed`. With a bend
+/// other than a per-sensor curve of a single mixing this is a nonlinear mixture neither
+/// the saturating chain nor the post-nonlinear model has the shape of
+/// (`research/residual_encoder.rs` measures the residual encoder on it).
+pub fn bend_between_mixings(
+    mixture: &Recording,
+    seed: u64,
+    bend: impl Fn(usize, &[f64]) -> f64,
+) -> Result<Recording, Error> {
+    let (m, frames) = (mixture.channels(), mixture.frames());
+    let mut standardised = vec![0.0; m * frames];
+    for c in 0..m {
+        let channel: Vec<f64> = mixture.channel(c).iter().map(|&v| f64::from(v)).collect();
+        let mean = channel.iter().sum::<f64>() / frames as f64;
+        let sd = (channel.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / frames as f64).sqrt();
+        if !(sd.is_finite() && sd > 0.0) {
+            return Err(Error::Invalid(format!("channel {c} is constant or not finite: nothing to bend")));
+        }
+        for (f, v) in channel.iter().enumerate() {
+            standardised[f * m + c] = (v - mean) / sd;
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let a2: Vec<f64> = (0..m * m).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
+    let mut mixed = Vec::with_capacity(frames * m);
+    let mut bent = vec![0.0; m];
+    for u in standardised.chunks_exact(m) {
+        for (c, b) in bent.iter_mut().enumerate() {
+            *b = bend(c, u);
+        }
+        mixed.extend((0..m).map(|i| (0..m).map(|c| a2[i * m + c] * bent[c]).sum::<f64>() as f32));
+    }
+    Recording::from_interleaved(mixture.sample_rate_hz(), m, mixed).map_err(|e| Error::Invalid(e.to_string()))
+}
+
 /// Generates the problem described by `config`.
 pub fn generate(config: &SynthConfig) -> Result<Synth, Error> {
     let SynthConfig { kind, sources: n, sensors: m, frames: t, seed, tanh_input_std, max_condition, .. } = *config;
@@ -660,6 +698,37 @@ impl unmix_core::Source for SynthStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bend between two mixings: with no bend it is `A2` times the standardised mixture
+    /// (so a linear mixture stays linear); a bend is applied per channel before `A2`.
+    #[test]
+    fn a_bend_between_two_mixings_is_applied_before_the_second() {
+        let s = generate(&SynthConfig { frames: 400, ..SynthConfig::paper(MixKind::Linear, 4) }).unwrap();
+        let straight = bend_between_mixings(&s.mixture, 9, |c, u| u[c]).unwrap();
+        let cubed = bend_between_mixings(&s.mixture, 9, |c, u| if c == 1 { u[c].powi(3) } else { u[c] }).unwrap();
+        assert_eq!((straight.channels(), straight.frames()), (3, 400));
+        // Only channel 1's contribution differs: `x_cubed − x_straight = A2[:, 1] (u³ − u)`.
+        let u: Vec<f64> = {
+            let ch: Vec<f64> = s.mixture.channel(1).iter().map(|&v| f64::from(v)).collect();
+            let mean = ch.iter().sum::<f64>() / 400.0;
+            let sd = (ch.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 400.0).sqrt();
+            ch.iter().map(|v| (v - mean) / sd).collect()
+        };
+        let column: Vec<f64> = (0..3)
+            .map(|i| {
+                let d = f64::from(cubed.channel(i)[0] - straight.channel(i)[0]);
+                d / (u[0].powi(3) - u[0])
+            })
+            .collect();
+        for (f, &uf) in u.iter().enumerate() {
+            for (i, &a) in column.iter().enumerate() {
+                let d = f64::from(cubed.channel(i)[f] - straight.channel(i)[f]);
+                assert!((d - a * (uf.powi(3) - uf)).abs() < 1e-3 * (1.0 + d.abs()), "frame {f}, channel {i}");
+            }
+        }
+        let silent = Recording::from_interleaved(8000, 2, vec![0.5; 20]).unwrap();
+        assert!(bend_between_mixings(&silent, 1, |c, u| u[c]).is_err());
+    }
 
     /// Post-nonlinear: every sensor is its own curve of its row of the linear mixture of
     /// the true sources; the curves are in `meta.json`; the stream follows the same rule.
