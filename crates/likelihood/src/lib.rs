@@ -15,6 +15,9 @@
 //! - [`temporal`]: the linear model with an autoregressive prior per source, its
 //!   innovations the source's mixture: sources told apart by their spectra (a
 //!   structure's modes).
+//! - [`residual`]: PDGMM's encoder with a hidden tanh layer beside a linear path, started at
+//!   the linear model and fitted in its noiseless limit: the model of sensors that bend
+//!   between two mixings.
 //! - [`encoder`]: a trained PDGMM-VAE's encoder read as a change of variables, so that it
 //!   is judged on the same scale.
 //!
@@ -30,6 +33,7 @@ pub mod lbfgs;
 pub mod linear;
 mod parallel;
 pub mod postnonlinear;
+pub mod residual;
 pub mod temporal;
 
 pub use error::{Error, Result};
