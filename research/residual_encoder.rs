@@ -3,7 +3,8 @@
 //! model on held-out likelihood, and does it then separate better?
 //!
 //! Two kinds of input:
-//! - `bent FAMILY SEED`: the three sources of `unmix synth linear` (10 000 frames), mixed,
+//! - `bent FAMILY SEED`: the sources of `unmix synth linear` (3, or `--sources N`; 10 000
+//!   frames), mixed,
 //!   each channel standardised and bent, mixed again: `x = A2 g(A1 s)`. FAMILY is `linear`
 //!   (no bend), `cubic` (`u + (0.15 + 0.1 c) u³` on channel `c`), `arctan`
 //!   (`atan((1 + 0.5 c) u)`) or `bilinear` (`u_c + 0.3 u_c u_{c+1}`): bends that neither
@@ -16,8 +17,8 @@
 //! Prints both models' held-out NLL (nats per frame of the whitened frames, every 5th frame
 //! held out) and mean / worst |corr| against the truth.
 //!
-//! Run: `cargo run --release --example residual_encoder -- bent cubic 2 [--hidden 16]
-//! [--seed 0] [--out DIR]`, or `-- wav DIR/mixture.wav DIR/truth.wav`.
+//! Run: `cargo run --release --example residual_encoder -- bent cubic 2 [--sources 3]
+//! [--hidden 16] [--seed 0] [--out DIR]`, or `-- wav DIR/mixture.wav DIR/truth.wav`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,7 +33,7 @@ use unmix_synth::{MixKind, SynthConfig, bend_between_mixings, generate};
 
 const USAGE: &str = "the residual encoder against the linear model: held-out NLL and |corr|\n\n\
      usage: cargo run --release --example residual_encoder -- bent linear|cubic|arctan|bilinear SEED \
-     [--hidden 16] [--seed 0] [--out DIR]\n\
+     [--sources 3] [--hidden 16] [--seed 0] [--out DIR]\n\
      \x20      cargo run --release --example residual_encoder -- wav MIXTURE.wav TRUTH.wav [--hidden 16] [--seed 0]";
 
 fn main() -> Result<()> {
@@ -43,6 +44,7 @@ fn main() -> Result<()> {
     }
     let mut config = ResidualConfig::default();
     let mut out = None::<PathBuf>;
+    let mut sources = 3usize;
     let mut rest = args[3..].iter();
     while let Some(arg) = rest.next() {
         let mut value = || rest.next().with_context(|| format!("{arg} needs a value"));
@@ -50,11 +52,12 @@ fn main() -> Result<()> {
             "--hidden" => config.hidden = value()?.parse()?,
             "--seed" => config.seed = value()?.parse()?,
             "--out" => out = Some(PathBuf::from(value()?)),
+            "--sources" => sources = value()?.parse()?,
             other => bail!("unknown argument {other}"),
         }
     }
     let (mixture, truth) = match args[0].as_str() {
-        "bent" => bent(&args[1], args[2].parse().context("SEED")?)?,
+        "bent" => bent(&args[1], args[2].parse().context("SEED")?, sources)?,
         "wav" => (read(Path::new(&args[1]))?, read(Path::new(&args[2]))?),
         other => bail!("unknown input kind {other} (bent or wav)"),
     };
@@ -100,11 +103,12 @@ fn read(path: &Path) -> Result<Recording> {
     unmix_io::read_wav(path).with_context(|| format!("{}", path.display()))
 }
 
-/// `x = A2 g(A1 s)` for the three sources of `unmix synth linear` (seed `seed`), `A1` its
+/// `x = A2 g(A1 s)` for `sources` sources of `unmix synth linear` (seed `seed`), `A1` its
 /// mixing, `A2` drawn from seed `1000 + seed` ([`bend_between_mixings`]). Gives the
 /// mixture and the truth.
-fn bent(family: &str, seed: u64) -> Result<(Recording, Recording)> {
-    let data = generate(&SynthConfig { frames: 10_000, ..SynthConfig::paper(MixKind::Linear, seed) })?;
+fn bent(family: &str, seed: u64, sources: usize) -> Result<(Recording, Recording)> {
+    let config = SynthConfig { frames: 10_000, sources, sensors: sources, ..SynthConfig::paper(MixKind::Linear, seed) };
+    let data = generate(&config)?;
     let bend: fn(usize, &[f64]) -> f64 = match family {
         "linear" => |c: usize, u: &[f64]| u[c],
         "cubic" => |c: usize, u: &[f64]| u[c] + (0.15 + 0.1 * c as f64) * u[c].powi(3),
