@@ -9,8 +9,8 @@
 //!   (no bend), `cubic` (`u + (0.15 + 0.1 c) u³` on channel `c`), `arctan`
 //!   (`atan((1 + 0.5 c) u)`) or `bilinear` (`u_c + 0.3 u_c u_{c+1}`): bends that neither
 //!   the saturating chain nor the per-channel curves describe. `--out DIR` writes
-//!   `mixture.wav` and `truth.wav` for `unmix separate DIR/mixture.wav -n 3 --truth
-//!   DIR/truth.wav`.
+//!   `mixture.wav` and `truth.wav` for `unmix separate DIR/mixture.wav -n N --truth
+//!   DIR/truth.wav` (`N` the number of sources).
 //! - `wav MIXTURE TRUTH`: any recording with its truth (as `unmix synth` writes them),
 //!   whitened to as many dimensions as the truth has sources.
 //!
@@ -38,9 +38,12 @@ const USAGE: &str = "the residual encoder against the linear model: held-out NLL
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") || args.len() < 3 {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
         return Ok(());
+    }
+    if args.len() < 3 {
+        bail!("expected an input kind and two values\n\n{USAGE}");
     }
     let mut config = ResidualConfig::default();
     let mut out = None::<PathBuf>;

@@ -116,6 +116,60 @@ impl Layout {
     fn len(&self) -> usize {
         self.prior(self.n)
     }
+    /// The encoder's weights in the flat parameters `p`.
+    fn weights<'a>(&self, p: &'a [f64]) -> Weights<'a> {
+        debug_assert_eq!(p.len(), self.len(), "parameters of another layout");
+        Weights {
+            n: self.n,
+            h: self.h,
+            l: &p[self.l()..self.w1()],
+            w1: &p[self.w1()..self.b1()],
+            b1: &p[self.b1()..self.w2()],
+            w2: &p[self.w2()..self.b2()],
+            b2: &p[self.b2()..self.b2() + self.n],
+        }
+    }
+}
+
+/// The encoder's weights, borrowed from a fit or from the flat parameters the fit moves.
+struct Weights<'a> {
+    n: usize,
+    h: usize,
+    l: &'a [f64],
+    w1: &'a [f64],
+    b1: &'a [f64],
+    w2: &'a [f64],
+    b2: &'a [f64],
+}
+
+impl Weights<'_> {
+    /// One frame `z` through the encoder: `tanh(W1 z + b1)` into `hidden`, `μ(z)` into `mu`.
+    fn forward(&self, z: &[f64], hidden: &mut [f64], mu: &mut [f64]) {
+        let (n, h) = (self.n, self.h);
+        for (q, value) in hidden.iter_mut().enumerate() {
+            *value = (self.b1[q] + (0..n).map(|c| self.w1[q * n + c] * z[c]).sum::<f64>()).tanh();
+        }
+        for (i, value) in mu.iter_mut().enumerate() {
+            *value = self.b2[i]
+                + (0..n).map(|c| self.l[i * n + c] * z[c]).sum::<f64>()
+                + (0..h).map(|q| self.w2[i * h + q] * hidden[q]).sum::<f64>();
+        }
+    }
+
+    /// The flat parameters the fit moves: these weights, then each source's prior as
+    /// logits, means and log-variances above the floor.
+    fn flatten(&self, priors: &[Mixture]) -> Vec<f64> {
+        let mut p = Vec::new();
+        for part in [self.l, self.w1, self.b1, self.w2, self.b2] {
+            p.extend_from_slice(part);
+        }
+        for prior in priors {
+            p.extend(prior.weights.iter().map(|w| w.max(1e-12).ln()));
+            p.extend_from_slice(&prior.means);
+            p.extend(prior.variances.iter().map(|v| (v - VARIANCE_FLOOR).max(1e-12).ln()));
+        }
+        p
+    }
 }
 
 /// A fitted residual encoder.
@@ -155,19 +209,16 @@ impl ResidualFit {
         Layout { n: self.sources, h: self.hidden, k: self.priors.first().map_or(0, |p| p.weights.len()) }
     }
 
-    /// The flat parameters the fit moves.
-    fn parameters(&self) -> Vec<f64> {
-        let layout = self.layout();
-        let mut p = Vec::with_capacity(layout.len());
-        for part in [&self.linear, &self.w1, &self.b1, &self.w2, &self.b2] {
-            p.extend_from_slice(part);
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            n: self.sources,
+            h: self.hidden,
+            l: &self.linear,
+            w1: &self.w1,
+            b1: &self.b1,
+            w2: &self.w2,
+            b2: &self.b2,
         }
-        for prior in &self.priors {
-            p.extend(prior.weights.iter().map(|w| w.max(1e-12).ln()));
-            p.extend_from_slice(&prior.means);
-            p.extend(prior.variances.iter().map(|v| (v - VARIANCE_FLOOR).max(1e-12).ln()));
-        }
-        p
     }
 
     fn from_parameters(layout: Layout, p: &[f64], start_nll: f64) -> Self {
@@ -198,19 +249,13 @@ impl ResidualFit {
 
     /// The sources of whitened frames (interleaved, `sources` wide), interleaved.
     pub fn demix(&self, whitened: &[f32]) -> Vec<f64> {
-        let (n, h) = (self.sources, self.hidden);
+        let (n, weights) = (self.sources, self.weights());
         let mut out = Vec::with_capacity(whitened.len());
-        let mut hidden = vec![0.0; h];
-        for z in whitened.chunks_exact(n) {
-            for (q, value) in hidden.iter_mut().enumerate() {
-                let a = self.b1[q] + (0..n).map(|c| self.w1[q * n + c] * f64::from(z[c])).sum::<f64>();
-                *value = a.tanh();
-            }
-            out.extend((0..n).map(|i| {
-                self.b2[i]
-                    + (0..n).map(|c| self.linear[i * n + c] * f64::from(z[c])).sum::<f64>()
-                    + (0..h).map(|q| self.w2[i * h + q] * hidden[q]).sum::<f64>()
-            }));
+        let (mut z, mut hidden, mut mu) = (vec![0.0; n], vec![0.0; self.hidden], vec![0.0; n]);
+        for frame in whitened.chunks_exact(n) {
+            z.iter_mut().zip(frame).for_each(|(to, &v)| *to = f64::from(v));
+            weights.forward(&z, &mut hidden, &mut mu);
+            out.extend_from_slice(&mu);
         }
         out
     }
@@ -219,7 +264,7 @@ impl ResidualFit {
     /// at a frame (the density is not defined there).
     pub fn nll(&self, whitened: &[f32]) -> Option<f64> {
         let frames: Vec<f64> = whitened.iter().map(|&v| f64::from(v)).collect();
-        nll(self.layout(), &self.parameters(), &frames, None)
+        nll(self.layout(), &self.weights().flatten(&self.priors), &frames, None)
     }
 }
 
@@ -236,13 +281,8 @@ struct Prior<'a> {
 /// value is not finite.
 fn nll(layout: Layout, p: &[f64], frames: &[f64], mut gradient: Option<&mut [f64]>) -> Option<f64> {
     let Layout { n, h, k } = layout;
-    let (l, w1, b1, w2, b2) = (
-        &p[layout.l()..layout.w1()],
-        &p[layout.w1()..layout.b1()],
-        &p[layout.b1()..layout.w2()],
-        &p[layout.w2()..layout.b2()],
-        &p[layout.b2()..layout.b2() + n],
-    );
+    let weights = layout.weights(p);
+    let Weights { l, w1, w2, .. } = weights;
     // Each source's mixture, its log-weights and variances once per evaluation.
     let priors: Vec<Prior<'_>> = (0..n)
         .map(|j| {
@@ -256,7 +296,7 @@ fn nll(layout: Layout, p: &[f64], frames: &[f64], mut gradient: Option<&mut [f64
     if let Some(g) = gradient.as_deref_mut() {
         g.iter_mut().for_each(|v| *v = 0.0);
     }
-    let (mut a, mut hidden, mut slope) = (vec![0.0; h], vec![0.0; h], vec![0.0; h]);
+    let (mut hidden, mut slope) = (vec![0.0; h], vec![0.0; h]);
     let (mut mu, mut g_mu, mut g_a) = (vec![0.0; n], vec![0.0; n], vec![0.0; h]);
     let mut terms = vec![0.0; k];
     let mut jacobian = Matrix::zeros(n, n);
@@ -264,15 +304,11 @@ fn nll(layout: Layout, p: &[f64], frames: &[f64], mut gradient: Option<&mut [f64
     let (mut w1_g, mut g_w2) = (vec![0.0; h * n], vec![0.0; n * h]);
     let mut total = 0.0;
     for z in frames.chunks_exact(n) {
+        weights.forward(z, &mut hidden, &mut mu);
         for q in 0..h {
-            a[q] = b1[q] + (0..n).map(|c| w1[q * n + c] * z[c]).sum::<f64>();
-            hidden[q] = a[q].tanh();
             slope[q] = 1.0 - hidden[q] * hidden[q];
         }
         for i in 0..n {
-            mu[i] = b2[i]
-                + (0..n).map(|c| l[i * n + c] * z[c]).sum::<f64>()
-                + (0..h).map(|q| w2[i * h + q] * hidden[q]).sum::<f64>();
             for c in 0..n {
                 jacobian.data[i * n + c] =
                     l[i * n + c] + (0..h).map(|q| w2[i * h + q] * slope[q] * w1[q * n + c]).sum::<f64>();
@@ -399,22 +435,11 @@ pub fn fit_residual(
     let layout = Layout { n, h, k };
     let mut rng = StdRng::seed_from_u64(config.seed);
     let input_scale = 1.2 / (n as f64).sqrt();
-    let start = ResidualFit {
-        sources: n,
-        hidden: h,
-        linear: linear.unmixing.clone(),
-        w1: (0..h * n).map(|_| input_scale * rng.sample::<f64, _>(StandardNormal)).collect(),
-        b1: (0..h).map(|_| 0.5 * rng.sample::<f64, _>(StandardNormal)).collect(),
-        w2: vec![0.0; n * h],
-        b2: vec![0.0; n],
-        priors: linear.priors.clone(),
-        start_nll: f64::NAN,
-        train_nll: f64::NAN,
-        validation_nll: f64::NAN,
-        iterations: 0,
-        kept_iteration: 0,
-    };
-    let p = start.parameters();
+    let w1: Vec<f64> = (0..h * n).map(|_| input_scale * rng.sample::<f64, _>(StandardNormal)).collect();
+    let b1: Vec<f64> = (0..h).map(|_| 0.5 * rng.sample::<f64, _>(StandardNormal)).collect();
+    let (w2, b2) = (vec![0.0; n * h], vec![0.0; n]);
+    let start = Weights { n, h, l: &linear.unmixing, w1: &w1, b1: &b1, w2: &w2, b2: &b2 };
+    let p = start.flatten(&linear.priors);
     let start_nll = nll(layout, &p, &held_out, None)
         .ok_or_else(|| Error::Data("the linear model's unmixing is singular: no start".into()))?;
     let objective = |x: &[f64], g: &mut [f64]| nll(layout, x, &train, Some(g));

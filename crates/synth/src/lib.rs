@@ -332,6 +332,8 @@ pub fn bend_between_mixings(
     bend: impl Fn(usize, &[f64]) -> f64,
 ) -> Result<Recording, Error> {
     let (m, frames) = (mixture.channels(), mixture.frames());
+    // Standardised here in f64 rather than by `unmix_dsp::Normaliser` (f32): the bend is
+    // applied to these values, and the measured files in `docs/results.md` were made so.
     let mut standardised = vec![0.0; m * frames];
     for c in 0..m {
         let channel: Vec<f64> = mixture.channel(c).iter().map(|&v| f64::from(v)).collect();
