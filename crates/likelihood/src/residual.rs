@@ -191,8 +191,8 @@ pub struct ResidualFit {
     pub b2: Vec<f64>,
     /// Each source's density.
     pub priors: Vec<Mixture>,
-    /// The held-out NLL at the start: the linear model's (nats per frame of the whitened
-    /// frames).
+    /// The held-out NLL at the start: the starting model's (nats per frame of the frames
+    /// fitted, the whitened frames when started at the linear model).
     pub start_nll: f64,
     /// Mean NLL per training frame at the point kept.
     pub train_nll: f64,
@@ -398,29 +398,47 @@ fn nll(layout: Layout, p: &[f64], frames: &[f64], mut gradient: Option<&mut [f64
 
 /// Fits the residual encoder to whitened frames `whitened` (interleaved, as the linear
 /// model took them), started at `linear` (fitted to the same frames with the same held-out
-/// frames): `L` its unmixing, its priors, `W2 = 0`, the hidden layer's input weights drawn
-/// so that every unit's input has a standard deviation of about 1.2 (in tanh's bend, not
-/// its flat). Stops at [`ResidualConfig::max_iterations`] or after
-/// [`ResidualConfig::patience`] iterations without a better held-out NLL, and keeps the
-/// best held-out point (the start, if nothing is better). Cancelling `cancel` stops it at
-/// its next iteration with [`Error::Cancelled`].
+/// frames): [`fit_residual_from`] its unmixing and priors.
 pub fn fit_residual(
     whitened: &[f32],
     linear: &LinearFit,
     config: &ResidualConfig,
     cancel: Option<&CancelToken>,
 ) -> Result<ResidualFit> {
+    fit_residual_from(whitened, &linear.unmixing, &linear.priors, config, cancel)
+}
+
+/// Fits the residual encoder to `frames` (interleaved, as many wide as there are
+/// `priors`), started at the linear model `s = unmixing · z` with `priors` as its sources'
+/// densities: `L = unmixing`, `W2 = 0`, the hidden layer's input weights drawn so that
+/// every unit's input has a standard deviation of about 1.2 (in tanh's bend, not its flat).
+/// The frames are what that model reads: whitened frames for the linear model, or another
+/// model's transform of them (the post-nonlinear model's curves), whose own log-Jacobian
+/// then adds the same to the start's NLL and to the fit's. Stops at
+/// [`ResidualConfig::max_iterations`] or after [`ResidualConfig::patience`] iterations
+/// without a better held-out NLL, and keeps the best held-out point (the start, if nothing
+/// is better). Cancelling `cancel` stops it at its next iteration with [`Error::Cancelled`].
+pub fn fit_residual_from(
+    frames: &[f32],
+    unmixing: &[f64],
+    priors: &[Mixture],
+    config: &ResidualConfig,
+    cancel: Option<&CancelToken>,
+) -> Result<ResidualFit> {
     config.check()?;
-    let n = linear.sources;
-    if n == 0 || !whitened.len().is_multiple_of(n) {
-        return Err(Error::Data(format!("{} values are not whole frames of {n} dimensions", whitened.len())));
+    let n = priors.len();
+    if n == 0 || unmixing.len() != n * n || !frames.len().is_multiple_of(n) {
+        return Err(Error::Data(format!(
+            "{} values are not whole frames of {n} sources, or the unmixing is not {n} × {n}",
+            frames.len()
+        )));
     }
-    if whitened.iter().any(|v| !v.is_finite()) {
+    if frames.iter().any(|v| !v.is_finite()) {
         return Err(Error::Data("the frames hold NaN or infinite values".into()));
     }
     let every = config.validation_every;
     let (mut train, mut held_out) = (Vec::new(), Vec::new());
-    for (f, z) in whitened.chunks_exact(n).enumerate() {
+    for (f, z) in frames.chunks_exact(n).enumerate() {
         let to = if f % every == every - 1 { &mut held_out } else { &mut train };
         to.extend(z.iter().map(|&v| f64::from(v)));
     }
@@ -431,17 +449,20 @@ pub fn fit_residual(
             train.len() / n
         )));
     }
-    let k = linear.priors.first().map_or(0, |p| p.weights.len());
+    let k = priors[0].weights.len();
+    if priors.iter().any(|p| p.weights.len() != k || p.means.len() != k || p.variances.len() != k) {
+        return Err(Error::Data("the sources' densities differ in their number of components".into()));
+    }
     let layout = Layout { n, h, k };
     let mut rng = StdRng::seed_from_u64(config.seed);
     let input_scale = 1.2 / (n as f64).sqrt();
     let w1: Vec<f64> = (0..h * n).map(|_| input_scale * rng.sample::<f64, _>(StandardNormal)).collect();
     let b1: Vec<f64> = (0..h).map(|_| 0.5 * rng.sample::<f64, _>(StandardNormal)).collect();
     let (w2, b2) = (vec![0.0; n * h], vec![0.0; n]);
-    let start = Weights { n, h, l: &linear.unmixing, w1: &w1, b1: &b1, w2: &w2, b2: &b2 };
-    let p = start.flatten(&linear.priors);
+    let start = Weights { n, h, l: unmixing, w1: &w1, b1: &b1, w2: &w2, b2: &b2 };
+    let p = start.flatten(priors);
     let start_nll = nll(layout, &p, &held_out, None)
-        .ok_or_else(|| Error::Data("the linear model's unmixing is singular: no start".into()))?;
+        .ok_or_else(|| Error::Data("the starting unmixing is singular: no start".into()))?;
     let objective = |x: &[f64], g: &mut [f64]| nll(layout, x, &train, Some(g));
     let mut lbfgs = Lbfgs::new(p.clone(), &objective)
         .ok_or_else(|| Error::Data("the residual encoder's start has no density on the training frames".into()))?;

@@ -235,6 +235,17 @@ impl PostNonlinearFit {
         out
     }
 
+    /// Standardised frames (interleaved) through every channel's curve: what `W` unmixes,
+    /// and what a model started at this one reads (`crate::residual::fit_residual_from`).
+    pub fn curved(&self, standardised: &[f32]) -> Vec<f32> {
+        let n = self.sources;
+        let mut out = Vec::with_capacity(standardised.len());
+        for frame in standardised.chunks_exact(n) {
+            out.extend(self.curves.iter().zip(frame).map(|(curve, &x)| curve.at(f64::from(x)).0 as f32));
+        }
+        out
+    }
+
     /// Mean NLL per frame of standardised frames (nats); infinite where it cannot be
     /// evaluated.
     pub fn nll(&self, standardised: &[f32]) -> f64 {
@@ -390,6 +401,37 @@ mod tests {
             for (c, curve) in weights.sensor_curves.iter().enumerate() {
                 assert!((curve.invert(y[c]) - frame[c]).abs() < 1e-4, "curve {c} does not invert at {}", frame[c]);
             }
+        }
+    }
+
+    /// A model started at the curves reads them exactly: the residual encoder on the
+    /// curved frames, started at `W` and the priors, demixes what the curves demix, and its
+    /// held-out NLL at the start plus the curves' mean held-out log-slope is the curves'
+    /// held-out NLL — so its gain is measured against the curves, not the linear model.
+    #[test]
+    fn a_model_started_at_the_curves_reads_them_exactly() {
+        use crate::residual::{ResidualConfig, fit_residual_from};
+        let (x, _) = post_nonlinear(3, 2, 3000);
+        let config = PostNonlinearConfig { starts: 1, max_iterations: 100, ..PostNonlinearConfig::default() };
+        let curves = fit(&x, 3, &config, None).unwrap();
+        let curved = curves.curved(&x);
+        let residual = ResidualConfig { max_iterations: 1, ..ResidualConfig::default() };
+        let start = fit_residual_from(&curved, &curves.unmixing, &curves.priors, &residual, None).unwrap();
+        let every = residual.validation_every;
+        let held_out: Vec<&[f32]> = x.chunks_exact(3).skip(every - 1).step_by(every).collect();
+        let log_slope = held_out
+            .iter()
+            .map(|frame| curves.curves.iter().zip(frame.iter()).map(|(c, &v)| c.at(f64::from(v)).1).sum::<f64>())
+            .sum::<f64>()
+            / held_out.len() as f64;
+        let read = start.start_nll - log_slope;
+        assert!((read - curves.validation_nll).abs() < 1e-4, "{read} against the curves' {}", curves.validation_nll);
+        let mut at_start = start.clone();
+        at_start.w2.iter_mut().for_each(|w| *w = 0.0);
+        at_start.b2.iter_mut().for_each(|b| *b = 0.0);
+        at_start.linear.clone_from(&curves.unmixing);
+        for (ours, theirs) in at_start.demix(&curved).iter().zip(curves.demix(&x)) {
+            assert!((ours - theirs).abs() < 1e-4 * (1.0 + theirs.abs()), "{ours} against {theirs}");
         }
     }
 
