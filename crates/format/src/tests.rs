@@ -266,7 +266,20 @@ fn post_nonlinear_curves_round_trip_and_are_checked() {
     refused(&|b| b.weights.sensor_curves.truncate(1), "a curve per channel");
     refused(&|b| b.weights.sensor_curves[0].knots.truncate(1), "two points");
     refused(&|b| b.weights.architecture = Architecture::Mlp, "only a post-nonlinear model");
-    refused(&|b| b.weights.encoder.push(b.weights.encoder[0].clone()), "one dense layer");
+    refused(&|b| b.weights.decoder.push(b.weights.decoder[0].clone()), "one dense layer");
+    refused(
+        &|b| {
+            let layer = b.weights.encoder[0].clone();
+            b.weights.encoder.extend([layer.clone(), layer]);
+        },
+        "one dense layer",
+    );
+    // A hidden layer before the encoder's dense one (the residual encoder on the curves).
+    let mut hidden = m.clone();
+    let layer = hidden.weights.encoder[0].clone();
+    hidden.weights.encoder.push(layer);
+    hidden.check().unwrap();
+    assert_eq!(ModelFile::from_bytes(&hidden.to_bytes().unwrap()).unwrap(), hidden);
 }
 
 /// A temporal prior survives the round trip, moves with its sources when they are

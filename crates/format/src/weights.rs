@@ -59,6 +59,11 @@ pub enum Architecture {
     /// the inverse of the sensor's) and then through its one dense layer; the decoder is
     /// the dense layer's inverse followed by every curve's inverse. Its input is the
     /// channels standardised, not whitened.
+    ///
+    /// The encoder may instead have two layers, [`ModelWeights::activation`] between
+    /// them: PDGMM's encoder with a hidden layer started at the curves
+    /// (`unmix_likelihood::residual`). Its decoder is then the inverse of the encoder's
+    /// linear path only, so reconstructions are approximate where the hidden layer bends.
     PostNonlinear,
 }
 
@@ -434,8 +439,11 @@ impl ModelWeights {
             return Err(Error::Invalid("a saturating chain's layers are square and have no bias".into()));
         }
         if self.architecture == Architecture::PostNonlinear {
-            if self.encoder.len() != 1 || self.decoder.len() != 1 {
-                return Err(Error::Invalid("a post-nonlinear model has one dense layer each way".into()));
+            if !(1..=2).contains(&self.encoder.len()) || self.decoder.len() != 1 {
+                return Err(Error::Invalid(
+                    "a post-nonlinear model has one dense layer each way, or a hidden layer before the encoder's"
+                        .into(),
+                ));
             }
             if self.sensor_curves.len() != self.inputs() {
                 return Err(Error::Invalid(format!(

@@ -502,7 +502,7 @@ impl Separator {
         }
         if self.architecture == Architecture::PostNonlinear {
             // Standardise (kept for scoring either way), each channel through its curve,
-            // then the one layer.
+            // then the layers: the one dense layer, or a hidden layer and then it.
             let (kernel, scratch) = (self.kernel, self.scratch.as_mut_slice());
             let standardised = self.standardised.as_mut_slice();
             kernel.dense(a, standardised, stride, frames, &self.standardise, None, scratch);
@@ -512,8 +512,10 @@ impl Separator {
                     *v = curve.apply(x);
                 }
             }
-            kernel.dense(b, a, stride, frames, &self.layers[0], None, scratch);
-            gather(a, stride, output, self.sources);
+            let (last, activation) = (self.layers.len() - 1, self.activation);
+            let out =
+                run_layers(kernel, &self.layers, b, a, scratch, stride, frames, |i| (i != last).then_some(activation));
+            gather(out, stride, output, self.sources);
             return;
         }
         if keep_standardised {
