@@ -29,10 +29,11 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use unmix_core::CancelToken;
 use unmix_dsp::linalg::{Matrix, log_det_and_inverse};
+use unmix_format::DenseLayer;
 
 use crate::lbfgs::{Lbfgs, Step};
 use crate::linear::{LinearFit, Mixture, softmax};
-use crate::{Error, LN_2PI, Result};
+use crate::{Error, LN_2PI, Result, dense};
 
 /// The variance floor of every prior component, as the other exact-likelihood fits have.
 const VARIANCE_FLOOR: f64 = 1e-4;
@@ -265,6 +266,50 @@ impl ResidualFit {
     pub fn nll(&self, whitened: &[f32]) -> Option<f64> {
         let frames: Vec<f64> = whitened.iter().map(|&v| f64::from(v)).collect();
         nll(self.layout(), &self.weights().flatten(&self.priors), &frames, None)
+    }
+}
+
+/// How far the model file's tanh units carrying the linear path scale their inputs down
+/// (and their outputs up): `tanh(εy)/ε = y (1 − ε²y²/3 + …)`, so for `|y| < 20` the path is
+/// linear to 1.4·10⁻⁶ relative, and the kernels' rational tanh has slope 1 − 8·10⁻⁸ at 0.
+const LINEAR_PATH_SCALE: f64 = 1e-4;
+
+impl ResidualFit {
+    /// The encoder as model-file layers: a tanh layer of `hidden + sources` units — the
+    /// hidden layer's, then the linear path `L` carried by one unit per input in tanh's
+    /// linear range ([`LINEAR_PATH_SCALE`]) — and the dense layer summing both paths and
+    /// `b2`; with the decoder `L⁻¹ (s − b2)`, the linear path's inverse (exact where the
+    /// hidden layer is flat, approximate where it bends: the encoder has no closed-form
+    /// inverse). `None` when `L` is singular.
+    pub(crate) fn layers(&self) -> Option<(Vec<DenseLayer>, DenseLayer)> {
+        let (n, h) = (self.sources, self.hidden);
+        let wide = h + n;
+        let mut hidden = DenseLayer { inputs: n, outputs: wide, weight: vec![0.0; n * wide], bias: vec![0.0; wide] };
+        for c in 0..n {
+            for q in 0..h {
+                hidden.weight[c * wide + q] = self.w1[q * n + c] as f32;
+            }
+            hidden.weight[c * wide + h + c] = LINEAR_PATH_SCALE as f32;
+        }
+        for q in 0..h {
+            hidden.bias[q] = self.b1[q] as f32;
+        }
+        let mut out = DenseLayer { inputs: wide, outputs: n, weight: vec![0.0; wide * n], bias: vec![0.0; n] };
+        for o in 0..n {
+            for q in 0..h {
+                out.weight[q * n + o] = self.w2[o * h + q] as f32;
+            }
+            for c in 0..n {
+                out.weight[(h + c) * n + o] = (self.linear[o * n + c] / LINEAR_PATH_SCALE) as f32;
+            }
+            out.bias[o] = self.b2[o] as f32;
+        }
+        let (_, inverse) = log_det_and_inverse(&Matrix { rows: n, cols: n, data: self.linear.clone() })?;
+        let mut decoder = dense(&inverse.data, n);
+        for (o, bias) in decoder.bias.iter_mut().enumerate() {
+            *bias = -(0..n).map(|i| inverse.data[o * n + i] * self.b2[i]).sum::<f64>() as f32;
+        }
+        Some((vec![hidden, out], decoder))
     }
 }
 

@@ -35,6 +35,7 @@ use unmix_format::{Activation, Architecture, ModelWeights, MonotoneCurve};
 pub use fit::{fit, fit_watched};
 
 use crate::linear::{Mixture, gmm_params};
+use crate::residual::ResidualFit;
 use crate::{Error, Result, dense};
 
 /// Settings of [`fit`].
@@ -291,6 +292,30 @@ impl PostNonlinearFit {
     }
 }
 
+impl PostNonlinearFit {
+    /// The model with PDGMM's encoder on its curves as model-file weights
+    /// ([`Architecture::PostNonlinear`] with a hidden layer): these curves, then `encoder`
+    /// (fitted by [`crate::residual::fit_residual_from`] on [`PostNonlinearFit::curved`]
+    /// frames, started at this model), its priors; the decoder the encoder's linear path
+    /// inverted, then every curve's inverse. `None` when that path is singular.
+    pub fn export_with_encoder(&self, encoder: &ResidualFit) -> Option<ModelWeights> {
+        if encoder.sources != self.sources {
+            return None;
+        }
+        let (layers, decoder) = encoder.layers()?;
+        let sensor_curves = self.curves.iter().map(single_precision).collect::<Option<Vec<_>>>()?;
+        Some(ModelWeights {
+            architecture: Architecture::PostNonlinear,
+            activation: Activation::Tanh,
+            encoder: layers,
+            decoder: vec![decoder],
+            posterior_log_var: vec![(1e-6f32).ln(); self.sources],
+            prior: gmm_params(&encoder.priors),
+            sensor_curves,
+        })
+    }
+}
+
 /// A curve in `f32`, still strictly increasing: knots are training values (already `f32`),
 /// and a value that rounds onto its neighbour (a segment whose slope is below `f32`'s
 /// resolution) is moved up by the least step.
@@ -432,6 +457,51 @@ mod tests {
         at_start.linear.clone_from(&curves.unmixing);
         for (ours, theirs) in at_start.demix(&curved).iter().zip(curves.demix(&x)) {
             assert!((ours - theirs).abs() < 1e-4 * (1.0 + theirs.abs()), "{ours} against {theirs}");
+        }
+    }
+
+    /// The curves with PDGMM's encoder on them, exported: the model file's layers (the
+    /// linear path carried by tanh units in their linear range), read in `f64` with an
+    /// exact tanh, give the fit's own sources; the decoder inverts the linear path.
+    #[test]
+    fn the_exported_encoder_on_the_curves_is_the_fit() {
+        use crate::residual::{ResidualConfig, fit_residual_from};
+        let (x, _) = post_nonlinear(3, 2, 3000);
+        let config = PostNonlinearConfig { starts: 1, max_iterations: 100, ..PostNonlinearConfig::default() };
+        let curves = fit(&x, 3, &config, None).unwrap();
+        let curved = curves.curved(&x);
+        // A hidden layer moved well away from zero, whatever the held-out frames say.
+        let residual = ResidualConfig { max_iterations: 40, patience: 40, ..ResidualConfig::default() };
+        let mut encoder = fit_residual_from(&curved, &curves.unmixing, &curves.priors, &residual, None).unwrap();
+        encoder.w2.iter_mut().enumerate().for_each(|(i, w)| *w += 0.05 * (i % 3) as f64 - 0.05);
+        encoder.b2 = vec![0.1, -0.2, 0.05];
+        let weights = curves.export_with_encoder(&encoder).unwrap();
+        weights.check().unwrap();
+        let [hidden, out] = &weights.encoder[..] else { panic!("{} encoder layers", weights.encoder.len()) };
+        let decoder = &weights.decoder[0];
+        let sources = encoder.demix(&curved);
+        for (frame, s) in x.chunks_exact(3).zip(sources.chunks_exact(3)).take(500) {
+            let y: Vec<f64> = frame.iter().zip(&weights.sensor_curves).map(|(&v, c)| f64::from(c.apply(v))).collect();
+            let t: Vec<f64> = (0..hidden.outputs)
+                .map(|q| {
+                    let a = f64::from(hidden.bias[q])
+                        + (0..3).map(|c| f64::from(hidden.weight[c * hidden.outputs + q]) * y[c]).sum::<f64>();
+                    a.tanh()
+                })
+                .collect();
+            for (o, &expected) in s.iter().enumerate() {
+                let got = f64::from(out.bias[o])
+                    + (0..out.inputs).map(|i| f64::from(out.weight[i * 3 + o]) * t[i]).sum::<f64>();
+                assert!((got - expected).abs() < 1e-4 * (1.0 + expected.abs()), "{got} vs {expected}");
+            }
+            // The decoder undoes the linear path and the bias: L⁻¹ (L y + b2 − b2) = y.
+            let linear: Vec<f64> =
+                (0..3).map(|o| encoder.b2[o] + (0..3).map(|c| encoder.linear[o * 3 + c] * y[c]).sum::<f64>()).collect();
+            for (c, &want) in y.iter().enumerate() {
+                let got = f64::from(decoder.bias[c])
+                    + (0..3).map(|i| f64::from(decoder.weight[i * 3 + c]) * linear[i]).sum::<f64>();
+                assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "decoder: {got} vs {want}");
+            }
         }
     }
 
