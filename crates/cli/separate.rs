@@ -368,6 +368,10 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
                 format!("linear, {}", plural(iterations, "iteration"))
             }
             (None, ModelKind::PostNonlinear) => "post-nonlinear".into(),
+            (None, ModelKind::PdgmmEncoder) => {
+                let iterations = selection.encoder.as_ref().map_or(0, |e| e.iterations);
+                format!("PDGMM's encoder on post-nonlinear curves, {}", plural(iterations, "iteration"))
+            }
             (None, ModelKind::LinearArGmm) => {
                 let iterations = selection.temporal.as_ref().map_or(0, |t| t.iterations);
                 format!("linear with the temporal prior, {}", plural(iterations, "iteration"))

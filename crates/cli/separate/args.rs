@@ -8,6 +8,7 @@ use unmix_core::limits::{MAX_CHANNELS, MAX_HIDDEN_UNITS, MAX_PRIOR_COMPONENTS, M
 use unmix_format::MAX_AR_ORDER;
 use unmix_likelihood::chain::{ChainConfig, ChainShape};
 use unmix_likelihood::postnonlinear::PostNonlinearConfig;
+use unmix_likelihood::residual::ResidualConfig;
 use unmix_likelihood::temporal::TemporalConfig;
 use unmix_model::{Activation, Backend, TrainingRecipe, VaeLayout};
 use unmix_separate::{
@@ -68,8 +69,9 @@ impl DeviceArg {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModelArg {
     /// The linear model, or a nonlinear model where it explains the held-out frames
-    /// better: the post-nonlinear model when there are as many sources as channels, the
-    /// saturating chain when also every sample is inside full scale.
+    /// better: the post-nonlinear model when there are as many sources as channels (and
+    /// then PDGMM's encoder on its curves where that is better still), the saturating
+    /// chain when also every sample is inside full scale.
     Auto,
     /// PDGMM-VAE.
     Vae,
@@ -81,7 +83,9 @@ pub enum ModelArg {
     Linear,
     /// A learned monotone curve per channel, then the linear model, fitted by exact
     /// maximum likelihood: for sensors that each compress, expand or clip in their own way
-    /// (needs as many sources as channels).
+    /// (needs as many sources as channels). PDGMM's encoder (a hidden tanh layer beside the
+    /// linear path) is then fitted on the curves and kept where it explains the held-out
+    /// frames better by the margin.
     #[value(name = "postnonlinear")]
     PostNonlinear,
 }
@@ -413,6 +417,7 @@ impl SeparateArgs {
                 threads: self.threads,
                 ..PostNonlinearConfig::default()
             },
+            encoder: ResidualConfig { seed: self.seed, ..ResidualConfig::default() },
             kernel: self.kernel.kernel()?,
             denoise: !self.no_denoise,
         };

@@ -81,6 +81,20 @@ pub(super) fn report_fit(fitted: &Fitted, quiet: bool) {
                 if curves.screened_out { "; every start stopped at its screening" } else { "" }
             );
         }
+        if let (Some(encoder), false) = (&selection.encoder, quiet) {
+            println!(
+                "PDGMM's encoder on the curves ({} hidden units): held-out NLL {:.4} nats per frame after {} \
+                 ({}), the curves' {:.4} on the same frames",
+                encoder.hidden,
+                encoder.validation_nll,
+                plural(encoder.iterations, "iteration"),
+                match encoder.kept_iteration {
+                    0 => "none better than its start, the curves".to_string(),
+                    k => format!("iteration {k} kept"),
+                },
+                encoder.curves_nll,
+            );
+        }
         if let (Some(temporal), false) = (&selection.temporal, quiet) {
             println!(
                 "temporal prior (AR({}) with GMM innovations): held-out NLL {:.4} nats per frame on {} after {}, \
@@ -161,6 +175,7 @@ pub(crate) fn training_frames(fitted: &Fitted) -> usize {
             selection.linear.as_ref().map_or(0, |l| l.refit.as_ref().map_or(l.frames, |r| r.frames))
         }
         (None, ModelKind::PostNonlinear) => selection.post_nonlinear.as_ref().map_or(0, |c| c.frames),
+        (None, ModelKind::PdgmmEncoder) => selection.encoder.as_ref().map_or(0, |e| e.frames),
         (None, ModelKind::LinearArGmm) => selection.temporal.as_ref().map_or(0, |t| t.frames),
         (None, _) => selection.chain.as_ref().map_or(0, |c| c.frames),
     }

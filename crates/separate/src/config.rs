@@ -8,6 +8,7 @@ use unmix_format::MAX_AR_ORDER;
 use unmix_infer::Kernel;
 use unmix_likelihood::chain::{ChainConfig, ChainShape};
 use unmix_likelihood::postnonlinear::PostNonlinearConfig;
+use unmix_likelihood::residual::ResidualConfig;
 use unmix_likelihood::temporal::TemporalConfig;
 use unmix_model::consensus::ConsensusConfig;
 use unmix_model::{Backend, TrainingRecipe, VaeLayout};
@@ -42,7 +43,8 @@ pub enum ModelChoice {
     /// The linear model with a GMM per source, or a nonlinear model where its held-out
     /// likelihood beats the linear model's by [`crate::CHAIN_MARGIN_NATS`] per frame (the
     /// lowest of those that do): the post-nonlinear model when there are as many sources
-    /// as channels, the saturating chain when also every sample is inside full scale.
+    /// as channels (then PDGMM's encoder on its curves where it beats them by the margin),
+    /// the saturating chain when also every sample is inside full scale.
     Auto,
     /// PDGMM-VAE.
     Vae,
@@ -51,7 +53,8 @@ pub enum ModelChoice {
     /// The linear model with a GMM per source, fitted by exact maximum likelihood.
     Linear,
     /// The post-nonlinear model: a learned monotone curve per channel, then the linear
-    /// model (an error unless there are as many sources as channels).
+    /// model (an error unless there are as many sources as channels); then PDGMM's encoder
+    /// on its curves, kept where it beats them by the margin.
     #[serde(rename = "postnonlinear")]
     PostNonlinear,
 }
@@ -119,6 +122,9 @@ pub struct SeparateParams {
     pub chain: ChainConfig,
     /// Settings of the post-nonlinear model's fit.
     pub post_nonlinear: PostNonlinearConfig,
+    /// Settings of PDGMM's encoder on the post-nonlinear model's curves (its held-out
+    /// frames are the curves': [`PostNonlinearConfig::validation_every`] overrides its own).
+    pub encoder: ResidualConfig,
     /// Which prior the linear model's sources get, or how to choose it.
     pub prior: PriorChoice,
     /// Settings of the temporal prior's fit ([`SeparateParams::default_temporal`]).
@@ -151,6 +157,7 @@ impl SeparateParams {
             model: ModelChoice::Auto,
             chain: ChainConfig::new(ChainShape::Saturating),
             post_nonlinear: PostNonlinearConfig::default(),
+            encoder: ResidualConfig::default(),
             prior: PriorChoice::Auto,
             temporal: Self::default_temporal(),
             kernel: Kernel::best(),
@@ -195,6 +202,7 @@ impl SeparateParams {
         self.restarts.check()?;
         self.chain.check()?;
         self.post_nonlinear.check()?;
+        self.encoder.check()?;
         if self.prior == PriorChoice::ArGmm && !matches!(self.model, ModelChoice::Auto | ModelChoice::Linear) {
             return Err(Error::Config(format!(
                 "the temporal prior (ar-gmm) is the linear model's: --model {} has none (use --model auto or linear)",

@@ -223,8 +223,12 @@ fn package_post_nonlinear(
     config: &SeparateParams,
     count: Option<CountEstimate>,
 ) -> Result<Fitted> {
-    let weights =
-        curves.fit.export().ok_or_else(|| Error::Config("the post-nonlinear model's unmixing is singular".into()))?;
+    // With PDGMM's encoder on the curves when it won: its layers after the same curves.
+    let weights = match &curves.encoder {
+        Some(encoder) => curves.fit.export_with_encoder(encoder),
+        None => curves.fit.export(),
+    }
+    .ok_or_else(|| Error::Config("the post-nonlinear model's unmixing is singular".into()))?;
     let header = new_header(
         recording,
         curves.fit.sources,
@@ -360,7 +364,8 @@ pub struct StreamFit {
 ///   strided frames: the models treat frames as independent, so a strided subset trains
 ///   them as well as the whole, in a fraction of the time.
 /// - A predecessor keeps its kind: a saturating chain is refitted as a chain, a
-///   post-nonlinear model as one and a linear model with the temporal prior with it,
+///   post-nonlinear model as one (PDGMM's encoder on its curves weighed again, whether
+///   the predecessor had it or not) and a linear model with the temporal prior with it,
 ///   whatever `config` chooses, so that a refit never swaps it for a model that separates
 ///   such data far worse. A thinned segment gets no temporal prior (its frames are no
 ///   longer in time order).
