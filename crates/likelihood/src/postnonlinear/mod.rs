@@ -429,6 +429,17 @@ mod tests {
         }
     }
 
+    /// A short fit of the curves to a post-nonlinear mixture (3 sources, seed 2), its
+    /// standardised frames and those frames through its curves: what the tests of a model
+    /// started at the curves start from.
+    fn curves_to_start_at() -> (Vec<f32>, PostNonlinearFit, Vec<f32>) {
+        let (x, _) = post_nonlinear(3, 2, 3000);
+        let config = PostNonlinearConfig { starts: 1, max_iterations: 100, ..PostNonlinearConfig::default() };
+        let curves = fit(&x, 3, &config, None).unwrap();
+        let curved = curves.curved(&x);
+        (x, curves, curved)
+    }
+
     /// A model started at the curves reads them exactly: the residual encoder on the
     /// curved frames, started at `W` and the priors, demixes what the curves demix, and its
     /// held-out NLL at the start plus the curves' mean held-out log-slope is the curves'
@@ -436,10 +447,7 @@ mod tests {
     #[test]
     fn a_model_started_at_the_curves_reads_them_exactly() {
         use crate::residual::{ResidualConfig, fit_residual_from};
-        let (x, _) = post_nonlinear(3, 2, 3000);
-        let config = PostNonlinearConfig { starts: 1, max_iterations: 100, ..PostNonlinearConfig::default() };
-        let curves = fit(&x, 3, &config, None).unwrap();
-        let curved = curves.curved(&x);
+        let (x, curves, curved) = curves_to_start_at();
         let residual = ResidualConfig { max_iterations: 1, ..ResidualConfig::default() };
         let start = fit_residual_from(&curved, &curves.unmixing, &curves.priors, &residual, None).unwrap();
         let every = residual.validation_every;
@@ -466,10 +474,7 @@ mod tests {
     #[test]
     fn the_exported_encoder_on_the_curves_is_the_fit() {
         use crate::residual::{ResidualConfig, fit_residual_from};
-        let (x, _) = post_nonlinear(3, 2, 3000);
-        let config = PostNonlinearConfig { starts: 1, max_iterations: 100, ..PostNonlinearConfig::default() };
-        let curves = fit(&x, 3, &config, None).unwrap();
-        let curved = curves.curved(&x);
+        let (x, curves, curved) = curves_to_start_at();
         // A hidden layer moved well away from zero, whatever the held-out frames say.
         let residual = ResidualConfig { max_iterations: 40, patience: 40, ..ResidualConfig::default() };
         let mut encoder = fit_residual_from(&curved, &curves.unmixing, &curves.priors, &residual, None).unwrap();
