@@ -140,6 +140,22 @@ impl Normaliser {
         self.dims
     }
 
+    /// The nats per frame this normalisation adds to an NLL of the frames it gives, so that
+    /// the sum is the density of the samples as read: `Σ_c ln σ_c`, and `½ Σ_k ln λ_k` over
+    /// the kept eigenvalues when it whitens — minus the log Jacobian of
+    /// `x ↦ Λ^{-1/2} Eᵀ D⁻¹ (x − μ)`. Exact when it keeps every dimension; with fewer it is the
+    /// density of the frames' principal subspace (the Gaussian remainder any model would add
+    /// for the other dimensions left out). Models fitted on differently normalised
+    /// frames of one recording compare on this scale.
+    pub fn nll_offset_nats(&self) -> f64 {
+        let scales: f64 = self.scale.iter().map(|&s| f64::from(s).ln()).sum();
+        let spread: f64 = match self.whitening {
+            Some(_) => self.eigenvalues[..self.dims].iter().map(|&l| 0.5 * f64::from(l).ln()).sum(),
+            None => 0.0,
+        };
+        scales + spread
+    }
+
     /// Checks that the statistics describe one normalisation, as a model file must before
     /// its normaliser is used: a mean and a positive, finite scale for every channel, at
     /// least one output dimension and no more than there are channels, an eigenvalue for
@@ -230,6 +246,30 @@ mod tests {
             norm.check().unwrap();
             norm.full_scale().check().unwrap();
         }
+    }
+
+    /// With every dimension kept, the offset is `−ln|det J|` of the whole map
+    /// `x ↦ W D⁻¹ (x − μ)`, computed here from the fitted matrix itself; standardising alone
+    /// gives `Σ ln σ_c`.
+    #[test]
+    fn nll_offset_is_minus_the_log_jacobian_of_the_map() {
+        let a: Vec<f32> = (0..800).map(|i| (i as f32 * 0.1).sin() * 3.0).collect();
+        let b: Vec<f32> = (0..800).map(|i| ((i * 7919) % 101) as f32 * 0.2 + a[i]).collect();
+        let c: Vec<f32> = (0..800).map(|i| ((i * 31) % 17) as f32 - 0.5 * b[i]).collect();
+        let rec = recording(&[a, b, c]);
+        let whitened = Normaliser::fit(&rec, NormaliserConfig { whiten_to: Some(3) }).unwrap();
+        let w = whitened.whitening.as_ref().unwrap();
+        let map = Matrix {
+            rows: 3,
+            cols: 3,
+            data: (0..9).map(|i| f64::from(w[i]) / f64::from(whitened.scale[i % 3])).collect(),
+        };
+        let (log_det, _) = crate::linalg::log_det_and_inverse(&map).unwrap();
+        assert!((whitened.nll_offset_nats() + log_det).abs() < 1e-4, "{} vs {}", whitened.nll_offset_nats(), -log_det);
+        let standardised = Normaliser::fit(&rec, NormaliserConfig { whiten_to: None }).unwrap();
+        let sum: f64 = standardised.scale.iter().map(|&s| f64::from(s).ln()).sum();
+        assert!((standardised.nll_offset_nats() - sum).abs() < 1e-12);
+        assert!(standardised.nll_offset_nats().abs() > 0.1, "the scales must not all be 1 for the test to tell");
     }
 
     #[test]

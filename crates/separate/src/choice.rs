@@ -154,7 +154,7 @@ pub struct LinearSummary {
     /// Whether it met its tolerance.
     pub converged: bool,
     /// Mean NLL per training frame (nats, the density of the samples as read: see
-    /// [`LinearCandidate::nats_of_samples`]).
+    /// [`unmix_dsp::Normaliser::nll_offset_nats`]).
     pub train_nll: f64,
     /// The same on held-out frames.
     pub validation_nll: f64,
@@ -325,23 +325,13 @@ impl LinearCandidate {
         Ok((Self { fit, refit: Some(refit.clone()), ..self }, refit))
     }
 
-    /// The nats per frame the whitening adds to an NLL of the whitened frames, so that it
-    /// is the density of the samples as read: `Σ_c ln scale_c + ½ Σ_k ln λ_k`, the log
-    /// Jacobian of `x ↦ Λ^{-1/2} Eᵀ D⁻¹ (x − μ)`. Exact when there are as many sources as
-    /// channels; with more channels it is the density of the frames' principal subspace
-    /// (the Gaussian remainder every candidate would add is left out: it is the same for
-    /// all).
-    fn nats_of_samples(&self) -> f64 {
-        nats_of_samples(&self.normaliser)
-    }
-
     /// Mean NLL per frame of `frames` (nats, the density of the samples as read).
     fn nll_of(&self, frames: &Recording) -> Result<f64> {
-        Ok(self.fit.nll(&self.normaliser.transform(frames)?) + self.nats_of_samples())
+        Ok(self.fit.nll(&self.normaliser.transform(frames)?) + self.normaliser.nll_offset_nats())
     }
 
     fn summary(&self, frames: usize, validation_every: usize) -> LinearSummary {
-        let offset = self.nats_of_samples();
+        let offset = self.normaliser.nll_offset_nats();
         LinearSummary {
             frames: frames - frames.checked_div(validation_every).unwrap_or(0),
             iterations: self.fit.iterations,
@@ -351,18 +341,6 @@ impl LinearCandidate {
             refit: None,
         }
     }
-}
-
-/// The nats per frame a normaliser adds to an NLL of the frames it gives, so that it is
-/// the density of the samples as read: `Σ_c ln σ_c`, and `½ Σ_k ln λ_k` over the kept
-/// eigenvalues when it whitens ([`LinearCandidate::nats_of_samples`]).
-pub(crate) fn nats_of_samples(normaliser: &Normaliser) -> f64 {
-    let scales: f64 = normaliser.scale.iter().map(|&s| f64::from(s).ln()).sum();
-    let spread: f64 = match normaliser.whitening {
-        Some(_) => normaliser.eigenvalues[..normaliser.output_dims()].iter().map(|&l| 0.5 * f64::from(l).ln()).sum(),
-        None => 0.0,
-    };
-    scales + spread
 }
 
 /// Every `every`-th frame of `segment` (the held-out frames of the likelihood fits).
@@ -398,7 +376,7 @@ impl PostNonlinearCandidate {
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<Self> {
         let standardised = normaliser.transform(subset)?;
-        let offset = nats_of_samples(&normaliser);
+        let offset = normaliser.nll_offset_nats();
         let mut report = |done, total| progress(Progress::PostNonlinear { done, total });
         let curves = PostNonlinearConfig { margin: CHAIN_MARGIN_NATS, ..config.post_nonlinear.clone() };
         let fit = postnonlinear::fit_watched(
@@ -428,7 +406,7 @@ impl PostNonlinearCandidate {
         let residual =
             ResidualConfig { validation_every: config.post_nonlinear.validation_every, ..config.encoder.clone() };
         let encoder = fit_residual_from(&curved, &self.fit.unmixing, &self.fit.priors, &residual, Some(cancel))?;
-        let curves_nll = self.fit.validation_nll + nats_of_samples(&self.normaliser);
+        let curves_nll = self.fit.validation_nll + self.normaliser.nll_offset_nats();
         let gain = encoder.start_nll - encoder.validation_nll;
         let frames = subset.frames();
         let summary = EncoderSummary {
@@ -450,7 +428,7 @@ impl PostNonlinearCandidate {
     }
 
     fn summary(&self, frames: usize, linear_nll: Option<f64>, every: usize) -> PostNonlinearSummary {
-        let offset = nats_of_samples(&self.normaliser);
+        let offset = self.normaliser.nll_offset_nats();
         let shift = |v: Option<f64>| v.map(|v| v + offset);
         PostNonlinearSummary {
             frames: frames - frames.checked_div(every).unwrap_or(0),
@@ -514,7 +492,7 @@ impl TemporalCandidate {
             .flat_map(|r| &whitened[(r.start + temporal.order).min(r.end) * n..r.end * n])
             .copied()
             .collect();
-        let offset = linear.nats_of_samples();
+        let offset = linear.normaliser.nll_offset_nats();
         let held = held_out_blocks(picked * HELD_OUT_BLOCK, temporal.validation_every).len();
         let summary = TemporalSummary {
             frames: (picked - held) * HELD_OUT_BLOCK,

@@ -20,7 +20,7 @@ use unmix_model::{Trainer, TrainingConfig, TrainingHistory};
 
 use crate::choice::{
     Chosen, LinearCandidate, ModelSelection, PostNonlinearCandidate, TemporalCandidate, VaeScore, held_out_frames,
-    nats_of_samples, select_model, strided,
+    select_model, strided,
 };
 use crate::config::{MIN_TRAIN_FRAMES, ModelChoice, PriorChoice, SeparateConfig, SeparateParams, SourceCount};
 use crate::finish::{LatentEvidence, Ordering, align_to, finish_model};
@@ -182,7 +182,7 @@ fn vae_score(weights: &ModelWeights, normaliser: &Normaliser, segment: &Recordin
         })
         .and_then(|whitened| Ok(change_of_variables_nll(weights, &whitened)?));
     match scored {
-        Ok(nll) => VaeScore { validation_nll: Some(nll + nats_of_samples(normaliser)), unscored: None },
+        Ok(nll) => VaeScore { validation_nll: Some(nll + normaliser.nll_offset_nats()), unscored: None },
         Err(e) => VaeScore { validation_nll: None, unscored: Some(e.to_string()) },
     }
 }
