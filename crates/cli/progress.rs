@@ -40,6 +40,7 @@ enum Phase {
     Linear,
     Chain,
     PostNonlinear,
+    Encoder,
     WarmStart,
     Restarts,
     Final,
@@ -91,6 +92,13 @@ impl TrainingSteps {
                 let (done, total) = (done.min(total) as u64, total as u64);
                 let message = "iterations  the post-nonlinear model, all starts".to_string();
                 Step { phase: "curves", new_phase, done, total, message }
+            }
+            Progress::Encoder { done, total } => {
+                let new_phase = self.enter(Phase::Encoder);
+                let (done, total) = (done.min(total) as u64, total as u64);
+                let message =
+                    "iterations  PDGMM's encoder on the curves, until the held-out frames stop gaining".to_string();
+                Step { phase: "encoder", new_phase, done, total, message }
             }
         }
     }

@@ -470,6 +470,20 @@ pub fn fit_residual_from(
     config: &ResidualConfig,
     cancel: Option<&CancelToken>,
 ) -> Result<ResidualFit> {
+    fit_residual_watched(frames, unmixing, priors, config, cancel, &mut |_, _| {})
+}
+
+/// [`fit_residual_from`], telling `progress` after every iteration how many are done of
+/// [`ResidualConfig::max_iterations`], and that all are when it stops early (on the
+/// calling thread: one iteration takes milliseconds to tens of them).
+pub fn fit_residual_watched(
+    frames: &[f32],
+    unmixing: &[f64],
+    priors: &[Mixture],
+    config: &ResidualConfig,
+    cancel: Option<&CancelToken>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ResidualFit> {
     config.check()?;
     let n = priors.len();
     if n == 0 || unmixing.len() != n * n || !frames.len().is_multiple_of(n) {
@@ -525,7 +539,9 @@ pub fn fit_residual_from(
             }
             _ => since += 1,
         }
+        progress(lbfgs.iterations, config.max_iterations);
     }
+    progress(config.max_iterations, config.max_iterations);
     Ok(ResidualFit {
         train_nll: best_train,
         validation_nll: best,
@@ -606,14 +622,26 @@ mod tests {
     }
 
     /// A linear mixture: whatever the hidden layer finds, the held-out frames do not reward
-    /// it by more than a small fraction of the model choice's margin (0.05 nats).
+    /// it by more than a small fraction of the model choice's margin (0.05 nats). Its
+    /// progress counts every iteration up and, stopped early, ends at all done.
     #[test]
     fn a_linear_mixture_gives_the_linear_model_back() {
         let (whitened, _) = bent_mixture(3, 6000, |c, u| u[c]);
         let linear = fit_linear(&whitened, 3, &LinearConfig::default(), None).unwrap();
-        let fit = fit_residual(&whitened, &linear, &ResidualConfig::default(), None).unwrap();
+        let config = ResidualConfig::default();
+        let mut reports = Vec::new();
+        let fit =
+            fit_residual_watched(&whitened, &linear.unmixing, &linear.priors, &config, None, &mut |done, total| {
+                reports.push((done, total))
+            })
+            .unwrap();
         let gain = linear.validation_nll - fit.validation_nll;
         assert!((0.0..0.02).contains(&gain), "held-out gain {gain:.4} nats per frame");
+        assert!(fit.iterations < config.max_iterations, "stopped early: {} iterations", fit.iterations);
+        let counts: Vec<usize> = reports.iter().map(|&(done, _)| done).collect();
+        assert_eq!(counts[..counts.len() - 1], (1..=fit.iterations).collect::<Vec<_>>()[..]);
+        assert_eq!(reports.last(), Some(&(config.max_iterations, config.max_iterations)));
+        assert!(reports.iter().all(|&(_, total)| total == config.max_iterations));
     }
 
     /// Bad settings and data are refused, not fitted.

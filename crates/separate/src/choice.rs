@@ -11,7 +11,7 @@ use unmix_dsp::{Normaliser, NormaliserConfig};
 use unmix_likelihood::chain::{self, ChainConfig, ChainFit, ChainShape, StartReport};
 use unmix_likelihood::linear::{LinearConfig, LinearFit, fit_linear};
 use unmix_likelihood::postnonlinear::{self, PostNonlinearConfig, PostNonlinearFit};
-use unmix_likelihood::residual::{ResidualConfig, ResidualFit, fit_residual_from};
+use unmix_likelihood::residual::{ResidualConfig, ResidualFit, fit_residual_watched};
 use unmix_likelihood::temporal::{HELD_OUT_BLOCK, TemporalConfig, TemporalFit, fit_temporal_from, held_out_blocks};
 
 use crate::config::{ModelChoice, PriorChoice, SeparateParams};
@@ -401,11 +401,14 @@ impl PostNonlinearCandidate {
         subset: &Recording,
         config: &SeparateParams,
         cancel: &CancelToken,
+        progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<(EncoderSummary, String)> {
         let curved = self.fit.curved(&self.normaliser.transform(subset)?);
         let residual =
             ResidualConfig { validation_every: config.post_nonlinear.validation_every, ..config.encoder.clone() };
-        let encoder = fit_residual_from(&curved, &self.fit.unmixing, &self.fit.priors, &residual, Some(cancel))?;
+        let mut report = |done, total| progress(Progress::Encoder { done, total });
+        let encoder =
+            fit_residual_watched(&curved, &self.fit.unmixing, &self.fit.priors, &residual, Some(cancel), &mut report)?;
         let curves_nll = self.fit.validation_nll + self.normaliser.nll_offset_nats();
         let gain = encoder.start_nll - encoder.validation_nll;
         let frames = subset.frames();
@@ -590,7 +593,7 @@ pub(crate) fn select_model(
         let summary = fitted.summary(curves_segment.frames(), None, config.post_nonlinear.validation_every);
         // The post-nonlinear family: the curves, and PDGMM's encoder on them where it beats
         // them by the margin (so that a stream's refit keeps a model that has one).
-        let (encoder, verdict) = fitted.weigh_encoder(&curves_segment, config, cancel)?;
+        let (encoder, verdict) = fitted.weigh_encoder(&curves_segment, config, cancel, progress)?;
         let kind = if fitted.encoder.is_some() { ModelKind::PdgmmEncoder } else { ModelKind::PostNonlinear };
         let reason = format!("asked for (--model postnonlinear); held-out likelihood: {verdict}");
         let mut chosen = selection(kind, reason, None, None);
@@ -716,7 +719,7 @@ pub(crate) fn select_model(
     if kind == ModelKind::PostNonlinear
         && let Some(curves) = curves_fit.as_mut()
     {
-        let (summary, verdict) = curves.weigh_encoder(&curves_segment, config, cancel)?;
+        let (summary, verdict) = curves.weigh_encoder(&curves_segment, config, cancel, progress)?;
         verdicts.push(verdict);
         if curves.encoder.is_some() {
             kind = ModelKind::PdgmmEncoder;

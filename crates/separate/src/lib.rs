@@ -62,6 +62,15 @@ pub enum Progress<'a> {
         /// remaining iterations as done).
         total: usize,
     },
+    /// PDGMM's encoder fitted on the post-nonlinear model's curves where they win, after
+    /// every iteration.
+    Encoder {
+        /// L-BFGS iterations done.
+        done: usize,
+        /// The most it may take (it stops earlier once the held-out frames stop gaining,
+        /// and then reports all done).
+        total: usize,
+    },
     /// The PDGMM-VAE's training: the warm start, the restarts' candidates, the final run.
     Vae(VaeProgress<'a>),
 }
