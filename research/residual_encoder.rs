@@ -18,7 +18,8 @@
 //! held out) and mean / worst |corr| against the truth. With `--curves` (as many channels
 //! as sources), also the post-nonlinear model (on the standardised channels) and the
 //! residual encoder started at it instead (`fit_residual_from` on the curved frames), with
-//! its gain over the curves — how `auto` would weigh it against the curves where they win.
+//! its gain over the curves — how `auto` would weigh it against the curves where they win —
+//! and the two starts' held-out NLL on one scale (the density of the samples as read).
 //!
 //! Run: `cargo run --release --example residual_encoder -- bent cubic 2 [--sources 3]
 //! [--hidden 16] [--seed 0] [--curves] [--out DIR]`, or `-- wav DIR/mixture.wav
@@ -95,6 +96,7 @@ fn main() -> Result<()> {
     let fit = fit_residual(&whitened, &linear, &config, None)?;
     let wall = started.elapsed().as_secs_f64();
     let ours = score(&truth, &columns(fit.demix(&whitened)))?;
+    let residual_nll = fit.validation_nll;
     println!(
         "linear: held-out NLL {:.4}, |corr| mean {:.4} worst {:.4}, {linear_wall:.2} s",
         linear.validation_nll, linear_score.mean_abs_corr, linear_score.min_abs_corr
@@ -111,7 +113,8 @@ fn main() -> Result<()> {
         ours.min_abs_corr
     );
     if curves {
-        let standardised = Normaliser::fit(&mixture, NormaliserConfig { whiten_to: None })?.transform(&mixture)?;
+        let standardiser = Normaliser::fit(&mixture, NormaliserConfig { whiten_to: None })?;
+        let standardised = standardiser.transform(&mixture)?;
         let started = Instant::now();
         let pnl = postnonlinear::fit(&standardised, n, &PostNonlinearConfig::default(), None)?;
         let pnl_wall = started.elapsed().as_secs_f64();
@@ -138,6 +141,18 @@ fn main() -> Result<()> {
             fit.iterations,
             ours.mean_abs_corr,
             ours.min_abs_corr
+        );
+        // The two starts on one scale: the density of the samples as read, the same
+        // held-out frames (every 5th of the same frames, whitened or standardised).
+        let from_linear = residual_nll + normaliser.nll_offset_nats();
+        // (its own NLL is of the curved frames: its gain over its start is its gain over
+        // the curves, whose NLL includes their log-slope)
+        let from_curves = pnl.validation_nll - (fit.start_nll - fit.validation_nll) + standardiser.nll_offset_nats();
+        let better = if from_curves < from_linear { "the curves" } else { "the linear model" };
+        println!(
+            "on the samples' scale: from the linear model {from_linear:.4}, from the curves {from_curves:.4} \
+             (the start at {better} is {:.4} nats per frame ahead)",
+            (from_linear - from_curves).abs()
         );
     }
     Ok(())
