@@ -445,6 +445,7 @@ impl PostNonlinearCandidate {
                 .map(|s| postnonlinear::StartReport {
                     train_nll: shift(s.train_nll),
                     validation_nll: shift(s.validation_nll),
+                    screening_nll: shift(s.screening_nll),
                     ..s.clone()
                 })
                 .collect(),

@@ -59,10 +59,11 @@ pub fn fit(
 /// As [`fit`], reporting the iterations done over every start and the iterations of all of
 /// them run to the end (`progress(done, total)`, on the calling thread, every ~50 ms), and,
 /// with a `rival` (another model's held-out NLL on the same held-out frames, in nats per
-/// frame of the standardised frames), ending every start that is not below the lower of
-/// the rival and the straight fit by [`PostNonlinearConfig::margin`] after
-/// [`PostNonlinearConfig::screen_iterations`]: a model that has not beaten its rivals by
-/// then is not worth the rest.
+/// frame of the standardised frames), ending every start after
+/// [`PostNonlinearConfig::screen_iterations`] unless one of them is below the lower of the
+/// rival and the straight fit by [`PostNonlinearConfig::margin`] by then: a model that has
+/// not beaten its rivals by then is not worth the rest. Where one has, every start runs
+/// to its end.
 pub fn fit_watched(
     standardised: &[f32],
     channels: usize,
@@ -137,22 +138,21 @@ pub fn fit_watched(
         g[..curves].fill(0.0);
         Some(value)
     };
-    let straight = problem.descend(
-        p0,
-        &held_straight,
-        straight_budget,
-        STRAIGHT_SETTLED,
-        None,
-        config,
-        cancel,
-        &iterations_done,
-    )?;
+    let mut straight = Descent::new(&problem, p0, &held_straight)?;
+    straight.advance(&problem, &held_straight, straight_budget, STRAIGHT_SETTLED, cancel, &iterations_done)?;
+    let straight = straight.end(straight_budget, &iterations_done);
     progress(iterations_done.load(Ordering::Relaxed), total);
-    // With a rival, a start must be ahead of it and of the straight fit by the margin at
-    // its screening: one that is not by then would not be chosen.
+    // With a rival, the model must be ahead of it and of the straight fit by the margin at
+    // the screening: every start runs that far, and unless one of them is ahead by then
+    // the model would not be chosen and all stop. Otherwise every start runs on, so that
+    // the best start is chosen by its end and not by how fast it left the straight fit
+    // (a start behind at the screening can end ahead: four-source bent files).
     let bar = rival.map(|r| r.min(straight.best_nll) - config.margin);
+    let screening =
+        if bar.is_some() && config.screen_iterations < config.max_iterations { config.screen_iterations } else { 0 };
+    let objective = |p: &[f64], g: &mut [f64]| problem.train_nll(p, g);
     let mut watch = Watch { steps_done: &iterations_done, total, progress };
-    let outcomes = in_parallel(config.threads, (0..config.starts).collect(), &mut watch, |start: usize| {
+    let screened = in_parallel(config.threads, (0..config.starts).collect(), &mut watch, |start: usize| {
         // The first start frees the curves where the straight fit ended; the others start
         // from random rotations of the whitening.
         let p0 = if start == 0 {
@@ -161,21 +161,39 @@ pub fn fit_watched(
             let rotation = random_orthogonal(&mut StdRng::seed_from_u64(config.seed.wrapping_add(start as u64)), n);
             problem.start(&rotation.matmul(&whitening), &centred_train, config.components)
         };
-        problem.run(p0, config, bar, cancel, &iterations_done)
+        let mut descent = Descent::new(&problem, p0, &objective)?;
+        descent.advance(&problem, &objective, screening, START_SETTLED, cancel, &iterations_done)?;
+        Ok(descent)
+    });
+    let ahead = |d: &Result<Descent>| d.as_ref().is_ok_and(|d| bar.is_none_or(|bar| d.best_nll < bar));
+    let screened_out = screening > 0 && !screened.iter().any(ahead);
+    let outcomes = in_parallel(config.threads, screened, &mut watch, |descent: Result<Descent>| {
+        let mut descent = descent?;
+        let at_screening = (screening > 0).then_some(descent.best_nll);
+        if !screened_out {
+            descent.advance(&problem, &objective, config.max_iterations, START_SETTLED, cancel, &iterations_done)?;
+        }
+        let phase = descent.end(config.max_iterations, &iterations_done);
+        problem.outcome(phase, at_screening, screened_out)
     });
     let mut reports = Vec::with_capacity(config.starts);
     let mut best: Option<(usize, Outcome)> = None;
     for (start, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
             Err(Error::Cancelled) => return Err(Error::Cancelled),
-            Err(_) => {
-                reports.push(StartReport { train_nll: None, validation_nll: None, iterations: 0, screened_out: false })
-            }
+            Err(_) => reports.push(StartReport {
+                train_nll: None,
+                validation_nll: None,
+                iterations: 0,
+                screening_nll: None,
+                screened_out: false,
+            }),
             Ok(outcome) => {
                 reports.push(StartReport {
                     train_nll: Some(outcome.train_nll),
                     validation_nll: Some(outcome.validation_nll),
                     iterations: outcome.iterations,
+                    screening_nll: outcome.screening_nll,
                     screened_out: outcome.screened_out,
                 });
                 if best.as_ref().is_none_or(|(_, b)| outcome.validation_nll < b.validation_nll) {
@@ -187,7 +205,6 @@ pub fn fit_watched(
     let (chosen_start, outcome) = best.ok_or_else(|| {
         Error::Data("every start of the post-nonlinear model failed (a singular unmixing or a non-finite value)".into())
     })?;
-    let screened_out = reports.iter().all(|r| r.screened_out || r.validation_nll.is_none());
     let mut fit = problem.finish(&outcome, &train, chosen_start, reports, screened_out);
     (fit.straight_validation_nll, fit.straight_iterations) = (Some(straight.best_nll), straight.iterations);
     Ok(fit)
@@ -208,15 +225,70 @@ struct Outcome {
     train_nll: f64,
     validation_nll: f64,
     iterations: usize,
+    screening_nll: Option<f64>,
     screened_out: bool,
 }
 
-/// Where one phase of a start ended.
+/// Where a descent ended: its best held-out point.
 struct Phase {
     best_params: Vec<f64>,
     best_nll: f64,
     iterations: usize,
-    screened_out: bool,
+}
+
+/// One L-BFGS descent that can be stopped and resumed (at the screening), keeping the
+/// parameters of its lowest held-out NLL.
+struct Descent {
+    lbfgs: Lbfgs,
+    best_params: Vec<f64>,
+    best_nll: f64,
+    best_at: usize,
+    /// Stalled or settled: it goes no further.
+    ended: bool,
+}
+
+impl Descent {
+    fn new(problem: &Problem, p0: Vec<f64>, objective: &impl Objective) -> Result<Self> {
+        let lbfgs = Lbfgs::new(p0, objective)
+            .ok_or_else(|| Error::Data("the post-nonlinear model's start is singular".into()))?;
+        let best_nll = problem.held_out_nll(&lbfgs.x);
+        Ok(Self { best_params: lbfgs.x.clone(), lbfgs, best_nll, best_at: 0, ended: false })
+    }
+
+    /// L-BFGS on `objective` until `until` iterations in all, or until it has `settled`.
+    fn advance(
+        &mut self,
+        problem: &Problem,
+        objective: &impl Objective,
+        until: usize,
+        settled: Settled,
+        cancel: Option<&CancelToken>,
+        iterations_done: &AtomicUsize,
+    ) -> Result<()> {
+        while !self.ended && self.lbfgs.iterations < until {
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Err(Error::Cancelled);
+            }
+            let step = self.lbfgs.step(objective);
+            iterations_done.fetch_add(1, Ordering::Relaxed);
+            if step == Step::Stalled || self.lbfgs.iterations.is_multiple_of(HELD_OUT_EVERY) {
+                let held_out = problem.held_out_nll(&self.lbfgs.x);
+                if held_out < self.best_nll - settled.gain {
+                    (self.best_nll, self.best_params, self.best_at) =
+                        (held_out, self.lbfgs.x.clone(), self.lbfgs.iterations);
+                }
+            }
+            self.ended = step == Step::Stalled || self.lbfgs.iterations - self.best_at >= settled.patience;
+        }
+        Ok(())
+    }
+
+    /// Its best point; the iterations of `budget` it did not take count as done, so that
+    /// progress ends at its total.
+    fn end(self, budget: usize, iterations_done: &AtomicUsize) -> Phase {
+        iterations_done.fetch_add(budget - self.lbfgs.iterations.min(budget), Ordering::Relaxed);
+        Phase { best_params: self.best_params, best_nll: self.best_nll, iterations: self.lbfgs.iterations }
+    }
 }
 
 impl Problem {
@@ -254,19 +326,8 @@ impl Problem {
         evaluate(&self.validation, &self.layout, &self.knots, &self.centre, p, None).unwrap_or(f64::INFINITY)
     }
 
-    /// One start from `p0`, every parameter together by L-BFGS, keeping the parameters of
-    /// its lowest held-out NLL; screened against `bar` when given.
-    fn run(
-        &self,
-        p0: Vec<f64>,
-        config: &PostNonlinearConfig,
-        bar: Option<f64>,
-        cancel: Option<&CancelToken>,
-        iterations_done: &AtomicUsize,
-    ) -> Result<Outcome> {
-        let objective = |p: &[f64], g: &mut [f64]| self.train_nll(p, g);
-        let phase =
-            self.descend(p0, &objective, config.max_iterations, START_SETTLED, bar, config, cancel, iterations_done)?;
+    /// A start's outcome from its best point: the training NLL there too.
+    fn outcome(&self, phase: Phase, screening_nll: Option<f64>, screened_out: bool) -> Result<Outcome> {
         let mut gradient = vec![0.0; phase.best_params.len()];
         let train_nll = self
             .train_nll(&phase.best_params, &mut gradient)
@@ -275,53 +336,10 @@ impl Problem {
             train_nll,
             validation_nll: phase.best_nll,
             iterations: phase.iterations,
-            screened_out: phase.screened_out,
+            screening_nll,
+            screened_out,
             params: phase.best_params,
         })
-    }
-
-    /// L-BFGS on `objective` from `p0` for at most `budget` iterations, until it has
-    /// `settled`; with a `rival`, it stops at the screening unless it is below it.
-    #[allow(clippy::too_many_arguments)]
-    fn descend(
-        &self,
-        p0: Vec<f64>,
-        objective: &impl Objective,
-        budget: usize,
-        settled: Settled,
-        rival: Option<f64>,
-        config: &PostNonlinearConfig,
-        cancel: Option<&CancelToken>,
-        iterations_done: &AtomicUsize,
-    ) -> Result<Phase> {
-        let mut lbfgs = Lbfgs::new(p0, objective)
-            .ok_or_else(|| Error::Data("the post-nonlinear model's start is singular".into()))?;
-        let (mut best_nll, mut best_params, mut best_at) = (self.held_out_nll(&lbfgs.x), lbfgs.x.clone(), 0);
-        let mut screened_out = false;
-        while lbfgs.iterations < budget {
-            if cancel.is_some_and(CancelToken::is_cancelled) {
-                return Err(Error::Cancelled);
-            }
-            let step = lbfgs.step(objective);
-            iterations_done.fetch_add(1, Ordering::Relaxed);
-            if step == Step::Stalled || lbfgs.iterations.is_multiple_of(HELD_OUT_EVERY) {
-                let held_out = self.held_out_nll(&lbfgs.x);
-                if held_out < best_nll - settled.gain {
-                    (best_nll, best_params, best_at) = (held_out, lbfgs.x.clone(), lbfgs.iterations);
-                }
-            }
-            if step == Step::Stalled || lbfgs.iterations - best_at >= settled.patience {
-                break;
-            }
-            if lbfgs.iterations == config.screen_iterations && rival.is_some_and(|r| best_nll >= r) {
-                screened_out = true;
-                break;
-            }
-        }
-        // The iterations a phase did not need count as done, so that progress ends at its
-        // total.
-        iterations_done.fetch_add(budget - lbfgs.iterations.min(budget), Ordering::Relaxed);
-        Ok(Phase { best_params, best_nll, iterations: lbfgs.iterations, screened_out })
     }
 
     /// The kept start as a fit: the curves' values at their knots (centred), and every

@@ -49,10 +49,11 @@ pub struct PostNonlinearConfig {
     pub starts: usize,
     /// L-BFGS iterations per start at most.
     pub max_iterations: usize,
-    /// Iterations after which a start whose held-out NLL is not below a rival model's and
-    /// the straight fit's by [`PostNonlinearConfig::margin`] stops (0: never).
+    /// Iterations after which every start stops unless one of them has a held-out NLL
+    /// below a rival model's and the straight fit's by [`PostNonlinearConfig::margin`]
+    /// (0: never).
     pub screen_iterations: usize,
-    /// Nats per frame a start must be ahead at its screening.
+    /// Nats per frame one start must be ahead at the screening.
     pub margin: f64,
     /// Every `validation_every`-th frame is held out (at least 2).
     pub validation_every: usize,
@@ -185,7 +186,11 @@ pub struct StartReport {
     pub validation_nll: Option<f64>,
     /// Iterations run.
     pub iterations: usize,
-    /// Whether it stopped at the screening, behind its rival.
+    /// Its best held-out NLL at the screening (`None`: the fit had no screening): what
+    /// was weighed against the rival there.
+    #[serde(default)]
+    pub screening_nll: Option<f64>,
+    /// Whether it stopped at the screening, no start being ahead of the rival by then.
     pub screened_out: bool,
 }
 
@@ -529,6 +534,40 @@ mod tests {
         let curved = fit(&x, 3, &config, None).unwrap();
         let linear = linear_held_out(&x, 3);
         assert!(curved.validation_nll > linear - 0.05, "curves {} vs linear {linear}", curved.validation_nll);
+    }
+
+    /// Screening is of the model, not of each start: with the linear model as the rival,
+    /// post-nonlinear data give the very fit they give unscreened (every start run to its
+    /// end, the same one chosen) though some start is behind the bar at the screening; and
+    /// where no start is ahead (linear data against the linear model) every start stops
+    /// there.
+    #[test]
+    fn the_screening_stops_the_model_not_a_start() {
+        let config = PostNonlinearConfig { threads: 2, margin: 0.05, ..PostNonlinearConfig::default() };
+        let (x, _) = post_nonlinear(3, 1, 10_000);
+        let unscreened = fit(&x, 3, &config, None).unwrap();
+        // A rival close enough to where the curves end that some start is still behind it
+        // at the screening.
+        let rival = unscreened.validation_nll + 0.25;
+        let screened = fit_watched(&x, 3, &config, Some(rival), None, &mut |_, _| {}).unwrap();
+        let bar = rival.min(screened.straight_validation_nll.unwrap()) - config.margin;
+        let at_screening: Vec<f64> = screened.starts.iter().map(|s| s.screening_nll.unwrap()).collect();
+        assert!(at_screening.iter().any(|&v| v >= bar), "every start ahead of {bar} already: {at_screening:?}");
+        assert!(at_screening.iter().any(|&v| v < bar), "no start ahead of {bar}: {at_screening:?}");
+        let without_screening: Vec<StartReport> =
+            screened.starts.iter().map(|s| StartReport { screening_nll: None, ..s.clone() }).collect();
+        assert_eq!(without_screening, unscreened.starts);
+        assert_eq!(screened.chosen_start, unscreened.chosen_start);
+        assert_eq!(screened.validation_nll, unscreened.validation_nll);
+        assert!(!screened.screened_out && screened.starts.iter().all(|s| !s.screened_out));
+        assert!(unscreened.starts.iter().all(|s| s.screening_nll.is_none()));
+
+        let synth = generate(&SynthConfig::paper(MixKind::Linear, 1)).unwrap();
+        let x = standardise(synth.mixture.interleaved(), 3);
+        let rival = linear_held_out(&x, 3);
+        let screened = fit_watched(&x, 3, &config, Some(rival), None, &mut |_, _| {}).unwrap();
+        assert!(screened.screened_out, "{:?}", screened.starts);
+        assert!(screened.starts.iter().all(|s| s.screened_out && s.iterations <= config.screen_iterations));
     }
 
     /// The linear model's held-out NLL on the same frames, as the density of the
