@@ -364,6 +364,12 @@ pub(crate) struct PostNonlinearCandidate {
     pub(crate) encoder: Option<ResidualFit>,
 }
 
+/// PDGMM's encoder's settings on the curves: `config.encoder`, holding out the curves'
+/// held-out frames.
+pub(crate) fn encoder_config(config: &SeparateParams) -> ResidualConfig {
+    ResidualConfig { validation_every: config.post_nonlinear.validation_every, ..config.encoder.clone() }
+}
+
 impl PostNonlinearCandidate {
     /// Fits the model to `subset` standardised by `normaliser` (fitted on the whole
     /// segment), against `rival` (nats per frame of the samples as read) when given.
@@ -404,8 +410,7 @@ impl PostNonlinearCandidate {
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<(EncoderSummary, String)> {
         let curved = self.fit.curved(&self.normaliser.transform(subset)?);
-        let residual =
-            ResidualConfig { validation_every: config.post_nonlinear.validation_every, ..config.encoder.clone() };
+        let residual = encoder_config(config);
         let mut report = |done, total| progress(Progress::Encoder { done, total });
         let encoder =
             fit_residual_watched(&curved, &self.fit.unmixing, &self.fit.priors, &residual, Some(cancel), &mut report)?;
@@ -957,6 +962,12 @@ mod tests {
         let model = ModelFile::from_bytes(&fitted.model.to_bytes().unwrap()).unwrap();
         assert_eq!(model.weights.architecture, unmix_format::Architecture::PostNonlinear);
         assert_eq!(model.weights.encoder.len(), 2);
+        // The file says how both parts were fitted.
+        let header = &model.header;
+        assert_eq!(header.training_config["encoder"]["hidden"], 16, "{}", header.training_config);
+        assert_eq!(header.training_config["curves"]["segments"], config.post_nonlinear.segments);
+        assert_eq!(header.training_summary["encoder"]["kept_iteration"], encoder.kept_iteration);
+        assert_eq!(header.training_summary["curves"]["chosen"], curves.chosen);
         let applied = apply(&model, &recording, Kernel::best()).unwrap();
         let truth: Vec<Vec<f32>> = (0..3).map(|j| data.truth.channel(j)).collect();
         let estimates: Vec<Vec<f32>> = (0..3).map(|j| applied.channel(j)).collect();

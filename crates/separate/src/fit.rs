@@ -19,8 +19,8 @@ use unmix_model::consensus::{ConsensusReport, WarmStart, fit_with_restarts};
 use unmix_model::{Trainer, TrainingConfig, TrainingHistory};
 
 use crate::choice::{
-    Chosen, LinearCandidate, ModelSelection, PostNonlinearCandidate, TemporalCandidate, VaeScore, held_out_frames,
-    select_model, strided,
+    Chosen, LinearCandidate, ModelSelection, PostNonlinearCandidate, TemporalCandidate, VaeScore, encoder_config,
+    held_out_frames, select_model, strided,
 };
 use crate::config::{MIN_TRAIN_FRAMES, ModelChoice, PriorChoice, SeparateConfig, SeparateParams, SourceCount};
 use crate::finish::{LatentEvidence, Ordering, align_to, finish_model};
@@ -223,19 +223,35 @@ fn package_post_nonlinear(
     config: &SeparateParams,
     count: Option<CountEstimate>,
 ) -> Result<Fitted> {
-    // With PDGMM's encoder on the curves when it won: its layers after the same curves.
-    let weights = match &curves.encoder {
-        Some(encoder) => curves.fit.export_with_encoder(encoder),
-        None => curves.fit.export(),
-    }
-    .ok_or_else(|| Error::Config("the post-nonlinear model's unmixing is singular".into()))?;
-    let header = new_header(
-        recording,
-        curves.fit.sources,
-        curves.normaliser,
-        serde_json::to_value(&config.post_nonlinear).unwrap_or_default(),
-        serde_json::to_value(&selection.post_nonlinear).unwrap_or_default(),
-    );
+    // With PDGMM's encoder on the curves when it won: its layers after the same curves,
+    // and the file's settings and summary of both parts.
+    let curves_config = serde_json::to_value(&config.post_nonlinear).unwrap_or_default();
+    let curves_summary = serde_json::to_value(&selection.post_nonlinear).unwrap_or_default();
+    let (weights, training_config, training_summary) = match &curves.encoder {
+        Some(encoder) => (
+            curves.fit.export_with_encoder(encoder).ok_or_else(|| {
+                Error::Config(
+                    "PDGMM's encoder on the curves cannot be written: its linear path is singular, or a curve's \
+                     knots coincide in single precision"
+                        .into(),
+                )
+            })?,
+            serde_json::json!({ "curves": curves_config, "encoder": encoder_config(config) }),
+            serde_json::json!({ "curves": curves_summary, "encoder": selection.encoder }),
+        ),
+        None => (
+            curves.fit.export().ok_or_else(|| {
+                Error::Config(
+                    "the post-nonlinear model cannot be written: its unmixing is singular, or a curve's knots \
+                     coincide in single precision"
+                        .into(),
+                )
+            })?,
+            curves_config,
+            curves_summary,
+        ),
+    };
+    let header = new_header(recording, curves.fit.sources, curves.normaliser, training_config, training_summary);
     // Never pruned: every source is one of its channels' worth.
     let (file, latents, ordering) = finish_model(ModelFile { header, weights }, segment, false, false, config.kernel)?;
     Ok(Fitted { model: file, selection, vae: None, count, latents, ordering, gross_outliers: Default::default() })
