@@ -29,10 +29,10 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use unmix_core::CancelToken;
 use unmix_dsp::linalg::{Matrix, log_det_and_inverse};
-use unmix_format::DenseLayer;
+use unmix_format::{Activation, Architecture, DenseLayer, ModelWeights};
 
 use crate::lbfgs::{Lbfgs, Step};
-use crate::linear::{LinearFit, Mixture, softmax};
+use crate::linear::{LinearFit, Mixture, gmm_params, softmax};
 use crate::{Error, LN_2PI, Result, dense};
 
 /// The variance floor of every prior component, as the other exact-likelihood fits have.
@@ -310,6 +310,24 @@ impl ResidualFit {
             *bias = -(0..n).map(|i| inverse.data[o * n + i] * self.b2[i]).sum::<f64>() as f32;
         }
         Some((vec![hidden, out], decoder))
+    }
+
+    /// The encoder started at the linear model as model-file weights on the whitened
+    /// frames ([`Architecture::Mlp`], as the linear model is written): its two layers
+    /// ([`ResidualFit::layers`]), tanh between them, the decoder the linear path's inverse,
+    /// its priors, the posterior log-variance `ln 10⁻⁶`. `None` when the linear path is
+    /// singular.
+    pub fn export(&self) -> Option<ModelWeights> {
+        let (encoder, decoder) = self.layers()?;
+        Some(ModelWeights {
+            architecture: Architecture::Mlp,
+            activation: Activation::Tanh,
+            encoder,
+            decoder: vec![decoder],
+            posterior_log_var: vec![(1e-6f32).ln(); self.sources],
+            prior: gmm_params(&self.priors),
+            sensor_curves: Vec::new(),
+        })
     }
 }
 
@@ -619,6 +637,33 @@ mod tests {
         assert!(ours > theirs + 0.05, "mean |corr| {ours:.3} against the linear model's {theirs:.3}");
         let again = fit.nll(&whitened[..]).unwrap();
         assert!(again.is_finite());
+
+        // Written as a model file's MLP, its layers in f64 give the fit's sources, and its
+        // decoder undoes the linear path.
+        let weights = fit.export().unwrap();
+        weights.check().unwrap();
+        let [hidden, out] = &weights.encoder[..] else { panic!("{} encoder layers", weights.encoder.len()) };
+        let layer = |l: &DenseLayer, x: &[f64]| -> Vec<f64> {
+            (0..l.outputs)
+                .map(|o| {
+                    f64::from(l.bias[o])
+                        + (0..l.inputs).map(|i| f64::from(l.weight[i * l.outputs + o]) * x[i]).sum::<f64>()
+                })
+                .collect()
+        };
+        let sources = fit.demix(&whitened);
+        for (z, s) in whitened.chunks_exact(3).zip(sources.chunks_exact(3)).take(500) {
+            let z: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
+            let t: Vec<f64> = layer(hidden, &z).into_iter().map(f64::tanh).collect();
+            for (got, &want) in layer(out, &t).iter().zip(s) {
+                assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{got} vs {want}");
+            }
+            let linear: Vec<f64> =
+                (0..3).map(|o| fit.b2[o] + (0..3).map(|c| fit.linear[o * 3 + c] * z[c]).sum::<f64>()).collect();
+            for (got, want) in layer(&weights.decoder[0], &linear).iter().zip(&z) {
+                assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{got} vs {want}");
+            }
+        }
     }
 
     /// A linear mixture: whatever the hidden layer finds, the held-out frames do not reward
