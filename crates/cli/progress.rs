@@ -96,8 +96,7 @@ impl TrainingSteps {
             Progress::Encoder { done, total } => {
                 let new_phase = self.enter(Phase::Encoder);
                 let (done, total) = (done.min(total) as u64, total as u64);
-                let message =
-                    "iterations  PDGMM's encoder on the curves, until the held-out frames stop gaining".to_string();
+                let message = "iterations  PDGMM's encoder, until the held-out frames stop gaining".to_string();
                 Step { phase: "encoder", new_phase, done, total, message }
             }
         }

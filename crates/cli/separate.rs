@@ -13,7 +13,7 @@ use unmix_core::{Recording, plural};
 use unmix_dsp::metrics::Score;
 use unmix_freq::MixingEvidence;
 use unmix_io::{BlockReader, ChannelSelection, input_name, is_stdin};
-use unmix_separate::{ModelKind, SourceCount};
+use unmix_separate::{EncoderStart, ModelKind, SourceCount};
 
 pub use args::SeparateArgs;
 pub(crate) use report::fit_json;
@@ -369,8 +369,11 @@ pub fn execute(args: &SeparateArgs) -> Result<Outcome> {
             }
             (None, ModelKind::PostNonlinear) => "post-nonlinear".into(),
             (None, ModelKind::PdgmmEncoder) => {
-                let iterations = selection.encoder.as_ref().map_or(0, |e| e.iterations);
-                format!("PDGMM's encoder on post-nonlinear curves, {}", plural(iterations, "iteration"))
+                let (on, iterations) = match &selection.encoder {
+                    Some(e) if e.start == EncoderStart::Linear => ("the linear model", e.iterations),
+                    e => ("post-nonlinear curves", e.as_ref().map_or(0, |e| e.iterations)),
+                };
+                format!("PDGMM's encoder on {on}, {}", plural(iterations, "iteration"))
             }
             (None, ModelKind::LinearArGmm) => {
                 let iterations = selection.temporal.as_ref().map_or(0, |t| t.iterations);

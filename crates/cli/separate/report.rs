@@ -82,17 +82,19 @@ pub(super) fn report_fit(fitted: &Fitted, quiet: bool) {
             );
         }
         if let (Some(encoder), false) = (&selection.encoder, quiet) {
+            let start = encoder.start.name();
             println!(
-                "PDGMM's encoder on the curves ({} hidden units): held-out NLL {:.4} nats per frame after {} \
-                 ({}), the curves' {:.4} on the same frames",
+                "PDGMM's encoder on {start} ({} hidden units): held-out NLL {:.4} nats per frame after {} \
+                 ({}), {} {:.4} on the same frames",
                 encoder.hidden,
                 encoder.validation_nll,
                 plural(encoder.iterations, "iteration"),
                 match encoder.kept_iteration {
-                    0 => "none better than its start, the curves".to_string(),
+                    0 => format!("none better than its start, {start}"),
                     k => format!("iteration {k} kept"),
                 },
-                encoder.curves_nll,
+                encoder.start.possessive(),
+                encoder.start_nll,
             );
         }
         if let (Some(temporal), false) = (&selection.temporal, quiet) {

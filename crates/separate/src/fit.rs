@@ -269,19 +269,31 @@ fn package_linear(
     count: Option<CountEstimate>,
 ) -> Result<Fitted> {
     let n = linear.fit.sources;
-    let weights = linear.fit.export().ok_or_else(|| Error::Config("the linear model's unmixing is singular".into()))?;
     let linear_config = serde_json::json!({
         "components": config.chain.components,
         "validation_every": config.chain.validation_every,
         "seed": config.chain.seed,
     });
-    let header = new_header(
-        recording,
-        n,
-        linear.normaliser,
-        linear_config,
-        serde_json::to_value(&selection.linear).unwrap_or_default(),
-    );
+    let linear_summary = serde_json::to_value(&selection.linear).unwrap_or_default();
+    // With PDGMM's encoder on it when that won: its layers on the same whitened frames, and
+    // the file's settings and summary of both parts.
+    let (weights, training_config, training_summary) = match &linear.encoder {
+        Some(encoder) => (
+            encoder.export().ok_or_else(|| {
+                Error::Config(
+                    "PDGMM's encoder on the linear model cannot be written: its linear path is singular".into(),
+                )
+            })?,
+            serde_json::json!({ "linear": linear_config, "encoder": encoder_config(config) }),
+            serde_json::json!({ "linear": linear_summary, "encoder": selection.encoder }),
+        ),
+        None => (
+            linear.fit.export().ok_or_else(|| Error::Config("the linear model's unmixing is singular".into()))?,
+            linear_config,
+            linear_summary,
+        ),
+    };
+    let header = new_header(recording, n, linear.normaliser, training_config, training_summary);
     // Never pruned: every latent of the linear model is a direction of the whitened space.
     let (file, latents, ordering) =
         finish_model(ModelFile { header, weights }, segment, false, config.denoise, config.kernel)?;

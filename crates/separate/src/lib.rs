@@ -26,8 +26,8 @@ mod fit;
 
 pub use apply::{apply, encoder_outputs};
 pub use choice::{
-    CHAIN_MARGIN_NATS, CHAIN_MAX_FRAMES, ChainSummary, LinearRefit, LinearSummary, ModelKind, ModelSelection,
-    PostNonlinearSummary, TEMPORAL_MAX_BLOCKS, TemporalSummary, VaeScore,
+    CHAIN_MARGIN_NATS, CHAIN_MAX_FRAMES, ChainSummary, EncoderStart, EncoderSummary, LinearRefit, LinearSummary,
+    ModelKind, ModelSelection, PostNonlinearSummary, TEMPORAL_MAX_BLOCKS, TemporalSummary, VaeScore,
 };
 pub use config::{
     DEFAULT_MAX_TRAIN_FRAMES, MIN_TRAIN_FRAMES, ModelChoice, PriorChoice, SeparateConfig, SeparateParams, SourceCount,
